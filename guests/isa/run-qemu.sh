@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Differential reference: run every guests/isa/*.elf under QEMU's spike machine (which has HTIF)
+# and print PASS/FAIL per program. QEMU exits with the HTIF code (0 = pass, N = case N failed).
+set -euo pipefail
+cd "$(dirname "$0")"
+QEMU=${QEMU:-qemu-system-riscv64}
+status=0
+for elf in ${@:-*.elf}; do
+  set +e
+  timeout 10 "$QEMU" -M spike -bios none -kernel "$elf" -nographic -monitor none -serial none </dev/null >/dev/null 2>&1
+  rc=$?
+  set -e
+  if [ "$rc" -eq 0 ]; then
+    echo "PASS $elf"
+  elif [ "$rc" -eq 124 ]; then
+    echo "FAIL $elf (timeout)"; status=1
+  else
+    echo "FAIL $elf (case $rc)"; status=1
+  fi
+done
+exit $status
