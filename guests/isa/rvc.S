@@ -19,13 +19,16 @@
         mv      a5, a0
         li      a0, \v0
         li      a1, \v1
+        .option push
+        .option norvc
         \full
+        .option pop
         bne     a0, a5, fail
 .endm
 
         TEST_BEGIN
         la      sp, stack_top
-        .option rvc
+        .option rvc     /* c.* mnemonics need it; CMP_C keeps the 32-bit forms uncompressed */
         /* ---- quadrant 1 arithmetic */
         CMP_C 1, 5, 0, "c.addi a0, -7", "addi a0, a0, -7"
         CMP_C 2, 5, 0, "c.addi a0, 31", "addi a0, a0, 31"
@@ -147,7 +150,10 @@
         CASE 44                         /* a 32-bit jal landing on a 2-byte aligned address */
         .balign 4
         c.nop
+        .option push
+        .option norvc
         jal     ra, 1f                  /* at pc = 4k+2 */
+        .option pop
 2:      j       fail
 1:      la      a2, 2b
         CHECKR  ra, a2
