@@ -32,6 +32,8 @@ export const H_EXTIRQ: usize = HART + 0x238; // external lines: bit 9 SEIP, bit 
 export const H_WFI: usize = HART + 0x240; // 1 while stopped in WFI
 export const H_FFLAGS: usize = HART + 0x248; // accrued exception flags (fcsr[4:0])
 export const H_FRM: usize = HART + 0x250; // dynamic rounding mode (fcsr[7:5])
+export const H_LASTINSN: usize = HART + 0x260; // the last instruction run() executed (for --trace)
+export const H_ICOUNT_ACC: usize = HART + 0x258; // instructions not yet turned into mtime ticks
 // CSR storage: one u64 per CSR number, indexed directly (csr.ts owns the meaning).
 export const CSRS: usize = HART + 0x1000;
 export const HART_END: usize = CSRS + 4096 * 8;

@@ -1,0 +1,373 @@
+// Control and status registers (privileged spec chapters 2, 3, 4; Zicsr, Zicntr, Sstc).
+//
+// CSRs are a table, in the manner of QEMU's target/riscv/csr.c: every CSR number has a
+// kind (absent, plain storage, or "special" with side effects) and a write mask. Plain
+// CSRs live at CSRS + 8*number and need no code at all; the few with side effects or
+// derived values are handled in `readSpecial` / `writeSpecial`. The privilege and
+// read-only checks follow from the number itself (csr[9:8] = lowest privilege,
+// csr[11:10] == 3 = read-only), so the table only says what exists.
+
+import {
+  CSRS, CSR_WMASK, H_PRIV, H_MTIME, H_ICOUNT_ACC, H_MTIMECMP, H_INSTRET, H_FFLAGS, H_FRM, H_EXTIRQ, H_MSIP,
+} from "./layout";
+import { raiseTrap, CAUSE_ILLEGAL_INSTRUCTION } from "./trap";
+import { tlbFlushAll, updateTranslationContext } from "./mmu";
+
+// --- CSR numbers (names as in the privileged spec) ---
+export const CSR_FFLAGS: u32 = 0x001;
+export const CSR_FRM: u32 = 0x002;
+export const CSR_FCSR: u32 = 0x003;
+export const CSR_CYCLE: u32 = 0xc00;
+export const CSR_TIME: u32 = 0xc01;
+export const CSR_INSTRET: u32 = 0xc02;
+export const CSR_SSTATUS: u32 = 0x100;
+export const CSR_SIE: u32 = 0x104;
+export const CSR_STVEC: u32 = 0x105;
+export const CSR_SCOUNTEREN: u32 = 0x106;
+export const CSR_SENVCFG: u32 = 0x10a;
+export const CSR_SSCRATCH: u32 = 0x140;
+export const CSR_SEPC: u32 = 0x141;
+export const CSR_SCAUSE: u32 = 0x142;
+export const CSR_STVAL: u32 = 0x143;
+export const CSR_SIP: u32 = 0x144;
+export const CSR_STIMECMP: u32 = 0x14d;
+export const CSR_SATP: u32 = 0x180;
+export const CSR_MVENDORID: u32 = 0xf11;
+export const CSR_MARCHID: u32 = 0xf12;
+export const CSR_MIMPID: u32 = 0xf13;
+export const CSR_MHARTID: u32 = 0xf14;
+export const CSR_MCONFIGPTR: u32 = 0xf15;
+export const CSR_MSTATUS: u32 = 0x300;
+export const CSR_MISA: u32 = 0x301;
+export const CSR_MEDELEG: u32 = 0x302;
+export const CSR_MIDELEG: u32 = 0x303;
+export const CSR_MIE: u32 = 0x304;
+export const CSR_MTVEC: u32 = 0x305;
+export const CSR_MCOUNTEREN: u32 = 0x306;
+export const CSR_MENVCFG: u32 = 0x30a;
+export const CSR_MCOUNTINHIBIT: u32 = 0x320;
+export const CSR_MSCRATCH: u32 = 0x340;
+export const CSR_MEPC: u32 = 0x341;
+export const CSR_MCAUSE: u32 = 0x342;
+export const CSR_MTVAL: u32 = 0x343;
+export const CSR_MIP: u32 = 0x344;
+export const CSR_PMPCFG0: u32 = 0x3a0;
+export const CSR_PMPADDR0: u32 = 0x3b0;
+export const CSR_MCYCLE: u32 = 0xb00;
+export const CSR_MINSTRET: u32 = 0xb02;
+
+// --- mstatus fields ---
+export const MSTATUS_SIE: u64 = 1 << 1;
+export const MSTATUS_MIE: u64 = 1 << 3;
+export const MSTATUS_SPIE: u64 = 1 << 5;
+export const MSTATUS_UBE: u64 = 1 << 6;
+export const MSTATUS_MPIE: u64 = 1 << 7;
+export const MSTATUS_SPP: u64 = 1 << 8;
+export const MSTATUS_VS: u64 = 3 << 9;
+export const MSTATUS_MPP_SHIFT: u64 = 11;
+export const MSTATUS_MPP: u64 = 3 << 11;
+export const MSTATUS_FS_SHIFT: u64 = 13;
+export const MSTATUS_FS: u64 = 3 << 13;
+export const MSTATUS_XS: u64 = 3 << 15;
+export const MSTATUS_MPRV: u64 = 1 << 17;
+export const MSTATUS_SUM: u64 = 1 << 18;
+export const MSTATUS_MXR: u64 = 1 << 19;
+export const MSTATUS_TVM: u64 = 1 << 20;
+export const MSTATUS_TW: u64 = 1 << 21;
+export const MSTATUS_TSR: u64 = 1 << 22;
+export const MSTATUS_UXL: u64 = 3 << 32;
+export const MSTATUS_SXL: u64 = 3 << 34;
+export const MSTATUS_SD: u64 = 1 << 63;
+const MSTATUS_XL_64: u64 = (2 << 32) | (2 << 34);
+
+// FS is writable: the F and D extensions own the FP state (issue 3).
+const MSTATUS_WMASK: u64 = MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP |
+  MSTATUS_MPP | MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_TVM |
+  MSTATUS_TW | MSTATUS_TSR;
+export const SSTATUS_RMASK: u64 = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_UBE | MSTATUS_SPP |
+  MSTATUS_VS | MSTATUS_FS | MSTATUS_XS | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_UXL | MSTATUS_SD;
+const SSTATUS_WMASK: u64 = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_SUM |
+  MSTATUS_MXR;
+
+// --- interrupt bits (mip / mie) ---
+export const IRQ_SSI: u32 = 1;
+export const IRQ_MSI: u32 = 3;
+export const IRQ_STI: u32 = 5;
+export const IRQ_MTI: u32 = 7;
+export const IRQ_SEI: u32 = 9;
+export const IRQ_MEI: u32 = 11;
+export const MIP_SSIP: u64 = 1 << 1;
+export const MIP_MSIP: u64 = 1 << 3;
+export const MIP_STIP: u64 = 1 << 5;
+export const MIP_MTIP: u64 = 1 << 7;
+export const MIP_SEIP: u64 = 1 << 9;
+export const MIP_MEIP: u64 = 1 << 11;
+const S_INTERRUPTS: u64 = MIP_SSIP | MIP_STIP | MIP_SEIP;
+const ALL_INTERRUPTS: u64 = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP;
+
+export const MENVCFG_STCE: u64 = 1 << 63;
+export const MENVCFG_FIOM: u64 = 1;
+
+// misa: MXL = 2 (RV64), extensions A C D F I M S U.
+export const MISA_VALUE: u64 = (2 << 62) | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) |
+  (1 << 12) | (1 << 18) | (1 << 20);
+
+// --- the table ---
+const KIND_ABSENT: u8 = 0;
+const KIND_PLAIN: u8 = 1;
+const KIND_SPECIAL: u8 = 2;
+// The kind array lives just past the write masks.
+const CSR_KIND: usize = CSR_WMASK + 4096 * 8;
+
+@inline export function csrGet(num: u32): u64 {
+  return load<u64>(CSRS + (<usize>num << 3));
+}
+@inline export function csrSet(num: u32, v: u64): void {
+  store<u64>(CSRS + (<usize>num << 3), v);
+}
+@inline export function priv(): u64 {
+  return load<u64>(H_PRIV);
+}
+
+function define(num: u32, kind: u8, wmask: u64): void {
+  store<u8>(CSR_KIND + num, kind);
+  store<u64>(CSR_WMASK + (<usize>num << 3), wmask);
+}
+
+export function csrInit(): void {
+  memory.fill(CSR_KIND, 0, 4096);
+  const ALL: u64 = 0xffffffffffffffff;
+  // Floating point (valid only while mstatus.FS != Off).
+  define(CSR_FFLAGS, KIND_SPECIAL, 0x1f);
+  define(CSR_FRM, KIND_SPECIAL, 0x7);
+  define(CSR_FCSR, KIND_SPECIAL, 0xff);
+  // Zicntr / Zihpm user counters: read-only shadows, gated by [ms]counteren.
+  for (let n: u32 = CSR_CYCLE; n <= 0xc1f; n++) define(n, KIND_SPECIAL, 0);
+  // Supervisor
+  define(CSR_SSTATUS, KIND_SPECIAL, SSTATUS_WMASK);
+  define(CSR_SIE, KIND_SPECIAL, S_INTERRUPTS);
+  define(CSR_STVEC, KIND_SPECIAL, ALL);
+  define(CSR_SCOUNTEREN, KIND_PLAIN, 0xffffffff);
+  define(CSR_SENVCFG, KIND_PLAIN, MENVCFG_FIOM);
+  define(CSR_SSCRATCH, KIND_PLAIN, ALL);
+  define(CSR_SEPC, KIND_PLAIN, ~(<u64>1));
+  define(CSR_SCAUSE, KIND_PLAIN, ALL);
+  define(CSR_STVAL, KIND_PLAIN, ALL);
+  define(CSR_SIP, KIND_SPECIAL, MIP_SSIP);
+  define(CSR_STIMECMP, KIND_SPECIAL, ALL);
+  define(CSR_SATP, KIND_SPECIAL, ALL);
+  // Machine information (read-only zero, mhartid = 0)
+  define(CSR_MVENDORID, KIND_PLAIN, 0);
+  define(CSR_MARCHID, KIND_PLAIN, 0);
+  define(CSR_MIMPID, KIND_PLAIN, 0);
+  define(CSR_MHARTID, KIND_PLAIN, 0);
+  define(CSR_MCONFIGPTR, KIND_PLAIN, 0);
+  // Machine trap setup and handling
+  define(CSR_MSTATUS, KIND_SPECIAL, MSTATUS_WMASK);
+  define(CSR_MISA, KIND_PLAIN, 0); // WARL, not writable here
+  // medeleg: every exception but ECALL from M (11) and the reserved 10 and 14.
+  define(CSR_MEDELEG, KIND_PLAIN, 0xb3ff);
+  define(CSR_MIDELEG, KIND_SPECIAL, S_INTERRUPTS);
+  define(CSR_MIE, KIND_SPECIAL, ALL_INTERRUPTS);
+  define(CSR_MTVEC, KIND_SPECIAL, ALL);
+  define(CSR_MCOUNTEREN, KIND_PLAIN, 0xffffffff);
+  define(CSR_MENVCFG, KIND_SPECIAL, MENVCFG_STCE | MENVCFG_FIOM);
+  define(CSR_MCOUNTINHIBIT, KIND_PLAIN, 0);
+  for (let n: u32 = 0x323; n <= 0x33f; n++) define(n, KIND_PLAIN, 0); // mhpmevent3..31
+  define(CSR_MSCRATCH, KIND_PLAIN, ALL);
+  define(CSR_MEPC, KIND_PLAIN, ~(<u64>1));
+  define(CSR_MCAUSE, KIND_PLAIN, ALL);
+  define(CSR_MTVAL, KIND_PLAIN, ALL);
+  define(CSR_MIP, KIND_SPECIAL, S_INTERRUPTS);
+  // PMP: held as WARL registers, not enforced. RV64 has only the even pmpcfg registers;
+  // the two WIRI bits of each cfg byte (bits 5 and 6) read zero.
+  for (let i: u32 = 0; i < 16; i += 2) define(CSR_PMPCFG0 + i, KIND_PLAIN, 0x9f9f9f9f9f9f9f9f);
+  for (let i: u32 = 0; i < 64; i++) define(CSR_PMPADDR0 + i, KIND_PLAIN, 0x3fffffffffffff);
+  // Machine counters: mcycle/minstret live, mhpmcounter3..31 read-only zero.
+  define(CSR_MCYCLE, KIND_SPECIAL, ALL);
+  define(CSR_MINSTRET, KIND_SPECIAL, ALL);
+  for (let n: u32 = 0xb03; n <= 0xb1f; n++) define(n, KIND_PLAIN, 0);
+}
+
+// Resets the CSR values (not the table) to their reset state.
+export function csrReset(): void {
+  memory.fill(CSRS, 0, 4096 * 8);
+  csrSet(CSR_MISA, MISA_VALUE);
+  csrSet(CSR_MSTATUS, MSTATUS_XL_64);
+}
+
+// --- derived state the hart uses ---
+
+// Instructions retired inside the current chunk but not yet added to H_INSTRET
+// (the interpreter keeps that count in a local and publishes it before CSR access).
+export let g_instretPending: u64 = 0;
+// Deterministic time: mtime advances one tick every 2^shift instructions; -1 = host clock.
+export let g_icountShift: i32 = -1;
+
+export function setInstretPending(n: u64): void {
+  g_instretPending = n;
+}
+
+export function setIcountShift(shift: i32): void {
+  g_icountShift = shift;
+}
+
+@inline export function instretNow(): u64 {
+  return load<u64>(H_INSTRET) + g_instretPending;
+}
+
+export function mtimeNow(): u64 {
+  const t = load<u64>(H_MTIME);
+  if (g_icountShift >= 0) {
+    return t + ((load<u64>(H_ICOUNT_ACC) + g_instretPending) >> <u64>g_icountShift);
+  }
+  return t;
+}
+
+// The effective mip: software-writable bits plus the lines wired to the hart.
+export function mipValue(): u64 {
+  let mip = csrGet(CSR_MIP) & (MIP_SSIP | MIP_SEIP | MIP_STIP);
+  const now = mtimeNow();
+  const menvcfg = csrGet(CSR_MENVCFG);
+  if (menvcfg & MENVCFG_STCE) {
+    mip &= ~MIP_STIP;
+    if (now >= csrGet(CSR_STIMECMP)) mip |= MIP_STIP;
+  }
+  if (now >= load<u64>(H_MTIMECMP)) mip |= MIP_MTIP;
+  if (load<u64>(H_MSIP) & 1) mip |= MIP_MSIP;
+  mip |= load<u64>(H_EXTIRQ) & (MIP_SEIP | MIP_MEIP);
+  return mip;
+}
+
+export function mstatusValue(): u64 {
+  let s = csrGet(CSR_MSTATUS);
+  if ((s & MSTATUS_FS) == MSTATUS_FS) s |= MSTATUS_SD;
+  return s;
+}
+
+// --- access from the guest ---
+
+// Counter CSRs are readable below M only where mcounteren (and, for U, scounteren) allow.
+function counterAllowed(num: u32, p: u64): bool {
+  const bit: u64 = <u64>1 << <u64>(num & 31);
+  if (p < 3 && (csrGet(CSR_MCOUNTEREN) & bit) == 0) return false;
+  if (p == 0 && (csrGet(CSR_SCOUNTEREN) & bit) == 0) return false;
+  return true;
+}
+
+// Checks whether the current privilege may access CSR `num`; raises illegal-instruction if not.
+export function csrCheck(num: u32, write: bool, insn: u32): bool {
+  const kind = load<u8>(CSR_KIND + num);
+  const p = priv();
+  if (kind == KIND_ABSENT || p < <u64>((num >> 8) & 3) || (write && (num >> 10) == 3)) {
+    raiseTrap(CAUSE_ILLEGAL_INSTRUCTION, insn);
+    return false;
+  }
+  if (num <= CSR_FCSR && (csrGet(CSR_MSTATUS) & MSTATUS_FS) == 0) {
+    raiseTrap(CAUSE_ILLEGAL_INSTRUCTION, insn);
+    return false;
+  }
+  if (num >= CSR_CYCLE && num <= 0xc1f && !counterAllowed(num, p)) {
+    raiseTrap(CAUSE_ILLEGAL_INSTRUCTION, insn);
+    return false;
+  }
+  if (num == CSR_SATP && p == 1 && (csrGet(CSR_MSTATUS) & MSTATUS_TVM)) {
+    raiseTrap(CAUSE_ILLEGAL_INSTRUCTION, insn);
+    return false;
+  }
+  if (num == CSR_STIMECMP && p == 1 &&
+      ((csrGet(CSR_MENVCFG) & MENVCFG_STCE) == 0 || (csrGet(CSR_MCOUNTEREN) & 2) == 0)) {
+    raiseTrap(CAUSE_ILLEGAL_INSTRUCTION, insn);
+    return false;
+  }
+  return true;
+}
+
+export function csrRead(num: u32): u64 {
+  if (load<u8>(CSR_KIND + num) != KIND_SPECIAL) return csrGet(num);
+  switch (num) {
+    case CSR_FFLAGS: return load<u64>(H_FFLAGS);
+    case CSR_FRM: return load<u64>(H_FRM);
+    case CSR_FCSR: return (load<u64>(H_FRM) << 5) | load<u64>(H_FFLAGS);
+    case CSR_CYCLE: case CSR_MCYCLE: return instretNow() + csrGet(CSR_MCYCLE);
+    case CSR_INSTRET: case CSR_MINSTRET: return instretNow();
+    case CSR_TIME: return mtimeNow();
+    case CSR_SSTATUS: return mstatusValue() & SSTATUS_RMASK;
+    case CSR_MSTATUS: return mstatusValue();
+    case CSR_SIE: return csrGet(CSR_MIE) & csrGet(CSR_MIDELEG);
+    case CSR_SIP: return mipValue() & csrGet(CSR_MIDELEG);
+    case CSR_MIP: return mipValue();
+    default: return csrGet(num); // hpmcounters (zero), stvec, mtvec, satp, stimecmp, ...
+  }
+}
+
+// Writes CSR `num` (already checked). Returns true when the write may change pending
+// interrupts or address translation, so the hart must re-evaluate before going on.
+export function csrWrite(num: u32, v: u64): bool {
+  const mask = load<u64>(CSR_WMASK + (<usize>num << 3));
+  if (load<u8>(CSR_KIND + num) != KIND_SPECIAL) {
+    csrSet(num, (csrGet(num) & ~mask) | (v & mask));
+    return false;
+  }
+  switch (num) {
+    case CSR_FFLAGS: store<u64>(H_FFLAGS, v & 0x1f); markFsDirty(); return false;
+    case CSR_FRM: store<u64>(H_FRM, v & 7); markFsDirty(); return false;
+    case CSR_FCSR:
+      store<u64>(H_FFLAGS, v & 0x1f);
+      store<u64>(H_FRM, (v >> 5) & 7);
+      markFsDirty();
+      return false;
+    case CSR_MCYCLE: csrSet(CSR_MCYCLE, v - instretNow()); return false;
+    case CSR_MINSTRET: store<u64>(H_INSTRET, v - g_instretPending); return false;
+    case CSR_MSTATUS: writeMstatus(v, MSTATUS_WMASK); return true;
+    case CSR_SSTATUS: writeMstatus(v, SSTATUS_WMASK); return true;
+    case CSR_MIE: csrSet(CSR_MIE, v & mask); return true;
+    case CSR_SIE: {
+      const m = mask & csrGet(CSR_MIDELEG);
+      csrSet(CSR_MIE, (csrGet(CSR_MIE) & ~m) | (v & m));
+      return true;
+    }
+    case CSR_MIP: {
+      // STIP is writable by M only while Sstc does not drive it.
+      let m = mask;
+      if (csrGet(CSR_MENVCFG) & MENVCFG_STCE) m &= ~MIP_STIP;
+      csrSet(CSR_MIP, (csrGet(CSR_MIP) & ~m) | (v & m));
+      return true;
+    }
+    case CSR_SIP: {
+      const m = mask & csrGet(CSR_MIDELEG);
+      csrSet(CSR_MIP, (csrGet(CSR_MIP) & ~m) | (v & m));
+      return true;
+    }
+    case CSR_MIDELEG: csrSet(CSR_MIDELEG, v & mask); return true;
+    case CSR_MTVEC: case CSR_STVEC:
+      // Modes 2 and 3 are reserved: the write is ignored, as QEMU does.
+      if ((v & 3) < 2) csrSet(num, v);
+      return false;
+    case CSR_MENVCFG: csrSet(CSR_MENVCFG, v & mask); return true;
+    case CSR_STIMECMP: csrSet(CSR_STIMECMP, v); return true;
+    case CSR_SATP: {
+      // Bare, Sv39 and Sv48; any other mode leaves satp unchanged (priv spec 4.1.11).
+      const mode = v >> 60;
+      if (mode != 0 && mode != 8 && mode != 9) return false;
+      // ASID is 16 bits wide; PPN covers the physical address space (44 bits).
+      csrSet(CSR_SATP, v & 0xf000ffffffffffff);
+      tlbFlushAll();
+      return true;
+    }
+    default:
+      return false; // read-only counters
+  }
+}
+
+function writeMstatus(v: u64, mask: u64): void {
+  let next = (csrGet(CSR_MSTATUS) & ~mask) | (v & mask);
+  // MPP is WARL over {U, S, M}: the reserved value 2 reads back as U.
+  if (((next >> MSTATUS_MPP_SHIFT) & 3) == 2) next &= ~MSTATUS_MPP;
+  csrSet(CSR_MSTATUS, (next & ~(MSTATUS_UXL | MSTATUS_SXL | MSTATUS_SD)) | MSTATUS_XL_64);
+  updateTranslationContext();
+}
+
+@inline export function markFsDirty(): void {
+  csrSet(CSR_MSTATUS, csrGet(CSR_MSTATUS) | MSTATUS_FS);
+}

@@ -1,0 +1,540 @@
+// The hart: fetch, decode and execute RV64IMAC + Zicsr + Zifencei (+ F/D through fpu.ts).
+// Unprivileged spec chapters 2 (RV32I), 5 (RV64I), 7 (M), 8 (A), 16 (C); privileged spec
+// chapter 3 for the SYSTEM instructions.
+//
+// Layout, as DESIGN.md section 2 recommends: one large `run` function with pc and counters
+// in locals and registers at fixed linear-memory addresses; a `switch` on the major opcode;
+// memory accesses through a software TLB whose hit path is one compare (mmu.ts holds the
+// miss path). Compressed instructions are expanded through a table (rvc.ts) and then
+// executed as their 32-bit equivalents, so each instruction's semantics exist once.
+//
+// How an instruction ends:
+//  - normally: pc = npc;
+//  - with an exception: the unit sets g_status = ST_TRAP; nothing was written; trap entry;
+//  - with ST_EXIT (a not-yet-restored page): nothing was written; run() returns to the
+//    host with pc still at the instruction, which re-executes when the host calls back;
+//  - with ST_EVENT (e.g. a store to tohost or a CLINT register): the instruction completed,
+//    and the chunk ends so interrupts and exits are looked at before the next one.
+// The basic block is the natural unit for a later WebAssembly JIT (docs/ARCHITECTURE.md).
+
+import {
+  XREG, H_PC, H_LASTINSN, H_PRIV, H_RESV, H_INSTRET, H_WFI, H_MTIME, H_MTIMECMP, H_ICOUNT_ACC, CEXP, TLB_LOAD,
+  TLB_STORE, FREG,
+} from "./layout";
+import {
+  csrCheck, csrRead, csrWrite, csrGet, setInstretPending, g_icountShift, markFsDirty,
+  CSR_MSTATUS, CSR_MENVCFG, CSR_STIMECMP, MSTATUS_TSR, MSTATUS_TW, MSTATUS_TVM, MSTATUS_FS,
+  MENVCFG_STCE,
+} from "./csr";
+import {
+  g_status, g_cause, g_tval, g_exitReason, ST_OK, ST_TRAP, ST_EXIT, ST_EVENT, EXIT_SLICE,
+  EXIT_WFI, raiseTrap, setExitReason, takeTrap, clearStatus, pendingInterrupt, wfiWakeup, trapReturnM,
+  trapReturnS, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT, CAUSE_USER_ECALL,
+  CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
+} from "./trap";
+import {
+  tlbEntry, loadSlow, storeSlow, fetchParcel, amoAddress, tlbFlushAll, g_fetchVpn, g_fetchHost,
+  g_loadCtx, g_storeCtx, ACCESS_LOAD, ACCESS_STORE,
+} from "./mmu";
+
+@inline function xr(i: u32): u64 {
+  return load<u64>(XREG + (<usize>i << 3));
+}
+@inline function xw(i: u32, v: u64): void {
+  store<u64>(XREG + (<usize>i << 3), v);
+}
+@inline function sx32(v: u64): u64 {
+  return <u64><i64><i32><u32>v;
+}
+
+// Loads of T (u8, u16, u32, u64), zero-extended; the hit path is one tag compare.
+@inline function ld<T>(va: u64): u64 {
+  const vpn = va >> 12;
+  const e = tlbEntry(TLB_LOAD, vpn);
+  const off = <usize>(<u32>va & 0xfff);
+  if (load<u64>(e) == (vpn | g_loadCtx) && off <= 4096 - sizeof<T>()) {
+    return <u64>load<T>(<usize>load<u32>(e, 8) + off);
+  }
+  return loadSlow(va, <i32>sizeof<T>());
+}
+
+@inline function st<T>(va: u64, v: u64): void {
+  const vpn = va >> 12;
+  const e = tlbEntry(TLB_STORE, vpn);
+  const off = <usize>(<u32>va & 0xfff);
+  if (load<u64>(e) == (vpn | g_storeCtx) && off <= 4096 - sizeof<T>()) {
+    store<T>(<usize>load<u32>(e, 8) + off, <T>v);
+    return;
+  }
+  storeSlow(va, <i32>sizeof<T>(), v);
+}
+
+// High 64 bits of the unsigned 128-bit product.
+function mulhu(a: u64, b: u64): u64 {
+  const a0 = a & 0xffffffff, a1 = a >> 32, b0 = b & 0xffffffff, b1 = b >> 32;
+  const p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+  const mid = (p00 >> 32) + (p01 & 0xffffffff) + (p10 & 0xffffffff);
+  return p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+}
+
+// The AMO operations (funct5) on values already loaded; `w` selects 32-bit semantics.
+function amoCompute(f5: u32, a: u64, b: u64, w: bool): u64 {
+  switch (f5) {
+    case 0x01: return b; // AMOSWAP
+    case 0x00: return a + b; // AMOADD
+    case 0x04: return a ^ b; // AMOXOR
+    case 0x0c: return a & b; // AMOAND
+    case 0x08: return a | b; // AMOOR
+    case 0x10: // AMOMIN
+      if (w) return <i32>a < <i32>b ? a : b;
+      return <i64>a < <i64>b ? a : b;
+    case 0x14: // AMOMAX
+      if (w) return <i32>a > <i32>b ? a : b;
+      return <i64>a > <i64>b ? a : b;
+    case 0x18: // AMOMINU
+      if (w) return <u32>a < <u32>b ? a : b;
+      return a < b ? a : b;
+    default: // 0x1c AMOMAXU
+      if (w) return <u32>a > <u32>b ? a : b;
+      return a > b ? a : b;
+  }
+}
+
+@inline function fpOff(): bool {
+  return (csrGet(CSR_MSTATUS) & MSTATUS_FS) == 0;
+}
+
+// The next timer deadline in mtime ticks (for icount mode and for the host's WFI sleep).
+export function nextTimerDeadline(): u64 {
+  let d = load<u64>(H_MTIMECMP);
+  if (csrGet(CSR_MENVCFG) & MENVCFG_STCE) {
+    const s = csrGet(CSR_STIMECMP);
+    if (s < d) d = s;
+  }
+  return d;
+}
+
+// Runs at most `maxInsns` instructions; returns an exit reason (trap.ts EXIT_*).
+export function run(maxInsns: i32): i32 {
+  clearStatus();
+  setExitReason(EXIT_SLICE);
+  let pc = load<u64>(H_PC);
+  if (load<u64>(H_WFI) != 0) {
+    if (!wfiWakeup()) return EXIT_WFI;
+    store<u64>(H_WFI, 0);
+  }
+  let remaining = maxInsns;
+  let exit = false;
+  let lastRaw: u32 = 0;
+  while (remaining > 0 && !exit) {
+    const irq = pendingInterrupt();
+    if (irq != 0) pc = takeTrap(irq, 0, pc);
+
+    // In deterministic time, end the chunk exactly when the next timer deadline passes.
+    let limit = remaining;
+    const shift = g_icountShift;
+    if (shift >= 0) {
+      const now = load<u64>(H_MTIME);
+      const deadline = nextTimerDeadline();
+      if (deadline > now) {
+        const ticks = deadline - now;
+        if (ticks < (<u64>1 << <u64>(31 - shift))) {
+          const need = <i64>(ticks << <u64>shift) - <i64>load<u64>(H_ICOUNT_ACC);
+          if (need < <i64>limit) limit = need < 1 ? 1 : <i32>need;
+        }
+      }
+    }
+
+    let n: i32 = 0;
+    let traps: i32 = 0;
+    let fetchVpn: u64 = -1;
+    let fetchHost: usize = 0;
+    while (n < limit) {
+      n++;
+      store<u64>(XREG, 0);
+      // --- fetch ---
+      let insn: u32;
+      let raw: u32;
+      let ilen: u64;
+      const off = <usize>(<u32>pc & 0xfff);
+      if ((pc >> 12) == fetchVpn && off != 0xffe) {
+        raw = load<u32>(fetchHost + off);
+      } else {
+        raw = fetchParcel(pc);
+        if (g_status == ST_OK && (raw & 3) == 3) raw |= fetchParcel(pc + 2) << 16;
+        if (g_status != ST_OK) {
+          if (g_status == ST_EXIT) { n--; exit = true; break; }
+          pc = takeTrap(g_cause, g_tval, pc);
+          clearStatus();
+          traps++;
+          fetchVpn = -1;
+          continue;
+        }
+        if (g_fetchVpn == (pc >> 12)) { fetchVpn = g_fetchVpn; fetchHost = g_fetchHost; }
+      }
+      if ((raw & 3) != 3) {
+        raw &= 0xffff;
+        insn = load<u32>(CEXP + (<usize>raw << 2));
+        ilen = 2;
+      } else {
+        insn = raw;
+        ilen = 4;
+      }
+      lastRaw = raw;
+      let npc = pc + ilen;
+      const rd = (insn >> 7) & 31;
+      const rs1 = (insn >> 15) & 31;
+      const rs2 = (insn >> 20) & 31;
+      const f3 = (insn >> 12) & 7;
+      let bad = false; // illegal instruction
+
+      // --- execute ---
+      switch (insn & 0x7f) {
+        case 0x03: { // LOAD
+          const a = xr(rs1) + <u64>(<i32>insn >> 20);
+          let v: u64;
+          switch (f3) {
+            case 0: v = <u64><i64><i8><u8>ld<u8>(a); break;
+            case 1: v = <u64><i64><i16><u16>ld<u16>(a); break;
+            case 2: v = sx32(ld<u32>(a)); break;
+            case 3: v = ld<u64>(a); break;
+            case 4: v = ld<u8>(a); break;
+            case 5: v = ld<u16>(a); break;
+            case 6: v = ld<u32>(a); break;
+            default: bad = true; v = 0;
+          }
+          if (g_status == ST_OK && !bad) xw(rd, v);
+          break;
+        }
+        case 0x23: { // STORE
+          const imm = ((<i32>insn >> 25) << 5) | <i32>((insn >> 7) & 31);
+          const a = xr(rs1) + <u64>imm;
+          const v = xr(rs2);
+          switch (f3) {
+            case 0: st<u8>(a, v); break;
+            case 1: st<u16>(a, v); break;
+            case 2: st<u32>(a, v); break;
+            case 3: st<u64>(a, v); break;
+            default: bad = true;
+          }
+          break;
+        }
+        case 0x13: { // OP-IMM
+          const imm = <u64>(<i32>insn >> 20);
+          const a = xr(rs1);
+          switch (f3) {
+            case 0: xw(rd, a + imm); break; // ADDI
+            case 2: xw(rd, <i64>a < <i64>imm ? 1 : 0); break; // SLTI
+            case 3: xw(rd, a < imm ? 1 : 0); break; // SLTIU
+            case 4: xw(rd, a ^ imm); break; // XORI
+            case 6: xw(rd, a | imm); break; // ORI
+            case 7: xw(rd, a & imm); break; // ANDI
+            case 1: // SLLI
+              if ((insn >> 26) != 0) bad = true;
+              else xw(rd, a << (imm & 63));
+              break;
+            default: { // SRLI / SRAI
+              const f6 = insn >> 26;
+              if (f6 == 0) xw(rd, a >> (imm & 63));
+              else if (f6 == 0x10) xw(rd, <u64>(<i64>a >> <i64>(imm & 63)));
+              else bad = true;
+            }
+          }
+          break;
+        }
+        case 0x1b: { // OP-IMM-32
+          const a = <u32>xr(rs1);
+          const sh = rs2;
+          const f7 = insn >> 25;
+          if (f3 == 0) xw(rd, sx32(a + <u32>(<i32>insn >> 20))); // ADDIW
+          else if (f3 == 1 && f7 == 0) xw(rd, sx32(a << sh)); // SLLIW
+          else if (f3 == 5 && f7 == 0) xw(rd, sx32(a >> sh)); // SRLIW
+          else if (f3 == 5 && f7 == 0x20) xw(rd, <u64><i64>(<i32>a >> sh)); // SRAIW
+          else bad = true;
+          break;
+        }
+        case 0x33: { // OP
+          const a = xr(rs1), b = xr(rs2);
+          const f7 = insn >> 25;
+          if (f7 == 0) {
+            switch (f3) {
+              case 0: xw(rd, a + b); break;
+              case 1: xw(rd, a << (b & 63)); break;
+              case 2: xw(rd, <i64>a < <i64>b ? 1 : 0); break;
+              case 3: xw(rd, a < b ? 1 : 0); break;
+              case 4: xw(rd, a ^ b); break;
+              case 5: xw(rd, a >> (b & 63)); break;
+              case 6: xw(rd, a | b); break;
+              default: xw(rd, a & b);
+            }
+          } else if (f7 == 0x20) {
+            if (f3 == 0) xw(rd, a - b); // SUB
+            else if (f3 == 5) xw(rd, <u64>(<i64>a >> <i64>(b & 63))); // SRA
+            else bad = true;
+          } else if (f7 == 1) { // M extension
+            switch (f3) {
+              case 0: xw(rd, a * b); break; // MUL
+              case 1: { // MULH
+                let h = mulhu(a, b);
+                if (<i64>a < 0) h -= b;
+                if (<i64>b < 0) h -= a;
+                xw(rd, h);
+                break;
+              }
+              case 2: { // MULHSU
+                let h = mulhu(a, b);
+                if (<i64>a < 0) h -= b;
+                xw(rd, h);
+                break;
+              }
+              case 3: xw(rd, mulhu(a, b)); break; // MULHU
+              case 4: // DIV
+                if (b == 0) xw(rd, -1);
+                else if (a == 0x8000000000000000 && b == <u64>-1) xw(rd, a);
+                else xw(rd, <u64>(<i64>a / <i64>b));
+                break;
+              case 5: xw(rd, b == 0 ? <u64>-1 : a / b); break; // DIVU
+              case 6: // REM
+                if (b == 0) xw(rd, a);
+                else if (a == 0x8000000000000000 && b == <u64>-1) xw(rd, 0);
+                else xw(rd, <u64>(<i64>a % <i64>b));
+                break;
+              default: xw(rd, b == 0 ? a : a % b); // REMU
+            }
+          } else bad = true;
+          break;
+        }
+        case 0x3b: { // OP-32
+          const a = <u32>xr(rs1), b = <u32>xr(rs2);
+          const f7 = insn >> 25;
+          if (f7 == 0) {
+            if (f3 == 0) xw(rd, sx32(a + b));
+            else if (f3 == 1) xw(rd, sx32(a << (b & 31)));
+            else if (f3 == 5) xw(rd, sx32(a >> (b & 31)));
+            else bad = true;
+          } else if (f7 == 0x20) {
+            if (f3 == 0) xw(rd, sx32(a - b));
+            else if (f3 == 5) xw(rd, <u64><i64>(<i32>a >> <i32>(b & 31)));
+            else bad = true;
+          } else if (f7 == 1) {
+            switch (f3) {
+              case 0: xw(rd, sx32(a * b)); break; // MULW
+              case 4: // DIVW
+                if (b == 0) xw(rd, -1);
+                else if (a == 0x80000000 && b == 0xffffffff) xw(rd, sx32(a));
+                else xw(rd, <u64><i64>(<i32>a / <i32>b));
+                break;
+              case 5: xw(rd, b == 0 ? <u64>-1 : sx32(a / b)); break; // DIVUW
+              case 6: // REMW
+                if (b == 0) xw(rd, sx32(a));
+                else if (a == 0x80000000 && b == 0xffffffff) xw(rd, 0);
+                else xw(rd, <u64><i64>(<i32>a % <i32>b));
+                break;
+              case 7: xw(rd, b == 0 ? sx32(a) : sx32(a % b)); break; // REMUW
+              default: bad = true;
+            }
+          } else bad = true;
+          break;
+        }
+        case 0x37: xw(rd, <u64><i64><i32>(insn & 0xfffff000)); break; // LUI
+        case 0x17: xw(rd, pc + <u64><i64><i32>(insn & 0xfffff000)); break; // AUIPC
+        case 0x6f: { // JAL
+          const imm = (((<i32>insn >> 31) << 20) | <i32>(((insn >> 12) & 0xff) << 12) |
+            <i32>(((insn >> 20) & 1) << 11) | <i32>(((insn >> 21) & 0x3ff) << 1));
+          xw(rd, npc);
+          npc = pc + <u64>imm;
+          break;
+        }
+        case 0x67: { // JALR
+          if (f3 != 0) { bad = true; break; }
+          const target = (xr(rs1) + <u64>(<i32>insn >> 20)) & ~(<u64>1);
+          xw(rd, npc);
+          npc = target;
+          break;
+        }
+        case 0x63: { // BRANCH
+          const a = xr(rs1), b = xr(rs2);
+          let taken: bool;
+          switch (f3) {
+            case 0: taken = a == b; break;
+            case 1: taken = a != b; break;
+            case 4: taken = <i64>a < <i64>b; break;
+            case 5: taken = <i64>a >= <i64>b; break;
+            case 6: taken = a < b; break;
+            case 7: taken = a >= b; break;
+            default: taken = false; bad = true;
+          }
+          if (taken) {
+            const imm = ((<i32>insn >> 31) << 12) | <i32>(((insn >> 7) & 1) << 11) |
+              <i32>(((insn >> 25) & 0x3f) << 5) | <i32>(((insn >> 8) & 0xf) << 1);
+            npc = pc + <u64>imm;
+          }
+          break;
+        }
+        case 0x0f: // MISC-MEM: FENCE and FENCE.I (one hart, no caches to keep coherent)
+          if (f3 > 1) bad = true;
+          break;
+        case 0x2f: { // AMO
+          if (f3 != 2 && f3 != 3) { bad = true; break; }
+          const f5 = insn >> 27;
+          const w = f3 == 2;
+          const a = xr(rs1);
+          const align: u64 = w ? 3 : 7;
+          if (f5 == 0x02) { // LR
+            if (rs2 != 0) { bad = true; break; }
+            if (a & align) { raiseTrap(CAUSE_MISALIGNED_LOAD, a); break; }
+            const h = amoAddress(a, ACCESS_LOAD);
+            if (g_status != ST_OK) break;
+            xw(rd, w ? sx32(load<u32>(h)) : load<u64>(h));
+            store<u64>(H_RESV, a);
+          } else if (f5 == 0x03) { // SC
+            if (a & align) { raiseTrap(CAUSE_MISALIGNED_STORE, a); break; }
+            const h = amoAddress(a, ACCESS_STORE);
+            if (g_status != ST_OK) break;
+            if (load<u64>(H_RESV) == a) {
+              if (w) store<u32>(h, <u32>xr(rs2));
+              else store<u64>(h, xr(rs2));
+              xw(rd, 0);
+            } else {
+              xw(rd, 1);
+            }
+            store<u64>(H_RESV, -1);
+          } else {
+            if (f5 != 0x00 && f5 != 0x01 && f5 != 0x04 && f5 != 0x08 && f5 != 0x0c &&
+                f5 != 0x10 && f5 != 0x14 && f5 != 0x18 && f5 != 0x1c) { bad = true; break; }
+            if (a & align) { raiseTrap(CAUSE_MISALIGNED_STORE, a); break; }
+            const h = amoAddress(a, ACCESS_STORE);
+            if (g_status != ST_OK) break;
+            const b = xr(rs2);
+            if (w) {
+              const old = sx32(load<u32>(h));
+              store<u32>(h, <u32>amoCompute(f5, old, sx32(b), true));
+              xw(rd, old);
+            } else {
+              const old = load<u64>(h);
+              store<u64>(h, amoCompute(f5, old, b, false));
+              xw(rd, old);
+            }
+          }
+          break;
+        }
+        case 0x73: { // SYSTEM
+          const p = load<u64>(H_PRIV);
+          if (f3 == 0) {
+            if (insn == 0x00000073) { // ECALL
+              raiseTrap(CAUSE_USER_ECALL + p, 0);
+            } else if (insn == 0x00100073) { // EBREAK
+              raiseTrap(CAUSE_BREAKPOINT, pc);
+            } else if (insn == 0x30200073) { // MRET
+              if (p != 3) { bad = true; break; }
+              npc = trapReturnM();
+              limit = n;
+            } else if (insn == 0x10200073) { // SRET
+              if (p == 0 || (p == 1 && (csrGet(CSR_MSTATUS) & MSTATUS_TSR) != 0)) { bad = true; break; }
+              npc = trapReturnS();
+              limit = n;
+            } else if (insn == 0x10500073) { // WFI
+              if (p == 0 || (p == 1 && (csrGet(CSR_MSTATUS) & MSTATUS_TW) != 0)) { bad = true; break; }
+              if (!wfiWakeup()) {
+                store<u64>(H_WFI, 1);
+                setExitReason(EXIT_WFI);
+                exit = true;
+                limit = n;
+              }
+            } else if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
+              if (p == 0 || (p == 1 && (csrGet(CSR_MSTATUS) & MSTATUS_TVM) != 0)) { bad = true; break; }
+              tlbFlushAll();
+              limit = n;
+            } else {
+              bad = true;
+            }
+            break;
+          }
+          if (f3 == 4) { bad = true; break; }
+          // Zicsr: CSRRW, CSRRS, CSRRC and their immediate forms.
+          const csr = insn >> 20;
+          const src: u64 = f3 >= 5 ? <u64>rs1 : xr(rs1);
+          const op = f3 & 3;
+          const writes = op == 1 || rs1 != 0;
+          setInstretPending(<u64>(n - 1 - traps));
+          if (!csrCheck(csr, writes, raw)) break;
+          const old = csrRead(csr);
+          if (writes) {
+            const v = op == 1 ? src : op == 2 ? (old | src) : (old & ~src);
+            if (csrWrite(csr, v)) limit = n;
+          }
+          setInstretPending(0);
+          xw(rd, old);
+          break;
+        }
+        case 0x07: { // LOAD-FP: FLW, FLD
+          if (fpOff() || (f3 != 2 && f3 != 3)) { bad = true; break; }
+          const a = xr(rs1) + <u64>(<i32>insn >> 20);
+          if (f3 == 2) {
+            const v = ld<u32>(a);
+            if (g_status != ST_OK) break;
+            store<u64>(FREG + (<usize>rd << 3), v | 0xffffffff00000000);
+          } else {
+            const v = ld<u64>(a);
+            if (g_status != ST_OK) break;
+            store<u64>(FREG + (<usize>rd << 3), v);
+          }
+          markFsDirty();
+          break;
+        }
+        case 0x27: { // STORE-FP: FSW, FSD
+          if (fpOff() || (f3 != 2 && f3 != 3)) { bad = true; break; }
+          const imm = ((<i32>insn >> 25) << 5) | <i32>((insn >> 7) & 31);
+          const a = xr(rs1) + <u64>imm;
+          const v = load<u64>(FREG + (<usize>rs2 << 3));
+          if (f3 == 2) st<u32>(a, v);
+          else st<u64>(a, v);
+          break;
+        }
+        case 0x43: case 0x47: case 0x4b: case 0x4f: case 0x53: // FMADD.. / OP-FP
+          // F and D arithmetic arrive with fpu.ts (issue 3).
+          bad = true;
+          break;
+        default:
+          bad = true;
+      }
+
+      // --- complete ---
+      if (bad) raiseTrap(CAUSE_ILLEGAL_INSTRUCTION, raw);
+      if (g_status == ST_OK) {
+        pc = npc;
+        continue;
+      }
+      if (g_status == ST_TRAP) {
+        pc = takeTrap(g_cause, g_tval, pc);
+        traps++;
+        fetchVpn = -1;
+        limit = n; // privilege changed: re-evaluate interrupts and translation
+      } else if (g_status == ST_EXIT) {
+        n--; // did not execute; it runs again when the host calls back
+        exit = true;
+        break;
+      } else { // ST_EVENT: completed
+        pc = npc;
+        limit = n;
+        if (g_exitReason != EXIT_SLICE) exit = true;
+      }
+      clearStatus();
+    }
+    // Account for the chunk.
+    const retired = <u64>(n - traps);
+    store<u64>(H_INSTRET, load<u64>(H_INSTRET) + retired);
+    if (shift >= 0) {
+      const acc = load<u64>(H_ICOUNT_ACC) + <u64>n;
+      store<u64>(H_MTIME, load<u64>(H_MTIME) + (acc >> <u64>shift));
+      store<u64>(H_ICOUNT_ACC, acc & ((<u64>1 << <u64>shift) - 1));
+    }
+    remaining -= n;
+    if (g_status == ST_EXIT) break;
+  }
+  store<u64>(H_PC, pc);
+  store<u64>(XREG, 0);
+  store<u64>(H_LASTINSN, lastRaw);
+  const reason = g_exitReason;
+  return exit ? reason : EXIT_SLICE;
+}

@@ -1,0 +1,197 @@
+// The host's handle on the WebAssembly core (assembly/index.ts).
+//
+// Loads build/core.wasm, wires the MMIO imports to the machine's bus, and exposes guest RAM,
+// the page-state array and the reset ROM as typed-array views over the module's memory, so
+// the host reads and writes guest memory without copies.
+
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { RvmError } from "./errors.js";
+
+/** Exit reasons returned by `run` (assembly/trap.ts). */
+export const enum Exit {
+  Slice = 0,
+  Page = 1,
+  Wfi = 2,
+  Htif = 3,
+  Stop = 4,
+}
+
+/** Page-state bits, one byte per 4 KiB RAM page (assembly/layout.ts). */
+export const enum PageState {
+  NotRestored = 1,
+  Dirty = 2,
+  Disk = 4,
+  Watch = 8,
+  Accessed = 16,
+}
+
+export const RAM_BASE = 0x8000_0000;
+export const PAGE_SIZE = 4096;
+
+/** What devices on the bus implement: accesses of 1, 2 or 4 bytes at an offset. */
+export interface MmioHandler {
+  read(offset: number, size: number): number;
+  write(offset: number, size: number, value: number): void;
+}
+
+interface CoreExports {
+  memory: WebAssembly.Memory;
+  init(ramPages: number): number;
+  reset(): void;
+  run(maxInsns: number): number;
+  ramAddress(): number;
+  pagesAddress(): number;
+  romAddress(): number;
+  hartAddress(): number;
+  hartSize(): number;
+  getPc(): bigint;
+  setPc(pc: bigint): void;
+  getX(i: number): bigint;
+  setX(i: number, v: bigint): void;
+  getPriv(): number;
+  setPriv(p: number): void;
+  readCsr(num: number): bigint;
+  writeCsr(num: number, v: bigint): void;
+  lastInstruction(): number;
+  instret(): bigint;
+  inWfi(): number;
+  hartStateChanged(): void;
+  getMtime(): bigint;
+  setMtime(t: bigint): void;
+  timerDeadline(): bigint;
+  setIcount(shift: number): void;
+  setExternalInterrupts(lines: number): void;
+  mmioFault(): void;
+  requestStop(): void;
+  setHtif(tohost: bigint): void;
+  exitPage(): number;
+  pagesChanged(): void;
+  markClean(): void;
+  clearAccessed(): void;
+  storesChanged(): void;
+  markAllNotRestored(): void;
+}
+
+let compiled: WebAssembly.Module | undefined;
+
+function coreModule(): WebAssembly.Module {
+  if (!compiled) {
+    const url = new URL("../../build/core.wasm", import.meta.url);
+    const alt = new URL("../build/core.wasm", import.meta.url);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(fileURLToPath(url));
+    } catch {
+      try {
+        bytes = readFileSync(fileURLToPath(alt));
+      } catch {
+        throw new RvmError("the WebAssembly core is not built: run `npm install` (or `npm run build`)");
+      }
+    }
+    compiled = new WebAssembly.Module(new Uint8Array(bytes));
+  }
+  return compiled;
+}
+
+/** A device reachable over MMIO: a range of guest-physical addresses and its handler. */
+export interface BusMapping {
+  base: number;
+  size: number;
+  handler: MmioHandler;
+}
+
+export class Core {
+  readonly exports: CoreExports;
+  readonly ramBytes: number;
+  /** Guest RAM: byte 0 is guest-physical 0x8000_0000. */
+  readonly ram: Uint8Array;
+  /** One state byte per RAM page (PageState bits). */
+  readonly pages: Uint8Array;
+  /** The reset ROM, guest-physical 0x0..0x10000. */
+  readonly rom: Uint8Array;
+  private readonly bus: BusMapping[] = [];
+
+  constructor(ramBytes: number) {
+    if (ramBytes % PAGE_SIZE !== 0 || ramBytes <= 0) throw new RvmError(`memory size must be a positive multiple of 4 KiB`);
+    const instance = new WebAssembly.Instance(coreModule(), {
+      host: {
+        mmioRead: (addr: number, size: number) => this.mmioRead(addr >>> 0, size),
+        mmioWrite: (addr: number, size: number, value: number) => this.mmioWrite(addr >>> 0, size, value >>> 0),
+      },
+    });
+    this.exports = instance.exports as unknown as CoreExports;
+    if (!this.exports.init(ramBytes / PAGE_SIZE)) {
+      throw new RvmError(`cannot allocate ${ramBytes / (1 << 20)} MiB of guest memory (the limit is about 4 GiB in all)`);
+    }
+    this.ramBytes = ramBytes;
+    const buf = this.exports.memory.buffer;
+    this.ram = new Uint8Array(buf, this.exports.ramAddress(), ramBytes);
+    this.pages = new Uint8Array(buf, this.exports.pagesAddress(), ramBytes / PAGE_SIZE);
+    this.rom = new Uint8Array(buf, this.exports.romAddress(), 0x10000);
+  }
+
+  /** Attaches a device at [base, base + size). */
+  map(base: number, size: number, handler: MmioHandler): void {
+    this.bus.push({ base, size, handler });
+    this.bus.sort((a, b) => a.base - b.base);
+  }
+
+  mappings(): readonly BusMapping[] {
+    return this.bus;
+  }
+
+  private find(addr: number): BusMapping | undefined {
+    for (const m of this.bus) if (addr >= m.base && addr < m.base + m.size) return m;
+    return undefined;
+  }
+
+  private mmioRead(addr: number, size: number): number {
+    const m = this.find(addr);
+    if (!m) {
+      this.exports.mmioFault();
+      return 0;
+    }
+    return m.handler.read(addr - m.base, size) >>> 0;
+  }
+
+  private mmioWrite(addr: number, size: number, value: number): void {
+    const m = this.find(addr);
+    if (!m) {
+      this.exports.mmioFault();
+      return;
+    }
+    m.handler.write(addr - m.base, size, value);
+  }
+
+  run(maxInsns: number): Exit {
+    return this.exports.run(maxInsns) as Exit;
+  }
+
+  get pc(): bigint {
+    return this.exports.getPc();
+  }
+  set pc(v: bigint) {
+    this.exports.setPc(v);
+  }
+  x(i: number): bigint {
+    return this.exports.getX(i);
+  }
+  setX(i: number, v: bigint): void {
+    this.exports.setX(i, BigInt.asUintN(64, v));
+  }
+  csr(num: number): bigint {
+    return this.exports.readCsr(num);
+  }
+  get priv(): number {
+    return this.exports.getPriv();
+  }
+  get instret(): bigint {
+    return this.exports.instret();
+  }
+
+  /** A view of the hart-state block (registers, CSRs, timer), as snapshots save it. */
+  hartState(): Uint8Array {
+    return new Uint8Array(this.exports.memory.buffer, this.exports.hartAddress(), this.exports.hartSize());
+  }
+}

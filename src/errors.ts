@@ -1,0 +1,24 @@
+// Errors a user sees: one line, no stack trace (the CLI prints `rvm: <message>` and exits 1).
+
+export class RvmError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RvmError";
+  }
+}
+
+/** A guest image, firmware or disk that cannot be used. */
+export class ImageError extends RvmError {
+  constructor(file: string, problem: string) {
+    super(`${file}: ${problem}`);
+    this.name = "ImageError";
+  }
+}
+
+/** A command-line option with a value rvm does not accept. */
+export class UsageError extends RvmError {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}

@@ -1,0 +1,111 @@
+// Guest-physical memory as the host sees it (DMA, loaders, HTIF, the monitor).
+//
+// Every host access keeps the page states the core relies on (DESIGN.md section 3):
+// a touch of a not-yet-restored page restores it first (through `restorePage`, set by the
+// restore code), and a host write marks the page dirty and no longer disk-backed, exactly
+// like a hart store would.
+
+import { Core, PageState, PAGE_SIZE, RAM_BASE } from "./core.js";
+import { RvmError } from "./errors.js";
+
+export class GuestMemory {
+  /** Called for a page that is not yet restored before the host touches it. */
+  restorePage: ((page: number) => void) | undefined;
+
+  constructor(readonly core: Core) {}
+
+  get size(): number {
+    return this.core.ramBytes;
+  }
+
+  /** True when [pa, pa + len) lies inside RAM. */
+  inRam(pa: number, len: number): boolean {
+    return pa >= RAM_BASE && pa + len <= RAM_BASE + this.core.ramBytes && len >= 0;
+  }
+
+  private check(pa: number, len: number): number {
+    if (!this.inRam(pa, len)) {
+      throw new RvmError(`guest-physical range 0x${pa.toString(16)}+${len} is outside RAM`);
+    }
+    return pa - RAM_BASE;
+  }
+
+  private ready(off: number, len: number): void {
+    if (len === 0) return;
+    const pages = this.core.pages;
+    const last = (off + len - 1) >>> 12;
+    for (let p = off >>> 12; p <= last; p++) {
+      if (pages[p] & PageState.NotRestored) {
+        if (!this.restorePage) throw new RvmError(`page ${p} is not restored and no restore is running`);
+        this.restorePage(p);
+      }
+    }
+  }
+
+  /** A view of guest RAM for reading (restoring the pages first). */
+  view(pa: number, len: number): Uint8Array {
+    const off = this.check(pa, len);
+    this.ready(off, len);
+    return this.core.ram.subarray(off, off + len);
+  }
+
+  read(pa: number, len: number): Uint8Array {
+    return this.view(pa, len).slice();
+  }
+
+  /** A view of guest RAM the host is about to write: pages become dirty, not disk-backed. */
+  writable(pa: number, len: number): Uint8Array {
+    const off = this.check(pa, len);
+    this.ready(off, len);
+    this.noteWrite(off, len);
+    return this.core.ram.subarray(off, off + len);
+  }
+
+  write(pa: number, bytes: Uint8Array): void {
+    this.writable(pa, bytes.length).set(bytes);
+  }
+
+  readU64(pa: number): bigint {
+    const v = this.view(pa, 8);
+    return new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, true);
+  }
+
+  writeU64(pa: number, value: bigint): void {
+    const v = this.writable(pa, 8);
+    new DataView(v.buffer, v.byteOffset, 8).setBigUint64(0, BigInt.asUintN(64, value), true);
+  }
+
+  readU32(pa: number): number {
+    const v = this.view(pa, 4);
+    return new DataView(v.buffer, v.byteOffset, 4).getUint32(0, true);
+  }
+
+  writeU32(pa: number, value: number): void {
+    const v = this.writable(pa, 4);
+    new DataView(v.buffer, v.byteOffset, 4).setUint32(0, value >>> 0, true);
+  }
+
+  readU16(pa: number): number {
+    const v = this.view(pa, 2);
+    return v[0] | (v[1] << 8);
+  }
+
+  writeU16(pa: number, value: number): void {
+    const v = this.writable(pa, 2);
+    v[0] = value & 0xff;
+    v[1] = (value >>> 8) & 0xff;
+  }
+
+  private noteWrite(off: number, len: number): void {
+    if (len === 0) return;
+    const pages = this.core.pages;
+    const last = (off + len - 1) >>> 12;
+    for (let p = off >>> 12; p <= last; p++) {
+      pages[p] = (pages[p] | PageState.Dirty | PageState.Accessed) & ~PageState.Disk;
+    }
+  }
+
+  static pageAddress(page: number): number {
+    return RAM_BASE + page * PAGE_SIZE;
+  }
+}
