@@ -4,13 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 QEMU=${QEMU:-qemu-system-riscv64}
+# Programs that check the spec where QEMU 7.2 deviates (see the header of each): expected to fail.
+XFAIL="irq-priority.elf"
 status=0
 for elf in ${@:-*.elf}; do
   set +e
   timeout 10 "$QEMU" -M spike -bios none -kernel "$elf" -nographic -monitor none -serial none </dev/null >/dev/null 2>&1
   rc=$?
   set -e
-  if [ "$rc" -eq 0 ]; then
+  if [[ " $XFAIL " == *" $elf "* ]]; then
+    if [ "$rc" -eq 0 ]; then echo "XPASS $elf (expected a QEMU deviation)"; else echo "XFAIL $elf (case $rc: known QEMU deviation)"; fi
+  elif [ "$rc" -eq 0 ]; then
     echo "PASS $elf"
   elif [ "$rc" -eq 124 ]; then
     echo "FAIL $elf (timeout)"; status=1
