@@ -130,19 +130,14 @@ export function run(maxInsns: i32): i32 {
     const irq = pendingInterrupt();
     if (irq != 0) pc = takeTrap(irq, 0, pc);
 
-    // In deterministic time, end the chunk exactly when the next timer deadline passes.
+    // In deterministic time a chunk never crosses a tick: mtime advances exactly every
+    // 2^shift instructions, whatever splits the slice (exits to the host, traps), so the
+    // guest sees the same time at the same instruction in every run.
     let limit = remaining;
     const shift = g_icountShift;
     if (shift >= 0) {
-      const now = load<u64>(H_MTIME);
-      const deadline = nextTimerDeadline();
-      if (deadline > now) {
-        const ticks = deadline - now;
-        if (ticks < (<u64>1 << <u64>(31 - shift))) {
-          const need = <i64>(ticks << <u64>shift) - <i64>load<u64>(H_ICOUNT_ACC);
-          if (need < <i64>limit) limit = need < 1 ? 1 : <i32>need;
-        }
-      }
+      const left = (1 << shift) - <i32>load<u64>(H_ICOUNT_ACC);
+      if (left < limit) limit = left;
     }
 
     let n: i32 = 0;

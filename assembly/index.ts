@@ -114,8 +114,13 @@ export function clearAccessed(): void {
 // page if it is now disk-backed or watched.
 export function storesChanged(): void { tlbFlushStores(); }
 // Marks every RAM page not yet restored (lazy restore).
+// Keeps only the watch bit (HTIF tohost stays watched).
 export function markAllNotRestored(): void {
-  memory.fill(PAGES, PG_NOT_RESTORED, g_ramPages);
+  const n = g_ramPages;
+  for (let i: u32 = 0; i < n; i++) {
+    const at = PAGES + <usize>i;
+    store<u8>(at, PG_NOT_RESTORED | (load<u8>(at) & PG_WATCH));
+  }
   tlbFlushAll();
 }
 

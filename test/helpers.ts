@@ -1,0 +1,50 @@
+// Shared test helpers: run guest ELFs in-process with captured console output.
+
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Machine, RunResult } from "../src/machine.js";
+import { readImage } from "../src/loaders/image.js";
+import { parseElf } from "../src/loaders/elf.js";
+
+export const ROOT = new URL("..", import.meta.url).pathname;
+
+export interface GuestRun extends RunResult {
+  stdout: string;
+  machine: Machine;
+}
+
+export interface GuestOptions {
+  ramBytes?: number;
+  icountShift?: number;
+  timeoutMs?: number;
+  /** Called after loading, before running (e.g. to mark pages not restored). */
+  prepare?: (m: Machine) => void;
+}
+
+export function loadGuest(file: string, opts: GuestOptions = {}): { machine: Machine; out: string[] } {
+  const out: string[] = [];
+  const machine = new Machine({
+    ramBytes: opts.ramBytes ?? 128 << 20,
+    icountShift: opts.icountShift,
+    console: {
+      write: (_fd, bytes) => out.push(Buffer.from(bytes).toString("latin1")),
+      readByte: () => -1,
+    },
+  });
+  machine.loadElf(parseElf(readImage(file), file), file);
+  return { machine, out };
+}
+
+export async function runGuest(file: string, opts: GuestOptions = {}): Promise<GuestRun> {
+  const { machine, out } = loadGuest(file, opts);
+  opts.prepare?.(machine);
+  const result = await machine.run({ timeoutMs: opts.timeoutMs ?? 20_000 });
+  return { ...result, stdout: out.join(""), machine };
+}
+
+export function guestFiles(dir: string, filter: (name: string) => boolean = () => true): string[] {
+  return readdirSync(join(ROOT, dir))
+    .filter((n) => n.endsWith(".elf") && filter(n))
+    .sort()
+    .map((n) => join(ROOT, dir, n));
+}
