@@ -1,7 +1,7 @@
 // The `rvm` command line (commander). Errors a user can cause print one line and exit 1.
 
-import { Command, InvalidArgumentError } from "commander";
-import { RvmError, UsageError } from "./errors.js";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { ImageError, RvmError, UsageError } from "./errors.js";
 import { readImage } from "./loaders/image.js";
 import { isElf, parseElf } from "./loaders/elf.js";
 import { Machine } from "./machine.js";
@@ -32,6 +32,7 @@ function parseShift(text: string): number {
 
 interface RunFlags {
   memory: number;
+  format?: "elf" | "raw";
   timeout?: number;
   trace?: boolean;
   icount?: number;
@@ -39,9 +40,13 @@ interface RunFlags {
 
 async function runCommand(file: string, flags: RunFlags): Promise<number> {
   const data = readImage(file);
+  const raw = flags.format === "raw" || (flags.format === undefined && /\.bin(\.gz)?$/i.test(file) && !isElf(data));
+  if (!raw && !isElf(data)) {
+    throw new ImageError(file, "not an ELF file (to load a raw binary at 0x80000000, name it .bin or pass --format raw)");
+  }
   const machine = new Machine({ ramBytes: flags.memory, icountShift: flags.icount });
-  if (isElf(data)) machine.loadElf(parseElf(data, file), file);
-  else machine.loadRaw(data, file);
+  if (raw) machine.loadRaw(data, file);
+  else machine.loadElf(parseElf(data, file), file);
   const result = await machine.run({
     timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined,
     trace: flags.trace ? (line) => process.stderr.write(line + "\n") : undefined,
@@ -55,13 +60,13 @@ export function buildProgram(): Command {
   program
     .name("rvm")
     .description("A RISC-V RV64 machine: run guests, save and restore them")
-    .showHelpAfterError()
     .configureOutput({ outputError: (str, write) => write(str) });
   program
     .command("run")
     .description("run a guest: a bare-metal RISC-V ELF (HTIF tohost/fromhost) or a raw binary loaded at 0x80000000")
     .argument("<file>", "the guest image (.gz accepted)")
-    .option("-m, --memory <size>", "guest RAM, e.g. 128M or 1G (like QEMU's -m)", parseSize, 128 << 20)
+    .addOption(new Option("-m, --memory <size>", "guest RAM, e.g. 128M or 1G (like QEMU's -m)").argParser(parseSize).default(128 << 20, "128M"))
+    .addOption(new Option("--format <format>", "how to load FILE (default: ELF by its magic, raw for *.bin)").choices(["elf", "raw"]))
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
     .option("--icount <shift>", "deterministic time: mtime advances one tick every 2^shift instructions", parseShift)
     .option("--trace", "print every instruction executed (privilege, pc, encoding) to stderr")
