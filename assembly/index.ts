@@ -12,9 +12,9 @@ import { csrInit, csrReset, csrRead, csrWrite, setIcountShift } from "./csr";
 import { rvcInit } from "./rvc";
 import {
   tlbFlushAll, tlbFlushStores, updateTranslationContext, g_ramSize, g_ramPages, setRam,
-  setTohost, setMmioFault,
+  setTohost, setMmioFault, translateProbe,
 } from "./mmu";
-import { g_exitPage, exitAfterInstruction, EXIT_STOP } from "./trap";
+import { g_exitPage, g_status, exitAfterInstruction, clearStatus, EXIT_STOP, ST_OK, ST_EXIT } from "./trap";
 import { run as hartRun, nextTimerDeadline } from "./hart";
 
 export const EXIT_REASON_SLICE = 0;
@@ -87,6 +87,18 @@ export function requestStop(): void { exitAfterInstruction(EXIT_STOP); }
 
 // --- HTIF ---
 export function setHtif(tohost: u64): void { setTohost(tohost); }
+
+// Translates a virtual address for the monitor, without side effects: returns the physical
+// address; -1 if unmapped; -2 if a page-table page is not restored (see exitPage()).
+export function debugTranslate(va: u64, access: i32): i64 {
+  clearStatus();
+  const pa = translateProbe(va, access);
+  const st = g_status;
+  clearStatus();
+  if (st == ST_EXIT) return -2;
+  if (st != ST_OK) return -1;
+  return <i64>pa;
+}
 
 // --- pages ---
 export function exitPage(): u32 { return g_exitPage; }

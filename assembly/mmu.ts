@@ -109,6 +109,19 @@ export function accessFault(access: i32, va: u64): void {
   store<u8>(at, (load<u8>(at) | PG_DIRTY | PG_ACCESSED) & ~PG_DISK);
 }
 
+// While probing (the monitor's `x` command), a walk has no side effects: no A/D update, and a
+// fault or a not-yet-restored table page is reported through g_status like any other.
+let g_probe: bool = false;
+
+// Translates for the host without side effects. Returns the physical address, or -1 with
+// g_status = ST_TRAP (no mapping) or ST_EXIT (a page-table page is not restored: g_exitPage).
+export function translateProbe(va: u64, access: i32): u64 {
+  g_probe = true;
+  const pa = translate(va, access);
+  g_probe = false;
+  return pa;
+}
+
 // Translates `va` for `access` under the current context. Returns the physical address;
 // on failure raises the trap (or the not-restored exit) and returns -1.
 export function translate(va: u64, access: i32): u64 {
@@ -179,7 +192,7 @@ export function translate(va: u64, access: i32): u64 {
   // Hardware A/D update (Svadu behaviour, as QEMU does).
   let want = pte | 0x40;
   if (access == ACCESS_STORE) want |= 0x80;
-  if (want != pte) {
+  if (want != pte && !g_probe) {
     store<u64>(RAM + <usize>(pteAddr - RAM_GPA), want);
     notePageWrite(pteAddr);
   }

@@ -11,8 +11,14 @@ import { RvmError } from "./errors.js";
 export class GuestMemory {
   /** Called for a page that is not yet restored before the host touches it. */
   restorePage: ((page: number) => void) | undefined;
+  /** For each disk-backed page: the disk block (4 KiB units) it still equals, else -1. */
+  readonly diskBlock: Int32Array;
+  /** Reverse map: disk block -> the pages that hold a copy of it. */
+  private readonly blockPages = new Map<number, number[]>();
 
-  constructor(readonly core: Core) {}
+  constructor(readonly core: Core) {
+    this.diskBlock = new Int32Array(core.ramBytes / PAGE_SIZE).fill(-1);
+  }
 
   get size(): number {
     return this.core.ramBytes;
@@ -103,6 +109,53 @@ export class GuestMemory {
     for (let p = off >>> 12; p <= last; p++) {
       pages[p] = (pages[p] | PageState.Dirty | PageState.Accessed) & ~PageState.Disk;
     }
+  }
+
+  /**
+   * Records that the page at `pa` (page-aligned) now holds exactly disk block `block`: a
+   * virtio-blk read filled the whole page from a 4 KiB-aligned disk offset. Call it after the
+   * DMA write. The page stays disk-backed until the hart, a DMA or a disk write changes it.
+   */
+  noteDiskBacked(pa: number, block: number): void {
+    const page = this.check(pa, PAGE_SIZE) >>> 12;
+    this.forgetDisk(page);
+    this.core.pages[page] |= PageState.Disk;
+    this.diskBlock[page] = block;
+    const list = this.blockPages.get(block);
+    if (list) list.push(page);
+    else this.blockPages.set(block, [page]);
+    // The store TLB may hold this page: the next hart write must reach the slow path.
+    this.core.exports.storesChanged();
+  }
+
+  /** The guest wrote disk block `block`: pages that still mirrored it no longer do. */
+  diskWritten(block: number): void {
+    const list = this.blockPages.get(block);
+    if (!list) return;
+    for (const page of list) {
+      if (this.diskBlock[page] === block) {
+        this.core.pages[page] &= ~PageState.Disk;
+        this.diskBlock[page] = -1;
+      }
+    }
+    this.blockPages.delete(block);
+  }
+
+  /** The block a page still mirrors, or -1 (checks the core's bit: a hart store clears it). */
+  diskBlockOf(page: number): number {
+    if ((this.core.pages[page] & PageState.Disk) === 0) return -1;
+    return this.diskBlock[page];
+  }
+
+  private forgetDisk(page: number): void {
+    const old = this.diskBlock[page];
+    if (old < 0) return;
+    this.diskBlock[page] = -1;
+    const list = this.blockPages.get(old);
+    if (!list) return;
+    const i = list.indexOf(page);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.blockPages.delete(old);
   }
 
   static pageAddress(page: number): number {

@@ -1,0 +1,146 @@
+// The monitor: a small subset of QEMU's HMP (human monitor protocol), so the commands course
+// material teaches work here: help, info status|registers|mtree|pages, stop, cont, x, xp,
+// system_reset, system_powerdown, quit. The snapshot commands register themselves here too.
+
+export interface MonitorTarget {
+  readonly running: boolean;
+  stop(): void;
+  cont(): void;
+  reset(): void;
+  powerdown(): void;
+  quit(): void;
+  registers(): string;
+  mtree(): string;
+  pageSummary(): string;
+  /** Reads guest memory; virtual addresses go through the hart's current translation. */
+  readMemory(addr: bigint, len: number, virtual: boolean): Uint8Array;
+}
+
+export type MonitorCommand = (args: string[]) => string | Promise<string>;
+
+interface Entry {
+  usage: string;
+  help: string;
+  run: MonitorCommand;
+}
+
+export class MonitorError extends Error {}
+
+export class Monitor {
+  private readonly commands = new Map<string, Entry>();
+  private readonly infos = new Map<string, Entry>();
+
+  constructor(private readonly target: MonitorTarget) {
+    this.define("help", "help|? [cmd]", "show the help", (a) => this.help(a[0]));
+    this.define("?", "", "", (a) => this.help(a[0]));
+    this.define("info", "info [subcommand]", "show various information about the system state", (a) => this.info(a));
+    this.define("stop", "stop", "stop emulation", () => (target.stop(), ""));
+    this.define("cont", "cont|c", "resume emulation", () => (target.cont(), ""));
+    this.define("c", "", "", () => (target.cont(), ""));
+    this.define("x", "x /fmt addr", "virtual memory dump starting at 'addr'", (a) => this.examine(a, true));
+    this.define("xp", "xp /fmt addr", "physical memory dump starting at 'addr'", (a) => this.examine(a, false));
+    this.define("system_reset", "system_reset", "reset the system", () => (target.reset(), ""));
+    this.define("system_powerdown", "system_powerdown", "power the system off (rvm has no ACPI: at once)", () => (target.powerdown(), ""));
+    this.define("quit", "quit|q", "quit the emulator", () => (target.quit(), ""));
+    this.define("q", "", "", () => (target.quit(), ""));
+    this.defineInfo("status", "show the current VM status (running|paused)", () =>
+      `VM status: ${target.running ? "running" : "paused"}\n`);
+    this.defineInfo("registers", "show the cpu registers", () => target.registers());
+    this.defineInfo("mtree", "show memory tree", () => target.mtree());
+    this.defineInfo("pages", "show guest RAM page states (restored, dirty, disk-backed)", () => target.pageSummary());
+  }
+
+  /** Adds a command (the snapshot code adds savevm, loadvm, delvm). */
+  define(name: string, usage: string, help: string, run: MonitorCommand): void {
+    this.commands.set(name, { usage, help, run });
+  }
+
+  defineInfo(name: string, help: string, run: MonitorCommand): void {
+    this.infos.set(name, { usage: `info ${name}`, help, run });
+  }
+
+  /** Runs one command line; returns its output (errors are output too, as in QEMU). */
+  async execute(line: string): Promise<string> {
+    const words = line.trim().split(/\s+/).filter((w) => w.length > 0);
+    if (words.length === 0) return "";
+    // QEMU accepts "x/4x addr" as well as "x /4x addr".
+    const m = /^(xp?)(\/\S+)$/.exec(words[0]);
+    if (m) words.splice(0, 1, m[1], m[2]);
+    const cmd = this.commands.get(words[0]);
+    if (!cmd) return `unknown command: '${words[0]}'\n`;
+    try {
+      return await cmd.run(words.slice(1));
+    } catch (e) {
+      if (e instanceof MonitorError) return e.message + "\n";
+      throw e;
+    }
+  }
+
+  private help(name?: string): string {
+    if (name) {
+      const c = this.commands.get(name);
+      return c ? `${c.usage} -- ${c.help}\n` : `unknown command: '${name}'\n`;
+    }
+    return [...this.commands.values()].filter((c) => c.usage).map((c) => `${c.usage} -- ${c.help}`).join("\n") + "\n";
+  }
+
+  private async info(args: string[]): Promise<string> {
+    const sub = args[0];
+    if (!sub) return [...this.infos.values()].map((c) => `${c.usage} -- ${c.help}`).join("\n") + "\n";
+    const c = this.infos.get(sub);
+    if (!c) return `info: unknown subcommand '${sub}' (try 'info' for the list)\n`;
+    return c.run(args.slice(1));
+  }
+
+  /** x/xp: /[count][format][size]; format x d u o c; size b h w g (QEMU's defaults: 1, x, w). */
+  private examine(args: string[], virtual: boolean): string {
+    let fmt = "";
+    let rest = args;
+    if (args[0]?.startsWith("/")) {
+      fmt = args[0].slice(1);
+      rest = args.slice(1);
+    }
+    const fm = /^(\d*)([xduocb]?)([bhwg]?)$/.exec(fmt);
+    if (!fm) throw new MonitorError(`invalid format '/${fmt}'`);
+    const count = fm[1] ? Number(fm[1]) : 1;
+    const format = fm[2] || "x";
+    const size = { b: 1, h: 2, w: 4, g: 8 }[fm[3] || (format === "c" ? "b" : "w")] as 1 | 2 | 4 | 8;
+    if (rest.length !== 1) throw new MonitorError(`usage: ${virtual ? "x" : "xp"} /fmt addr`);
+    let addr: bigint;
+    try {
+      addr = BigInt(rest[0]);
+    } catch {
+      throw new MonitorError(`invalid address '${rest[0]}'`);
+    }
+    if (count > 4096) throw new MonitorError("count too large (at most 4096)");
+    const bytes = this.target.readMemory(addr, count * size, virtual);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const perLine = format === "c" ? 16 : Math.max(1, 16 / size);
+    const lines: string[] = [];
+    for (let i = 0; i < count; i += perLine) {
+      const items: string[] = [];
+      for (let j = i; j < Math.min(count, i + perLine); j++) {
+        const off = j * size;
+        const v = size === 8 ? dv.getBigUint64(off, true) : BigInt(size === 4 ? dv.getUint32(off, true) : size === 2 ? dv.getUint16(off, true) : dv.getUint8(off));
+        items.push(formatValue(v, format, size));
+      }
+      const at = (addr + BigInt(i * size)).toString(16).padStart(16, "0");
+      lines.push(`${at}: ${items.join(" ")}`);
+    }
+    return lines.join("\n") + "\n";
+  }
+}
+
+function formatValue(v: bigint, format: string, size: number): string {
+  const bits = size * 8;
+  switch (format) {
+    case "d": return BigInt.asIntN(bits, v).toString();
+    case "u": return v.toString();
+    case "o": return "0" + v.toString(8);
+    case "c": {
+      const c = Number(v & 0xffn);
+      return c >= 32 && c < 127 ? `'${String.fromCharCode(c)}'` : `'\\x${c.toString(16).padStart(2, "0")}'`;
+    }
+    default: return "0x" + v.toString(16).padStart(size * 2, "0");
+  }
+}
