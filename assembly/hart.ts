@@ -36,6 +36,7 @@ import {
   tlbEntry, loadSlow, storeSlow, fetchParcel, amoAddress, tlbFlushAll, g_fetchVpn, g_fetchHost,
   g_loadCtx, g_storeCtx, ACCESS_LOAD, ACCESS_STORE,
 } from "./mmu";
+import { execFp } from "./fpu";
 
 @inline function xr(i: u32): u64 {
   return load<u64>(XREG + (<usize>i << 3));
@@ -487,8 +488,8 @@ export function run(maxInsns: i32): i32 {
           break;
         }
         case 0x43: case 0x47: case 0x4b: case 0x4f: case 0x53: // FMADD.. / OP-FP
-          // F and D arithmetic arrive with fpu.ts (issue 3).
-          bad = true;
+          if (fpOff() || !execFp(insn)) { bad = true; break; }
+          markFsDirty();
           break;
         default:
           bad = true;

@@ -298,12 +298,13 @@ function ioWrite(pa: u64, size: i32, value: u64, va: u64): void {
 export function loadSlow(va: u64, size: i32): u64 {
   const off = <i32>(va & 0xfff);
   if (off + size > 4096) {
-    // Crosses a page: each byte through its own page (both checked before any effect).
+    // Crosses a page: byte by byte, lowest first, so a fault reports the start address or
+    // the first byte of the second page (priv spec 3.1.16: the faulting portion).
     let v: u64 = 0;
-    for (let i = size - 1; i >= 0; i--) {
+    for (let i = 0; i < size; i++) {
       const b = loadSlow(va + <u64>i, 1);
       if (g_status != ST_OK) return 0;
-      v = (v << 8) | b;
+      v |= b << <u64>(i * 8);
     }
     return v;
   }
