@@ -21,13 +21,15 @@
 //      Division and square root round the binary64 quotient/root to binary32 natively (correct
 //      for round-to-nearest since 53 >= 2*24 + 2) and check r * b == a (r * r == a), exact in
 //      binary64, for the inexact flag and the direction in the other modes.
+//    - binary64 FMA: the exact product as p + e (the same integer identity gives e), then a
+//      three-term sum rounded once with TwoSum and round-to-odd (argument at fastFmaD).
 //    - sqrt (both formats): native root, correct for RNE, with an exact square comparison for
 //      the flags and the directed modes (a square root never over/underflows or ties).
 //    Every fast path bails out (returns NOFAST) near the overflow and underflow thresholds and
 //    for NaN/infinite operands.
 //  * softfloat.ts, an integer-only implementation of every operation (single rounding via
 //    `roundPack`, tininess after rounding), for everything else: NaNs, infinities, results near
-//    or beyond the range limits, binary64 FMA, conversions, RMM halfway cases of binary64 add.
+//    or beyond the range limits, conversions, inexact RMM cases of binary64 add and FMA.
 //
 // No allocation: plain functions, locals, globals and load/store on the hart's register files.
 
@@ -239,6 +241,63 @@ function fastDivD(ab: u64, bb: u64, rm: u32): u64 {
   return stepDir(qb, neg, dir, rm);
 }
 
+// binary64 fused multiply-add, negP/negC negating the product / addend.
+// p = RN(a * b) and its exact error e (from the integer identity of fastMulD, scaled by a power
+// of two), so a * b + c = p + e + c exactly. Then the three-term sum is rounded once:
+//   th + tl = c + p (TwoSum), u + v = tl + e (TwoSum), w = u made round-to-odd with v,
+//   z = RN(th + w) and f = th + w - z (TwoSum).
+// Either c + p is exact (Sterbenz: tl = 0, so w = e and th + w is the exact value), or
+// |tl + e| < 2^-50 |th|: then every rounding boundary near th is a multiple of ulp(th) / 4, which
+// is even on w's 53-bit grid, so the round-to-odd w lies on the same side of every boundary as
+// the exact tl + e, and z (and the sign of f, for the directed modes) is that of the exact sum.
+// Exponent limits keep e normal, everything finite, and bail out for tiny results.
+function fastFmaD(ab: u64, bb: u64, cb: u64, negP: u32, negC: u32, rm: u32): u64 {
+  let ea = <i32>((ab >> 52) & 0x7ff);
+  let eb = <i32>((bb >> 52) & 0x7ff);
+  let ec = <i32>((cb >> 52) & 0x7ff);
+  if (ea == 0 || eb == 0 || ea == 0x7ff || eb == 0x7ff || ec >= 1923) return NOFAST;
+  let es = ea + eb;
+  if (es < 1146 || es > 2946) return NOFAST; // |a * b| in [2^-900, 2^901]
+  let p = reinterpret<f64>(ab) * reinterpret<f64>(bb);
+  let pb = reinterpret<u64>(p);
+  let ma = (ab & FRAC_D) | HID_D;
+  let mb = (bb & FRAC_D) | HID_D;
+  let mp = (pb & FRAC_D) | HID_D;
+  let sh = <i32>((pb >> 52) & 0x7ff) - es + 1075;
+  let diff = <i64>(ma * mb - (mp << <u64>sh)); // |diff| <= 2^52: exact as a double
+  // the magnitudes' difference, scaled by 2^(es - 2150) and given p's sign: e = a * b - p
+  let e = <f64>diff * reinterpret<f64>(((pb >> 63) << 63) | (<u64>(es - 1127) << 52));
+  let c = reinterpret<f64>(cb);
+  if (negP) {
+    p = -p;
+    e = -e;
+  }
+  if (negC) c = -c;
+  let th = c + p;
+  let bv = th - c;
+  let tl = (c - (th - bv)) + (p - bv);
+  let u = tl + e;
+  bv = u - tl;
+  let v = (tl - (u - bv)) + (e - bv);
+  let w = u;
+  if (v != 0) {
+    let wb = reinterpret<u64>(u);
+    if ((wb & 1) == 0) wb += (v > 0) == (u > 0) ? 1 : -1;
+    w = reinterpret<f64>(wb);
+  }
+  let z = th + w;
+  bv = z - th;
+  let f = (th - (z - bv)) + (w - bv);
+  if (f == 0 && v != 0) return NOFAST; // cannot happen (see above); stay safe
+  if (z == 0) return rm == RDN ? 0x8000000000000000 : 0; // exact zero with a non-zero product
+  let zb = reinterpret<u64>(z);
+  if ((zb & ABS_D) < (<u64>2 << 52)) return NOFAST; // possibly tiny
+  if (f == 0) return zb;
+  if (rm == RMM) return NOFAST; // may be a tie
+  sf.flags |= NX;
+  return stepDir(zb, z < 0, f > 0 ? 1 : -1, rm);
+}
+
 // ---------------------------------------------------------------- comparisons, classes
 
 // @ts-ignore: decorator
@@ -339,7 +398,9 @@ export function execFp(insn: u32): bool {
       r = fastFmaS(a, b, c, negP, negC, rm);
       if (r == NOFAST) r = sf.sfFma(a, b, c, negP, negC, FMT_S);
     } else {
-      r = sf.sfFma(getD(rs1), getD(rs2), getD(rs3), negP, negC, FMT_D);
+      let a = getD(rs1), b = getD(rs2), c = getD(rs3);
+      r = fastFmaD(a, b, c, negP, negC, rm);
+      if (r == NOFAST) r = sf.sfFma(a, b, c, negP, negC, FMT_D);
     }
     setF(rd, r, fmt);
     commitFlags();
