@@ -1,0 +1,175 @@
+// Raw disk images: the block backend behind virtio-blk (QEMU's `format=raw`, block/file-posix.c).
+//
+// The image is a plain file read and written in place through a file descriptor with
+// synchronous positioned I/O (readSync/writeSync), so a virtio request completes inside the
+// guest's QueueNotify store. `flush()` is fsync: what the guest flushed is on stable storage.
+//
+// Size: like QEMU, the capacity is the file size rounded *up* to whole 512-byte sectors
+// (block.c, bdrv_refresh_total_sectors uses DIV_ROUND_UP); reading the tail of the last
+// partial sector returns zeros (file-posix zero-fills short reads), and writing it extends
+// the file to the sector boundary.
+
+import * as fs from "node:fs";
+import { ImageError } from "../errors.js";
+
+export const SECTOR_SIZE = 512;
+
+/** What virtio-blk needs from a disk: byte-addressed synchronous reads and writes. */
+export interface BlockBackend {
+  /** Size in bytes, a multiple of SECTOR_SIZE. */
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** Fills `buf` from byte `offset`; bytes past the end of the data read as zero. */
+  read(buf: Uint8Array, offset: number): void;
+  write(buf: Uint8Array, offset: number): void;
+  /** Makes completed writes durable. */
+  flush(): void;
+}
+
+export interface RawDiskOptions {
+  /** Open read-only: the guest sees VIRTIO_BLK_F_RO and writes fail. */
+  readOnly?: boolean;
+  /** If the image cannot be opened for writing (permissions, read-only file system), attach it read-only instead of failing. */
+  readOnlyFallback?: boolean;
+}
+
+function describe(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  switch (code) {
+    case "ENOENT":
+      return "no such file";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "EISDIR":
+      return "is a directory, not a disk image";
+    case "EROFS":
+      return "on a read-only file system";
+    case "ELOOP":
+      return "too many levels of symbolic links";
+    default:
+      return (err as Error).message ?? String(err);
+  }
+}
+
+export class RawDisk implements BlockBackend {
+  readonly size: number;
+  /** The file's own length in bytes (size is this rounded up to a sector). */
+  private fileSize: number;
+  private fd: number | undefined;
+
+  private constructor(
+    readonly file: string,
+    fd: number,
+    fileSize: number,
+    readonly readOnly: boolean,
+  ) {
+    this.fd = fd;
+    this.fileSize = fileSize;
+    this.size = Math.ceil(fileSize / SECTOR_SIZE) * SECTOR_SIZE;
+  }
+
+  /** Opens a raw image; throws ImageError with a one-line reason if it cannot be used. */
+  static open(file: string, opts: RawDiskOptions = {}): RawDisk {
+    let readOnly = opts.readOnly ?? false;
+    let fd: number;
+    try {
+      fd = fs.openSync(file, readOnly ? "r" : "r+");
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const denied = code === "EACCES" || code === "EPERM" || code === "EROFS";
+      if (readOnly || !denied) throw new ImageError(file, describe(err));
+      if (!opts.readOnlyFallback) {
+        throw new ImageError(file, `cannot open for writing (${describe(err)}); attach it read-only (readonly=on)`);
+      }
+      try {
+        fd = fs.openSync(file, "r");
+        readOnly = true;
+      } catch (err2) {
+        throw new ImageError(file, describe(err2));
+      }
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile() && !st.isBlockDevice()) throw new ImageError(file, "not a regular file");
+      // Probe that the data is readable at all (EIO, directories on some systems).
+      fs.readSync(fd, new Uint8Array(1), 0, st.size > 0 ? 1 : 0, 0);
+      return new RawDisk(file, fd, st.size, readOnly);
+    } catch (err) {
+      fs.closeSync(fd);
+      if (err instanceof ImageError) throw err;
+      throw new ImageError(file, describe(err));
+    }
+  }
+
+  private handle(): number {
+    if (this.fd === undefined) throw new ImageError(this.file, "disk image is closed");
+    return this.fd;
+  }
+
+  read(buf: Uint8Array, offset: number): void {
+    const fd = this.handle();
+    let done = 0;
+    while (done < buf.length) {
+      const n = fs.readSync(fd, buf, done, buf.length - done, offset + done);
+      if (n === 0) break; // end of file: the rest of the last sector reads as zeros
+      done += n;
+    }
+    if (done < buf.length) buf.fill(0, done);
+  }
+
+  write(buf: Uint8Array, offset: number): void {
+    if (this.readOnly) throw new ImageError(this.file, "disk image is read-only");
+    const fd = this.handle();
+    let done = 0;
+    while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, offset + done);
+    this.fileSize = Math.max(this.fileSize, offset + buf.length);
+  }
+
+  flush(): void {
+    if (this.fd === undefined || this.readOnly) return;
+    fs.fsyncSync(this.fd);
+  }
+
+  /** Flushes and closes the image; later accesses fail. */
+  close(): void {
+    if (this.fd === undefined) return;
+    try {
+      this.flush();
+    } finally {
+      fs.closeSync(this.fd);
+      this.fd = undefined;
+    }
+  }
+}
+
+/** A disk held in memory (tests, scratch disks). */
+export class MemoryDisk implements BlockBackend {
+  readonly size: number;
+  flushes = 0;
+
+  constructor(
+    readonly data: Uint8Array,
+    readonly readOnly = false,
+  ) {
+    this.size = Math.ceil(data.length / SECTOR_SIZE) * SECTOR_SIZE;
+    if (this.size !== data.length) {
+      const padded = new Uint8Array(this.size);
+      padded.set(data);
+      this.data = padded;
+    }
+  }
+
+  read(buf: Uint8Array, offset: number): void {
+    buf.set(this.data.subarray(offset, offset + buf.length));
+  }
+
+  write(buf: Uint8Array, offset: number): void {
+    if (this.readOnly) throw new Error("read-only disk");
+    this.data.set(buf, offset);
+  }
+
+  flush(): void {
+    this.flushes++;
+  }
+}

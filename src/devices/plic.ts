@@ -1,0 +1,212 @@
+// The platform-level interrupt controller (RISC-V PLIC specification 1.0.0), laid out as on
+// QEMU's virt board (hw/intc/sifive_plic.c): 96 source IDs (0 is "no interrupt", so sources
+// 1..95), 7 priority levels, and two contexts for the one hart: 0 = M-mode (drives mip.MEIP),
+// 1 = S-mode (drives mip.SEIP).
+//
+//   0x000000 + 4*src              priority (0 = never interrupts)
+//   0x001000 + 4*word             pending bits, read-only
+//   0x002000 + 0x80*ctx + 4*word  enable bits of a context
+//   0x200000 + 0x1000*ctx         priority threshold of a context
+//   0x200004 + 0x1000*ctx         claim (read) / complete (write)
+//
+// Gateway: a source's request is latched as pending each time its device signals its line
+// high (`setLevel(src, true)`) and dropped when the line goes low; a claim takes the request
+// and marks the source claimed, so it is not delivered again until the complete. This is the
+// behaviour of QEMU's PLIC, where devices re-signal on every state update (qemu_set_irq),
+// rather than the specification's re-sampling of the level at completion: guests written
+// against QEMU depend on it. xv6-riscv before 2024 never reads the UART's IIR, so the
+// 16550's THR-empty condition stays asserted after its last byte; re-sampling at complete
+// would interrupt it forever, while QEMU (and rvm) deliver it once.
+
+import type { MmioHandler } from "../core.js";
+
+export const PLIC_BASE = 0x0c00_0000;
+export const PLIC_SIZE = 0x60_0000;
+/** QEMU's VIRT_IRQCHIP_NUM_SOURCES: IDs 0..95, 0 reserved. */
+export const PLIC_NUM_SOURCES = 96;
+/** QEMU virt: 3 priority bits (VIRT_IRQCHIP_NUM_PRIO_BITS), priorities 0..7. */
+export const PLIC_MAX_PRIORITY = 7;
+export const PLIC_CONTEXTS = 2;
+
+const PRIORITY_BASE = 0x0;
+const PENDING_BASE = 0x1000;
+const ENABLE_BASE = 0x2000;
+const ENABLE_STRIDE = 0x80;
+const CONTEXT_BASE = 0x20_0000;
+const CONTEXT_STRIDE = 0x1000;
+const WORDS = PLIC_NUM_SOURCES / 32;
+
+/** Snapshot of the PLIC; plain JSON. */
+export interface PlicState {
+  priority: number[];
+  pending: number[];
+  claimed: number[];
+  enable: number[][];
+  threshold: number[];
+}
+
+export class Plic implements MmioHandler {
+  private readonly priority = new Uint32Array(PLIC_NUM_SOURCES);
+  private readonly pending = new Uint32Array(WORDS);
+  private readonly claimed = new Uint32Array(WORDS);
+  private readonly enable: Uint32Array[] = [];
+  private readonly threshold = new Uint32Array(PLIC_CONTEXTS);
+  private meip = false;
+  private seip = false;
+
+  /**
+   * @param onChange called whenever the interrupt output of context 0 (MEIP) or context 1
+   *   (SEIP) changes
+   */
+  constructor(private readonly onChange: (meip: boolean, seip: boolean) => void) {
+    for (let c = 0; c < PLIC_CONTEXTS; c++) this.enable.push(new Uint32Array(WORDS));
+  }
+
+  /**
+   * A device's interrupt line. `true` latches a request (again, if the device re-signals);
+   * `false` withdraws a request not yet claimed.
+   */
+  setLevel(source: number, level: boolean): void {
+    if (source <= 0 || source >= PLIC_NUM_SOURCES) return;
+    const w = source >>> 5;
+    const bit = 1 << (source & 31);
+    if (level) this.pending[w] |= bit;
+    else this.pending[w] &= ~bit;
+    this.update();
+  }
+
+  /** The interrupt line callback for one source, for a device constructor. */
+  line(source: number): (level: boolean) => void {
+    return (level) => this.setLevel(source, level);
+  }
+
+  /** The best source a claim by `ctx` would return now, or 0. */
+  private best(ctx: number): number {
+    const en = this.enable[ctx];
+    let best = 0;
+    let bestPriority = this.threshold[ctx];
+    for (let w = 0; w < WORDS; w++) {
+      let bits = this.pending[w] & en[w] & ~this.claimed[w];
+      while (bits !== 0) {
+        const b = 31 - Math.clz32(bits & -bits);
+        bits &= bits - 1;
+        const src = w * 32 + b;
+        // Strictly greater: ties go to the lowest ID, which is scanned first.
+        if (this.priority[src] > bestPriority) {
+          best = src;
+          bestPriority = this.priority[src];
+        }
+      }
+    }
+    return best;
+  }
+
+  private update(): void {
+    const meip = this.best(0) !== 0;
+    const seip = this.best(1) !== 0;
+    if (meip !== this.meip || seip !== this.seip) {
+      this.meip = meip;
+      this.seip = seip;
+      this.onChange(meip, seip);
+    }
+  }
+
+  /** PLIC claim: the highest-priority pending enabled source above the threshold, or 0. */
+  claim(ctx: number): number {
+    const src = this.best(ctx);
+    if (src !== 0) {
+      const w = src >>> 5;
+      const bit = 1 << (src & 31);
+      this.pending[w] &= ~bit;
+      this.claimed[w] |= bit;
+      this.update();
+    }
+    return src;
+  }
+
+  /** PLIC complete: the gateway of `source` may forward requests again. */
+  complete(_ctx: number, source: number): void {
+    if (source <= 0 || source >= PLIC_NUM_SOURCES) return;
+    this.claimed[source >>> 5] &= ~(1 << (source & 31));
+    this.update();
+  }
+
+  read(offset: number, size: number): number {
+    if (size !== 4 || offset & 3) return 0;
+    if (offset < PENDING_BASE) {
+      const src = (offset - PRIORITY_BASE) >>> 2;
+      return src < PLIC_NUM_SOURCES ? this.priority[src] : 0;
+    }
+    if (offset < ENABLE_BASE) {
+      const w = (offset - PENDING_BASE) >>> 2;
+      return w < WORDS ? this.pending[w] : 0;
+    }
+    if (offset < CONTEXT_BASE) {
+      const ctx = Math.floor((offset - ENABLE_BASE) / ENABLE_STRIDE);
+      const w = ((offset - ENABLE_BASE) % ENABLE_STRIDE) >>> 2;
+      return ctx < PLIC_CONTEXTS && w < WORDS ? this.enable[ctx][w] : 0;
+    }
+    const ctx = Math.floor((offset - CONTEXT_BASE) / CONTEXT_STRIDE);
+    if (ctx >= PLIC_CONTEXTS) return 0;
+    switch ((offset - CONTEXT_BASE) % CONTEXT_STRIDE) {
+      case 0:
+        return this.threshold[ctx];
+      case 4:
+        return this.claim(ctx);
+      default:
+        return 0;
+    }
+  }
+
+  write(offset: number, size: number, value: number): void {
+    if (size !== 4 || offset & 3) return;
+    const v = value >>> 0;
+    if (offset < PENDING_BASE) {
+      const src = (offset - PRIORITY_BASE) >>> 2;
+      if (src > 0 && src < PLIC_NUM_SOURCES) this.priority[src] = v & PLIC_MAX_PRIORITY;
+    } else if (offset < ENABLE_BASE) {
+      return; // pending bits are read-only
+    } else if (offset < CONTEXT_BASE) {
+      const ctx = Math.floor((offset - ENABLE_BASE) / ENABLE_STRIDE);
+      const w = ((offset - ENABLE_BASE) % ENABLE_STRIDE) >>> 2;
+      if (ctx >= PLIC_CONTEXTS || w >= WORDS) return;
+      this.enable[ctx][w] = w === 0 ? v & ~1 : v; // source 0 does not exist
+    } else {
+      const ctx = Math.floor((offset - CONTEXT_BASE) / CONTEXT_STRIDE);
+      if (ctx >= PLIC_CONTEXTS) return;
+      switch ((offset - CONTEXT_BASE) % CONTEXT_STRIDE) {
+        case 0:
+          this.threshold[ctx] = v & PLIC_MAX_PRIORITY;
+          break;
+        case 4:
+          this.complete(ctx, v);
+          return;
+        default:
+          return;
+      }
+    }
+    this.update();
+  }
+
+  state(): PlicState {
+    return {
+      priority: [...this.priority],
+      pending: [...this.pending],
+      claimed: [...this.claimed],
+      enable: this.enable.map((e) => [...e]),
+      threshold: [...this.threshold],
+    };
+  }
+
+  restore(s: PlicState): void {
+    this.priority.set(s.priority);
+    this.pending.set(s.pending);
+    this.claimed.set(s.claimed);
+    for (let c = 0; c < PLIC_CONTEXTS; c++) this.enable[c].set(s.enable[c]);
+    this.threshold.set(s.threshold);
+    // Report the restored outputs even if they match the last ones: the core is new.
+    this.meip = this.best(0) !== 0;
+    this.seip = this.best(1) !== 0;
+    this.onChange(this.meip, this.seip);
+  }
+}

@@ -1,0 +1,565 @@
+// The virtio-mmio transport, version 2 (the "modern" register layout), and split virtqueues.
+// Virtual I/O Device (VIRTIO) Version 1.1: section 4.2.2 (MMIO device register layout),
+// section 2.7 (split virtqueues), 2.7.5.3 (indirect descriptors), 2.7.7/2.7.10 (event index
+// notification suppression), 2.1.2 (DEVICE_NEEDS_RESET). Modelled on QEMU's
+// hw/virtio/virtio-mmio.c: vendor ID "QEMU", one device per 0x1000-byte slot.
+//
+// Requests are served synchronously inside the guest's store to QueueNotify. All guest memory
+// goes through GuestMemory, so pages not yet restored are restored first and pages the device
+// writes are marked. A malformed ring or descriptor chain (out-of-RAM address, loop, chain too
+// long, bad ordering) never throws into the core: the device sets DEVICE_NEEDS_RESET, sends a
+// configuration-change interrupt and ignores its queues until the driver resets it, as QEMU's
+// virtio_error does.
+
+import type { MmioHandler } from "../core.js";
+import type { GuestMemory } from "../memory.js";
+
+export const VIRTIO_MMIO_BASE = 0x1000_1000;
+export const VIRTIO_MMIO_STRIDE = 0x1000;
+export const VIRTIO_MMIO_SLOTS = 8;
+/** The PLIC source of slot n is 1 + n. */
+export const VIRTIO_MMIO_IRQ_BASE = 1;
+
+// Register offsets (4.2.2).
+export const VIRTIO_MMIO_MAGIC_VALUE = 0x000;
+export const VIRTIO_MMIO_VERSION = 0x004;
+export const VIRTIO_MMIO_DEVICE_ID = 0x008;
+export const VIRTIO_MMIO_VENDOR_ID = 0x00c;
+export const VIRTIO_MMIO_DEVICE_FEATURES = 0x010;
+export const VIRTIO_MMIO_DEVICE_FEATURES_SEL = 0x014;
+export const VIRTIO_MMIO_DRIVER_FEATURES = 0x020;
+export const VIRTIO_MMIO_DRIVER_FEATURES_SEL = 0x024;
+export const VIRTIO_MMIO_QUEUE_SEL = 0x030;
+export const VIRTIO_MMIO_QUEUE_NUM_MAX = 0x034;
+export const VIRTIO_MMIO_QUEUE_NUM = 0x038;
+export const VIRTIO_MMIO_QUEUE_READY = 0x044;
+export const VIRTIO_MMIO_QUEUE_NOTIFY = 0x050;
+export const VIRTIO_MMIO_INTERRUPT_STATUS = 0x060;
+export const VIRTIO_MMIO_INTERRUPT_ACK = 0x064;
+export const VIRTIO_MMIO_STATUS = 0x070;
+export const VIRTIO_MMIO_QUEUE_DESC_LOW = 0x080;
+export const VIRTIO_MMIO_QUEUE_DESC_HIGH = 0x084;
+export const VIRTIO_MMIO_QUEUE_DRIVER_LOW = 0x090;
+export const VIRTIO_MMIO_QUEUE_DRIVER_HIGH = 0x094;
+export const VIRTIO_MMIO_QUEUE_DEVICE_LOW = 0x0a0;
+export const VIRTIO_MMIO_QUEUE_DEVICE_HIGH = 0x0a4;
+export const VIRTIO_MMIO_SHM_SEL = 0x0ac;
+export const VIRTIO_MMIO_SHM_LEN_LOW = 0x0b0;
+export const VIRTIO_MMIO_SHM_LEN_HIGH = 0x0b4;
+export const VIRTIO_MMIO_SHM_BASE_LOW = 0x0b8;
+export const VIRTIO_MMIO_SHM_BASE_HIGH = 0x0bc;
+export const VIRTIO_MMIO_CONFIG_GENERATION = 0x0fc;
+export const VIRTIO_MMIO_CONFIG = 0x100;
+
+export const VIRTIO_MMIO_MAGIC = 0x74726976; // "virt"
+export const VIRTIO_MMIO_VENDOR_QEMU = 0x554d4551; // "QEMU"
+
+// InterruptStatus bits.
+export const VIRTIO_MMIO_INT_VRING = 1;
+export const VIRTIO_MMIO_INT_CONFIG = 2;
+
+// Device status (2.1).
+export const VIRTIO_CONFIG_S_ACKNOWLEDGE = 1;
+export const VIRTIO_CONFIG_S_DRIVER = 2;
+export const VIRTIO_CONFIG_S_DRIVER_OK = 4;
+export const VIRTIO_CONFIG_S_FEATURES_OK = 8;
+export const VIRTIO_CONFIG_S_NEEDS_RESET = 0x40;
+export const VIRTIO_CONFIG_S_FAILED = 0x80;
+
+// Transport feature bits (6).
+export const VIRTIO_RING_F_INDIRECT_DESC = 28;
+export const VIRTIO_RING_F_EVENT_IDX = 29;
+export const VIRTIO_F_VERSION_1 = 32;
+
+// Descriptor flags (2.7.5).
+export const VIRTQ_DESC_F_NEXT = 1;
+export const VIRTQ_DESC_F_WRITE = 2;
+export const VIRTQ_DESC_F_INDIRECT = 4;
+export const VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
+export const VIRTQ_USED_F_NO_NOTIFY = 1;
+
+/** The longest indirect table accepted (QEMU's VIRTQUEUE_MAX_SIZE is 1024). */
+const MAX_INDIRECT = 1024;
+
+export const bit = (n: number): bigint => 1n << BigInt(n);
+
+/** A guest request is malformed: the device needs a reset (2.1.2). */
+export class VirtioError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "VirtioError";
+  }
+}
+
+/** A run of guest-physical memory named by a descriptor. */
+export interface VirtqSegment {
+  addr: number;
+  len: number;
+}
+
+/** The part of `segs`, taken as one byte string, between `offset` and `offset + len`. */
+export function sliceSegments(segs: readonly VirtqSegment[], offset: number, len: number): VirtqSegment[] {
+  const out: VirtqSegment[] = [];
+  let pos = 0;
+  for (const s of segs) {
+    if (len <= 0) break;
+    const end = pos + s.len;
+    if (end > offset) {
+      const skip = Math.max(0, offset - pos);
+      const take = Math.min(s.len - skip, len);
+      if (take > 0) out.push({ addr: s.addr + skip, len: take });
+      offset += take;
+      len -= take;
+    }
+    pos = end;
+  }
+  return out;
+}
+
+/** A descriptor chain popped from the available ring: device-readable, then device-writable. */
+export class DescriptorChain {
+  readonly readableLength: number;
+  readonly writableLength: number;
+
+  constructor(
+    private readonly mem: GuestMemory,
+    readonly head: number,
+    readonly readable: readonly VirtqSegment[],
+    readonly writable: readonly VirtqSegment[],
+  ) {
+    this.readableLength = readable.reduce((n, s) => n + s.len, 0);
+    this.writableLength = writable.reduce((n, s) => n + s.len, 0);
+  }
+
+  /** Copies `len` device-readable bytes from `offset`. */
+  read(offset: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    let at = 0;
+    for (const s of sliceSegments(this.readable, offset, len)) {
+      out.set(this.mem.view(s.addr, s.len), at);
+      at += s.len;
+    }
+    if (at < len) throw new VirtioError(`request needs ${offset + len} readable bytes, chain has ${this.readableLength}`);
+    return out;
+  }
+
+  /** Writes `bytes` into the device-writable part at `offset`. */
+  write(offset: number, bytes: Uint8Array): void {
+    let at = 0;
+    for (const s of sliceSegments(this.writable, offset, bytes.length)) {
+      this.mem.writable(s.addr, s.len).set(bytes.subarray(at, at + s.len));
+      at += s.len;
+    }
+    if (at < bytes.length) throw new VirtioError(`request needs ${offset + bytes.length} writable bytes, chain has ${this.writableLength}`);
+  }
+}
+
+/** A device type behind the transport (virtio-blk, ...). */
+export interface VirtioDevice {
+  readonly deviceId: number;
+  /** Device-type feature bits; the transport adds VERSION_1, INDIRECT_DESC and EVENT_IDX. */
+  readonly deviceFeatures: bigint;
+  readonly numQueues: number;
+  readonly queueNumMax: number;
+  readConfig(offset: number, size: number): number;
+  writeConfig(offset: number, size: number, value: number): void;
+  /**
+   * Serves one request; returns the number of bytes written into its device-writable buffers
+   * (the used ring's len). Throws VirtioError for a malformed request.
+   */
+  handle(queue: number, chain: DescriptorChain): number;
+  /** The driver reset the device (status 0). */
+  reset(): void;
+}
+
+interface Virtqueue {
+  num: number;
+  ready: boolean;
+  desc: number;
+  driver: number;
+  device: number;
+  /** The next available-ring index the device will read (last_avail_idx). */
+  lastAvail: number;
+  /** The next used-ring index the device will write. */
+  usedIdx: number;
+}
+
+export interface VirtqueueState {
+  num: number;
+  ready: boolean;
+  desc: number;
+  driver: number;
+  device: number;
+  lastAvail: number;
+  usedIdx: number;
+}
+
+/** Transport state for snapshots; plain JSON (64-bit feature words as hex strings). */
+export interface VirtioMmioState {
+  status: number;
+  deviceFeaturesSel: number;
+  driverFeatures: string;
+  driverFeaturesSel: number;
+  queueSel: number;
+  interruptStatus: number;
+  configGeneration: number;
+  broken: string | null;
+  queues: VirtqueueState[];
+}
+
+function newQueue(): Virtqueue {
+  return { num: 0, ready: false, desc: 0, driver: 0, device: 0, lastAvail: 0, usedIdx: 0 };
+}
+
+const lo = (v: number): number => v % 0x1_0000_0000 >>> 0;
+const hi = (v: number): number => Math.floor(v / 0x1_0000_0000) >>> 0;
+const setLo = (v: number, w: number): number => hi(v) * 0x1_0000_0000 + (w >>> 0);
+const setHi = (v: number, w: number): number => (w >>> 0) * 0x1_0000_0000 + lo(v);
+
+export class VirtioMmio implements MmioHandler {
+  private status = 0;
+  private deviceFeaturesSel = 0;
+  private driverFeatures = 0n;
+  private driverFeaturesSel = 0;
+  private queueSel = 0;
+  private interruptStatus = 0;
+  private configGeneration = 0;
+  private shmSel = 0;
+  /** Why the device needs a reset, or null. */
+  private broken: string | null = null;
+  private queues: Virtqueue[];
+  readonly features: bigint;
+
+  /**
+   * @param irq the interrupt line (level = InterruptStatus != 0); called on every update
+   * @param onError told once when a malformed request makes the device need a reset
+   */
+  constructor(
+    private readonly mem: GuestMemory,
+    readonly device: VirtioDevice,
+    private readonly irq: (level: boolean) => void = () => {},
+    private readonly onError?: (message: string) => void,
+  ) {
+    this.features = device.deviceFeatures | bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX);
+    this.queues = Array.from({ length: device.numQueues }, newQueue);
+  }
+
+  /** The reason the device needs a reset, if it does. */
+  get error(): string | null {
+    return this.broken;
+  }
+
+  private negotiated(feature: number): boolean {
+    return (this.driverFeatures & bit(feature)) !== 0n;
+  }
+
+  private get selected(): Virtqueue | undefined {
+    return this.queues[this.queueSel];
+  }
+
+  read(offset: number, size: number): number {
+    if (offset >= VIRTIO_MMIO_CONFIG) return this.device.readConfig(offset - VIRTIO_MMIO_CONFIG, size) >>> 0;
+    if (size !== 4) return 0; // the register block is 32-bit only (4.2.2.2)
+    const q = this.selected;
+    switch (offset) {
+      case VIRTIO_MMIO_MAGIC_VALUE:
+        return VIRTIO_MMIO_MAGIC;
+      case VIRTIO_MMIO_VERSION:
+        return 2;
+      case VIRTIO_MMIO_DEVICE_ID:
+        return this.device.deviceId;
+      case VIRTIO_MMIO_VENDOR_ID:
+        return VIRTIO_MMIO_VENDOR_QEMU;
+      case VIRTIO_MMIO_DEVICE_FEATURES:
+        if (this.deviceFeaturesSel > 1) return 0;
+        return Number((this.features >> BigInt(32 * this.deviceFeaturesSel)) & 0xffff_ffffn);
+      case VIRTIO_MMIO_QUEUE_NUM_MAX:
+        return q ? this.device.queueNumMax : 0;
+      case VIRTIO_MMIO_QUEUE_READY:
+        return q?.ready ? 1 : 0;
+      case VIRTIO_MMIO_INTERRUPT_STATUS:
+        return this.interruptStatus;
+      case VIRTIO_MMIO_STATUS:
+        return this.status;
+      case VIRTIO_MMIO_SHM_LEN_LOW:
+      case VIRTIO_MMIO_SHM_LEN_HIGH:
+      case VIRTIO_MMIO_SHM_BASE_LOW:
+      case VIRTIO_MMIO_SHM_BASE_HIGH:
+        return 0xffff_ffff; // no shared memory regions: length -1 (4.2.2)
+      case VIRTIO_MMIO_CONFIG_GENERATION:
+        return this.configGeneration;
+      // Registers the driver writes; reading them back is harmless and helps debugging.
+      case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+        return this.deviceFeaturesSel;
+      case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+        return this.driverFeaturesSel;
+      case VIRTIO_MMIO_QUEUE_SEL:
+        return this.queueSel;
+      case VIRTIO_MMIO_QUEUE_NUM:
+        return q ? q.num : 0;
+      case VIRTIO_MMIO_QUEUE_DESC_LOW:
+        return q ? lo(q.desc) : 0;
+      case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+        return q ? hi(q.desc) : 0;
+      case VIRTIO_MMIO_QUEUE_DRIVER_LOW:
+        return q ? lo(q.driver) : 0;
+      case VIRTIO_MMIO_QUEUE_DRIVER_HIGH:
+        return q ? hi(q.driver) : 0;
+      case VIRTIO_MMIO_QUEUE_DEVICE_LOW:
+        return q ? lo(q.device) : 0;
+      case VIRTIO_MMIO_QUEUE_DEVICE_HIGH:
+        return q ? hi(q.device) : 0;
+      default:
+        return 0;
+    }
+  }
+
+  write(offset: number, size: number, value: number): void {
+    if (offset >= VIRTIO_MMIO_CONFIG) {
+      this.device.writeConfig(offset - VIRTIO_MMIO_CONFIG, size, value);
+      return;
+    }
+    if (size !== 4) return;
+    const v = value >>> 0;
+    const q = this.selected;
+    switch (offset) {
+      case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+        this.deviceFeaturesSel = v;
+        return;
+      case VIRTIO_MMIO_DRIVER_FEATURES:
+        // Features are fixed once FEATURES_OK is set (3.1.1).
+        if (this.status & VIRTIO_CONFIG_S_FEATURES_OK || this.driverFeaturesSel > 1) return;
+        {
+          const shift = BigInt(32 * this.driverFeaturesSel);
+          this.driverFeatures = (this.driverFeatures & ~(0xffff_ffffn << shift)) | (BigInt(v) << shift);
+        }
+        return;
+      case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+        this.driverFeaturesSel = v;
+        return;
+      case VIRTIO_MMIO_QUEUE_SEL:
+        this.queueSel = v;
+        return;
+      case VIRTIO_MMIO_QUEUE_NUM:
+        if (q) q.num = v;
+        return;
+      case VIRTIO_MMIO_QUEUE_READY:
+        if (q) q.ready = (v & 1) !== 0;
+        return;
+      case VIRTIO_MMIO_QUEUE_NOTIFY:
+        this.processQueue(v & 0xffff);
+        return;
+      case VIRTIO_MMIO_INTERRUPT_ACK:
+        this.interruptStatus &= ~v;
+        this.updateIrq();
+        return;
+      case VIRTIO_MMIO_STATUS:
+        this.writeStatus(v & 0xff);
+        return;
+      case VIRTIO_MMIO_QUEUE_DESC_LOW:
+        if (q) q.desc = setLo(q.desc, v);
+        return;
+      case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+        if (q) q.desc = setHi(q.desc, v);
+        return;
+      case VIRTIO_MMIO_QUEUE_DRIVER_LOW:
+        if (q) q.driver = setLo(q.driver, v);
+        return;
+      case VIRTIO_MMIO_QUEUE_DRIVER_HIGH:
+        if (q) q.driver = setHi(q.driver, v);
+        return;
+      case VIRTIO_MMIO_QUEUE_DEVICE_LOW:
+        if (q) q.device = setLo(q.device, v);
+        return;
+      case VIRTIO_MMIO_QUEUE_DEVICE_HIGH:
+        if (q) q.device = setHi(q.device, v);
+        return;
+      case VIRTIO_MMIO_SHM_SEL:
+        this.shmSel = v;
+        return;
+      default:
+        return; // read-only and legacy (version 1) registers
+    }
+  }
+
+  private writeStatus(v: number): void {
+    if (v === 0) {
+      this.reset();
+      return;
+    }
+    // FEATURES_OK sticks only if the device accepts the driver's features (3.1.1 step 5):
+    // a subset of what it offered, and VIRTIO_F_VERSION_1 (no legacy interface here).
+    if (v & VIRTIO_CONFIG_S_FEATURES_OK && !(this.status & VIRTIO_CONFIG_S_FEATURES_OK)) {
+      const ok = (this.driverFeatures & ~this.features) === 0n && this.negotiated(VIRTIO_F_VERSION_1);
+      if (!ok) v &= ~VIRTIO_CONFIG_S_FEATURES_OK;
+    }
+    this.status = v | (this.status & VIRTIO_CONFIG_S_NEEDS_RESET);
+  }
+
+  /** Device reset (status 0): everything back to its initial state (2.1, 4.2.3.1). */
+  reset(): void {
+    this.status = 0;
+    this.deviceFeaturesSel = 0;
+    this.driverFeatures = 0n;
+    this.driverFeaturesSel = 0;
+    this.queueSel = 0;
+    this.interruptStatus = 0;
+    this.shmSel = 0;
+    this.broken = null;
+    this.queues = Array.from({ length: this.device.numQueues }, newQueue);
+    this.device.reset();
+    this.updateIrq();
+  }
+
+  private updateIrq(): void {
+    this.irq(this.interruptStatus !== 0);
+  }
+
+  /** The device's configuration space changed (e.g. a resized disk): tell the driver. */
+  configChanged(): void {
+    this.configGeneration = (this.configGeneration + 1) >>> 0;
+    if (this.status & VIRTIO_CONFIG_S_DRIVER_OK) {
+      this.interruptStatus |= VIRTIO_MMIO_INT_CONFIG;
+      this.updateIrq();
+    }
+  }
+
+  private needsReset(reason: string): void {
+    if (this.broken !== null) return;
+    this.broken = reason;
+    this.status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+    this.onError?.(reason);
+    if (this.status & VIRTIO_CONFIG_S_DRIVER_OK) {
+      this.interruptStatus |= VIRTIO_MMIO_INT_CONFIG;
+      this.updateIrq();
+    }
+  }
+
+  /** Serves every request on the available ring of queue `index` (a QueueNotify). */
+  processQueue(index: number): void {
+    const q = this.queues[index];
+    if (!q || !q.ready || !(this.status & VIRTIO_CONFIG_S_DRIVER_OK) || this.broken !== null) return;
+    const mem = this.mem;
+    const oldUsed = q.usedIdx;
+    try {
+      const num = q.num;
+      if (num === 0 || num > this.device.queueNumMax) throw new VirtioError(`queue ${index}: size ${num} is invalid`);
+      if (!mem.inRam(q.desc, 16 * num) || !mem.inRam(q.driver, 6 + 2 * num) || !mem.inRam(q.device, 6 + 8 * num)) {
+        throw new VirtioError(`queue ${index}: rings outside RAM`);
+      }
+      const eventIdx = this.negotiated(VIRTIO_RING_F_EVENT_IDX);
+      const availIdx = mem.readU16(q.driver + 2);
+      if (((availIdx - q.lastAvail) & 0xffff) > num) {
+        throw new VirtioError(`queue ${index}: available index moved from ${q.lastAvail} to ${availIdx}`);
+      }
+      while (q.lastAvail !== availIdx) {
+        const head = mem.readU16(q.driver + 4 + 2 * (q.lastAvail % num));
+        q.lastAvail = (q.lastAvail + 1) & 0xffff;
+        const chain = this.popChain(q, head);
+        const len = this.device.handle(index, chain);
+        // Used element first, then the index that publishes it (2.7.8).
+        const slot = q.device + 4 + 8 * (q.usedIdx % num);
+        mem.writeU32(slot, head);
+        mem.writeU32(slot + 4, len);
+        q.usedIdx = (q.usedIdx + 1) & 0xffff;
+        mem.writeU16(q.device + 2, q.usedIdx);
+      }
+      // Ask to be notified of the next buffer (avail_event, 2.7.10).
+      if (eventIdx) mem.writeU16(q.device + 4 + 8 * num, q.lastAvail);
+      if (q.usedIdx !== oldUsed && this.wantsInterrupt(q, oldUsed, eventIdx)) {
+        this.interruptStatus |= VIRTIO_MMIO_INT_VRING;
+        this.updateIrq();
+      }
+    } catch (err) {
+      // Buffers already used stay used; the guest may see them after its reset.
+      const msg = err instanceof Error ? err.message : String(err);
+      this.needsReset(`virtio device ${this.device.deviceId}: ${msg}`);
+    }
+  }
+
+  /** Used buffer notification suppression (2.7.7.2, 2.7.10). */
+  private wantsInterrupt(q: Virtqueue, oldUsed: number, eventIdx: boolean): boolean {
+    if (eventIdx) {
+      const usedEvent = this.mem.readU16(q.driver + 4 + 2 * q.num);
+      // vring_need_event(): did used_idx step over used_event since the last interrupt?
+      return ((q.usedIdx - usedEvent - 1) & 0xffff) < ((q.usedIdx - oldUsed) & 0xffff);
+    }
+    return (this.mem.readU16(q.driver) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+  }
+
+  /** Walks a descriptor chain (2.7.5), following one indirect table at its head (2.7.5.3). */
+  private popChain(q: Virtqueue, head: number): DescriptorChain {
+    const mem = this.mem;
+    const readable: VirtqSegment[] = [];
+    const writable: VirtqSegment[] = [];
+    let table = q.desc;
+    let size = q.num;
+    let idx = head;
+    let count = 0;
+    let total = 0;
+    let indirect = false;
+    if (idx >= size) throw new VirtioError(`descriptor index ${idx} out of range`);
+    for (;;) {
+      // A chain visits each descriptor of its table at most once: more means a loop.
+      if (++count > size) throw new VirtioError(`descriptor chain from ${head} is longer than its table (a loop?)`);
+      const d = mem.view(table + 16 * idx, 16);
+      const dv = new DataView(d.buffer, d.byteOffset, 16);
+      const addr = Number(dv.getBigUint64(0, true));
+      const len = dv.getUint32(8, true);
+      const flags = dv.getUint16(12, true);
+      const next = dv.getUint16(14, true);
+      if (flags & VIRTQ_DESC_F_INDIRECT) {
+        if (indirect) throw new VirtioError("indirect descriptor inside an indirect table");
+        if (count !== 1) throw new VirtioError("indirect descriptor not at the head of its chain");
+        if (!this.negotiated(VIRTIO_RING_F_INDIRECT_DESC)) throw new VirtioError("indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC");
+        if (len === 0 || len % 16 !== 0 || len / 16 > MAX_INDIRECT) throw new VirtioError(`indirect table of ${len} bytes`);
+        if (!mem.inRam(addr, len)) throw new VirtioError(`indirect table at 0x${addr.toString(16)} outside RAM`);
+        indirect = true;
+        table = addr;
+        size = len / 16;
+        idx = 0;
+        count = 0;
+        continue;
+      }
+      if (len > 0) {
+        if (!mem.inRam(addr, len)) throw new VirtioError(`buffer 0x${addr.toString(16)}+${len} outside RAM`);
+        total += len;
+        if (total > 0xffff_ffff) throw new VirtioError("descriptor chain longer than 4 GiB");
+        if (flags & VIRTQ_DESC_F_WRITE) writable.push({ addr, len });
+        else if (writable.length > 0) throw new VirtioError("device-readable descriptor after a device-writable one");
+        else readable.push({ addr, len });
+      }
+      if (!(flags & VIRTQ_DESC_F_NEXT)) break;
+      idx = next;
+      if (idx >= size) throw new VirtioError(`descriptor index ${idx} out of range`);
+    }
+    return new DescriptorChain(mem, head, readable, writable);
+  }
+
+  state(): VirtioMmioState {
+    return {
+      status: this.status,
+      deviceFeaturesSel: this.deviceFeaturesSel,
+      driverFeatures: this.driverFeatures.toString(16),
+      driverFeaturesSel: this.driverFeaturesSel,
+      queueSel: this.queueSel,
+      interruptStatus: this.interruptStatus,
+      configGeneration: this.configGeneration,
+      broken: this.broken,
+      queues: this.queues.map((q) => ({ ...q })),
+    };
+  }
+
+  restore(s: VirtioMmioState): void {
+    this.status = s.status;
+    this.deviceFeaturesSel = s.deviceFeaturesSel;
+    this.driverFeatures = BigInt("0x" + s.driverFeatures);
+    this.driverFeaturesSel = s.driverFeaturesSel;
+    this.queueSel = s.queueSel;
+    this.interruptStatus = s.interruptStatus;
+    this.configGeneration = s.configGeneration;
+    this.broken = s.broken;
+    this.queues = Array.from({ length: this.device.numQueues }, (_, i) => ({ ...newQueue(), ...s.queues[i] }));
+    this.updateIrq();
+  }
+}
