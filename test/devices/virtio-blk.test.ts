@@ -1,0 +1,586 @@
+// virtio-blk over the virtio-mmio v2 transport, driven like a guest driver would: a real split
+// virtqueue (descriptor table, available ring, used ring) in guest RAM, requests submitted
+// through QueueNotify, results read back from RAM. Virtio 1.1 sections 2.7, 4.2.2 and 5.2.
+
+import { beforeEach, describe, expect, it } from "vitest";
+import { Core, PageState, PAGE_SIZE, RAM_BASE } from "../../src/core.js";
+import { GuestMemory } from "../../src/memory.js";
+import { MemoryDisk } from "../../src/devices/disk.js";
+import {
+  VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX,
+  VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
+  VIRTIO_BLK_T_FLUSH, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VirtioBlk,
+} from "../../src/devices/virtio-blk.js";
+import {
+  VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK,
+  VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_F_VERSION_1, VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_DEVICE_FEATURES,
+  VIRTIO_MMIO_DEVICE_FEATURES_SEL, VIRTIO_MMIO_DEVICE_ID, VIRTIO_MMIO_DRIVER_FEATURES, VIRTIO_MMIO_DRIVER_FEATURES_SEL,
+  VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_VRING, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INTERRUPT_STATUS,
+  VIRTIO_MMIO_MAGIC_VALUE, VIRTIO_MMIO_QUEUE_DESC_HIGH, VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_QUEUE_DEVICE_HIGH,
+  VIRTIO_MMIO_QUEUE_DEVICE_LOW, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_NOTIFY,
+  VIRTIO_MMIO_QUEUE_NUM, VIRTIO_MMIO_QUEUE_NUM_MAX, VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_QUEUE_SEL, VIRTIO_MMIO_STATUS,
+  VIRTIO_MMIO_VENDOR_ID, VIRTIO_MMIO_VERSION, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+  VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VirtioMmio,
+} from "../../src/devices/virtio-mmio.js";
+
+const QSIZE = 16;
+const DESC = RAM_BASE + 0x1000;
+const AVAIL = RAM_BASE + 0x2000;
+const USED = RAM_BASE + 0x3000;
+const INDIRECT = RAM_BASE + 0x4000;
+const HEADER = RAM_BASE + 0x5000;
+const STATUS = RAM_BASE + 0x5800;
+const DATA = RAM_BASE + 0x10000; // page-aligned data buffers
+const DISK_BYTES = 1 << 20;
+
+const F = (n: number) => 1n << BigInt(n);
+
+interface Buf {
+  addr: number;
+  len: number;
+  write?: boolean;
+}
+
+// One core for all tests (instantiating one per test dominates the run time); each Driver
+// starts from zeroed RAM and page states and a fresh GuestMemory.
+let sharedCore: Core | undefined;
+function freshCore(): Core {
+  sharedCore ??= new Core(16 << 20);
+  sharedCore.ram.fill(0);
+  sharedCore.pages.fill(0);
+  return sharedCore;
+}
+
+/** A minimal virtio driver over one queue, as Linux's virtio_mmio + virtio_ring do it. */
+class Driver {
+  readonly core = freshCore();
+  readonly mem = new GuestMemory(this.core);
+  readonly disk: MemoryDisk;
+  readonly blk: VirtioBlk;
+  dev: VirtioMmio;
+  irq = false;
+  errors: string[] = [];
+  private nextDesc = 0;
+  private availIdx = 0;
+
+  constructor(opts: { readOnly?: boolean; serial?: string } = {}) {
+    const words = new Uint32Array(DISK_BYTES / 4);
+    for (let i = 0; i < words.length; i++) words[i] = 4 * i; // each word holds its own offset
+    const data = new Uint8Array(words.buffer);
+    this.disk = new MemoryDisk(data, opts.readOnly);
+    this.blk = new VirtioBlk(this.mem, this.disk, { serial: opts.serial });
+    this.dev = new VirtioMmio(this.mem, this.blk, (l) => (this.irq = l), (e) => this.errors.push(e));
+  }
+
+  rd(off: number): number {
+    return this.dev.read(off, 4);
+  }
+  wr(off: number, v: number): void {
+    this.dev.write(off, 4, v);
+  }
+
+  deviceFeatures(): bigint {
+    this.wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+    const low = this.rd(VIRTIO_MMIO_DEVICE_FEATURES);
+    this.wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+    const high = this.rd(VIRTIO_MMIO_DEVICE_FEATURES);
+    return (BigInt(high) << 32n) | BigInt(low);
+  }
+
+  /** Device initialisation (3.1.1); returns whether FEATURES_OK stuck. */
+  init(features: bigint = F(VIRTIO_F_VERSION_1) | F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_BLK_F_FLUSH)): boolean {
+    this.wr(VIRTIO_MMIO_STATUS, 0);
+    this.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+    this.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    const offered = this.deviceFeatures();
+    const want = features & offered;
+    this.wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+    this.wr(VIRTIO_MMIO_DRIVER_FEATURES, Number(want & 0xffff_ffffn));
+    this.wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    this.wr(VIRTIO_MMIO_DRIVER_FEATURES, Number(want >> 32n));
+    this.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+    if (!(this.rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK)) return false;
+    this.mem.writable(DESC, 0x3000).fill(0);
+    this.wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+    expect(this.rd(VIRTIO_MMIO_QUEUE_READY)).toBe(0);
+    this.wr(VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+    this.wr(VIRTIO_MMIO_QUEUE_DESC_LOW, DESC);
+    this.wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
+    this.wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, AVAIL);
+    this.wr(VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
+    this.wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, USED);
+    this.wr(VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
+    this.wr(VIRTIO_MMIO_QUEUE_READY, 1);
+    this.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+    this.nextDesc = 0;
+    this.availIdx = 0;
+    return true;
+  }
+
+  writeDesc(table: number, i: number, addr: number, len: number, flags: number, next: number): void {
+    const at = table + 16 * i;
+    this.mem.writeU64(at, BigInt(addr));
+    this.mem.writeU32(at + 8, len);
+    this.mem.writeU16(at + 12, flags);
+    this.mem.writeU16(at + 14, next);
+  }
+
+  /** Puts a chain in the descriptor table (or in an indirect table) and makes it available. */
+  add(bufs: Buf[], opts: { indirect?: boolean } = {}): number {
+    const head = this.nextDesc % QSIZE;
+    if (opts.indirect) {
+      bufs.forEach((b, i) => this.writeDesc(INDIRECT, i, b.addr, b.len, (b.write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < bufs.length ? VIRTQ_DESC_F_NEXT : 0), i + 1));
+      this.writeDesc(DESC, head, INDIRECT, 16 * bufs.length, VIRTQ_DESC_F_INDIRECT, 0);
+      this.nextDesc++;
+    } else {
+      bufs.forEach((b, i) => {
+        const d = (head + i) % QSIZE;
+        this.writeDesc(DESC, d, b.addr, b.len, (b.write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < bufs.length ? VIRTQ_DESC_F_NEXT : 0), (d + 1) % QSIZE);
+      });
+      this.nextDesc += bufs.length;
+    }
+    this.mem.writeU16(AVAIL + 4 + 2 * (this.availIdx % QSIZE), head);
+    this.availIdx = (this.availIdx + 1) & 0xffff;
+    this.mem.writeU16(AVAIL + 2, this.availIdx);
+    return head;
+  }
+
+  notify(): void {
+    this.wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+  }
+
+  usedIdx(): number {
+    return this.mem.readU16(USED + 2);
+  }
+  used(i: number): { id: number; len: number } {
+    return { id: this.mem.readU32(USED + 4 + 8 * (i % QSIZE)), len: this.mem.readU32(USED + 8 + 8 * (i % QSIZE)) };
+  }
+
+  /** A virtio-blk request: header, data buffers, status byte. */
+  request(type: number, sector: number, data: Buf[], opts: { indirect?: boolean; status?: number; header?: number } = {}): number {
+    const status = opts.status ?? STATUS;
+    const header = opts.header ?? HEADER;
+    this.mem.writeU32(header, type);
+    this.mem.writeU32(header + 4, 0);
+    this.mem.writeU64(header + 8, BigInt(sector));
+    this.mem.writable(status, 1)[0] = 0xff;
+    return this.add([{ addr: header, len: 16 }, ...data, { addr: status, len: 1, write: true }], opts);
+  }
+
+  status(at = STATUS): number {
+    return this.mem.view(at, 1)[0];
+  }
+
+  /** Submits one request, notifies, and returns its status byte. */
+  run(type: number, sector: number, data: Buf[], opts: { indirect?: boolean } = {}): number {
+    this.request(type, sector, data, opts);
+    this.notify();
+    return this.status();
+  }
+
+  diskWord(offset: number): number {
+    return new DataView(this.disk.data.buffer).getUint32(offset, true);
+  }
+  ramWord(pa: number): number {
+    return this.mem.readU32(pa);
+  }
+}
+
+const page = (pa: number) => (pa - RAM_BASE) / PAGE_SIZE;
+
+describe("virtio-mmio transport", () => {
+  let d: Driver;
+  beforeEach(() => {
+    d = new Driver();
+  });
+
+  it("identifies itself as a version 2 virtio-mmio block device from QEMU", () => {
+    expect(d.rd(VIRTIO_MMIO_MAGIC_VALUE)).toBe(0x74726976);
+    expect(d.rd(VIRTIO_MMIO_VERSION)).toBe(2);
+    expect(d.rd(VIRTIO_MMIO_DEVICE_ID)).toBe(2);
+    expect(d.rd(VIRTIO_MMIO_VENDOR_ID)).toBe(0x554d4551);
+    d.wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+    expect(d.rd(VIRTIO_MMIO_QUEUE_NUM_MAX)).toBe(256);
+    d.wr(VIRTIO_MMIO_QUEUE_SEL, 1);
+    expect(d.rd(VIRTIO_MMIO_QUEUE_NUM_MAX)).toBe(0); // only one queue
+  });
+
+  it("offers VERSION_1, INDIRECT_DESC, EVENT_IDX and the block features", () => {
+    const f = d.deviceFeatures();
+    for (const b of [VIRTIO_F_VERSION_1, VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_SEG_MAX]) {
+      expect(f & F(b)).not.toBe(0n);
+    }
+    expect(f & F(VIRTIO_BLK_F_RO)).toBe(0n);
+  });
+
+  it("refuses FEATURES_OK without VIRTIO_F_VERSION_1 or with features it did not offer", () => {
+    expect(d.init(F(VIRTIO_BLK_F_FLUSH))).toBe(false);
+    d.wr(VIRTIO_MMIO_STATUS, 0);
+    d.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    d.wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    d.wr(VIRTIO_MMIO_DRIVER_FEATURES, 1 | 2); // VERSION_1 and bit 33, never offered
+    d.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+    expect(d.rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK).toBe(0);
+    expect(d.init()).toBe(true);
+  });
+
+  it("serves several requests per notify and interrupts once; InterruptACK lowers the line", () => {
+    d.init();
+    d.request(VIRTIO_BLK_T_IN, 0, [{ addr: DATA, len: 512, write: true }], { status: STATUS });
+    d.request(VIRTIO_BLK_T_IN, 1, [{ addr: DATA + 512, len: 512, write: true }], { status: STATUS + 1, header: HEADER + 16 });
+    d.request(VIRTIO_BLK_T_FLUSH, 0, [], { status: STATUS + 2, header: HEADER + 32 });
+    expect(d.irq).toBe(false);
+    d.notify();
+    expect(d.usedIdx()).toBe(3);
+    expect([d.status(STATUS), d.status(STATUS + 1), d.status(STATUS + 2)]).toEqual([0, 0, 0]);
+    expect(d.used(0)).toEqual({ id: 0, len: 513 });
+    expect(d.used(1)).toEqual({ id: 3, len: 513 });
+    expect(d.used(2)).toEqual({ id: 6, len: 1 });
+    expect(d.irq).toBe(true);
+    expect(d.rd(VIRTIO_MMIO_INTERRUPT_STATUS)).toBe(VIRTIO_MMIO_INT_VRING);
+    d.wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+    expect(d.rd(VIRTIO_MMIO_INTERRUPT_STATUS)).toBe(0);
+    expect(d.irq).toBe(false);
+  });
+
+  it("ignores notifications before DRIVER_OK", () => {
+    d.init();
+    d.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    expect(d.usedIdx()).toBe(0);
+  });
+
+  it("follows indirect descriptor tables", () => {
+    d.init();
+    const st = d.run(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 1024, write: true }, { addr: DATA + 0x2000, len: 512, write: true }], { indirect: true });
+    expect(st).toBe(VIRTIO_BLK_S_OK);
+    expect(d.ramWord(DATA)).toBe(8 * 512);
+    expect(d.ramWord(DATA + 1020)).toBe(8 * 512 + 1020);
+    expect(d.ramWord(DATA + 0x2000)).toBe(8 * 512 + 1024);
+    expect(d.used(0)).toEqual({ id: 0, len: 1537 });
+  });
+
+  it("suppresses interrupts with VIRTQ_AVAIL_F_NO_INTERRUPT when EVENT_IDX is not negotiated", () => {
+    d.init();
+    d.mem.writeU16(AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT);
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.irq).toBe(false);
+    d.mem.writeU16(AVAIL, 0);
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    expect(d.irq).toBe(true);
+  });
+
+  it("implements EVENT_IDX: used_event decides interrupts, avail_event is published", () => {
+    expect(d.init(F(VIRTIO_F_VERSION_1) | F(VIRTIO_RING_F_EVENT_IDX))).toBe(true);
+    const usedEvent = AVAIL + 4 + 2 * QSIZE;
+    const availEvent = USED + 4 + 8 * QSIZE;
+    d.mem.writeU16(AVAIL, VIRTQ_AVAIL_F_NO_INTERRUPT); // ignored with EVENT_IDX
+    d.mem.writeU16(usedEvent, 1); // interrupt when used idx passes 1, i.e. after the 2nd buffer
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.irq).toBe(false);
+    expect(d.mem.readU16(availEvent)).toBe(1);
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    expect(d.usedIdx()).toBe(2);
+    expect(d.irq).toBe(true);
+    expect(d.mem.readU16(availEvent)).toBe(2);
+    d.wr(VIRTIO_MMIO_INTERRUPT_ACK, 1);
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []); // used_event still 1: already passed
+    expect(d.irq).toBe(false);
+  });
+
+  it("resets everything when the driver writes 0 to Status", () => {
+    d.init();
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    d.wr(VIRTIO_MMIO_STATUS, 0);
+    expect(d.rd(VIRTIO_MMIO_STATUS)).toBe(0);
+    expect(d.rd(VIRTIO_MMIO_INTERRUPT_STATUS)).toBe(0);
+    expect(d.irq).toBe(false);
+    d.wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+    expect(d.rd(VIRTIO_MMIO_QUEUE_READY)).toBe(0);
+    expect(d.init()).toBe(true);
+    expect(d.run(VIRTIO_BLK_T_FLUSH, 0, [])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.usedIdx()).toBe(1);
+  });
+
+  it("saves and restores queue state as plain JSON", () => {
+    d.init();
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    const s = JSON.parse(JSON.stringify(d.dev.state()));
+    // A new transport over the same RAM and disk continues where the old one stopped.
+    d.dev = new VirtioMmio(d.mem, d.blk, (l) => (d.irq = l));
+    d.dev.restore(s);
+    expect(d.irq).toBe(true);
+    expect(d.run(VIRTIO_BLK_T_IN, 2, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.usedIdx()).toBe(2);
+    expect(d.used(1).id).toBe(2); // the flush used descriptors 0 and 1
+    expect(d.ramWord(DATA)).toBe(1024);
+  });
+
+  it("restores a not-yet-restored page before DMA touches it", () => {
+    d.init();
+    const p = page(DATA);
+    d.core.pages[p] |= PageState.NotRestored;
+    const restored: number[] = [];
+    d.mem.restorePage = (pg) => {
+      restored.push(pg);
+      d.core.pages[pg] &= ~PageState.NotRestored;
+    };
+    expect(d.run(VIRTIO_BLK_T_IN, 0, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(restored).toEqual([p]);
+  });
+});
+
+describe("virtio-mmio: malformed requests set DEVICE_NEEDS_RESET and never throw", () => {
+  let d: Driver;
+  beforeEach(() => {
+    d = new Driver();
+    d.init();
+  });
+
+  function expectBroken(): void {
+    expect(d.rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET).toBe(VIRTIO_CONFIG_S_NEEDS_RESET);
+    expect(d.rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG).toBe(VIRTIO_MMIO_INT_CONFIG);
+    expect(d.irq).toBe(true);
+    expect(d.errors.length).toBe(1);
+    // Later notifications are ignored until a reset; a reset brings the device back.
+    expect(() => d.notify()).not.toThrow();
+    expect(d.init()).toBe(true);
+    expect(d.rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET).toBe(0);
+    expect(d.run(VIRTIO_BLK_T_FLUSH, 0, [])).toBe(VIRTIO_BLK_S_OK);
+  }
+
+  it("a descriptor chain that loops", () => {
+    d.writeDesc(DESC, 0, HEADER, 16, VIRTQ_DESC_F_NEXT, 1);
+    d.writeDesc(DESC, 1, STATUS, 1, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 0);
+    d.mem.writeU16(AVAIL + 4, 0);
+    d.mem.writeU16(AVAIL + 2, 1);
+    expect(() => d.notify()).not.toThrow();
+    expectBroken();
+  });
+
+  it("a loop inside an indirect table", () => {
+    d.writeDesc(INDIRECT, 0, HEADER, 16, VIRTQ_DESC_F_NEXT, 1);
+    d.writeDesc(INDIRECT, 1, STATUS, 1, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 0);
+    d.writeDesc(DESC, 0, INDIRECT, 32, VIRTQ_DESC_F_INDIRECT, 0);
+    d.mem.writeU16(AVAIL + 4, 0);
+    d.mem.writeU16(AVAIL + 2, 1);
+    d.notify();
+    expectBroken();
+  });
+
+  it("an indirect table inside an indirect table", () => {
+    d.writeDesc(INDIRECT, 0, INDIRECT, 16, VIRTQ_DESC_F_INDIRECT, 0);
+    d.writeDesc(DESC, 0, INDIRECT, 16, VIRTQ_DESC_F_INDIRECT, 0);
+    d.mem.writeU16(AVAIL + 4, 0);
+    d.mem.writeU16(AVAIL + 2, 1);
+    d.notify();
+    expectBroken();
+  });
+
+  it("a buffer outside RAM", () => {
+    d.request(VIRTIO_BLK_T_IN, 0, [{ addr: 0x1000, len: 512, write: true }]);
+    d.notify();
+    expectBroken();
+  });
+
+  it("a buffer running past the end of RAM", () => {
+    d.request(VIRTIO_BLK_T_IN, 0, [{ addr: RAM_BASE + (16 << 20) - 256, len: 512, write: true }]);
+    d.notify();
+    expectBroken();
+  });
+
+  it("a head index beyond the queue size", () => {
+    d.mem.writeU16(AVAIL + 4, QSIZE + 3);
+    d.mem.writeU16(AVAIL + 2, 1);
+    d.notify();
+    expectBroken();
+  });
+
+  it("an available index that jumps by more than the queue size", () => {
+    d.mem.writeU16(AVAIL + 2, QSIZE + 1);
+    d.notify();
+    expectBroken();
+  });
+
+  it("a device-readable buffer after a device-writable one", () => {
+    d.mem.writeU32(HEADER, VIRTIO_BLK_T_IN);
+    d.add([{ addr: HEADER, len: 16 }, { addr: STATUS, len: 1, write: true }, { addr: DATA, len: 512 }]);
+    d.notify();
+    expectBroken();
+  });
+
+  it("a request without a status byte", () => {
+    d.add([{ addr: HEADER, len: 16 }]);
+    d.notify();
+    expectBroken();
+  });
+
+  it("a header shorter than 16 bytes", () => {
+    d.add([{ addr: HEADER, len: 8 }, { addr: STATUS, len: 1, write: true }]);
+    d.notify();
+    expectBroken();
+  });
+
+  it("rings placed outside RAM", () => {
+    d.wr(VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 1);
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    expectBroken();
+  });
+});
+
+describe("virtio-blk requests", () => {
+  let d: Driver;
+  beforeEach(() => {
+    d = new Driver({ serial: "rvm-disk-0" });
+    d.init();
+  });
+
+  it("reports capacity, seg_max and blk_size in its configuration space", () => {
+    const cfg = (o: number) => d.dev.read(VIRTIO_MMIO_CONFIG + o, 4);
+    expect(cfg(0)).toBe(DISK_BYTES / 512); // capacity, low word
+    expect(cfg(4)).toBe(0); // capacity, high word
+    expect(cfg(0x0c)).toBe(254); // seg_max
+    expect(cfg(0x14)).toBe(512); // blk_size
+    expect(d.dev.read(VIRTIO_MMIO_CONFIG + 0x14, 2)).toBe(512);
+  });
+
+  it("VIRTIO_BLK_T_IN reads sectors into guest memory", () => {
+    expect(d.run(VIRTIO_BLK_T_IN, 3, [{ addr: DATA + 100, len: 1024, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.ramWord(DATA + 100)).toBe(3 * 512);
+    expect(d.ramWord(DATA + 100 + 1020)).toBe(3 * 512 + 1020);
+    expect(d.used(0).len).toBe(1025);
+  });
+
+  it("VIRTIO_BLK_T_OUT writes guest memory to the disk", () => {
+    const buf = d.mem.writable(DATA, 1024);
+    buf.fill(0xab, 0, 512);
+    buf.fill(0xcd, 512, 1024);
+    expect(d.run(VIRTIO_BLK_T_OUT, 10, [{ addr: DATA, len: 512 }, { addr: DATA + 512, len: 512 }])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.disk.data[10 * 512]).toBe(0xab);
+    expect(d.disk.data[11 * 512 + 511]).toBe(0xcd);
+    expect(d.diskWord(12 * 512)).toBe(12 * 512);
+    expect(d.used(0).len).toBe(1);
+  });
+
+  it("VIRTIO_BLK_T_FLUSH flushes the backend", () => {
+    expect(d.run(VIRTIO_BLK_T_FLUSH, 0, [])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.disk.flushes).toBe(1);
+  });
+
+  it("VIRTIO_BLK_T_GET_ID returns the 20-byte serial, zero-padded", () => {
+    d.mem.writable(DATA, 20).fill(0xff);
+    expect(d.run(VIRTIO_BLK_T_GET_ID, 0, [{ addr: DATA, len: 20, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    const id = d.mem.read(DATA, 20);
+    expect(Buffer.from(id.subarray(0, 10)).toString()).toBe("rvm-disk-0");
+    expect([...id.subarray(10)]).toEqual(new Array(10).fill(0));
+    expect(d.used(0).len).toBe(21);
+  });
+
+  it("answers VIRTIO_BLK_S_UNSUPP to unknown request types", () => {
+    expect(d.run(11, 0, [{ addr: DATA, len: 512 }])).toBe(VIRTIO_BLK_S_UNSUPP); // DISCARD, not offered
+    expect(d.run(0x99, 0, [])).toBe(VIRTIO_BLK_S_UNSUPP);
+  });
+
+  it("answers VIRTIO_BLK_S_IOERR beyond the capacity or for partial sectors", () => {
+    const last = DISK_BYTES / 512 - 1;
+    expect(d.run(VIRTIO_BLK_T_IN, last, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.run(VIRTIO_BLK_T_IN, last, [{ addr: DATA, len: 1024, write: true }])).toBe(VIRTIO_BLK_S_IOERR);
+    expect(d.run(VIRTIO_BLK_T_OUT, last + 1, [{ addr: DATA, len: 512 }])).toBe(VIRTIO_BLK_S_IOERR);
+    expect(d.run(VIRTIO_BLK_T_IN, 2 ** 60, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_IOERR);
+    expect(d.run(VIRTIO_BLK_T_IN, 0, [{ addr: DATA, len: 100, write: true }])).toBe(VIRTIO_BLK_S_IOERR);
+    expect(d.run(VIRTIO_BLK_T_IN, 0, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_OK);
+  });
+
+  it("a read-only disk offers VIRTIO_BLK_F_RO and fails writes with IOERR", () => {
+    const ro = new Driver({ readOnly: true });
+    expect(ro.deviceFeatures() & F(VIRTIO_BLK_F_RO)).not.toBe(0n);
+    ro.init();
+    ro.mem.writable(DATA, 512).fill(0x77);
+    expect(ro.run(VIRTIO_BLK_T_OUT, 0, [{ addr: DATA, len: 512 }])).toBe(VIRTIO_BLK_S_IOERR);
+    expect(ro.diskWord(0)).toBe(0);
+    expect(ro.run(VIRTIO_BLK_T_IN, 1, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(ro.run(VIRTIO_BLK_T_FLUSH, 0, [])).toBe(VIRTIO_BLK_S_OK);
+  });
+
+  it("handles a header split across descriptors and data sharing the status descriptor", () => {
+    d.mem.writeU32(HEADER, VIRTIO_BLK_T_IN);
+    d.mem.writeU32(HEADER + 4, 0);
+    d.mem.writeU64(HEADER + 8, 5n);
+    // 512 bytes of data and the status byte in one 513-byte writable buffer.
+    d.add([{ addr: HEADER, len: 6 }, { addr: HEADER + 6, len: 10 }, { addr: DATA, len: 513, write: true }]);
+    d.notify();
+    expect(d.ramWord(DATA)).toBe(5 * 512);
+    expect(d.mem.view(DATA + 512, 1)[0]).toBe(VIRTIO_BLK_S_OK);
+  });
+});
+
+describe("virtio-blk page-cache tracking", () => {
+  let d: Driver;
+  beforeEach(() => {
+    d = new Driver();
+    d.init();
+  });
+
+  it("marks whole 4 KiB pages read from 4 KiB-aligned disk offsets as disk-backed", () => {
+    // Sectors 16..31 = disk blocks 2 and 3 into two pages.
+    expect(d.run(VIRTIO_BLK_T_IN, 16, [{ addr: DATA, len: 8192, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.core.pages[page(DATA)] & PageState.Disk).toBe(PageState.Disk);
+    expect(d.mem.diskBlockOf(page(DATA))).toBe(2);
+    expect(d.mem.diskBlockOf(page(DATA + 4096))).toBe(3);
+  });
+
+  it("tracks pages in scattered segments and indirect chains", () => {
+    const st = d.run(VIRTIO_BLK_T_IN, 8 * 7, [{ addr: DATA + 0x5000, len: 4096, write: true }, { addr: DATA + 0x2000, len: 4096, write: true }], { indirect: true });
+    expect(st).toBe(VIRTIO_BLK_S_OK);
+    expect(d.mem.diskBlockOf(page(DATA + 0x5000))).toBe(7);
+    expect(d.mem.diskBlockOf(page(DATA + 0x2000))).toBe(8);
+  });
+
+  it("does not mark partial pages, unaligned pages or unaligned disk offsets", () => {
+    d.run(VIRTIO_BLK_T_IN, 1, [{ addr: DATA, len: 4096, write: true }]); // disk offset 512
+    expect(d.mem.diskBlockOf(page(DATA))).toBe(-1);
+    d.run(VIRTIO_BLK_T_IN, 8, [{ addr: DATA + 0x1000 + 512, len: 4096, write: true }]); // straddles two pages
+    expect(d.mem.diskBlockOf(page(DATA + 0x1000))).toBe(-1);
+    expect(d.mem.diskBlockOf(page(DATA + 0x2000))).toBe(-1);
+    d.run(VIRTIO_BLK_T_IN, 8, [{ addr: DATA + 0x3000, len: 2048, write: true }]); // half a page
+    expect(d.mem.diskBlockOf(page(DATA + 0x3000))).toBe(-1);
+    // Within a larger segment, pages whose disk offset is aligned still count.
+    d.run(VIRTIO_BLK_T_IN, 4, [{ addr: DATA + 0x4000 - 2048, len: 2048 + 4096, write: true }]);
+    expect(d.mem.diskBlockOf(page(DATA + 0x4000))).toBe(1);
+  });
+
+  it("the page is dirty as any DMA write leaves it, and disk-backed on top", () => {
+    d.run(VIRTIO_BLK_T_IN, 0, [{ addr: DATA, len: 4096, write: true }]);
+    const st = d.core.pages[page(DATA)];
+    expect(st & PageState.Disk).toBe(PageState.Disk);
+    expect(st & PageState.Dirty).toBe(PageState.Dirty);
+  });
+
+  it("a later DMA write into the page ends its disk backing", () => {
+    d.run(VIRTIO_BLK_T_IN, 0, [{ addr: DATA, len: 4096, write: true }]);
+    d.run(VIRTIO_BLK_T_IN, 1, [{ addr: DATA, len: 512, write: true }]);
+    expect(d.mem.diskBlockOf(page(DATA))).toBe(-1);
+  });
+
+  it("a VIRTIO_BLK_T_OUT to the block clears pages that mirrored it, after onBeforeDiskWrite", () => {
+    d.run(VIRTIO_BLK_T_IN, 16, [{ addr: DATA, len: 4096, write: true }]); // block 2
+    expect(d.mem.diskBlockOf(page(DATA))).toBe(2);
+    const calls: [number, number, number][] = [];
+    d.blk.onBeforeDiskWrite = (off, len) => calls.push([off, len, d.diskWord(off)]);
+    d.mem.writable(DATA + 0x8000, 512).fill(0x5a);
+    // One sector inside block 2 is enough.
+    expect(d.run(VIRTIO_BLK_T_OUT, 17, [{ addr: DATA + 0x8000, len: 512 }])).toBe(VIRTIO_BLK_S_OK);
+    expect(calls).toEqual([[17 * 512, 512, 17 * 512]]); // called before the data changed
+    expect(d.disk.data[17 * 512]).toBe(0x5a);
+    expect(d.mem.diskBlockOf(page(DATA))).toBe(-1);
+    expect(d.core.pages[page(DATA)] & PageState.Disk).toBe(0);
+  });
+
+  it("a write spanning blocks clears every block it touches, and no other", () => {
+    d.run(VIRTIO_BLK_T_IN, 0, [{ addr: DATA, len: 4 * 4096, write: true }]); // blocks 0..3
+    d.run(VIRTIO_BLK_T_OUT, 15, [{ addr: DATA + 0x8000, len: 1024 }]); // sectors 15,16: blocks 1 and 2
+    expect([0, 1, 2, 3].map((i) => d.mem.diskBlockOf(page(DATA + i * 4096)))).toEqual([0, -1, -1, 3]);
+  });
+});
