@@ -387,11 +387,13 @@ export class VirtioMmio implements MmioHandler {
       this.reset();
       return;
     }
-    // FEATURES_OK sticks only if the device accepts the driver's features (3.1.1 step 5):
-    // a subset of what it offered, and VIRTIO_F_VERSION_1 (no legacy interface here).
+    // FEATURES_OK sticks only if the device accepts the driver's features (3.1.1 step 5): a
+    // subset of what it offered. A driver that leaves out VIRTIO_F_VERSION_1 is accepted, as
+    // QEMU accepts it (it validates features only once VERSION_1 is negotiated): xv6-riscv
+    // writes only DriverFeatures word 0. The split ring is the same either way, and
+    // little-endian on RISC-V.
     if (v & VIRTIO_CONFIG_S_FEATURES_OK && !(this.status & VIRTIO_CONFIG_S_FEATURES_OK)) {
-      const ok = (this.driverFeatures & ~this.features) === 0n && this.negotiated(VIRTIO_F_VERSION_1);
-      if (!ok) v &= ~VIRTIO_CONFIG_S_FEATURES_OK;
+      if ((this.driverFeatures & ~this.features) !== 0n) v &= ~VIRTIO_CONFIG_S_FEATURES_OK;
     }
     this.status = v | (this.status & VIRTIO_CONFIG_S_NEEDS_RESET);
   }
@@ -562,4 +564,26 @@ export class VirtioMmio implements MmioHandler {
     this.queues = Array.from({ length: this.device.numQueues }, (_, i) => ({ ...newQueue(), ...s.queues[i] }));
     this.updateIrq();
   }
+}
+
+/**
+ * An empty virtio-mmio slot: device ID 0, "no device" (4.2.3.1.1). QEMU's virt board fills
+ * all eight slots this way, and Linux probes every slot the device tree lists.
+ */
+export class VirtioMmioEmpty implements MmioHandler {
+  read(offset: number, size: number): number {
+    if (size !== 4) return 0;
+    switch (offset) {
+      case VIRTIO_MMIO_MAGIC_VALUE:
+        return VIRTIO_MMIO_MAGIC;
+      case VIRTIO_MMIO_VERSION:
+        return 2;
+      case VIRTIO_MMIO_VENDOR_ID:
+        return VIRTIO_MMIO_VENDOR_QEMU;
+      default:
+        return 0;
+    }
+  }
+
+  write(_offset: number, _size: number, _value: number): void {}
 }
