@@ -1,19 +1,19 @@
 // Helpers shared by the benchmarks: running a guest ELF in-process, and QEMU as reference.
 import { spawnSync } from "node:child_process";
-import { Machine } from "../dist/src/machine.js";
-import { readImage } from "../dist/src/loaders/image.js";
-import { parseElf } from "../dist/src/loaders/elf.js";
+import { createVirtMachine } from "../dist/src/board/virt.js";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 
 /** Runs a bare-metal ELF to its HTIF exit; returns instret, seconds and console output. */
 export async function runElf(file, { ramBytes = 128 << 20 } = {}) {
   const out = [];
-  const machine = new Machine({
+  const machine = createVirtMachine({
     ramBytes,
+    bios: "none",
+    kernel: file,
+    drives: [],
     console: { write: (_fd, b) => out.push(Buffer.from(b).toString("latin1")), readByte: () => -1 },
   });
-  machine.loadElf(parseElf(readImage(file), file), file);
   const r = await machine.run({ timeoutMs: 600_000 });
   return { ...r, output: out.join("") };
 }

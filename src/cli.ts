@@ -1,14 +1,26 @@
 // The `rvm` command line (commander). Errors a user can cause print one line and exit 1.
+//
+// `rvm run` accepts QEMU's spelling of the options it shares with qemu-system-riscv64
+// (-M virt, -m, -smp 1, -bios, -kernel, -initrd, -append, -drive, -device, -nographic,
+// -monitor, -S) as well as rvm's own forms (a FILE argument, --kernel ...).
 
 import { Command, InvalidArgumentError, Option } from "commander";
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { ImageError, RvmError, UsageError } from "./errors.js";
 import { readImage } from "./loaders/image.js";
 import { isElf, parseElf } from "./loaders/elf.js";
-import { Machine } from "./machine.js";
+import { isLinuxImage } from "./loaders/linux.js";
+import { applyDevice, DriveConfig, MonitorSpec, parseDrive, parseMonitor, qemuArgsToLong } from "./options.js";
+import { createVirtMachine, virtDtbFor } from "./board/virt.js";
+import { Terminal } from "./console.js";
+import { Monitor } from "./monitor.js";
+import { serveMonitor } from "./monitor-server.js";
+import { writeFileAtomic } from "./files.js";
 
 /** Parses a memory size the way QEMU's -m does: a number of MiB, or with a K/M/G suffix. */
 export function parseSize(text: string): number {
-  const m = /^(\d+)([KMG]i?B?)?$/i.exec(text.trim());
+  const m = /^(?:size=)?(\d+)([KMG]i?B?)?$/i.exec(text.trim());
   if (!m) throw new InvalidArgumentError(`not a memory size: "${text}" (examples: 128M, 1G)`);
   const n = Number(m[1]);
   const unit = (m[2] ?? "M")[0].toUpperCase();
@@ -25,63 +37,209 @@ function parseSeconds(text: string): number {
 }
 
 function parseShift(text: string): number {
-  const v = Number(text);
+  const v = Number(text.replace(/^shift=/, ""));
   if (!Number.isInteger(v) || v < 0 || v > 10) throw new InvalidArgumentError(`icount shift must be an integer 0..10, not "${text}"`);
   return v;
 }
 
+const collect = (v: string, prev: string[]) => [...prev, v];
+
 interface RunFlags {
-  memory: number;
+  machine?: string;
+  memory?: number;
+  smp?: string;
+  bios?: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  drive: string[];
+  device: string[];
+  nographic?: boolean;
+  monitor?: string;
+  serial?: string;
+  S?: boolean;
+  display?: string;
   format?: "elf" | "raw";
   timeout?: number;
   trace?: boolean;
   icount?: number;
 }
 
-async function runCommand(file: string, flags: RunFlags): Promise<number> {
+/** A guest description file (JSON): paths are relative to the file. */
+interface GuestDescription {
+  memory?: string;
+  bios?: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  drives?: (string | { file: string; readonly?: boolean })[];
+}
+
+function readDescription(file: string, flags: RunFlags, drives: DriveConfig[]): void {
+  let desc: GuestDescription;
+  try {
+    desc = JSON.parse(readFileSync(file, "utf8")) as GuestDescription;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ImageError(file, code === "ENOENT" ? "no such file" : `not a valid guest description (${(e as Error).message})`);
+  }
+  const base = dirname(file);
+  const rel = (p: string | undefined) => (p === undefined || p === "none" || p === "default" ? p : resolve(base, p));
+  if (desc.memory !== undefined && flags.memory === undefined) flags.memory = parseSize(desc.memory);
+  flags.bios ??= rel(desc.bios);
+  flags.kernel ??= rel(desc.kernel);
+  flags.initrd ??= rel(desc.initrd);
+  flags.append ??= desc.append;
+  for (const d of desc.drives ?? []) {
+    const spec = typeof d === "string" ? { file: d } : d;
+    drives.push({ file: resolve(base, spec.file), readonly: spec.readonly ?? false, attached: true });
+  }
+}
+
+/** Decides what FILE is and fills in the configuration QEMU would need for it. */
+function classify(file: string, flags: RunFlags, drives: DriveConfig[]): void {
+  if (/\.json$/i.test(file)) return readDescription(file, flags, drives);
   const data = readImage(file);
   const raw = flags.format === "raw" || (flags.format === undefined && /\.bin(\.gz)?$/i.test(file) && !isElf(data));
-  if (!raw && !isElf(data)) {
-    throw new ImageError(file, "not an ELF file (to load a raw binary at 0x80000000, name it .bin or pass --format raw)");
+  if (raw || isElf(data)) {
+    if (isElf(data)) parseElf(data, file); // validate now, for a clear error
+    flags.bios ??= "none";
+    if (flags.kernel) throw new UsageError("give either FILE or -kernel, not both");
+    flags.kernel = file;
+    return;
   }
-  const machine = new Machine({ ramBytes: flags.memory, icountShift: flags.icount });
-  if (raw) machine.loadRaw(data, file);
-  else machine.loadElf(parseElf(data, file), file);
-  const result = await machine.run({
-    timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined,
-    trace: flags.trace ? (line) => process.stderr.write(line + "\n") : undefined,
+  if (flags.format === "elf") throw new ImageError(file, "not an ELF file");
+  if (isLinuxImage(data)) {
+    flags.kernel ??= file;
+    return;
+  }
+  if (data.length >= 64 * 1024 && data.length % 512 === 0) {
+    drives.push({ file, readonly: false, attached: true }); // a bootable disk image
+    return;
+  }
+  throw new ImageError(file, "not an ELF file, Linux Image or disk image (to load a raw binary at 0x80000000, name it .bin or pass --format raw)");
+}
+
+async function runCommand(file: string | undefined, flags: RunFlags): Promise<number> {
+  if (flags.machine !== undefined && !/^virt(,.*)?$/.test(flags.machine)) throw new UsageError(`-M ${flags.machine}: rvm has only the virt machine`);
+  if (flags.smp !== undefined && !/^(cpus=)?1$/.test(flags.smp)) throw new UsageError(`-smp ${flags.smp}: rvm has one hart (-smp 1)`);
+  const drives: DriveConfig[] = [];
+  for (const d of flags.drive) drives.push(parseDrive(d));
+  for (const d of flags.device) applyDevice(d, drives);
+  if (file) classify(file, flags, drives);
+  if (!flags.kernel && drives.length === 0 && flags.bios === undefined) throw new UsageError("nothing to run: give FILE, -kernel or -drive (see rvm run --help)");
+  const monitorSpec: MonitorSpec = flags.monitor ? parseMonitor(flags.monitor) : { kind: "none" };
+
+  let terminal: Terminal | undefined;
+  const machine = createVirtMachine({
+    ramBytes: flags.memory ?? 128 << 20,
+    bios: flags.bios ?? "default",
+    kernel: flags.kernel,
+    initrd: flags.initrd,
+    append: flags.append,
+    drives,
+    icountShift: flags.icount,
+    console: {
+      write: (fd, bytes) => (terminal ? terminal.writeGuest(bytes) : (fd === 2 ? process.stderr : process.stdout).write(bytes)),
+      readByte: () => -1,
+    },
   });
-  if (result.reason === "timeout") process.stderr.write(`rvm: timeout after ${flags.timeout} s, guest still running\n`);
-  return result.exitCode;
+  const monitor = new Monitor({
+    get running() { return machine.running; },
+    stop: () => machine.pause(),
+    cont: () => machine.resume(),
+    reset: () => machine.requestReset(),
+    powerdown: () => machine.requestStop(0),
+    quit: () => machine.requestStop(0),
+    registers: () => machine.registers(),
+    mtree: () => machine.mtree(),
+    pageSummary: () => machine.pageSummary(),
+    readMemory: (a, n, v) => machine.readMemory(a, n, v),
+  });
+  const stdioMonitor = monitorSpec.kind === "stdio" || flags.serial === "mon:stdio" || flags.nographic === true || monitorSpec.kind === "none";
+  terminal = new Terminal({
+    guestInput: (bytes) => machine.input(bytes),
+    monitorLine: (line) => {
+      void monitor.execute(line).then((out) => terminal?.writeMonitor(out + (machine.running || true ? "(rvm) " : "")));
+    },
+    quit: () => machine.requestStop(0),
+  }, stdioMonitor && monitorSpec.kind !== "unix" && monitorSpec.kind !== "tcp");
+  const server = monitorSpec.kind === "unix" || monitorSpec.kind === "tcp" ? await serveMonitor(monitorSpec, monitor) : undefined;
+  if (flags.S) machine.pause();
+  terminal.start();
+  try {
+    const result = await machine.run({
+      timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined,
+      trace: flags.trace ? (line) => process.stderr.write(line + "\n") : undefined,
+    });
+    if (result.reason === "timeout") process.stderr.write(`rvm: timeout after ${flags.timeout} s, guest still running\n`);
+    return result.exitCode;
+  } finally {
+    terminal.stop();
+    server?.close();
+  }
 }
 
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name("rvm")
-    .description("A RISC-V RV64 machine: run guests, save and restore them")
+    .description("A RISC-V RV64 machine compatible with QEMU's virt board: run guests, save and restore them")
     .configureOutput({ outputError: (str, write) => write(str) });
   program
     .command("run")
-    .description("run a guest: a bare-metal RISC-V ELF (HTIF tohost/fromhost) or a raw binary loaded at 0x80000000")
-    .argument("<file>", "the guest image (.gz accepted)")
-    .addOption(new Option("-m, --memory <size>", "guest RAM, e.g. 128M or 1G (like QEMU's -m)").argParser(parseSize).default(128 << 20, "128M"))
-    .addOption(new Option("--format <format>", "how to load FILE (default: ELF by its magic, raw for *.bin)").choices(["elf", "raw"]))
+    .description("run a guest on the virt board. FILE may be a bare-metal ELF (HTIF tohost/fromhost supported), " +
+      "a kernel ELF started in M-mode (like -bios none -kernel), a Linux Image, a bootable disk image, " +
+      "a guest description (.json), or a raw binary (.bin) loaded at 0x80000000")
+    .argument("[file]", "the guest (.gz accepted)")
+    .option("-M, --machine <type>", "machine type: only virt")
+    .addOption(new Option("-m, --memory <size>", "guest RAM, e.g. 128M or 1G (like QEMU's -m; default 128M)").argParser(parseSize))
+    .option("--smp <n>", "number of harts: only 1")
+    .option("--bios <file>", "firmware: default (OpenSBI fw_dynamic), none, or a file")
+    .option("--kernel <file>", "kernel: Linux Image (.gz ok), ELF, or raw")
+    .option("--initrd <file>", "initial ramdisk")
+    .option("--append <cmdline>", "kernel command line")
+    .option("--drive <spec>", "disk: file=PATH,format=raw[,if=virtio|none][,id=ID][,readonly=on] (repeatable)", collect, [])
+    .option("--device <spec>", "virtio-blk-device,drive=ID (repeatable)", collect, [])
+    .option("--nographic", "no display (the console is the terminal; always so in rvm)")
+    .option("--monitor <spec>", "monitor: stdio, none, unix:PATH,server,nowait or tcp:HOST:PORT,server,nowait")
+    .option("--serial <spec>", "serial console: mon:stdio (default) or stdio")
+    .option("--display <type>", "display: none (rvm has no graphics)")
+    .option("-S", "start with the machine stopped (use the monitor's cont)")
+    .addOption(new Option("--format <format>", "how to load FILE (default: by its contents; raw for *.bin)").choices(["elf", "raw"]))
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
     .option("--icount <shift>", "deterministic time: mtime advances one tick every 2^shift instructions", parseShift)
     .option("--trace", "print every instruction executed (privilege, pc, encoding) to stderr")
-    .addHelpText("after", "\nThe exit code is the guest's: HTIF exit (tohost = code << 1 | 1), or 124 on --timeout.")
-    .action(async (file: string, flags: RunFlags) => {
+    .addHelpText("after", [
+      "",
+      "QEMU's one-dash spellings work too: -M virt -m 256M -smp 1 -nographic -bios fw_dynamic.bin",
+      "  -kernel Image -initrd initrd.cpio -append \"console=ttyS0\"",
+      "  -drive file=disk.img,format=raw,if=none,id=hd0 -device virtio-blk-device,drive=hd0",
+      "",
+      "Console keys (as QEMU -nographic): C-a x quit, C-a c console/monitor, C-a h help, C-a C-a sends C-a.",
+      "The exit code is the guest's: HTIF exit (tohost = code << 1 | 1), syscon poweroff (0 or its code),",
+      "or 124 on --timeout.",
+    ].join("\n"))
+    .action(async (file: string | undefined, flags: RunFlags) => {
       process.exitCode = await runCommand(file, flags);
+    });
+  program
+    .command("dumpdtb")
+    .description("write the virt board's device tree blob (read it with: dtc -I dtb -O dts FILE)")
+    .argument("<out>", "output file")
+    .addOption(new Option("-m, --memory <size>", "guest RAM (default 128M)").argParser(parseSize))
+    .option("--append <cmdline>", "kernel command line for /chosen/bootargs")
+    .action((out: string, flags: { memory?: number; append?: string }) => {
+      writeFileAtomic(out, virtDtbFor(flags.memory ?? 128 << 20, flags.append));
     });
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await buildProgram().parseAsync(qemuArgsToLong(argv.slice(2)), { from: "user" });
   } catch (e) {
-    if (e instanceof RvmError || e instanceof UsageError) {
+    if (e instanceof RvmError) {
       process.stderr.write(`rvm: ${e.message}\n`);
       process.exitCode = 1;
       return;

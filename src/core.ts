@@ -66,6 +66,7 @@ interface CoreExports {
   requestStop(): void;
   setHtif(tohost: bigint): void;
   exitPage(): number;
+  debugTranslate(va: bigint, access: number): bigint;
   pagesChanged(): void;
   markClean(): void;
   clearAccessed(): void;

@@ -1,31 +1,29 @@
 // The machine: the core, guest memory, the devices on the bus, and the run loop that serves
-// the core's exit reasons (guest -> core -> exit reason -> host -> back).
-//
-// For issue 2 the board is what bare-metal programs need: RAM at 0x8000_0000, the reset ROM,
-// the CLINT (inside the core) and HTIF. The virt board's devices attach through `core.map`.
+// the core's exit reasons (guest -> core -> exit reason -> host -> back). The board that
+// builds a machine (devices, images, device tree) is src/board/virt.ts.
 
-import { Core, Exit, RAM_BASE } from "./core.js";
+import { Core, Exit, RAM_BASE, PageState } from "./core.js";
 import { GuestMemory } from "./memory.js";
 import { Htif, HtifConsole } from "./devices/htif.js";
 import { ElfImage } from "./loaders/elf.js";
 import { ImageError, RvmError } from "./errors.js";
-import { writeResetRom } from "./rom.js";
 
 export const MTIME_HZ = 10_000_000;
 const SLICE = 1 << 20;
-const TRACE_SLICE = 1;
+const NO_DEADLINE = 0xffff_ffff_ffff_ffffn;
 
 export interface MachineOptions {
   ramBytes: number;
-  /** Deterministic time: mtime advances one tick per 2^shift instructions (QEMU -icount). */
+  /** Deterministic time: mtime advances one tick per 2^shift instructions (like QEMU -icount). */
   icountShift?: number;
+  /** Where guest console output goes (UART and HTIF). */
   console?: HtifConsole;
 }
 
 export interface RunOptions {
   /** Wall-clock limit in milliseconds. */
   timeoutMs?: number;
-  /** Called before each instruction with (pc, privilege); enables single-stepping. */
+  /** Single-steps and reports each instruction executed. */
   trace?: (line: string) => void;
 }
 
@@ -34,6 +32,11 @@ export interface RunResult {
   reason: "exit" | "timeout" | "stop";
   instret: bigint;
   seconds: number;
+}
+
+/** Something with state to reset on system_reset (devices). */
+export interface Resettable {
+  reset(): void;
 }
 
 const stdConsole: HtifConsole = {
@@ -50,10 +53,24 @@ export class Machine {
   readonly mem: GuestMemory;
   readonly console: HtifConsole;
   htif: Htif | undefined;
+  /** Devices to reset with the machine. */
+  readonly resettables: Resettable[] = [];
+  /** Reloads images after a reset (set by the board). */
+  onReset: (() => void) | undefined;
+  /** Called when the machine ends (flush and close disks). */
+  readonly onExit: (() => void)[] = [];
+  /** Guest console input is delivered here (the UART's receive). */
+  inputSink: ((bytes: Uint8Array) => void) | undefined;
   private readonly icount: number | undefined;
   private stopRequested: { code: number } | undefined;
-  /** Guest time (mtime) while stopped; it does not move until the machine runs again. */
+  private resetRequested = false;
+  private paused = false;
+  private wakeIdle: (() => void) | undefined;
+  private resumeWaiters: (() => void)[] = [];
+  /** Guest time (mtime) where the machine stopped; it does not move while stopped. */
   private mtimeBase = 0n;
+  /** Input for HTIF's getchar. */
+  private readonly htifInput: number[] = [];
 
   constructor(opts: MachineOptions) {
     this.core = new Core(opts.ramBytes);
@@ -63,8 +80,8 @@ export class Machine {
     if (this.icount !== undefined) this.core.exports.setIcount(this.icount);
   }
 
-  /** Loads an ELF into RAM and arranges to start at its entry; attaches HTIF if it has tohost. */
-  loadElf(elf: ElfImage, file: string): void {
+  /** Loads ELF segments into RAM (guest-physical addresses); returns the entry point. */
+  loadElfSegments(elf: ElfImage, file: string): number {
     for (const seg of elf.segments) {
       if (!this.mem.inRam(seg.paddr, seg.memsz)) {
         throw new ImageError(file, `segment at 0x${seg.paddr.toString(16)} (+0x${seg.memsz.toString(16)}) is outside RAM`);
@@ -73,28 +90,82 @@ export class Machine {
       dst.fill(0);
       dst.set(seg.data);
     }
-    writeResetRom(this.core.rom, { start: elf.entry, fdt: 0 });
     const tohost = elf.symbols.get("tohost");
     if (tohost !== undefined) this.attachHtif(tohost, elf.symbols.get("fromhost"));
+    return elf.entry;
   }
 
-  /** Loads a raw binary at the start of RAM and starts there. */
-  loadRaw(data: Uint8Array, file: string): void {
-    if (data.length > this.core.ramBytes) throw new ImageError(file, "larger than RAM");
-    this.mem.write(RAM_BASE, data);
-    writeResetRom(this.core.rom, { start: RAM_BASE, fdt: 0 });
+  /** Copies an image into RAM at `pa`. */
+  loadBytes(data: Uint8Array, pa: number, file: string): void {
+    if (!this.mem.inRam(pa, data.length)) {
+      throw new ImageError(file, `does not fit in RAM at 0x${pa.toString(16)} (${data.length} bytes; try a larger -m)`);
+    }
+    this.mem.write(pa, data);
   }
 
   attachHtif(tohost: number, fromhost: number | undefined): void {
     if (!this.mem.inRam(tohost, 8)) throw new RvmError(`tohost at 0x${tohost.toString(16)} is outside RAM`);
-    this.htif = new Htif(this.mem, tohost, fromhost, this.console);
+    const con: HtifConsole = {
+      write: (fd, bytes) => this.console.write(fd, bytes),
+      readByte: () => this.htifInput.shift() ?? -1,
+    };
+    this.htif = new Htif(this.mem, tohost, fromhost, con);
     this.core.exports.setHtif(BigInt(tohost));
   }
 
-  /** Asks the run loop to stop after the current instruction with this exit code. */
+  /** Console input typed by the user (or piped in). */
+  input(bytes: Uint8Array): void {
+    this.inputSink?.(bytes);
+    if (this.htif) for (const b of bytes) this.htifInput.push(b);
+    this.wakeIdle?.();
+  }
+
+  /** Asks the run loop to end after the current instruction with this exit code. */
   requestStop(code: number): void {
     this.stopRequested = { code };
     this.core.exports.requestStop();
+    this.wakeIdle?.();
+    this.resume();
+  }
+
+  /** system_reset (syscon 0x7777 or the monitor): reset at the next instruction boundary. */
+  requestReset(): void {
+    this.resetRequested = true;
+    this.core.exports.requestStop();
+    this.wakeIdle?.();
+  }
+
+  get running(): boolean {
+    return !this.paused;
+  }
+
+  /** Monitor `stop`: the hart stops at the next slice boundary; guest time stands still. */
+  pause(): void {
+    this.paused = true;
+    this.core.exports.requestStop();
+    this.wakeIdle?.();
+  }
+
+  /** Monitor `cont`. */
+  resume(): void {
+    this.paused = false;
+    const waiters = this.resumeWaiters;
+    this.resumeWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Power-on reset of the hart, RAM and devices, then the board reloads its images. */
+  reset(): void {
+    const ex = this.core.exports;
+    ex.reset();
+    if (this.icount !== undefined) ex.setIcount(this.icount);
+    this.core.ram.fill(0);
+    this.core.pages.fill(0);
+    this.mem.diskBlock.fill(-1);
+    if (this.htif) ex.setHtif(BigInt(this.htif.tohost));
+    for (const d of this.resettables) d.reset();
+    this.mtimeBase = 0n;
+    this.onReset?.();
   }
 
   async run(opts: RunOptions = {}): Promise<RunResult> {
@@ -104,15 +175,24 @@ export class Machine {
     const startInstret = core.instret;
     const deadline = opts.timeoutMs !== undefined ? start + opts.timeoutMs : Infinity;
     const realtime = this.icount === undefined;
-    const wallStart = start;
-    const mtimeStart = this.mtimeBase;
+    let wallStart = start;
+    let mtimeStart = this.mtimeBase;
     let lastYield = start;
-    const slice = opts.trace ? TRACE_SLICE : SLICE;
+    const slice = opts.trace ? 1 : SLICE;
     const finish = (exitCode: number, reason: RunResult["reason"]): RunResult => {
       this.mtimeBase = ex.getMtime();
+      for (const f of this.onExit) f();
       return { exitCode, reason, instret: core.instret - startInstret, seconds: (performance.now() - start) / 1000 };
     };
     for (;;) {
+      if (this.stopRequested) return finish(this.stopRequested.code, "stop");
+      if (this.paused) {
+        this.mtimeBase = ex.getMtime();
+        await new Promise<void>((resolve) => this.resumeWaiters.push(resolve));
+        wallStart = performance.now();
+        mtimeStart = this.mtimeBase;
+        continue;
+      }
       const now = performance.now();
       if (realtime) ex.setMtime(mtimeStart + BigInt(Math.floor((now - wallStart) * (MTIME_HZ / 1000))));
       const pcBefore = opts.trace ? core.pc : 0n;
@@ -123,13 +203,20 @@ export class Machine {
         const text = (insn & 3) === 3 ? insn.toString(16).padStart(8, "0") : (insn & 0xffff).toString(16).padStart(4, "0");
         opts.trace(`${"USHM"[privBefore] ?? "?"} ${pcBefore.toString(16).padStart(16, "0")} ${text}`);
       }
+      const stop = this.stopRequested as { code: number } | undefined;
       switch (reason) {
         case Exit.Htif:
           this.htif?.handle();
           if (this.htif?.exitCode !== undefined) return finish(this.htif.exitCode, "exit");
           break;
         case Exit.Stop:
-          if (this.stopRequested) return finish(this.stopRequested.code, "stop");
+          if (stop) return finish(stop.code, "stop");
+          if (this.resetRequested) {
+            this.resetRequested = false;
+            this.reset();
+            wallStart = performance.now();
+            mtimeStart = 0n;
+          }
           break;
         case Exit.Page: {
           const page = ex.exitPage();
@@ -143,7 +230,7 @@ export class Machine {
         case Exit.Slice:
           break;
       }
-      if (this.htif) this.htif.poll();
+      this.htif?.poll();
       const t = performance.now();
       if (t >= deadline) return finish(124, "timeout");
       if (t - lastYield > 20) {
@@ -153,19 +240,120 @@ export class Machine {
     }
   }
 
-  /** WFI with nothing pending: sleep until the next timer deadline (or skip to it). */
+  /** WFI with nothing pending: sleep until the next timer deadline or input (or skip ahead). */
   private async idle(realtime: boolean, wallDeadline: number): Promise<void> {
     const ex = this.core.exports;
     const due = ex.timerDeadline();
     const now = ex.getMtime();
     if (!realtime) {
-      // Deterministic time: nothing can happen before the deadline, so jump to it.
-      if (due !== 0xffff_ffff_ffff_ffffn && due > now) ex.setMtime(due);
-      else await new Promise<void>((resolve) => setTimeout(resolve, 1));
-      return;
+      // Deterministic time: nothing but input can happen before the deadline, so jump to it.
+      if (due !== NO_DEADLINE && due > now) {
+        ex.setMtime(due);
+        return;
+      }
     }
-    const ms = due > now ? Number(due - now) / (MTIME_HZ / 1000) : 0;
-    const wait = Math.max(0, Math.min(ms, 10, wallDeadline - performance.now()));
-    await new Promise<void>((resolve) => setTimeout(resolve, wait));
+    let ms = due > now ? Number(due - now) / (MTIME_HZ / 1000) : 0;
+    if (!realtime) ms = 50; // no timer armed: wait for input
+    const wait = Math.max(0, Math.min(ms, 1000, wallDeadline - performance.now()));
+    if (wait <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, wait);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeIdle = done;
+    });
+    this.wakeIdle = undefined;
+  }
+
+  // --- for the monitor ---
+
+  registers(): string {
+    const c = this.core;
+    const hex = (v: bigint) => v.toString(16).padStart(16, "0");
+    const names = ["zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
+      "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6"];
+    const lines = [
+      ` pc       ${hex(c.pc)}`,
+      ` mhartid  ${hex(c.csr(0xf14))}`,
+      ` mstatus  ${hex(c.csr(0x300))}`,
+      ` priv     ${"USHM"[c.priv]}`,
+      ` satp     ${hex(c.csr(0x180))}`,
+      ` mip      ${hex(c.csr(0x344))}`,
+      ` mie      ${hex(c.csr(0x304))}`,
+      ` mideleg  ${hex(c.csr(0x303))}`,
+      ` medeleg  ${hex(c.csr(0x302))}`,
+      ` mtvec    ${hex(c.csr(0x305))}`,
+      ` stvec    ${hex(c.csr(0x105))}`,
+      ` mepc     ${hex(c.csr(0x341))}`,
+      ` sepc     ${hex(c.csr(0x141))}`,
+      ` mcause   ${hex(c.csr(0x342))}`,
+      ` scause   ${hex(c.csr(0x142))}`,
+      ` mtval    ${hex(c.csr(0x343))}`,
+      ` stval    ${hex(c.csr(0x143))}`,
+      ` mscratch ${hex(c.csr(0x340))}`,
+      ` sscratch ${hex(c.csr(0x140))}`,
+    ];
+    for (let i = 0; i < 32; i += 4) {
+      lines.push([0, 1, 2, 3].map((j) => ` x${i + j}/${names[i + j]}`.padEnd(10) + ` ${hex(c.x(i + j))}`).join(""));
+    }
+    return lines.join("\n") + "\n";
+  }
+
+  mtree(): string {
+    const hex = (v: number) => v.toString(16).padStart(16, "0");
+    const rows: [number, number, string][] = [
+      [0x1000, 0xf000, "riscv_virt_board.mrom (reset ROM)"],
+      [0x200_0000, 0x1_0000, "riscv.aclint (CLINT: msip, mtimecmp, mtime; in the core)"],
+      [RAM_BASE, this.core.ramBytes, "riscv_virt_board.ram"],
+    ];
+    for (const m of this.core.mappings()) rows.push([m.base, m.size, m.handler.constructor.name]);
+    rows.sort((a, b) => a[0] - b[0]);
+    return "address-space: memory\n" + rows.map(([b, s, n]) => `  ${hex(b)}-${hex(b + s - 1)}: ${n}`).join("\n") + "\n";
+  }
+
+  pageSummary(): string {
+    const pages = this.core.pages;
+    let notRestored = 0, dirty = 0, disk = 0, accessed = 0;
+    for (let i = 0; i < pages.length; i++) {
+      const s = pages[i];
+      if (s & PageState.NotRestored) notRestored++;
+      if (s & PageState.Dirty) dirty++;
+      if (s & PageState.Disk) disk++;
+      if (s & PageState.Accessed) accessed++;
+    }
+    return [
+      `pages: ${pages.length} of 4 KiB (${this.core.ramBytes >> 20} MiB)`,
+      `  resident        ${pages.length - notRestored}`,
+      `  not restored    ${notRestored}`,
+      `  dirty           ${dirty}`,
+      `  disk-backed     ${disk}`,
+      `  accessed        ${accessed}`,
+    ].join("\n") + "\n";
+  }
+
+  /** Reads guest memory for the monitor; virtual addresses use the hart's translation. */
+  readMemory(addr: bigint, len: number, virtual: boolean): Uint8Array {
+    const out = new Uint8Array(len);
+    for (let done = 0; done < len; ) {
+      const va = addr + BigInt(done);
+      const chunk = Math.min(len - done, 4096 - Number(va & 0xfffn));
+      let pa = va;
+      if (virtual) {
+        let r = this.core.exports.debugTranslate(va, 1);
+        if (r === -2n && this.mem.restorePage) {
+          this.mem.restorePage(this.core.exports.exitPage());
+          r = this.core.exports.debugTranslate(va, 1);
+        }
+        if (r < 0n) throw new RvmError(`cannot access virtual address 0x${va.toString(16)}`);
+        pa = r;
+      }
+      const p = Number(pa);
+      if (!this.mem.inRam(p, chunk)) throw new RvmError(`cannot access memory at 0x${pa.toString(16)} (not RAM)`);
+      out.set(this.mem.view(p, chunk), done);
+      done += chunk;
+    }
+    return out;
   }
 }

@@ -3,8 +3,7 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Machine, RunResult } from "../src/machine.js";
-import { readImage } from "../src/loaders/image.js";
-import { parseElf } from "../src/loaders/elf.js";
+import { createVirtMachine } from "../src/board/virt.js";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -23,15 +22,17 @@ export interface GuestOptions {
 
 export function loadGuest(file: string, opts: GuestOptions = {}): { machine: Machine; out: string[] } {
   const out: string[] = [];
-  const machine = new Machine({
+  const machine = createVirtMachine({
     ramBytes: opts.ramBytes ?? 128 << 20,
     icountShift: opts.icountShift,
+    bios: "none",
+    kernel: file,
+    drives: [],
     console: {
       write: (_fd, bytes) => out.push(Buffer.from(bytes).toString("latin1")),
       readByte: () => -1,
     },
   });
-  machine.loadElf(parseElf(readImage(file), file), file);
   return { machine, out };
 }
 

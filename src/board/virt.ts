@@ -1,0 +1,189 @@
+// The virt board: QEMU's `-M virt` with one hart (DESIGN.md section 1). It wires the devices
+// to the bus and the PLIC, places firmware, kernel, initrd and the device tree in RAM the way
+// QEMU 7.2 does (hw/riscv/boot.c), and writes the reset ROM.
+//
+//   0x0000_1000  reset ROM          0x0c00_0000  PLIC
+//   0x0010_0000  SiFive test        0x1000_0000  UART0 (NS16550A, IRQ 10)
+//   0x0200_0000  CLINT (in core)    0x1000_1000  virtio-mmio slots 0..7 (IRQ 1..8)
+//   0x8000_0000  RAM
+
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { RAM_BASE } from "../core.js";
+import { Machine } from "../machine.js";
+import type { HtifConsole } from "../devices/htif.js";
+import { Plic, PLIC_BASE, PLIC_SIZE } from "../devices/plic.js";
+import { Uart16550, UART0_BASE, UART0_IRQ, UART0_SIZE } from "../devices/uart16550.js";
+import { Syscon, SYSCON_BASE, SYSCON_SIZE } from "../devices/syscon.js";
+import { VirtioMmio, VirtioMmioEmpty, VIRTIO_MMIO_BASE, VIRTIO_MMIO_IRQ_BASE, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_STRIDE } from "../devices/virtio-mmio.js";
+import { VirtioBlk } from "../devices/virtio-blk.js";
+import { RawDisk } from "../devices/disk.js";
+import { buildVirtDtb, virtFdtAddress } from "./virt-dtb.js";
+import { writeResetRom } from "../rom.js";
+import { readImage } from "../loaders/image.js";
+import { isElf, parseElf } from "../loaders/elf.js";
+import { isLinuxImage, parseLinuxImage } from "../loaders/linux.js";
+import { ImageError, UsageError } from "../errors.js";
+import type { DriveConfig } from "../options.js";
+
+/** What the hart implements, for the device tree (misa says the same). */
+export const VIRT_ISA = "rv64imafdc_zicntr_zicsr_zifencei_sstc";
+export const VIRT_MMU = "riscv,sv48";
+
+const MiB = 1 << 20;
+const GUESTS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "guests");
+
+/** The firmware rvm uses for `-bios default`: OpenSBI's generic fw_dynamic (Debian). */
+export function defaultFirmware(): string {
+  for (const dir of [GUESTS, join(GUESTS, "..", "..", "guests")]) {
+    const f = join(dir, "linux", "fw_dynamic.bin");
+    if (existsSync(f)) return f;
+  }
+  return join(GUESTS, "linux", "fw_dynamic.bin");
+}
+
+/** U-Boot (Debian's qemu-riscv64_smode), the payload that boots a bare disk image. */
+export function defaultBootloader(): string {
+  return join(dirname(defaultFirmware()), "u-boot.bin");
+}
+
+export interface VirtConfig {
+  ramBytes: number;
+  /** "default" (OpenSBI), "none" (the kernel starts in M-mode), or a firmware file. */
+  bios: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  drives: DriveConfig[];
+  icountShift?: number;
+  console: HtifConsole;
+}
+
+export function createVirtMachine(cfg: VirtConfig): Machine {
+  const machine = new Machine({ ramBytes: cfg.ramBytes, icountShift: cfg.icountShift, console: cfg.console });
+  const core = machine.core;
+  const mem = machine.mem;
+
+  const plic = new Plic((meip, seip) => core.exports.setExternalInterrupts((meip ? 1 << 11 : 0) | (seip ? 1 << 9 : 0)));
+  core.map(PLIC_BASE, PLIC_SIZE, plic);
+  const uart = new Uart16550((byte) => cfg.console.write(1, Uint8Array.of(byte)), plic.line(UART0_IRQ));
+  core.map(UART0_BASE, UART0_SIZE, uart);
+  machine.inputSink = (bytes) => uart.receive(bytes);
+  core.map(SYSCON_BASE, SYSCON_SIZE, new Syscon((kind, code) => {
+    if (kind === "poweroff") machine.requestStop(code);
+    else machine.requestReset();
+  }));
+
+  // Disks: QEMU fills the virtio-mmio slots from the highest one down, so the first drive is
+  // at 0x1000_8000 and is the first the guest finds in the device tree (/dev/vda).
+  const attached = cfg.drives.filter((d) => d.attached);
+  const unattached = cfg.drives.find((d) => !d.attached);
+  if (unattached) throw new UsageError(`-drive id=${unattached.id ?? "?"} is not attached to any device (add -device virtio-blk-device,drive=${unattached.id ?? "ID"})`);
+  if (attached.length > VIRTIO_MMIO_SLOTS) throw new UsageError(`at most ${VIRTIO_MMIO_SLOTS} virtio disks`);
+  const transports: VirtioMmio[] = [];
+  for (let slot = VIRTIO_MMIO_SLOTS - 1, i = 0; slot >= 0; slot--, i++) {
+    const base = VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_STRIDE;
+    const drive = attached[i];
+    if (!drive) {
+      core.map(base, VIRTIO_MMIO_STRIDE, new VirtioMmioEmpty());
+      continue;
+    }
+    const disk = RawDisk.open(drive.file, { readOnly: drive.readonly });
+    machine.onExit.push(() => disk.close());
+    const transport = new VirtioMmio(mem, new VirtioBlk(mem, disk), plic.line(VIRTIO_MMIO_IRQ_BASE + slot),
+      (msg) => process.stderr.write(`rvm: virtio-blk ${drive.file}: ${msg}\n`));
+    transports.push(transport);
+    core.map(base, VIRTIO_MMIO_STRIDE, transport);
+  }
+
+  // Device reset restores each device's power-on state (PLIC last: its state wins).
+  const uart0 = uart.state();
+  const plic0 = plic.state();
+  machine.resettables.push({ reset: () => uart.restore(uart0) });
+  for (const t of transports) machine.resettables.push(t);
+  machine.resettables.push({ reset: () => plic.restore(plic0) });
+
+  const load = () => loadImages(machine, cfg);
+  load();
+  machine.onReset = load;
+  return machine;
+}
+
+/** Places firmware, kernel, initrd and device tree, and writes the reset ROM (QEMU's rules). */
+function loadImages(machine: Machine, cfg: VirtConfig): void {
+  const ramEnd = RAM_BASE + cfg.ramBytes;
+  let start: number; // where the reset ROM jumps
+  let kernelStart: number | undefined;
+  let firmwareEnd = RAM_BASE;
+
+  const bios = cfg.bios === "default" ? defaultFirmware() : cfg.bios;
+  if (bios !== "none") {
+    const fw = readImage(bios);
+    if (isElf(fw)) {
+      const elf = parseElf(fw, bios);
+      start = machine.loadElfSegments(elf, bios);
+      firmwareEnd = Math.max(...elf.segments.map((s) => s.paddr + s.memsz));
+    } else {
+      machine.loadBytes(fw, RAM_BASE, bios);
+      start = RAM_BASE;
+      firmwareEnd = RAM_BASE + fw.length;
+    }
+  } else {
+    start = RAM_BASE;
+  }
+
+  let kernelFile = cfg.kernel;
+  if (!kernelFile && bios !== "none" && cfg.drives.length > 0) kernelFile = defaultBootloader();
+  if (kernelFile) {
+    const data = readImage(kernelFile);
+    if (isElf(data)) {
+      const elf = parseElf(data, kernelFile);
+      kernelStart = machine.loadElfSegments(elf, kernelFile);
+    } else {
+      // QEMU: the kernel goes at the first 2 MiB boundary after the firmware (RV64).
+      kernelStart = bios === "none" ? RAM_BASE : Math.ceil(firmwareEnd / (2 * MiB)) * (2 * MiB);
+      const image = isLinuxImage(data) ? parseLinuxImage(data) : undefined;
+      if (image && kernelStart + image.imageSize > ramEnd) {
+        throw new ImageError(kernelFile, `the kernel needs ${image.imageSize} bytes of RAM; -m is too small`);
+      }
+      machine.loadBytes(data, kernelStart, kernelFile);
+    }
+    if (bios === "none") start = kernelStart;
+  } else if (bios === "none") {
+    throw new UsageError("nothing to run: with -bios none, give -kernel FILE");
+  }
+
+  let initrd: { start: number; end: number } | undefined;
+  if (cfg.initrd) {
+    if (kernelStart === undefined) throw new UsageError("-initrd needs -kernel");
+    const data = readImage(cfg.initrd);
+    // QEMU: at kernel start + min(RAM / 2, 128 MiB), so the kernel can unpack below it.
+    const at = kernelStart + Math.min(cfg.ramBytes / 2, 128 * MiB);
+    if (at + data.length > ramEnd) throw new ImageError(cfg.initrd, "the initrd does not fit in RAM; -m is too small");
+    machine.loadBytes(data, at, cfg.initrd);
+    initrd = { start: at, end: at + data.length };
+  }
+
+  const dtb = buildVirtDtb({
+    ramBase: RAM_BASE,
+    ramBytes: cfg.ramBytes,
+    isa: VIRT_ISA,
+    mmuType: VIRT_MMU,
+    timebaseHz: 10_000_000,
+    bootargs: cfg.append,
+    initrd,
+    virtioSlots: VIRTIO_MMIO_SLOTS,
+  });
+  const fdtAddr = virtFdtAddress(RAM_BASE, cfg.ramBytes);
+  machine.loadBytes(dtb, fdtAddr, "device tree");
+  writeResetRom(machine.core.rom, { start, fdt: fdtAddr, nextAddr: kernelStart ?? 0, nextMode: 1 });
+}
+
+/** The device tree for a configuration, for `rvm dumpdtb`. */
+export function virtDtbFor(ramBytes: number, append?: string): Uint8Array {
+  return buildVirtDtb({
+    ramBase: RAM_BASE, ramBytes, isa: VIRT_ISA, mmuType: VIRT_MMU, timebaseHz: 10_000_000,
+    bootargs: append, virtioSlots: VIRTIO_MMIO_SLOTS,
+  });
+}
