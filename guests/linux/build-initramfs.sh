@@ -36,6 +36,8 @@ install -m 0755 "$BUILD/memfill" "$STAGE/bin/memfill"
 chmod 0755 "$STAGE/init"
 chmod 1777 "$STAGE/tmp"
 chmod 0700 "$STAGE/root"
+# gen_init_cpio -t only fixes the times of dirs, nodes and links; files keep their mtime.
+find "$STAGE" -exec touch -h -d "@$TIMESTAMP" {} +
 
 LIST="$BUILD/initramfs.list"
 {

@@ -17,7 +17,7 @@ if [ ! -f "$SRC/Makefile" ]; then
 fi
 
 # Reproducible-ish build identity.
-export KBUILD_BUILD_USER=rvm KBUILD_BUILD_HOST=rvm
+export KBUILD_BUILD_USER=rvm KBUILD_BUILD_HOST=rvm KBUILD_BUILD_VERSION=1
 export KBUILD_BUILD_TIMESTAMP="${KBUILD_BUILD_TIMESTAMP:-2025-01-01}"
 MK=(make -C "$SRC" O="$OUT" ARCH=riscv CROSS_COMPILE=riscv64-linux-gnu-)
 

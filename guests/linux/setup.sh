@@ -26,7 +26,7 @@ fi
 
 PKGS=(linux-source-6.1 gcc-riscv64-linux-gnu libc6-dev-riscv64-cross opensbi u-boot-qemu
       e2fsprogs cpio device-tree-compiler qemu-system-misc dpkg-dev
-      build-essential bc bison flex libelf-dev libssl-dev xz-utils rsync kmod gzip)
+      build-essential bc bison flex libelf-dev libssl-dev xz-utils rsync kmod gzip file python3)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
