@@ -23,9 +23,21 @@ if command -v "${HOSTCC:-gcc}" >/dev/null 2>&1; then
   rm -f /tmp/intbench-host.$$
 fi
 
-"$CC" -march=rv64imac -mabi=lp64 "${COMMON[@]}" -DBENCH_DEFAULT_ITERATIONS="$INT_ITERATIONS" \
-  -o intbench.elf crt0.S htif.c intbench.c
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# build NAME ARCH... -- compile each source to $tmp/NAME-SRC.o, then link (two steps, so the
+# ELF is reproducible: no temporary object names in the symbol table)
+build() {
+  local name=$1; shift
+  local flags=("$@")
+  local objs=()
+  for src in crt0.S htif.c "$name.c"; do
+    "$CC" "${flags[@]}" "${COMMON[@]}" -c -o "$tmp/$name-${src%.*}.o" "$src"
+    objs+=("$tmp/$name-${src%.*}.o")
+  done
+  "$CC" "${flags[@]}" "${COMMON[@]}" -o "$name.elf" "${objs[@]}"
+}
+build intbench -march=rv64imac -mabi=lp64 -DBENCH_DEFAULT_ITERATIONS="$INT_ITERATIONS"
 echo "built intbench.elf (iterations=$INT_ITERATIONS)"
-"$CC" -march=rv64imafdc -mabi=lp64d "${COMMON[@]}" -fno-math-errno -DWITH_FP -DBENCH_DEFAULT_ITERATIONS="$FP_ITERATIONS" \
-  -o fpbench.elf crt0.S htif.c fpbench.c
+build fpbench -march=rv64imafdc -mabi=lp64d -fno-math-errno -DWITH_FP -DBENCH_DEFAULT_ITERATIONS="$FP_ITERATIONS"
 echo "built fpbench.elf (iterations=$FP_ITERATIONS)"
