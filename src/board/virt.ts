@@ -18,7 +18,7 @@ import { Uart16550, UART0_BASE, UART0_IRQ, UART0_SIZE } from "../devices/uart165
 import { Syscon, SYSCON_BASE, SYSCON_SIZE } from "../devices/syscon.js";
 import { VirtioMmio, VirtioMmioEmpty, VIRTIO_MMIO_BASE, VIRTIO_MMIO_IRQ_BASE, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_STRIDE } from "../devices/virtio-mmio.js";
 import { VirtioBlk } from "../devices/virtio-blk.js";
-import { RawDisk } from "../devices/disk.js";
+import { BlockBackend, MemoryDisk, RawDisk } from "../devices/disk.js";
 import { buildVirtDtb, virtFdtAddress } from "./virt-dtb.js";
 import { writeResetRom } from "../rom.js";
 import { readImage } from "../loaders/image.js";
@@ -89,8 +89,8 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
       core.map(base, VIRTIO_MMIO_STRIDE, new VirtioMmioEmpty());
       continue;
     }
-    const disk = RawDisk.open(drive.file, { readOnly: drive.readonly });
-    machine.onExit.push(() => disk.close());
+    const disk = openDrive(drive);
+    if (disk instanceof RawDisk) machine.onExit.push(() => disk.close());
     const transport = new VirtioMmio(mem, new VirtioBlk(mem, disk), plic.line(VIRTIO_MMIO_IRQ_BASE + slot),
       (msg) => process.stderr.write(`rvm: virtio-blk ${drive.file}: ${msg}\n`));
     transports.push(transport);
@@ -108,6 +108,21 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   load();
   machine.onReset = load;
   return machine;
+}
+
+/**
+ * Opens a drive's image. A gzip-compressed image cannot be written in place: it is unpacked
+ * into memory and the guest's writes stay there (said once on stderr), like QEMU's -snapshot.
+ */
+function openDrive(drive: DriveConfig): BlockBackend {
+  if (/\.gz$/i.test(drive.file)) {
+    const data = readImage(drive.file);
+    if (!drive.readonly) {
+      process.stderr.write(`rvm: ${drive.file} is compressed: the guest's writes to it are kept in memory only (gunzip it to keep them)\n`);
+    }
+    return new MemoryDisk(data.slice(), drive.readonly);
+  }
+  return RawDisk.open(drive.file, { readOnly: drive.readonly });
 }
 
 /** Places firmware, kernel, initrd and device tree, and writes the reset ROM (QEMU's rules). */
