@@ -1,11 +1,21 @@
-// Helpers shared by the benchmarks: running a guest ELF in-process, and QEMU as reference.
-import { spawnSync } from "node:child_process";
+// Helpers shared by the benchmarks: running a guest ELF in-process, QEMU as reference, child
+// processes with a time limit (every child the benchmarks start is killed when its time is up),
+// driving a guest console through a pipe, temporary unpacked images, ELF symbols.
+import { spawn, spawnSync } from "node:child_process";
+import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
 import { createVirtMachine } from "../dist/src/board/virt.js";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 
+/** Seconds QEMU may take on a bare-metal bench ELF before it is killed. */
+export const QEMU_SPIKE_TIMEOUT_S = 60;
+
 /** Runs a bare-metal ELF to its HTIF exit; returns instret, seconds and console output. */
-export async function runElf(file, { ramBytes = 128 << 20 } = {}) {
+export async function runElf(file, { ramBytes = 128 << 20, timeoutMs = 600_000 } = {}) {
   const out = [];
   const machine = createVirtMachine({
     ramBytes,
@@ -14,25 +24,194 @@ export async function runElf(file, { ramBytes = 128 << 20 } = {}) {
     drives: [],
     console: { write: (_fd, b) => out.push(Buffer.from(b).toString("latin1")), readByte: () => -1 },
   });
-  const r = await machine.run({ timeoutMs: 600_000 });
+  const r = await machine.run({ timeoutMs });
   return { ...r, output: out.join("") };
 }
 
-/** The path of qemu-system-riscv64, or undefined when it is not installed. */
+/** Guest MIPS of a runElf result. */
+export function mipsOf(r) {
+  return Number(r.instret) / r.seconds / 1e6;
+}
+
+/**
+ * The path of qemu-system-riscv64, or undefined when it is not installed. The environment
+ * variable RVM_BENCH_QEMU overrides the lookup: a path to use, or "none" to run without QEMU.
+ */
 export function qemuPath() {
-  const r = spawnSync("sh", ["-c", "command -v qemu-system-riscv64"], { encoding: "utf8" });
+  const override = process.env.RVM_BENCH_QEMU;
+  if (override === "none") return undefined;
+  if (override) return override;
+  const r = spawnSync("sh", ["-c", "command -v qemu-system-riscv64"], { encoding: "utf8", timeout: 10_000 });
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
-/** Times `qemu-system-riscv64 -M spike -bios none -kernel FILE` (HTIF exit ends it). */
-export function timeQemuSpike(file) {
+/** The line to print when QEMU is missing. */
+export const QEMU_MISSING =
+  process.env.RVM_BENCH_QEMU === "none"
+    ? "qemu: not used (RVM_BENCH_QEMU=none) - no reference figure"
+    : "qemu: qemu-system-riscv64 is not installed (apt-get install qemu-system-misc) - no reference figure";
+
+/**
+ * Times `qemu-system-riscv64 -M spike -bios none -kernel FILE` (the guest's HTIF exit ends it),
+ * killing QEMU after `timeoutS` seconds. Returns undefined when QEMU is not installed, else
+ * { seconds, code, signal, timedOut, ok, output, why }: ok = exited by itself with status 0;
+ * why = a one-line explanation when not ok.
+ */
+export function timeQemuSpike(file, { timeoutS = QEMU_SPIKE_TIMEOUT_S } = {}) {
   const qemu = qemuPath();
   if (!qemu) return undefined;
   const t0 = performance.now();
-  const r = spawnSync(qemu, ["-M", "spike", "-m", "128M", "-bios", "none", "-kernel", file, "-nographic"], {
+  const r = spawnSync(qemu, ["-M", "spike", "-m", "128M", "-bios", "none", "-kernel", file, "-nographic", "-monitor", "none"], {
     encoding: "latin1",
-    timeout: 600_000,
+    input: "",
+    timeout: timeoutS * 1000,
+    killSignal: "SIGKILL",
+    maxBuffer: 16 << 20,
   });
   const seconds = (performance.now() - t0) / 1000;
-  return { seconds, code: r.status, output: r.stdout };
+  const timedOut = r.error?.code === "ETIMEDOUT" || (r.signal !== null && seconds >= timeoutS);
+  const output = (r.stdout ?? "") + (r.stderr ?? "");
+  let why;
+  if (timedOut) {
+    why =
+      `QEMU did not finish within ${timeoutS} s and was killed` + (output.trim() ? "" : " (it printed nothing)") +
+      `; the likely cause: QEMU 7.2's -M spike HTIF does not implement the syscall proxy ` +
+      `(SYS_write), so a bench ELF that prints only through it waits forever for fromhost`;
+  } else if (r.error) {
+    why = `QEMU could not be started: ${r.error.message}`;
+  } else if (r.status !== 0) {
+    const last = output.trim().split(/\r?\n/).pop();
+    why = (r.signal ? `QEMU was killed by ${r.signal}` : `QEMU exited with status ${r.status} (the guest's checksum or QEMU failed)`) +
+      (last ? `; its last output: ${last}` : "");
+  }
+  return { seconds, code: r.status, signal: r.signal, timedOut, ok: !why, output, why };
 }
+
+/** A fresh temporary directory; `cleanup()` removes it (also called on process exit). */
+export function makeTempDir(prefix = "rvm-bench-") {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  process.on("exit", cleanup);
+  return { dir, cleanup };
+}
+
+/** gunzip SRC to DST. */
+export async function gunzipTo(src, dst) {
+  await pipeline(createReadStream(src), createGunzip(), createWriteStream(dst));
+  return dst;
+}
+
+/**
+ * Spawns CMD ARGS with piped stdio and times it from spawn to the first appearance of `prompt`
+ * in its stdout; then writes `then` (e.g. "poweroff\n") to its stdin and waits for it to exit.
+ * Bounded: the child is killed (SIGKILL) if the prompt has not appeared after `promptTimeoutS`,
+ * or if it has not exited `exitTimeoutS` after `then` was sent.
+ * Returns { promptSeconds (undefined if never seen), totalSeconds, exitSeconds (prompt to exit),
+ *           code, signal, killed: undefined | "prompt" | "exit", error, output (stdout+stderr) }.
+ */
+export function timeToPrompt(cmd, args, { prompt = "~ # ", then = "poweroff\n", promptTimeoutS = 300, exitTimeoutS = 60, cwd = ROOT } = {}) {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { cwd, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let promptAt;
+    let killed;
+    let spawnError;
+    const keep = (s) => (s.length > 1 << 20 ? s.slice(-(1 << 20)) : s); // the last 1 MiB
+    let timer = setTimeout(() => {
+      killed = "prompt";
+      child.kill("SIGKILL");
+    }, promptTimeoutS * 1000);
+    let recent = ""; // the end of stdout, enough to see a prompt split across chunks
+    child.stdout.on("data", (chunk) => {
+      const text = chunk.toString("latin1");
+      out = keep(out + text);
+      recent = (recent + text).slice(-(text.length + prompt.length));
+      if (promptAt === undefined && recent.includes(prompt)) {
+        promptAt = performance.now();
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          killed = "exit";
+          child.kill("SIGKILL");
+        }, exitTimeoutS * 1000);
+        child.stdin.write(then);
+      }
+    });
+    child.stderr.on("data", (chunk) => (out = keep(out + chunk.toString("latin1"))));
+    child.stdin.on("error", () => {}); // the child may exit before reading its input
+    child.on("error", (e) => (spawnError = e));
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const end = performance.now();
+      resolve({
+        promptSeconds: promptAt === undefined ? undefined : (promptAt - t0) / 1000,
+        totalSeconds: (end - t0) / 1000,
+        exitSeconds: promptAt === undefined ? undefined : (end - promptAt) / 1000,
+        code,
+        signal,
+        killed,
+        error: spawnError?.message,
+        output: out,
+      });
+    });
+  });
+}
+
+/** ELF64 little-endian: symbol name -> { value, size } (from .symtab). */
+export function elfSymbols(data) {
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const u64 = (o) => Number(dv.getBigUint64(o, true));
+  const shoff = u64(40);
+  const shentsize = dv.getUint16(58, true);
+  const shnum = dv.getUint16(60, true);
+  const syms = new Map();
+  for (let i = 0; i < shnum; i++) {
+    const sh = shoff + i * shentsize;
+    if (dv.getUint32(sh + 4, true) !== 2 /* SHT_SYMTAB */) continue;
+    const off = u64(sh + 24);
+    const size = u64(sh + 32);
+    const strSh = shoff + dv.getUint32(sh + 40, true) * shentsize;
+    const strOff = u64(strSh + 24);
+    for (let s = off; s + 24 <= off + size; s += 24) {
+      let p = strOff + dv.getUint32(s, true);
+      let name = "";
+      while (data[p] !== 0) name += String.fromCharCode(data[p++]);
+      if (name) syms.set(name, { value: u64(s + 8), size: u64(s + 16) });
+    }
+  }
+  return syms;
+}
+
+/** The file offset of virtual address ADDR in an ELF64's PT_LOAD segments (undefined if none). */
+export function elfFileOffset(data, addr) {
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const phoff = Number(dv.getBigUint64(32, true));
+  const phentsize = dv.getUint16(54, true);
+  const phnum = dv.getUint16(56, true);
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (dv.getUint32(ph, true) !== 1) continue;
+    const offset = Number(dv.getBigUint64(ph + 8, true));
+    const vaddr = Number(dv.getBigUint64(ph + 16, true));
+    const filesz = Number(dv.getBigUint64(ph + 32, true));
+    if (addr >= vaddr && addr + 8 <= vaddr + filesz) return offset + (addr - vaddr);
+  }
+  return undefined;
+}
+
+/**
+ * Writes a copy of ELF file SRC to DST with the initialised 64-bit variable SYMBOL set to VALUE
+ * (e.g. a bench's `volatile uint64_t iterations`). Returns false when the symbol is not there.
+ */
+export function patchElfU64(src, dst, symbol, value) {
+  const data = new Uint8Array(readFileSync(src));
+  const sym = elfSymbols(data).get(symbol);
+  const off = sym && sym.size === 8 ? elfFileOffset(data, sym.value) : undefined;
+  if (off === undefined) return false;
+  new DataView(data.buffer).setBigUint64(off, BigInt(value), true);
+  writeFileSync(dst, data);
+  return true;
+}
+
+/** "1.234 s" */
+export const secs = (s) => `${s.toFixed(s < 10 ? 3 : 2)} s`;
