@@ -41,4 +41,8 @@ echo "== kernel build took $(( $(date +%s) - start )) s"
 
 gzip -9n < "$OUT/arch/riscv/boot/Image" > "$HERE/Image.gz.tmp"
 mv "$HERE/Image.gz.tmp" "$HERE/Image.gz"
-ls -l "$OUT/arch/riscv/boot/Image" "$HERE/Image.gz"
+# Symbols for debugging the emulator (PC -> kernel function); the kernel loads at 0x8020_0000
+# physical, these are its virtual addresses (0xffffffff80000000 + offset).
+gzip -9n < "$OUT/System.map" > "$HERE/System.map.gz.tmp"
+mv "$HERE/System.map.gz.tmp" "$HERE/System.map.gz"
+ls -l "$OUT/arch/riscv/boot/Image" "$HERE/Image.gz" "$HERE/System.map.gz"
