@@ -3,3 +3,5 @@
 import { main } from "../dist/src/cli.js";
 
 await main(process.argv);
+// Nothing may keep a finished machine alive (stdin, monitor sockets, timers).
+process.exit(process.exitCode ?? 0);

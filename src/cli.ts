@@ -163,6 +163,7 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
       void monitor.execute(line).then((out) => terminal?.writeMonitor(out + (machine.running || true ? "(rvm) " : "")));
     },
     quit: () => machine.requestStop(0),
+    backlog: () => machine.inputBacklog(),
   }, stdioMonitor && monitorSpec.kind !== "unix" && monitorSpec.kind !== "tcp");
   const server = monitorSpec.kind === "unix" || monitorSpec.kind === "tcp" ? await serveMonitor(monitorSpec, monitor) : undefined;
   if (flags.S) machine.pause();

@@ -21,14 +21,22 @@ export interface TerminalHandlers {
   monitorLine(line: string): void;
   /** Ctrl-A x. */
   quit(): void;
+  /** Bytes the guest has not read yet: input pauses while this is large (a piped file). */
+  backlog?(): number;
 }
+
+const MAX_BACKLOG = 1 << 20;
 
 export class Terminal {
   private escape = false;
   private focus: "guest" | "monitor" = "guest";
   private monitorBuffer = "";
   private readonly raw: boolean;
-  private readonly onData = (chunk: Buffer) => this.input(chunk);
+  private readonly onData = (chunk: Buffer) => {
+    this.input(chunk);
+    this.throttle();
+  };
+  private throttleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly handlers: TerminalHandlers,
@@ -47,9 +55,23 @@ export class Terminal {
   }
 
   stop(): void {
+    if (this.throttleTimer) clearInterval(this.throttleTimer);
     this.input_.off("data", this.onData);
     if (this.raw) this.input_.setRawMode(false);
     this.input_.pause();
+  }
+
+  /** Holds stdin back while the guest has a megabyte of unread input. */
+  private throttle(): void {
+    const backlog = this.handlers.backlog;
+    if (!backlog || this.throttleTimer || backlog() < MAX_BACKLOG) return;
+    this.input_.pause();
+    this.throttleTimer = setInterval(() => {
+      if (backlog() >= MAX_BACKLOG / 2) return;
+      clearInterval(this.throttleTimer);
+      this.throttleTimer = undefined;
+      this.input_.resume();
+    }, 20);
   }
 
   /** Output from the guest's console. */
@@ -88,7 +110,7 @@ export class Terminal {
         if (b === CTRL_A) pass.push(CTRL_A);
         else if (key === "x") {
           flush();
-          this.output.write("QEMU: Terminated\r\n".replace("QEMU", "rvm"));
+          this.output.write("rvm: Terminated\r\n");
           this.handlers.quit();
           return;
         } else if (key === "h") {

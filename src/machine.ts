@@ -61,6 +61,8 @@ export class Machine {
   readonly onExit: (() => void)[] = [];
   /** Guest console input is delivered here (the UART's receive). */
   inputSink: ((bytes: Uint8Array) => void) | undefined;
+  /** Console input the guest has not read yet (the UART's backlog). */
+  inputBacklog: () => number = () => this.htifInput.length;
   private readonly icount: number | undefined;
   private stopRequested: { code: number } | undefined;
   private resetRequested = false;

@@ -10,7 +10,10 @@ import { RvmError } from "./errors.js";
 export const MONITOR_BANNER = "rvm monitor - type 'help' for more information\n";
 
 export async function serveMonitor(spec: MonitorSpec & { kind: "unix" | "tcp" }, monitor: Monitor): Promise<Server> {
+  const clients = new Set<import("node:net").Socket>();
   const server = createServer((sock) => {
+    clients.add(sock);
+    sock.on("close", () => clients.delete(sock));
     sock.setEncoding("latin1");
     sock.write(MONITOR_BANNER + "(rvm) ");
     let buf = "";
@@ -29,7 +32,6 @@ export async function serveMonitor(spec: MonitorSpec & { kind: "unix" | "tcp" },
     });
     sock.on("error", () => sock.destroy());
   });
-  server.unref();
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => reject(new RvmError(`monitor: cannot listen on ${spec.kind === "unix" ? spec.path : `${spec.host}:${spec.port}`} (${e.code ?? e.message})`)));
     if (spec.kind === "unix") {
@@ -43,5 +45,11 @@ export async function serveMonitor(spec: MonitorSpec & { kind: "unix" | "tcp" },
       server.listen(spec.port, spec.host, () => resolve());
     }
   });
+  // Closing the server also ends the sessions still connected, so rvm can exit.
+  const close = server.close.bind(server);
+  server.close = (cb?: (err?: Error) => void) => {
+    for (const c of clients) c.destroy();
+    return close(cb);
+  };
   return server;
 }

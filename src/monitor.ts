@@ -100,11 +100,19 @@ export class Monitor {
       fmt = args[0].slice(1);
       rest = args.slice(1);
     }
-    const fm = /^(\d*)([xduocb]?)([bhwg]?)$/.exec(fmt);
+    // QEMU's /fmt: a count, then format and size letters in either order (/2wx = /2xw).
+    const fm = /^(\d*)([a-z]*)$/.exec(fmt);
     if (!fm) throw new MonitorError(`invalid format '/${fmt}'`);
     const count = fm[1] ? Number(fm[1]) : 1;
-    const format = fm[2] || "x";
-    const size = { b: 1, h: 2, w: 4, g: 8 }[fm[3] || (format === "c" ? "b" : "w")] as 1 | 2 | 4 | 8;
+    let format = "";
+    let sizeLetter = "";
+    for (const ch of fm[2]) {
+      if ("xduoc".includes(ch) && !format) format = ch;
+      else if ("bhwg".includes(ch) && !sizeLetter) sizeLetter = ch;
+      else throw new MonitorError(`invalid format '/${fmt}'`);
+    }
+    format ||= "x";
+    const size = { b: 1, h: 2, w: 4, g: 8 }[sizeLetter || (format === "c" ? "b" : "w")] as 1 | 2 | 4 | 8;
     if (rest.length !== 1) throw new MonitorError(`usage: ${virtual ? "x" : "xp"} /fmt addr`);
     let addr: bigint;
     try {

@@ -70,6 +70,7 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   const uart = new Uart16550((byte) => cfg.console.write(1, Uint8Array.of(byte)), plic.line(UART0_IRQ));
   core.map(UART0_BASE, UART0_SIZE, uart);
   machine.inputSink = (bytes) => uart.receive(bytes);
+  machine.inputBacklog = () => uart.pendingInput();
   core.map(SYSCON_BASE, SYSCON_SIZE, new Syscon((kind, code) => {
     if (kind === "poweroff") machine.requestStop(code);
     else machine.requestReset();
