@@ -19,7 +19,8 @@ import { Syscon, SYSCON_BASE, SYSCON_SIZE } from "../devices/syscon.js";
 import { VirtioMmio, VirtioMmioEmpty, VIRTIO_MMIO_BASE, VIRTIO_MMIO_IRQ_BASE, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_STRIDE } from "../devices/virtio-mmio.js";
 import { VirtioBlk } from "../devices/virtio-blk.js";
 import { BlockBackend, MemoryDisk, RawDisk } from "../devices/disk.js";
-import { buildVirtDtb, virtFdtAddress } from "./virt-dtb.js";
+import { buildVirtDtb, buildVirtTree, virtFdtAddress } from "./virt-dtb.js";
+import { serializeFdt } from "../fdt.js";
 import { writeResetRom } from "../rom.js";
 import { readImage } from "../loaders/image.js";
 import { isElf, parseElf } from "../loaders/elf.js";
@@ -150,7 +151,8 @@ function loadImages(machine: Machine, cfg: VirtConfig): void {
   }
 
   let kernelFile = cfg.kernel;
-  if (!kernelFile && bios !== "none" && cfg.drives.length > 0) kernelFile = defaultBootloader();
+  const implicitBootloader = !kernelFile && bios !== "none" && cfg.drives.length > 0;
+  if (implicitBootloader) kernelFile = defaultBootloader();
   if (kernelFile) {
     const data = readImage(kernelFile);
     if (isElf(data)) {
@@ -181,7 +183,7 @@ function loadImages(machine: Machine, cfg: VirtConfig): void {
     initrd = { start: at, end: at + data.length };
   }
 
-  const dtb = buildVirtDtb({
+  const tree = buildVirtTree({
     ramBase: RAM_BASE,
     ramBytes: cfg.ramBytes,
     isa: VIRT_ISA,
@@ -191,6 +193,10 @@ function loadImages(machine: Machine, cfg: VirtConfig): void {
     initrd,
     virtioSlots: VIRTIO_MMIO_SLOTS,
   });
+  // rvm's own default boot path (U-Boot picked for a bare disk image): no 2-second autoboot
+  // countdown. U-Boot reads /config/bootdelay from the tree; Linux ignores the node.
+  if (implicitBootloader) tree.root.addNode("config").setU32("bootdelay", 0);
+  const dtb = serializeFdt(tree, { bootCpuidPhys: 0, align: 8 });
   const fdtAddr = virtFdtAddress(RAM_BASE, cfg.ramBytes);
   machine.loadBytes(dtb, fdtAddr, "device tree");
   writeResetRom(machine.core.rom, { start, fdt: fdtAddr, nextAddr: kernelStart ?? 0, nextMode: 1 });
