@@ -6,7 +6,7 @@
 
 import {
   RAM, PAGES, HART, HART_END, H_PC, H_PRIV, H_RESV, H_MTIME, H_MTIMECMP, H_EXTIRQ, H_WFI,
-  H_INSTRET, H_LASTINSN, XREG, ROM, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, RAM_GPA,
+  H_INSTRET, H_LASTINSN, XREG, ROM, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, RAM_GPA,
 } from "./layout";
 import { csrInit, csrReset, csrRead, csrWrite, setIcountShift } from "./csr";
 import { rvcInit } from "./rvc";
@@ -135,6 +135,11 @@ export function markAllNotRestored(): void {
   }
   tlbFlushAll();
 }
+
+// --- snapshots: whole-page classification (pages.ts) ---
+export { classify, pageHash, pagesEqual, hashBytes, isZero } from "./pages";
+export function scratchAddress(): usize { return SCRATCH; }
+export function scratchSize(): u32 { return SCRATCH_SIZE; }
 
 export const RAM_GUEST_BASE: u64 = RAM_GPA;
 export const PAGE_NOT_RESTORED: u8 = PG_NOT_RESTORED;

@@ -12,6 +12,7 @@
 //   0x0004_0000  CEXP     RVC expansion table: 65536 x u32
 //   0x0010_0000  PAGES    one state byte per 4 KiB RAM page (up to 4 GiB)
 //   0x0020_0000  ROM      the reset ROM, guest-physical 0x0..0x10000 (64 KiB)
+//   0x0030_0000  SCRATCH  a 1 MiB buffer for bulk exchanges with the host
 //   0x0040_0000  (AssemblyScript static data)
 //   0x0100_0000  RAM      guest-physical 0x8000_0000 and up
 
@@ -58,6 +59,10 @@ export const PG_WATCH: u8 = 8; // writes always take the slow path (HTIF tohost)
 export const PG_ACCESSED: u8 = 16; // touched since the host last cleared it
 
 export const ROM: usize = 0x200000;
+// A buffer the host may use for bulk results and data it passes in (snapshot classification,
+// pages read from a checkpoint). 1 MiB: 128 Ki u64 results.
+export const SCRATCH: usize = 0x300000;
+export const SCRATCH_SIZE: u32 = 0x100000;
 export const ROM_GPA: u64 = 0x0;
 export const ROM_SIZE: u64 = 0x10000;
 

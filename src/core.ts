@@ -72,6 +72,13 @@ interface CoreExports {
   clearAccessed(): void;
   storesChanged(): void;
   markAllNotRestored(): void;
+  classify(first: number, count: number): number;
+  pageHash(page: number): bigint;
+  pagesEqual(a: number, b: number): number;
+  hashBytes(ptr: number, len: number): bigint;
+  isZero(ptr: number, len: number): number;
+  scratchAddress(): number;
+  scratchSize(): number;
 }
 
 let compiled: WebAssembly.Module | undefined;

@@ -39,6 +39,23 @@ export interface Resettable {
   reset(): void;
 }
 
+/** A device whose state a snapshot saves (plain JSON); restored in registration order. */
+export interface StatefulDevice {
+  name: string;
+  state(): unknown;
+  restore(state: unknown): void;
+}
+
+/** A disk attached to the machine (the board fills these in). */
+export interface AttachedDrive {
+  index: number;
+  file: string;
+  readonly: boolean;
+  disk: import("./devices/disk.js").BlockBackend;
+  /** Set by the snapshot code: called before the guest writes [offset, offset + length). */
+  beforeWrite?: (offset: number, length: number) => void;
+}
+
 const stdConsole: HtifConsole = {
   write(fd, bytes) {
     (fd === 2 ? process.stderr : process.stdout).write(bytes);
@@ -55,6 +72,14 @@ export class Machine {
   htif: Htif | undefined;
   /** Devices to reset with the machine. */
   readonly resettables: Resettable[] = [];
+  /** Devices whose state snapshots save, in restore order. */
+  readonly stateful: StatefulDevice[] = [];
+  /** Disks, in drive order. */
+  readonly drives: AttachedDrive[] = [];
+  /** The board's configuration (what a snapshot records to rebuild the machine). */
+  config: Record<string, unknown> = {};
+  /** Commands that must run while the hart is stopped between slices (savevm, loadvm). */
+  private pendingWork: (() => Promise<void> | void)[] = [];
   /** Reloads images after a reset (set by the board). */
   onReset: (() => void) | undefined;
   /** Called when the machine ends (flush and close disks). */
@@ -73,6 +98,7 @@ export class Machine {
   private mtimeBase = 0n;
   /** Input for HTIF's getchar. */
   private readonly htifInput: number[] = [];
+  private looping = false;
 
   constructor(opts: MachineOptions) {
     this.core = new Core(opts.ramBytes);
@@ -137,6 +163,38 @@ export class Machine {
     this.wakeIdle?.();
   }
 
+  /**
+   * Runs `work` at the next slice boundary, with the hart stopped (or at once if the run loop is
+   * not running). The machine's clock does not advance during it.
+   */
+  atBoundary<T>(work: () => Promise<T> | T): Promise<T> {
+    if (!this.looping) return Promise.resolve().then(work);
+    return new Promise<T>((resolve, reject) => {
+      this.pendingWork.push(async () => {
+        try {
+          resolve(await work());
+        } catch (e) {
+          reject(e);
+        }
+      });
+      this.core.exports.requestStop();
+      this.wakeIdle?.();
+      const waiters = this.resumeWaiters;
+      this.resumeWaiters = [];
+      for (const w of waiters) w();
+    });
+  }
+
+  /** Guest time where the machine stands (for snapshots). */
+  get mtime(): bigint {
+    return this.core.exports.getMtime();
+  }
+
+  /** After a restore rewrote the hart state: guest time continues from its saved mtime. */
+  timeRestored(): void {
+    this.mtimeBase = this.core.exports.getMtime();
+  }
+
   get running(): boolean {
     return !this.paused;
   }
@@ -182,15 +240,28 @@ export class Machine {
     let lastYield = start;
     const slice = opts.trace ? 1 : SLICE;
     const finish = (exitCode: number, reason: RunResult["reason"]): RunResult => {
+      this.looping = false;
       this.mtimeBase = ex.getMtime();
       for (const f of this.onExit) f();
       return { exitCode, reason, instret: core.instret - startInstret, seconds: (performance.now() - start) / 1000 };
     };
+    this.looping = true;
     for (;;) {
+      if (this.pendingWork.length > 0) {
+        this.mtimeBase = ex.getMtime();
+        const work = this.pendingWork;
+        this.pendingWork = [];
+        for (const w of work) await w();
+        // Guest time stood still during the work (or was restored by it).
+        wallStart = performance.now();
+        mtimeStart = this.mtimeBase;
+        continue;
+      }
       if (this.stopRequested) return finish(this.stopRequested.code, "stop");
       if (this.paused) {
         this.mtimeBase = ex.getMtime();
         await new Promise<void>((resolve) => this.resumeWaiters.push(resolve));
+        if (this.pendingWork.length > 0) continue;
         wallStart = performance.now();
         mtimeStart = this.mtimeBase;
         continue;

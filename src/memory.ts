@@ -11,13 +11,20 @@ import { RvmError } from "./errors.js";
 export class GuestMemory {
   /** Called for a page that is not yet restored before the host touches it. */
   restorePage: ((page: number) => void) | undefined;
-  /** For each disk-backed page: the disk block (4 KiB units) it still equals, else -1. */
-  readonly diskBlock: Int32Array;
-  /** Reverse map: disk block -> the pages that hold a copy of it. */
+  /**
+   * For each disk-backed page: the disk block it still equals, as a key
+   * `disk * 2^36 + block` (block in 4 KiB units, disk the drive's index), else -1.
+   */
+  readonly diskBlock: Float64Array;
+  /** Reverse map: block key -> the pages that hold a copy of it. */
   private readonly blockPages = new Map<number, number[]>();
 
   constructor(readonly core: Core) {
-    this.diskBlock = new Int32Array(core.ramBytes / PAGE_SIZE).fill(-1);
+    this.diskBlock = new Float64Array(core.ramBytes / PAGE_SIZE).fill(-1);
+  }
+
+  static blockKey(disk: number, block: number): number {
+    return disk * 2 ** 36 + block;
   }
 
   get size(): number {
@@ -116,8 +123,9 @@ export class GuestMemory {
    * virtio-blk read filled the whole page from a 4 KiB-aligned disk offset. Call it after the
    * DMA write. The page stays disk-backed until the hart, a DMA or a disk write changes it.
    */
-  noteDiskBacked(pa: number, block: number): void {
+  noteDiskBacked(pa: number, block: number, disk = 0): void {
     const page = this.check(pa, PAGE_SIZE) >>> 12;
+    block = GuestMemory.blockKey(disk, block);
     this.forgetDisk(page);
     this.core.pages[page] |= PageState.Disk;
     this.diskBlock[page] = block;
@@ -129,7 +137,8 @@ export class GuestMemory {
   }
 
   /** The guest wrote disk block `block`: pages that still mirrored it no longer do. */
-  diskWritten(block: number): void {
+  diskWritten(block: number, disk = 0): void {
+    block = GuestMemory.blockKey(disk, block);
     const list = this.blockPages.get(block);
     if (!list) return;
     for (const page of list) {
@@ -141,7 +150,7 @@ export class GuestMemory {
     this.blockPages.delete(block);
   }
 
-  /** The block a page still mirrors, or -1 (checks the core's bit: a hart store clears it). */
+  /** The block key a page still mirrors, or -1 (checks the core's bit: a hart store clears it). */
   diskBlockOf(page: number): number {
     if ((this.core.pages[page] & PageState.Disk) === 0) return -1;
     return this.diskBlock[page];

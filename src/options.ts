@@ -20,7 +20,7 @@ export type MonitorSpec =
 /** QEMU options that take one dash and a long name; rvm's parser wants two dashes. */
 const QEMU_LONG = new Set([
   "smp", "bios", "kernel", "initrd", "append", "drive", "device", "nographic", "monitor", "serial",
-  "loadvm", "icount", "machine", "display", "no-reboot", "dtb", "snapshot",
+  "loadvm", "icount", "snapshot-dir", "machine", "display", "no-reboot", "dtb", "snapshot",
 ]);
 
 /** Rewrites `-kernel X` into `--kernel X` (and so on) before commander sees the arguments. */

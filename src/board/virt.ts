@@ -8,13 +8,13 @@
 //   0x8000_0000  RAM
 
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RAM_BASE } from "../core.js";
-import { Machine } from "../machine.js";
+import { AttachedDrive, Machine } from "../machine.js";
 import type { HtifConsole } from "../devices/htif.js";
-import { Plic, PLIC_BASE, PLIC_SIZE } from "../devices/plic.js";
-import { Uart16550, UART0_BASE, UART0_IRQ, UART0_SIZE } from "../devices/uart16550.js";
+import { Plic, PLIC_BASE, PLIC_SIZE, PlicState } from "../devices/plic.js";
+import { Uart16550, UART0_BASE, UART0_IRQ, UART0_SIZE, UartState } from "../devices/uart16550.js";
 import { Syscon, SYSCON_BASE, SYSCON_SIZE } from "../devices/syscon.js";
 import { VirtioMmio, VirtioMmioEmpty, VIRTIO_MMIO_BASE, VIRTIO_MMIO_IRQ_BASE, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_STRIDE } from "../devices/virtio-mmio.js";
 import { VirtioBlk } from "../devices/virtio-blk.js";
@@ -59,6 +59,8 @@ export interface VirtConfig {
   drives: DriveConfig[];
   icountShift?: number;
   console: HtifConsole;
+  /** Build the machine for a snapshot restore: no images are loaded (the snapshot has RAM). */
+  restoring?: boolean;
 }
 
 export function createVirtMachine(cfg: VirtConfig): Machine {
@@ -84,6 +86,12 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   if (unattached) throw new UsageError(`-drive id=${unattached.id ?? "?"} is not attached to any device (add -device virtio-blk-device,drive=${unattached.id ?? "ID"})`);
   if (attached.length > VIRTIO_MMIO_SLOTS) throw new UsageError(`at most ${VIRTIO_MMIO_SLOTS} virtio disks`);
   const transports: VirtioMmio[] = [];
+  const { console: _console, ...plainConfig } = cfg;
+  const abs = (p: string | undefined) => (p === undefined || p === "none" || p === "default" ? p : resolvePath(p));
+  machine.config = {
+    ...plainConfig, bios: abs(cfg.bios), kernel: abs(cfg.kernel), initrd: abs(cfg.initrd),
+    drives: cfg.drives.map((d) => ({ ...d, file: resolvePath(d.file) })),
+  };
   for (let slot = VIRTIO_MMIO_SLOTS - 1, i = 0; slot >= 0; slot--, i++) {
     const base = VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_STRIDE;
     const drive = attached[i];
@@ -92,11 +100,20 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
       continue;
     }
     const disk = openDrive(drive);
+    const attachedDrive = { index: i, file: resolvePath(drive.file), readonly: drive.readonly, disk } as AttachedDrive;
+    machine.drives.push(attachedDrive);
     if (disk instanceof RawDisk) machine.onExit.push(() => disk.close());
-    const transport = new VirtioMmio(mem, new VirtioBlk(mem, disk), plic.line(VIRTIO_MMIO_IRQ_BASE + slot),
+    const blk = new VirtioBlk(mem, disk, { diskIndex: i });
+    blk.onBeforeDiskWrite = (offset, length) => attachedDrive.beforeWrite?.(offset, length);
+    const transport = new VirtioMmio(mem, blk, plic.line(VIRTIO_MMIO_IRQ_BASE + slot),
       (msg) => process.stderr.write(`rvm: virtio-blk ${drive.file}: ${msg}\n`));
     transports.push(transport);
     core.map(base, VIRTIO_MMIO_STRIDE, transport);
+    machine.stateful.push({
+      name: `virtio@${base.toString(16)}`,
+      state: () => transport.state(),
+      restore: (st) => transport.restore(st as ReturnType<VirtioMmio["state"]>),
+    });
   }
 
   // Device reset restores each device's power-on state (PLIC last: its state wins).
@@ -105,9 +122,12 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   machine.resettables.push({ reset: () => uart.restore(uart0) });
   for (const t of transports) machine.resettables.push(t);
   machine.resettables.push({ reset: () => plic.restore(plic0) });
+  // Snapshot state, restored in this order: devices first, the PLIC last.
+  machine.stateful.unshift({ name: "uart0", state: () => uart.state(), restore: (st) => uart.restore(st as UartState) });
+  machine.stateful.push({ name: "plic", state: () => plic.state(), restore: (st) => plic.restore(st as PlicState) });
 
   const load = () => loadImages(machine, cfg);
-  load();
+  if (!cfg.restoring) load();
   machine.onReset = load;
   return machine;
 }

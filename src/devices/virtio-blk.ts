@@ -55,6 +55,8 @@ const CFG_SIZE = 0x3c;
 export interface VirtioBlkOptions {
   /** The serial number VIRTIO_BLK_T_GET_ID returns (at most 20 bytes; QEMU's default is empty). */
   serial?: string;
+  /** Which drive of the machine this is (page-cache tracking keys blocks by drive). */
+  diskIndex?: number;
 }
 
 export class VirtioBlk implements VirtioDevice {
@@ -66,6 +68,7 @@ export class VirtioBlk implements VirtioDevice {
   onBeforeDiskWrite?: (offset: number, length: number) => void;
   private readonly config = new Uint8Array(CFG_SIZE);
   private readonly serial: Uint8Array;
+  readonly diskIndex: number;
 
   constructor(
     private readonly mem: GuestMemory,
@@ -78,6 +81,7 @@ export class VirtioBlk implements VirtioDevice {
     cfg.setUint32(CFG_SEG_MAX, VIRTIO_BLK_QUEUE_SIZE - 2, true);
     cfg.setUint32(CFG_BLK_SIZE, SECTOR_SIZE, true);
     cfg.setUint16(CFG_NUM_QUEUES, 1, true);
+    this.diskIndex = opts.diskIndex ?? 0;
     this.serial = new Uint8Array(VIRTIO_BLK_ID_BYTES);
     this.serial.set(new TextEncoder().encode(opts.serial ?? "").subarray(0, VIRTIO_BLK_ID_BYTES));
   }
@@ -158,7 +162,7 @@ export class VirtioBlk implements VirtioDevice {
         const first = Math.ceil(s.addr / PAGE_SIZE) * PAGE_SIZE;
         for (let pa = first; pa + PAGE_SIZE <= s.addr + s.len; pa += PAGE_SIZE) {
           const disk = pos + (pa - s.addr);
-          if (disk % PAGE_SIZE === 0) mem.noteDiskBacked(pa, disk / PAGE_SIZE);
+          if (disk % PAGE_SIZE === 0) mem.noteDiskBacked(pa, disk / PAGE_SIZE, this.diskIndex);
         }
         pos += s.len;
       }
@@ -184,7 +188,7 @@ export class VirtioBlk implements VirtioDevice {
     }
     // Even a failed write may have changed part of the range.
     const last = Math.floor((offset + len - 1) / PAGE_SIZE);
-    for (let b = Math.floor(offset / PAGE_SIZE); b <= last; b++) mem.diskWritten(b);
+    for (let b = Math.floor(offset / PAGE_SIZE); b <= last; b++) mem.diskWritten(b, this.diskIndex);
     return status;
   }
 }
