@@ -17,6 +17,13 @@ import { Terminal } from "./console.js";
 import { Monitor } from "./monitor.js";
 import { serveMonitor } from "./monitor-server.js";
 import { writeFileAtomic } from "./files.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { defaultSnapshotDir, journalName, SNAPSHOT_EXT, SnapshotStore } from "./snapshot/store.js";
+import { SnapshotFile } from "./snapshot/format.js";
+import { addSnapshotCommands, formatInfo, formatList } from "./snapshot/commands.js";
+import { attachJournals } from "./snapshot/save.js";
+import { restoreEager } from "./snapshot/restore.js";
 
 /** Parses a memory size the way QEMU's -m does: a number of MiB, or with a K/M/G suffix. */
 export function parseSize(text: string): number {
@@ -45,6 +52,8 @@ function parseShift(text: string): number {
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface RunFlags {
+  snapshotDir?: string;
+  loadvm?: string;
   machine?: string;
   memory?: number;
   smp?: string;
@@ -144,6 +153,12 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
       readByte: () => -1,
     },
   });
+  const store = new SnapshotStore(flags.snapshotDir ? resolve(flags.snapshotDir) : defaultSnapshotDir(machine.config));
+  if (hasJournals(store, machine)) attachJournals(machine, store);
+  if (flags.loadvm) {
+    const r = restoreEager(machine, store, store.find(flags.loadvm));
+    process.stderr.write(`rvm: restored ${r.meta.name} (${r.ms.toFixed(0)} ms)\n`);
+  }
   const monitor = new Monitor({
     get running() { return machine.running; },
     stop: () => machine.pause(),
@@ -156,6 +171,7 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
     pageSummary: () => machine.pageSummary(),
     readMemory: (a, n, v) => machine.readMemory(a, n, v),
   });
+  addSnapshotCommands(monitor, machine, { store });
   const stdioMonitor = monitorSpec.kind === "stdio" || flags.serial === "mon:stdio" || flags.nographic === true || monitorSpec.kind === "none";
   terminal = new Terminal({
     guestInput: (bytes) => machine.input(bytes),
@@ -178,7 +194,54 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
   } finally {
     terminal.stop();
     server?.close();
+    store.close();
   }
+}
+
+/** Whether any drive of the machine already has a journal (snapshots exist that need it). */
+function hasJournals(store: SnapshotStore, machine: { drives: { index: number; file: string }[] }): boolean {
+  return machine.drives.some((d) => existsSync(join(store.dir, journalName(d.index, d.file) + ".journal")));
+}
+
+function snapshotCommands(program: Command): void {
+  const snap = program.command("snapshot").description("work with saved snapshots offline (ls, info, rm)");
+  const dirOption = () => new Option("--dir <dir>", "the snapshot directory (default: next to the guest's first disk, FILE.snapshots/)");
+  const storeFor = (flags: { dir?: string }, guest?: string) => {
+    if (flags.dir) return new SnapshotStore(resolve(flags.dir));
+    if (guest) return new SnapshotStore(defaultSnapshotDir({ drives: [{ file: guest }] }));
+    throw new UsageError("say where the snapshots are: --dir DIR, or the guest's disk image");
+  };
+  snap
+    .command("ls")
+    .description("list the snapshots of a guest (by its disk image) or in a directory")
+    .argument("[guest]", "the guest's first disk image (its snapshots are in GUEST.snapshots/)")
+    .addOption(dirOption())
+    .action((guest: string | undefined, flags: { dir?: string }) => {
+      process.stdout.write(formatList(storeFor(flags, guest).list()));
+    });
+  snap
+    .command("info")
+    .description("show a snapshot's breakdown: zero / disk-backed / same-as / stored pages, size, save time")
+    .argument("<snapshot>", "a snapshot name (with --dir or GUEST) or a .rvmsnap file")
+    .argument("[guest]", "the guest's first disk image")
+    .addOption(dirOption())
+    .action((name: string, guest: string | undefined, flags: { dir?: string }) => {
+      const file = name.endsWith(SNAPSHOT_EXT) || name.includes("/") ? name : storeFor(flags, guest).find(name);
+      const s = SnapshotFile.open(file);
+      process.stdout.write(formatInfo(s.meta, file));
+      s.close();
+    });
+  snap
+    .command("rm")
+    .description("delete a snapshot (snapshots that depend on it stay restorable)")
+    .argument("<snapshot>", "the snapshot name")
+    .argument("[guest]", "the guest's first disk image")
+    .addOption(dirOption())
+    .action((name: string, guest: string | undefined, flags: { dir?: string }) => {
+      const store = storeFor(flags, guest);
+      store.delete(name);
+      store.close();
+    });
 }
 
 export function buildProgram(): Command {
@@ -207,6 +270,8 @@ export function buildProgram(): Command {
     .option("--serial <spec>", "serial console: mon:stdio (default) or stdio")
     .option("--display <type>", "display: none (rvm has no graphics)")
     .option("-S", "start with the machine stopped (use the monitor's cont)")
+    .option("--loadvm <name>", "start from snapshot NAME instead of booting (QEMU's -loadvm)")
+    .option("--snapshot-dir <dir>", "where savevm writes snapshots (default: next to the first disk, DISK.snapshots/)")
     .addOption(new Option("--format <format>", "how to load FILE (default: by its contents; raw for *.bin)").choices(["elf", "raw"]))
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
     .option("--icount <shift>", "deterministic time: mtime advances one tick every 2^shift instructions", parseShift)
@@ -224,6 +289,7 @@ export function buildProgram(): Command {
     .action(async (file: string | undefined, flags: RunFlags) => {
       process.exitCode = await runCommand(file, flags);
     });
+  snapshotCommands(program);
   program
     .command("dumpdtb")
     .description("write the virt board's device tree blob (read it with: dtc -I dtb -O dts FILE)")

@@ -1,0 +1,256 @@
+// The checkpoint file (DESIGN.md section 4; docs/ARCHITECTURE.md "Snapshot format").
+//
+//   0      header, 4096 bytes: magic "RVMSNAP\0", u32 version, u32 header size, 16-byte id,
+//          u64 offset/length of the metadata, of the page map and of the page data,
+//          sha256 of (metadata || page map), u64 creation time (ms)
+//   meta   JSON: machine configuration, hart state, device states, disks and their marks,
+//          the snapshots this one refers to, statistics
+//   map    one 24-byte entry per RAM page: u8 kind, u8 ref, u16 0, u32 mark,
+//          u64 value, u64 hash (see PageKind)
+//   data   the stored pages, 4 KiB each, working set first, then in page order
+//
+// Everything is little-endian. Only `stored` pages carry bytes; every page's content hash is
+// in the map, so each page is verified when it is read back, whatever its source.
+
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { RvmError } from "../errors.js";
+
+export const SNAPSHOT_MAGIC = "RVMSNAP\0";
+export const SNAPSHOT_VERSION = 1;
+export const HEADER_SIZE = 4096;
+export const MAP_ENTRY_SIZE = 24;
+export const PAGE = 4096;
+
+export const enum PageKind {
+  /** All zero: no bytes. */
+  Zero = 0,
+  /** Stored: `value` is the byte offset of the page in the file named by `ref`. */
+  Stored = 1,
+  /** Identical to a stored page: `value` is that page's offset (in file `ref`). */
+  Same = 2,
+  /** Equal to a disk block as of the disk's mark: `value` = drive * 2^36 + block, `mark`. */
+  Disk = 3,
+}
+
+/** A decoded page-map entry. `ref` 0 = this file, k = meta.refs[k - 1]. */
+export interface PageEntry {
+  kind: PageKind;
+  ref: number;
+  mark: number;
+  value: number;
+  hash: bigint;
+}
+
+export interface SnapshotDisk {
+  index: number;
+  file: string;
+  size: number;
+  readonly: boolean;
+  /** The journal's name in the snapshot directory, and the mark of this snapshot. */
+  journal: string;
+  mark: number;
+}
+
+export interface SnapshotStats {
+  pages: number;
+  zero: number;
+  disk: number;
+  same: number;
+  stored: number;
+  /** Pages taken over unchanged from the parent snapshot (incremental save). */
+  inherited: number;
+  /** Bytes of this file. */
+  fileBytes: number;
+  /** What a save that only skips zero pages would store (QEMU's migration stream). */
+  zeroSkipBytes: number;
+  saveMs: number;
+  pauseMs: number;
+}
+
+export interface SnapshotMeta {
+  format: "rvm-snapshot";
+  version: number;
+  name: string;
+  id: string;
+  created: string;
+  board: "virt";
+  /** The machine configuration (VirtConfig without the console), paths absolute. */
+  config: Record<string, unknown>;
+  ramBytes: number;
+  /** The hart-state block, base64. */
+  hart: string;
+  /** Host-side guest time base (mtime), decimal string. */
+  mtime: string;
+  devices: Record<string, unknown>;
+  htif: { tohost: number; fromhost?: number } | null;
+  disks: SnapshotDisk[];
+  /** Files this snapshot's map refers to (incremental saves), by snapshot id. */
+  refs: { id: string; name: string }[];
+  parent: string | null;
+  /** Number of stored pages at the start of the data area that the guest touched recently. */
+  workingSet: number;
+  stats: SnapshotStats;
+  /** The reset ROM's code and data (0x1000..0x1100), base64. */
+  rom: string;
+}
+
+export class SnapshotError extends RvmError {
+  constructor(file: string, problem: string) {
+    super(`snapshot ${file}: ${problem}`);
+    this.name = "SnapshotError";
+  }
+}
+
+export function newSnapshotId(): string {
+  return randomBytes(16).toString("hex");
+}
+
+export function encodeEntry(buf: Buffer, page: number, e: PageEntry): void {
+  const o = page * MAP_ENTRY_SIZE;
+  buf.writeUInt8(e.kind, o);
+  buf.writeUInt8(e.ref, o + 1);
+  buf.writeUInt16LE(0, o + 2);
+  buf.writeUInt32LE(e.mark >>> 0, o + 4);
+  buf.writeBigUInt64LE(BigInt(e.value), o + 8);
+  buf.writeBigUInt64LE(e.hash, o + 16);
+}
+
+export function decodeEntry(buf: Buffer, page: number): PageEntry {
+  const o = page * MAP_ENTRY_SIZE;
+  return {
+    kind: buf.readUInt8(o) as PageKind,
+    ref: buf.readUInt8(o + 1),
+    mark: buf.readUInt32LE(o + 4),
+    value: Number(buf.readBigUInt64LE(o + 8)),
+    hash: buf.readBigUInt64LE(o + 16),
+  };
+}
+
+export interface HeaderFields {
+  id: string;
+  metaOffset: number;
+  metaLength: number;
+  mapOffset: number;
+  mapLength: number;
+  dataOffset: number;
+  dataLength: number;
+  digest: Buffer;
+  created: number;
+}
+
+export function digestOf(meta: Buffer, map: Buffer): Buffer {
+  return createHash("sha256").update(meta).update(map).digest();
+}
+
+export function encodeHeader(h: HeaderFields): Buffer {
+  const b = Buffer.alloc(HEADER_SIZE);
+  b.write(SNAPSHOT_MAGIC, 0, "latin1");
+  b.writeUInt32LE(SNAPSHOT_VERSION, 8);
+  b.writeUInt32LE(HEADER_SIZE, 12);
+  Buffer.from(h.id, "hex").copy(b, 16);
+  b.writeBigUInt64LE(BigInt(h.metaOffset), 32);
+  b.writeBigUInt64LE(BigInt(h.metaLength), 40);
+  b.writeBigUInt64LE(BigInt(h.mapOffset), 48);
+  b.writeBigUInt64LE(BigInt(h.mapLength), 56);
+  b.writeBigUInt64LE(BigInt(h.dataOffset), 64);
+  b.writeBigUInt64LE(BigInt(h.dataLength), 72);
+  h.digest.copy(b, 80);
+  b.writeBigUInt64LE(BigInt(h.created), 112);
+  return b;
+}
+
+function readExactly(fd: number, buf: Buffer, offset: number, file: string): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = readSync(fd, buf, done, buf.length - done, offset + done);
+    if (n === 0) throw new SnapshotError(file, "truncated file");
+    done += n;
+  }
+}
+
+/** An opened, verified checkpoint: header, metadata and page map; page data read on demand. */
+export class SnapshotFile {
+  private constructor(
+    readonly file: string,
+    private fd: number | undefined,
+    readonly header: HeaderFields,
+    readonly meta: SnapshotMeta,
+    readonly map: Buffer,
+    readonly fileSize: number,
+  ) {}
+
+  /** Reads just the id and metadata (for listings); throws SnapshotError if unusable. */
+  static open(file: string): SnapshotFile {
+    let fd: number;
+    try {
+      fd = openSync(file, "r");
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new SnapshotError(file, code === "ENOENT" ? "no such snapshot file" : `cannot read (${code})`);
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size < HEADER_SIZE) throw new SnapshotError(file, "truncated file (no header)");
+      const hb = Buffer.alloc(HEADER_SIZE);
+      readExactly(fd, hb, 0, file);
+      if (hb.toString("latin1", 0, 8) !== SNAPSHOT_MAGIC) throw new SnapshotError(file, "not an rvm snapshot");
+      const version = hb.readUInt32LE(8);
+      if (version !== SNAPSHOT_VERSION) throw new SnapshotError(file, `format version ${version}, this rvm reads version ${SNAPSHOT_VERSION}`);
+      const n = (o: number) => Number(hb.readBigUInt64LE(o));
+      const header: HeaderFields = {
+        id: hb.toString("hex", 16, 32),
+        metaOffset: n(32), metaLength: n(40), mapOffset: n(48), mapLength: n(56), dataOffset: n(64), dataLength: n(72),
+        digest: hb.subarray(80, 112), created: n(112),
+      };
+      const end = Math.max(header.metaOffset + header.metaLength, header.mapOffset + header.mapLength, header.dataOffset + header.dataLength);
+      if (end > size) throw new SnapshotError(file, `truncated file (${size} of ${end} bytes)`);
+      const meta = Buffer.alloc(header.metaLength);
+      readExactly(fd, meta, header.metaOffset, file);
+      const map = Buffer.alloc(header.mapLength);
+      readExactly(fd, map, header.mapOffset, file);
+      if (!digestOf(meta, map).equals(header.digest)) throw new SnapshotError(file, "corrupted (metadata checksum mismatch)");
+      let parsed: SnapshotMeta;
+      try {
+        parsed = JSON.parse(meta.toString("utf8")) as SnapshotMeta;
+      } catch {
+        throw new SnapshotError(file, "corrupted metadata");
+      }
+      if (parsed.format !== "rvm-snapshot" || parsed.board !== "virt") throw new SnapshotError(file, `snapshot of an unknown machine (${parsed.board})`);
+      if (map.length !== (parsed.ramBytes / PAGE) * MAP_ENTRY_SIZE) throw new SnapshotError(file, "page map does not match the RAM size");
+      return new SnapshotFile(file, fd, header, parsed, map, size);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  get pages(): number {
+    return this.meta.ramBytes / PAGE;
+  }
+
+  entry(page: number): PageEntry {
+    return decodeEntry(this.map, page);
+  }
+
+  /** Reads `length` bytes of page data at file offset `offset` into `out`. */
+  read(offset: number, out: Uint8Array): void {
+    if (this.fd === undefined) throw new SnapshotError(this.file, "closed");
+    let done = 0;
+    while (done < out.length) {
+      let n: number;
+      try {
+        n = readSync(this.fd, out, done, out.length - done, offset + done);
+      } catch (e) {
+        throw new SnapshotError(this.file, `read error (${(e as NodeJS.ErrnoException).code ?? e})`);
+      }
+      if (n === 0) throw new SnapshotError(this.file, `truncated file (page data at ${offset} missing)`);
+      done += n;
+    }
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}

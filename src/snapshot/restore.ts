@@ -1,0 +1,207 @@
+// loadvm: brings back RAM, hart, devices and disks as they were at savevm.
+//
+// `PageSource` knows where every page of a checkpoint comes from (the file or one it refers
+// to, a disk block as of the disk's mark, or zero fill) and verifies each page's hash as it is
+// installed. The eager restore fills every page before the hart runs; the lazy restore
+// (restore-lazy.ts) installs pages on demand through the same source.
+
+import { PAGE_SIZE, RAM_BASE } from "../core.js";
+import type { Machine } from "../machine.js";
+import { GuestMemory } from "../memory.js";
+import { PageEntry, PageKind, SnapshotError, SnapshotFile, SnapshotMeta } from "./format.js";
+import { attachJournals, setLineage } from "./save.js";
+import { SnapshotStore } from "./store.js";
+import { RvmError } from "../errors.js";
+import type { DiskJournal } from "./journal.js";
+
+export class PageSource {
+  private readonly files: SnapshotFile[];
+  private readonly journals = new Map<number, DiskJournal>();
+  /** Bytes read from files and disks, and the number of reads (for the restore statistics). */
+  bytesRead = 0;
+  reads = 0;
+
+  constructor(readonly snap: SnapshotFile, private readonly machine: Machine, store: SnapshotStore) {
+    this.files = [snap, ...snap.meta.refs.map((r) => SnapshotFile.open(store.fileById(r.id)))];
+    for (const d of snap.meta.disks) {
+      const drive = machine.drives.find((x) => x.index === d.index);
+      if (!drive) throw new SnapshotError(snap.file, `refers to drive ${d.index} (${d.file}), which this machine does not have`);
+      if (!d.readonly) this.journals.set(d.index, store.journal(d.journal, drive.disk));
+    }
+  }
+
+  entry(page: number): PageEntry {
+    return this.snap.entry(page);
+  }
+
+  /** Reads the stored bytes of one or more consecutive pages of file `ref` into `out`. */
+  readStored(ref: number, offset: number, out: Uint8Array): void {
+    const f = this.files[ref];
+    if (!f) throw new SnapshotError(this.snap.file, `bad reference ${ref}`);
+    f.read(offset, out);
+    this.bytesRead += out.length;
+    this.reads++;
+  }
+
+  /** Puts the content of `page` into RAM (its slot) and checks it; throws if it does not match. */
+  install(page: number): void {
+    const e = this.entry(page);
+    const ram = this.machine.core.ram;
+    const dst = ram.subarray(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+    switch (e.kind) {
+      case PageKind.Zero:
+        dst.fill(0);
+        return;
+      case PageKind.Stored:
+      case PageKind.Same:
+        this.readStored(e.ref, e.value, dst);
+        break;
+      case PageKind.Disk: {
+        const disk = Math.floor(e.value / 2 ** 36);
+        const block = e.value - disk * 2 ** 36;
+        const j = this.journals.get(disk);
+        const drive = this.machine.drives.find((x) => x.index === disk);
+        if (j) j.readBlock(block, e.mark, dst);
+        else if (drive) drive.disk.read(dst, block * PAGE_SIZE);
+        else throw new SnapshotError(this.snap.file, `page ${page} refers to missing drive ${disk}`);
+        this.bytesRead += PAGE_SIZE;
+        this.reads++;
+        break;
+      }
+      default:
+        throw new SnapshotError(this.snap.file, `page ${page}: unknown page kind ${e.kind as number}`);
+    }
+    this.verify(page, e);
+  }
+
+  /** Checks a page now in RAM against its recorded hash. */
+  verify(page: number, e: PageEntry = this.entry(page)): void {
+    if (e.kind === PageKind.Zero) return;
+    const h = BigInt.asUintN(64, this.machine.core.exports.pageHash(page)); // i64 crosses as signed
+    if (h !== e.hash) {
+      const where = e.kind === PageKind.Disk ? "its disk block changed or is unreadable" : "checksum mismatch in the snapshot data";
+      throw new SnapshotError(this.snap.file, `page ${page} (guest-physical 0x${(RAM_BASE + page * PAGE_SIZE).toString(16)}): ${where}`);
+    }
+  }
+
+  close(): void {
+    for (const f of this.files.slice(1)) f.close();
+  }
+}
+
+/** A restore failed after it had started changing the machine: the VM must not run on. */
+export class RestoreFailedError extends RvmError {
+  constructor(cause: Error) {
+    super(`${cause.message}; the VM is stopped (its memory is incomplete)`);
+    this.name = "RestoreFailedError";
+  }
+}
+
+/** Checks that a snapshot fits this machine before anything is changed. */
+export function checkCompatible(snap: SnapshotFile, machine: Machine): void {
+  const m = snap.meta;
+  if (m.ramBytes !== machine.core.ramBytes) {
+    throw new SnapshotError(snap.file, `was taken with ${m.ramBytes >> 20} MiB of RAM, this machine has ${machine.core.ramBytes >> 20} MiB (use -m ${m.ramBytes >> 20}M)`);
+  }
+  if (Buffer.from(m.hart, "base64").length !== machine.core.hartState().length) {
+    throw new SnapshotError(snap.file, "hart state of a different rvm build (size mismatch)");
+  }
+  for (const d of m.disks) {
+    const drive = machine.drives.find((x) => x.index === d.index);
+    if (!drive) throw new SnapshotError(snap.file, `needs drive ${d.index} (${d.file})`);
+    if (drive.disk.size !== d.size) throw new SnapshotError(snap.file, `drive ${d.index} is ${drive.disk.size} bytes, was ${d.size} at savevm`);
+  }
+  for (const name of Object.keys(m.devices)) {
+    if (!machine.stateful.some((d) => d.name === name)) throw new SnapshotError(snap.file, `has state for device ${name}, which this machine lacks`);
+  }
+}
+
+/** Everything but RAM: disks back to their marks, hart, devices, ROM, HTIF, time. */
+export function restoreMachineState(machine: Machine, store: SnapshotStore, meta: SnapshotMeta): void {
+  attachJournals(machine, store);
+  for (const d of meta.disks) {
+    if (d.readonly) continue;
+    const drive = machine.drives.find((x) => x.index === d.index)!;
+    store.journal(d.journal, drive.disk).revertTo(d.mark);
+  }
+  machine.core.hartState().set(Buffer.from(meta.hart, "base64"));
+  machine.core.exports.hartStateChanged();
+  for (const dev of machine.stateful) {
+    if (dev.name in meta.devices) dev.restore(meta.devices[dev.name]);
+  }
+  machine.core.rom.set(Buffer.from(meta.rom, "base64"), 0x1000);
+  if (meta.htif) machine.attachHtif(meta.htif.tohost, meta.htif.fromhost);
+  machine.timeRestored();
+}
+
+/** Marks the pages that mirror disk blocks again, and starts a new dirty epoch. */
+export function restorePageStates(machine: Machine, snap: SnapshotFile, page: number): void {
+  const e = snap.entry(page);
+  if (e.kind === PageKind.Disk) {
+    const disk = Math.floor(e.value / 2 ** 36);
+    machine.mem.noteDiskBacked(GuestMemory.pageAddress(page), e.value - disk * 2 ** 36, disk);
+  }
+}
+
+export interface RestoreResult {
+  meta: SnapshotMeta;
+  ms: number;
+  bytesRead: number;
+  reads: number;
+}
+
+/** The eager restore: every page in, then the hart may run. */
+export function restoreEager(machine: Machine, store: SnapshotStore, file: string): RestoreResult {
+  const t0 = performance.now();
+  const snap = SnapshotFile.open(file);
+  try {
+    checkCompatible(snap, machine);
+    const source = new PageSource(snap, machine, store);
+    try {
+      try {
+        restoreMachineState(machine, store, snap.meta);
+      const core = machine.core;
+      core.pages.fill(0);
+      machine.mem.diskBlock.fill(-1);
+      // Stored pages in file order, in large reads, then everything else.
+      const stored: { page: number; e: PageEntry }[] = [];
+      for (let p = 0; p < snap.pages; p++) {
+        const e = snap.entry(p);
+        if ((e.kind === PageKind.Stored || e.kind === PageKind.Same) && e.ref === 0) stored.push({ page: p, e });
+        else source.install(p);
+      }
+      stored.sort((a, b) => a.e.value - b.e.value);
+      const RUN = 256;
+      const buf = Buffer.alloc(RUN * PAGE_SIZE);
+      for (let i = 0; i < stored.length; ) {
+        let j = i + 1;
+        while (j < stored.length && j - i < RUN && stored[j].e.value === stored[j - 1].e.value + PAGE_SIZE) j++;
+        const view = buf.subarray(0, (j - i) * PAGE_SIZE);
+        source.readStored(0, stored[i].e.value, view);
+        for (let k = i; k < j; k++) {
+          core.ram.set(view.subarray((k - i) * PAGE_SIZE, (k - i + 1) * PAGE_SIZE), stored[k].page * PAGE_SIZE);
+          source.verify(stored[k].page, stored[k].e);
+        }
+        // Same-as pages pointing at an already read offset repeat it: handle duplicates.
+        i = j;
+        while (i < stored.length && stored[i].e.value === stored[i - 1].e.value) {
+          core.ram.copyWithin(stored[i].page * PAGE_SIZE, stored[i - 1].page * PAGE_SIZE, (stored[i - 1].page + 1) * PAGE_SIZE);
+          source.verify(stored[i].page, stored[i].e);
+          i++;
+        }
+      }
+      for (let p = 0; p < snap.pages; p++) restorePageStates(machine, snap, p);
+      } catch (e) {
+        throw e instanceof RvmError ? new RestoreFailedError(e) : e;
+      }
+      machine.core.exports.markClean();
+      machine.core.exports.pagesChanged();
+      setLineage(machine, { id: snap.meta.id, file });
+      return { meta: snap.meta, ms: performance.now() - t0, bytesRead: source.bytesRead, reads: source.reads };
+    } finally {
+      source.close();
+    }
+  } finally {
+    snap.close();
+  }
+}

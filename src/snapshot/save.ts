@@ -1,0 +1,276 @@
+// savevm: writes a space-optimized checkpoint of a stopped machine (DESIGN.md section 4).
+//
+// Each RAM page becomes, in this order of preference:
+//   inherited — unchanged since the previous snapshot of this machine (dirty tracking): its
+//               entry is copied, pointing into that snapshot's file (incremental save);
+//   zero      — all zero (the core's zero test);
+//   disk      — still exactly a block of a disk as of the disk's mark (the page cache);
+//   same-as   — identical to a page already stored in this file (hash, then byte compare);
+//   stored    — the bytes, working-set pages first, then in page order.
+// The file is written to a temporary name, fsynced and renamed: a reader never sees half of it.
+
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from "node:fs";
+import { dirname, basename, join } from "node:path";
+import { PageState, PAGE_SIZE } from "../core.js";
+import type { Machine } from "../machine.js";
+import {
+  digestOf, encodeEntry, encodeHeader, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageEntry, PageKind,
+  SnapshotDisk, SnapshotFile, SnapshotMeta, SnapshotStats,
+} from "./format.js";
+import { checkName, journalName, SnapshotStore } from "./store.js";
+import { RvmError } from "../errors.js";
+
+/** The snapshot a machine's dirty tracking is relative to (set by savevm and loadvm). */
+export interface SnapshotLineage {
+  id: string;
+  file: string;
+}
+
+const lineage = new WeakMap<Machine, SnapshotLineage>();
+
+export function setLineage(m: Machine, l: SnapshotLineage | undefined): void {
+  if (l) lineage.set(m, l);
+  else lineage.delete(m);
+}
+
+/** Journals every drive of the machine: copy-before-write from now on. */
+export function attachJournals(machine: Machine, store: SnapshotStore): void {
+  for (const d of machine.drives) {
+    if (d.readonly) continue;
+    const j = store.journal(journalName(d.index, d.file), d.disk);
+    d.beforeWrite = (offset, length) => j.beforeWrite(offset, length);
+  }
+}
+
+export interface SaveProgress {
+  (done: number, total: number): void;
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, "r");
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch {
+    // not every file system lets a directory be fsynced
+  }
+}
+
+/** QEMU's default snapshot name: vm-YYYYMMDDHHMMSS. */
+export function defaultName(now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `vm-${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
+}
+
+/** Saves the (stopped) machine as snapshot `name` in `store`. Returns the metadata written. */
+export function saveSnapshot(machine: Machine, store: SnapshotStore, name: string, progress?: SaveProgress): SnapshotMeta {
+  checkName(name);
+  const t0 = performance.now();
+  store.ensureDir();
+  attachJournals(machine, store);
+  const core = machine.core;
+  const ex = core.exports;
+  const pages = core.pages.length;
+  const id = newSnapshotId();
+
+  // The disks' state at this instant.
+  const disks: SnapshotDisk[] = machine.drives.map((d) => {
+    const journal = journalName(d.index, d.file);
+    const mark = d.readonly ? 0 : store.journal(journal, d.disk).mark();
+    return { index: d.index, file: d.file, size: d.disk.size, readonly: d.readonly, journal, mark };
+  });
+  const markOf = (disk: number) => disks.find((d) => d.index === disk)?.mark ?? 0;
+
+  // The parent, for an incremental save: its map, with its references re-based onto ours.
+  const refs: { id: string; name: string }[] = [];
+  let parent: SnapshotFile | undefined;
+  const parentLineage = lineage.get(machine);
+  if (parentLineage) {
+    try {
+      parent = SnapshotFile.open(store.fileById(parentLineage.id));
+      if (parent.meta.ramBytes !== core.ramBytes) {
+        parent.close();
+        parent = undefined;
+      }
+    } catch {
+      parent = undefined; // deleted meanwhile: a full save
+    }
+  }
+  const refIndex = new Map<string, number>();
+  const refOf = (snapId: string, snapName: string): number => {
+    let k = refIndex.get(snapId);
+    if (k === undefined) {
+      refs.push({ id: snapId, name: snapName });
+      k = refs.length;
+      if (k > 255) throw new RvmError("too many incremental snapshot references (255): take a full snapshot");
+      refIndex.set(snapId, k);
+    }
+    return k;
+  };
+
+  // Classify every page in the core: zero test and hash, in bulk, over RAM in place.
+  const scratch = new BigUint64Array(ex.memory.buffer, ex.scratchAddress(), ex.scratchSize() / 8);
+  const hashes = new BigUint64Array(pages);
+  for (let first = 0; first < pages; first += scratch.length) {
+    const count = Math.min(scratch.length, pages - first);
+    ex.classify(first, count);
+    hashes.set(scratch.subarray(0, count), first);
+  }
+
+  const map = Buffer.alloc(pages * MAP_ENTRY_SIZE);
+  const stats: SnapshotStats = {
+    pages, zero: 0, disk: 0, same: 0, stored: 0, inherited: 0, fileBytes: 0, zeroSkipBytes: 0, saveMs: 0, pauseMs: 0,
+  };
+  const storedPages: number[] = [];
+  const firstWithHash = new Map<bigint, number>();
+  const entries: (PageEntry | undefined)[] = new Array(pages);
+  const sameAs = new Map<number, number>();
+  const state = core.pages;
+  for (let p = 0; p < pages; p++) {
+    const h = hashes[p];
+    if (h !== 0n) stats.zeroSkipBytes += PAGE_SIZE;
+    if (parent && (state[p] & PageState.Dirty) === 0) {
+      const pe = parent.entry(p);
+      // Re-base the parent's reference: 0 (the parent itself) or one of its refs.
+      const target = pe.ref === 0 ? { id: parent.meta.id, name: parent.meta.name } : parent.meta.refs[pe.ref - 1];
+      const e: PageEntry = pe.kind === PageKind.Zero || pe.kind === PageKind.Disk ? { ...pe, ref: 0 } : { ...pe, ref: refOf(target.id, target.name) };
+      entries[p] = e;
+      stats.inherited++;
+      continue;
+    }
+    if (h === 0n) {
+      entries[p] = { kind: PageKind.Zero, ref: 0, mark: 0, value: 0, hash: 0n };
+      stats.zero++;
+      continue;
+    }
+    const key = machine.mem.diskBlockOf(p);
+    if (key >= 0) {
+      const disk = Math.floor(key / 2 ** 36);
+      entries[p] = { kind: PageKind.Disk, ref: 0, mark: markOf(disk), value: key, hash: h };
+      stats.disk++;
+      continue;
+    }
+    const twin = firstWithHash.get(h);
+    if (twin !== undefined && ex.pagesEqual(twin, p)) {
+      sameAs.set(p, twin); // its entry is made once the twin's offset is known
+      stats.same++;
+      continue;
+    }
+    if (twin === undefined) firstWithHash.set(h, p);
+    storedPages.push(p);
+    stats.stored++;
+  }
+  parent?.close();
+
+  // Data order: the working set (touched recently) first, then the rest, each by page.
+  const hot = storedPages.filter((p) => state[p] & PageState.Accessed);
+  const cold = storedPages.filter((p) => !(state[p] & PageState.Accessed));
+  const order = hot.concat(cold);
+
+  const meta: SnapshotMeta = {
+    format: "rvm-snapshot",
+    version: 1,
+    name,
+    id,
+    created: new Date().toISOString(),
+    board: "virt",
+    config: machine.config,
+    ramBytes: core.ramBytes,
+    hart: Buffer.from(core.hartState()).toString("base64"),
+    mtime: machine.mtime.toString(),
+    devices: Object.fromEntries(machine.stateful.map((d) => [d.name, d.state()])),
+    htif: machine.htif ? { tohost: machine.htif.tohost, fromhost: machine.htif.fromhost } : null,
+    disks,
+    refs,
+    parent: parentLineage && refIndex.has(parentLineage.id) ? parentLineage.id : null,
+    workingSet: hot.length,
+    stats,
+    rom: Buffer.from(core.rom.subarray(0x1000, 0x1100)).toString("base64"),
+  };
+  // Offsets: header, meta (its length depends on the stats, filled in below), map, data.
+  const metaLength = (s: SnapshotMeta) => Buffer.byteLength(JSON.stringify(s));
+  const alignUp = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+  // Reserve room for the final statistics' digits.
+  const metaRoom = metaLength(meta) + 256;
+  const mapOffset = HEADER_SIZE + metaRoom;
+  const dataOffset = alignUp(mapOffset + map.length);
+  const offsetOfPage = new Map<number, number>();
+  order.forEach((p, k) => {
+    const off = dataOffset + k * PAGE_SIZE;
+    offsetOfPage.set(p, off);
+    entries[p] = { kind: PageKind.Stored, ref: 0, mark: 0, value: off, hash: hashes[p] };
+  });
+  for (const [p, twin] of sameAs) {
+    entries[p] = { kind: PageKind.Same, ref: 0, mark: 0, value: offsetOfPage.get(twin)!, hash: hashes[p] };
+  }
+  for (let p = 0; p < pages; p++) encodeEntry(map, p, entries[p]!);
+  const dataLength = order.length * PAGE_SIZE;
+  stats.fileBytes = dataOffset + dataLength;
+  stats.pauseMs = Math.round(performance.now() - t0); // updated after writing
+  stats.saveMs = stats.pauseMs;
+
+  const tmp = join(dirname(store.pathFor(name)), `.${basename(store.pathFor(name))}.${process.pid}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, "w");
+    // Data first (the bulk), then map, meta and header with the final statistics.
+    const views: Uint8Array[] = [];
+    let pos = dataOffset;
+    let written = 0;
+    const flush = () => {
+      if (views.length === 0) return;
+      let n = writevSync(fd!, views, pos);
+      const total = views.reduce((a, v) => a + v.length, 0);
+      while (n < total) n += writeSync(fd!, Buffer.concat(views).subarray(n), 0, total - n, pos + n);
+      pos += total;
+      views.length = 0;
+    };
+    for (const p of order) {
+      views.push(core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE));
+      if (views.length === 256) {
+        flush();
+        written += 256;
+        progress?.(written, order.length);
+      }
+    }
+    flush();
+    progress?.(order.length, order.length);
+    writeSync(fd, map, 0, map.length, mapOffset);
+    stats.saveMs = Math.round(performance.now() - t0);
+    stats.pauseMs = stats.saveMs;
+    const metaBytes = Buffer.from(JSON.stringify(meta));
+    if (metaBytes.length > metaRoom) throw new RvmError("internal: snapshot metadata outgrew its room");
+    const metaPadded = Buffer.alloc(metaRoom, 0x20); // JSON tolerates trailing spaces
+    metaBytes.copy(metaPadded);
+    writeSync(fd, metaPadded, 0, metaRoom, HEADER_SIZE);
+    const header = encodeHeader({
+      id, metaOffset: HEADER_SIZE, metaLength: metaRoom, mapOffset, mapLength: map.length, dataOffset, dataLength,
+      digest: digestOf(metaPadded, map), created: Date.now(),
+    });
+    writeSync(fd, header, 0, header.length, 0);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    // savevm of an existing name replaces it (as QEMU does); the old file stays, hidden, for as
+    // long as some snapshot (perhaps this one) refers to it.
+    store.retire(name);
+    renameSync(tmp, store.pathFor(name));
+    fsyncDir(store.dir);
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // nothing left behind
+    }
+    if (e instanceof RvmError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new RvmError(`savevm ${name}: cannot write ${store.pathFor(name)} (${code === "ENOSPC" ? "disk full" : code ?? (e as Error).message})`);
+  }
+  // The new epoch: later saves store only what changes from here.
+  ex.markClean();
+  setLineage(machine, { id, file: store.pathFor(name) });
+  // A replaced snapshot of the same name may leave unreferenced hidden files behind.
+  store.collect();
+  return meta;
+}

@@ -1,0 +1,166 @@
+// The snapshot directory: NAME.rvmsnap files, the disk journals, and the references between
+// incremental snapshots.
+//
+// A snapshot that later ones refer to is not removed by delvm: it is renamed to a hidden
+// `.ID.rvmsnap` and removed once nothing visible refers to it (reference counting by
+// reachability), so deleting one snapshot never breaks another.
+
+import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { SnapshotError, SnapshotFile, SnapshotMeta } from "./format.js";
+import { RvmError } from "../errors.js";
+import { DiskJournal } from "./journal.js";
+import type { BlockBackend } from "../devices/disk.js";
+
+export const SNAPSHOT_EXT = ".rvmsnap";
+
+export interface SnapshotListing {
+  name: string;
+  file: string;
+  id: string;
+  meta: SnapshotMeta;
+  hidden: boolean;
+}
+
+export function checkName(name: string): void {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$/.test(name)) {
+    throw new RvmError(`bad snapshot name "${name}" (letters, digits, _ . + -; not starting with . or -)`);
+  }
+}
+
+/** Where snapshots of a machine live by default: next to its first disk, else next to its kernel. */
+export function defaultSnapshotDir(config: { drives?: { file: string }[]; kernel?: string }): string {
+  const anchor = config.drives?.[0]?.file ?? config.kernel;
+  if (!anchor) return resolve("rvm-snapshots");
+  return join(dirname(resolve(anchor)), `${basename(anchor)}.snapshots`);
+}
+
+export class SnapshotStore {
+  private readonly journals = new Map<string, DiskJournal>();
+
+  constructor(readonly dir: string) {}
+
+  ensureDir(): void {
+    try {
+      mkdirSync(this.dir, { recursive: true });
+    } catch (e) {
+      throw new RvmError(`cannot create snapshot directory ${this.dir} (${(e as NodeJS.ErrnoException).code})`);
+    }
+  }
+
+  pathFor(name: string): string {
+    return join(this.dir, name + SNAPSHOT_EXT);
+  }
+
+  /** Every snapshot file, visible and hidden; unreadable files are skipped. */
+  all(): SnapshotListing[] {
+    if (!existsSync(this.dir)) return [];
+    const out: SnapshotListing[] = [];
+    for (const f of readdirSync(this.dir).sort()) {
+      if (!f.endsWith(SNAPSHOT_EXT)) continue;
+      const file = join(this.dir, f);
+      try {
+        const s = SnapshotFile.open(file);
+        out.push({ name: s.meta.name, file, id: s.meta.id, meta: s.meta, hidden: f.startsWith(".") });
+        s.close();
+      } catch {
+        // a damaged file is reported when it is used, not in listings
+      }
+    }
+    return out;
+  }
+
+  list(): SnapshotListing[] {
+    return this.all().filter((s) => !s.hidden).sort((a, b) => a.meta.created.localeCompare(b.meta.created));
+  }
+
+  /** A snapshot by name (in this directory) or by file path. */
+  find(nameOrFile: string): string {
+    if (nameOrFile.endsWith(SNAPSHOT_EXT) || nameOrFile.includes("/")) {
+      if (!existsSync(nameOrFile)) throw new SnapshotError(nameOrFile, "no such snapshot file");
+      return nameOrFile;
+    }
+    checkName(nameOrFile);
+    const file = this.pathFor(nameOrFile);
+    if (!existsSync(file)) throw new RvmError(`no snapshot named "${nameOrFile}" in ${this.dir}`);
+    return file;
+  }
+
+  /** The file of a snapshot by id (incremental references), visible or hidden. */
+  fileById(id: string): string {
+    const hit = this.all().find((s) => s.id === id);
+    if (!hit) throw new RvmError(`snapshot ${id} that another snapshot refers to is missing from ${this.dir}`);
+    return hit.file;
+  }
+
+  /** delvm: removes a snapshot, keeping its file hidden while others refer to it. */
+  delete(name: string): void {
+    const file = this.find(name);
+    const victim = SnapshotFile.open(file);
+    const id = victim.meta.id;
+    victim.close();
+    const referenced = this.all().some((s) => s.id !== id && s.meta.refs.some((r) => r.id === id));
+    if (referenced) renameSync(file, join(this.dir, `.${id}${SNAPSHOT_EXT}`));
+    else unlinkSync(file);
+    this.collect();
+  }
+
+  /** Moves snapshot `name` (if any) out of the way under its hidden id name. */
+  retire(name: string): void {
+    const file = this.pathFor(name);
+    if (!existsSync(file)) return;
+    let id: string;
+    try {
+      const s = SnapshotFile.open(file);
+      id = s.meta.id;
+      s.close();
+    } catch {
+      unlinkSync(file); // a damaged file of that name: nothing can refer to it usefully
+      return;
+    }
+    renameSync(file, join(this.dir, `.${id}${SNAPSHOT_EXT}`));
+  }
+
+  /** Removes hidden snapshots nothing visible refers to, and compacts the disk journals. */
+  collect(): void {
+    const all = this.all();
+    const byId = new Map(all.map((s) => [s.id, s]));
+    const live = new Set<string>();
+    const visit = (id: string) => {
+      if (live.has(id)) return;
+      live.add(id);
+      for (const r of byId.get(id)?.meta.refs ?? []) visit(r.id);
+    };
+    for (const s of all) if (!s.hidden) visit(s.id);
+    for (const s of all) if (s.hidden && !live.has(s.id)) unlinkSync(s.file);
+    for (const [name, j] of this.journals) j.compact(this.liveMarks(name));
+  }
+
+  /** The marks of a disk journal that snapshots in this directory still need. */
+  liveMarks(journal: string): number[] {
+    const marks: number[] = [];
+    for (const s of this.all()) for (const d of s.meta.disks) if (d.journal === journal) marks.push(d.mark);
+    return marks;
+  }
+
+  /** The journal of a drive (opened once per store). */
+  journal(name: string, disk: BlockBackend): DiskJournal {
+    let j = this.journals.get(name);
+    if (!j) {
+      this.ensureDir();
+      j = DiskJournal.open(this.dir, name, disk);
+      this.journals.set(name, j);
+    }
+    return j;
+  }
+
+  close(): void {
+    for (const j of this.journals.values()) j.close();
+    this.journals.clear();
+  }
+}
+
+/** The journal name of a drive: its file name, with the drive index for uniqueness. */
+export function journalName(index: number, file: string): string {
+  return `drive${index}-${basename(file).replace(/[^A-Za-z0-9_.-]/g, "_")}`;
+}
