@@ -23,7 +23,9 @@ import { defaultSnapshotDir, journalName, SNAPSHOT_EXT, SnapshotStore } from "./
 import { SnapshotFile } from "./snapshot/format.js";
 import { addSnapshotCommands, formatInfo, formatList } from "./snapshot/commands.js";
 import { attachJournals } from "./snapshot/save.js";
-import { restoreEager } from "./snapshot/restore.js";
+import { ActiveRestore, formatRestoreStats, RestoreOptions, startRestore } from "./snapshot/commands.js";
+import type { FetchOrder } from "./snapshot/restore-lazy.js";
+import type { VirtConfig } from "./board/virt.js";
 
 /** Parses a memory size the way QEMU's -m does: a number of MiB, or with a K/M/G suffix. */
 export function parseSize(text: string): number {
@@ -137,10 +139,7 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
   for (const d of flags.device) applyDevice(d, drives);
   if (file) classify(file, flags, drives);
   if (!flags.kernel && drives.length === 0 && flags.bios === undefined) throw new UsageError("nothing to run: give FILE, -kernel or -drive (see rvm run --help)");
-  const monitorSpec: MonitorSpec = flags.monitor ? parseMonitor(flags.monitor) : { kind: "none" };
-
-  let terminal: Terminal | undefined;
-  const machine = createVirtMachine({
+  return startMachine({
     ramBytes: flags.memory ?? 128 << 20,
     bios: flags.bios ?? "default",
     kernel: flags.kernel,
@@ -148,16 +147,35 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
     append: flags.append,
     drives,
     icountShift: flags.icount,
+    restoring: flags.loadvm !== undefined,
+  }, flags, flags.loadvm);
+}
+
+interface RestoreFlags {
+  restore?: "lazy" | "eager";
+  order?: FetchOrder;
+  stats?: boolean;
+  statsJson?: string;
+}
+
+/** Builds the machine, restores a snapshot if asked, wires terminal and monitor, and runs. */
+async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & RestoreFlags, loadvm?: string, snapshotFile?: string): Promise<number> {
+  const monitorSpec: MonitorSpec = flags.monitor ? parseMonitor(flags.monitor) : { kind: "none" };
+  let terminal: Terminal | undefined;
+  const machine = createVirtMachine({
+    ...cfg,
     console: {
       write: (fd, bytes) => (terminal ? terminal.writeGuest(bytes) : (fd === 2 ? process.stderr : process.stdout).write(bytes)),
       readByte: () => -1,
     },
   });
-  const store = new SnapshotStore(flags.snapshotDir ? resolve(flags.snapshotDir) : defaultSnapshotDir(machine.config));
+  const store = new SnapshotStore(flags.snapshotDir ? resolve(flags.snapshotDir)
+    : snapshotFile ? dirname(resolve(snapshotFile)) : defaultSnapshotDir(machine.config));
   if (hasJournals(store, machine)) attachJournals(machine, store);
-  if (flags.loadvm) {
-    const r = restoreEager(machine, store, store.find(flags.loadvm));
-    process.stderr.write(`rvm: restored ${r.meta.name} (${r.ms.toFixed(0)} ms)\n`);
+  const restoreOpts: RestoreOptions = { mode: flags.restore ?? "lazy", order: flags.order ?? "workingset" };
+  let restore: ActiveRestore | undefined;
+  if (loadvm !== undefined || snapshotFile !== undefined) {
+    restore = startRestore(machine, store, snapshotFile ?? store.find(loadvm!), restoreOpts);
   }
   const monitor = new Monitor({
     get running() { return machine.running; },
@@ -171,12 +189,13 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
     pageSummary: () => machine.pageSummary(),
     readMemory: (a, n, v) => machine.readMemory(a, n, v),
   });
-  addSnapshotCommands(monitor, machine, { store });
+  const snapCtl = addSnapshotCommands(monitor, machine, { store, restore: restoreOpts });
+  if (restore) snapCtl.current = restore;
   const stdioMonitor = monitorSpec.kind === "stdio" || flags.serial === "mon:stdio" || flags.nographic === true || monitorSpec.kind === "none";
   terminal = new Terminal({
     guestInput: (bytes) => machine.input(bytes),
     monitorLine: (line) => {
-      void monitor.execute(line).then((out) => terminal?.writeMonitor(out + (machine.running || true ? "(rvm) " : "")));
+      void monitor.execute(line).then((out) => terminal?.writeMonitor(out + "(rvm) "));
     },
     quit: () => machine.requestStop(0),
     backlog: () => machine.inputBacklog(),
@@ -184,18 +203,36 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
   const server = monitorSpec.kind === "unix" || monitorSpec.kind === "tcp" ? await serveMonitor(monitorSpec, monitor) : undefined;
   if (flags.S) machine.pause();
   terminal.start();
+  const report = () => {
+    const r = snapCtl.current;
+    if (!r) return;
+    const stats = r.stats(Boolean(flags.statsJson));
+    if (flags.stats) process.stderr.write(formatRestoreStats(stats));
+    if (flags.statsJson) writeFileAtomic(flags.statsJson, Buffer.from(JSON.stringify(stats, null, 2) + "\n"));
+  };
   try {
     const result = await machine.run({
       timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined,
       trace: flags.trace ? (line) => process.stderr.write(line + "\n") : undefined,
     });
     if (result.reason === "timeout") process.stderr.write(`rvm: timeout after ${flags.timeout} s, guest still running\n`);
+    report();
     return result.exitCode;
   } finally {
     terminal.stop();
     server?.close();
     store.close();
   }
+}
+
+async function restoreCommand(target: string, flags: RunFlags & RestoreFlags & { dir?: string }): Promise<number> {
+  const file = target.endsWith(SNAPSHOT_EXT) || target.includes("/") ? target
+    : new SnapshotStore(resolve(flags.dir ?? flags.snapshotDir ?? ".")).find(target);
+  const snap = SnapshotFile.open(file);
+  const config = snap.meta.config as unknown as Omit<VirtConfig, "console">;
+  snap.close();
+  if (flags.dir) flags.snapshotDir = flags.dir;
+  return startMachine({ ...config, restoring: true, icountShift: flags.icount ?? config.icountShift }, flags, undefined, file);
 }
 
 /** Whether any drive of the machine already has a journal (snapshots exist that need it). */
@@ -271,6 +308,10 @@ export function buildProgram(): Command {
     .option("--display <type>", "display: none (rvm has no graphics)")
     .option("-S", "start with the machine stopped (use the monitor's cont)")
     .option("--loadvm <name>", "start from snapshot NAME instead of booting (QEMU's -loadvm)")
+    .addOption(new Option("--restore <mode>", "with -loadvm: lazy (run at once, pages on demand; default) or eager (read everything first)").choices(["lazy", "eager"]))
+    .addOption(new Option("--order <order>", "lazy restore's background fetch order: workingset (default) or page").choices(["workingset", "page"]))
+    .option("--stats", "after the run, print the restore's statistics (TTFI, faults, TTR, ...) to stderr")
+    .option("--stats-json <file>", "write the restore's statistics and utilization curve as JSON")
     .option("--snapshot-dir <dir>", "where savevm writes snapshots (default: next to the first disk, DISK.snapshots/)")
     .addOption(new Option("--format <format>", "how to load FILE (default: by its contents; raw for *.bin)").choices(["elf", "raw"]))
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
@@ -290,6 +331,22 @@ export function buildProgram(): Command {
       process.exitCode = await runCommand(file, flags);
     });
   snapshotCommands(program);
+  program
+    .command("restore")
+    .description("start a saved VM from a snapshot (its machine configuration is in the snapshot)")
+    .argument("<snapshot>", "a snapshot name (with --dir) or a .rvmsnap file")
+    .option("--dir <dir>", "the snapshot directory (for a name)")
+    .addOption(new Option("--restore <mode>", "lazy (default: the VM runs at once, memory comes back behind it) or eager").choices(["lazy", "eager"]))
+    .addOption(new Option("--order <order>", "lazy restore's background fetch order: workingset (default) or page").choices(["workingset", "page"]))
+    .option("--stats", "print the restore's statistics to stderr when the VM ends")
+    .option("--stats-json <file>", "write the restore's statistics and utilization curve as JSON")
+    .option("--monitor <spec>", "monitor: stdio, none, unix:PATH,server,nowait or tcp:HOST:PORT,server,nowait")
+    .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
+    .option("--icount <shift>", "deterministic time", parseShift)
+    .option("-S", "start with the machine stopped")
+    .action(async (target: string, flags: RunFlags & RestoreFlags & { dir?: string }) => {
+      process.exitCode = await restoreCommand(target, { ...flags, drive: [], device: [] });
+    });
   program
     .command("dumpdtb")
     .description("write the virt board's device tree blob (read it with: dtc -I dtb -O dts FILE)")

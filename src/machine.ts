@@ -25,11 +25,15 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Single-steps and reports each instruction executed. */
   trace?: (line: string) => void;
+  /** Return after about this many instructions retired (reason "budget"); deterministic with icount. */
+  instructions?: number;
+  /** Return once this is true, checked between slices (reason "budget"). */
+  until?: () => boolean;
 }
 
 export interface RunResult {
   exitCode: number;
-  reason: "exit" | "timeout" | "stop";
+  reason: "exit" | "timeout" | "stop" | "budget";
   instret: bigint;
   seconds: number;
 }
@@ -86,6 +90,10 @@ export class Machine {
   readonly onExit: (() => void)[] = [];
   /** Guest console input is delivered here (the UART's receive). */
   inputSink: ((bytes: Uint8Array) => void) | undefined;
+  /** Called before each slice (the lazy restore notes the first guest instruction). */
+  beforeSlice: (() => void) | undefined;
+  /** Host work interleaved with the guest between slices (the lazy restore's fetcher). */
+  background: (() => void) | undefined;
   /** Console input the guest has not read yet (the UART's backlog). */
   inputBacklog: () => number = () => this.htifInput.length;
   private readonly icount: number | undefined;
@@ -238,11 +246,10 @@ export class Machine {
     let wallStart = start;
     let mtimeStart = this.mtimeBase;
     let lastYield = start;
-    const slice = opts.trace ? 1 : SLICE;
     const finish = (exitCode: number, reason: RunResult["reason"]): RunResult => {
       this.looping = false;
       this.mtimeBase = ex.getMtime();
-      for (const f of this.onExit) f();
+      if (reason !== "budget") for (const f of this.onExit) f();
       return { exitCode, reason, instret: core.instret - startInstret, seconds: (performance.now() - start) / 1000 };
     };
     this.looping = true;
@@ -268,6 +275,14 @@ export class Machine {
       }
       const now = performance.now();
       if (realtime) ex.setMtime(mtimeStart + BigInt(Math.floor((now - wallStart) * (MTIME_HZ / 1000))));
+      if (opts.until?.()) return finish(0, "budget");
+      let slice = opts.trace ? 1 : SLICE;
+      if (opts.instructions !== undefined) {
+        const left = opts.instructions - Number(core.instret - startInstret);
+        if (left <= 0) return finish(0, "budget");
+        slice = Math.min(slice, left);
+      }
+      this.beforeSlice?.();
       const pcBefore = opts.trace ? core.pc : 0n;
       const privBefore = opts.trace ? core.priv : 0;
       const reason = core.run(slice);
@@ -304,6 +319,7 @@ export class Machine {
           break;
       }
       this.htif?.poll();
+      this.background?.();
       const t = performance.now();
       if (t >= deadline) return finish(124, "timeout");
       if (t - lastYield > 20) {
@@ -327,6 +343,8 @@ export class Machine {
     }
     let ms = due > now ? Number(due - now) / (MTIME_HZ / 1000) : 0;
     if (!realtime) ms = 50; // no timer armed: wait for input
+    // A restore in progress uses the idle time; look again soon.
+    if (this.background) ms = Math.min(ms, 1);
     const wait = Math.max(0, Math.min(ms, 1000, wallDeadline - performance.now()));
     if (wait <= 0) return;
     await new Promise<void>((resolve) => {

@@ -9,6 +9,8 @@ import { RvmError } from "../errors.js";
 import { SnapshotMeta } from "./format.js";
 import { defaultName, saveSnapshot } from "./save.js";
 import { restoreEager, RestoreFailedError } from "./restore.js";
+import { FetchOrder, LazyRestore, RestoreStats } from "./restore-lazy.js";
+import { ttrTable } from "./ttr.js";
 import { SnapshotStore, SnapshotListing } from "./store.js";
 
 const MiB = 1024 * 1024;
@@ -59,12 +61,62 @@ export function formatInfo(meta: SnapshotMeta, file: string): string {
   return lines.join("\n") + "\n";
 }
 
+export interface RestoreOptions {
+  mode: "lazy" | "eager";
+  order: FetchOrder;
+}
+
+/** A restore that ran or is running, as `info restore` and --stats see it. */
+export interface ActiveRestore {
+  progress(): string;
+  stats(withCurve?: boolean): RestoreStats;
+}
+
+/** Starts a restore of `file` into `machine`: lazy (returns at once) or eager (all pages in). */
+export function startRestore(machine: Machine, store: SnapshotStore, file: string, opts: RestoreOptions): ActiveRestore {
+  if (opts.mode === "lazy") return new LazyRestore(machine, store, file, { order: opts.order });
+  const t0 = performance.now();
+  const r = restoreEager(machine, store, file);
+  let ttfi: number | undefined;
+  machine.beforeSlice = () => {
+    ttfi = performance.now() - t0;
+    machine.beforeSlice = undefined;
+  };
+  return {
+    progress: () => `restore: eager, ${r.meta.stats.pages}/${r.meta.stats.pages} pages resident (100%), complete in ${r.ms.toFixed(0)} ms\n`,
+    stats: () => ({
+      mode: "eager", order: null, snapshot: r.meta.name, pages: r.meta.stats.pages, ttfiMs: ttfi ?? NaN, totalMs: r.ms,
+      demandFaults: 0, prefetched: r.meta.stats.pages, stallMs: r.ms, fetchMs: r.ms, bytesRead: r.bytesRead, reads: r.reads,
+      meanReadBytes: r.reads ? r.bytesRead / r.reads : 0,
+      ttr: ttrTable([{ start: 0, end: r.ms }], r.ms),
+    }),
+  };
+}
+
+/** The --stats text. */
+export function formatRestoreStats(s: RestoreStats): string {
+  const ms = (v: number) => (Number.isNaN(v) ? "-" : `${v.toFixed(1)} ms`);
+  const lines = [
+    `restore of ${s.snapshot}: ${s.mode}${s.order ? ` (${s.order} order)` : ""}, ${s.pages} pages`,
+    `  time to first instruction  ${ms(s.ttfiMs)}`,
+    `  all pages resident after   ${ms(s.totalMs)}`,
+    `  demand faults              ${s.demandFaults} (stalled ${ms(s.stallMs)})`,
+    `  pages prefetched           ${s.prefetched} (fetcher took ${ms(s.fetchMs)} between slices)`,
+    `  read                       ${(s.bytesRead / MiB).toFixed(1)} MiB in ${s.reads} reads (mean ${(s.meanReadBytes / 1024).toFixed(1)} KiB)`,
+    ...Object.entries(s.ttr).map(([k, v]) => `  TTR(${k})`.padEnd(29) + `${v.toFixed(0)} ms`),
+  ];
+  return lines.join("\n") + "\n";
+}
+
 export interface SnapshotControl {
   store: SnapshotStore;
+  restore?: RestoreOptions;
+  /** The last restore (for `info restore` and --stats). */
+  current?: ActiveRestore;
 }
 
 /** Adds savevm, loadvm, delvm and `info snapshots` to the monitor. */
-export function addSnapshotCommands(monitor: Monitor, machine: Machine, ctl: SnapshotControl): void {
+export function addSnapshotCommands(monitor: Monitor, machine: Machine, ctl: SnapshotControl): SnapshotControl {
   const wrap = async (f: () => string | Promise<string>): Promise<string> => {
     try {
       return await f();
@@ -85,8 +137,9 @@ export function addSnapshotCommands(monitor: Monitor, machine: Machine, ctl: Sna
       const file = ctl.store.find(args[0]);
       return machine.atBoundary(() => {
         try {
-          const r = restoreEager(machine, ctl.store, file);
-          return `loaded ${r.meta.name} in ${r.ms.toFixed(0)} ms\n`;
+          const opts = ctl.restore ?? { mode: "lazy", order: "workingset" };
+          ctl.current = startRestore(machine, ctl.store, file, opts);
+          return opts.mode === "lazy" ? "" : ctl.current.progress();
         } catch (e) {
           if (e instanceof RestoreFailedError) machine.pause();
           throw e;
@@ -100,4 +153,7 @@ export function addSnapshotCommands(monitor: Monitor, machine: Machine, ctl: Sna
       return "";
     }));
   monitor.defineInfo("snapshots", "show the currently saved VM snapshots", () => wrap(() => formatList(ctl.store.list())));
+  monitor.defineInfo("restore", "show the progress of the last loadvm (pages resident, faults, rate)", () =>
+    ctl.current ? ctl.current.progress() : "no restore has run\n");
+  return ctl;
 }

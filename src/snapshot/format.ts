@@ -12,7 +12,7 @@
 // Everything is little-endian. Only `stored` pages carry bytes; every page's content hash is
 // in the map, so each page is verified when it is read back, whatever its source.
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, read as fsRead, readSync } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
 import { RvmError } from "../errors.js";
 
@@ -247,6 +247,23 @@ export class SnapshotFile {
       if (n === 0) throw new SnapshotError(this.file, `truncated file (page data at ${offset} missing)`);
       done += n;
     }
+  }
+
+  /** Reads page data asynchronously (the lazy restore's background fetcher). */
+  readAsync(offset: number, out: Uint8Array): Promise<void> {
+    const fd = this.fd;
+    if (fd === undefined) return Promise.reject(new SnapshotError(this.file, "closed"));
+    return new Promise((resolve, reject) => {
+      const step = (done: number) => {
+        fsRead(fd, out, done, out.length - done, offset + done, (err, n) => {
+          if (err) reject(new SnapshotError(this.file, `read error (${err.code ?? err.message})`));
+          else if (n === 0) reject(new SnapshotError(this.file, `truncated file (page data at ${offset} missing)`));
+          else if (done + n < out.length) step(done + n);
+          else resolve();
+        });
+      };
+      step(0);
+    });
   }
 
   close(): void {

@@ -1,0 +1,359 @@
+// The lazy restore (DESIGN.md section 5; the paper's method): the VM runs before its memory
+// is back.
+//
+//  1. Hart, devices, ROM and disks come back at once (disks reverted to their marks), and every
+//     RAM page is marked not yet restored.
+//  2. The hart runs. Its first touch of a page (fetch, load, store, AMO, page-table walk) exits
+//     to the host before the instruction has any effect (core exit EXIT_PAGE); device DMA does
+//     the same through GuestMemory. `demand` installs that one page, from the snapshot, a disk
+//     block as of the mark, or zero fill, verified against its hash, and the hart goes on.
+//  3. A background fetcher streams the rest between slices: stored pages in large sorted reads
+//     issued asynchronously (the I/O runs in libuv's thread pool, concurrently with the guest),
+//     installed between slices under a small time budget.
+//  4. A guest write to a disk block that a not-yet-restored page still mirrors restores that
+//     page first. When every page is in, the snapshot's files are released.
+//
+// Order of the background fetch: "workingset" takes the file's order, in which savevm put the
+// pages the guest touched last first (one sequential read), then the rest by page; "page"
+// takes plain page order (the baseline).
+
+import { PageState, PAGE_SIZE } from "../core.js";
+import type { Machine } from "../machine.js";
+import { GuestMemory } from "../memory.js";
+import { PageKind, SnapshotFile } from "./format.js";
+import { checkCompatible, PageSource, RestoreFailedError, restoreMachineState } from "./restore.js";
+import { setLineage } from "./save.js";
+import { journalName, SnapshotStore } from "./store.js";
+import { Interval, ttrTable, utilizationCurve } from "./ttr.js";
+import { RvmError } from "../errors.js";
+
+export type FetchOrder = "workingset" | "page";
+
+export interface LazyOptions {
+  order?: FetchOrder;
+  /** Reads in flight at once. */
+  inflight?: number;
+  /** Pages per background read. */
+  runPages?: number;
+  /** Host time the fetcher may take between two slices, in ms. */
+  budgetMs?: number;
+}
+
+export interface RestoreStats {
+  mode: "lazy" | "eager";
+  order: FetchOrder | null;
+  snapshot: string;
+  pages: number;
+  /** Time to first guest instruction, from the start of the restore. */
+  ttfiMs: number;
+  /** Until every page was resident. */
+  totalMs: number;
+  demandFaults: number;
+  prefetched: number;
+  /** Time the hart waited for pages it touched. */
+  stallMs: number;
+  /** Time the fetcher took from the guest between slices. */
+  fetchMs: number;
+  bytesRead: number;
+  reads: number;
+  meanReadBytes: number;
+  ttr: Record<string, number>;
+  utilization?: { w100: { t: number; u: number }[]; w1000: { t: number; u: number }[] };
+}
+
+type Item = { run: number[]; offset: number; buf?: Buffer; pending?: Promise<void>; error?: Error } | { page: number };
+
+export class LazyRestore {
+  readonly t0 = performance.now();
+  private readonly snap: SnapshotFile;
+  private readonly source: PageSource;
+  private readonly order: FetchOrder;
+  private readonly items: Item[] = [];
+  private cursor = 0;
+  private issued = 0;
+  private reading = 0;
+  private resident = 0;
+  private readonly total: number;
+  private demandFaults = 0;
+  private prefetched = 0;
+  private stallMs = 0;
+  private fetchMs = 0;
+  private readonly intervals: Interval[] = [];
+  private ttfi: number | undefined;
+  private finishedAt: number | undefined;
+  private diskPages: Map<number, number[]> | undefined;
+  private failure: Error | undefined;
+  private readonly opts: Required<LazyOptions>;
+  private readonly done: Promise<void>;
+  private resolveDone!: () => void;
+
+  constructor(private readonly machine: Machine, private readonly store: SnapshotStore, readonly file: string, opts: LazyOptions = {}) {
+    this.opts = { order: opts.order ?? "workingset", inflight: opts.inflight ?? 4, runPages: opts.runPages ?? 256, budgetMs: opts.budgetMs ?? 2 };
+    this.order = this.opts.order;
+    this.done = new Promise((r) => (this.resolveDone = r));
+    this.snap = SnapshotFile.open(file);
+    try {
+      checkCompatible(this.snap, machine);
+      this.source = new PageSource(this.snap, machine, store);
+    } catch (e) {
+      this.snap.close();
+      throw e;
+    }
+    this.total = this.snap.pages;
+    try {
+      this.begin();
+    } catch (e) {
+      this.source.close();
+      this.snap.close();
+      throw e instanceof RvmError ? new RestoreFailedError(e) : e;
+    }
+  }
+
+  private begin(): void {
+    const m = this.machine;
+    const core = m.core;
+    restoreMachineState(m, this.store, this.snap.meta);
+    core.exports.markAllNotRestored();
+    m.mem.diskBlock.fill(-1);
+    core.exports.markClean(); // dirty tracking relative to this snapshot starts now
+    setLineage(m, { id: this.snap.meta.id, file: this.file });
+    m.mem.restorePage = (p) => this.demand(p);
+    m.beforeSlice = () => {
+      this.ttfi = performance.now() - this.t0;
+      m.beforeSlice = undefined;
+    };
+    m.background = () => this.fetch();
+    for (const d of m.drives) {
+      const meta = this.snap.meta.disks.find((x) => x.index === d.index);
+      if (!meta || d.readonly) continue;
+      const journal = this.store.journal(journalName(d.index, d.file), d.disk);
+      d.beforeWrite = (offset, length) => {
+        this.beforeDiskWrite(d.index, offset, length);
+        journal.beforeWrite(offset, length);
+      };
+    }
+    this.plan();
+  }
+
+  /** The background fetch plan: runs of consecutive stored pages, then single pages. */
+  private plan(): void {
+    const snap = this.snap;
+    const inFile: { page: number; off: number }[] = [];
+    const rest: number[] = [];
+    for (let p = 0; p < this.total; p++) {
+      const e = snap.entry(p);
+      if (e.kind === PageKind.Stored && e.ref === 0) inFile.push({ page: p, off: e.value });
+      else rest.push(p);
+    }
+    if (this.order === "workingset") {
+      inFile.sort((a, b) => a.off - b.off);
+      this.addRuns(inFile);
+      for (const p of rest) this.items.push({ page: p });
+    } else {
+      // Page order: stored pages become runs only where page order and file order agree.
+      const all = [...inFile.map((x) => ({ page: x.page, off: x.off as number | undefined })), ...rest.map((p) => ({ page: p, off: undefined as number | undefined }))];
+      all.sort((a, b) => a.page - b.page);
+      let run: { page: number; off: number }[] = [];
+      for (const x of all) {
+        if (x.off !== undefined) {
+          const last = run[run.length - 1];
+          if (last && x.off !== last.off + PAGE_SIZE) {
+            this.addRuns(run);
+            run = [];
+          }
+          run.push({ page: x.page, off: x.off });
+        } else {
+          this.addRuns(run);
+          run = [];
+          this.items.push({ page: x.page });
+        }
+      }
+      this.addRuns(run);
+    }
+  }
+
+  private addRuns(sorted: { page: number; off: number }[]): void {
+    for (let i = 0; i < sorted.length; ) {
+      let j = i + 1;
+      while (j < sorted.length && j - i < this.opts.runPages && sorted[j].off === sorted[j - 1].off + PAGE_SIZE) j++;
+      this.items.push({ run: sorted.slice(i, j).map((x) => x.page), offset: sorted[i].off });
+      i = j;
+    }
+  }
+
+  private isRestored(p: number): boolean {
+    return (this.machine.core.pages[p] & PageState.NotRestored) === 0;
+  }
+
+  private installed(p: number): void {
+    const core = this.machine.core;
+    core.pages[p] &= ~PageState.NotRestored;
+    const e = this.snap.entry(p);
+    if (e.kind === PageKind.Disk) {
+      const disk = Math.floor(e.value / 2 ** 36);
+      this.machine.mem.noteDiskBacked(GuestMemory.pageAddress(p), e.value - disk * 2 ** 36, disk);
+    }
+    this.resident++;
+    if (this.resident === this.total) this.finish();
+  }
+
+  /** A touch of a page not yet restored: install it now (the hart waits). */
+  demand(p: number): void {
+    if (this.failure) throw this.failure;
+    if (this.isRestored(p)) return;
+    const t = performance.now();
+    try {
+      this.source.install(p);
+    } catch (e) {
+      this.fail(e as Error);
+    }
+    this.demandFaults++;
+    this.installed(p);
+    const end = performance.now();
+    this.stallMs += end - t;
+    this.intervals.push({ start: t - this.t0, end: end - this.t0 });
+  }
+
+  private fail(e: Error): never {
+    this.failure = e instanceof RvmError ? new RestoreFailedError(e) : e;
+    this.machine.background = undefined;
+    throw this.failure;
+  }
+
+  /** A guest write to a disk block a not-yet-restored page still mirrors: that page first. */
+  private beforeDiskWrite(disk: number, offset: number, length: number): void {
+    if (this.finishedAt !== undefined || length <= 0) return;
+    if (!this.diskPages) {
+      this.diskPages = new Map();
+      for (let p = 0; p < this.total; p++) {
+        const e = this.snap.entry(p);
+        if (e.kind !== PageKind.Disk) continue;
+        const list = this.diskPages.get(e.value);
+        if (list) list.push(p);
+        else this.diskPages.set(e.value, [p]);
+      }
+    }
+    const first = Math.floor(offset / PAGE_SIZE), last = Math.floor((offset + length - 1) / PAGE_SIZE);
+    for (let b = first; b <= last; b++) {
+      for (const p of this.diskPages.get(GuestMemory.blockKey(disk, b)) ?? []) this.demand(p);
+    }
+  }
+
+  /** The background fetcher's turn between slices. */
+  private fetch(): void {
+    if (this.failure) throw this.failure;
+    const t = performance.now();
+    const deadline = t + this.opts.budgetMs;
+    // Keep reads in flight ahead of the cursor.
+    while (this.issued < this.items.length && this.reading < this.opts.inflight) {
+      const it = this.items[this.issued++];
+      if (!("run" in it)) continue;
+      if (it.run.every((p) => this.isRestored(p))) continue;
+      it.buf = Buffer.allocUnsafe(it.run.length * PAGE_SIZE);
+      this.reading++;
+      it.pending = this.snap.readAsync(it.offset, it.buf).then(
+        () => { it.pending = undefined; this.reading--; },
+        (e: Error) => { it.error = e; it.pending = undefined; this.reading--; },
+      );
+      this.source.bytesRead += it.buf.length;
+      this.source.reads++;
+    }
+    const core = this.machine.core;
+    while (this.cursor < this.items.length && performance.now() < deadline) {
+      const it = this.items[this.cursor];
+      if ("run" in it) {
+        if (it.error) this.fail(it.error);
+        if (it.pending) break; // not read yet: the guest runs meanwhile
+        if (!it.buf) {
+          if (this.cursor >= this.issued) break;
+        } else {
+          it.run.forEach((p, k) => {
+            if (this.isRestored(p)) return;
+            core.ram.set(it.buf!.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE), p * PAGE_SIZE);
+            try {
+              this.source.verify(p);
+            } catch (e) {
+              this.fail(e as Error);
+            }
+            this.prefetched++;
+            this.installed(p);
+          });
+          it.buf = undefined;
+        }
+      } else if (!this.isRestored(it.page)) {
+        try {
+          this.source.install(it.page);
+        } catch (e) {
+          this.fail(e as Error);
+        }
+        this.prefetched++;
+        this.installed(it.page);
+      }
+      this.cursor++;
+    }
+    const end = performance.now();
+    if (end - t > 0.05) {
+      this.fetchMs += end - t;
+      this.intervals.push({ start: t - this.t0, end: end - this.t0 });
+    }
+  }
+
+  private finish(): void {
+    this.finishedAt = performance.now() - this.t0;
+    const m = this.machine;
+    m.mem.restorePage = undefined;
+    m.background = undefined;
+    for (const d of m.drives) {
+      if (d.readonly) continue;
+      const journal = this.store.journal(journalName(d.index, d.file), d.disk);
+      d.beforeWrite = (offset, length) => journal.beforeWrite(offset, length);
+    }
+    this.source.close();
+    this.snap.close();
+    m.core.exports.pagesChanged();
+    this.resolveDone();
+  }
+
+  /** Resolves when every page is resident. */
+  whenComplete(): Promise<void> {
+    return this.done;
+  }
+
+  get complete(): boolean {
+    return this.finishedAt !== undefined;
+  }
+
+  /** `info restore`. */
+  progress(): string {
+    const pct = ((100 * this.resident) / this.total).toFixed(1);
+    const secs = ((this.finishedAt ?? performance.now() - this.t0) / 1000);
+    const rate = (this.source.bytesRead / (1 << 20)) / Math.max(secs, 1e-3);
+    return `restore: lazy (${this.order}), ${this.resident}/${this.total} pages resident (${pct}%)` +
+      `${this.complete ? ", complete" : ""}, ${this.demandFaults} demand faults, ${this.prefetched} prefetched, ` +
+      `${rate.toFixed(1)} MiB/s read, ${secs.toFixed(2)} s\n`;
+  }
+
+  stats(withCurve = false): RestoreStats {
+    const end = this.finishedAt ?? performance.now() - this.t0;
+    const s: RestoreStats = {
+      mode: "lazy",
+      order: this.order,
+      snapshot: this.snap.meta.name,
+      pages: this.total,
+      ttfiMs: this.ttfi ?? NaN,
+      totalMs: end,
+      demandFaults: this.demandFaults,
+      prefetched: this.prefetched,
+      stallMs: this.stallMs,
+      fetchMs: this.fetchMs,
+      bytesRead: this.source.bytesRead,
+      reads: this.source.reads,
+      meanReadBytes: this.source.reads ? this.source.bytesRead / this.source.reads : 0,
+      ttr: ttrTable(this.intervals, end),
+    };
+    if (withCurve) {
+      s.utilization = { w100: utilizationCurve(this.intervals, end, 100, 10), w1000: utilizationCurve(this.intervals, end, 1000, 50) };
+    }
+    return s;
+  }
+}
