@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
@@ -215,3 +216,172 @@ export function patchElfU64(src, dst, symbol, value) {
 
 /** "1.234 s" */
 export const secs = (s) => `${s.toFixed(s < 10 ? 3 : 2)} s`;
+
+/**
+ * A guest driven through its console on piped stdio (rvm's CLI or QEMU with `-serial stdio`):
+ * spawn, wait for text in its output, type lines, end it. Bounded: every wait has a time limit,
+ * and `end()` kills the child (SIGKILL) when it has not exited in time.
+ */
+export class GuestConsole {
+  constructor(cmd, args, { cwd = ROOT } = {}) {
+    this.cmd = cmd;
+    this.output = "";
+    this.base = 0; // characters dropped from the front of `output` (it keeps the last 4 MiB)
+    this.exitCode = undefined;
+    this.signal = undefined;
+    this.spawnError = undefined;
+    this.child = spawn(cmd, args, { cwd, stdio: ["pipe", "pipe", "pipe"] });
+    const keep = (s) => {
+      this.output += s;
+      if (this.output.length > 4 << 20) {
+        const drop = this.output.length - (4 << 20);
+        this.output = this.output.slice(drop);
+        this.base += drop;
+      }
+    };
+    this.child.stdout.setEncoding("latin1");
+    this.child.stderr.setEncoding("latin1");
+    this.child.stdout.on("data", keep);
+    this.child.stderr.on("data", keep);
+    this.child.stdin.on("error", () => {}); // the child may exit before reading its input
+    this.child.on("error", (e) => (this.spawnError = e));
+    this.exited = new Promise((resolve) =>
+      this.child.on("close", (code, signal) => {
+        this.exitCode = code;
+        this.signal = signal;
+        resolve();
+      }),
+    );
+  }
+
+  /** The absolute position of the end of the output so far (for `waitFor(..., from)`). */
+  get mark() {
+    return this.base + this.output.length;
+  }
+
+  /** The last lines of the output, for error messages. */
+  tail(lines = 4) {
+    return this.output.replace(/\r/g, "").trim().split("\n").slice(-lines).join(" | ") || "(none)";
+  }
+
+  /**
+   * Resolves with the absolute position of `text` (string or RegExp) once it appears in the
+   * output after absolute position `from`; rejects after `timeoutMs` or when the child exits.
+   */
+  async waitFor(text, timeoutMs, from = 0) {
+    const t0 = performance.now();
+    for (;;) {
+      const start = Math.max(0, from - this.base);
+      const hay = this.output.slice(start);
+      const at = typeof text === "string" ? hay.indexOf(text) : hay.search(text);
+      if (at >= 0) return this.base + start + at;
+      if (this.spawnError) throw new Error(`${this.cmd} could not be started: ${this.spawnError.message}`);
+      if (this.exitCode !== undefined || this.signal) {
+        throw new Error(`exited (code ${this.exitCode}${this.signal ? `, ${this.signal}` : ""}) before "${text}"; last output: ${this.tail()}`);
+      }
+      if (performance.now() - t0 > timeoutMs) {
+        throw new Error(`no "${text}" within ${(timeoutMs / 1000).toFixed(0)} s; last output: ${this.tail()}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  type(line) {
+    if (!this.child.stdin.destroyed) this.child.stdin.write(line + "\n");
+  }
+
+  /** Waits up to `timeoutMs` for the child to exit, then kills it. Returns the exit code. */
+  async end(timeoutMs) {
+    if (this.exitCode === undefined && !this.signal && !this.spawnError) {
+      const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    return this.exitCode;
+  }
+
+  kill() {
+    if (this.exitCode === undefined && !this.signal) this.child.kill("SIGKILL");
+  }
+}
+
+/**
+ * A human monitor (rvm's, prompt "(rvm) ", or QEMU's HMP, prompt "(qemu) ") on a unix socket,
+ * used line by line as a script would. Terminal escape sequences (QEMU's readline echo) are
+ * removed from replies. Every wait has a time limit.
+ */
+export class MonitorClient {
+  constructor(sock, prompt) {
+    this.sock = sock;
+    this.prompt = prompt;
+    this.buf = "";
+    this.closed = false;
+    sock.setEncoding("latin1");
+    sock.on("data", (s) => (this.buf += s));
+    sock.on("close", () => (this.closed = true));
+    sock.on("error", () => (this.closed = true));
+  }
+
+  /** Connects to PATH (retrying while the server is not up yet) and reads up to the first prompt. */
+  static async open(path, prompt, timeoutMs = 30_000) {
+    const t0 = performance.now();
+    for (;;) {
+      try {
+        const sock = await new Promise((resolve, reject) => {
+          const s = connect(path);
+          s.once("connect", () => resolve(s));
+          s.once("error", reject);
+        });
+        const c = new MonitorClient(sock, prompt);
+        await c.until(Math.max(1000, timeoutMs - (performance.now() - t0)));
+        return c;
+      } catch (e) {
+        if (performance.now() - t0 > timeoutMs) throw new Error(`monitor ${path}: ${e.message}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  async until(timeoutMs) {
+    const t0 = performance.now();
+    while (!this.buf.includes(this.prompt)) {
+      if (this.closed) throw new Error(`monitor closed before its prompt; got ${JSON.stringify(this.buf.slice(-300))}`);
+      if (performance.now() - t0 > timeoutMs) throw new Error(`monitor: no prompt within ${(timeoutMs / 1000).toFixed(0)} s; got ${JSON.stringify(this.buf.slice(-300))}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const at = this.buf.indexOf(this.prompt);
+    const out = this.buf.slice(0, at);
+    this.buf = this.buf.slice(at + this.prompt.length);
+    // eslint-disable-next-line no-control-regex
+    return out.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").replace(/\r/g, "");
+  }
+
+  /** Sends one command line; resolves with its reply (the echoed command line removed). */
+  async cmd(line, timeoutMs = 30_000) {
+    this.sock.write(line + "\n");
+    const out = await this.until(timeoutMs);
+    const lines = out.split("\n");
+    if (lines[0].trim() === line.trim()) lines.shift();
+    return lines.join("\n").trim();
+  }
+
+  /** Sends a line without waiting for a reply (e.g. `quit`). */
+  send(line) {
+    if (!this.closed) this.sock.write(line + "\n");
+  }
+
+  close() {
+    this.sock.destroy();
+  }
+}
+
+/**
+ * Writes the benchmark data disk (guests/linux/make-bench-disk.sh OUT; needs mke2fs and gcc),
+ * killed after `timeoutS`. Returns { ok, why }.
+ */
+export function makeBenchDisk(out, { timeoutS = 120 } = {}) {
+  const r = spawnSync(join(ROOT, "guests/linux/make-bench-disk.sh"), [out], { encoding: "utf8", timeout: timeoutS * 1000, killSignal: "SIGKILL" });
+  if (r.error) return { ok: false, why: r.error.code === "ETIMEDOUT" ? `did not finish within ${timeoutS} s` : r.error.message };
+  if (r.status !== 0) return { ok: false, why: `exit ${r.status}${r.signal ? ` (${r.signal})` : ""}: ${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" | ")}` };
+  return { ok: true };
+}

@@ -7,6 +7,10 @@
 //   boot  wall time to the Linux shell prompt (kernel+initrd, and the bootable disk through
 //         U-Boot), rvm and QEMU (when installed) in the same run, and the ratio.
 //   micro tinybench figures for the core's building blocks.
+//   snapshot  savevm of the Linux guest (256 MiB) after reading ~40 MiB of files (a) and after
+//         also filling 32 MiB of process memory (b): page breakdown, file size as % of RAM and
+//         of a zero-skipping save, save throughput; QEMU's migration stream of the same state
+//         when installed, and the verdict on issue 5's target (rvm <= 25% of QEMU in (a)).
 // QEMU is looked up on PATH; RVM_BENCH_QEMU=/path/to/qemu-system-riscv64 picks another one and
 // RVM_BENCH_QEMU=none runs without it (rvm's figures only).
 import { argv, exit } from "node:process";
@@ -16,6 +20,7 @@ const benches = {
   fp: () => import("./fp.js"),
   boot: () => import("./boot.js"),
   micro: () => import("./micro.js"),
+  snapshot: () => import("./snapshot.js"),
 };
 
 const name = argv[2] ?? "cpu";
