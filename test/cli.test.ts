@@ -104,3 +104,40 @@ describe("rvm run", () => {
     expectOneLineError(rvm("run", GOOD, "--timeout", "-1"), /seconds/);
   });
 });
+
+describe("rvm run: board options", () => {
+  it("refuses other machines and hart counts", () => {
+    expectOneLineError(rvm("run", "-M", "spike", GOOD), /only the virt machine/);
+    expectOneLineError(rvm("run", "-smp", "2", GOOD), /one hart/);
+  });
+
+  it("refuses bad drives and devices", () => {
+    expectOneLineError(rvm("run", "-drive", "file=x.qcow2,format=qcow2"), /only format=raw/);
+    expectOneLineError(rvm("run", "-drive", `file=${join(dir, "none.img")},format=raw,if=virtio`, "-kernel", GOOD), /none\.img: no such file/);
+    expectOneLineError(rvm("run", "-drive", "file=a.img,format=raw,if=none,id=hd0", "-device", "e1000,netdev=n0"), /-device e1000: not available/);
+    expectOneLineError(rvm("run", "-drive", "file=a.img,format=raw,if=none,id=hd0", "-device", "virtio-blk-device,drive=hd9"), /no -drive with id=hd9/);
+    expectOneLineError(rvm("run", "-drive", "format=raw"), /no file=/);
+  });
+
+  it("refuses a missing kernel, initrd or firmware", () => {
+    expectOneLineError(rvm("run", "-kernel", join(dir, "nokernel")), /nokernel: no such file/);
+    expectOneLineError(rvm("run", "-bios", join(dir, "nofw.bin"), "-kernel", GOOD), /nofw\.bin: no such file/);
+    expectOneLineError(rvm("run", "-kernel", join(ROOT, "guests/linux/Image.gz"), "-initrd", join(dir, "noinitrd")), /noinitrd: no such file/);
+    expectOneLineError(rvm("run"), /nothing to run/);
+  });
+
+  it("refuses a bad monitor spec and a bad guest description", () => {
+    expectOneLineError(rvm("run", GOOD, "-monitor", "serial:/dev/ttyS0"), /-monitor serial/);
+    const desc = join(dir, "bad.json");
+    writeFileSync(desc, "{ not json");
+    expectOneLineError(rvm("run", desc), /bad\.json: not a valid guest description/);
+  });
+
+  it("attaches a read-only drive and says so to the guest", async () => {
+    // The virtio-blk device reports VIRTIO_BLK_F_RO; the drive opens even if the file is read-only.
+    const img = join(dir, "ro.img");
+    writeFileSync(img, Buffer.alloc(1 << 20));
+    const r = rvm("run", GOOD, "-drive", `file=${img},format=raw,if=virtio,readonly=on`);
+    expect(r.code).toBe(0);
+  });
+});
