@@ -3,10 +3,12 @@
 //   0      header, 4096 bytes: magic "RVMSNAP\0", u32 version, u32 header size, 16-byte id,
 //          u64 offset/length of the metadata, of the page map and of the page data,
 //          sha256 of (metadata || page map), u64 creation time (ms)
+// Layout: header, meta, data, map.
 //   meta   JSON: machine configuration, hart state, device states, disks and their marks,
 //          the snapshots this one refers to, statistics
 //   map    one 24-byte entry per RAM page: u8 kind, u8 ref, u16 0, u32 mark,
-//          u64 value, u64 hash (see PageKind)
+//          u64 value, u64 hash (see PageKind); deflated when header flag 1 is set (zero pages'
+//          entries are zeros, so the map of a mostly idle guest shrinks ~20x)
 //   data   the stored pages, 4 KiB each, working set first, then in page order
 //
 // Everything is little-endian. Only `stored` pages carry bytes; every page's content hash is
@@ -14,6 +16,7 @@
 
 import { closeSync, fstatSync, openSync, read as fsRead, readSync } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
+import { inflateSync } from "node:zlib";
 import { RvmError } from "../errors.js";
 
 export const SNAPSHOT_MAGIC = "RVMSNAP\0";
@@ -137,7 +140,11 @@ export interface HeaderFields {
   dataLength: number;
   digest: Buffer;
   created: number;
+  /** FLAG_MAP_DEFLATED */
+  flags: number;
 }
+
+export const FLAG_MAP_DEFLATED = 1;
 
 export function digestOf(meta: Buffer, map: Buffer): Buffer {
   return createHash("sha256").update(meta).update(map).digest();
@@ -157,6 +164,7 @@ export function encodeHeader(h: HeaderFields): Buffer {
   b.writeBigUInt64LE(BigInt(h.dataLength), 72);
   h.digest.copy(b, 80);
   b.writeBigUInt64LE(BigInt(h.created), 112);
+  b.writeUInt32LE(h.flags, 120);
   return b;
 }
 
@@ -201,15 +209,23 @@ export class SnapshotFile {
       const header: HeaderFields = {
         id: hb.toString("hex", 16, 32),
         metaOffset: n(32), metaLength: n(40), mapOffset: n(48), mapLength: n(56), dataOffset: n(64), dataLength: n(72),
-        digest: hb.subarray(80, 112), created: n(112),
+        digest: hb.subarray(80, 112), created: n(112), flags: hb.readUInt32LE(120),
       };
       const end = Math.max(header.metaOffset + header.metaLength, header.mapOffset + header.mapLength, header.dataOffset + header.dataLength);
       if (end > size) throw new SnapshotError(file, `truncated file (${size} of ${end} bytes)`);
       const meta = Buffer.alloc(header.metaLength);
       readExactly(fd, meta, header.metaOffset, file);
-      const map = Buffer.alloc(header.mapLength);
-      readExactly(fd, map, header.mapOffset, file);
-      if (!digestOf(meta, map).equals(header.digest)) throw new SnapshotError(file, "corrupted (metadata checksum mismatch)");
+      const mapOnDisk = Buffer.alloc(header.mapLength);
+      readExactly(fd, mapOnDisk, header.mapOffset, file);
+      if (!digestOf(meta, mapOnDisk).equals(header.digest)) throw new SnapshotError(file, "corrupted (metadata checksum mismatch)");
+      let map = mapOnDisk;
+      if (header.flags & FLAG_MAP_DEFLATED) {
+        try {
+          map = inflateSync(mapOnDisk);
+        } catch {
+          throw new SnapshotError(file, "corrupted page map");
+        }
+      }
       let parsed: SnapshotMeta;
       try {
         parsed = JSON.parse(meta.toString("utf8")) as SnapshotMeta;

@@ -11,10 +11,12 @@
 
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
+import { deflateSync } from "node:zlib";
+
 import { PageState, PAGE_SIZE } from "../core.js";
 import type { Machine } from "../machine.js";
 import {
-  digestOf, encodeEntry, encodeHeader, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageEntry, PageKind,
+  digestOf, encodeEntry, encodeHeader, FLAG_MAP_DEFLATED, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageEntry, PageKind,
   SnapshotDisk, SnapshotFile, SnapshotMeta, SnapshotStats,
 } from "./format.js";
 import { checkName, journalName, SnapshotStore } from "./store.js";
@@ -192,8 +194,9 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
   const alignUp = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
   // Reserve room for the final statistics' digits.
   const metaRoom = metaLength(meta) + 256;
-  const mapOffset = HEADER_SIZE + metaRoom;
-  const dataOffset = alignUp(mapOffset + map.length);
+
+  // The data follows the metadata; the map, deflated, comes last (the data offsets are in it).
+  const dataOffset = alignUp(HEADER_SIZE + metaRoom);
   const offsetOfPage = new Map<number, number>();
   order.forEach((p, k) => {
     const off = dataOffset + k * PAGE_SIZE;
@@ -204,8 +207,10 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     entries[p] = { kind: PageKind.Same, ref: 0, mark: 0, value: offsetOfPage.get(twin)!, hash: hashes[p] };
   }
   for (let p = 0; p < pages; p++) encodeEntry(map, p, entries[p]!);
+  const mapOnDisk = deflateSync(map, { level: 1 });
   const dataLength = order.length * PAGE_SIZE;
-  stats.fileBytes = dataOffset + dataLength;
+  const mapOffset = dataOffset + dataLength;
+  stats.fileBytes = mapOffset + mapOnDisk.length;
   stats.pauseMs = Math.round(performance.now() - t0); // updated after writing
   stats.saveMs = stats.pauseMs;
 
@@ -235,7 +240,7 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     }
     flush();
     progress?.(order.length, order.length);
-    writeSync(fd, map, 0, map.length, mapOffset);
+    writeSync(fd, mapOnDisk, 0, mapOnDisk.length, mapOffset);
     stats.saveMs = Math.round(performance.now() - t0);
     stats.pauseMs = stats.saveMs;
     const metaBytes = Buffer.from(JSON.stringify(meta));
@@ -244,8 +249,8 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     metaBytes.copy(metaPadded);
     writeSync(fd, metaPadded, 0, metaRoom, HEADER_SIZE);
     const header = encodeHeader({
-      id, metaOffset: HEADER_SIZE, metaLength: metaRoom, mapOffset, mapLength: map.length, dataOffset, dataLength,
-      digest: digestOf(metaPadded, map), created: Date.now(),
+      id, metaOffset: HEADER_SIZE, metaLength: metaRoom, mapOffset, mapLength: mapOnDisk.length, dataOffset, dataLength,
+      digest: digestOf(metaPadded, mapOnDisk), created: Date.now(), flags: FLAG_MAP_DEFLATED,
     });
     writeSync(fd, header, 0, header.length, 0);
     fsyncSync(fd);
