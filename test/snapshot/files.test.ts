@@ -1,0 +1,355 @@
+// Snapshot files (issue 5, "Tests"): truncated, corrupted, foreign-version, foreign and
+// wrong-machine files are refused with a one-line error naming the problem (in-process and from
+// `rvm snapshot info`), before anything is changed; a savevm that cannot write is reported,
+// leaves nothing behind and the VM runs on; `rvm snapshot ls|info|rm` on a directory.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { ROOT } from "../helpers.js";
+import { PAGE_SIZE, RAM_BASE } from "../../src/core.js";
+import { GuestMemory } from "../../src/memory.js";
+import { RvmError } from "../../src/errors.js";
+import { saveSnapshot } from "../../src/snapshot/save.js";
+import { restoreEager, RestoreFailedError } from "../../src/snapshot/restore.js";
+import { SnapshotStore } from "../../src/snapshot/store.js";
+import { HEADER_SIZE, PageKind, SnapshotError, SnapshotFile } from "../../src/snapshot/format.js";
+import type { Machine } from "../../src/machine.js";
+import { bareMachine, cleanup, freshDir, prngBytes } from "./util.js";
+
+const RAM = 16 << 20;
+const ADDI = 0x00150513; // addi a0, a0, 1
+const JBACK = 0xffdff06f; // j .-4
+
+let dir: string;
+let diskFile: string;
+let store: SnapshotStore;
+let base: string;
+let machine: Machine;
+
+/** A machine with every page kind and a two-instruction loop at the start of RAM. */
+function populated(ramBytes: number, disk?: string): Machine {
+  const m = bareMachine(ramBytes, disk).machine;
+  const code = m.mem.writable(RAM_BASE, 8);
+  new DataView(code.buffer, code.byteOffset).setUint32(0, ADDI, true);
+  new DataView(code.buffer, code.byteOffset).setUint32(4, JBACK, true);
+  for (let p = 1; p < 8; p++) m.mem.write(GuestMemory.pageAddress(p), prngBytes(PAGE_SIZE, p)); // stored
+  const twin = prngBytes(PAGE_SIZE, 99);
+  m.mem.write(GuestMemory.pageAddress(10), twin); // stored
+  m.mem.write(GuestMemory.pageAddress(11), twin); // same-as
+  if (disk) {
+    const blk = readFileSync(disk).subarray(2 * PAGE_SIZE, 3 * PAGE_SIZE);
+    m.mem.write(GuestMemory.pageAddress(12), blk);
+    m.mem.noteDiskBacked(GuestMemory.pageAddress(12), 2, 0); // disk-backed
+  }
+  m.core.pc = BigInt(RAM_BASE);
+  m.core.exports.setPriv(3);
+  return m;
+}
+
+beforeAll(() => {
+  dir = freshDir("files");
+  diskFile = join(dir, "disk.raw");
+  writeFileSync(diskFile, prngBytes(64 << 10, 3));
+  store = new SnapshotStore(join(dir, "snaps"));
+  machine = populated(RAM, diskFile);
+  const meta = saveSnapshot(machine, store, "base");
+  expect(meta.stats).toMatchObject({ disk: 1, same: 1, stored: 9 });
+  base = store.pathFor("base");
+});
+
+afterAll(() => {
+  store.close();
+  cleanup();
+});
+
+let copies = 0;
+/** A copy of the base snapshot outside the store, changed by `damage`. */
+function damaged(damage: (file: string, bytes: Buffer) => void): string {
+  const d = join(dir, "bad");
+  mkdirSync(d, { recursive: true });
+  const file = join(d, `copy${copies++}.rvmsnap`);
+  copyFileSync(base, file);
+  damage(file, readFileSync(base));
+  return file;
+}
+
+function flip(file: string, offset: number): void {
+  const b = readFileSync(file);
+  b[offset] ^= 0x40;
+  writeFileSync(file, b);
+}
+
+function rvm(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), ...args], { encoding: "utf8", timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Both ways of opening `file` refuse it with one line matching `problem`. */
+function refused(file: string, problem: RegExp): void {
+  let err: unknown;
+  try {
+    SnapshotFile.open(file).close();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(SnapshotError);
+  const msg = (err as Error).message;
+  expect(msg).toContain(file);
+  expect(msg).toMatch(problem);
+  expect(msg).not.toContain("\n");
+
+  const r = rvm("snapshot", "info", file);
+  expect(r.code).toBe(1);
+  expect(r.stdout).toBe("");
+  const lines = r.stderr.trimEnd().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^rvm: snapshot /);
+  expect(lines[0]).toMatch(problem);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+describe("bad snapshot files are refused", () => {
+  it("the intact file opens, and `rvm snapshot info FILE` shows it", () => {
+    SnapshotFile.open(base).close();
+    const r = rvm("snapshot", "info", base);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("snapshot base");
+  });
+
+  it("truncated in the header", () => {
+    refused(damaged((f) => truncateSync(f, 100)), /truncated/);
+  });
+
+  it("truncated in the metadata", () => {
+    refused(damaged((f) => truncateSync(f, HEADER_SIZE + 10)), /truncated/);
+  });
+
+  it("truncated in the page data", () => {
+    refused(damaged((f, b) => truncateSync(f, b.length - PAGE_SIZE - 100)), /truncated/);
+  });
+
+  it("a flipped byte in the metadata (checksum)", () => {
+    refused(damaged((f) => flip(f, HEADER_SIZE + 20)), /corrupted.*checksum/);
+  });
+
+  it("a flipped byte in the page map (checksum)", () => {
+    const s = SnapshotFile.open(base);
+    const mapOffset = s.header.mapOffset;
+    s.close();
+    refused(damaged((f) => flip(f, mapOffset + 24 * 5 + 16)), /corrupted.*checksum/);
+  });
+
+  it("a foreign format version", () => {
+    refused(damaged((f, b) => {
+      b.writeUInt32LE(99, 8);
+      writeFileSync(f, b);
+    }), /version 99/);
+  });
+
+  it("not a snapshot at all", () => {
+    const f = join(dir, "bad", "text.rvmsnap");
+    writeFileSync(f, "this is not a snapshot\n".repeat(400));
+    refused(f, /not an rvm snapshot/);
+    const g = join(dir, "bad", "zeros.rvmsnap");
+    writeFileSync(g, Buffer.alloc(3 * PAGE_SIZE));
+    refused(g, /not an rvm snapshot/);
+  });
+
+  it("a missing file", () => {
+    refused(join(dir, "bad", "nothing-here.rvmsnap"), /no such snapshot file/);
+  });
+
+  it("a flipped byte in a stored page: the file opens, the restore names the page", () => {
+    const s = SnapshotFile.open(base);
+    const page = 5;
+    const e = s.entry(page);
+    s.close();
+    expect(e.kind).toBe(PageKind.Stored);
+    const file = damaged((f) => flip(f, e.value + 1000));
+    SnapshotFile.open(file).close(); // metadata and map are intact
+    expect(rvm("snapshot", "info", file).code).toBe(0);
+
+    const fresh = bareMachine(RAM, diskFile).machine;
+    let err: unknown;
+    try {
+      restoreEager(fresh, store, file);
+    } catch (x) {
+      err = x;
+    }
+    expect(err).toBeInstanceOf(RestoreFailedError);
+    const msg = (err as Error).message;
+    expect(msg).toContain(`page ${page} `);
+    expect(msg).toContain(`0x${(RAM_BASE + page * PAGE_SIZE).toString(16)}`);
+    expect(msg).toMatch(/checksum mismatch/);
+    expect(msg).not.toContain("\n");
+  });
+
+  it("a snapshot of a 256 MiB machine is refused by a 128 MiB one before anything changes", () => {
+    const big = populated(256 << 20);
+    const bigStore = new SnapshotStore(join(dir, "big"));
+    try {
+      saveSnapshot(big, bigStore, "big");
+      const small = bareMachine(128 << 20).machine;
+      small.core.ram.set(prngBytes(1 << 20, 5), 0);
+      small.core.ram.fill(0x5a, 64 << 20, 65 << 20);
+      small.core.pc = 0x8000_1234n;
+      const ram = Buffer.from(small.core.ram);
+      const hart = Buffer.from(small.core.hartState());
+      const pages = Buffer.from(small.core.pages);
+      let err: unknown;
+      try {
+        restoreEager(small, bigStore, bigStore.pathFor("big"));
+      } catch (x) {
+        err = x;
+      }
+      expect(err).toBeInstanceOf(SnapshotError);
+      expect(err).not.toBeInstanceOf(RestoreFailedError);
+      expect((err as Error).message).toMatch(/256 MiB.*128 MiB/);
+      expect(Buffer.compare(Buffer.from(small.core.ram), ram)).toBe(0);
+      expect(Buffer.compare(Buffer.from(small.core.hartState()), hart)).toBe(0);
+      expect(Buffer.compare(Buffer.from(small.core.pages), pages)).toBe(0);
+    } finally {
+      bigStore.close();
+    }
+  });
+});
+
+describe("edge cases of the file layout", () => {
+  it("a snapshot that stores no page at all (an unchanged machine saved again) opens and restores", () => {
+    // Regression: with the map before the data, a file without data ended before the page-aligned
+    // data offset and was refused as "truncated" (fixed by ab01991, which puts the map last).
+    const s = new SnapshotStore(join(dir, "nodata"));
+    try {
+      const m = populated(RAM);
+      saveSnapshot(m, s, "first");
+      const again = saveSnapshot(m, s, "again");
+      expect(again.stats.stored + again.stats.same + again.stats.disk).toBe(0);
+      expect(again.stats.inherited).toBe(again.stats.pages);
+      SnapshotFile.open(s.pathFor("again")).close();
+      expect(s.list().map((l) => l.name)).toEqual(["first", "again"]);
+      const back = bareMachine(RAM).machine;
+      restoreEager(back, s, s.pathFor("again"));
+      expect(Buffer.compare(Buffer.from(back.core.ram), Buffer.from(m.core.ram))).toBe(0);
+      // An all-zero machine: nothing stored in a full save either.
+      const empty = bareMachine(RAM).machine;
+      const meta = saveSnapshot(empty, s, "empty");
+      expect(meta.stats.zero).toBe(meta.stats.pages);
+      SnapshotFile.open(s.pathFor("empty")).close();
+    } finally {
+      s.close();
+    }
+  });
+});
+
+describe("a savevm that cannot write", () => {
+  const tmpFiles = (d: string) => (existsSync(d) ? readdirSync(d).filter((f) => f.includes(".tmp")) : []);
+
+  it("into a directory that cannot exist (its parent is a file): an RvmError, nothing left, the VM runs on", async () => {
+    const m = populated(RAM);
+    const parent = join(dir, "a-file");
+    writeFileSync(parent, "not a directory\n");
+    const bad = new SnapshotStore(join(parent, "snaps"));
+    const before = readdirSync(dir).sort();
+    let err: unknown;
+    try {
+      saveSnapshot(m, bad, "x");
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RvmError);
+    expect((err as Error).message).toContain(join(parent, "snaps"));
+    expect((err as Error).message).toMatch(/ENOTDIR/);
+    expect((err as Error).message).not.toContain("\n");
+    expect(readdirSync(dir).sort()).toEqual(before);
+    expect(readFileSync(parent, "utf8")).toBe("not a directory\n");
+
+    // The VM keeps working: the loop counts in a0.
+    const a0 = m.core.x(10);
+    const r = await m.run({ instructions: 1000, timeoutMs: 5000 });
+    expect(r.reason).toBe("budget");
+    expect(m.core.x(10)).toBe(a0 + 500n);
+    // And a save to a good place works afterwards.
+    const good = new SnapshotStore(join(dir, "good"));
+    saveSnapshot(m, good, "x");
+    const back = bareMachine(RAM).machine;
+    restoreEager(back, good, good.pathFor("x"));
+    expect(Buffer.compare(Buffer.from(back.core.ram), Buffer.from(m.core.ram))).toBe(0);
+    good.close();
+  });
+
+  it("when the snapshot's file cannot be created (a directory is in the way): an RvmError, no temp file, the VM runs on", async () => {
+    const m = populated(RAM);
+    const s = new SnapshotStore(join(dir, "blocked"));
+    mkdirSync(s.pathFor("x"), { recursive: true });
+    let err: unknown;
+    try {
+      saveSnapshot(m, s, "x");
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RvmError);
+    expect((err as Error).message).toMatch(/savevm x: cannot write .*x\.rvmsnap/);
+    expect((err as Error).message).not.toContain("\n");
+    expect(tmpFiles(s.dir)).toEqual([]);
+    expect(s.list()).toEqual([]);
+
+    const a0 = m.core.x(10);
+    await m.run({ instructions: 1000, timeoutMs: 5000 });
+    expect(m.core.x(10)).toBe(a0 + 500n);
+    // The failed save did not start a new dirty epoch: a later save under another name is full
+    // and restores to exactly this state.
+    const meta = saveSnapshot(m, s, "y");
+    expect(meta.stats.inherited).toBe(0);
+    const back = bareMachine(RAM).machine;
+    restoreEager(back, s, s.pathFor("y"));
+    expect(Buffer.compare(Buffer.from(back.core.ram), Buffer.from(m.core.ram))).toBe(0);
+    expect(Buffer.compare(Buffer.from(back.core.hartState()), Buffer.from(m.core.hartState()))).toBe(0);
+    s.close();
+  });
+});
+
+describe("rvm snapshot ls | info | rm", () => {
+  it("lists, describes and removes the snapshots of a directory", () => {
+    const d = join(dir, "cli");
+    const s = new SnapshotStore(d);
+    const m = populated(RAM, diskFile);
+    saveSnapshot(m, s, "one");
+    saveSnapshot(m, s, "two");
+    s.close();
+
+    let r = rvm("snapshot", "ls", "--dir", d);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ID\s+TAG\s+SIZE\s+DATE\s+VM CLOCK/);
+    expect(r.stdout).toMatch(/\n1\s+one\s/);
+    expect(r.stdout).toMatch(/\n2\s+two\s/);
+
+    r = rvm("snapshot", "info", "one", "--dir", d);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    for (const label of ["zero", "disk-backed", "same-as", "stored", "of RAM", "zero-skipping"]) expect(r.stdout).toContain(label);
+    expect(r.stdout).toMatch(/disk-backed\s+1\s/);
+    expect(r.stdout).toMatch(/same-as\s+1\s/);
+    expect(r.stdout).toMatch(/stored\s+9\s/);
+
+    r = rvm("snapshot", "info", "nosuch", "--dir", d);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/^rvm: no snapshot named "nosuch"/);
+
+    r = rvm("snapshot", "rm", "one", "--dir", d);
+    expect(r.code).toBe(0);
+    expect(existsSync(join(d, "one.rvmsnap"))).toBe(false);
+    r = rvm("snapshot", "ls", "--dir", d);
+    expect(r.stdout).not.toMatch(/\bone\b/);
+    expect(r.stdout).toMatch(/\n1\s+two\s/);
+
+    r = rvm("snapshot", "rm", "two", "--dir", d);
+    expect(r.code).toBe(0);
+    r = rvm("snapshot", "ls", "--dir", d);
+    expect(r.stdout).toBe("There is no snapshot available.\n");
+    expect(readdirSync(d).filter((f) => f.endsWith(".rvmsnap"))).toEqual([]);
+  });
+});
