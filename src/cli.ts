@@ -5,27 +5,25 @@
 // -monitor, -S) as well as rvm's own forms (a FILE argument, --kernel ...).
 
 import { Command, InvalidArgumentError, Option } from "commander";
-import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { ImageError, RvmError, UsageError } from "./errors.js";
 import { readImage } from "./loaders/image.js";
 import { isElf, parseElf } from "./loaders/elf.js";
 import { isLinuxImage } from "./loaders/linux.js";
 import { applyDevice, DriveConfig, MonitorSpec, parseDrive, parseMonitor, qemuArgsToLong } from "./options.js";
-import { createVirtMachine, virtDtbFor } from "./board/virt.js";
+import { createVirtMachine, virtDtbFor, type VirtConfig } from "./board/virt.js";
 import { Terminal } from "./console.js";
 import { Monitor } from "./monitor.js";
 import { serveMonitor } from "./monitor-server.js";
 import { writeFileAtomic } from "./files.js";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { defaultSnapshotDir, journalName, SNAPSHOT_EXT, SnapshotStore } from "./snapshot/store.js";
 import { SnapshotFile } from "./snapshot/format.js";
-import { addSnapshotCommands, formatInfo, formatList } from "./snapshot/commands.js";
+import {
+  ActiveRestore, addSnapshotCommands, formatInfo, formatList, formatRestoreStats, RestoreOptions, startRestore,
+} from "./snapshot/commands.js";
 import { attachJournals } from "./snapshot/save.js";
-import { ActiveRestore, formatRestoreStats, RestoreOptions, startRestore } from "./snapshot/commands.js";
 import type { FetchOrder } from "./snapshot/restore-lazy.js";
-import type { VirtConfig } from "./board/virt.js";
 
 /** Parses a memory size the way QEMU's -m does: a number of MiB, or with a K/M/G suffix. */
 export function parseSize(text: string): number {

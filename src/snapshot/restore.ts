@@ -134,7 +134,7 @@ export function restoreMachineState(machine: Machine, store: SnapshotStore, meta
   machine.timeRestored();
 }
 
-/** Marks the pages that mirror disk blocks again, and starts a new dirty epoch. */
+/** Marks a restored page that mirrors a disk block as disk-backed again. */
 export function restorePageStates(machine: Machine, snap: SnapshotFile, page: number): void {
   const e = snap.entry(page);
   if (e.kind === PageKind.Disk) {
