@@ -121,6 +121,64 @@ describe("savevm then loadvm (eager)", () => {
     }
   });
 
+  it("a savevm in the middle of a run (at a slice boundary, as the monitor does it) does not disturb the guest", { timeout: 60_000 }, async () => {
+    const dir = freshDir("mid");
+    const disk = diskCopy(dir);
+    const store = new SnapshotStore(join(dir, "snaps"));
+    try {
+      const a = linuxMachine(disk);
+      await boot(a);
+      await shell(a, "mount /dev/vda /mnt");
+      // A command that keeps the guest busy for a while; wait until the shell has read all of it.
+      const line = "for i in 1 2 3; do md5sum /mnt/data/*; done; echo done";
+      const at = a.out().length;
+      a.machine.input(Buffer.from(line + "\n"));
+      await runUntil(a, line + "\r\n", at);
+
+      const start = a.machine.core.instret;
+      let savedAt: bigint | undefined;
+      let outAt = 0;
+      const saving = new Promise<void>((resolve, reject) => {
+        setTimeout(() => {
+          a.machine.atBoundary(() => {
+            savedAt = a.machine.core.instret;
+            outAt = a.out().length;
+            saveSnapshot(a.machine, store, "mid");
+          }).then(resolve, reject);
+        }, 100);
+      });
+      await a.machine.run({ instructions: N, timeoutMs: 20_000 });
+      await saving;
+      // The save happened during the run, not before or after it.
+      expect(savedAt).toBeDefined();
+      expect(savedAt! > start && savedAt! < start + BigInt(N)).toBe(true);
+
+      const b = linuxMachine(disk, true);
+      restoreEager(b.machine, store, store.pathFor("mid"));
+      expect(b.machine.core.instret).toBe(savedAt);
+      await b.machine.run({ instructions: N - Number(savedAt! - start), timeoutMs: 20_000 });
+      expect(b.machine.core.instret).toBe(a.machine.core.instret);
+      expect(b.out()).toBe(a.out().slice(outAt));
+      expect(Buffer.compare(ram(b.machine), ram(a.machine))).toBe(0);
+      expect(Buffer.compare(hart(b.machine), hart(a.machine))).toBe(0);
+
+      // And A itself ran as a machine that was never saved: same steps, no savevm.
+      const r = linuxMachine(diskCopy(dir, "ref.img"));
+      await boot(r);
+      await shell(r, "mount /dev/vda /mnt");
+      const rAt = r.out().length;
+      r.machine.input(Buffer.from(line + "\n"));
+      await runUntil(r, line + "\r\n", rAt);
+      expect(r.machine.core.instret).toBe(start);
+      await r.machine.run({ instructions: N, timeoutMs: 20_000 });
+      expect(r.out()).toBe(a.out());
+      expect(Buffer.compare(ram(r.machine), ram(a.machine))).toBe(0);
+      expect(Buffer.compare(hart(r.machine), hart(a.machine))).toBe(0);
+    } finally {
+      store.close();
+    }
+  });
+
   it("a disk write after savevm does not break the snapshot; loadvm reverts the disk; delvm keeps the others", { timeout: 60_000 }, async () => {
     const dir = freshDir("disk");
     const disk = diskCopy(dir);
