@@ -217,6 +217,35 @@ describe("bad snapshot files are refused", () => {
   });
 });
 
+describe("a snapshot of another machine's disks", () => {
+  function refusedUntouched(target: Machine, problem: RegExp): void {
+    target.core.ram.fill(0x44, 0, 1 << 20);
+    const ram = Buffer.from(target.core.ram);
+    const hart = Buffer.from(target.core.hartState());
+    let err: unknown;
+    try {
+      restoreEager(target, store, base);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SnapshotError);
+    expect(err).not.toBeInstanceOf(RestoreFailedError);
+    expect((err as Error).message).toMatch(problem);
+    expect(Buffer.compare(Buffer.from(target.core.ram), ram)).toBe(0);
+    expect(Buffer.compare(Buffer.from(target.core.hartState()), hart)).toBe(0);
+  }
+
+  it("is refused by a machine without that drive", () => {
+    refusedUntouched(bareMachine(RAM).machine, /needs drive 0/);
+  });
+
+  it("is refused by a machine whose drive has another size", () => {
+    const other = join(dir, "other-size.raw");
+    writeFileSync(other, prngBytes(128 << 10, 3));
+    refusedUntouched(bareMachine(RAM, other).machine, /drive 0 is 131072 bytes, was 65536/);
+  });
+});
+
 describe("edge cases of the file layout", () => {
   it("a snapshot that stores no page at all (an unchanged machine saved again) opens and restores", () => {
     // Regression: with the map before the data, a file without data ended before the page-aligned
@@ -354,6 +383,28 @@ describe("one store, several machines", () => {
 
 describe("a savevm that cannot write", () => {
   const tmpFiles = (d: string) => (existsSync(d) ? readdirSync(d).filter((f) => f.includes(".tmp")) : []);
+
+  it("a save in progress is invisible: a temp file until the rename, the old snapshot of that name meanwhile", () => {
+    const s = new SnapshotStore(join(dir, "atomic"));
+    try {
+      const m = populated(RAM);
+      const old = saveSnapshot(m, s, "n");
+      m.mem.write(GuestMemory.pageAddress(6), prngBytes(PAGE_SIZE, 666));
+      const seen: { tmp: string[]; listed: string[] }[] = [];
+      const meta = saveSnapshot(m, s, "n", () => {
+        seen.push({ tmp: tmpFiles(s.dir), listed: s.list().map((l) => l.id) });
+      });
+      expect(seen.length).toBeGreaterThan(0);
+      for (const v of seen) {
+        expect(v.tmp).toHaveLength(1);
+        expect(v.listed).toEqual([old.id]);
+      }
+      expect(tmpFiles(s.dir)).toEqual([]);
+      expect(s.list().map((l) => l.id)).toEqual([meta.id]);
+    } finally {
+      s.close();
+    }
+  });
 
   it("into a directory that cannot exist (its parent is a file): an RvmError, nothing left, the VM runs on", async () => {
     const m = populated(RAM);

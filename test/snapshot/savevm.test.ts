@@ -138,16 +138,20 @@ describe("savevm then loadvm (eager)", () => {
       const start = a.machine.core.instret;
       let savedAt: bigint | undefined;
       let outAt = 0;
-      const saving = new Promise<void>((resolve, reject) => {
-        setTimeout(() => {
-          a.machine.atBoundary(() => {
+      // The monitor's savevm: work queued with atBoundary while the run loop is running (here
+      // from the loop's own `until` hook, a third of the way in, so the point is reproducible).
+      let saving: Promise<void> | undefined;
+      const requestSave = () => {
+        if (!saving && a.machine.core.instret - start > BigInt(N / 3)) {
+          saving = a.machine.atBoundary(() => {
             savedAt = a.machine.core.instret;
             outAt = a.out().length;
             saveSnapshot(a.machine, store, "mid");
-          }).then(resolve, reject);
-        }, 100);
-      });
-      await a.machine.run({ instructions: N, timeoutMs: 20_000 });
+          });
+        }
+        return false;
+      };
+      await a.machine.run({ instructions: N, until: requestSave, timeoutMs: 20_000 });
       await saving;
       // The save happened during the run, not before or after it.
       expect(savedAt).toBeDefined();
