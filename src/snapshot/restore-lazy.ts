@@ -205,7 +205,7 @@ export class LazyRestore {
     try {
       this.source.install(p);
     } catch (e) {
-      this.fail(e as Error);
+      this.fail(e as Error, p);
     }
     this.demandFaults++;
     this.installed(p);
@@ -214,9 +214,19 @@ export class LazyRestore {
     this.intervals.push({ start: t - this.t0, end: end - this.t0 });
   }
 
-  private fail(e: Error): never {
+  private fail(e: Error, page: number): never {
+    if (this.failure) throw this.failure;
+    // Name the page when the cause does not (a truncated file, an unreadable disk).
+    if (e instanceof RvmError && !/\bpage \d+/.test(e.message)) {
+      e = new RvmError(`${e.message}, restoring page ${page} (guest-physical 0x${GuestMemory.pageAddress(page).toString(16)})`);
+    }
     this.failure = e instanceof RvmError ? new RestoreFailedError(e) : e;
-    this.machine.background = undefined;
+    // The background hook stays and throws: the run loop calls it after every slice, so the VM
+    // stops there even when the failure was met where it cannot propagate (virtio-blk turns a
+    // throw during its DMA into an I/O error for the guest).
+    this.machine.background = () => {
+      throw this.failure;
+    };
     throw this.failure;
   }
 
@@ -262,7 +272,7 @@ export class LazyRestore {
     while (this.cursor < this.items.length && performance.now() < deadline) {
       const it = this.items[this.cursor];
       if ("run" in it) {
-        if (it.error) this.fail(it.error);
+        if (it.error) this.fail(it.error, it.run.find((p) => !this.isRestored(p)) ?? it.run[0]);
         if (it.pending) break; // not read yet: the guest runs meanwhile
         if (!it.buf) {
           if (this.cursor >= this.issued) break;
@@ -273,7 +283,7 @@ export class LazyRestore {
             try {
               this.source.verify(p);
             } catch (e) {
-              this.fail(e as Error);
+              this.fail(e as Error, p);
             }
             this.prefetched++;
             this.installed(p);
@@ -284,7 +294,7 @@ export class LazyRestore {
         try {
           this.source.install(it.page);
         } catch (e) {
-          this.fail(e as Error);
+          this.fail(e as Error, it.page);
         }
         this.prefetched++;
         this.installed(it.page);
