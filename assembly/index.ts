@@ -14,7 +14,7 @@ import {
   tlbFlushAll, tlbFlushStores, updateTranslationContext, g_ramSize, g_ramPages, setRam,
   setTohost, setMmioFault, translateProbe,
 } from "./mmu";
-import { g_exitPage, g_status, exitAfterInstruction, clearStatus, EXIT_STOP, ST_OK, ST_EXIT } from "./trap";
+import { g_exitPage, g_status, exitAfterInstruction, clearStatus, EXIT_STOP, EXIT_SLICE, ST_OK, ST_EXIT } from "./trap";
 import { run as hartRun, nextTimerDeadline } from "./hart";
 
 export const EXIT_REASON_SLICE = 0;
@@ -79,7 +79,14 @@ export function setMtime(t: u64): void { store<u64>(H_MTIME, t); }
 export function timerDeadline(): u64 { return nextTimerDeadline(); }
 export function setIcount(shift: i32): void { setIcountShift(shift); }
 // External interrupt lines from the PLIC: bit 9 = SEIP (context 1), bit 11 = MEIP (context 0).
-export function setExternalInterrupts(lines: u32): void { store<u64>(H_EXTIRQ, lines & 0xa00); }
+// Called by the PLIC, possibly in the middle of an MMIO access (a virtio request completing):
+// a change ends the current chunk so the interrupt is looked at after this instruction.
+export function setExternalInterrupts(lines: u32): void {
+  const v = <u64>(lines & 0xa00);
+  if (v == load<u64>(H_EXTIRQ)) return;
+  store<u64>(H_EXTIRQ, v);
+  exitAfterInstruction(EXIT_SLICE);
+}
 
 // --- requests from host devices during an MMIO call ---
 export function mmioFault(): void { setMmioFault(); }
