@@ -199,7 +199,9 @@ export function run(maxInsns: i32): i32 {
             case 6: v = ld<u32>(a); break;
             default: bad = true; v = 0;
           }
-          if (g_status == ST_OK && !bad) xw(rd, v);
+          // ST_EVENT: an MMIO load completed but asked to end the chunk (e.g. a PLIC claim
+          // changed the interrupt lines): the value still goes to rd.
+          if ((g_status == ST_OK || g_status == ST_EVENT) && !bad) xw(rd, v);
           break;
         }
         case 0x23: { // STORE
@@ -468,11 +470,11 @@ export function run(maxInsns: i32): i32 {
           const a = xr(rs1) + <u64>(<i32>insn >> 20);
           if (f3 == 2) {
             const v = ld<u32>(a);
-            if (g_status != ST_OK) break;
+            if (g_status == ST_TRAP || g_status == ST_EXIT) break;
             store<u64>(FREG + (<usize>rd << 3), v | 0xffffffff00000000);
           } else {
             const v = ld<u64>(a);
-            if (g_status != ST_OK) break;
+            if (g_status == ST_TRAP || g_status == ST_EXIT) break;
             store<u64>(FREG + (<usize>rd << 3), v);
           }
           markFsDirty();
