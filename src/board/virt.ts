@@ -33,15 +33,17 @@ export const VIRT_ISA = "rv64imafdc_zicntr_zicsr_zifencei_sstc";
 export const VIRT_MMU = "riscv,sv48";
 
 const MiB = 1 << 20;
-const GUESTS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "guests");
+const HERE = dirname(fileURLToPath(import.meta.url));
+// The package's guests/: two levels up from src/board, three from dist/src/board.
+const GUESTS_CANDIDATES = [join(HERE, "..", "..", "guests"), join(HERE, "..", "..", "..", "guests")];
 
 /** The firmware rvm uses for `-bios default`: OpenSBI's generic fw_dynamic (Debian). */
 export function defaultFirmware(): string {
-  for (const dir of [GUESTS, join(GUESTS, "..", "..", "guests")]) {
+  for (const dir of GUESTS_CANDIDATES) {
     const f = join(dir, "linux", "fw_dynamic.bin");
     if (existsSync(f)) return f;
   }
-  return join(GUESTS, "linux", "fw_dynamic.bin");
+  return join(GUESTS_CANDIDATES[0], "linux", "fw_dynamic.bin");
 }
 
 /** U-Boot (Debian's qemu-riscv64_smode), the payload that boots a bare disk image. */

@@ -9,7 +9,7 @@ import { RvmError } from "../errors.js";
 import { SnapshotMeta } from "./format.js";
 import { defaultName, saveSnapshot } from "./save.js";
 import { restoreEager, RestoreFailedError } from "./restore.js";
-import { FetchOrder, LazyRestore, RestoreStats } from "./restore-lazy.js";
+import { cancelActiveRestore, FetchOrder, LazyRestore, RestoreStats } from "./restore-lazy.js";
 import { ttrTable } from "./ttr.js";
 import { SnapshotStore, SnapshotListing } from "./store.js";
 
@@ -76,6 +76,7 @@ export interface ActiveRestore {
 export function startRestore(machine: Machine, store: SnapshotStore, file: string, opts: RestoreOptions): ActiveRestore {
   if (opts.mode === "lazy") return new LazyRestore(machine, store, file, { order: opts.order });
   const t0 = performance.now();
+  cancelActiveRestore(machine);
   const r = restoreEager(machine, store, file);
   let ttfi: number | undefined;
   machine.beforeSlice = () => {

@@ -53,6 +53,8 @@ export interface SnapshotDisk {
   /** The journal's name in the snapshot directory, and the mark of this snapshot. */
   journal: string;
   mark: number;
+  /** Every mark the map's disk-backed entries of this drive use (inherited ones may be older). */
+  entryMarks?: number[];
 }
 
 export interface SnapshotStats {

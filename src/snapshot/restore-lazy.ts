@@ -29,6 +29,16 @@ import { RvmError } from "../errors.js";
 
 export type FetchOrder = "workingset" | "page";
 
+/** The lazy restore running on each machine, if any. */
+const active = new WeakMap<Machine, LazyRestore>();
+
+/** Stops a lazy restore still running on `machine` (before another restore replaces its memory). */
+export function cancelActiveRestore(machine: Machine): void {
+  active.get(machine)?.cancel();
+  machine.mem.restorePage = undefined;
+  machine.background = undefined;
+}
+
 export interface LazyOptions {
   order?: FetchOrder;
   /** Reads in flight at once. */
@@ -112,6 +122,9 @@ export class LazyRestore {
   private begin(): void {
     const m = this.machine;
     const core = m.core;
+    // A restore over one still running: the old one stops fetching and lets go of its files.
+    cancelActiveRestore(m);
+    active.set(m, this);
     restoreMachineState(m, this.store, this.snap.meta);
     core.exports.markAllNotRestored();
     m.mem.diskBlock.fill(-1);
@@ -189,7 +202,7 @@ export class LazyRestore {
     const core = this.machine.core;
     core.pages[p] &= ~PageState.NotRestored;
     const e = this.snap.entry(p);
-    if (e.kind === PageKind.Disk) {
+    if (this.source.stillMirrors(e)) {
       const disk = Math.floor(e.value / 2 ** 36);
       this.machine.mem.noteDiskBacked(GuestMemory.pageAddress(p), e.value - disk * 2 ** 36, disk);
     }
@@ -311,6 +324,7 @@ export class LazyRestore {
   private finish(): void {
     this.finishedAt = performance.now() - this.t0;
     const m = this.machine;
+    active.delete(m);
     m.mem.restorePage = undefined;
     m.background = undefined;
     for (const d of m.drives) {
@@ -321,6 +335,16 @@ export class LazyRestore {
     this.source.close();
     this.snap.close();
     m.core.exports.pagesChanged();
+    this.resolveDone();
+  }
+
+  /** Abandons this restore (a newer one replaces the machine's memory). */
+  cancel(): void {
+    if (this.finishedAt !== undefined) return;
+    active.delete(this.machine);
+    this.finishedAt = performance.now() - this.t0;
+    this.source.close();
+    this.snap.close();
     this.resolveDone();
   }
 

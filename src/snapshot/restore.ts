@@ -74,6 +74,14 @@ export class PageSource {
     this.verify(page, e);
   }
 
+  /** Whether a disk-backed entry's page still equals its block on the live disk now. */
+  stillMirrors(e: PageEntry): boolean {
+    if (e.kind !== PageKind.Disk) return false;
+    const disk = Math.floor(e.value / 2 ** 36);
+    const j = this.journals.get(disk);
+    return !j || !j.changedSince(e.value - disk * 2 ** 36, e.mark);
+  }
+
   /** Checks a page now in RAM against its recorded hash. */
   verify(page: number, e: PageEntry = this.entry(page)): void {
     if (e.kind === PageKind.Zero) return;
@@ -134,10 +142,13 @@ export function restoreMachineState(machine: Machine, store: SnapshotStore, meta
   machine.timeRestored();
 }
 
-/** Marks a restored page that mirrors a disk block as disk-backed again. */
-export function restorePageStates(machine: Machine, snap: SnapshotFile, page: number): void {
-  const e = snap.entry(page);
-  if (e.kind === PageKind.Disk) {
+/**
+ * Marks a restored page disk-backed again when it still mirrors its block on the live disk
+ * (not when the block changed after the snapshot's mark: the page is then only in the journal).
+ */
+export function restorePageStates(machine: Machine, source: PageSource, page: number): void {
+  const e = source.entry(page);
+  if (source.stillMirrors(e)) {
     const disk = Math.floor(e.value / 2 ** 36);
     machine.mem.noteDiskBacked(GuestMemory.pageAddress(page), e.value - disk * 2 ** 36, disk);
   }
@@ -159,10 +170,10 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
     const source = new PageSource(snap, machine, store);
     try {
       try {
-        restoreMachineState(machine, store, snap.meta);
       const core = machine.core;
-      core.pages.fill(0);
+      core.pages.fill(0); // before the machine state: that sets the HTIF watch bit again
       machine.mem.diskBlock.fill(-1);
+      restoreMachineState(machine, store, snap.meta);
       // Stored pages in file order, in large reads, then everything else.
       const stored: { page: number; e: PageEntry }[] = [];
       for (let p = 0; p < snap.pages; p++) {
@@ -190,7 +201,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
           i++;
         }
       }
-      for (let p = 0; p < snap.pages; p++) restorePageStates(machine, snap, p);
+      for (let p = 0; p < snap.pages; p++) restorePageStates(machine, source, p);
       } catch (e) {
         throw e instanceof RvmError ? new RestoreFailedError(e) : e;
       }

@@ -206,7 +206,14 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
   for (const [p, twin] of sameAs) {
     entries[p] = { kind: PageKind.Same, ref: 0, mark: 0, value: offsetOfPage.get(twin)!, hash: hashes[p] };
   }
-  for (let p = 0; p < pages; p++) encodeEntry(map, p, entries[p]!);
+  for (let p = 0; p < pages; p++) {
+    const e = entries[p]!;
+    encodeEntry(map, p, e);
+    if (e.kind === PageKind.Disk) {
+      const d = disks.find((x) => x.index === Math.floor(e.value / 2 ** 36));
+      if (d && e.mark !== d.mark && !(d.entryMarks ??= []).includes(e.mark)) d.entryMarks.push(e.mark);
+    }
+  }
   const mapOnDisk = deflateSync(map, { level: 1 });
   const dataLength = order.length * PAGE_SIZE;
   const mapOffset = dataOffset + dataLength;

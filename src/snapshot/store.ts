@@ -36,7 +36,7 @@ export function defaultSnapshotDir(config: { drives?: { file: string }[]; kernel
 }
 
 export class SnapshotStore {
-  private readonly journals = new Map<string, DiskJournal>();
+  private readonly journals = new Map<string, { journal: DiskJournal; disk: BlockBackend }>();
 
   constructor(readonly dir: string) {}
 
@@ -133,29 +133,36 @@ export class SnapshotStore {
     };
     for (const s of all) if (!s.hidden) visit(s.id);
     for (const s of all) if (s.hidden && !live.has(s.id)) unlinkSync(s.file);
-    for (const [name, j] of this.journals) j.compact(this.liveMarks(name));
+    for (const [name, j] of this.journals) j.journal.compact(this.liveMarks(name));
   }
 
   /** The marks of a disk journal that snapshots in this directory still need. */
   liveMarks(journal: string): number[] {
     const marks: number[] = [];
-    for (const s of this.all()) for (const d of s.meta.disks) if (d.journal === journal) marks.push(d.mark);
-    return marks;
+    for (const s of this.all()) {
+      for (const d of s.meta.disks) {
+        if (d.journal !== journal) continue;
+        marks.push(d.mark);
+        // Disk-backed entries inherited from a parent keep the parent's (older) mark.
+        marks.push(...(d.entryMarks ?? []));
+      }
+    }
+    return [...new Set(marks)];
   }
 
-  /** The journal of a drive (opened once per store). */
+  /** The journal of a drive, opened once per store and disk (a new machine brings a new disk). */
   journal(name: string, disk: BlockBackend): DiskJournal {
-    let j = this.journals.get(name);
-    if (!j) {
-      this.ensureDir();
-      j = DiskJournal.open(this.dir, name, disk);
-      this.journals.set(name, j);
-    }
-    return j;
+    const open = this.journals.get(name);
+    if (open && open.disk === disk) return open.journal;
+    open?.journal.close();
+    this.ensureDir();
+    const journal = DiskJournal.open(this.dir, name, disk);
+    this.journals.set(name, { journal, disk });
+    return journal;
   }
 
   close(): void {
-    for (const j of this.journals.values()) j.close();
+    for (const j of this.journals.values()) j.journal.close();
     this.journals.clear();
   }
 }

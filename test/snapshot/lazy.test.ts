@@ -507,7 +507,7 @@ describe("restore of a guest with HTIF (tohost)", () => {
   // EXIT_HTIF, and the restored guest never exits (this test times out). The lazy restore
   // keeps the bit (markAllNotRestored preserves PG_WATCH). Fix: clear the page states before
   // restoreMachineState, or `fill(0)` only the other bits (keep PageState.Watch).
-  it.skip("eager: the restored guest still reaches the host through tohost (exits 0)", { timeout: 30_000 }, async () => {
+  it("eager: the restored guest still reaches the host through tohost (exits 0)", { timeout: 30_000 }, async () => {
     const g = elfMachine(true);
     restoreEager(g.machine, htifStore, htifFile);
     const res = await g.machine.run({ timeoutMs: 5_000 });

@@ -228,7 +228,7 @@ describe("disk-backed entries inherited across incremental saves", () => {
   // parent is deleted, compaction drops the old mark and restoring s2 fails with
   // "drive0-....journal: no live mark 1". Fix: count the marks of Disk entries in liveMarks (or
   // let such entries keep the parent referenced).
-  it.skip("delvm of the parent keeps the disk mark that an inherited disk-backed entry needs", () => {
+  it("delvm of the parent keeps the disk mark that an inherited disk-backed entry needs", () => {
     const { store, P, old, s2 } = twoGenerations(true);
     try {
       // Nothing s2 inherited is stored in s1, so s2 does not refer to s1's file...
@@ -249,7 +249,7 @@ describe("disk-backed entries inherited across incremental saves", () => {
   // full savevm then refers to the disk's new block for the page, and that snapshot cannot be
   // restored ("page 30 ...: its disk block changed or is unreadable"). Fix: only re-mark the page
   // when !journal.changedSince(block, entry.mark).
-  it.skip("a machine restored from s2 does not take P for a copy of the block's current content", () => {
+  it("a machine restored from s2 does not take P for a copy of the block's current content", () => {
     const { store, P, old } = twoGenerations(false);
     try {
       const fresh = bareMachine(RAM, diskFile).machine;
