@@ -187,7 +187,10 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     pageSummary: () => machine.pageSummary(),
     readMemory: (a, n, v) => machine.readMemory(a, n, v),
   });
-  const snapCtl = addSnapshotCommands(monitor, machine, { store, restore: restoreOpts });
+  const snapCtl = addSnapshotCommands(monitor, machine, {
+    store, restore: restoreOpts,
+    progress: process.stderr.isTTY ? (text) => process.stderr.write(text) : undefined,
+  });
   if (restore) snapCtl.current = restore;
   const stdioMonitor = monitorSpec.kind === "stdio" || flags.serial === "mon:stdio" || flags.nographic === true || monitorSpec.kind === "none";
   terminal = new Terminal({

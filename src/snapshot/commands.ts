@@ -111,6 +111,8 @@ export function formatRestoreStats(s: RestoreStats): string {
 
 export interface SnapshotControl {
   store: SnapshotStore;
+  /** Where a large save shows its progress (a terminal), if anywhere. */
+  progress?: (text: string) => void;
   restore?: RestoreOptions;
   /** The last restore (for `info restore` and --stats). */
   current?: ActiveRestore;
@@ -128,7 +130,17 @@ export function addSnapshotCommands(monitor: Monitor, machine: Machine, ctl: Sna
   };
   monitor.define("savevm", "savevm [tag]", "save a VM snapshot. If no tag is provided, a new snapshot is created", (args) =>
     wrap(() => machine.atBoundary(() => {
-      const meta = saveSnapshot(machine, ctl.store, args[0] ?? defaultName());
+      const show = ctl.progress;
+      let last = -1;
+      const meta = saveSnapshot(machine, ctl.store, args[0] ?? defaultName(), show && ((done, total) => {
+        // Only saves of more than 16 MiB of page data get a progress bar.
+        if (total < 4096) return;
+        const pct = Math.floor((100 * done) / total);
+        if (pct === last) return;
+        last = pct;
+        const bar = "#".repeat(Math.floor(pct / 5)).padEnd(20, ".");
+        show(`\rsavevm [${bar}] ${String(pct).padStart(3)}% of ${size(total * 4096)}${done === total ? "\r\x1b[K" : ""}`);
+      }));
       const s = meta.stats;
       return `saved ${meta.name}: ${size(s.fileBytes)} (zero ${s.zero}, disk-backed ${s.disk}, same-as ${s.same}, stored ${s.stored}, inherited ${s.inherited} pages) in ${s.saveMs} ms\n`;
     })));

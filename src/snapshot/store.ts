@@ -123,6 +123,7 @@ export class SnapshotStore {
 
   /** Removes hidden snapshots nothing visible refers to, and compacts the disk journals. */
   collect(): void {
+    this.removeStaleTemps();
     const all = this.all();
     const byId = new Map(all.map((s) => [s.id, s]));
     const live = new Set<string>();
@@ -134,6 +135,24 @@ export class SnapshotStore {
     for (const s of all) if (!s.hidden) visit(s.id);
     for (const s of all) if (s.hidden && !live.has(s.id)) unlinkSync(s.file);
     for (const [name, j] of this.journals) j.journal.compact(this.liveMarks(name));
+  }
+
+  /** Temp files of saves whose rvm died mid-write (`.NAME.rvmsnap.PID.tmp`, PID gone). */
+  private removeStaleTemps(): void {
+    if (!existsSync(this.dir)) return;
+    for (const f of readdirSync(this.dir)) {
+      const m = /^\..*\.(\d+)\.tmp$/.exec(f);
+      if (!m || Number(m[1]) === process.pid) continue;
+      try {
+        process.kill(Number(m[1]), 0); // still running: its save is in progress
+      } catch {
+        try {
+          unlinkSync(join(this.dir, f));
+        } catch {
+          // gone already
+        }
+      }
+    }
   }
 
   /** The marks of a disk journal that snapshots in this directory still need. */
