@@ -2,6 +2,7 @@
 // in the guest's output, types lines, collects the exit code.
 
 import { spawn, ChildProcessWithoutNullStreams } from "node:child_process";
+import { connect, Socket } from "node:net";
 import { join } from "node:path";
 import { ROOT } from "../helpers.js";
 
@@ -59,3 +60,53 @@ export class Session {
     this.child.kill("SIGKILL");
   }
 }
+
+/** A client of rvm's monitor socket: one command, one answer up to the next prompt. */
+export class MonitorClient {
+  private buf = "";
+  private constructor(private readonly sock: Socket) {
+    sock.setEncoding("latin1");
+    sock.on("data", (s: string) => (this.buf += s));
+  }
+
+  static async open(target: string | { port: number }, timeoutMs = 10_000): Promise<MonitorClient> {
+    const t0 = Date.now();
+    for (;;) {
+      try {
+        const sock = await new Promise<Socket>((resolve, reject) => {
+          const s = typeof target === "string" ? connect(target) : connect(target.port, "127.0.0.1");
+          s.once("connect", () => resolve(s));
+          s.once("error", reject);
+        });
+        const c = new MonitorClient(sock);
+        await c.until("(rvm) ");
+        return c;
+      } catch (e) {
+        if (Date.now() - t0 > timeoutMs) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  private async until(text: string, timeoutMs = 10_000): Promise<string> {
+    const t0 = Date.now();
+    while (!this.buf.includes(text)) {
+      if (Date.now() - t0 > timeoutMs) throw new Error(`monitor: no "${text}" in ${JSON.stringify(this.buf)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const at = this.buf.indexOf(text);
+    const out = this.buf.slice(0, at);
+    this.buf = this.buf.slice(at + text.length);
+    return out;
+  }
+
+  async cmd(line: string): Promise<string> {
+    this.sock.write(line + "\n");
+    return this.until("(rvm) ");
+  }
+
+  close(): void {
+    this.sock.end();
+  }
+}
+
