@@ -11,6 +11,10 @@
 //         also filling 32 MiB of process memory (b): page breakdown, file size as % of RAM and
 //         of a zero-skipping save, save throughput; QEMU's migration stream of the same state
 //         when installed, and the verdict on issue 5's target (rvm <= 25% of QEMU in (a)).
+//   restore  eager vs lazy restore (page order, working set first) of a 256 MiB page-cache guest
+//         and a 1 GiB guest with 768 MiB filled by memfill: time to first instruction, TTR,
+//         demand faults, reads, spawn -> echo of a typed command; QEMU's -loadvm of the 1 GiB
+//         guest when installed, and the verdict on issue 6's target (lazy <= 50% of QEMU).
 // QEMU is looked up on PATH; RVM_BENCH_QEMU=/path/to/qemu-system-riscv64 picks another one and
 // RVM_BENCH_QEMU=none runs without it (rvm's figures only).
 import { argv, exit } from "node:process";
@@ -21,6 +25,7 @@ const benches = {
   boot: () => import("./boot.js"),
   micro: () => import("./micro.js"),
   snapshot: () => import("./snapshot.js"),
+  restore: () => import("./restore.js"),
 };
 
 const name = argv[2] ?? "cpu";
