@@ -94,6 +94,8 @@ export class Machine {
   beforeSlice: (() => void) | undefined;
   /** Host work interleaved with the guest between slices (the lazy restore's fetcher). */
   background: (() => void) | undefined;
+  /** True while the hart sits in WFI with nothing to do (host work then costs the guest nothing). */
+  idleNow = false;
   /** Console input the guest has not read yet (the UART's backlog). */
   inputBacklog: () => number = () => this.htifInput.length;
   private readonly icount: number | undefined;
@@ -313,7 +315,10 @@ export class Machine {
           break;
         }
         case Exit.Wfi:
+          this.idleNow = true;
+          this.background?.();
           await this.idle(realtime, deadline);
+          this.idleNow = false;
           break;
         case Exit.Slice:
           break;

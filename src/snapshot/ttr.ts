@@ -35,14 +35,30 @@ export function utilization(merged: Interval[], t: number, w: number): number {
   return 1 - stalledIn(merged, t, t + w) / w;
 }
 
+/** Stalled time per millisecond of the timeline [0, end + w], as prefix sums. */
+function stallPrefix(merged: Interval[], end: number, w: number): Float64Array {
+  const n = Math.ceil(end + w) + 2;
+  const perMs = new Float64Array(n);
+  for (const i of merged) {
+    for (let ms = Math.floor(i.start); ms < Math.min(n, Math.ceil(i.end)); ms++) {
+      perMs[ms] += Math.min(ms + 1, i.end) - Math.max(ms, i.start);
+    }
+  }
+  const prefix = new Float64Array(n + 1);
+  for (let k = 0; k < n; k++) prefix[k + 1] = prefix[k] + perMs[k];
+  return prefix;
+}
+
 /**
- * TTR(w, u) over a timeline that ends at `end` (after which nothing stalls): scans windows
- * every `step` ms. Returns 0 if every window qualifies.
+ * TTR(w, u) over a timeline that ends at `end` (after which nothing stalls), with windows
+ * starting every millisecond. Returns 0 if every window qualifies. O(end + stalls).
  */
-export function ttr(merged: Interval[], end: number, w: number, u: number, step = 1): number {
+export function ttr(merged: Interval[], end: number, w: number, u: number): number {
+  const prefix = stallPrefix(merged, end, w);
   let answer = 0;
-  for (let t = 0; t <= end; t += step) {
-    if (utilization(merged, t, w) < u) answer = t + step;
+  for (let t = 0; t <= end; t++) {
+    const stalled = prefix[Math.min(prefix.length - 1, t + w)] - prefix[t];
+    if (1 - stalled / w < u) answer = t + 1;
   }
   return Math.min(answer, end);
 }
@@ -60,8 +76,11 @@ export function ttrTable(intervals: Interval[], end: number): Record<string, num
 
 /** U(t, w) sampled every `step` ms up to `end`, for the curve in --stats-json. */
 export function utilizationCurve(intervals: Interval[], end: number, w: number, step: number): { t: number; u: number }[] {
-  const merged = mergeIntervals(intervals);
+  const prefix = stallPrefix(mergeIntervals(intervals), end, w);
   const out: { t: number; u: number }[] = [];
-  for (let t = 0; t <= end; t += step) out.push({ t, u: Number(utilization(merged, t, w).toFixed(4)) });
+  for (let t = 0; t <= end; t += step) {
+    const stalled = prefix[Math.min(prefix.length - 1, t + w)] - prefix[t];
+    out.push({ t, u: Number((1 - stalled / w).toFixed(4)) });
+  }
   return out;
 }

@@ -223,7 +223,7 @@ describe("lazy restore: a running guest ends exactly as after an eager restore",
     ["page order", { order: "page" }],
     ["workingset order, slow fetcher", { order: "workingset", budgetMs: 0.05, runPages: 8, inflight: 1 }],
     ["page order, slow fetcher", { order: "page", budgetMs: 0.05, runPages: 8, inflight: 1 }],
-    ["demand faults only (no fetch)", { budgetMs: 0 }],
+    ["demand faults only (no fetch, no read-ahead)", { budgetMs: 0, readAhead: 1 }],
   ];
   for (const [name, opts] of variants) {
     it(name, { timeout: 30_000 }, async () => {
@@ -254,7 +254,7 @@ describe("lazy restore: DMA and disk writes", () => {
   it("host DMA into and out of not-yet-restored pages restores them first", { timeout: 30_000 }, () => {
     const l = linuxMachine(disk, true);
     const m = l.machine;
-    const r = lazy(l, { budgetMs: 0 });
+    const r = lazy(l, { budgetMs: 0, readAhead: 1 });
     const stored = pagesOf(PageKind.Stored)[7], same = pagesOf(PageKind.Same)[0];
     const onDisk = pagesOf(PageKind.Disk)[3], zero = pagesOf(PageKind.Zero).at(-1)!;
 
