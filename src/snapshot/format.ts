@@ -7,8 +7,12 @@
 //   meta   JSON: machine configuration, hart state, device states, disks and their marks,
 //          the snapshots this one refers to, statistics
 //   map    one 24-byte entry per RAM page: u8 kind, u8 ref, u16 0, u32 mark,
-//          u64 value, u64 hash (see PageKind); deflated when header flag 1 is set (zero pages'
-//          entries are zeros, so the map of a mostly idle guest shrinks ~20x)
+//          u64 value, u64 hash (see PageKind), in chunks of MAP_CHUNK_PAGES entries, each
+//          deflated (zero pages' entries are zeros: an idle guest's map shrinks ~20x) and
+//          checksummed on its own, behind an index: u32 chunk count, u32 pages per chunk, then
+//          per chunk u64 file offset, u32 length, u32 0, 8 bytes of its sha256. The header's
+//          digest covers the metadata and the index, so opening a snapshot reads neither the
+//          whole map nor any page: a lazy restore starts in the same time whatever the RAM size
 //   data   the stored pages, 4 KiB each, working set first, then in page order
 //
 // Everything is little-endian. Only `stored` pages carry bytes; every page's content hash is
@@ -16,7 +20,7 @@
 
 import { closeSync, fstatSync, openSync, read as fsRead, readSync } from "node:fs";
 import { createHash, randomBytes } from "node:crypto";
-import { inflateSync } from "node:zlib";
+import { deflateSync, inflateSync } from "node:zlib";
 import { RvmError } from "../errors.js";
 
 export const SNAPSHOT_MAGIC = "RVMSNAP\0";
@@ -147,6 +151,36 @@ export interface HeaderFields {
 }
 
 export const FLAG_MAP_DEFLATED = 1;
+/** Page-map entries per chunk (96 KiB of entries, 16 MiB of RAM). */
+export const MAP_CHUNK_PAGES = 4096;
+const INDEX_ENTRY = 24;
+
+/** The index at the start of an encoded map (what the header's digest covers). */
+export function mapIndex(encoded: Buffer): Buffer {
+  return encoded.subarray(0, 8 + encoded.readUInt32LE(0) * INDEX_ENTRY);
+}
+
+/** Encodes a page map (24 bytes per page) as index + deflated chunks, for file offset `at`. */
+export function encodeMap(map: Buffer, at: number): Buffer {
+  const pages = map.length / MAP_ENTRY_SIZE;
+  const count = Math.ceil(pages / MAP_CHUNK_PAGES);
+  const index = Buffer.alloc(8 + count * INDEX_ENTRY);
+  index.writeUInt32LE(count, 0);
+  index.writeUInt32LE(MAP_CHUNK_PAGES, 4);
+  const chunks: Buffer[] = [];
+  let off = at + index.length;
+  for (let c = 0; c < count; c++) {
+    const raw = map.subarray(c * MAP_CHUNK_PAGES * MAP_ENTRY_SIZE, (c + 1) * MAP_CHUNK_PAGES * MAP_ENTRY_SIZE);
+    const z = deflateSync(raw, { level: 1 });
+    const o = 8 + c * INDEX_ENTRY;
+    index.writeBigUInt64LE(BigInt(off), o);
+    index.writeUInt32LE(z.length, o + 8);
+    createHash("sha256").update(z).digest().copy(index, o + 16, 0, 8);
+    chunks.push(z);
+    off += z.length;
+  }
+  return Buffer.concat([index, ...chunks]);
+}
 
 export function digestOf(meta: Buffer, map: Buffer): Buffer {
   return createHash("sha256").update(meta).update(map).digest();
@@ -186,9 +220,36 @@ export class SnapshotFile {
     private fd: number | undefined,
     readonly header: HeaderFields,
     readonly meta: SnapshotMeta,
-    readonly map: Buffer,
+    private readonly index: Buffer,
     readonly fileSize: number,
   ) {}
+
+  private readonly chunks = new Map<number, Buffer>();
+
+  /** The inflated entries of map chunk `c`, read and verified on first use. */
+  private chunk(c: number): Buffer {
+    let b = this.chunks.get(c);
+    if (b) return b;
+    const o = 8 + c * INDEX_ENTRY;
+    const offset = Number(this.index.readBigUInt64LE(o));
+    const length = this.index.readUInt32LE(o + 8);
+    const z = Buffer.alloc(length);
+    if (this.fd === undefined) throw new SnapshotError(this.file, "closed");
+    if (offset + length > this.fileSize) throw new SnapshotError(this.file, `truncated file (page map chunk ${c} missing)`);
+    readExactly(this.fd, z, offset, this.file);
+    if (!createHash("sha256").update(z).digest().subarray(0, 8).equals(this.index.subarray(o + 16, o + 24))) {
+      throw new SnapshotError(this.file, `corrupted page map (chunk ${c}, pages ${c * MAP_CHUNK_PAGES}..)`);
+    }
+    try {
+      b = inflateSync(z);
+    } catch {
+      throw new SnapshotError(this.file, `corrupted page map (chunk ${c})`);
+    }
+    const want = Math.min(MAP_CHUNK_PAGES, this.pages - c * MAP_CHUNK_PAGES) * MAP_ENTRY_SIZE;
+    if (b.length !== want) throw new SnapshotError(this.file, `corrupted page map (chunk ${c} has ${b.length} bytes)`);
+    this.chunks.set(c, b);
+    return b;
+  }
 
   /** Reads just the id and metadata (for listings); throws SnapshotError if unusable. */
   static open(file: string): SnapshotFile {
@@ -217,17 +278,15 @@ export class SnapshotFile {
       if (end > size) throw new SnapshotError(file, `truncated file (${size} of ${end} bytes)`);
       const meta = Buffer.alloc(header.metaLength);
       readExactly(fd, meta, header.metaOffset, file);
-      const mapOnDisk = Buffer.alloc(header.mapLength);
-      readExactly(fd, mapOnDisk, header.mapOffset, file);
-      if (!digestOf(meta, mapOnDisk).equals(header.digest)) throw new SnapshotError(file, "corrupted (metadata checksum mismatch)");
-      let map = mapOnDisk;
-      if (header.flags & FLAG_MAP_DEFLATED) {
-        try {
-          map = inflateSync(mapOnDisk);
-        } catch {
-          throw new SnapshotError(file, "corrupted page map");
-        }
-      }
+      // The map's index (the chunks are read, checked and inflated when first needed).
+      if (header.mapLength < 8) throw new SnapshotError(file, "corrupted page map");
+      const head = Buffer.alloc(8);
+      readExactly(fd, head, header.mapOffset, file);
+      const indexLength = 8 + head.readUInt32LE(0) * INDEX_ENTRY;
+      if (indexLength > header.mapLength) throw new SnapshotError(file, "corrupted (metadata checksum mismatch)");
+      const index = Buffer.alloc(indexLength);
+      readExactly(fd, index, header.mapOffset, file);
+      if (!digestOf(meta, index).equals(header.digest)) throw new SnapshotError(file, "corrupted (metadata checksum mismatch)");
       let parsed: SnapshotMeta;
       try {
         parsed = JSON.parse(meta.toString("utf8")) as SnapshotMeta;
@@ -235,8 +294,11 @@ export class SnapshotFile {
         throw new SnapshotError(file, "corrupted metadata");
       }
       if (parsed.format !== "rvm-snapshot" || parsed.board !== "virt") throw new SnapshotError(file, `snapshot of an unknown machine (${parsed.board})`);
-      if (map.length !== (parsed.ramBytes / PAGE) * MAP_ENTRY_SIZE) throw new SnapshotError(file, "page map does not match the RAM size");
-      return new SnapshotFile(file, fd, header, parsed, map, size);
+      const pages = parsed.ramBytes / PAGE;
+      if (index.readUInt32LE(4) !== MAP_CHUNK_PAGES || index.readUInt32LE(0) !== Math.ceil(pages / MAP_CHUNK_PAGES)) {
+        throw new SnapshotError(file, "page map does not match the RAM size");
+      }
+      return new SnapshotFile(file, fd, header, parsed, index, size);
     } catch (e) {
       closeSync(fd);
       throw e;
@@ -248,7 +310,8 @@ export class SnapshotFile {
   }
 
   entry(page: number): PageEntry {
-    return decodeEntry(this.map, page);
+    const c = Math.floor(page / MAP_CHUNK_PAGES);
+    return decodeEntry(this.chunk(c), page - c * MAP_CHUNK_PAGES);
   }
 
   /** Reads `length` bytes of page data at file offset `offset` into `out`. */

@@ -282,10 +282,10 @@ export class LazyRestore {
     return this.slotPage;
   }
 
-  private fail(e: Error, page: number): never {
+  private fail(e: Error, page?: number): never {
     if (this.failure) throw this.failure;
     // Name the page when the cause does not (a truncated file, an unreadable disk).
-    if (e instanceof RvmError && !/\bpage \d+/.test(e.message)) {
+    if (page !== undefined && e instanceof RvmError && !/\bpage \d+/.test(e.message)) {
       e = new RvmError(`${e.message}, restoring page ${page} (guest-physical 0x${GuestMemory.pageAddress(page).toString(16)})`);
     }
     this.failure = e instanceof RvmError ? new RestoreFailedError(e) : e;
@@ -324,7 +324,11 @@ export class LazyRestore {
     // Planning walks the whole page map: done here, after the first instruction, not before.
     if (!this.planned) {
       this.planned = true;
-      this.plan();
+      try {
+        this.plan();
+      } catch (e) {
+        this.fail(e as Error);
+      }
     }
     // While the hart idles in WFI the fetcher costs the guest nothing: it may take longer.
     const idle = this.machine.idleNow;

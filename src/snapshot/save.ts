@@ -11,12 +11,11 @@
 
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
-import { deflateSync } from "node:zlib";
 
 import { PageState, PAGE_SIZE } from "../core.js";
 import type { Machine } from "../machine.js";
 import {
-  digestOf, encodeEntry, encodeHeader, FLAG_MAP_DEFLATED, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageEntry, PageKind,
+  digestOf, encodeEntry, encodeHeader, encodeMap, FLAG_MAP_DEFLATED, mapIndex, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageEntry, PageKind,
   SnapshotDisk, SnapshotFile, SnapshotMeta, SnapshotStats,
 } from "./format.js";
 import { checkName, journalName, SnapshotStore } from "./store.js";
@@ -214,9 +213,10 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
       if (d && e.mark !== d.mark && !(d.entryMarks ??= []).includes(e.mark)) d.entryMarks.push(e.mark);
     }
   }
-  const mapOnDisk = deflateSync(map, { level: 1 });
+
   const dataLength = order.length * PAGE_SIZE;
   const mapOffset = dataOffset + dataLength;
+  const mapOnDisk = encodeMap(map, mapOffset);
   stats.fileBytes = mapOffset + mapOnDisk.length;
   stats.pauseMs = Math.round(performance.now() - t0); // updated after writing
   stats.saveMs = stats.pauseMs;
@@ -257,7 +257,7 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     writeSync(fd, metaPadded, 0, metaRoom, HEADER_SIZE);
     const header = encodeHeader({
       id, metaOffset: HEADER_SIZE, metaLength: metaRoom, mapOffset, mapLength: mapOnDisk.length, dataOffset, dataLength,
-      digest: digestOf(metaPadded, mapOnDisk), created: Date.now(), flags: FLAG_MAP_DEFLATED,
+      digest: digestOf(metaPadded, mapIndex(mapOnDisk)), created: Date.now(), flags: FLAG_MAP_DEFLATED,
     });
     writeSync(fd, header, 0, header.length, 0);
     fsyncSync(fd);

@@ -135,11 +135,22 @@ describe("bad snapshot files are refused", () => {
     refused(damaged((f) => flip(f, HEADER_SIZE + 20)), /corrupted.*checksum/);
   });
 
-  it("a flipped byte in the page map (checksum)", () => {
+  it("a flipped byte in the page map's index (checksum) is refused at open", () => {
     const s = SnapshotFile.open(base);
     const mapOffset = s.header.mapOffset;
     s.close();
-    refused(damaged((f) => flip(f, mapOffset + 24 * 5 + 16)), /corrupted.*checksum/);
+    refused(damaged((f) => flip(f, mapOffset + 8 + 4)), /corrupted.*checksum/);
+  });
+
+  it("a flipped byte in a page-map chunk is found when the chunk is first read", () => {
+    const s = SnapshotFile.open(base);
+    const mapOffset = s.header.mapOffset;
+    const chunk = Number(readFileSync(base).readBigUInt64LE(mapOffset + 8)); // chunk 0's offset
+    s.close();
+    const f = damaged((file) => flip(file, chunk + 3));
+    const opened = SnapshotFile.open(f); // the index is intact
+    expect(() => opened.entry(0)).toThrow(/corrupted page map \(chunk 0/);
+    opened.close();
   });
 
   it("a foreign format version", () => {

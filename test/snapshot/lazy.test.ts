@@ -436,7 +436,8 @@ describe("lazy restore: a damaged snapshot stops the VM", () => {
     const r = lazy(g, {}, f);
     truncateSync(f, Math.floor(statSync(f).size / 2));
     const run = g.machine.run({ until: () => r.complete, timeoutMs: 20_000 });
-    await expect(run).rejects.toThrow(/truncated file .*, restoring page \d+ \(guest-physical 0x[0-9a-f]+\); the VM is stopped/);
+    // The page map's chunks sit at the end of the file: the cut shows there or in a page.
+    await expect(run).rejects.toThrow(/truncated file.*the VM is stopped/);
     await expect(g.machine.run({ instructions: 1_000_000 })).rejects.toThrow(/truncated/);
     expect(r.complete).toBe(false);
   });
