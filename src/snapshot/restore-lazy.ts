@@ -243,11 +243,18 @@ export class LazyRestore {
   private readAround(p: number, offset: number): void {
     const cluster = Math.max(1, this.opts.readAhead);
     const { dataOffset, dataLength } = this.snap.header;
-    const first = Math.max(dataOffset, offset - Math.floor(cluster / 4) * PAGE_SIZE);
-    const end = Math.min(dataOffset + dataLength, first + cluster * PAGE_SIZE);
+    const slots = this.slots();
+    const missing = (off: number) => {
+      const q = slots[(off - dataOffset) / PAGE_SIZE];
+      return q >= 0 && !this.isRestored(q);
+    };
+    let first = Math.max(dataOffset, offset - Math.floor(cluster / 4) * PAGE_SIZE);
+    let end = Math.min(dataOffset + dataLength, first + cluster * PAGE_SIZE);
+    // Read only the span of the cluster that still has missing pages (p itself is missing).
+    while (first < offset && !missing(first)) first += PAGE_SIZE;
+    while (end - PAGE_SIZE > offset && !missing(end - PAGE_SIZE)) end -= PAGE_SIZE;
     const buf = Buffer.allocUnsafe(end - first);
     this.source.readStored(0, first, buf);
-    const slots = this.slots();
     const core = this.machine.core;
     for (let k = 0; k * PAGE_SIZE < buf.length; k++) {
       const q = slots[(first - dataOffset) / PAGE_SIZE + k];
