@@ -2,7 +2,7 @@
 // processes with a time limit (every child the benchmarks start is killed when its time is up),
 // driving a guest console through a pipe, temporary unpacked images, ELF symbols.
 import { spawn, spawnSync } from "node:child_process";
-import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createReadStream, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -384,4 +384,27 @@ export function makeBenchDisk(out, { timeoutS = 120 } = {}) {
   if (r.error) return { ok: false, why: r.error.code === "ETIMEDOUT" ? `did not finish within ${timeoutS} s` : r.error.message };
   if (r.status !== 0) return { ok: false, why: `exit ${r.status}${r.signal ? ` (${r.signal})` : ""}: ${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" | ")}` };
   return { ok: true };
+}
+
+/**
+ * The Linux benchmarks need the shipped guest and the tools of make-bench-disk.sh. Returns
+ * false (having said why) when something is missing; exits on a missing guest file.
+ */
+export function linuxBenchPrerequisites(bench) {
+  const needed = ["linux/Image.gz", "linux/initramfs.cpio.gz", "linux/fw_dynamic.bin", "linux/make-bench-disk.sh"];
+  for (const f of needed) {
+    const file = join(ROOT, "guests", f);
+    if (!existsSync(file)) {
+      console.error(`bench ${bench}: ${file} is missing`);
+      process.exit(1);
+    }
+  }
+  for (const tool of ["mke2fs", "gcc"]) {
+    const r = spawnSync("sh", ["-c", `command -v ${tool}`], { timeout: 10_000 });
+    if (r.status !== 0) {
+      console.log(`bench ${bench}: ${tool} is not installed; the benchmark disk (guests/linux/make-bench-disk.sh) needs it (apt-get install e2fsprogs gcc; mke2fs must be on PATH) - stopped`);
+      return false;
+    }
+  }
+  return true;
 }

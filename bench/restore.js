@@ -61,7 +61,8 @@
 import { existsSync, readFileSync, copyFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { ROOT, GuestConsole, MonitorClient, QEMU_MISSING, gunzipTo, makeBenchDisk, makeTempDir, qemuPath } from "./common.js";
+import { ROOT, GuestConsole, MonitorClient, QEMU_MISSING, gunzipTo, makeBenchDisk, makeTempDir, qemuPath, linuxBenchPrerequisites,
+} from "./common.js";
 
 const MiB = 1 << 20;
 /** memfill sizes for scenario B, tried in order (the next one only if the previous timed out). */
@@ -424,20 +425,7 @@ function rvmStartup() {
 }
 
 export async function main() {
-  const needed = ["linux/Image.gz", "linux/initramfs.cpio.gz", "linux/fw_dynamic.bin", "linux/make-bench-disk.sh"];
-  for (const f of needed) {
-    if (!existsSync(G(f))) {
-      console.error(`bench restore: ${G(f)} is missing`);
-      process.exit(1);
-    }
-  }
-  for (const tool of ["mke2fs", "gcc"]) {
-    const r = spawnSync("sh", ["-c", `command -v ${tool}`], { timeout: 10_000 });
-    if (r.status !== 0) {
-      console.log(`bench restore: ${tool} is not installed; the benchmark disk (guests/linux/make-bench-disk.sh) needs it (apt-get install e2fsprogs gcc) - stopped`);
-      return;
-    }
-  }
+  if (!linuxBenchPrerequisites("restore")) return;
   const tStart = performance.now();
   const loadStart = load();
   const qemu = qemuPath();

@@ -38,8 +38,8 @@
 // Prints figures only; never asserts.
 import { copyFileSync, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
-import { ROOT, GuestConsole, MonitorClient, QEMU_MISSING, gunzipTo, makeBenchDisk, makeTempDir, qemuPath } from "./common.js";
+import { ROOT, GuestConsole, MonitorClient, QEMU_MISSING, gunzipTo, makeBenchDisk, makeTempDir, qemuPath, linuxBenchPrerequisites,
+} from "./common.js";
 import { SnapshotFile } from "../dist/src/snapshot/format.js";
 
 const RAM_BYTES = 256 << 20;
@@ -223,20 +223,7 @@ function printQemu(q, r) {
 }
 
 export async function main() {
-  const needed = ["linux/Image.gz", "linux/initramfs.cpio.gz", "linux/fw_dynamic.bin", "linux/make-bench-disk.sh"];
-  for (const f of needed) {
-    if (!existsSync(G(f))) {
-      console.error(`bench snapshot: ${G(f)} is missing`);
-      process.exit(1);
-    }
-  }
-  for (const tool of ["mke2fs", "gcc"]) {
-    const r = spawnSync("sh", ["-c", `command -v ${tool}`], { timeout: 10_000 });
-    if (r.status !== 0) {
-      console.log(`bench snapshot: ${tool} is not installed; the benchmark disk (guests/linux/make-bench-disk.sh) needs it (apt-get install e2fsprogs gcc; mke2fs must be on PATH) - stopped`);
-      return;
-    }
-  }
+  if (!linuxBenchPrerequisites("snapshot")) return;
   const qemu = qemuPath();
   const { dir, cleanup } = makeTempDir("rvm-bench-snapshot-");
   try {
