@@ -224,8 +224,12 @@ export class Machine {
     for (const w of waiters) w();
   }
 
+  /** Called first on a reset (a lazy restore in progress gives up: RAM starts over). */
+  readonly onResetHooks: (() => void)[] = [];
+
   /** Power-on reset of the hart, RAM and devices, then the board reloads its images. */
   reset(): void {
+    for (const h of this.onResetHooks.splice(0)) h();
     const ex = this.core.exports;
     ex.reset();
     if (this.icount !== undefined) ex.setIcount(this.icount);

@@ -130,6 +130,7 @@ export class LazyRestore {
     // A restore over one still running: the old one stops fetching and lets go of its files.
     cancelActiveRestore(m);
     active.set(m, this);
+    m.onResetHooks.push(() => cancelActiveRestore(m));
     restoreMachineState(m, this.store, this.snap.meta);
     core.exports.markAllNotRestored();
     m.mem.diskBlock.fill(-1);

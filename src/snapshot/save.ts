@@ -73,6 +73,10 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
   const ex = core.exports;
   const pages = core.pages.length;
   const id = newSnapshotId();
+  // A lazy restore still running: bring in what is missing first, so RAM is complete.
+  if (machine.mem.restorePage) {
+    for (let p = 0; p < pages; p++) if (core.pages[p] & PageState.NotRestored) machine.mem.restorePage(p);
+  }
 
   // The disks' state at this instant.
   const disks: SnapshotDisk[] = machine.drives.map((d) => {
