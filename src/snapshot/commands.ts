@@ -106,6 +106,10 @@ export function formatRestoreStats(s: RestoreStats): string {
     `  read                       ${(s.bytesRead / MiB).toFixed(1)} MiB in ${s.reads} reads (mean ${(s.meanReadBytes / 1024).toFixed(1)} KiB)`,
     ...Object.entries(s.ttr).map(([k, v]) => `  TTR(${k})`.padEnd(29) + `${v.toFixed(0)} ms`),
   ];
+  if (s.workload) {
+    lines.push(`  workload view (vs ${s.workload.fullRateMips.toFixed(1)} MIPS once resident):`);
+    for (const [k, v] of Object.entries(s.workload.ttr)) lines.push(`  TTR_work(${k})`.padEnd(29) + `${v.toFixed(0)} ms`);
+  }
   return lines.join("\n") + "\n";
 }
 

@@ -29,6 +29,9 @@ import { RvmError } from "../errors.js";
 
 export type FetchOrder = "workingset" | "page";
 
+/** How long guest progress is sampled after the restore, for the fully resident rate (ms). */
+const FULL_RATE_MS = 1000;
+
 /** The lazy restore running on each machine, if any. */
 const active = new WeakMap<Machine, LazyRestore>();
 
@@ -71,6 +74,8 @@ export interface RestoreStats {
   meanReadBytes: number;
   ttr: Record<string, number>;
   utilization?: { w100: { t: number; u: number }[]; w1000: { t: number; u: number }[] };
+  /** The workload-based view: TTR over instructions retired vs. the fully resident rate. */
+  workload?: { fullRateMips: number; ttr: Record<string, number> } | null;
 }
 
 type Item = { run: number[]; offset: number; buf?: Buffer; pending?: Promise<void>; error?: Error } | { page: number };
@@ -141,6 +146,7 @@ export class LazyRestore {
       this.ttfi = performance.now() - this.t0;
       m.beforeSlice = undefined;
     };
+    this.instret0 = core.instret;
     m.background = () => this.fetch();
     for (const d of m.drives) {
       const meta = this.snap.meta.disks.find((x) => x.index === d.index);
@@ -326,9 +332,18 @@ export class LazyRestore {
   }
 
   /** The background fetcher's turn between slices. */
+  /** Guest progress over time (ms since the start, instructions retired since the start). */
+  private readonly samples: number[] = [];
+  private instret0 = 0n;
+
+  private sample(): void {
+    this.samples.push(performance.now() - this.t0, Number(this.machine.core.instret - this.instret0));
+  }
+
   private fetch(): void {
     if (this.failure) throw this.failure;
     const t = performance.now();
+    this.sample();
     // Planning walks the whole page map: done here, after the first instruction, not before.
     if (!this.planned) {
       this.planned = true;
@@ -407,7 +422,12 @@ export class LazyRestore {
     const m = this.machine;
     active.delete(m);
     m.mem.restorePage = undefined;
-    m.background = undefined;
+    // Keep sampling guest progress for a second with every page resident: the rate the
+    // workload-based view compares the restore with.
+    m.background = () => {
+      this.sample();
+      if (performance.now() - this.t0 > this.finishedAt! + FULL_RATE_MS && m.background) m.background = undefined;
+    };
     for (const d of m.drives) {
       if (d.readonly) continue;
       const journal = this.store.journal(journalName(d.index, d.file), d.disk);
@@ -417,6 +437,37 @@ export class LazyRestore {
     this.snap.close();
     m.core.exports.pagesChanged();
     this.resolveDone();
+  }
+
+  /**
+   * The workload-based view (DESIGN.md section 5): instructions retired in [t, t + w] over w
+   * times the rate once every page was resident. Meaningful for a guest that computes
+   * throughout the restore; null when the guest did not run long enough after it.
+   */
+  private workload(end: number): RestoreStats["workload"] {
+    const pts: { t: number; n: number }[] = [];
+    for (let i = 0; i < this.samples.length; i += 2) pts.push({ t: this.samples[i], n: this.samples[i + 1] });
+    const after = pts.filter((p) => p.t >= end);
+    if (after.length < 2 || after[after.length - 1].t - after[0].t < FULL_RATE_MS / 2) return null;
+    const rate = (after[after.length - 1].n - after[0].n) / (after[after.length - 1].t - after[0].t); // per ms
+    if (rate <= 0) return null;
+    // Instructions retired by time t, interpolated between samples.
+    const at = (t: number): number => {
+      if (t <= 0 || pts.length === 0) return 0;
+      let k = pts.findIndex((p) => p.t >= t);
+      if (k < 0) return pts[pts.length - 1].n;
+      if (k === 0) return pts[0].n * (t / Math.max(pts[0].t, 1e-9));
+      const a = pts[k - 1], b = pts[k];
+      return a.n + ((b.n - a.n) * (t - a.t)) / Math.max(b.t - a.t, 1e-9);
+    };
+    const ttrOf = (w: number, u: number): number => {
+      let answer = 0;
+      for (let t = 0; t <= end; t += 5) if ((at(t + w) - at(t)) / (w * rate) < u) answer = t + 5;
+      return Math.min(answer, end);
+    };
+    const out: Record<string, number> = {};
+    for (const w of [100, 1000]) for (const u of [0.5, 0.8, 0.9]) out[`w=${w}ms u=${u}`] = ttrOf(w, u);
+    return { fullRateMips: rate / 1000, ttr: out };
   }
 
   /** Abandons this restore (a newer one replaces the machine's memory). */
@@ -465,6 +516,7 @@ export class LazyRestore {
       reads: this.source.reads,
       meanReadBytes: this.source.reads ? this.source.bytesRead / this.source.reads : 0,
       ttr: ttrTable(this.intervals, end),
+      workload: this.workload(end),
     };
     if (withCurve) {
       s.utilization = { w100: utilizationCurve(this.intervals, end, 100, 10), w1000: utilizationCurve(this.intervals, end, 1000, 50) };

@@ -76,3 +76,34 @@ describe("savevm / loadvm through the CLI", () => {
     }
   });
 });
+
+describe("the workload-based view of a restore", () => {
+  it("is computed for a guest that computes across the restore", { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(base, "rvm-e2e-work-"));
+    const sock = join(dir, "mon.sock");
+    const vm = ["-m", "256M", "-kernel", join(G, "Image.gz"), "-initrd", join(G, "initramfs.cpio.gz"),
+      "-append", "console=ttyS0", "--snapshot-dir", join(dir, "snaps")];
+    const s = new Session(["run", ...vm, "-monitor", `unix:${sock},server,nowait`]);
+    try {
+      await s.waitFor("~ # ", 120_000);
+      await s.command("(while :; do :; done) &"); // keeps the hart busy from here on
+      const m = await MonitorClient.open(sock);
+      expect(await m.cmd("savevm busy")).toMatch(/saved busy/);
+      m.cmd("quit").catch(() => undefined);
+      expect(await s.exitCode(30_000)).toBe(0);
+      m.close();
+    } finally {
+      s.kill();
+    }
+    const stats = join(dir, "stats.json");
+    const r = new Session(["restore", "busy", "--dir", join(dir, "snaps"), "--stats-json", stats, "--timeout", "3"]);
+    expect(await r.exitCode(60_000)).toBe(124); // ends at --timeout: the guest never idles
+    const j = JSON.parse(readFileSync(stats, "utf8"));
+    expect(j.workload).not.toBeNull();
+    expect(j.workload.fullRateMips).toBeGreaterThan(1);
+    for (const k of ["w=100ms u=0.5", "w=1000ms u=0.9"]) {
+      expect(j.workload.ttr[k]).toBeGreaterThanOrEqual(0);
+      expect(j.workload.ttr[k]).toBeLessThanOrEqual(j.totalMs);
+    }
+  });
+});
