@@ -106,8 +106,11 @@ function readDescription(file: string, flags: RunFlags, drives: DriveConfig[]): 
 }
 
 /** Decides what FILE is and fills in the configuration QEMU would need for it. */
-function classify(file: string, flags: RunFlags, drives: DriveConfig[]): void {
-  if (/\.json$/i.test(file)) return readDescription(file, flags, drives);
+function classify(file: string, flags: RunFlags, drives: DriveConfig[]): "description" | "kernel" | "disk" {
+  if (/\.json$/i.test(file)) {
+    readDescription(file, flags, drives);
+    return "description";
+  }
   const data = readImage(file);
   const raw = flags.format === "raw" || (flags.format === undefined && /\.bin(\.gz)?$/i.test(file) && !isElf(data));
   if (raw || isElf(data)) {
@@ -115,16 +118,16 @@ function classify(file: string, flags: RunFlags, drives: DriveConfig[]): void {
     flags.bios ??= "none";
     if (flags.kernel) throw new UsageError("give either FILE or -kernel, not both");
     flags.kernel = file;
-    return;
+    return "kernel";
   }
   if (flags.format === "elf") throw new ImageError(file, "not an ELF file");
   if (isLinuxImage(data)) {
     flags.kernel ??= file;
-    return;
+    return "kernel";
   }
   if (data.length >= 64 * 1024 && data.length % 512 === 0) {
     drives.push({ file, readonly: false, attached: true }); // a bootable disk image
-    return;
+    return "disk";
   }
   throw new ImageError(file, "not an ELF file, Linux Image or disk image (to load a raw binary at 0x80000000, name it .bin or pass --format raw)");
 }
@@ -135,7 +138,10 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
   const drives: DriveConfig[] = [];
   for (const d of flags.drive) drives.push(parseDrive(d));
   for (const d of flags.device) applyDevice(d, drives);
-  if (file) classify(file, flags, drives);
+  const bootableDisk = file !== undefined && classify(file, flags, drives) === "disk";
+  // A bootable disk goes through U-Boot, whose built-in environment loads the initrd above
+  // 128 MiB (ramdisk_addr_r = 0x8830_0000): such a guest gets 256 MiB unless -m says otherwise.
+  if (bootableDisk && flags.memory === undefined && !flags.kernel) flags.memory = 256 << 20;
   if (!flags.kernel && drives.length === 0 && flags.bios === undefined) throw new UsageError("nothing to run: give FILE, -kernel or -drive (see rvm run --help)");
   return startMachine({
     ramBytes: flags.memory ?? 128 << 20,

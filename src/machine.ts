@@ -371,7 +371,7 @@ export class Machine {
 
   registers(): string {
     const c = this.core;
-    const hex = (v: bigint) => v.toString(16).padStart(16, "0");
+    const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16).padStart(16, "0");
     const names = ["zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
       "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6"];
     const lines = [

@@ -22,7 +22,7 @@ describe("booting", () => {
     const shipped = join(ROOT, "guests/linux.img");
     if (existsSync(shipped)) copyFileSync(shipped, img);
     else writeFileSync(img, gunzipSync(readFileSync(shipped + ".gz")));
-    const s = new Session(["run", img, "-m", "256M"]);
+    const s = new Session(["run", img]); // exactly the README's command: no other option
     try {
       await s.waitFor("U-Boot", 60_000);
       await s.waitFor("~ # ", 120_000);
