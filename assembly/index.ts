@@ -5,8 +5,8 @@
 // directly through views of the module's memory at the addresses in layout.ts.
 
 import {
-  RAM, PAGES, HART, HART_END, H_PC, H_PRIV, H_RESV, H_MTIME, H_MTIMECMP, H_EXTIRQ, H_WFI,
-  H_INSTRET, H_LASTINSN, XREG, ROM, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, RAM_GPA,
+  RAM, PAGES, HART, HART_END, H_PC, H_PRIV, H_RESV, H_MTIME, H_MTIMECMP, H_EXTIRQ,
+  H_INSTRET, H_LASTINSN, XREG, ROM, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED,
 } from "./layout";
 import { csrInit, csrReset, csrRead, csrWrite, setIcountShift } from "./csr";
 import { rvcInit } from "./rvc";
@@ -16,8 +16,6 @@ import {
 } from "./mmu";
 import { g_exitPage, g_status, exitAfterInstruction, clearStatus, EXIT_STOP, EXIT_SLICE, ST_OK, ST_EXIT } from "./trap";
 import { run as hartRun, nextTimerDeadline } from "./hart";
-
-export const EXIT_REASON_SLICE = 0;
 
 // Prepares a machine with `ramPages` 4 KiB pages of RAM. Returns false when the memory
 // cannot be had.
@@ -69,7 +67,6 @@ export function readCsr(num: u32): u64 { return csrRead(num & 0xfff); }
 export function writeCsr(num: u32, v: u64): void { csrWrite(num & 0xfff, v); }
 export function lastInstruction(): u32 { return <u32>load<u64>(H_LASTINSN); }
 export function instret(): u64 { return load<u64>(H_INSTRET); }
-export function inWfi(): bool { return load<u64>(H_WFI) != 0; }
 // After the host rewrote the hart state block (snapshot restore).
 export function hartStateChanged(): void { updateTranslationContext(); tlbFlushAll(); }
 
@@ -147,7 +144,3 @@ export function markAllNotRestored(): void {
 export { classify, pageHash, pagesEqual, hashBytes, isZero } from "./pages";
 export function scratchAddress(): usize { return SCRATCH; }
 export function scratchSize(): u32 { return SCRATCH_SIZE; }
-
-export const RAM_GUEST_BASE: u64 = RAM_GPA;
-export const PAGE_NOT_RESTORED: u8 = PG_NOT_RESTORED;
-export const PAGE_WATCH: u8 = PG_WATCH;

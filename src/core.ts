@@ -55,7 +55,6 @@ interface CoreExports {
   writeCsr(num: number, v: bigint): void;
   lastInstruction(): number;
   instret(): bigint;
-  inWfi(): number;
   hartStateChanged(): void;
   getMtime(): bigint;
   setMtime(t: bigint): void;

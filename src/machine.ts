@@ -11,6 +11,8 @@ import { ImageError, RvmError } from "./errors.js";
 export const MTIME_HZ = 10_000_000;
 const SLICE = 1 << 20;
 const NO_DEADLINE = 0xffff_ffff_ffff_ffffn;
+/** The working set is what the guest touched in the last one to two windows of this length. */
+const ACCESS_WINDOW_MS = 1000;
 
 export interface MachineOptions {
   ramBytes: number;
@@ -109,6 +111,9 @@ export class Machine {
   /** Input for HTIF's getchar. */
   private readonly htifInput: number[] = [];
   private looping = false;
+  /** The accessed bits of the previous one-second window (see recentlyAccessed). */
+  private accessedBefore: Uint8Array | undefined;
+  private accessWindowStart = 0;
 
   constructor(opts: MachineOptions) {
     this.core = new Core(opts.ramBytes);
@@ -330,12 +335,30 @@ export class Machine {
       this.htif?.poll();
       this.background?.();
       const t = performance.now();
+      if (t - this.accessWindowStart > ACCESS_WINDOW_MS) this.sweepAccessed(t);
       if (t >= deadline) return finish(124, "timeout");
       if (t - lastYield > 20) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         lastYield = performance.now();
       }
     }
+  }
+
+  /**
+   * Starts a new access window: keeps the accessed bits of the one ending, clears them in the
+   * core (which also flushes the TLBs, so the next touch of each page sets its bit again).
+   */
+  private sweepAccessed(now: number): void {
+    const pages = this.core.pages;
+    this.accessedBefore ??= new Uint8Array(pages.length);
+    for (let p = 0; p < pages.length; p++) this.accessedBefore[p] = pages[p] & PageState.Accessed;
+    this.core.exports.clearAccessed();
+    this.accessWindowStart = now;
+  }
+
+  /** Whether the guest touched `page` in the last one or two seconds it ran (its working set). */
+  recentlyAccessed(page: number): boolean {
+    return (this.core.pages[page] & PageState.Accessed) !== 0 || (this.accessedBefore?.[page] ?? 0) !== 0;
   }
 
   /** WFI with nothing pending: sleep until the next timer deadline or input (or skip ahead). */

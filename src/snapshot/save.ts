@@ -168,8 +168,8 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
   parent?.close();
 
   // Data order: the working set (touched recently) first, then the rest, each by page.
-  const hot = storedPages.filter((p) => state[p] & PageState.Accessed);
-  const cold = storedPages.filter((p) => !(state[p] & PageState.Accessed));
+  const hot = storedPages.filter((p) => machine.recentlyAccessed(p));
+  const cold = storedPages.filter((p) => !machine.recentlyAccessed(p));
   const order = hot.concat(cold);
 
   const meta: SnapshotMeta = {
