@@ -248,6 +248,14 @@ export class Machine {
   }
 
   async run(opts: RunOptions = {}): Promise<RunResult> {
+    try {
+      return await this.loop(opts);
+    } finally {
+      this.looping = false; // also when a restore failure or a device error ends the run
+    }
+  }
+
+  private async loop(opts: RunOptions): Promise<RunResult> {
     const core = this.core;
     const ex = core.exports;
     const start = performance.now();
