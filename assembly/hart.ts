@@ -238,6 +238,9 @@ export function run(maxInsns: i32): i32 {
               else bad = true;
             }
           }
+          // ALU, jumps and branches touch no memory and raise nothing but illegal-instruction:
+          // they complete here, without the common epilogue's status checks.
+          if (!bad) { pc = npc; continue; }
           break;
         }
         case 0x1b: { // OP-IMM-32
@@ -249,6 +252,7 @@ export function run(maxInsns: i32): i32 {
           else if (f3 == 5 && f7 == 0) xw(rd, sx32(a >> sh)); // SRLIW
           else if (f3 == 5 && f7 == 0x20) xw(rd, <u64><i64>(<i32>a >> sh)); // SRAIW
           else bad = true;
+          if (!bad) { pc = npc; continue; }
           break;
         }
         case 0x33: { // OP
@@ -300,6 +304,7 @@ export function run(maxInsns: i32): i32 {
               default: xw(rd, b == 0 ? a : a % b); // REMU
             }
           } else bad = true;
+          if (!bad) { pc = npc; continue; }
           break;
         }
         case 0x3b: { // OP-32
@@ -332,23 +337,24 @@ export function run(maxInsns: i32): i32 {
               default: bad = true;
             }
           } else bad = true;
+          if (!bad) { pc = npc; continue; }
           break;
         }
-        case 0x37: xw(rd, <u64><i64><i32>(insn & 0xfffff000)); break; // LUI
-        case 0x17: xw(rd, pc + <u64><i64><i32>(insn & 0xfffff000)); break; // AUIPC
+        case 0x37: xw(rd, <u64><i64><i32>(insn & 0xfffff000)); pc = npc; continue; // LUI
+        case 0x17: xw(rd, pc + <u64><i64><i32>(insn & 0xfffff000)); pc = npc; continue; // AUIPC
         case 0x6f: { // JAL
           const imm = (((<i32>insn >> 31) << 20) | <i32>(((insn >> 12) & 0xff) << 12) |
             <i32>(((insn >> 20) & 1) << 11) | <i32>(((insn >> 21) & 0x3ff) << 1));
           xw(rd, npc);
-          npc = pc + <u64>imm;
-          break;
+          pc += <u64>imm;
+          continue;
         }
         case 0x67: { // JALR
           if (f3 != 0) { bad = true; break; }
           const target = (xr(rs1) + <u64>(<i32>insn >> 20)) & ~(<u64>1);
           xw(rd, npc);
-          npc = target;
-          break;
+          pc = target;
+          continue;
         }
         case 0x63: { // BRANCH
           const a = xr(rs1), b = xr(rs2);
@@ -367,6 +373,7 @@ export function run(maxInsns: i32): i32 {
               <i32>(((insn >> 25) & 0x3f) << 5) | <i32>(((insn >> 8) & 0xf) << 1);
             npc = pc + <u64>imm;
           }
+          if (!bad) { pc = npc; continue; }
           break;
         }
         case 0x0f: // MISC-MEM: FENCE and FENCE.I (one hart, no caches to keep coherent)
