@@ -19,8 +19,9 @@
 //                   guests/linux.img is used only if the .gz is missing). QEMU gets the disk as
 //                   virtio-blk-device (virtio-mmio), the device rvm's if=virtio is: QEMU's own
 //                   `if=virtio` on virt makes a virtio-PCI disk (see guests/linux/README.md).
-//                   Both include U-Boot's autoboot delay (bootdelay=2 in Debian's U-Boot build,
-//                   which keeps no environment: 2 s of the figure on either side).
+//                   QEMU's figure includes U-Boot's 2 s autoboot delay (bootdelay=2 in Debian's
+//                   U-Boot build, which keeps no environment); rvm's does not: when rvm picks
+//                   U-Boot itself it puts /config/bootdelay = 0 in the device tree.
 // How: each command is spawned with piped stdio; the time is from spawn to the first appearance
 // of the shell prompt "~ # " in its stdout (so it includes process start-up: Node + loading the
 // core for rvm, QEMU's start-up for QEMU). Then "poweroff\n" is written to stdin and the exit is
@@ -102,7 +103,7 @@ export async function main() {
     ];
     if (bootImg) {
       cases.push({
-        name: "boot (bootable disk: OpenSBI+U-Boot+extlinux, both incl. U-Boot's autoboot delay)",
+        name: "boot (bootable disk: OpenSBI+U-Boot+extlinux; rvm's default path sets bootdelay=0, QEMU waits U-Boot's 2 s)",
         rvm: ["bin/rvm.js", "run", bootImg, "-m", "256M"],
         qemu: [...board, "-bios", fw, "-kernel", G("linux/u-boot.bin"), ...diskOpts(bootImg)],
       });
