@@ -96,7 +96,7 @@ describe("the workload-based view of a restore", () => {
       s.kill();
     }
     const stats = join(dir, "stats.json");
-    const r = new Session(["restore", "busy", "--dir", join(dir, "snaps"), "--stats-json", stats, "--timeout", "3"]);
+    const r = new Session(["restore", "busy", "--dir", join(dir, "snaps"), "--stats-json", stats, "--timeout", "6"]);
     expect(await r.exitCode(60_000)).toBe(124); // ends at --timeout: the guest never idles
     const j = JSON.parse(readFileSync(stats, "utf8"));
     expect(j.workload).not.toBeNull();
