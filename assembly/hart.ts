@@ -199,9 +199,13 @@ export function run(maxInsns: i32): i32 {
             case 6: v = ld<u32>(a); break;
             default: bad = true; v = 0;
           }
-          // ST_EVENT: an MMIO load completed but asked to end the chunk (e.g. a PLIC claim
-          // changed the interrupt lines): the value still goes to rd.
-          if ((g_status == ST_OK || g_status == ST_EVENT) && !bad) xw(rd, v);
+          if (!bad) {
+            const status = g_status;
+            if (status == ST_OK) { xw(rd, v); pc = npc; continue; }
+            // ST_EVENT: an MMIO load completed but asked to end the chunk (e.g. a PLIC claim
+            // changed the interrupt lines): the value still goes to rd.
+            if (status == ST_EVENT) xw(rd, v);
+          }
           break;
         }
         case 0x23: { // STORE
@@ -215,6 +219,7 @@ export function run(maxInsns: i32): i32 {
             case 3: st<u64>(a, v); break;
             default: bad = true;
           }
+          if (!bad && g_status == ST_OK) { pc = npc; continue; }
           break;
         }
         case 0x13: { // OP-IMM
