@@ -27,6 +27,12 @@ export class GuestMemory {
     return disk * 2 ** 36 + block;
   }
 
+  /** The drive and block of a key made by blockKey. */
+  static splitBlockKey(key: number): { disk: number; block: number } {
+    const disk = Math.floor(key / 2 ** 36);
+    return { disk, block: key - disk * 2 ** 36 };
+  }
+
   get size(): number {
     return this.core.ramBytes;
   }

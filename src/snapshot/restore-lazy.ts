@@ -212,11 +212,7 @@ export class LazyRestore {
   private installed(p: number): void {
     const core = this.machine.core;
     core.pages[p] &= ~PageState.NotRestored;
-    const e = this.snap.entry(p);
-    if (this.source.stillMirrors(e)) {
-      const disk = Math.floor(e.value / 2 ** 36);
-      this.machine.mem.noteDiskBacked(GuestMemory.pageAddress(p), e.value - disk * 2 ** 36, disk);
-    }
+    this.source.remarkDiskBacked(p);
     this.resident++;
     if (this.resident === this.total) this.finish();
   }

@@ -57,8 +57,7 @@ export class PageSource {
         this.readStored(e.ref, e.value, dst);
         break;
       case PageKind.Disk: {
-        const disk = Math.floor(e.value / 2 ** 36);
-        const block = e.value - disk * 2 ** 36;
+        const { disk, block } = GuestMemory.splitBlockKey(e.value);
         const j = this.journals.get(disk);
         const drive = this.machine.drives.find((x) => x.index === disk);
         if (j) j.readBlock(block, e.mark, dst);
@@ -77,9 +76,21 @@ export class PageSource {
   /** Whether a disk-backed entry's page still equals its block on the live disk now. */
   stillMirrors(e: PageEntry): boolean {
     if (e.kind !== PageKind.Disk) return false;
-    const disk = Math.floor(e.value / 2 ** 36);
+    const { disk, block } = GuestMemory.splitBlockKey(e.value);
     const j = this.journals.get(disk);
-    return !j || !j.changedSince(e.value - disk * 2 ** 36, e.mark);
+    return !j || !j.changedSince(block, e.mark);
+  }
+
+  /**
+   * After `page` was installed: marks it disk-backed again when it still mirrors its block on
+   * the live disk (not when the block changed after the snapshot's mark: the page is then only
+   * in the journal).
+   */
+  remarkDiskBacked(page: number): void {
+    const e = this.entry(page);
+    if (!this.stillMirrors(e)) return;
+    const { disk, block } = GuestMemory.splitBlockKey(e.value);
+    this.machine.mem.noteDiskBacked(GuestMemory.pageAddress(page), block, disk);
   }
 
   /** Checks a page now in RAM against its recorded hash. */
@@ -142,18 +153,6 @@ export function restoreMachineState(machine: Machine, store: SnapshotStore, meta
   machine.timeRestored();
 }
 
-/**
- * Marks a restored page disk-backed again when it still mirrors its block on the live disk
- * (not when the block changed after the snapshot's mark: the page is then only in the journal).
- */
-export function restorePageStates(machine: Machine, source: PageSource, page: number): void {
-  const e = source.entry(page);
-  if (source.stillMirrors(e)) {
-    const disk = Math.floor(e.value / 2 ** 36);
-    machine.mem.noteDiskBacked(GuestMemory.pageAddress(page), e.value - disk * 2 ** 36, disk);
-  }
-}
-
 export interface RestoreResult {
   meta: SnapshotMeta;
   ms: number;
@@ -201,7 +200,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
           i++;
         }
       }
-      for (let p = 0; p < snap.pages; p++) restorePageStates(machine, source, p);
+      for (let p = 0; p < snap.pages; p++) source.remarkDiskBacked(p);
       } catch (e) {
         throw e instanceof RvmError ? new RestoreFailedError(e) : e;
       }

@@ -14,6 +14,7 @@ import { dirname, basename, join } from "node:path";
 
 import { PageState, PAGE_SIZE } from "../core.js";
 import type { Machine } from "../machine.js";
+import { GuestMemory } from "../memory.js";
 import {
   digestOf, encodeEntry, encodeHeader, encodeMap, FLAG_MAP_DEFLATED, mapIndex, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageEntry, PageKind,
   SnapshotDisk, SnapshotFile, SnapshotMeta, SnapshotStats,
@@ -150,8 +151,7 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     }
     const key = machine.mem.diskBlockOf(p);
     if (key >= 0) {
-      const disk = Math.floor(key / 2 ** 36);
-      entries[p] = { kind: PageKind.Disk, ref: 0, mark: markOf(disk), value: key, hash: h };
+      entries[p] = { kind: PageKind.Disk, ref: 0, mark: markOf(GuestMemory.splitBlockKey(key).disk), value: key, hash: h };
       stats.disk++;
       continue;
     }
@@ -213,7 +213,7 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     const e = entries[p]!;
     encodeEntry(map, p, e);
     if (e.kind === PageKind.Disk) {
-      const d = disks.find((x) => x.index === Math.floor(e.value / 2 ** 36));
+      const d = disks.find((x) => x.index === GuestMemory.splitBlockKey(e.value).disk);
       if (d && e.mark !== d.mark && !(d.entryMarks ??= []).includes(e.mark)) d.entryMarks.push(e.mark);
     }
   }

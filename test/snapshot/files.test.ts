@@ -362,12 +362,9 @@ describe("references between snapshots", () => {
 });
 
 describe("one store, several machines", () => {
-  // BUG (skipped until fixed): SnapshotStore.journal (src/snapshot/store.ts:147-155) caches a
-  // drive's journal with the disk backend of the first machine that asked and ignores the `disk`
-  // of later callers. Once that machine has ended (Machine.run's onExit closes its RawDisk),
-  // restoring into another machine on the same store fails: "disk.raw: disk image is closed;
-  // the VM is stopped". With a MemoryDisk (.gz image) the revert would go to the wrong disk.
-  // Fix: rebind the cached journal to the caller's backend (or key the cache by backend).
+  // Regression: the store once kept a drive's journal bound to the first machine's disk, so a
+  // restore into another machine failed after the first had ended ("disk image is closed").
+  // SnapshotStore.journal now reopens the journal for the caller's disk.
   it("a snapshot restores into a new machine after the machine that saved it has ended", () => {
     const d = join(dir, "ended");
     mkdirSync(d);

@@ -502,12 +502,8 @@ describe("restore of a guest with HTIF (tohost)", () => {
     expect(res.exitCode).toBe(0);
   });
 
-  // BUG (src/snapshot/restore.ts, restoreEager, line 164): `core.pages.fill(0)` runs after
-  // restoreMachineState() has re-attached HTIF (setTohost sets PageState.Watch on the tohost
-  // page), so the watch bit is wiped: the guest's store to tohost takes the fast path, no
-  // EXIT_HTIF, and the restored guest never exits (this test times out). The lazy restore
-  // keeps the bit (markAllNotRestored preserves PG_WATCH). Fix: clear the page states before
-  // restoreMachineState, or `fill(0)` only the other bits (keep PageState.Watch).
+  // Regression: restoreEager once cleared the page states after re-attaching HTIF, wiping the
+  // tohost page's watch bit, so the restored guest's exit never reached the host.
   it("eager: the restored guest still reaches the host through tohost (exits 0)", { timeout: 30_000 }, async () => {
     const g = elfMachine(true);
     restoreEager(g.machine, htifStore, htifFile);

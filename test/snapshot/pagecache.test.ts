@@ -222,12 +222,9 @@ describe("disk-backed entries inherited across incremental saves", () => {
     }
   });
 
-  // BUG (skipped until fixed): src/snapshot/save.ts:138 inherits a parent's disk-backed entry
-  // with its old mark but without a reference to the parent (ref 0), and
-  // src/snapshot/store.ts:140-142 (liveMarks) keeps only each snapshot's own disk mark. When the
-  // parent is deleted, compaction drops the old mark and restoring s2 fails with
-  // "drive0-....journal: no live mark 1". Fix: count the marks of Disk entries in liveMarks (or
-  // let such entries keep the parent referenced).
+  // Regression: an inherited disk-backed entry keeps its parent's (older) mark; liveMarks once
+  // counted only each snapshot's own mark, so deleting the parent let compaction drop a mark the
+  // child still needed. Snapshots now record every mark their entries use (disks[].entryMarks).
   it("delvm of the parent keeps the disk mark that an inherited disk-backed entry needs", () => {
     const { store, P, old, s2 } = twoGenerations(true);
     try {
@@ -243,12 +240,9 @@ describe("disk-backed entries inherited across incremental saves", () => {
     }
   });
 
-  // BUG (skipped until fixed): src/snapshot/restore.ts:138-143 (restorePageStates, and the
-  // same in restore-lazy.ts:194) marks every Disk entry's page disk-backed for its block, even
-  // when the entry's mark is older than the disk's state and the block changed since. The next
-  // full savevm then refers to the disk's new block for the page, and that snapshot cannot be
-  // restored ("page 30 ...: its disk block changed or is unreadable"). Fix: only re-mark the page
-  // when !journal.changedSince(block, entry.mark).
+  // Regression: a restore once marked every disk-backed entry's page as mirroring its block even
+  // when the block changed after the entry's mark; the next savevm then referred to the new block.
+  // PageSource.remarkDiskBacked now re-marks a page only while its block is unchanged.
   it("a machine restored from s2 does not take P for a copy of the block's current content", () => {
     const { store, P, old } = twoGenerations(false);
     try {
