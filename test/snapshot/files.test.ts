@@ -198,7 +198,7 @@ describe("bad snapshot files are refused", () => {
     expect(msg).not.toContain("\n");
   });
 
-  it("a snapshot of a 256 MiB machine is refused by a 128 MiB one before anything changes", () => {
+  it("a snapshot of a 256 MiB machine is refused by a 128 MiB one before anything changes", { timeout: 60_000 }, () => {
     const big = populated(256 << 20);
     const bigStore = new SnapshotStore(join(dir, "big"));
     try {

@@ -27,7 +27,7 @@ beforeAll(async () => {
 }, 60_000);
 
 describe("lazy restore and other operations", () => {
-  it("savevm during a lazy restore brings the missing pages in first and saves all of RAM", () => {
+  it("savevm during a lazy restore brings the missing pages in first and saves all of RAM", { timeout: 60_000 }, () => {
     const g = linuxMachine(disk, true);
     const r = new LazyRestore(g.machine, store, store.pathFor("s"));
     expect(r.complete).toBe(false);
