@@ -13,7 +13,7 @@ const GOOD = join(ROOT, "guests/isa/rv64i.elf");
 const dir = mkdtempSync(join(tmpdir(), "rvm-cli-"));
 
 function rvm(...args: string[]) {
-  const r = spawnSync(process.execPath, [RVM, ...args], { encoding: "utf8", timeout: 30_000 });
+  const r = spawnSync(process.execPath, [RVM, ...args], { encoding: "utf8", timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -31,7 +31,7 @@ function expectOneLineError(r: ReturnType<typeof rvm>, pattern: RegExp) {
   expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
 }
 
-describe("rvm run", () => {
+describe("rvm run", { timeout: 120_000 }, () => {
   it("exits with the guest's HTIF exit code", () => {
     expect(rvm("run", GOOD).code).toBe(0);
   });
@@ -54,7 +54,7 @@ describe("rvm run", () => {
     const file = join(dir, "three.bin");
     // addi a0, zero, 1 ; c.nop ; j .
     writeFileSync(file, Buffer.from([0x13, 0x05, 0x10, 0x00, 0x01, 0x00, 0x6f, 0x00, 0x00, 0x00]));
-    const r = spawnSync(process.execPath, [RVM, "run", file, "--trace", "--timeout", "0.2"], { encoding: "utf8" });
+    const r = spawnSync(process.execPath, [RVM, "run", file, "--trace", "--timeout", "0.2"], { encoding: "utf8", timeout: 60_000 });
     const lines = r.stderr.split("\n");
     expect(lines).toContain("M 0000000080000000 00100513");
     expect(lines).toContain("M 0000000080000004 0001");
@@ -105,7 +105,7 @@ describe("rvm run", () => {
   });
 });
 
-describe("rvm run: board options", () => {
+describe("rvm run: board options", { timeout: 120_000 }, () => {
   it("refuses other machines and hart counts", () => {
     expectOneLineError(rvm("run", "-M", "spike", GOOD), /only the virt machine/);
     expectOneLineError(rvm("run", "-smp", "2", GOOD), /one hart/);

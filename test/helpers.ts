@@ -39,7 +39,7 @@ export function loadGuest(file: string, opts: GuestOptions = {}): { machine: Mac
 export async function runGuest(file: string, opts: GuestOptions = {}): Promise<GuestRun> {
   const { machine, out } = loadGuest(file, opts);
   opts.prepare?.(machine);
-  const result = await machine.run({ timeoutMs: opts.timeoutMs ?? 20_000 });
+  const result = await machine.run({ timeoutMs: opts.timeoutMs ?? 60_000 });
   return { ...result, stdout: out.join(""), machine };
 }
 

@@ -8,7 +8,7 @@ import { guestFiles, runGuest } from "./helpers.js";
 
 const programs = guestFiles("guests/isa");
 
-describe("ISA test programs", () => {
+describe("ISA test programs", { timeout: 120_000 }, () => {
   it("exist", () => {
     expect(programs.length).toBeGreaterThanOrEqual(5);
   });

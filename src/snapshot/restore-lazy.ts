@@ -327,15 +327,20 @@ export class LazyRestore {
     }
   }
 
-  /** The background fetcher's turn between slices. */
   /** Guest progress over time (ms since the start, instructions retired since the start). */
   private readonly samples: number[] = [];
   private instret0 = 0n;
+  /** The hart waited in WFI at some point: the guest did not compute throughout (no workload view). */
+  private idled = false;
+  /** The guest's rate with every page resident has been sampled (the workload view is ready). */
+  private rateSampled = false;
 
   private sample(): void {
+    if (this.machine.idleNow) this.idled = true;
     this.samples.push(performance.now() - this.t0, Number(this.machine.core.instret - this.instret0));
   }
 
+  /** The background fetcher's turn between slices. */
   private fetch(): void {
     if (this.failure) throw this.failure;
     const t = performance.now();
@@ -420,10 +425,14 @@ export class LazyRestore {
     m.mem.restorePage = undefined;
     // Keep sampling guest progress for a second with every page resident: the rate the
     // workload-based view compares the restore with.
-    m.background = () => {
+    const sampling = () => {
       this.sample();
-      if (performance.now() - this.t0 > this.finishedAt! + FULL_RATE_MS && m.background) m.background = undefined;
+      if (performance.now() - this.t0 > this.finishedAt! + FULL_RATE_MS) {
+        this.rateSampled = true;
+        if (m.background === sampling) m.background = undefined;
+      }
     };
+    m.background = sampling;
     for (const d of m.drives) {
       if (d.readonly) continue;
       const journal = this.store.journal(journalName(d.index, d.file), d.disk);
@@ -437,10 +446,11 @@ export class LazyRestore {
 
   /**
    * The workload-based view (DESIGN.md section 5): instructions retired in [t, t + w] over w
-   * times the rate once every page was resident. Meaningful for a guest that computes
-   * throughout the restore; null when the guest did not run long enough after it.
+   * times the rate once every page was resident. Meaningful only for a guest that computes
+   * throughout the restore: null when the hart idled (WFI) or did not run long enough after it.
    */
   private workload(end: number): RestoreStats["workload"] {
+    if (this.idled) return null;
     const pts: { t: number; n: number }[] = [];
     for (let i = 0; i < this.samples.length; i += 2) pts.push({ t: this.samples[i], n: this.samples[i + 1] });
     const after = pts.filter((p) => p.t >= end);
@@ -492,7 +502,8 @@ export class LazyRestore {
     const rate = (this.source.bytesRead / (1 << 20)) / Math.max(secs, 1e-3);
     return `restore: lazy (${this.order}), ${this.resident}/${this.total} pages resident (${pct}%)` +
       `${this.complete ? ", complete" : ""}, ${this.demandFaults} demand faults, ${this.prefetched} prefetched, ` +
-      `${rate.toFixed(1)} MiB/s read, ${secs.toFixed(2)} s\n`;
+      `${rate.toFixed(1)} MiB/s read, ${secs.toFixed(2)} s` +
+      `${this.rateSampled ? (this.idled ? ", guest idled (no workload view)" : ", workload measured") : ""}\n`;
   }
 
   stats(withCurve = false): RestoreStats {

@@ -47,7 +47,7 @@ const num = (f: ParsedFdt, path: string, name: string): number[] => cellsOf(prop
 
 const VIRTIO = [8, 7, 6, 5, 4, 3, 2, 1].map((n) => `/soc/virtio_mmio@1000${n}000`);
 
-describe("virt device tree: structure", () => {
+describe("virt device tree: structure", { timeout: 120_000 }, () => {
   const f = tree();
 
   it("has a valid header, 8-byte totalsize and no reservations", () => {
@@ -204,7 +204,7 @@ describe("virt device tree: structure", () => {
   });
 });
 
-describe("virt device tree: placement in RAM", () => {
+describe("virt device tree: placement in RAM", { timeout: 120_000 }, () => {
   it("follows QEMU 7.2's rule: min(RAM end, 3 GiB) - 1 MiB, aligned down to 2 MiB", () => {
     expect(virtFdtAddress(0x8000_0000, 256 * MiB)).toBe(0x8fe0_0000);
     expect(virtFdtAddress(0x8000_0000, 128 * MiB)).toBe(0x87e0_0000);
@@ -220,7 +220,7 @@ describe("virt device tree: placement in RAM", () => {
       const r = spawnSync(
         "qemu-system-riscv64",
         ["-M", "virt", "-m", `${mib}M`, "-smp", "1", "-bios", "none", "-S", "-display", "none", "-serial", "none", "-monitor", "stdio"],
-        { input: "xp /2wx 0x1020\nquit\n", encoding: "utf8", timeout: 20_000 },
+        { input: "xp /2wx 0x1020\nquit\n", encoding: "utf8", timeout: 60_000 },
       );
       const m = /0000000000001020: (0x[0-9a-f]+) (0x[0-9a-f]+)/.exec(r.stdout);
       expect(m, r.stdout + r.stderr).not.toBeNull();
@@ -293,7 +293,7 @@ describe.runIf(HAVE_DTC && HAVE_QEMU)("virt device tree: against QEMU's", () => 
       "qemu-system-riscv64",
       ["-M", "virt", "-m", "256M", "-smp", "1", "-display", "none", "-serial", "none",
         "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 rdinit=/bin/sh", "-M", `dumpdtb=${qemuFile}`],
-      { encoding: "utf8", timeout: 20_000 },
+      { encoding: "utf8", timeout: 60_000 },
     );
     expect(q.status, q.stderr).toBe(0);
     const qemu = parseDts(dtc(qemuFile).dts);

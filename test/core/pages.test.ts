@@ -11,7 +11,7 @@ const programs = guestFiles("guests/isa", (n) => !n.startsWith("fp-"));
 
 async function normalRun(file: string) {
   const { machine, out } = loadGuest(file, { icountShift: 2, ramBytes: 16 << 20 });
-  const r = await machine.run({ timeoutMs: 20_000 });
+  const r = await machine.run({ timeoutMs: 60_000 });
   return { r, out: out.join(""), ram: Buffer.from(machine.core.ram), hart: Buffer.from(machine.core.hartState()) };
 }
 
@@ -28,7 +28,7 @@ async function lazyRun(file: string) {
     core.pages[p] &= ~PageState.NotRestored;
     fetched.push(p);
   };
-  const r = await machine.run({ timeoutMs: 20_000 });
+  const r = await machine.run({ timeoutMs: 60_000 });
   // Fill in what the guest never touched, as a background fetcher would.
   for (let p = 0; p < core.pages.length; p++) {
     if (core.pages[p] & PageState.NotRestored) machine.mem.restorePage(p);
@@ -36,7 +36,7 @@ async function lazyRun(file: string) {
   return { r, out: out.join(""), ram: Buffer.from(core.ram), hart: Buffer.from(core.hartState()), fetched };
 }
 
-describe("demand paging of not-yet-restored RAM", () => {
+describe("demand paging of not-yet-restored RAM", { timeout: 120_000 }, () => {
   for (const file of programs) {
     it(`${basename(file)} runs identically with every page restored on demand`, async () => {
       const a = await normalRun(file);

@@ -17,7 +17,7 @@ function hasDtc(): boolean {
 }
 
 describe("booting", () => {
-  it("rvm run linux.img boots the single disk image through U-Boot's extlinux.conf", { timeout: 180_000 }, async () => {
+  it("rvm run linux.img boots the single disk image through U-Boot's extlinux.conf", { timeout: 300_000 }, async () => {
     const img = join(dir, "linux.img");
     const shipped = join(ROOT, "guests/linux.img");
     if (existsSync(shipped)) copyFileSync(shipped, img);
@@ -35,7 +35,7 @@ describe("booting", () => {
     }
   });
 
-  it("runs a guest description file", { timeout: 120_000 }, async () => {
+  it("runs a guest description file", { timeout: 300_000 }, async () => {
     const s = new Session(["run", join(ROOT, "guests/linux/guest.json")]);
     try {
       await s.waitFor("~ # ", 90_000);

@@ -24,9 +24,9 @@ describe("monitor", () => {
   const loop = join(dir, "loop.bin");
   writeFileSync(loop, Buffer.from([0x13, 0x05, 0xa0, 0x02, 0x6f, 0x00, 0x00, 0x00]));
 
-  it("over a unix socket: status, stop, registers, xp, pages, cont, quit", { timeout: 60_000 }, async () => {
+  it("over a unix socket: status, stop, registers, xp, pages, cont, quit", { timeout: 120_000 }, async () => {
     const sock = join(dir, "mon.sock");
-    const s = new Session(["run", loop, "-monitor", `unix:${sock},server,nowait`, "--timeout", "50"]);
+    const s = new Session(["run", loop, "-monitor", `unix:${sock},server,nowait`, "--timeout", "120"]);
     try {
       const m = await MonitorClient.open(sock);
       expect(await m.cmd("info status")).toContain("VM status: running");
@@ -44,23 +44,23 @@ describe("monitor", () => {
       await m.cmd("cont");
       expect(await m.cmd("info status")).toContain("VM status: running");
       m.cmd("quit").catch(() => undefined);
-      expect(await s.exitCode(20_000)).toBe(0);
+      expect(await s.exitCode(60_000)).toBe(0);
       m.close();
     } finally {
       s.kill();
     }
   });
 
-  it("over tcp on the loopback address", { timeout: 60_000 }, async () => {
+  it("over tcp on the loopback address", { timeout: 120_000 }, async () => {
     const port = await freePort();
-    const s = new Session(["run", loop, "-S", "-monitor", `tcp:127.0.0.1:${port},server,nowait`, "--timeout", "50"]);
+    const s = new Session(["run", loop, "-S", "-monitor", `tcp:127.0.0.1:${port},server,nowait`, "--timeout", "120"]);
     try {
       const m = await MonitorClient.open({ port });
       // -S: stopped before the first instruction, at the reset vector.
       expect(await m.cmd("info status")).toContain("VM status: paused");
       expect(await m.cmd("info registers")).toMatch(/pc\s+0000000000001000/);
       m.cmd("system_powerdown").catch(() => undefined); // the connection ends with rvm
-      expect(await s.exitCode(20_000)).toBe(0);
+      expect(await s.exitCode(60_000)).toBe(0);
       m.close();
     } finally {
       s.kill();

@@ -6,33 +6,61 @@ import { connect, Socket } from "node:net";
 import { join } from "node:path";
 import { ROOT } from "../helpers.js";
 
+/** Resolves when `notify` is called or after `ms`, whichever comes first (event-driven waits). */
+class Changes {
+  private readonly waiters = new Set<() => void>();
+
+  notify(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  next(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.waiters.add(done);
+    });
+  }
+}
+
 export class Session {
   private readonly child: ChildProcessWithoutNullStreams;
   output = "";
   stderr = "";
   private readonly exited: Promise<number | null>;
+  private readonly changes = new Changes();
 
   constructor(args: string[]) {
     this.child = spawn(process.execPath, [join(ROOT, "bin/rvm.js"), ...args], { stdio: "pipe" });
     this.child.stdout.setEncoding("latin1");
     this.child.stderr.setEncoding("latin1");
-    this.child.stdout.on("data", (s: string) => (this.output += s));
+    this.child.stdout.on("data", (s: string) => {
+      this.output += s;
+      this.changes.notify();
+    });
     this.child.stderr.on("data", (s: string) => (this.stderr += s));
-    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
+    this.exited = new Promise((resolve) => this.child.on("exit", (code) => {
+      resolve(code);
+      this.changes.notify();
+    }));
   }
 
-  /** Resolves when `text` has appeared in the output after position `from`. */
+  /** Resolves when `text` has appeared in the output after position `from` (woken by each output chunk). */
   async waitFor(text: string | RegExp, timeoutMs: number, from = 0): Promise<number> {
-    const t0 = Date.now();
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hay = this.output.slice(from);
       const at = typeof text === "string" ? hay.indexOf(text) : hay.search(text);
       if (at >= 0) return from + at;
-      if (Date.now() - t0 > timeoutMs) {
+      if (this.child.exitCode !== null) throw new Error(`rvm exited (${this.child.exitCode}) before ${String(text)}:\n${this.output.slice(-2000)}\n${this.stderr}`);
+      if (Date.now() > deadline) {
         throw new Error(`timed out waiting for ${String(text)}; output so far:\n${this.output.slice(-2000)}\nstderr:\n${this.stderr}`);
       }
-      if (this.child.exitCode !== null) throw new Error(`rvm exited (${this.child.exitCode}) before ${String(text)}:\n${this.output.slice(-2000)}\n${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await this.changes.next(deadline - Date.now());
     }
   }
 
@@ -41,7 +69,7 @@ export class Session {
   }
 
   /** Types a shell command and waits for the next prompt; returns what the command printed. */
-  async command(line: string, timeoutMs = 30_000, prompt = "~ # "): Promise<string> {
+  async command(line: string, timeoutMs = 90_000, prompt = "~ # "): Promise<string> {
     const from = this.output.length;
     this.type(line);
     const echoed = await this.waitFor(line, timeoutMs, from);
@@ -64,12 +92,22 @@ export class Session {
 /** A client of rvm's monitor socket: one command, one answer up to the next prompt. */
 export class MonitorClient {
   private buf = "";
+  private closed = false;
+  private readonly changes = new Changes();
   private constructor(private readonly sock: Socket) {
     sock.setEncoding("latin1");
-    sock.on("data", (s: string) => (this.buf += s));
+    sock.on("data", (s: string) => {
+      this.buf += s;
+      this.changes.notify();
+    });
+    sock.on("close", () => {
+      this.closed = true;
+      this.changes.notify();
+    });
   }
 
-  static async open(target: string | { port: number }, timeoutMs = 10_000): Promise<MonitorClient> {
+  /** Connects, retrying while rvm has not started listening yet. */
+  static async open(target: string | { port: number }, timeoutMs = 60_000): Promise<MonitorClient> {
     const t0 = Date.now();
     for (;;) {
       try {
@@ -88,11 +126,13 @@ export class MonitorClient {
     }
   }
 
-  private async until(text: string, timeoutMs = 10_000): Promise<string> {
-    const t0 = Date.now();
+  /** Everything up to the next `text` (woken by each chunk the socket delivers). */
+  async until(text: string, timeoutMs = 60_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
     while (!this.buf.includes(text)) {
-      if (Date.now() - t0 > timeoutMs) throw new Error(`monitor: no "${text}" in ${JSON.stringify(this.buf)}`);
-      await new Promise((r) => setTimeout(r, 20));
+      if (this.closed) throw new Error(`monitor: connection closed before "${text}"; got ${JSON.stringify(this.buf)}`);
+      if (Date.now() > deadline) throw new Error(`monitor: no "${text}" in ${JSON.stringify(this.buf)}`);
+      await this.changes.next(deadline - Date.now());
     }
     const at = this.buf.indexOf(text);
     const out = this.buf.slice(0, at);
@@ -100,13 +140,17 @@ export class MonitorClient {
     return out;
   }
 
-  async cmd(line: string): Promise<string> {
+  async cmd(line: string, timeoutMs = 60_000): Promise<string> {
     this.sock.write(line + "\n");
-    return this.until("(rvm) ");
+    return this.until("(rvm) ", timeoutMs);
+  }
+
+  /** Sends raw bytes (no newline added). */
+  send(data: string | Uint8Array): void {
+    this.sock.write(data);
   }
 
   close(): void {
     this.sock.end();
   }
 }
-

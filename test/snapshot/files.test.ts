@@ -82,7 +82,7 @@ function flip(file: string, offset: number): void {
 }
 
 function rvm(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), ...args], { encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), ...args], { encoding: "utf8", timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -110,7 +110,7 @@ function refused(file: string, problem: RegExp): void {
   expect(r.stderr).not.toMatch(/\n\s+at /);
 }
 
-describe("bad snapshot files are refused", () => {
+describe("bad snapshot files are refused", { timeout: 120_000 }, () => {
   it("the intact file opens, and `rvm snapshot info FILE` shows it", () => {
     SnapshotFile.open(base).close();
     const r = rvm("snapshot", "info", base);
@@ -198,7 +198,7 @@ describe("bad snapshot files are refused", () => {
     expect(msg).not.toContain("\n");
   });
 
-  it("a snapshot of a 256 MiB machine is refused by a 128 MiB one before anything changes", { timeout: 60_000 }, () => {
+  it("a snapshot of a 256 MiB machine is refused by a 128 MiB one before anything changes", { timeout: 120_000 }, () => {
     const big = populated(256 << 20);
     const bigStore = new SnapshotStore(join(dir, "big"));
     try {
@@ -228,7 +228,7 @@ describe("bad snapshot files are refused", () => {
   });
 });
 
-describe("a snapshot of another machine's disks", () => {
+describe("a snapshot of another machine's disks", { timeout: 120_000 }, () => {
   function refusedUntouched(target: Machine, problem: RegExp): void {
     target.core.ram.fill(0x44, 0, 1 << 20);
     const ram = Buffer.from(target.core.ram);
@@ -257,7 +257,7 @@ describe("a snapshot of another machine's disks", () => {
   });
 });
 
-describe("edge cases of the file layout", () => {
+describe("edge cases of the file layout", { timeout: 120_000 }, () => {
   it("a snapshot that stores no page at all (an unchanged machine saved again) opens and restores", () => {
     // Regression: with the map before the data, a file without data ended before the page-aligned
     // data offset and was refused as "truncated" (fixed by ab01991, which puts the map last).
@@ -284,7 +284,7 @@ describe("edge cases of the file layout", () => {
   });
 });
 
-describe("references between snapshots", () => {
+describe("references between snapshots", { timeout: 120_000 }, () => {
   it("savevm of an existing name replaces it; the old file lives on hidden while the new one needs it", () => {
     const s = new SnapshotStore(join(dir, "replace"));
     try {
@@ -361,7 +361,7 @@ describe("references between snapshots", () => {
   });
 });
 
-describe("one store, several machines", () => {
+describe("one store, several machines", { timeout: 120_000 }, () => {
   // Regression: the store once kept a drive's journal bound to the first machine's disk, so a
   // restore into another machine failed after the first had ended ("disk image is closed").
   // SnapshotStore.journal now reopens the journal for the caller's disk.
@@ -389,7 +389,7 @@ describe("one store, several machines", () => {
   });
 });
 
-describe("a savevm that cannot write", () => {
+describe("a savevm that cannot write", { timeout: 120_000 }, () => {
   const tmpFiles = (d: string) => (existsSync(d) ? readdirSync(d).filter((f) => f.includes(".tmp")) : []);
 
   it("a save in progress is invisible: a temp file until the rename, the old snapshot of that name meanwhile", () => {
@@ -435,7 +435,7 @@ describe("a savevm that cannot write", () => {
 
     // The VM keeps working: the loop counts in a0.
     const a0 = m.core.x(10);
-    const r = await m.run({ instructions: 1000, timeoutMs: 5000 });
+    const r = await m.run({ instructions: 1000, timeoutMs: 60_000 });
     expect(r.reason).toBe("budget");
     expect(m.core.x(10)).toBe(a0 + 500n);
     // And a save to a good place works afterwards.
@@ -464,7 +464,7 @@ describe("a savevm that cannot write", () => {
     expect(s.list()).toEqual([]);
 
     const a0 = m.core.x(10);
-    await m.run({ instructions: 1000, timeoutMs: 5000 });
+    await m.run({ instructions: 1000, timeoutMs: 60_000 });
     expect(m.core.x(10)).toBe(a0 + 500n);
     // The failed save did not start a new dirty epoch: a later save under another name is full
     // and restores to exactly this state.
@@ -478,7 +478,7 @@ describe("a savevm that cannot write", () => {
   });
 });
 
-describe("rvm snapshot ls | info | rm", () => {
+describe("rvm snapshot ls | info | rm", { timeout: 120_000 }, () => {
   it("lists, describes and removes the snapshots of a directory", () => {
     const d = join(dir, "cli");
     const s = new SnapshotStore(d);

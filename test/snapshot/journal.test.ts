@@ -61,7 +61,7 @@ function patterned(blocks = 6, tail = 0): MemoryDisk {
   return new MemoryDisk(d);
 }
 
-describe("disk journal", () => {
+describe("disk journal", { timeout: 60_000 }, () => {
   it("reads each block as of each mark: blocks written 0, 1 or several times, partial writes", () => {
     const dir = freshDir();
     const disk = patterned();

@@ -24,10 +24,10 @@ beforeAll(async () => {
   await boot(source);
   await shell(source, "mount /dev/vda /mnt && cat /mnt/data/* > /dev/null");
   saveSnapshot(source.machine, store, "s");
-}, 60_000);
+}, 180_000);
 
 describe("lazy restore and other operations", () => {
-  it("savevm during a lazy restore brings the missing pages in first and saves all of RAM", { timeout: 60_000 }, () => {
+  it("savevm during a lazy restore brings the missing pages in first and saves all of RAM", { timeout: 180_000 }, () => {
     const g = linuxMachine(disk, true);
     const r = new LazyRestore(g.machine, store, store.pathFor("s"));
     expect(r.complete).toBe(false);
@@ -39,16 +39,16 @@ describe("lazy restore and other operations", () => {
     expect(Buffer.compare(Buffer.from(e.machine.core.ram), Buffer.from(source.machine.core.ram))).toBe(0);
   });
 
-  it("a system reset during a lazy restore abandons it and the guest boots again", { timeout: 60_000 }, async () => {
+  it("a system reset during a lazy restore abandons it and the guest boots again", { timeout: 180_000 }, async () => {
     const g = linuxMachine(disk, true);
     const r = new LazyRestore(g.machine, store, store.pathFor("s"));
-    await g.machine.run({ instructions: 100_000, timeoutMs: 10_000 });
+    await g.machine.run({ instructions: 100_000, timeoutMs: 60_000 });
     expect(r.complete).toBe(false);
     g.machine.reset();
     expect(g.machine.mem.restorePage).toBeUndefined();
     expect(g.machine.background).toBeUndefined();
     const from = g.out().length;
-    await runUntil(g, PROMPT, from, 30_000);
+    await runUntil(g, PROMPT, from, 120_000);
     expect((await shell(g, "echo $((20+22))")).trim()).toBe("42");
   });
 });

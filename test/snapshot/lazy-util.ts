@@ -17,7 +17,7 @@ export const HELLO = "hello from the rvm disk";
  * (what the run loop does between slices) and lets the event loop deliver the asynchronous
  * reads, until every page is resident.
  */
-export async function fetchAll(m: Machine, r: LazyRestore, timeoutMs = 20_000): Promise<void> {
+export async function fetchAll(m: Machine, r: LazyRestore, timeoutMs = 90_000): Promise<void> {
   const t0 = performance.now();
   while (!r.complete) {
     if (performance.now() - t0 > timeoutMs) throw new Error(`lazy restore not complete after ${timeoutMs} ms: ${r.progress()}`);

@@ -107,7 +107,7 @@ beforeAll(async () => {
   disk = diskCopy(dir);
   store = new SnapshotStore(join(dir, "snaps"));
   source = linuxMachine(disk);
-  await runUntil(source, PROMPT, 0, 30_000);
+  await runUntil(source, PROMPT, 0, 120_000);
   // The data files go into the page cache (disk-backed pages); /mnt/hello.txt stays unread.
   await shell(source, "mount /dev/vda /mnt && cat /mnt/data/* > /dev/null");
   // 8 MiB of pseudo-random anonymous memory, kept by a process blocked on its input.
@@ -121,12 +121,12 @@ beforeAll(async () => {
   const snap = SnapshotFile.open(file);
   entries = Array.from({ length: snap.pages }, (_, p) => snap.entry(p));
   snap.close();
-}, 60_000);
+}, 240_000);
 
 afterAll(() => store?.close());
 
 describe("lazy restore: content", () => {
-  it("the snapshot has every page kind", { timeout: 30_000 }, () => {
+  it("the snapshot has every page kind", { timeout: 180_000 }, () => {
     const s = meta.stats;
     expect(s.zero).toBeGreaterThan(0);
     expect(s.disk).toBeGreaterThan(300);
@@ -143,7 +143,7 @@ describe("lazy restore: content", () => {
   // byte, the hash of every page must match its map entry, and page states (disk-backed
   // pages and their blocks) must be those an eager restore of the same snapshot leaves.
   for (const order of ["workingset", "page"] as FetchOrder[]) {
-    it(`after the background fetch completes (${order} order), every page equals the saved one and the eager restore`, { timeout: 30_000 }, async () => {
+    it(`after the background fetch completes (${order} order), every page equals the saved one and the eager restore`, { timeout: 180_000 }, async () => {
       const l = linuxMachine(disk, true);
       const r = lazy(l, { order });
       await fetchAll(l.machine, r);
@@ -178,12 +178,12 @@ describe("lazy restore: content", () => {
   // With the guest running, the pages it wrote differ from the snapshot by design. Dirty
   // tracking starts at the restore (markClean), and every write, by the hart or by DMA, sets
   // PageState.Dirty, so every page *without* it must still be exactly its saved content.
-  it("while the guest runs a command, every page it did not write comes back as saved", { timeout: 30_000 }, async () => {
+  it("while the guest runs a command, every page it did not write comes back as saved", { timeout: 180_000 }, async () => {
     const l = linuxMachine(disk, true);
     const r = lazy(l, { budgetMs: 0.2, runPages: 16 });
     const at = l.out().length;
     l.machine.input(Buffer.from("cat /mnt/hello.txt\n"));
-    const res = await l.machine.run({ until: () => r.complete && l.out().indexOf(PROMPT, at) >= 0, timeoutMs: 20_000 });
+    const res = await l.machine.run({ until: () => r.complete && l.out().indexOf(PROMPT, at) >= 0, timeoutMs: 90_000 });
     expect(res.reason).toBe("budget");
     expect(l.out().slice(at)).toContain(HELLO);
     const st = r.stats();
@@ -207,12 +207,12 @@ describe("lazy restore: a running guest ends exactly as after an eager restore",
     const e = linuxMachine(disk, true);
     restoreEager(e.machine, store, file);
     e.machine.input(Buffer.from(CMD + "\n"));
-    const res = await e.machine.run({ instructions: N, timeoutMs: 20_000 });
+    const res = await e.machine.run({ instructions: N, timeoutMs: 90_000 });
     expect(res.reason).toBe("budget");
     expect(e.out()).toContain("/mnt/data/file00.bin");
     expect(e.out()).toMatch(/\ndone\r\n/);
     ref = { out: e.out(), ram: ramOf(e.machine), hart: hartOf(e.machine), instret: res.instret };
-  }, 30_000);
+  }, 180_000);
 
   // Same input, same N instructions; the guest faults pages in its own (scattered) order
   // while the fetcher streams the rest in between. Compared at the same instruction count:
@@ -226,11 +226,11 @@ describe("lazy restore: a running guest ends exactly as after an eager restore",
     ["demand faults only (no fetch, no read-ahead)", { budgetMs: 0, readAhead: 1 }],
   ];
   for (const [name, opts] of variants) {
-    it(name, { timeout: 30_000 }, async () => {
+    it(name, { timeout: 180_000 }, async () => {
       const l = linuxMachine(disk, true);
       const r = lazy(l, opts);
       l.machine.input(Buffer.from(CMD + "\n"));
-      const res = await l.machine.run({ instructions: N, timeoutMs: 20_000 });
+      const res = await l.machine.run({ instructions: N, timeoutMs: 90_000 });
       expect(res.reason).toBe("budget");
       expect(res.instret).toBe(ref.instret);
       const st = r.stats();
@@ -251,7 +251,7 @@ describe("lazy restore: a running guest ends exactly as after an eager restore",
 });
 
 describe("lazy restore: DMA and disk writes", () => {
-  it("host DMA into and out of not-yet-restored pages restores them first", { timeout: 30_000 }, () => {
+  it("host DMA into and out of not-yet-restored pages restores them first", { timeout: 180_000 }, () => {
     const l = linuxMachine(disk, true);
     const m = l.machine;
     const r = lazy(l, { budgetMs: 0, readAhead: 1 });
@@ -287,7 +287,7 @@ describe("lazy restore: DMA and disk writes", () => {
     expect(m.mem.diskBlockOf(onDisk)).toBe(-1);
   });
 
-  it("guest DMA (virtio-blk) into and out of not-yet-restored pages", { timeout: 30_000 }, async () => {
+  it("guest DMA (virtio-blk) into and out of not-yet-restored pages", { timeout: 180_000 }, async () => {
     const l = linuxMachine(disk, true);
     const m = l.machine;
     const r = lazy(l, { budgetMs: 0 }); // pure demand paging: only what is touched comes in
@@ -319,7 +319,7 @@ describe("lazy restore: DMA and disk writes", () => {
     }
   });
 
-  it("a disk write to a block a not-yet-restored page mirrors restores the page first, with the old block", { timeout: 30_000 }, () => {
+  it("a disk write to a block a not-yet-restored page mirrors restores the page first, with the old block", { timeout: 180_000 }, () => {
     const l = linuxMachine(disk, true);
     const m = l.machine;
     const r = lazy(l, { budgetMs: 0 });
@@ -355,7 +355,7 @@ describe("lazy restore: DMA and disk writes", () => {
     expect(now.equals(savedPage(p1))).toBe(true);
   });
 
-  it("a guest write to the raw disk over a block a not-yet-restored page mirrors", { timeout: 30_000 }, async () => {
+  it("a guest write to the raw disk over a block a not-yet-restored page mirrors", { timeout: 180_000 }, async () => {
     const l = linuxMachine(disk, true);
     const m = l.machine;
     lazy(l, { budgetMs: 0 });
@@ -382,7 +382,7 @@ describe("lazy restore: DMA and disk writes", () => {
 });
 
 describe("lazy restore: twice in a row", () => {
-  it("restoring the same snapshot again (also over an unfinished restore) gives the same RAM and the same run", { timeout: 30_000 }, async () => {
+  it("restoring the same snapshot again (also over an unfinished restore) gives the same RAM and the same run", { timeout: 180_000 }, async () => {
     const g = linuxMachine(disk, true);
     const m = g.machine;
     const cmd = "cat /mnt/hello.txt; md5sum /mnt/data/file0*; echo twice";
@@ -393,7 +393,7 @@ describe("lazy restore: twice in a row", () => {
       expect(Buffer.compare(hartOf(m), hartAtSave)).toBe(0);
       const at = g.out().length;
       m.input(Buffer.from(cmd + "\n"));
-      const res = await m.run({ instructions: N2, timeoutMs: 20_000 });
+      const res = await m.run({ instructions: N2, timeoutMs: 90_000 });
       expect(res.reason).toBe("budget");
       return { out: g.out().slice(at), ram: ramOf(m), hart: hartOf(m) };
     };
@@ -407,7 +407,7 @@ describe("lazy restore: twice in a row", () => {
     // A restore that is not finished (demand paging only, guest ran a bit), then loadvm again.
     lazy(g, { budgetMs: 0 });
     m.input(Buffer.from("echo scribble > /mnt/hello.txt; sync\n"));
-    await m.run({ instructions: 20_000_000, timeoutMs: 20_000 });
+    await m.run({ instructions: 20_000_000, timeoutMs: 90_000 });
     const third = await once(lazy(g, { order: "page" }));
     expect(third.out).toBe(first.out);
     expect(Buffer.compare(third.ram, first.ram)).toBe(0);
@@ -416,33 +416,33 @@ describe("lazy restore: twice in a row", () => {
 });
 
 describe("lazy restore: a damaged snapshot stops the VM", () => {
-  it("a stored page changed in the file during the restore: run rejects naming the page", { timeout: 30_000 }, async () => {
+  it("a stored page changed in the file during the restore: run rejects naming the page", { timeout: 180_000 }, async () => {
     const f = victimCopy("changed");
     const g = linuxMachine(disk, true);
     const r = lazy(g, {}, f);
     const p = coldStoredPage();
     overwrite(f, entries[p].value + 64, Buffer.from("not what was saved"));
-    const run = g.machine.run({ until: () => r.complete, timeoutMs: 20_000 });
+    const run = g.machine.run({ until: () => r.complete, timeoutMs: 90_000 });
     await expect(run).rejects.toThrow(new RegExp(`page ${p} \\(guest-physical 0x${pa(p).toString(16)}\\): checksum mismatch.*the VM is stopped`));
     expect(r.complete).toBe(false);
     expect(isRestored(g.machine, p)).toBe(false);
     // It never continues: the next run fails the same way.
-    await expect(g.machine.run({ instructions: 1_000_000, timeoutMs: 20_000 })).rejects.toThrow(`page ${p} `);
+    await expect(g.machine.run({ instructions: 1_000_000, timeoutMs: 90_000 })).rejects.toThrow(`page ${p} `);
   });
 
-  it("the file truncated during the restore: run rejects (truncated, naming a page)", { timeout: 30_000 }, async () => {
+  it("the file truncated during the restore: run rejects (truncated, naming a page)", { timeout: 180_000 }, async () => {
     const f = victimCopy("truncated");
     const g = linuxMachine(disk, true);
     const r = lazy(g, {}, f);
     truncateSync(f, Math.floor(statSync(f).size / 2));
-    const run = g.machine.run({ until: () => r.complete, timeoutMs: 20_000 });
+    const run = g.machine.run({ until: () => r.complete, timeoutMs: 90_000 });
     // The page map's chunks sit at the end of the file: the cut shows there or in a page.
     await expect(run).rejects.toThrow(/truncated file.*the VM is stopped/);
     await expect(g.machine.run({ instructions: 1_000_000 })).rejects.toThrow(/truncated/);
     expect(r.complete).toBe(false);
   });
 
-  it("a failure met by device DMA (which virtio-blk turns into an I/O error) still stops the VM", { timeout: 30_000 }, async () => {
+  it("a failure met by device DMA (which virtio-blk turns into an I/O error) still stops the VM", { timeout: 180_000 }, async () => {
     const f = victimCopy("dma");
     const g = linuxMachine(disk, true);
     const m = g.machine;
@@ -453,18 +453,18 @@ describe("lazy restore: a damaged snapshot stops the VM", () => {
     // Everything but the damaged page is in, so the hart meets no other missing page.
     demandAll(m, r, p);
     expect(() => m.mem.view(pa(p), 64)).toThrow(`page ${p} `);
-    await expect(m.run({ instructions: 20_000_000, timeoutMs: 20_000 })).rejects.toThrow(`page ${p} `);
+    await expect(m.run({ instructions: 20_000_000, timeoutMs: 90_000 })).rejects.toThrow(`page ${p} `);
     expect(isRestored(m, p)).toBe(false);
   });
 
   // Last: the CLI reverts the shared disk through the same journal.
-  it("rvm restore FILE exits 1 with a one-line error when a page fetched later is damaged", { timeout: 45_000 }, () => {
+  it("rvm restore FILE exits 1 with a one-line error when a page fetched later is damaged", { timeout: 180_000 }, () => {
     const f = victimCopy("cli");
     const p = coldStoredPage();
     overwrite(f, entries[p].value + 4000, Buffer.from("damaged"));
     store.close();
-    const res = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), "restore", f, "--dir", store.dir, "--timeout", "20"],
-      { encoding: "utf8", timeout: 40_000 });
+    const res = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), "restore", f, "--dir", store.dir, "--timeout", "90"],
+      { encoding: "utf8", timeout: 120_000 });
     expect(res.status).toBe(1);
     const lines = res.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
@@ -488,26 +488,26 @@ describe("restore of a guest with HTIF (tohost)", () => {
   beforeAll(async () => {
     htifStore = new SnapshotStore(freshDir("htif"));
     const g = elfMachine(false);
-    expect((await g.machine.run({ instructions: 200, timeoutMs: 5_000 })).reason).toBe("budget");
+    expect((await g.machine.run({ instructions: 200, timeoutMs: 60_000 })).reason).toBe("budget");
     saveSnapshot(g.machine, htifStore, "h");
     htifFile = htifStore.pathFor("h");
-  });
+  }, 60_000);
   afterAll(() => htifStore?.close());
 
-  it("lazy: the restored guest still reaches the host through tohost (exits 0)", { timeout: 30_000 }, async () => {
+  it("lazy: the restored guest still reaches the host through tohost (exits 0)", { timeout: 180_000 }, async () => {
     const g = elfMachine(true);
     new LazyRestore(g.machine, htifStore, htifFile);
-    const res = await g.machine.run({ timeoutMs: 5_000 });
+    const res = await g.machine.run({ timeoutMs: 60_000 });
     expect(res.reason).toBe("exit");
     expect(res.exitCode).toBe(0);
   });
 
   // Regression: restoreEager once cleared the page states after re-attaching HTIF, wiping the
   // tohost page's watch bit, so the restored guest's exit never reached the host.
-  it("eager: the restored guest still reaches the host through tohost (exits 0)", { timeout: 30_000 }, async () => {
+  it("eager: the restored guest still reaches the host through tohost (exits 0)", { timeout: 180_000 }, async () => {
     const g = elfMachine(true);
     restoreEager(g.machine, htifStore, htifFile);
-    const res = await g.machine.run({ timeoutMs: 5_000 });
+    const res = await g.machine.run({ timeoutMs: 60_000 });
     expect(res.reason).toBe("exit");
     expect(res.exitCode).toBe(0);
   });

@@ -60,7 +60,7 @@ function exec(page: number, ...insns: number[]): void {
   expect(core.pc).toBe(BigInt(RAM_BASE + 4 * insns.length)); // no trap
 }
 
-describe("disk-backed pages", () => {
+describe("disk-backed pages", { timeout: 60_000 }, () => {
   it("a page filled from a disk block is marked with that block", () => {
     fillFromDisk(5);
     expect(isDisk(5)).toBe(true);
@@ -141,7 +141,7 @@ describe("disk-backed pages", () => {
   });
 });
 
-describe("a snapshot after such writes", () => {
+describe("a snapshot after such writes", { timeout: 60_000 }, () => {
   it("stores the written pages' bytes and refers to the disk only for untouched ones", () => {
     const store = new SnapshotStore(join(dir, "snaps"));
     try {
@@ -184,7 +184,7 @@ describe("a snapshot after such writes", () => {
   });
 });
 
-describe("disk-backed entries inherited across incremental saves", () => {
+describe("disk-backed entries inherited across incremental saves", { timeout: 60_000 }, () => {
   /**
    * s1: page P mirrors block B (mark m1). Then the disk's block B is rewritten (through the
    * journal, as virtio-blk does) and P keeps its old bytes, not dirty. s2 inherits P's entry:

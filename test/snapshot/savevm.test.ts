@@ -40,7 +40,7 @@ function makeTwins(m: Machine): number[] {
 }
 
 describe("savevm then loadvm (eager)", () => {
-  it("a restored guest continues exactly as one that was never saved, also after an incremental save", { timeout: 60_000 }, async () => {
+  it("a restored guest continues exactly as one that was never saved, also after an incremental save", { timeout: 240_000 }, async () => {
     const dir = freshDir("cont");
     const disk = diskCopy(dir);
     const store = new SnapshotStore(join(dir, "snaps"));
@@ -72,7 +72,7 @@ describe("savevm then loadvm (eager)", () => {
       const savedAt = a.out().length;
       const cmd = "md5sum /mnt/data/* /mnt/hello.txt; echo done\n";
       a.machine.input(Buffer.from(cmd));
-      const ra = await a.machine.run({ instructions: N, timeoutMs: 20_000 });
+      const ra = await a.machine.run({ instructions: N, timeoutMs: 90_000 });
       expect(ra.reason).toBe("budget");
       const outA = a.out().slice(savedAt);
       expect(outA).toContain("/mnt/data/file00.bin");
@@ -85,7 +85,7 @@ describe("savevm then loadvm (eager)", () => {
       const b = linuxMachine(disk, true);
       restoreEager(b.machine, store, store.pathFor("s1"));
       b.machine.input(Buffer.from(cmd));
-      const rb = await b.machine.run({ instructions: N, timeoutMs: 20_000 });
+      const rb = await b.machine.run({ instructions: N, timeoutMs: 90_000 });
       expect(rb.reason).toBe("budget");
       expect(rb.instret).toBe(ra.instret);
       expect(b.out()).toBe(outA);
@@ -105,14 +105,14 @@ describe("savevm then loadvm (eager)", () => {
       const cmd2 = "cat /mnt/hello.txt; ls /mnt/data | wc -l\n";
       const b2At = b.out().length;
       b.machine.input(Buffer.from(cmd2));
-      await b.machine.run({ instructions: N, timeoutMs: 20_000 });
+      await b.machine.run({ instructions: N, timeoutMs: 90_000 });
       const outB2 = b.out().slice(b2At);
       expect(outB2).toContain(HELLO);
 
       const c = linuxMachine(disk, true);
       restoreEager(c.machine, store, store.pathFor("s2"));
       c.machine.input(Buffer.from(cmd2));
-      await c.machine.run({ instructions: N, timeoutMs: 20_000 });
+      await c.machine.run({ instructions: N, timeoutMs: 90_000 });
       expect(c.out()).toBe(outB2);
       expect(Buffer.compare(ram(c.machine), ram(b.machine))).toBe(0);
       expect(Buffer.compare(hart(c.machine), hart(b.machine))).toBe(0);
@@ -121,7 +121,7 @@ describe("savevm then loadvm (eager)", () => {
     }
   });
 
-  it("a savevm in the middle of a run (at a slice boundary, as the monitor does it) does not disturb the guest", { timeout: 60_000 }, async () => {
+  it("a savevm in the middle of a run (at a slice boundary, as the monitor does it) does not disturb the guest", { timeout: 240_000 }, async () => {
     const dir = freshDir("mid");
     const disk = diskCopy(dir);
     const store = new SnapshotStore(join(dir, "snaps"));
@@ -151,7 +151,7 @@ describe("savevm then loadvm (eager)", () => {
         }
         return false;
       };
-      await a.machine.run({ instructions: N, until: requestSave, timeoutMs: 20_000 });
+      await a.machine.run({ instructions: N, until: requestSave, timeoutMs: 90_000 });
       await saving;
       // The save happened during the run, not before or after it.
       expect(savedAt).toBeDefined();
@@ -160,7 +160,7 @@ describe("savevm then loadvm (eager)", () => {
       const b = linuxMachine(disk, true);
       restoreEager(b.machine, store, store.pathFor("mid"));
       expect(b.machine.core.instret).toBe(savedAt);
-      await b.machine.run({ instructions: N - Number(savedAt! - start), timeoutMs: 20_000 });
+      await b.machine.run({ instructions: N - Number(savedAt! - start), timeoutMs: 90_000 });
       expect(b.machine.core.instret).toBe(a.machine.core.instret);
       expect(b.out()).toBe(a.out().slice(outAt));
       expect(Buffer.compare(ram(b.machine), ram(a.machine))).toBe(0);
@@ -174,7 +174,7 @@ describe("savevm then loadvm (eager)", () => {
       r.machine.input(Buffer.from(line + "\n"));
       await runUntil(r, line + "\r\n", rAt);
       expect(r.machine.core.instret).toBe(start);
-      await r.machine.run({ instructions: N, timeoutMs: 20_000 });
+      await r.machine.run({ instructions: N, timeoutMs: 90_000 });
       expect(r.out()).toBe(a.out());
       expect(Buffer.compare(ram(r.machine), ram(a.machine))).toBe(0);
       expect(Buffer.compare(hart(r.machine), hart(a.machine))).toBe(0);
@@ -183,7 +183,7 @@ describe("savevm then loadvm (eager)", () => {
     }
   });
 
-  it("a disk write after savevm does not break the snapshot; loadvm reverts the disk; delvm keeps the others", { timeout: 60_000 }, async () => {
+  it("a disk write after savevm does not break the snapshot; loadvm reverts the disk; delvm keeps the others", { timeout: 240_000 }, async () => {
     const dir = freshDir("disk");
     const disk = diskCopy(dir);
     const store = new SnapshotStore(join(dir, "snaps"));

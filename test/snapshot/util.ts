@@ -80,13 +80,13 @@ export function linuxMachine(disk: string, restoring = false, ramBytes = 256 << 
 }
 
 /** Runs until `text` appears in the output after position `from`; fails on a timeout. */
-export async function runUntil(g: Guest, text: string, from: number, timeoutMs = 20_000): Promise<void> {
+export async function runUntil(g: Guest, text: string, from: number, timeoutMs = 90_000): Promise<void> {
   const r = await g.machine.run({ until: () => g.out().indexOf(text, from) >= 0, timeoutMs });
   if (r.reason !== "budget") throw new Error(`run ended (${r.reason}) before "${text}"; output:\n${g.out().slice(-1500)}`);
 }
 
 /** Types a shell command and runs until the next prompt after it. */
-export async function shell(g: Guest, line: string, timeoutMs = 20_000): Promise<string> {
+export async function shell(g: Guest, line: string, timeoutMs = 90_000): Promise<string> {
   const from = g.out().length;
   g.machine.input(Buffer.from(line + "\n"));
   // The echo of the line ends with "\r\n"; the prompt comes after the command's output.
@@ -98,7 +98,7 @@ export async function shell(g: Guest, line: string, timeoutMs = 20_000): Promise
 
 /** Boots the guest to its shell prompt. */
 export async function boot(g: Guest): Promise<void> {
-  await runUntil(g, PROMPT, 0, 30_000);
+  await runUntil(g, PROMPT, 0, 120_000);
 }
 
 /** A small machine with nothing loaded: RAM, pages and hart are the test's to set up. */
