@@ -1,8 +1,9 @@
 // The `rvm` command line (commander). Errors a user can cause print one line and exit 1.
 //
 // `rvm run` accepts QEMU's spelling of the options it shares with qemu-system-riscv64
-// (-M virt, -m, -smp 1, -bios, -kernel, -initrd, -append, -drive, -device, -nographic,
-// -monitor, -S) as well as rvm's own forms (a FILE argument, --kernel ...).
+// (-machine/-M virt, -cpu rv64, -m, -smp 1, -bios, -kernel, -initrd, -append, -drive, -device,
+// -global, -nographic, -serial, -monitor, -S, -no-reboot, -name, -icount, -loadvm) as well as
+// rvm's own forms (a FILE argument, --kernel ...); QEMU options rvm lacks are refused by name.
 
 import { Command, InvalidArgumentError, Option } from "commander";
 import { existsSync, readFileSync } from "node:fs";
@@ -11,7 +12,10 @@ import { ImageError, RvmError, UsageError } from "./errors.js";
 import { readImage } from "./loaders/image.js";
 import { isElf, parseElf } from "./loaders/elf.js";
 import { isLinuxImage } from "./loaders/linux.js";
-import { applyDevice, DriveConfig, MonitorSpec, parseDrive, parseMonitor, qemuArgsToLong } from "./options.js";
+import {
+  applyGlobal, checkCpu, checkDisplay, checkSerial, DriveConfig, DriveList, formatCommanderError, GlobalProps,
+  MonitorSpec, parseIcount, parseMachine, parseMonitor, parseName, qemuArgsToLong,
+} from "./options.js";
 import { createVirtMachine, virtDtbFor, type VirtConfig } from "./board/virt.js";
 import { Terminal } from "./console.js";
 import { Monitor } from "./monitor.js";
@@ -43,18 +47,14 @@ function parseSeconds(text: string): number {
   return v;
 }
 
-function parseShift(text: string): number {
-  const v = Number(text.replace(/^shift=/, ""));
-  if (!Number.isInteger(v) || v < 0 || v > 10) throw new InvalidArgumentError(`icount shift must be an integer 0..10, not "${text}"`);
-  return v;
-}
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface RunFlags {
   snapshotDir?: string;
   loadvm?: string;
-  machine?: string;
+  machine: string[];
+  cpu?: string;
   memory?: number;
   smp?: string;
   bios?: string;
@@ -63,6 +63,7 @@ interface RunFlags {
   append?: string;
   drive: string[];
   device: string[];
+  global: string[];
   nographic?: boolean;
   monitor?: string;
   serial?: string;
@@ -71,7 +72,9 @@ interface RunFlags {
   format?: "elf" | "raw";
   timeout?: number;
   trace?: boolean;
-  icount?: number;
+  icount?: string;
+  reboot?: boolean;
+  name?: string;
 }
 
 /** A guest description file (JSON): paths are relative to the file. */
@@ -133,12 +136,18 @@ function classify(file: string, flags: RunFlags, drives: DriveConfig[]): "descri
 }
 
 async function runCommand(file: string | undefined, flags: RunFlags): Promise<number> {
-  if (flags.machine !== undefined && !/^virt(,.*)?$/.test(flags.machine)) throw new UsageError(`-M ${flags.machine}: rvm has only the virt machine`);
+  const { dumpdtb } = parseMachine(flags.machine);
+  if (flags.cpu !== undefined) checkCpu(flags.cpu);
   if (flags.smp !== undefined && !/^(cpus=)?1$/.test(flags.smp)) throw new UsageError(`-smp ${flags.smp}: rvm has one hart (-smp 1)`);
-  const drives: DriveConfig[] = [];
-  for (const d of flags.drive) drives.push(parseDrive(d));
-  for (const d of flags.device) applyDevice(d, drives);
-  const bootableDisk = file !== undefined && classify(file, flags, drives) === "disk";
+  if (flags.serial !== undefined) checkSerial(flags.serial);
+  if (flags.display !== undefined) checkDisplay(flags.display);
+  const globals: GlobalProps = {};
+  for (const g of flags.global) applyGlobal(g, globals);
+  const list = new DriveList();
+  for (const d of flags.drive) list.addDrive(d);
+  for (const d of flags.device) list.addDevice(d);
+  const bootableDisk = file !== undefined && classify(file, flags, list.drives) === "disk";
+  const drives = list.finish();
   // A bootable disk goes through U-Boot, whose built-in environment loads the initrd above
   // 128 MiB (ramdisk_addr_r = 0x8830_0000): such a guest gets 256 MiB unless -m says otherwise.
   if (bootableDisk && flags.memory === undefined && !flags.kernel) flags.memory = 256 << 20;
@@ -150,12 +159,22 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
     initrd: flags.initrd,
     append: flags.append,
     drives,
-    icountShift: flags.icount,
+    ...icountConfig(flags.icount),
+    virtioLegacy: globals.virtioLegacy ?? true, // QEMU 7.2's virtio-mmio default: force-legacy=on
     restoring: flags.loadvm !== undefined,
-  }, flags, flags.loadvm);
+  }, { ...flags, dumpdtb }, flags.loadvm);
+}
+
+/** -icount SPEC as the board's configuration (nothing when not given). */
+function icountConfig(spec: string | undefined): Pick<VirtConfig, "icountShift" | "icountSleep"> {
+  if (spec === undefined) return {};
+  const { shift, sleep } = parseIcount(spec);
+  return { icountShift: shift, icountSleep: sleep };
 }
 
 interface RestoreFlags {
+  /** QEMU's -machine dumpdtb=FILE: write the device tree the guest would get, and exit. */
+  dumpdtb?: string;
   restore?: "lazy" | "eager";
   order?: FetchOrder;
   stats?: boolean;
@@ -173,6 +192,15 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
       readByte: () => -1,
     },
   });
+  if (flags.dumpdtb !== undefined) {
+    if (!machine.deviceTree) throw new UsageError("-machine dumpdtb: the device tree of a restored snapshot is in its RAM; run without -loadvm");
+    writeFileAtomic(flags.dumpdtb, machine.deviceTree);
+    for (const f of machine.onExit) f();
+    return 0;
+  }
+  if (flags.reboot === false) machine.noReboot = true;
+  const guestName = flags.name !== undefined ? parseName(flags.name) : undefined;
+  if (guestName?.process) process.title = guestName.process;
   const store = new SnapshotStore(flags.snapshotDir ? resolve(flags.snapshotDir)
     : snapshotFile ? dirname(resolve(snapshotFile)) : defaultSnapshotDir(machine.config));
   if (hasJournals(store, machine)) attachJournals(machine, store);
@@ -192,6 +220,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     mtree: () => machine.mtree(),
     pageSummary: () => machine.pageSummary(),
     readMemory: (a, n, v) => machine.readMemory(a, n, v),
+    name: guestName?.name,
   });
   const snapCtl = addSnapshotCommands(monitor, machine, {
     store, restore: restoreOpts,
@@ -238,8 +267,9 @@ async function restoreCommand(target: string, flags: RunFlags & RestoreFlags & {
   const snap = SnapshotFile.open(file);
   const config = snap.meta.config as unknown as Omit<VirtConfig, "console">;
   snap.close();
+  config.virtioLegacy ??= false; // snapshots from before the legacy transport existed: modern
   if (flags.dir) flags.snapshotDir = flags.dir;
-  return startMachine({ ...config, restoring: true, icountShift: flags.icount ?? config.icountShift }, flags, undefined, file);
+  return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount) }, flags, undefined, file);
 }
 
 /** Whether any drive of the machine already has a journal (snapshots exist that need it). */
@@ -293,14 +323,16 @@ export function buildProgram(): Command {
   program
     .name("rvm")
     .description("A RISC-V RV64 machine compatible with QEMU's virt board: run guests, save and restore them")
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(formatCommanderError(str)) })
+    .showSuggestionAfterError(false);
   program
     .command("run")
     .description("run a guest on the virt board. FILE may be a bare-metal ELF (HTIF tohost/fromhost supported), " +
       "a kernel ELF started in M-mode (like -bios none -kernel), a Linux Image, a bootable disk image, " +
       "a guest description (.json), or a raw binary (.bin) loaded at 0x80000000")
     .argument("[file]", "the guest (.gz accepted)")
-    .option("-M, --machine <type>", "machine type: only virt")
+    .option("-M, --machine <spec>", "machine: virt[,accel=tcg][,aclint=off][,aia=none][,dumpdtb=FILE] (repeatable)", collect, [])
+    .option("--cpu <model>", "CPU model: rv64 (rvm's only one)")
     .addOption(new Option("-m, --memory <size>", "guest RAM, e.g. 128M or 1G (like QEMU's -m; default 128M)").argParser(parseSize))
     .option("--smp <n>", "number of harts: only 1")
     .option("--bios <file>", "firmware: default (OpenSBI fw_dynamic), none, or a file")
@@ -308,12 +340,15 @@ export function buildProgram(): Command {
     .option("--initrd <file>", "initial ramdisk")
     .option("--append <cmdline>", "kernel command line")
     .option("--drive <spec>", "disk: file=PATH,format=raw[,if=virtio|none][,id=ID][,readonly=on] (repeatable)", collect, [])
-    .option("--device <spec>", "virtio-blk-device,drive=ID (repeatable)", collect, [])
+    .option("--device <spec>", "virtio-blk-device,drive=ID[,bus=virtio-mmio-bus.N] (repeatable)", collect, [])
+    .option("--global <spec>", "virtio-mmio.force-legacy=on|off: the legacy (version 1, the default) or modern virtio-mmio transport", collect, [])
     .option("--nographic", "no display (the console is the terminal; always so in rvm)")
     .option("--monitor <spec>", "monitor: stdio, none, unix:PATH,server,nowait or tcp:HOST:PORT,server,nowait")
     .option("--serial <spec>", "serial console: mon:stdio (default) or stdio")
     .option("--display <type>", "display: none (rvm has no graphics)")
     .option("-S", "start with the machine stopped (use the monitor's cont)")
+    .option("--no-reboot", "exit (code 0) when the guest resets instead of rebooting")
+    .option("--name <name>", "the guest's name: NAME or guest=NAME[,process=TITLE] (monitor: info name)")
     .option("--loadvm <name>", "start from snapshot NAME instead of booting (QEMU's -loadvm)")
     .addOption(new Option("--restore <mode>", "with -loadvm: lazy (run at once, pages on demand; default) or eager (read everything first)").choices(["lazy", "eager"]))
     .addOption(new Option("--order <order>", "lazy restore's background fetch order: workingset (default) or page").choices(["workingset", "page"]))
@@ -322,7 +357,8 @@ export function buildProgram(): Command {
     .option("--snapshot-dir <dir>", "where savevm writes snapshots (default: next to the first disk, DISK.snapshots/)")
     .addOption(new Option("--format <format>", "how to load FILE (default: by its contents; raw for *.bin)").choices(["elf", "raw"]))
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
-    .option("--icount <shift>", "deterministic time: mtime advances one tick every 2^shift instructions", parseShift)
+    .option("--icount <spec>", "deterministic time: [shift=]N[,sleep=on|off]: mtime advances one tick every 2^N instructions; " +
+      "sleep=off jumps an idle hart's time to its next timer deadline at once (default on: idle time passes at host speed)")
     .option("--trace", "print every instruction executed (privilege, pc, encoding) to stderr")
     .addHelpText("after", [
       "",
@@ -349,10 +385,10 @@ export function buildProgram(): Command {
     .option("--stats-json <file>", "write the restore's statistics and utilization curve as JSON")
     .option("--monitor <spec>", "monitor: stdio, none, unix:PATH,server,nowait or tcp:HOST:PORT,server,nowait")
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
-    .option("--icount <shift>", "deterministic time", parseShift)
+    .option("--icount <spec>", "deterministic time: [shift=]N[,sleep=on|off]")
     .option("-S", "start with the machine stopped")
     .action(async (target: string, flags: RunFlags & RestoreFlags & { dir?: string }) => {
-      process.exitCode = await restoreCommand(target, { ...flags, drive: [], device: [] });
+      process.exitCode = await restoreCommand(target, { ...flags, machine: [], drive: [], device: [], global: [] });
     });
   program
     .command("dumpdtb")

@@ -18,6 +18,11 @@ export interface MachineOptions {
   ramBytes: number;
   /** Deterministic time: mtime advances one tick per 2^shift instructions (like QEMU -icount). */
   icountShift?: number;
+  /**
+   * With icountShift: QEMU's -icount sleep=on (true): an idle hart lets guest time pass at host
+   * speed until its next deadline. Off (the default here): guest time jumps to the deadline.
+   */
+  icountSleep?: boolean;
   /** Where guest console output goes (UART and HTIF). */
   console?: HtifConsole;
 }
@@ -82,6 +87,8 @@ export class Machine {
   readonly stateful: StatefulDevice[] = [];
   /** Disks, in drive order. */
   readonly drives: AttachedDrive[] = [];
+  /** The device tree blob the board placed in RAM (QEMU's -machine dumpdtb writes it). */
+  deviceTree: Uint8Array | undefined;
   /** The board's configuration (what a snapshot records to rebuild the machine). */
   config: Record<string, unknown> = {};
   /** Commands that must run while the hart is stopped between slices (savevm, loadvm). */
@@ -101,6 +108,9 @@ export class Machine {
   /** Console input the guest has not read yet (the UART's backlog). */
   inputBacklog: () => number = () => this.htifInput.length;
   private readonly icount: number | undefined;
+  private readonly icountSleep: boolean;
+  /** -no-reboot: a guest reset ends the run (exit code 0) instead of rebooting. */
+  noReboot = false;
   private stopRequested: { code: number } | undefined;
   private resetRequested = false;
   private paused = false;
@@ -120,6 +130,7 @@ export class Machine {
     this.mem = new GuestMemory(this.core);
     this.console = opts.console ?? stdConsole;
     this.icount = opts.icountShift;
+    this.icountSleep = opts.icountSleep ?? false;
     if (this.icount !== undefined) this.core.exports.setIcount(this.icount);
   }
 
@@ -173,6 +184,10 @@ export class Machine {
 
   /** system_reset (syscon 0x7777 or the monitor): reset at the next instruction boundary. */
   requestReset(): void {
+    if (this.noReboot) {
+      this.requestStop(0);
+      return;
+    }
     this.resetRequested = true;
     this.core.exports.requestStop();
     this.wakeIdle?.();
@@ -374,7 +389,7 @@ export class Machine {
     const ex = this.core.exports;
     const due = ex.timerDeadline();
     const now = ex.getMtime();
-    if (!realtime) {
+    if (!realtime && !this.icountSleep) {
       // Deterministic time: nothing but input can happen before the deadline, so jump to it.
       if (due !== NO_DEADLINE && due > now) {
         ex.setMtime(due);
@@ -382,20 +397,30 @@ export class Machine {
       }
     }
     let ms = due > now ? Number(due - now) / (MTIME_HZ / 1000) : 0;
-    if (!realtime) ms = 50; // no timer armed: wait for input
+    if (!realtime && !this.icountSleep) ms = 50; // no timer armed: wait for input
     // A restore in progress uses the idle time; look again soon.
     if (this.background) ms = Math.min(ms, 1);
     const wait = Math.max(0, Math.min(ms, 1000, wallDeadline - performance.now()));
     if (wait <= 0) return;
+    const t0 = performance.now();
+    let reachedDeadline = false;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, wait);
-      function done() {
+      const timer = setTimeout(() => {
+        reachedDeadline = wait === ms;
+        resolve();
+      }, wait);
+      this.wakeIdle = () => {
         clearTimeout(timer);
         resolve();
-      }
-      this.wakeIdle = done;
+      };
     });
     this.wakeIdle = undefined;
+    if (!realtime && this.icountSleep) {
+      // QEMU's icount sleep=on: the idle time passed at host speed, up to the deadline. A wait
+      // that input did not cut short ends exactly on it, so timer-only runs stay reproducible.
+      const passed = now + BigInt(Math.round((performance.now() - t0) * (MTIME_HZ / 1000)));
+      ex.setMtime(due !== NO_DEADLINE && (reachedDeadline || passed >= due) ? due : passed);
+    }
   }
 
   // --- for the monitor ---

@@ -14,6 +14,8 @@ export interface MonitorTarget {
   pageSummary(): string;
   /** Reads guest memory; virtual addresses go through the hart's current translation. */
   readMemory(addr: bigint, len: number, virtual: boolean): Uint8Array;
+  /** The guest's name (-name), for info name. */
+  readonly name?: string;
 }
 
 export type MonitorCommand = (args: string[]) => string | Promise<string>;
@@ -47,6 +49,7 @@ export class Monitor {
       `VM status: ${target.running ? "running" : "paused"}\n`);
     this.defineInfo("registers", "show the cpu registers", () => target.registers());
     this.defineInfo("mtree", "show memory tree", () => target.mtree());
+    this.defineInfo("name", "show the current VM name", () => (target.name !== undefined ? `${target.name}\n` : ""));
     this.defineInfo("pages", "show guest RAM page states (restored, dirty, disk-backed)", () => target.pageSummary());
   }
 

@@ -26,7 +26,7 @@ import { readImage } from "../loaders/image.js";
 import { isElf, parseElf } from "../loaders/elf.js";
 import { isLinuxImage, parseLinuxImage } from "../loaders/linux.js";
 import { ImageError, UsageError } from "../errors.js";
-import type { DriveConfig } from "../options.js";
+import { freeSlot, type DriveConfig } from "../options.js";
 
 /** What the hart implements, for the device tree (misa says the same). */
 export const VIRT_ISA = "rv64imafdc_zicntr_zicsr_zifencei_sstc";
@@ -60,13 +60,20 @@ export interface VirtConfig {
   append?: string;
   drives: DriveConfig[];
   icountShift?: number;
+  /** With icountShift: QEMU's -icount sleep=on (idle time passes at host speed). */
+  icountSleep?: boolean;
+  /**
+   * The virtio-mmio transports speak the legacy (version 1) register layout: QEMU 7.2's
+   * default (`-global virtio-mmio.force-legacy=on`). False: the modern (version 2) layout.
+   */
+  virtioLegacy?: boolean;
   console: HtifConsole;
   /** Build the machine for a snapshot restore: no images are loaded (the snapshot has RAM). */
   restoring?: boolean;
 }
 
 export function createVirtMachine(cfg: VirtConfig): Machine {
-  const machine = new Machine({ ramBytes: cfg.ramBytes, icountShift: cfg.icountShift, console: cfg.console });
+  const machine = new Machine({ ramBytes: cfg.ramBytes, icountShift: cfg.icountShift, icountSleep: cfg.icountSleep, console: cfg.console });
   const core = machine.core;
   const mem = machine.mem;
 
@@ -81,26 +88,35 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     else machine.requestReset();
   }));
 
-  // Disks: QEMU fills the virtio-mmio slots from the highest one down, so the first drive is
-  // at 0x1000_8000 and is the first the guest finds in the device tree (/dev/vda).
+  // Disks: a drive sits in the slot its -device bus= names; the others fill the virtio-mmio
+  // slots from the highest one down, as QEMU's do, so the first drive is at 0x1000_8000 and is
+  // the first the guest finds in the device tree (/dev/vda).
   const attached = cfg.drives.filter((d) => d.attached);
   const unattached = cfg.drives.find((d) => !d.attached);
   if (unattached) throw new UsageError(`-drive id=${unattached.id ?? "?"} is not attached to any device (add -device virtio-blk-device,drive=${unattached.id ?? "ID"})`);
   if (attached.length > VIRTIO_MMIO_SLOTS) throw new UsageError(`at most ${VIRTIO_MMIO_SLOTS} virtio disks`);
+  const bySlot = new Map<number, { drive: DriveConfig; index: number }>();
+  attached.forEach((drive, index) => {
+    const slot = drive.slot ?? freeSlot(new Set(bySlot.keys()));
+    if (bySlot.has(slot) || slot < 0 || slot >= VIRTIO_MMIO_SLOTS) throw new UsageError(`${drive.file}: virtio-mmio slot ${slot} is taken or does not exist`);
+    bySlot.set(slot, { drive, index });
+  });
   const transports: VirtioMmio[] = [];
   const { console: _console, ...plainConfig } = cfg;
   const abs = (p: string | undefined) => (p === undefined || p === "none" || p === "default" ? p : resolvePath(p));
+  const legacy = cfg.virtioLegacy ?? true;
   machine.config = {
-    ...plainConfig, bios: abs(cfg.bios), kernel: abs(cfg.kernel), initrd: abs(cfg.initrd),
-    drives: cfg.drives.map((d) => ({ ...d, file: resolvePath(d.file) })),
+    ...plainConfig, bios: abs(cfg.bios), kernel: abs(cfg.kernel), initrd: abs(cfg.initrd), virtioLegacy: legacy,
+    drives: cfg.drives.map((d) => ({ ...d, file: resolvePath(d.file), slot: [...bySlot].find(([, v]) => v.drive === d)?.[0] })),
   };
-  for (let slot = VIRTIO_MMIO_SLOTS - 1, i = 0; slot >= 0; slot--, i++) {
+  for (let slot = VIRTIO_MMIO_SLOTS - 1; slot >= 0; slot--) {
     const base = VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_STRIDE;
-    const drive = attached[i];
-    if (!drive) {
-      core.map(base, VIRTIO_MMIO_STRIDE, new VirtioMmioEmpty());
+    const entry = bySlot.get(slot);
+    if (!entry) {
+      core.map(base, VIRTIO_MMIO_STRIDE, new VirtioMmioEmpty(legacy));
       continue;
     }
+    const { drive, index: i } = entry;
     const disk = openDrive(drive);
     const attachedDrive = { index: i, file: resolvePath(drive.file), readonly: drive.readonly, disk } as AttachedDrive;
     machine.drives.push(attachedDrive);
@@ -108,7 +124,7 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     const blk = new VirtioBlk(mem, disk, { diskIndex: i });
     blk.onBeforeDiskWrite = (offset, length) => attachedDrive.beforeWrite?.(offset, length);
     const transport = new VirtioMmio(mem, blk, plic.line(VIRTIO_MMIO_IRQ_BASE + slot),
-      (msg) => process.stderr.write(`rvm: virtio-blk ${drive.file}: ${msg}\n`));
+      (msg) => process.stderr.write(`rvm: virtio-blk ${drive.file}: ${msg}\n`), { legacy });
     transports.push(transport);
     core.map(base, VIRTIO_MMIO_STRIDE, transport);
     machine.stateful.push({
@@ -117,6 +133,8 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
       restore: (st) => transport.restore(st as ReturnType<VirtioMmio["state"]>),
     });
   }
+
+  machine.drives.sort((a, b) => a.index - b.index);
 
   // Device reset restores each device's power-on state (PLIC last: its state wins).
   const uart0 = uart.state();
@@ -221,6 +239,7 @@ function loadImages(machine: Machine, cfg: VirtConfig): void {
   const dtb = serializeFdt(tree, { bootCpuidPhys: 0, align: 8 });
   const fdtAddr = virtFdtAddress(RAM_BASE, cfg.ramBytes);
   machine.loadBytes(dtb, fdtAddr, "device tree");
+  machine.deviceTree = dtb;
   writeResetRom(machine.core.rom, { start, fdt: fdtAddr, nextAddr: kernelStart ?? 0, nextMode: 1 });
 }
 

@@ -1,8 +1,16 @@
-// The virtio-mmio transport, version 2 (the "modern" register layout), and split virtqueues.
-// Virtual I/O Device (VIRTIO) Version 1.1: section 4.2.2 (MMIO device register layout),
-// section 2.7 (split virtqueues), 2.7.5.3 (indirect descriptors), 2.7.7/2.7.10 (event index
-// notification suppression), 2.1.2 (DEVICE_NEEDS_RESET). Modelled on QEMU's
-// hw/virtio/virtio-mmio.c: vendor ID "QEMU", one device per 0x1000-byte slot.
+// The virtio-mmio transport and split virtqueues. Virtual I/O Device (VIRTIO) Version 1.1:
+// section 4.2.2 (MMIO device register layout, version 2, "modern"), 4.2.4 (the legacy
+// interface, version 1), section 2.7 (split virtqueues; 2.7.2 the legacy ring layout),
+// 2.7.5.3 (indirect descriptors), 2.7.7/2.7.10 (event index notification suppression), 2.1.2
+// (DEVICE_NEEDS_RESET). Modelled on QEMU's hw/virtio/virtio-mmio.c: vendor ID "QEMU", one
+// device per 0x1000-byte slot, and its `force-legacy` property choosing the version (QEMU 7.2
+// defaults to legacy; xv6-riscv since 2022 asks for modern, older xv6 and Linux drive both).
+//
+// Legacy (version 1) differs from modern in: a queue is placed by one page frame number
+// (QueuePFN, in units of GuestPageSize) with the rings laid out contiguously (avail after the
+// descriptors, used at the next QueueAlign boundary); writing QueuePFN 0 resets the device;
+// there is no QueueReady, no ConfigGeneration, no FEATURES_OK negotiation and only the low 32
+// feature bits (no VIRTIO_F_VERSION_1).
 //
 // Requests are served synchronously inside the guest's store to QueueNotify. All guest memory
 // goes through GuestMemory, so pages not yet restored are restored first and pages the device
@@ -29,9 +37,12 @@ export const VIRTIO_MMIO_DEVICE_FEATURES = 0x010;
 export const VIRTIO_MMIO_DEVICE_FEATURES_SEL = 0x014;
 export const VIRTIO_MMIO_DRIVER_FEATURES = 0x020;
 export const VIRTIO_MMIO_DRIVER_FEATURES_SEL = 0x024;
+export const VIRTIO_MMIO_GUEST_PAGE_SIZE = 0x028; // legacy
 export const VIRTIO_MMIO_QUEUE_SEL = 0x030;
 export const VIRTIO_MMIO_QUEUE_NUM_MAX = 0x034;
 export const VIRTIO_MMIO_QUEUE_NUM = 0x038;
+export const VIRTIO_MMIO_QUEUE_ALIGN = 0x03c; // legacy
+export const VIRTIO_MMIO_QUEUE_PFN = 0x040; // legacy
 export const VIRTIO_MMIO_QUEUE_READY = 0x044;
 export const VIRTIO_MMIO_QUEUE_NOTIFY = 0x050;
 export const VIRTIO_MMIO_INTERRUPT_STATUS = 0x060;
@@ -77,6 +88,9 @@ export const VIRTQ_DESC_F_WRITE = 2;
 export const VIRTQ_DESC_F_INDIRECT = 4;
 export const VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
 export const VIRTQ_USED_F_NO_NOTIFY = 1;
+
+/** QueueAlign before a legacy driver writes it (QEMU's VIRTIO_PCI_VRING_ALIGN). */
+export const VIRTIO_LEGACY_QUEUE_ALIGN = 4096;
 
 /** The longest indirect table accepted (QEMU's VIRTQUEUE_MAX_SIZE is 1024). */
 const MAX_INDIRECT = 1024;
@@ -182,6 +196,9 @@ interface Virtqueue {
   lastAvail: number;
   /** The next used-ring index the device will write. */
   usedIdx: number;
+  /** Legacy: QueuePFN as written (0: no queue) and QueueAlign. */
+  pfn: number;
+  align: number;
 }
 
 export interface VirtqueueState {
@@ -192,6 +209,8 @@ export interface VirtqueueState {
   device: number;
   lastAvail: number;
   usedIdx: number;
+  pfn?: number;
+  align?: number;
 }
 
 /** Transport state for snapshots; plain JSON (64-bit feature words as hex strings). */
@@ -205,10 +224,26 @@ export interface VirtioMmioState {
   configGeneration: number;
   broken: string | null;
   queues: VirtqueueState[];
+  /** Legacy: log2 of GuestPageSize. */
+  guestPageShift?: number;
 }
 
 function newQueue(): Virtqueue {
-  return { num: 0, ready: false, desc: 0, driver: 0, device: 0, lastAvail: 0, usedIdx: 0 };
+  return { num: 0, ready: false, desc: 0, driver: 0, device: 0, lastAvail: 0, usedIdx: 0, pfn: 0, align: VIRTIO_LEGACY_QUEUE_ALIGN };
+}
+
+/** The legacy ring layout (2.7.2): descriptors, then the available ring, then the used ring at the next `align` boundary. */
+function legacyRings(q: Virtqueue, pageShift: number): void {
+  q.desc = q.pfn * 2 ** pageShift;
+  q.driver = q.desc + 16 * q.num;
+  const align = q.align > 0 ? q.align : 1;
+  q.device = Math.ceil((q.driver + 6 + 2 * q.num) / align) * align;
+  q.ready = q.pfn !== 0;
+}
+
+export interface VirtioMmioOptions {
+  /** The legacy (version 1) register layout, as QEMU's `force-legacy=on`. Default: modern. */
+  legacy?: boolean;
 }
 
 const lo = (v: number): number => v % 0x1_0000_0000 >>> 0;
@@ -225,10 +260,14 @@ export class VirtioMmio implements MmioHandler {
   private interruptStatus = 0;
   private configGeneration = 0;
   private shmSel = 0;
+  /** Legacy: log2 of GuestPageSize, the unit of QueuePFN. */
+  private guestPageShift = 0;
   /** Why the device needs a reset, or null. */
   private broken: string | null = null;
   private queues: Virtqueue[];
   readonly features: bigint;
+  /** The legacy (version 1) interface. */
+  readonly legacy: boolean;
 
   /**
    * @param irq the interrupt line (level = InterruptStatus != 0); called on every update
@@ -239,8 +278,12 @@ export class VirtioMmio implements MmioHandler {
     readonly device: VirtioDevice,
     private readonly irq: (level: boolean) => void = () => {},
     private readonly onError?: (message: string) => void,
+    opts: VirtioMmioOptions = {},
   ) {
-    this.features = device.deviceFeatures | bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX);
+    this.legacy = opts.legacy ?? false;
+    const ring = bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX);
+    // A legacy device offers only the low 32 feature bits, and never VIRTIO_F_VERSION_1.
+    this.features = this.legacy ? (device.deviceFeatures | ring) & 0xffff_ffffn : device.deviceFeatures | ring | bit(VIRTIO_F_VERSION_1);
     this.queues = Array.from({ length: device.numQueues }, newQueue);
   }
 
@@ -265,7 +308,7 @@ export class VirtioMmio implements MmioHandler {
       case VIRTIO_MMIO_MAGIC_VALUE:
         return VIRTIO_MMIO_MAGIC;
       case VIRTIO_MMIO_VERSION:
-        return 2;
+        return this.legacy ? 1 : 2;
       case VIRTIO_MMIO_DEVICE_ID:
         return this.device.deviceId;
       case VIRTIO_MMIO_VENDOR_ID:
@@ -275,12 +318,18 @@ export class VirtioMmio implements MmioHandler {
         return Number((this.features >> BigInt(32 * this.deviceFeaturesSel)) & 0xffff_ffffn);
       case VIRTIO_MMIO_QUEUE_NUM_MAX:
         return q ? this.device.queueNumMax : 0;
-      case VIRTIO_MMIO_QUEUE_READY:
-        return q?.ready ? 1 : 0;
+      case VIRTIO_MMIO_QUEUE_PFN:
+        return this.legacy && q ? q.pfn : 0;
       case VIRTIO_MMIO_INTERRUPT_STATUS:
         return this.interruptStatus;
       case VIRTIO_MMIO_STATUS:
         return this.status;
+    }
+    // The rest exist in the modern layout only; a legacy device reads them as zero, as QEMU's.
+    if (this.legacy) return 0;
+    switch (offset) {
+      case VIRTIO_MMIO_QUEUE_READY:
+        return q?.ready ? 1 : 0;
       case VIRTIO_MMIO_SHM_LEN_LOW:
       case VIRTIO_MMIO_SHM_LEN_HIGH:
       case VIRTIO_MMIO_SHM_BASE_LOW:
@@ -327,11 +376,13 @@ export class VirtioMmio implements MmioHandler {
         this.deviceFeaturesSel = v;
         return;
       case VIRTIO_MMIO_DRIVER_FEATURES:
-        // Features are fixed once FEATURES_OK is set (3.1.1).
-        if (this.status & VIRTIO_CONFIG_S_FEATURES_OK || this.driverFeaturesSel > 1) return;
+        // Features are fixed once FEATURES_OK is set (3.1.1); a legacy device has one word.
+        if (this.status & VIRTIO_CONFIG_S_FEATURES_OK || this.driverFeaturesSel > (this.legacy ? 0 : 1)) return;
         {
           const shift = BigInt(32 * this.driverFeaturesSel);
           this.driverFeatures = (this.driverFeatures & ~(0xffff_ffffn << shift)) | (BigInt(v) << shift);
+          // Legacy: no FEATURES_OK check, so keep only what was offered (as QEMU's virtio_set_features).
+          if (this.legacy) this.driverFeatures &= this.features;
         }
         return;
       case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
@@ -341,10 +392,9 @@ export class VirtioMmio implements MmioHandler {
         this.queueSel = v;
         return;
       case VIRTIO_MMIO_QUEUE_NUM:
-        if (q) q.num = v;
-        return;
-      case VIRTIO_MMIO_QUEUE_READY:
-        if (q) q.ready = (v & 1) !== 0;
+        if (!q) return;
+        q.num = v;
+        if (this.legacy) legacyRings(q, this.guestPageShift);
         return;
       case VIRTIO_MMIO_QUEUE_NOTIFY:
         this.processQueue(v & 0xffff);
@@ -355,6 +405,38 @@ export class VirtioMmio implements MmioHandler {
         return;
       case VIRTIO_MMIO_STATUS:
         this.writeStatus(v & 0xff);
+        return;
+    }
+    if (this.legacy) {
+      switch (offset) {
+        case VIRTIO_MMIO_GUEST_PAGE_SIZE: {
+          // QEMU: the shift is the number of trailing zeros; 0 (or beyond 31) means 1-byte pages.
+          const shift = v === 0 ? 32 : 31 - Math.clz32(v & -v);
+          this.guestPageShift = shift > 31 ? 0 : shift;
+          return;
+        }
+        case VIRTIO_MMIO_QUEUE_ALIGN:
+          if (q) {
+            q.align = v;
+            legacyRings(q, this.guestPageShift);
+          }
+          return;
+        case VIRTIO_MMIO_QUEUE_PFN:
+          if (!q) return;
+          if (v === 0) {
+            this.resetDevice(); // as QEMU: QueuePFN 0 resets the device
+            return;
+          }
+          q.pfn = v;
+          legacyRings(q, this.guestPageShift);
+          return;
+        default:
+          return; // modern-only and read-only registers
+      }
+    }
+    switch (offset) {
+      case VIRTIO_MMIO_QUEUE_READY:
+        if (q) q.ready = (v & 1) !== 0;
         return;
       case VIRTIO_MMIO_QUEUE_DESC_LOW:
         if (q) q.desc = setLo(q.desc, v);
@@ -384,7 +466,7 @@ export class VirtioMmio implements MmioHandler {
 
   private writeStatus(v: number): void {
     if (v === 0) {
-      this.reset();
+      this.resetDevice();
       return;
     }
     // FEATURES_OK sticks only if the device accepts the driver's features (3.1.1 step 5): a
@@ -392,14 +474,24 @@ export class VirtioMmio implements MmioHandler {
     // QEMU accepts it (it validates features only once VERSION_1 is negotiated): xv6-riscv
     // writes only DriverFeatures word 0. The split ring is the same either way, and
     // little-endian on RISC-V.
-    if (v & VIRTIO_CONFIG_S_FEATURES_OK && !(this.status & VIRTIO_CONFIG_S_FEATURES_OK)) {
+    // A legacy device has no FEATURES_OK handshake: whatever the driver writes stands.
+    if (!this.legacy && v & VIRTIO_CONFIG_S_FEATURES_OK && !(this.status & VIRTIO_CONFIG_S_FEATURES_OK)) {
       if ((this.driverFeatures & ~this.features) !== 0n) v &= ~VIRTIO_CONFIG_S_FEATURES_OK;
     }
     this.status = v | (this.status & VIRTIO_CONFIG_S_NEEDS_RESET);
   }
 
-  /** Device reset (status 0): everything back to its initial state (2.1, 4.2.3.1). */
+  /** System reset: the device and the transport's own registers (GuestPageSize) back to power-on. */
   reset(): void {
+    this.guestPageShift = 0;
+    this.resetDevice();
+  }
+
+  /**
+   * Device reset (status 0, or legacy QueuePFN 0): everything back to its initial state (2.1,
+   * 4.2.3.1) but GuestPageSize, which a legacy driver writes once, before it resets the device.
+   */
+  private resetDevice(): void {
     this.status = 0;
     this.deviceFeaturesSel = 0;
     this.driverFeatures = 0n;
@@ -549,6 +641,7 @@ export class VirtioMmio implements MmioHandler {
       configGeneration: this.configGeneration,
       broken: this.broken,
       queues: this.queues.map((q) => ({ ...q })),
+      guestPageShift: this.guestPageShift,
     };
   }
 
@@ -561,6 +654,7 @@ export class VirtioMmio implements MmioHandler {
     this.interruptStatus = s.interruptStatus;
     this.configGeneration = s.configGeneration;
     this.broken = s.broken;
+    this.guestPageShift = s.guestPageShift ?? 0;
     this.queues = Array.from({ length: this.device.numQueues }, (_, i) => ({ ...newQueue(), ...s.queues[i] }));
     this.updateIrq();
   }
@@ -571,13 +665,15 @@ export class VirtioMmio implements MmioHandler {
  * all eight slots this way, and Linux probes every slot the device tree lists.
  */
 export class VirtioMmioEmpty implements MmioHandler {
+  constructor(readonly legacy = false) {}
+
   read(offset: number, size: number): number {
     if (size !== 4) return 0;
     switch (offset) {
       case VIRTIO_MMIO_MAGIC_VALUE:
         return VIRTIO_MMIO_MAGIC;
       case VIRTIO_MMIO_VERSION:
-        return 2;
+        return this.legacy ? 1 : 2;
       case VIRTIO_MMIO_VENDOR_ID:
         return VIRTIO_MMIO_VENDOR_QEMU;
       default:

@@ -125,6 +125,11 @@ export function checkCompatible(snap: SnapshotFile, machine: Machine): void {
   if (Buffer.from(m.hart, "base64").length !== machine.core.hartState().length) {
     throw new SnapshotError(snap.file, "hart state of a different rvm build (size mismatch)");
   }
+  // The virtio-mmio transport's registers mean different things in the two layouts.
+  const legacy = (m.config as { virtioLegacy?: boolean }).virtioLegacy ?? false;
+  if (legacy !== ((machine.config as { virtioLegacy?: boolean }).virtioLegacy ?? false)) {
+    throw new SnapshotError(snap.file, `was taken with the ${legacy ? "legacy" : "modern"} virtio-mmio transport (add -global virtio-mmio.force-legacy=${legacy ? "on" : "off"})`);
+  }
   for (const d of m.disks) {
     const drive = machine.drives.find((x) => x.index === d.index);
     if (!drive) throw new SnapshotError(snap.file, `needs drive ${d.index} (${d.file})`);

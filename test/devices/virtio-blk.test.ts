@@ -1,6 +1,7 @@
-// virtio-blk over the virtio-mmio v2 transport, driven like a guest driver would: a real split
+// virtio-blk over the virtio-mmio transport, driven like a guest driver would: a real split
 // virtqueue (descriptor table, available ring, used ring) in guest RAM, requests submitted
-// through QueueNotify, results read back from RAM. Virtio 1.1 sections 2.7, 4.2.2 and 5.2.
+// through QueueNotify, results read back from RAM. Virtio 1.1 sections 2.7, 4.2.2 and 5.2; the
+// legacy (version 1) interface of section 4.2.4 and its ring layout (2.7.2) at the end.
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { Core, PageState, PAGE_SIZE, RAM_BASE } from "../../src/core.js";
@@ -20,6 +21,7 @@ import {
   VIRTIO_MMIO_QUEUE_DEVICE_LOW, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_NOTIFY,
   VIRTIO_MMIO_QUEUE_NUM, VIRTIO_MMIO_QUEUE_NUM_MAX, VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_QUEUE_SEL, VIRTIO_MMIO_STATUS,
   VIRTIO_MMIO_VENDOR_ID, VIRTIO_MMIO_VERSION, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+  VIRTIO_MMIO_GUEST_PAGE_SIZE, VIRTIO_MMIO_QUEUE_ALIGN, VIRTIO_MMIO_QUEUE_PFN, VIRTIO_MMIO_CONFIG_GENERATION,
   VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VirtioMmio, VirtioMmioEmpty,
 } from "../../src/devices/virtio-mmio.js";
 
@@ -62,14 +64,47 @@ class Driver {
   errors: string[] = [];
   private nextDesc = 0;
   private availIdx = 0;
+  /** Where the rings are: fixed for the modern transport, from QueuePFN for the legacy one. */
+  desc = DESC;
+  avail = AVAIL;
+  usedRing = USED;
 
-  constructor(opts: { readOnly?: boolean; serial?: string } = {}) {
+  constructor(opts: { readOnly?: boolean; serial?: string; legacy?: boolean } = {}) {
     const words = new Uint32Array(DISK_BYTES / 4);
     for (let i = 0; i < words.length; i++) words[i] = 4 * i; // each word holds its own offset
     const data = new Uint8Array(words.buffer);
     this.disk = new MemoryDisk(data, opts.readOnly);
     this.blk = new VirtioBlk(this.mem, this.disk, { serial: opts.serial });
-    this.dev = new VirtioMmio(this.mem, this.blk, (l) => (this.irq = l), (e) => this.errors.push(e));
+    this.dev = new VirtioMmio(this.mem, this.blk, (l) => (this.irq = l), (e) => this.errors.push(e), { legacy: opts.legacy });
+  }
+
+  /**
+   * Legacy device initialisation as Linux's virtio_mmio does it for version 1 (GuestPageSize
+   * at probe, then reset, features word 0, and each queue placed by QueuePFN).
+   */
+  initLegacy(opts: { features?: bigint; pageSize?: number; align?: number; pfnAt?: number } = {}): void {
+    const pageSize = opts.pageSize ?? 4096;
+    this.wr(VIRTIO_MMIO_GUEST_PAGE_SIZE, pageSize);
+    this.wr(VIRTIO_MMIO_STATUS, 0);
+    this.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+    this.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    this.wr(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+    const want = (opts.features ?? F(VIRTIO_RING_F_INDIRECT_DESC) | F(VIRTIO_BLK_F_FLUSH)) & BigInt(this.rd(VIRTIO_MMIO_DEVICE_FEATURES));
+    this.wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+    this.wr(VIRTIO_MMIO_DRIVER_FEATURES, Number(want));
+    this.wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+    expect(this.rd(VIRTIO_MMIO_QUEUE_PFN)).toBe(0);
+    const align = opts.align ?? 4096;
+    this.desc = opts.pfnAt ?? DESC;
+    this.avail = this.desc + 16 * QSIZE;
+    this.usedRing = Math.ceil((this.avail + 6 + 2 * QSIZE) / align) * align; // 2.7.2
+    this.mem.writable(this.desc, this.usedRing + 6 + 8 * QSIZE - this.desc).fill(0);
+    this.wr(VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+    if (opts.align !== undefined) this.wr(VIRTIO_MMIO_QUEUE_ALIGN, align);
+    this.wr(VIRTIO_MMIO_QUEUE_PFN, this.desc / pageSize);
+    this.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
+    this.nextDesc = 0;
+    this.availIdx = 0;
   }
 
   rd(off: number): number {
@@ -130,18 +165,18 @@ class Driver {
     const head = this.nextDesc % QSIZE;
     if (opts.indirect) {
       bufs.forEach((b, i) => this.writeDesc(INDIRECT, i, b.addr, b.len, (b.write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < bufs.length ? VIRTQ_DESC_F_NEXT : 0), i + 1));
-      this.writeDesc(DESC, head, INDIRECT, 16 * bufs.length, VIRTQ_DESC_F_INDIRECT, 0);
+      this.writeDesc(this.desc, head, INDIRECT, 16 * bufs.length, VIRTQ_DESC_F_INDIRECT, 0);
       this.nextDesc++;
     } else {
       bufs.forEach((b, i) => {
         const d = (head + i) % QSIZE;
-        this.writeDesc(DESC, d, b.addr, b.len, (b.write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < bufs.length ? VIRTQ_DESC_F_NEXT : 0), (d + 1) % QSIZE);
+        this.writeDesc(this.desc, d, b.addr, b.len, (b.write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < bufs.length ? VIRTQ_DESC_F_NEXT : 0), (d + 1) % QSIZE);
       });
       this.nextDesc += bufs.length;
     }
-    this.mem.writeU16(AVAIL + 4 + 2 * (this.availIdx % QSIZE), head);
+    this.mem.writeU16(this.avail + 4 + 2 * (this.availIdx % QSIZE), head);
     this.availIdx = (this.availIdx + 1) & 0xffff;
-    this.mem.writeU16(AVAIL + 2, this.availIdx);
+    this.mem.writeU16(this.avail + 2, this.availIdx);
     return head;
   }
 
@@ -150,10 +185,10 @@ class Driver {
   }
 
   usedIdx(): number {
-    return this.mem.readU16(USED + 2);
+    return this.mem.readU16(this.usedRing + 2);
   }
   used(i: number): { id: number; len: number } {
-    return { id: this.mem.readU32(USED + 4 + 8 * (i % QSIZE)), len: this.mem.readU32(USED + 8 + 8 * (i % QSIZE)) };
+    return { id: this.mem.readU32(this.usedRing + 4 + 8 * (i % QSIZE)), len: this.mem.readU32(this.usedRing + 8 + 8 * (i % QSIZE)) };
   }
 
   /** A virtio-blk request: header, data buffers, status byte. */
@@ -187,6 +222,42 @@ class Driver {
 }
 
 const page = (pa: number) => (pa - RAM_BASE) / PAGE_SIZE;
+
+/** xv6-riscv's virtio_disk_init up to FEATURES_OK (the low feature word only); returns the status it wrote. */
+function xv6Features(d: Driver): number {
+  let status = 0;
+  d.wr(VIRTIO_MMIO_STATUS, status);
+  d.wr(VIRTIO_MMIO_STATUS, (status |= VIRTIO_CONFIG_S_ACKNOWLEDGE));
+  d.wr(VIRTIO_MMIO_STATUS, (status |= VIRTIO_CONFIG_S_DRIVER));
+  let features = d.rd(VIRTIO_MMIO_DEVICE_FEATURES);
+  for (const b of [VIRTIO_BLK_F_RO, 7, 11, 12, 27, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC]) features &= ~(1 << b);
+  d.wr(VIRTIO_MMIO_DRIVER_FEATURES, features >>> 0);
+  d.wr(VIRTIO_MMIO_STATUS, (status |= VIRTIO_CONFIG_S_FEATURES_OK));
+  return status;
+}
+
+/**
+ * xv6-riscv's virtio_disk_rw(b, 0) for block 1 (1 KiB: header, data, status in three
+ * descriptors) and its virtio_disk_intr, on rings at the given addresses.
+ */
+function xv6ReadBlock1(d: Driver, desc: number, avail: number, used: number): void {
+  d.mem.writeU32(HEADER, VIRTIO_BLK_T_IN);
+  d.mem.writeU64(HEADER + 8, 2n);
+  d.writeDesc(desc, 0, HEADER, 16, VIRTQ_DESC_F_NEXT, 1);
+  d.writeDesc(desc, 1, DATA, 1024, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
+  d.mem.writable(STATUS, 1)[0] = 0xff;
+  d.writeDesc(desc, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+  d.mem.writeU16(avail + 4, 0);
+  d.mem.writeU16(avail + 2, 1);
+  d.wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+  expect(d.irq).toBe(true);
+  d.wr(VIRTIO_MMIO_INTERRUPT_ACK, d.rd(VIRTIO_MMIO_INTERRUPT_STATUS) & 3);
+  expect(d.irq).toBe(false);
+  expect(d.mem.readU16(used + 2)).toBe(1);
+  expect(d.mem.readU32(used + 4)).toBe(0);
+  expect(d.status()).toBe(VIRTIO_BLK_S_OK);
+  expect(d.ramWord(DATA)).toBe(1024);
+}
 
 describe("virtio-mmio transport", () => {
   let d: Driver;
@@ -253,14 +324,7 @@ describe("virtio-mmio transport", () => {
     // virtio_disk.c: check identity, negotiate the low feature word, set up an 8-entry queue.
     expect(d.rd(VIRTIO_MMIO_MAGIC_VALUE) === 0x74726976 && d.rd(VIRTIO_MMIO_VERSION) === 2).toBe(true);
     expect(d.rd(VIRTIO_MMIO_DEVICE_ID) === 2 && d.rd(VIRTIO_MMIO_VENDOR_ID) === 0x554d4551).toBe(true);
-    let status = 0;
-    d.wr(VIRTIO_MMIO_STATUS, status);
-    d.wr(VIRTIO_MMIO_STATUS, (status |= VIRTIO_CONFIG_S_ACKNOWLEDGE));
-    d.wr(VIRTIO_MMIO_STATUS, (status |= VIRTIO_CONFIG_S_DRIVER));
-    let features = d.rd(VIRTIO_MMIO_DEVICE_FEATURES);
-    for (const b of [VIRTIO_BLK_F_RO, 7, 11, 12, 27, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC]) features &= ~(1 << b);
-    d.wr(VIRTIO_MMIO_DRIVER_FEATURES, features >>> 0);
-    d.wr(VIRTIO_MMIO_STATUS, (status |= VIRTIO_CONFIG_S_FEATURES_OK));
+    let status = xv6Features(d);
     expect(d.rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK).toBe(VIRTIO_CONFIG_S_FEATURES_OK);
     d.wr(VIRTIO_MMIO_QUEUE_SEL, 0);
     expect(d.rd(VIRTIO_MMIO_QUEUE_READY)).toBe(0);
@@ -275,24 +339,7 @@ describe("virtio-mmio transport", () => {
     d.wr(VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
     d.wr(VIRTIO_MMIO_QUEUE_READY, 1);
     d.wr(VIRTIO_MMIO_STATUS, (status |= VIRTIO_CONFIG_S_DRIVER_OK));
-    // virtio_disk_rw(b, 0) for block 1 (1 KiB): header, data, status in three descriptors.
-    d.mem.writeU32(HEADER, VIRTIO_BLK_T_IN);
-    d.mem.writeU64(HEADER + 8, 2n);
-    d.writeDesc(DESC, 0, HEADER, 16, VIRTQ_DESC_F_NEXT, 1);
-    d.writeDesc(DESC, 1, DATA, 1024, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
-    d.mem.writable(STATUS, 1)[0] = 0xff;
-    d.writeDesc(DESC, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
-    d.mem.writeU16(AVAIL + 4, 0);
-    d.mem.writeU16(AVAIL + 2, 1);
-    d.wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-    // virtio_disk_intr
-    expect(d.irq).toBe(true);
-    d.wr(VIRTIO_MMIO_INTERRUPT_ACK, d.rd(VIRTIO_MMIO_INTERRUPT_STATUS) & 3);
-    expect(d.irq).toBe(false);
-    expect(d.mem.readU16(USED + 2)).toBe(1);
-    expect(d.mem.readU32(USED + 4)).toBe(0);
-    expect(d.status()).toBe(VIRTIO_BLK_S_OK);
-    expect(d.ramWord(DATA)).toBe(1024);
+    xv6ReadBlock1(d, DESC, AVAIL, USED);
   });
 
   it("ignores notifications before DRIVER_OK", () => {
@@ -634,5 +681,132 @@ describe("virtio-blk page-cache tracking", () => {
     d.run(VIRTIO_BLK_T_IN, 0, [{ addr: DATA, len: 4 * 4096, write: true }]); // blocks 0..3
     d.run(VIRTIO_BLK_T_OUT, 15, [{ addr: DATA + 0x8000, len: 1024 }]); // sectors 15,16: blocks 1 and 2
     expect([0, 1, 2, 3].map((i) => d.mem.diskBlockOf(page(DATA + i * 4096)))).toEqual([0, -1, -1, 3]);
+  });
+});
+
+describe("virtio-mmio legacy transport (version 1, QEMU's force-legacy=on)", () => {
+  let d: Driver;
+  beforeEach(() => {
+    d = new Driver({ legacy: true });
+  });
+
+  it("identifies itself as version 1; an empty legacy slot too", () => {
+    expect(d.rd(VIRTIO_MMIO_MAGIC_VALUE)).toBe(0x74726976);
+    expect(d.rd(VIRTIO_MMIO_VERSION)).toBe(1);
+    expect(d.rd(VIRTIO_MMIO_DEVICE_ID)).toBe(2);
+    expect(d.rd(VIRTIO_MMIO_VENDOR_ID)).toBe(0x554d4551);
+    expect(new VirtioMmioEmpty(true).read(VIRTIO_MMIO_VERSION, 4)).toBe(1);
+  });
+
+  it("offers the low 32 feature bits only, never VIRTIO_F_VERSION_1", () => {
+    const f = d.deviceFeatures();
+    expect(f >> 32n).toBe(0n);
+    for (const b of [VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_SEG_MAX]) {
+      expect(f & F(b)).not.toBe(0n);
+    }
+  });
+
+  it("places the rings from QueuePFN in the legacy layout and serves requests", () => {
+    d.initLegacy();
+    expect(d.avail).toBe(DESC + 16 * QSIZE);
+    expect(d.usedRing).toBe(DESC + 0x1000); // the next 4 KiB boundary
+    expect(d.rd(VIRTIO_MMIO_QUEUE_PFN)).toBe(DESC / 4096);
+    expect(d.run(VIRTIO_BLK_T_IN, 4, [{ addr: DATA, len: 1024, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.ramWord(DATA + 4)).toBe(4 * 512 + 4);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.used(0)).toEqual({ id: 0, len: 1025 });
+    expect(d.irq).toBe(true);
+    d.wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+    expect(d.irq).toBe(false);
+    expect(d.run(VIRTIO_BLK_T_IN, 0, [{ addr: DATA, len: 512, write: true }], { indirect: true })).toBe(VIRTIO_BLK_S_OK);
+    expect(d.usedIdx()).toBe(2);
+  });
+
+  it("honours QueueAlign and GuestPageSize", () => {
+    // 64-byte alignment: used = align_up(avail + 6 + 2 * QSIZE, 64); 16 KiB pages scale QueuePFN.
+    d.initLegacy({ align: 64, pageSize: 0x4000, pfnAt: RAM_BASE + 0x8000 });
+    expect(d.usedRing).toBe(RAM_BASE + 0x8000 + 256 + 64);
+    expect(d.rd(VIRTIO_MMIO_QUEUE_PFN)).toBe((RAM_BASE + 0x8000) / 0x4000);
+    expect(d.run(VIRTIO_BLK_T_IN, 1, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.ramWord(DATA)).toBe(512);
+    expect(d.mem.readU16(d.usedRing + 2)).toBe(1);
+  });
+
+  it("implements EVENT_IDX at the legacy ring positions", () => {
+    d.initLegacy({ features: F(VIRTIO_RING_F_EVENT_IDX) });
+    d.mem.writeU16(d.avail + 4 + 2 * QSIZE, 1); // used_event: after the 2nd buffer
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    expect(d.irq).toBe(false);
+    expect(d.mem.readU16(d.usedRing + 4 + 8 * QSIZE)).toBe(1); // avail_event
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    expect(d.irq).toBe(true);
+  });
+
+  it("has no FEATURES_OK handshake and keeps the features it offered of what the driver wrote", () => {
+    d.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    d.wr(VIRTIO_MMIO_DRIVER_FEATURES, 0xffff_ffff);
+    d.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+    expect(d.rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK).toBe(VIRTIO_CONFIG_S_FEATURES_OK);
+    expect(d.dev.state().driverFeatures).toBe(d.dev.features.toString(16));
+  });
+
+  it("reads modern-only registers as zero and ignores writes to them", () => {
+    d.initLegacy();
+    expect(d.rd(VIRTIO_MMIO_QUEUE_READY)).toBe(0);
+    expect(d.rd(VIRTIO_MMIO_CONFIG_GENERATION)).toBe(0);
+    d.wr(VIRTIO_MMIO_QUEUE_DESC_LOW, RAM_BASE + 0x9000);
+    d.wr(VIRTIO_MMIO_QUEUE_READY, 0);
+    expect(d.run(VIRTIO_BLK_T_FLUSH, 0, [])).toBe(VIRTIO_BLK_S_OK); // the queue is where QueuePFN put it
+  });
+
+  it("the modern transport ignores the legacy registers", () => {
+    const m = new Driver();
+    m.init();
+    m.wr(VIRTIO_MMIO_QUEUE_PFN, (RAM_BASE + 0x9000) / 4096);
+    expect(m.rd(VIRTIO_MMIO_QUEUE_PFN)).toBe(0);
+    expect(m.rd(VIRTIO_MMIO_QUEUE_READY)).toBe(1);
+    expect(m.run(VIRTIO_BLK_T_FLUSH, 0, [])).toBe(VIRTIO_BLK_S_OK);
+  });
+
+  it("a Status reset keeps GuestPageSize; QueuePFN 0 resets the device", () => {
+    d.wr(VIRTIO_MMIO_GUEST_PAGE_SIZE, 0x4000); // Linux writes it once, at probe, before the reset
+    d.wr(VIRTIO_MMIO_STATUS, 0);
+    d.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
+    d.wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+    d.wr(VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+    d.wr(VIRTIO_MMIO_QUEUE_PFN, 2);
+    expect(d.dev.state().queues[0].desc).toBe(2 * 0x4000); // the 16 KiB page size survived the reset
+    d.wr(VIRTIO_MMIO_QUEUE_PFN, 0);
+    expect(d.rd(VIRTIO_MMIO_STATUS)).toBe(0);
+    expect(d.rd(VIRTIO_MMIO_QUEUE_PFN)).toBe(0);
+  });
+
+  it("runs the 2020-2021 xv6-riscv legacy virtio_disk_init and a block read", () => {
+    // Older xv6 (before its 2021 port to virtio 1.0): DRIVER_OK first, then GuestPageSize,
+    // an 8-entry queue at a page (desc + avail in it, used on the next page), QueuePFN.
+    d.wr(VIRTIO_MMIO_STATUS, xv6Features(d) | VIRTIO_CONFIG_S_DRIVER_OK);
+    d.wr(VIRTIO_MMIO_GUEST_PAGE_SIZE, 4096);
+    d.wr(VIRTIO_MMIO_QUEUE_SEL, 0);
+    expect(d.rd(VIRTIO_MMIO_QUEUE_NUM_MAX)).toBeGreaterThanOrEqual(8);
+    d.wr(VIRTIO_MMIO_QUEUE_NUM, 8);
+    const pages = RAM_BASE + 0x8000;
+    d.mem.writable(pages, 0x2000).fill(0);
+    d.wr(VIRTIO_MMIO_QUEUE_PFN, pages >>> 12);
+    xv6ReadBlock1(d, pages, pages + 8 * 16, pages + 4096);
+  });
+
+  it("saves and restores GuestPageSize and the queue placement", () => {
+    d.initLegacy({ pageSize: 0x4000, pfnAt: RAM_BASE + 0x8000, align: 128 });
+    d.run(VIRTIO_BLK_T_FLUSH, 0, []);
+    const s = JSON.parse(JSON.stringify(d.dev.state()));
+    d.dev = new VirtioMmio(d.mem, d.blk, (l) => (d.irq = l), undefined, { legacy: true });
+    d.dev.restore(s);
+    expect(d.rd(VIRTIO_MMIO_QUEUE_PFN)).toBe((RAM_BASE + 0x8000) / 0x4000);
+    expect(d.run(VIRTIO_BLK_T_IN, 2, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.usedIdx()).toBe(2);
+    expect(d.ramWord(DATA)).toBe(1024);
+    // A system reset forgets GuestPageSize (a Status reset does not).
+    d.dev.reset();
+    expect(d.dev.state().guestPageShift).toBe(0);
   });
 });
