@@ -15,6 +15,7 @@
 //         and a 1 GiB guest with 768 MiB filled by memfill: time to first instruction, TTR,
 //         demand faults, reads, spawn -> echo of a typed command; QEMU's -loadvm of the 1 GiB
 //         guest when installed, and the verdict on issue 6's target (lazy <= 50% of QEMU).
+//   web   CPU of a guest idle at its prompt in a chromium tab (`rvm web`) vs `rvm run` vs QEMU.
 // QEMU is looked up on PATH; RVM_BENCH_QEMU=/path/to/qemu-system-riscv64 picks another one and
 // RVM_BENCH_QEMU=none runs without it (rvm's figures only).
 import { argv, exit } from "node:process";
@@ -26,6 +27,7 @@ const benches = {
   micro: () => import("./micro.js"),
   snapshot: () => import("./snapshot.js"),
   restore: () => import("./restore.js"),
+  web: () => import("./web.js"),
 };
 
 const name = argv[2] ?? "cpu";

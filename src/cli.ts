@@ -6,19 +6,17 @@
 // rvm's own forms (a FILE argument, --kernel ...); QEMU options rvm lacks are refused by name.
 
 import { Command, InvalidArgumentError, Option } from "commander";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { ImageError, RvmError, UsageError } from "./errors.js";
-import { readImage } from "./loaders/image.js";
-import { isElf, parseElf } from "./loaders/elf.js";
-import { isLinuxImage } from "./loaders/linux.js";
+import { RvmError, UsageError } from "./errors.js";
 import {
-  applyGlobal, checkCpu, checkDisplay, checkSerial, DriveConfig, DriveList, formatCommanderError, GlobalProps,
+  applyGlobal, checkCpu, checkDisplay, checkSerial, DriveList, formatCommanderError, GlobalProps,
   MonitorSpec, parseIcount, parseMachine, parseMonitor, parseName, qemuArgsToLong,
 } from "./options.js";
+import { baseConfig, classify, parseMemorySize } from "./guest.js";
 import { createVirtMachine, virtDtbFor, type VirtConfig } from "./board/virt.js";
 import { Terminal } from "./console.js";
-import { Monitor } from "./monitor.js";
+import { machineTarget, Monitor } from "./monitor.js";
 import { serveMonitor } from "./monitor-server.js";
 import { writeFileAtomic } from "./files.js";
 import { defaultSnapshotDir, journalName, SNAPSHOT_EXT, SnapshotStore } from "./snapshot/store.js";
@@ -27,18 +25,16 @@ import {
   ActiveRestore, addSnapshotCommands, formatInfo, formatList, formatRestoreStats, RestoreOptions, startRestore,
 } from "./snapshot/commands.js";
 import { attachJournals } from "./snapshot/save.js";
+import { serveWeb } from "./web/server.js";
 import type { FetchOrder } from "./snapshot/restore-lazy.js";
 
-/** Parses a memory size the way QEMU's -m does: a number of MiB, or with a K/M/G suffix. */
+/** Parses a memory size the way QEMU's -m does (for commander: its error type). */
 export function parseSize(text: string): number {
-  const m = /^(?:size=)?(\d+)([KMG]i?B?)?$/i.exec(text.trim());
-  if (!m) throw new InvalidArgumentError(`not a memory size: "${text}" (examples: 128M, 1G)`);
-  const n = Number(m[1]);
-  const unit = (m[2] ?? "M")[0].toUpperCase();
-  const bytes = n * (unit === "K" ? 1024 : unit === "M" ? 1 << 20 : 1 << 30);
-  if (bytes < 1 << 20 || bytes > 3 * 2 ** 30) throw new InvalidArgumentError(`memory size ${text} is out of range (1M to 3G)`);
-  if (bytes % 4096 !== 0) throw new InvalidArgumentError(`memory size ${text} is not a multiple of 4 KiB`);
-  return bytes;
+  try {
+    return parseMemorySize(text);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 function parseSeconds(text: string): number {
@@ -77,64 +73,6 @@ interface RunFlags {
   name?: string;
 }
 
-/** A guest description file (JSON): paths are relative to the file. */
-interface GuestDescription {
-  memory?: string;
-  bios?: string;
-  kernel?: string;
-  initrd?: string;
-  append?: string;
-  drives?: (string | { file: string; readonly?: boolean })[];
-}
-
-function readDescription(file: string, flags: RunFlags, drives: DriveConfig[]): void {
-  let desc: GuestDescription;
-  try {
-    desc = JSON.parse(readFileSync(file, "utf8")) as GuestDescription;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ImageError(file, code === "ENOENT" ? "no such file" : `not a valid guest description (${(e as Error).message})`);
-  }
-  const base = dirname(file);
-  const rel = (p: string | undefined) => (p === undefined || p === "none" || p === "default" ? p : resolve(base, p));
-  if (desc.memory !== undefined && flags.memory === undefined) flags.memory = parseSize(desc.memory);
-  flags.bios ??= rel(desc.bios);
-  flags.kernel ??= rel(desc.kernel);
-  flags.initrd ??= rel(desc.initrd);
-  flags.append ??= desc.append;
-  for (const d of desc.drives ?? []) {
-    const spec = typeof d === "string" ? { file: d } : d;
-    drives.push({ file: resolve(base, spec.file), readonly: spec.readonly ?? false, attached: true });
-  }
-}
-
-/** Decides what FILE is and fills in the configuration QEMU would need for it. */
-function classify(file: string, flags: RunFlags, drives: DriveConfig[]): "description" | "kernel" | "disk" {
-  if (/\.json$/i.test(file)) {
-    readDescription(file, flags, drives);
-    return "description";
-  }
-  const data = readImage(file);
-  const raw = flags.format === "raw" || (flags.format === undefined && /\.bin(\.gz)?$/i.test(file) && !isElf(data));
-  if (raw || isElf(data)) {
-    if (isElf(data)) parseElf(data, file); // validate now, for a clear error
-    flags.bios ??= "none";
-    if (flags.kernel) throw new UsageError("give either FILE or -kernel, not both");
-    flags.kernel = file;
-    return "kernel";
-  }
-  if (flags.format === "elf") throw new ImageError(file, "not an ELF file");
-  if (isLinuxImage(data)) {
-    flags.kernel ??= file;
-    return "kernel";
-  }
-  if (data.length >= 64 * 1024 && data.length % 512 === 0) {
-    drives.push({ file, readonly: false, attached: true }); // a bootable disk image
-    return "disk";
-  }
-  throw new ImageError(file, "not an ELF file, Linux Image or disk image (to load a raw binary at 0x80000000, name it .bin or pass --format raw)");
-}
-
 async function runCommand(file: string | undefined, flags: RunFlags): Promise<number> {
   const { dumpdtb } = parseMachine(flags.machine);
   if (flags.cpu !== undefined) checkCpu(flags.cpu);
@@ -147,18 +85,8 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
   for (const d of flags.drive) list.addDrive(d);
   for (const d of flags.device) list.addDevice(d);
   const bootableDisk = file !== undefined && classify(file, flags, list.drives) === "disk";
-  const drives = list.finish();
-  // A bootable disk goes through U-Boot, whose built-in environment loads the initrd above
-  // 128 MiB (ramdisk_addr_r = 0x8830_0000): such a guest gets 256 MiB unless -m says otherwise.
-  if (bootableDisk && flags.memory === undefined && !flags.kernel) flags.memory = 256 << 20;
-  if (!flags.kernel && drives.length === 0 && flags.bios === undefined) throw new UsageError("nothing to run: give FILE, -kernel or -drive (see rvm run --help)");
   return startMachine({
-    ramBytes: flags.memory ?? 128 << 20,
-    bios: flags.bios ?? "default",
-    kernel: flags.kernel,
-    initrd: flags.initrd,
-    append: flags.append,
-    drives,
+    ...baseConfig(bootableDisk, flags, list.finish()),
     ...icountConfig(flags.icount),
     virtioLegacy: globals.virtioLegacy ?? true, // QEMU 7.2's virtio-mmio default: force-legacy=on
     restoring: flags.loadvm !== undefined,
@@ -209,19 +137,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   if (loadvm !== undefined || snapshotFile !== undefined) {
     restore = startRestore(machine, store, snapshotFile ?? store.find(loadvm!), restoreOpts);
   }
-  const monitor = new Monitor({
-    get running() { return machine.running; },
-    stop: () => machine.pause(),
-    cont: () => machine.resume(),
-    reset: () => machine.requestReset(),
-    powerdown: () => machine.requestStop(0),
-    quit: () => machine.requestStop(0),
-    registers: () => machine.registers(),
-    mtree: () => machine.mtree(),
-    pageSummary: () => machine.pageSummary(),
-    readMemory: (a, n, v) => machine.readMemory(a, n, v),
-    name: guestName?.name,
-  });
+  const monitor = new Monitor(machineTarget(machine, guestName?.name));
   const snapCtl = addSnapshotCommands(monitor, machine, {
     store, restore: restoreOpts,
     progress: process.stderr.isTTY ? (text) => process.stderr.write(text) : undefined,
@@ -389,6 +305,22 @@ export function buildProgram(): Command {
     .option("-S", "start with the machine stopped")
     .action(async (target: string, flags: RunFlags & RestoreFlags & { dir?: string }) => {
       process.exitCode = await restoreCommand(target, { ...flags, machine: [], drive: [], device: [], global: [] });
+    });
+  program
+    .command("web")
+    .description("serve the browser page on 127.0.0.1: the guest runs in the browser tab (xterm.js console, monitor, RAM pictures)")
+    .argument("[guest]", "what to run, as rvm run FILE takes it (default: guests/linux.img)")
+    .addOption(new Option("-m, --memory <size>", "guest RAM (as rvm run)").argParser(parseSize))
+    .option("--port <port>", "TCP port (default: any free one)", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`not a port number: "${v}"`);
+      return n;
+    })
+    .option("--host <address>", "address to listen on (default 127.0.0.1, this machine only)")
+    .action(async (guest: string | undefined, flags: { memory?: number; port?: number; host?: string }) => {
+      const { url } = await serveWeb({ guest, memory: flags.memory, port: flags.port, host: flags.host });
+      process.stdout.write(`rvm: serving the page at ${url} (Ctrl-C stops)\n`);
+      await new Promise<never>(() => undefined);
     });
   program
     .command("dumpdtb")

@@ -4,6 +4,9 @@
 // between the console and the monitor, Ctrl-A h prints help, Ctrl-A Ctrl-A sends Ctrl-A.
 // With stdin or stdout not a terminal (pipes), bytes pass straight through, so scripts can
 // drive the guest.
+//
+// The keys (EscapeKeys) and the monitor's line editing (LineEditor) are plain state machines
+// over bytes, shared with the browser page (src/web/page.ts), whose terminal is xterm.js.
 
 const CTRL_A = 0x01;
 
@@ -13,6 +16,79 @@ export const ESCAPE_HELP = [
   "C-a c    switch between console and monitor",
   "C-a C-a  sends C-a",
 ].join("\r\n") + "\r\n";
+
+/** One thing the Ctrl-A decoder found in the input. */
+export type EscapeEvent =
+  | { kind: "data"; bytes: Uint8Array }
+  | { kind: "quit" }
+  | { kind: "help" }
+  | { kind: "switch" };
+
+/** QEMU's -nographic escape keys over a raw byte stream (keys after Ctrl-A other than x h c C-a are dropped). */
+export class EscapeKeys {
+  private escape = false;
+
+  feed(chunk: Uint8Array): EscapeEvent[] {
+    const events: EscapeEvent[] = [];
+    const pass: number[] = [];
+    const flush = () => {
+      if (pass.length === 0) return;
+      events.push({ kind: "data", bytes: Uint8Array.from(pass) });
+      pass.length = 0;
+    };
+    for (const b of chunk) {
+      if (this.escape) {
+        this.escape = false;
+        const key = String.fromCharCode(b).toLowerCase();
+        if (b === CTRL_A) pass.push(CTRL_A);
+        else if (key === "x" || key === "h" || key === "c") {
+          flush();
+          events.push({ kind: key === "x" ? "quit" : key === "h" ? "help" : "switch" });
+        }
+        continue;
+      }
+      if (b === CTRL_A) {
+        flush();
+        this.escape = true;
+        continue;
+      }
+      pass.push(b);
+    }
+    flush();
+    return events;
+  }
+}
+
+/** The monitor's line editing: echo, backspace, a line per Enter. */
+export class LineEditor {
+  private buffer = "";
+
+  /** `raw`: the terminal does not echo or edit by itself (a TTY in raw mode, xterm.js). */
+  constructor(private readonly raw: boolean) {}
+
+  feed(text: string): { echo: string; lines: string[] } {
+    let echo = "";
+    const lines: string[] = [];
+    for (const ch of text) {
+      if (ch === "\r" || ch === "\n") {
+        if (this.raw) echo += "\r\n";
+        const line = this.buffer;
+        this.buffer = "";
+        if (ch === "\n" && !this.raw && line === "") continue;
+        lines.push(line);
+      } else if (ch === "\x7f" || ch === "\b") {
+        if (this.buffer.length > 0) {
+          this.buffer = this.buffer.slice(0, -1);
+          if (this.raw) echo += "\b \b";
+        }
+      } else {
+        this.buffer += ch;
+        if (this.raw) echo += ch;
+      }
+    }
+    return { echo, lines };
+  }
+}
 
 export interface TerminalHandlers {
   /** Bytes typed for the guest. */
@@ -28,9 +104,9 @@ export interface TerminalHandlers {
 const MAX_BACKLOG = 1 << 20;
 
 export class Terminal {
-  private escape = false;
+  private readonly keys = new EscapeKeys();
+  private readonly editor: LineEditor;
   private focus: "guest" | "monitor" = "guest";
-  private monitorBuffer = "";
   private readonly raw: boolean;
   private readonly onData = (chunk: Buffer) => {
     this.input(chunk);
@@ -46,6 +122,7 @@ export class Terminal {
     private readonly output: NodeJS.WriteStream = process.stdout,
   ) {
     this.raw = Boolean(input_.isTTY && output.isTTY);
+    this.editor = new LineEditor(this.raw);
   }
 
   start(): void {
@@ -95,41 +172,24 @@ export class Terminal {
       else this.handlers.guestInput(chunk);
       return;
     }
-    const pass: number[] = [];
-    const flush = () => {
-      if (pass.length === 0) return;
-      const bytes = Uint8Array.from(pass);
-      pass.length = 0;
-      if (this.focus === "guest") this.handlers.guestInput(bytes);
-      else this.monitorText(Buffer.from(bytes).toString("latin1"));
-    };
-    for (const b of chunk) {
-      if (this.escape) {
-        this.escape = false;
-        const key = String.fromCharCode(b).toLowerCase();
-        if (b === CTRL_A) pass.push(CTRL_A);
-        else if (key === "x") {
-          flush();
+    for (const ev of this.keys.feed(chunk)) {
+      switch (ev.kind) {
+        case "data":
+          if (this.focus === "guest") this.handlers.guestInput(ev.bytes);
+          else this.monitorText(Buffer.from(ev.bytes).toString("latin1"));
+          break;
+        case "quit":
           this.output.write("rvm: Terminated\r\n");
           this.handlers.quit();
           return;
-        } else if (key === "h") {
-          flush();
+        case "help":
           this.output.write(ESCAPE_HELP);
-        } else if (key === "c" && this.muxMonitor) {
-          flush();
-          this.switchFocus();
-        }
-        continue;
+          break;
+        case "switch":
+          if (this.muxMonitor) this.switchFocus();
+          break;
       }
-      if (b === CTRL_A) {
-        flush();
-        this.escape = true;
-        continue;
-      }
-      pass.push(b);
     }
-    flush();
   }
 
   /** Sends everything typed to the monitor (used when -monitor stdio without a console). */
@@ -143,22 +203,8 @@ export class Terminal {
   }
 
   private monitorText(text: string): void {
-    for (const ch of text) {
-      if (ch === "\r" || ch === "\n") {
-        if (this.raw) this.output.write("\r\n");
-        const line = this.monitorBuffer;
-        this.monitorBuffer = "";
-        if (ch === "\n" && !this.raw && line === "") continue;
-        this.handlers.monitorLine(line);
-      } else if (ch === "\x7f" || ch === "\b") {
-        if (this.monitorBuffer.length > 0) {
-          this.monitorBuffer = this.monitorBuffer.slice(0, -1);
-          if (this.raw) this.output.write("\b \b");
-        }
-      } else {
-        this.monitorBuffer += ch;
-        if (this.raw) this.output.write(ch);
-      }
-    }
+    const { echo, lines } = this.editor.feed(text);
+    if (echo) this.output.write(echo);
+    for (const line of lines) this.handlers.monitorLine(line);
   }
 }

@@ -4,8 +4,7 @@
 // the page-state array and the reset ROM as typed-array views over the module's memory, so
 // the host reads and writes guest memory without copies.
 
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { fs, packageRoot, path } from "./platform.js";
 import { RvmError } from "./errors.js";
 
 /** Exit reasons returned by `run` (assembly/trap.ts). */
@@ -84,17 +83,11 @@ let compiled: WebAssembly.Module | undefined;
 
 function coreModule(): WebAssembly.Module {
   if (!compiled) {
-    const url = new URL("../../build/core.wasm", import.meta.url);
-    const alt = new URL("../build/core.wasm", import.meta.url);
-    let bytes: Buffer;
+    let bytes: Uint8Array;
     try {
-      bytes = readFileSync(fileURLToPath(url));
+      bytes = fs.readFileSync(path.join(packageRoot, "build", "core.wasm"));
     } catch {
-      try {
-        bytes = readFileSync(fileURLToPath(alt));
-      } catch {
-        throw new RvmError("the WebAssembly core is not built: run `npm install` (or `npm run build`)");
-      }
+      throw new RvmError("the WebAssembly core is not built: run `npm install` (or `npm run build`)");
     }
     compiled = new WebAssembly.Module(new Uint8Array(bytes));
   }

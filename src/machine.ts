@@ -7,6 +7,7 @@ import { GuestMemory } from "./memory.js";
 import { Htif, HtifConsole } from "./devices/htif.js";
 import { ElfImage } from "./loaders/elf.js";
 import { ImageError, RvmError } from "./errors.js";
+import { writeOut, yieldToEventLoop } from "./platform.js";
 
 export const MTIME_HZ = 10_000_000;
 const SLICE = 1 << 20;
@@ -69,7 +70,7 @@ export interface AttachedDrive {
 
 const stdConsole: HtifConsole = {
   write(fd, bytes) {
-    (fd === 2 ? process.stderr : process.stdout).write(bytes);
+    writeOut(fd === 2 ? 2 : 1, bytes);
   },
   readByte() {
     return -1;
@@ -361,7 +362,7 @@ export class Machine {
       if (t - this.accessWindowStart > ACCESS_WINDOW_MS) this.sweepAccessed(t);
       if (t >= deadline) return finish(124, "timeout");
       if (t - lastYield > 20) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await yieldToEventLoop();
         lastYield = performance.now();
       }
     }

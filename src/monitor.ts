@@ -18,6 +18,23 @@ export interface MonitorTarget {
   readonly name?: string;
 }
 
+/** The monitor's view of a machine (the CLI and the browser page drive the same one). */
+export function machineTarget(machine: import("./machine.js").Machine, name?: string): MonitorTarget {
+  return {
+    name,
+    get running() { return machine.running; },
+    stop: () => machine.pause(),
+    cont: () => machine.resume(),
+    reset: () => machine.requestReset(),
+    powerdown: () => machine.requestStop(0),
+    quit: () => machine.requestStop(0),
+    registers: () => machine.registers(),
+    mtree: () => machine.mtree(),
+    pageSummary: () => machine.pageSummary(),
+    readMemory: (a, n, v) => machine.readMemory(a, n, v),
+  };
+}
+
 export type MonitorCommand = (args: string[]) => string | Promise<string>;
 
 interface Entry {

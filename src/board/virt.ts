@@ -7,9 +7,7 @@
 //   0x0200_0000  CLINT (in core)    0x1000_1000  virtio-mmio slots 0..7 (IRQ 1..8)
 //   0x8000_0000  RAM
 
-import { existsSync } from "node:fs";
-import { dirname, join, resolve as resolvePath } from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageRoot, path, writeOut } from "../platform.js";
 import { RAM_BASE } from "../core.js";
 import { AttachedDrive, Machine } from "../machine.js";
 import type { HtifConsole } from "../devices/htif.js";
@@ -33,17 +31,12 @@ export const VIRT_ISA = "rv64imafdc_zicntr_zicsr_zifencei_sstc";
 export const VIRT_MMU = "riscv,sv48";
 
 const MiB = 1 << 20;
-const HERE = dirname(fileURLToPath(import.meta.url));
-// The package's guests/: two levels up from src/board, three from dist/src/board.
-const GUESTS_CANDIDATES = [join(HERE, "..", "..", "guests"), join(HERE, "..", "..", "..", "guests")];
+const { dirname, join } = path;
+const resolvePath = path.resolve;
 
 /** The firmware rvm uses for `-bios default`: OpenSBI's generic fw_dynamic (Debian). */
 export function defaultFirmware(): string {
-  for (const dir of GUESTS_CANDIDATES) {
-    const f = join(dir, "linux", "fw_dynamic.bin");
-    if (existsSync(f)) return f;
-  }
-  return join(GUESTS_CANDIDATES[0], "linux", "fw_dynamic.bin");
+  return join(packageRoot, "guests", "linux", "fw_dynamic.bin");
 }
 
 /** U-Boot (Debian's qemu-riscv64_smode), the payload that boots a bare disk image. */
@@ -124,7 +117,8 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     const blk = new VirtioBlk(mem, disk, { diskIndex: i });
     blk.onBeforeDiskWrite = (offset, length) => attachedDrive.beforeWrite?.(offset, length);
     const transport = new VirtioMmio(mem, blk, plic.line(VIRTIO_MMIO_IRQ_BASE + slot),
-      (msg) => process.stderr.write(`rvm: virtio-blk ${drive.file}: ${msg}\n`), { legacy });
+      (msg) => writeOut(2, `rvm: virtio-blk ${drive.file}: ${msg}
+`), { legacy });
     transports.push(transport);
     core.map(base, VIRTIO_MMIO_STRIDE, transport);
     machine.stateful.push({
@@ -160,7 +154,7 @@ function openDrive(drive: DriveConfig): BlockBackend {
   if (/\.gz$/i.test(drive.file)) {
     const data = readImage(drive.file);
     if (!drive.readonly) {
-      process.stderr.write(`rvm: ${drive.file} is compressed: the guest's writes to it are kept in memory only (gunzip it to keep them)\n`);
+      writeOut(2, `rvm: ${drive.file} is compressed: the guest's writes to it are kept in memory only (gunzip it to keep them)\n`);
     }
     return new MemoryDisk(data.slice(), drive.readonly);
   }

@@ -9,7 +9,7 @@
 // partial sector returns zeros (file-posix zero-fills short reads), and writing it extends
 // the file to the sector boundary.
 
-import * as fs from "node:fs";
+import { fs } from "../platform.js";
 import { ImageError } from "../errors.js";
 
 export const SECTOR_SIZE = 512;

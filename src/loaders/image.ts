@@ -1,14 +1,13 @@
 // Reading guest images from disk: plain or gzip-compressed (by magic, whatever the name).
 
-import { readFileSync, statSync } from "node:fs";
-import { gunzipSync } from "node:zlib";
+import { fs, gunzip } from "../platform.js";
 import { ImageError } from "../errors.js";
 
 export function readImage(file: string): Uint8Array {
-  let data: Buffer;
+  let data: Uint8Array;
   try {
-    if (statSync(file).isDirectory()) throw new ImageError(file, "is a directory, not an image");
-    data = readFileSync(file);
+    if (fs.statSync(file).isDirectory()) throw new ImageError(file, "is a directory, not an image");
+    data = fs.readFileSync(file);
   } catch (e) {
     if (e instanceof ImageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
@@ -18,7 +17,7 @@ export function readImage(file: string): Uint8Array {
   }
   if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) {
     try {
-      return new Uint8Array(gunzipSync(data));
+      return gunzip(data);
     } catch {
       throw new ImageError(file, "corrupt gzip data");
     }

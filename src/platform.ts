@@ -1,0 +1,73 @@
+// The platform layer: what the machine, board, devices, loaders and snapshots need from the
+// system they run on — files, the standard streams, yielding to the event loop, decompression,
+// the package's own files — in one small module, so one code base runs in Node and in a
+// browser tab.
+//
+// This file is the Node implementation (the CLI, the tests). The browser build
+// (scripts/build-web.js) replaces it with src/web/platform.ts, which exports the same names over
+// an in-memory file system (and the browser's storage) inside a Web Worker. Code shared by both
+// imports Node's built-ins only through here; the CLI, the monitor server and the web server
+// are Node-only and may use them directly.
+
+import * as nodeFs from "node:fs";
+import * as nodePath from "node:path";
+import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
+
+/** What rvm asks of a file's metadata. */
+export interface FileStats {
+  size: number;
+  mtimeMs: number;
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isBlockDevice(): boolean;
+}
+
+/**
+ * The synchronous file operations rvm uses, with Node's signatures and errors (an Error with
+ * `code` ENOENT, EACCES, EISDIR, ...). Synchronous on purpose: a virtio-blk request completes
+ * inside the guest's QueueNotify store.
+ */
+export interface PlatformFs {
+  existsSync(path: string): boolean;
+  statSync(path: string): FileStats;
+  readFileSync(path: string): Uint8Array;
+  openSync(path: string, flags: "r" | "r+" | "w" | "a+"): number;
+  closeSync(fd: number): void;
+  fstatSync(fd: number): FileStats;
+  readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
+  writeSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
+  fsyncSync(fd: number): void;
+}
+
+export const fs: PlatformFs = nodeFs as unknown as PlatformFs;
+
+/** POSIX path operations (the browser's file system uses POSIX paths too). */
+export const path: {
+  join(...parts: string[]): string;
+  dirname(p: string): string;
+  basename(p: string): string;
+  resolve(...parts: string[]): string;
+} = nodePath;
+
+/** Unpacks gzip data (guest images may be gzipped). Throws on corrupt data. */
+export function gunzip(data: Uint8Array): Uint8Array {
+  return new Uint8Array(gunzipSync(data));
+}
+
+/** Writes to the process's standard output (1) or error (2). */
+export function writeOut(fd: 1 | 2, data: Uint8Array | string): void {
+  (fd === 2 ? process.stderr : process.stdout).write(data);
+}
+
+/** Lets pending I/O callbacks, timers and messages run (the run loop calls this every ~20 ms). */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+const here = nodePath.dirname(fileURLToPath(import.meta.url));
+
+/** The package's root directory (build/core.wasm, guests/): one up from src/, two from dist/src/. */
+export const packageRoot: string = nodeFs.existsSync(nodePath.join(here, "..", "package.json"))
+  ? nodePath.join(here, "..")
+  : nodePath.join(here, "..", "..");

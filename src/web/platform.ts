@@ -1,0 +1,196 @@
+// The platform layer in the browser: the same exports as src/platform.ts, for code running in
+// a Web Worker (src/web/worker.ts). The browser build swaps this module in for src/platform.ts.
+//
+// Files live in a synchronous in-memory file system (WebFs) with POSIX paths: the worker puts
+// the guest's images there (fetched from the server or dropped on the page) under the paths the
+// CLI would use, so the board, the loaders and the disks run unchanged. Synchronous on purpose,
+// as in Node: a virtio-blk request completes inside the guest's QueueNotify store.
+
+import { gunzipSync } from "fflate";
+import type { FileStats, PlatformFs } from "../platform.js";
+
+/** An error shaped like Node's (`code`), which the shared code turns into one-line messages. */
+function fsError(code: string, what: string, file: string): Error {
+  return Object.assign(new Error(`${code}: ${what}, '${file}'`), { code });
+}
+
+/** POSIX paths, resolved against "/" (the worker has no other working directory). */
+function normalize(p: string): string {
+  const out: string[] = [];
+  for (const part of p.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") out.pop();
+    else out.push(part);
+  }
+  return "/" + out.join("/");
+}
+
+export const path = {
+  join: (...parts: string[]): string => {
+    const joined = parts.filter((x) => x !== "").join("/");
+    return joined.startsWith("/") ? normalize(joined) : normalize(joined).slice(1) || ".";
+  },
+  dirname: (p: string): string => {
+    const n = normalize(p);
+    return n.slice(0, n.lastIndexOf("/")) || "/";
+  },
+  basename: (p: string): string => normalize(p).split("/").pop() ?? "",
+  resolve: (...parts: string[]): string => {
+    let acc = "/";
+    for (const p of parts) acc = p.startsWith("/") ? p : `${acc}/${p}`;
+    return normalize(acc);
+  },
+};
+
+/** A file's bytes, growing as it is written. */
+class MemFile {
+  data: Uint8Array = new Uint8Array(0);
+  size = 0;
+  mtimeMs = Date.now();
+
+  read(buf: Uint8Array, offset: number, length: number, position: number): number {
+    const n = Math.max(0, Math.min(length, this.size - position));
+    buf.set(this.data.subarray(position, position + n), offset);
+    return n;
+  }
+
+  write(buf: Uint8Array, offset: number, length: number, position: number): number {
+    const end = position + length;
+    if (end > this.data.length) {
+      const grown = new Uint8Array(Math.max(end, Math.min(this.data.length * 2, end + (64 << 20))));
+      grown.set(this.data.subarray(0, this.size));
+      this.data = grown;
+    }
+    this.data.set(buf.subarray(offset, offset + length), position);
+    this.size = Math.max(this.size, end);
+    this.mtimeMs = Date.now();
+    return length;
+  }
+}
+
+function stats(size: number, mtimeMs: number, dir: boolean): FileStats {
+  return { size, mtimeMs, isFile: () => !dir, isDirectory: () => dir, isBlockDevice: () => false };
+}
+
+/** The worker's file system: files in memory, by normalized path. */
+export class WebFs implements PlatformFs {
+  private readonly files = new Map<string, MemFile>();
+  private readonly fds = new Map<number, { file: MemFile; writable: boolean }>();
+  private nextFd = 3;
+
+  /** Puts a whole file in place (the worker's loading of images). */
+  put(file: string, bytes: Uint8Array): void {
+    const f = new MemFile();
+    f.data = bytes;
+    f.size = bytes.length;
+    this.files.set(normalize(file), f);
+  }
+
+  private isDir(p: string): boolean {
+    const prefix = p === "/" ? "/" : p + "/";
+    for (const k of this.files.keys()) if (k.startsWith(prefix)) return true;
+    return false;
+  }
+
+  existsSync(file: string): boolean {
+    const p = normalize(file);
+    return this.files.has(p) || this.isDir(p);
+  }
+
+  statSync(file: string): FileStats {
+    const p = normalize(file);
+    const f = this.files.get(p);
+    if (f) return stats(f.size, f.mtimeMs, false);
+    if (this.isDir(p)) return stats(0, 0, true);
+    throw fsError("ENOENT", "no such file or directory, stat", file);
+  }
+
+  readFileSync(file: string): Uint8Array {
+    const p = normalize(file);
+    const f = this.files.get(p);
+    if (!f) throw fsError(this.isDir(p) ? "EISDIR" : "ENOENT", "cannot read", file);
+    return f.data.subarray(0, f.size);
+  }
+
+  openSync(file: string, flags: "r" | "r+" | "w" | "a+"): number {
+    const p = normalize(file);
+    let f = this.files.get(p);
+    if (!f) {
+      if (this.isDir(p)) throw fsError("EISDIR", "illegal operation on a directory, open", file);
+      if (flags === "r" || flags === "r+") throw fsError("ENOENT", "no such file or directory, open", file);
+      f = new MemFile();
+      this.files.set(p, f);
+    } else if (flags === "w") {
+      f.size = 0;
+    }
+    const fd = this.nextFd++;
+    this.fds.set(fd, { file: f, writable: flags !== "r" });
+    return fd;
+  }
+
+  private handle(fd: number): { file: MemFile; writable: boolean } {
+    const h = this.fds.get(fd);
+    if (!h) throw fsError("EBADF", "bad file descriptor", String(fd));
+    return h;
+  }
+
+  closeSync(fd: number): void {
+    this.handle(fd);
+    this.fds.delete(fd);
+  }
+
+  fstatSync(fd: number): FileStats {
+    const f = this.handle(fd).file;
+    return stats(f.size, f.mtimeMs, false);
+  }
+
+  readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number {
+    return this.handle(fd).file.read(buffer, offset, length, position);
+  }
+
+  writeSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number {
+    const h = this.handle(fd);
+    if (!h.writable) throw fsError("EBADF", "file opened read-only", String(fd));
+    return h.file.write(buffer, offset, length, position);
+  }
+
+  fsyncSync(fd: number): void {
+    this.handle(fd);
+  }
+}
+
+export const fs = new WebFs();
+
+export function gunzip(data: Uint8Array): Uint8Array {
+  return gunzipSync(data);
+}
+
+let output: (fd: 1 | 2, data: Uint8Array | string) => void = () => undefined;
+
+/** Where writeOut goes: the worker sends it to the page. */
+export function setOutput(sink: (fd: 1 | 2, data: Uint8Array | string) => void): void {
+  output = sink;
+}
+
+export function writeOut(fd: 1 | 2, data: Uint8Array | string): void {
+  output(fd, data);
+}
+
+// A message to ourselves runs after pending messages and timers, without setTimeout's 4 ms clamp.
+const channel = new MessageChannel();
+const waiting: (() => void)[] = [];
+channel.port1.onmessage = () => waiting.shift()?.();
+
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    channel.port2.postMessage(0);
+  });
+}
+
+/** Where the package's files (build/core.wasm, guests/) are in WebFs; set by the worker. */
+export let packageRoot = "/rvm";
+
+export function setPackageRoot(dir: string): void {
+  packageRoot = normalize(dir);
+}
