@@ -27,6 +27,8 @@ import {
 import { attachJournals } from "./snapshot/save.js";
 import { serveWeb } from "./web/server.js";
 import type { FetchOrder } from "./snapshot/restore-lazy.js";
+import { markProcess, RestoreTimeline } from "./snapshot/timeline.js";
+import { StatsWriter } from "./snapshot/stats-file.js";
 
 /** Parses a memory size the way QEMU's -m does (for commander: its error type). */
 export function parseSize(text: string): number {
@@ -113,13 +115,18 @@ interface RestoreFlags {
 async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & RestoreFlags, loadvm?: string, snapshotFile?: string): Promise<number> {
   const monitorSpec: MonitorSpec = flags.monitor ? parseMonitor(flags.monitor) : { kind: "none" };
   let terminal: Terminal | undefined;
+  let snapCtl: ReturnType<typeof addSnapshotCommands> | undefined;
   const machine = createVirtMachine({
     ...cfg,
     console: {
-      write: (fd, bytes) => (terminal ? terminal.writeGuest(bytes) : (fd === 2 ? process.stderr : process.stdout).write(bytes)),
+      write: (fd, bytes) => {
+        snapCtl?.current?.timeline.output(bytes);
+        return terminal ? terminal.writeGuest(bytes) : (fd === 2 ? process.stderr : process.stdout).write(bytes);
+      },
       readByte: () => -1,
     },
   });
+  markProcess(`machine built (${cfg.ramBytes >> 20} MiB RAM)`);
   if (flags.dumpdtb !== undefined) {
     if (!machine.deviceTree) throw new UsageError("-machine dumpdtb: the device tree of a restored snapshot is in its RAM; run without -loadvm");
     writeFileAtomic(flags.dumpdtb, machine.deviceTree);
@@ -134,18 +141,27 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   if (hasJournals(store, machine)) attachJournals(machine, store);
   const restoreOpts: RestoreOptions = { mode: flags.restore ?? "lazy", order: flags.order ?? "workingset" };
   let restore: ActiveRestore | undefined;
+  // --stats-json is kept up to date while the VM runs (first input, the answer, every second
+  // until the restore is complete): a process ended before it exits still leaves it.
+  const statsFile = flags.statsJson ? new StatsWriter(flags.statsJson) : undefined;
   if (loadvm !== undefined || snapshotFile !== undefined) {
-    restore = startRestore(machine, store, snapshotFile ?? store.find(loadvm!), restoreOpts);
+    const timeline = new RestoreTimeline(machine, true);
+    restore = startRestore(machine, store, snapshotFile ?? store.find(loadvm!), restoreOpts, timeline);
   }
   const monitor = new Monitor(machineTarget(machine, guestName?.name));
-  const snapCtl = addSnapshotCommands(monitor, machine, {
+  snapCtl = addSnapshotCommands(monitor, machine, {
     store, restore: restoreOpts,
     progress: process.stderr.isTTY ? (text) => process.stderr.write(text) : undefined,
   });
   if (restore) snapCtl.current = restore;
+  const ctl = snapCtl;
+  statsFile?.follow(() => ctl.current);
   const stdioMonitor = monitorSpec.kind === "stdio" || flags.serial === "mon:stdio" || flags.nographic === true || monitorSpec.kind === "none";
   terminal = new Terminal({
-    guestInput: (bytes) => machine.input(bytes),
+    guestInput: (bytes) => {
+      ctl.current?.timeline.input(bytes);
+      machine.input(bytes);
+    },
     monitorLine: (line) => {
       void monitor.execute(line).then((out) => terminal?.writeMonitor(out + "(rvm) "));
     },
@@ -156,11 +172,11 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   if (flags.S) machine.pause();
   terminal.start();
   const report = () => {
-    const r = snapCtl.current;
+    const r = ctl.current;
     if (!r) return;
     const stats = r.stats(Boolean(flags.statsJson));
     if (flags.stats) process.stderr.write(formatRestoreStats(stats));
-    if (flags.statsJson) writeFileAtomic(flags.statsJson, Buffer.from(JSON.stringify(stats, null, 2) + "\n"));
+    statsFile?.final(stats);
   };
   try {
     const result = await machine.run({
@@ -171,6 +187,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     report();
     return result.exitCode;
   } finally {
+    statsFile?.stop();
     terminal.stop();
     server?.close();
     store.close();
@@ -335,6 +352,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  markProcess("rvm's modules loaded");
   try {
     await buildProgram().parseAsync(qemuArgsToLong(argv.slice(2)), { from: "user" });
   } catch (e) {

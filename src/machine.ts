@@ -58,6 +58,15 @@ export interface StatefulDevice {
   restore(state: unknown): void;
 }
 
+/** What the hart's thread is doing, for a RunMeter (the restore timeline). */
+export type RunKind = "guest" | "fault" | "fetch" | "fetchIdle" | "idle" | "host" | "stopped";
+
+/** Told by the run loop what the hart's thread does from now on (src/snapshot/timeline.ts). */
+export interface RunMeter {
+  /** Switches to `kind` now; returns what the thread did before. */
+  enter(kind: RunKind): RunKind;
+}
+
 /** A disk attached to the machine (the board fills these in). */
 export interface AttachedDrive {
   index: number;
@@ -106,6 +115,8 @@ export class Machine {
   background: (() => void) | undefined;
   /** True while the hart sits in WFI with nothing to do (host work then costs the guest nothing). */
   idleNow = false;
+  /** Accounts the hart thread's time while a restore is timed (set by the restore timeline). */
+  meter: RunMeter | undefined;
   /** Console input the guest has not read yet (the UART's backlog). */
   inputBacklog: () => number = () => this.htifInput.length;
   private readonly icount: number | undefined;
@@ -293,7 +304,9 @@ export class Machine {
         this.mtimeBase = ex.getMtime();
         const work = this.pendingWork;
         this.pendingWork = [];
+        this.meter?.enter("stopped");
         for (const w of work) await w();
+        this.meter?.enter("host");
         // Guest time stood still during the work (or was restored by it).
         wallStart = performance.now();
         mtimeStart = this.mtimeBase;
@@ -302,7 +315,9 @@ export class Machine {
       if (this.stopRequested) return finish(this.stopRequested.code, "stop");
       if (this.paused) {
         this.mtimeBase = ex.getMtime();
+        this.meter?.enter("stopped");
         await new Promise<void>((resolve) => this.resumeWaiters.push(resolve));
+        this.meter?.enter("host");
         if (this.pendingWork.length > 0) continue;
         wallStart = performance.now();
         mtimeStart = this.mtimeBase;
@@ -320,7 +335,9 @@ export class Machine {
       this.beforeSlice?.();
       const pcBefore = opts.trace ? core.pc : 0n;
       const privBefore = opts.trace ? core.priv : 0;
+      this.meter?.enter("guest");
       const reason = core.run(slice);
+      this.meter?.enter("host");
       if (opts.trace) {
         const insn = ex.lastInstruction() >>> 0;
         const text = (insn & 3) === 3 ? insn.toString(16).padStart(8, "0") : (insn & 0xffff).toString(16).padStart(4, "0");
@@ -344,20 +361,29 @@ export class Machine {
         case Exit.Page: {
           const page = ex.exitPage();
           if (!this.mem.restorePage) throw new RvmError(`the guest touched page ${page}, which is not restored`);
-          this.mem.restorePage(page);
+          this.mem.restorePage(page, true);
           break;
         }
         case Exit.Wfi:
           this.idleNow = true;
-          this.background?.();
+          if (this.background) {
+            this.meter?.enter("fetchIdle");
+            this.background();
+          }
+          this.meter?.enter("idle");
           await this.idle(realtime, deadline);
+          this.meter?.enter("host");
           this.idleNow = false;
           break;
         case Exit.Slice:
           break;
       }
       this.htif?.poll();
-      this.background?.();
+      if (this.background) {
+        this.meter?.enter("fetch");
+        this.background();
+        this.meter?.enter("host");
+      }
       const t = performance.now();
       if (t - this.accessWindowStart > ACCESS_WINDOW_MS) this.sweepAccessed(t);
       if (t >= deadline) return finish(124, "timeout");

@@ -9,8 +9,11 @@ import { Core, PageState, PAGE_SIZE, RAM_BASE } from "./core.js";
 import { RvmError } from "./errors.js";
 
 export class GuestMemory {
-  /** Called for a page that is not yet restored before the host touches it. */
-  restorePage: ((page: number) => void) | undefined;
+  /**
+   * Called for a page that is not yet restored before the host touches it (`byHart`: the hart's
+   * touch exited to the run loop; otherwise a device's DMA or a host access).
+   */
+  restorePage: ((page: number, byHart?: boolean) => void) | undefined;
   /**
    * For each disk-backed page: the disk block it still equals, as a key
    * `disk * 2^36 + block` (block in 4 KiB units, disk the drive's index), else -1.

@@ -11,6 +11,7 @@ import { defaultName, saveSnapshot } from "./save.js";
 import { restoreEager, RestoreFailedError } from "./restore.js";
 import { cancelActiveRestore, FetchOrder, LazyRestore, RestoreStats } from "./restore-lazy.js";
 import { ttrTable } from "./ttr.js";
+import { formatTimeline, RestoreTimeline } from "./timeline.js";
 import { SnapshotStore, SnapshotListing } from "./store.js";
 
 const MiB = 1024 * 1024;
@@ -70,26 +71,39 @@ export interface RestoreOptions {
 export interface ActiveRestore {
   progress(): string;
   stats(withCurve?: boolean): RestoreStats;
+  /** Its timeline (phases, demand faults, console): the console notes input and output here. */
+  readonly timeline: RestoreTimeline;
+  /** Every page is resident. */
+  readonly complete: boolean;
 }
 
 /** Starts a restore of `file` into `machine`: lazy (returns at once) or eager (all pages in). */
-export function startRestore(machine: Machine, store: SnapshotStore, file: string, opts: RestoreOptions): ActiveRestore {
-  if (opts.mode === "lazy") return new LazyRestore(machine, store, file, { order: opts.order });
+export function startRestore(
+  machine: Machine, store: SnapshotStore, file: string, opts: RestoreOptions, timeline = new RestoreTimeline(machine, false),
+): ActiveRestore {
+  if (opts.mode === "lazy") return new LazyRestore(machine, store, file, { order: opts.order, timeline });
   const t0 = performance.now();
   cancelActiveRestore(machine);
   const r = restoreEager(machine, store, file);
+  timeline.mark(`every page read (${(r.bytesRead / MiB).toFixed(0)} MiB in ${r.reads} reads, ${r.ms.toFixed(0)} ms)`);
+  machine.meter = timeline;
   let ttfi: number | undefined;
   machine.beforeSlice = () => {
-    ttfi = performance.now() - t0;
+    const t = performance.now();
+    ttfi = t - t0;
+    timeline.started(t);
     machine.beforeSlice = undefined;
   };
   return {
+    timeline,
+    complete: true,
     progress: () => `restore: eager, ${r.meta.stats.pages}/${r.meta.stats.pages} pages resident (100%), complete in ${r.ms.toFixed(0)} ms\n`,
     stats: () => ({
       mode: "eager", order: null, snapshot: r.meta.name, pages: r.meta.stats.pages, ttfiMs: ttfi ?? NaN, totalMs: r.ms,
       demandFaults: 0, prefetched: r.meta.stats.pages, stallMs: r.ms, fetchMs: r.ms, bytesRead: r.bytesRead, reads: r.reads,
       meanReadBytes: r.reads ? r.bytesRead / r.reads : 0,
       ttr: ttrTable([{ start: 0, end: r.ms }], r.ms),
+      timeline: timeline.json(),
     }),
   };
 }
@@ -110,6 +124,7 @@ export function formatRestoreStats(s: RestoreStats): string {
     lines.push(`  workload view (vs ${s.workload.fullRateMips.toFixed(1)} MIPS once resident):`);
     for (const [k, v] of Object.entries(s.workload.ttr)) lines.push(`  TTR_work(${k})`.padEnd(29) + `${v.toFixed(0)} ms`);
   }
+  if (s.timeline) lines.push(formatTimeline(s.timeline).trimEnd());
   return lines.join("\n") + "\n";
 }
 

@@ -25,6 +25,7 @@ import { checkCompatible, PageSource, RestoreFailedError, restoreMachineState } 
 import { setLineage } from "./save.js";
 import { journalName, SnapshotStore } from "./store.js";
 import { Interval, ttrTable, utilizationCurve } from "./ttr.js";
+import { RestoreTimeline, TimelineJson } from "./timeline.js";
 import { RvmError } from "../errors.js";
 
 export type FetchOrder = "workingset" | "page";
@@ -52,6 +53,8 @@ export interface LazyOptions {
   budgetMs?: number;
   /** Pages a demand fault on a stored page reads at once (its neighbours in the file); 1 = none. */
   readAhead?: number;
+  /** Where the restore notes its phases and demand faults (made here if not given). */
+  timeline?: RestoreTimeline;
 }
 
 export interface RestoreStats {
@@ -76,6 +79,8 @@ export interface RestoreStats {
   utilization?: { w100: { t: number; u: number }[]; w1000: { t: number; u: number }[] };
   /** The workload-based view: TTR over instructions retired vs. the fully resident rate. */
   workload?: { fullRateMips: number; ttr: Record<string, number> } | null;
+  /** Where the time went, from process start (or the loadvm) to the guest's answer and on. */
+  timeline?: TimelineJson;
 }
 
 type Item = { run: number[]; offset: number; buf?: Buffer; pending?: Promise<void>; error?: Error } | { page: number };
@@ -103,13 +108,15 @@ export class LazyRestore {
   private finishedAt: number | undefined;
   private diskPages: Map<number, number[]> | undefined;
   private failure: Error | undefined;
-  private readonly opts: Required<LazyOptions>;
+  private readonly opts: Required<Omit<LazyOptions, "timeline">>;
+  readonly timeline: RestoreTimeline;
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
 
   constructor(private readonly machine: Machine, private readonly store: SnapshotStore, readonly file: string, opts: LazyOptions = {}) {
     this.opts = { order: opts.order ?? "workingset", inflight: opts.inflight ?? 4, runPages: opts.runPages ?? 256, budgetMs: opts.budgetMs ?? 2, readAhead: opts.readAhead ?? 16 };
     this.order = this.opts.order;
+    this.timeline = opts.timeline ?? new RestoreTimeline(machine, false);
     this.done = new Promise((r) => (this.resolveDone = r));
     this.snap = SnapshotFile.open(file);
     try {
@@ -120,8 +127,10 @@ export class LazyRestore {
       throw e;
     }
     this.total = this.snap.pages;
+    this.timeline.mark(`snapshot opened (${this.snap.meta.ramBytes >> 20} MiB RAM, ${(this.snap.header.dataLength / (1 << 20)).toFixed(0)} MiB of stored pages)`);
     try {
       this.begin();
+      this.timeline.mark("machine state restored, every page marked not yet restored");
     } catch (e) {
       this.source.close();
       this.snap.close();
@@ -141,9 +150,12 @@ export class LazyRestore {
     m.mem.diskBlock.fill(-1);
     core.exports.markClean(); // dirty tracking relative to this snapshot starts now
     setLineage(m, { id: this.snap.meta.id, file: this.file });
-    m.mem.restorePage = (p) => this.demand(p);
+    m.mem.restorePage = (p, byHart) => this.demand(p, byHart);
+    m.meter = this.timeline;
     m.beforeSlice = () => {
-      this.ttfi = performance.now() - this.t0;
+      const t = performance.now();
+      this.ttfi = t - this.t0;
+      this.timeline.started(t);
       m.beforeSlice = undefined;
     };
     this.instret0 = core.instret;
@@ -218,10 +230,11 @@ export class LazyRestore {
   }
 
   /** A touch of a page not yet restored: install it now (the hart waits). */
-  demand(p: number): void {
+  demand(p: number, byHart = false): void {
     if (this.failure) throw this.failure;
     if (this.isRestored(p)) return;
     const t = performance.now();
+    const before = this.resident;
     try {
       const e = this.snap.entry(p);
       if (e.kind === PageKind.Stored && e.ref === 0) this.readAround(p, e.value);
@@ -236,6 +249,7 @@ export class LazyRestore {
     const end = performance.now();
     this.stallMs += end - t;
     this.intervals.push({ start: t - this.t0, end: end - this.t0 });
+    this.timeline.fault(p, t, end, this.resident - before, byHart ? "hart" : "host");
   }
 
   /**
@@ -353,6 +367,7 @@ export class LazyRestore {
       } catch (e) {
         this.fail(e as Error);
       }
+      this.timeline.mark(`background fetch planned (${(performance.now() - t).toFixed(1)} ms, ${this.items.length} items)`);
     }
     // While the hart idles in WFI the fetcher costs the guest nothing: it may take longer.
     const idle = this.machine.idleNow;
@@ -420,6 +435,7 @@ export class LazyRestore {
 
   private finish(): void {
     this.finishedAt = performance.now() - this.t0;
+    this.timeline.mark("every page resident");
     const m = this.machine;
     active.delete(m);
     m.mem.restorePage = undefined;
@@ -457,18 +473,23 @@ export class LazyRestore {
     if (after.length < 2 || after[after.length - 1].t - after[0].t < FULL_RATE_MS / 2) return null;
     const rate = (after[after.length - 1].n - after[0].n) / (after[after.length - 1].t - after[0].t); // per ms
     if (rate <= 0) return null;
-    // Instructions retired by time t, interpolated between samples.
-    const at = (t: number): number => {
-      if (t <= 0 || pts.length === 0) return 0;
-      let k = pts.findIndex((p) => p.t >= t);
-      if (k < 0) return pts[pts.length - 1].n;
-      if (k === 0) return pts[0].n * (t / Math.max(pts[0].t, 1e-9));
-      const a = pts[k - 1], b = pts[k];
-      return a.n + ((b.n - a.n) * (t - a.t)) / Math.max(b.t - a.t, 1e-9);
+    // Instructions retired by time t, interpolated between samples; `t` only grows within one
+    // sweep, so each sweep walks the samples once.
+    const cursor = (): ((t: number) => number) => {
+      let k = 0;
+      return (t: number): number => {
+        if (t <= 0 || pts.length === 0) return 0;
+        while (k < pts.length && pts[k].t < t) k++;
+        if (k >= pts.length) return pts[pts.length - 1].n;
+        if (k === 0) return pts[0].n * (t / Math.max(pts[0].t, 1e-9));
+        const a = pts[k - 1], b = pts[k];
+        return a.n + ((b.n - a.n) * (t - a.t)) / Math.max(b.t - a.t, 1e-9);
+      };
     };
     const ttrOf = (w: number, u: number): number => {
+      const lo = cursor(), hi = cursor();
       let answer = 0;
-      for (let t = 0; t <= end; t += 5) if ((at(t + w) - at(t)) / (w * rate) < u) answer = t + 5;
+      for (let t = 0; t <= end; t += 5) if ((hi(t + w) - lo(t)) / (w * rate) < u) answer = t + 5;
       return Math.min(answer, end);
     };
     const out: Record<string, number> = {};
@@ -524,6 +545,7 @@ export class LazyRestore {
       meanReadBytes: this.source.reads ? this.source.bytesRead / this.source.reads : 0,
       ttr: ttrTable(this.intervals, end),
       workload: this.workload(end),
+      timeline: this.timeline.json(),
     };
     if (withCurve) {
       s.utilization = { w100: utilizationCurve(this.intervals, end, 100, 10), w1000: utilizationCurve(this.intervals, end, 1000, 50) };

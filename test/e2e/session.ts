@@ -154,3 +154,27 @@ export class MonitorClient {
     this.sock.end();
   }
 }
+
+/**
+ * Boots the shipped Linux guest (256 MiB, kernel + initramfs) with its snapshots in `snapDir`,
+ * runs `prepare` at its shell, saves snapshot `name` from the monitor and quits.
+ */
+export async function saveLinuxGuest(dir: string, snapDir: string, name: string, prepare?: (s: Session) => Promise<void>): Promise<void> {
+  const G = join(ROOT, "guests/linux");
+  const sock = join(dir, `save-${name}.sock`);
+  const s = new Session(["run", "-m", "256M", "-kernel", join(G, "Image.gz"), "-initrd", join(G, "initramfs.cpio.gz"),
+    "-append", "console=ttyS0", "--snapshot-dir", snapDir, "-monitor", `unix:${sock},server,nowait`]);
+  try {
+    await s.waitFor("~ # ", 200_000);
+    await prepare?.(s);
+    const m = await MonitorClient.open(sock);
+    const reply = await m.cmd(`savevm ${name}`);
+    if (!new RegExp(`saved ${name}`).test(reply)) throw new Error(`savevm ${name}: ${reply}`);
+    m.cmd("quit").catch(() => undefined);
+    const code = await s.exitCode(60_000);
+    if (code !== 0) throw new Error(`rvm exited with ${code} after savevm`);
+    m.close();
+  } finally {
+    s.kill();
+  }
+}

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { ROOT } from "../helpers.js";
-import { MonitorClient, Session } from "./session.js";
+import { MonitorClient, saveLinuxGuest, Session } from "./session.js";
 
 const G = join(ROOT, "guests/linux");
 const base = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
@@ -84,21 +84,8 @@ describe("savevm / loadvm through the CLI", () => {
 describe("the workload-based view of a restore", () => {
   it("is computed for a guest that computes across the restore", { timeout: 300_000 }, async () => {
     const dir = mkdtempSync(join(base, "rvm-e2e-work-"));
-    const sock = join(dir, "mon.sock");
-    const vm = ["-m", "256M", "-kernel", join(G, "Image.gz"), "-initrd", join(G, "initramfs.cpio.gz"),
-      "-append", "console=ttyS0", "--snapshot-dir", join(dir, "snaps")];
-    const s = new Session(["run", ...vm, "-monitor", `unix:${sock},server,nowait`]);
-    try {
-      await s.waitFor("~ # ", 120_000);
-      await s.command("(while :; do :; done) &"); // keeps the hart busy from here on
-      const m = await MonitorClient.open(sock);
-      expect(await m.cmd("savevm busy")).toMatch(/saved busy/);
-      m.cmd("quit").catch(() => undefined);
-      expect(await s.exitCode(60_000)).toBe(0);
-      m.close();
-    } finally {
-      s.kill();
-    }
+    // The loop keeps the hart busy from the savevm on.
+    await saveLinuxGuest(dir, join(dir, "snaps"), "busy", (s) => s.command("(while :; do :; done) &").then(() => undefined));
     const stats = join(dir, "stats.json");
     const rsock = join(dir, "restore.sock");
     const r = new Session(["restore", "busy", "--dir", join(dir, "snaps"), "--stats-json", stats, "--stats", "-monitor", `unix:${rsock},server,nowait`]);
