@@ -1,0 +1,245 @@
+// Object stores: the small interface the content-addressed snapshot store (cas.ts) needs, and
+// its S3 implementation over the AWS SDK (any S3-compatible server: Ceph radosgw, MinIO, AWS).
+//
+// Endpoint, region and credentials follow the AWS conventions, resolved by the SDK itself:
+// AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+// AWS_SESSION_TOKEN, AWS_PROFILE and the shared config and credentials files (~/.aws/config,
+// ~/.aws/credentials). rvm never prints, logs or stores a credential: errors carry the S3 error
+// code, the bucket and the key, nothing else.
+//
+// A browser build implements ObjectStore over its own storage (OPFS, IndexedDB).
+
+import { RvmError, UsageError } from "../errors.js";
+
+/** An object store as the snapshot store uses it: whole-object put, ranged get, list, delete. */
+export interface ObjectStore {
+  /** A human-readable location (`s3://bucket/prefix`), never with credentials. */
+  readonly url: string;
+  put(key: string, body: Uint8Array): Promise<void>;
+  /** The whole object, or undefined when there is none. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  /** `length` bytes from `offset` (exactly; a short object is an error). */
+  getRange(key: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Keys under `prefix` with their size and last-modified time. */
+  list(prefix: string): Promise<{ key: string; size: number; modified: number }[]>;
+  delete(keys: string[]): Promise<void>;
+  /** Makes sure the bucket (or folder) exists. */
+  ensure(): Promise<void>;
+}
+
+/** An object-store operation that failed (after the client's own retries). */
+export class StoreError extends RvmError {
+  constructor(
+    message: string,
+    /** True for faults that may pass (network, 5xx, throttling): worth retrying. */
+    readonly transient: boolean,
+  ) {
+    super(message);
+    this.name = "StoreError";
+  }
+}
+
+export interface S3Location {
+  bucket: string;
+  /** Key prefix, "" or ending in "/". */
+  prefix: string;
+}
+
+/** Parses `s3://BUCKET[/PREFIX]`. */
+export function parseS3Url(url: string): S3Location {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+  if (!m) throw new UsageError(`bad object store URL "${url}" (expected s3://BUCKET/PREFIX, bucket 3-63 of a-z 0-9 . -)`);
+  let prefix = (m[2] ?? "").replace(/\/+$/, "");
+  if (prefix.split("/").some((p) => p === "." || p === "..")) throw new UsageError(`bad object store prefix "${prefix}"`);
+  if (prefix) prefix += "/";
+  return { bucket: m[1], prefix };
+}
+
+type S3Module = typeof import("@aws-sdk/client-s3");
+let s3module: Promise<S3Module> | undefined;
+
+/** The SDK, loaded on first use (rvm without an object store does not pay for it). */
+function sdk(): Promise<S3Module> {
+  // The SDK warns on every process about its Node support plans; rvm says what it supports.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  // Ceph 16 and other S3 servers refuse streamed uploads with the SDK's default checksums.
+  process.env.AWS_REQUEST_CHECKSUM_CALCULATION ??= "WHEN_REQUIRED";
+  process.env.AWS_RESPONSE_CHECKSUM_VALIDATION ??= "WHEN_REQUIRED";
+  s3module ??= import("@aws-sdk/client-s3");
+  return s3module;
+}
+
+function describe(e: unknown, what: string): StoreError {
+  const err = e as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const status = err.$metadata?.httpStatusCode;
+  const code = err.name ?? err.code ?? "error";
+  const transient = status === undefined || status >= 500 || status === 429 || status === 408 ||
+    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|TimeoutError|socket|timeout/i.test(`${code} ${err.message ?? ""}`);
+  let reason = code;
+  if (code === "CredentialsProviderError") reason = "no credentials (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)";
+  else if (status === 403) reason = `access denied (${code})`;
+  else if (/ECONNREFUSED/.test(`${code} ${err.message ?? ""}`)) reason = "connection refused";
+  else if (status) reason = `${code}, HTTP ${status}`;
+  return new StoreError(`object store: ${what}: ${reason}`, transient);
+}
+
+export interface S3Options {
+  /** Per-request timeout in ms (a stalled server is a transient fault, not a hang). */
+  requestTimeoutMs?: number;
+  /** The SDK's own attempts per request (rvm's restore adds its own retries on top). */
+  maxAttempts?: number;
+}
+
+/** An S3 bucket and prefix, through the AWS SDK. */
+export class S3ObjectStore implements ObjectStore {
+  readonly url: string;
+  private client: Promise<{ c: import("@aws-sdk/client-s3").S3Client; m: S3Module }> | undefined;
+
+  constructor(readonly location: S3Location, private readonly opts: S3Options = {}) {
+    this.url = `s3://${location.bucket}/${location.prefix}`.replace(/\/$/, "");
+  }
+
+  static fromUrl(url: string, opts?: S3Options): S3ObjectStore {
+    return new S3ObjectStore(parseS3Url(url), opts);
+  }
+
+  private connect() {
+    this.client ??= (async () => {
+      const m = await sdk();
+      const { NodeHttpHandler } = await import("@smithy/node-http-handler");
+      const { Agent } = await import("node:http");
+      const { Agent: HttpsAgent } = await import("node:https");
+      const timeout = this.opts.requestTimeoutMs ?? 30_000;
+      const agentOpts = { keepAlive: true, maxSockets: 16, noDelay: true };
+      const config = {
+        // S3-compatible servers (radosgw, MinIO) are addressed by path; AWS accepts it too.
+        forcePathStyle: true,
+        maxAttempts: this.opts.maxAttempts ?? 3,
+        requestHandler: new NodeHttpHandler({
+          connectionTimeout: Math.min(timeout, 5000),
+          requestTimeout: timeout,
+          httpAgent: new Agent(agentOpts),
+          httpsAgent: new HttpsAgent(agentOpts),
+        }),
+      };
+      let c = new m.S3Client(config);
+      try {
+        await c.config.region();
+      } catch {
+        // No region configured anywhere: S3-compatible servers do not care; AWS's default.
+        c.destroy();
+        c = new m.S3Client({ ...config, region: "us-east-1" });
+      }
+      return { c, m };
+    })();
+    return this.client;
+  }
+
+  private key(k: string): string {
+    return this.location.prefix + k;
+  }
+
+  private where(k: string): string {
+    return `s3://${this.location.bucket}/${this.key(k)}`;
+  }
+
+  async put(key: string, body: Uint8Array): Promise<void> {
+    const { c, m } = await this.connect();
+    try {
+      await c.send(new m.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: body, ContentLength: body.length }));
+    } catch (e) {
+      throw describe(e, `cannot write ${this.where(key)}`);
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    const { c, m } = await this.connect();
+    try {
+      const r = await c.send(new m.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
+      return await r.Body!.transformToByteArray();
+    } catch (e) {
+      const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) return undefined;
+      throw describe(e, `cannot read ${this.where(key)}`);
+    }
+  }
+
+  async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
+    const { c, m } = await this.connect();
+    let bytes: Uint8Array;
+    try {
+      const r = await c.send(new m.GetObjectCommand({
+        Bucket: this.location.bucket, Key: this.key(key), Range: `bytes=${offset}-${offset + length - 1}`,
+      }));
+      bytes = await r.Body!.transformToByteArray();
+    } catch (e) {
+      const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) throw new StoreError(`object store: ${this.where(key)} is missing`, false);
+      throw describe(e, `cannot read ${this.where(key)}`);
+    }
+    if (bytes.length !== length) throw new StoreError(`object store: ${this.where(key)} is truncated (${bytes.length} of ${length} bytes at ${offset})`, false);
+    return bytes;
+  }
+
+  async list(prefix: string): Promise<{ key: string; size: number; modified: number }[]> {
+    const { c, m } = await this.connect();
+    const out: { key: string; size: number; modified: number }[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const r = await c.send(new m.ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: this.key(prefix), ContinuationToken: token }));
+        for (const o of r.Contents ?? []) {
+          out.push({ key: o.Key!.slice(this.location.prefix.length), size: o.Size ?? 0, modified: o.LastModified?.getTime() ?? 0 });
+        }
+        token = r.IsTruncated ? r.NextContinuationToken : undefined;
+      } while (token);
+    } catch (e) {
+      const err = e as { name?: string };
+      if (err.name === "NoSuchBucket") return [];
+      throw describe(e, `cannot list ${this.where(prefix)}`);
+    }
+    return out;
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    const { c, m } = await this.connect();
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      try {
+        // One by one: DeleteObjects needs Content-MD5 on some servers, a checksum the SDK leaves
+        // out under WHEN_REQUIRED; a few deletes per gc are no cost.
+        await Promise.all(batch.map((k) => c.send(new m.DeleteObjectCommand({ Bucket: this.location.bucket, Key: this.key(k) }))));
+      } catch (e) {
+        throw describe(e, `cannot delete in ${this.url}`);
+      }
+    }
+  }
+
+  async ensure(): Promise<void> {
+    const { c, m } = await this.connect();
+    try {
+      await c.send(new m.HeadBucketCommand({ Bucket: this.location.bucket }));
+      return;
+    } catch (e) {
+      const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (err.$metadata?.httpStatusCode !== 404 && err.name !== "NotFound" && err.name !== "NoSuchBucket") {
+        throw describe(e, `cannot reach bucket ${this.location.bucket}`);
+      }
+    }
+    try {
+      await c.send(new m.CreateBucketCommand({ Bucket: this.location.bucket }));
+    } catch (e) {
+      const err = e as { name?: string };
+      if (err.name === "BucketAlreadyOwnedByYou") return;
+      throw describe(e, `cannot create bucket ${this.location.bucket}`);
+    }
+  }
+
+  /** Closes the client's connections (the process can then exit). */
+  async close(): Promise<void> {
+    if (!this.client) return;
+    const { c } = await this.client;
+    c.destroy();
+    this.client = undefined;
+  }
+}
