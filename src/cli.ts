@@ -29,6 +29,7 @@ import { serveWeb } from "./web/server.js";
 import type { FetchOrder } from "./snapshot/restore-lazy.js";
 import { markProcess, RestoreTimeline } from "./snapshot/timeline.js";
 import { StatsWriter } from "./snapshot/stats-file.js";
+import { addStoreCommands, isObjectStoreUrl, storeCommand, StoreVm, storeDir } from "./store/vm.js";
 
 /** Parses a memory size the way QEMU's -m does (for commander: its error type). */
 export function parseSize(text: string): number {
@@ -50,6 +51,11 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 interface RunFlags {
   snapshotDir?: string;
+  /** --snapshot-store: file:DIR (a snapshot directory) or s3://BUCKET/PREFIX. */
+  snapshotStore?: string;
+  storeDeadline?: number;
+  /** The object store a restore command opened already. */
+  objectStore?: StoreVm;
   loadvm?: string;
   machine: string[];
   cpu?: string;
@@ -116,8 +122,14 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   const monitorSpec: MonitorSpec = flags.monitor ? parseMonitor(flags.monitor) : { kind: "none" };
   let terminal: Terminal | undefined;
   let snapCtl: ReturnType<typeof addSnapshotCommands> | undefined;
+  if (flags.snapshotStore && !isObjectStoreUrl(flags.snapshotStore)) flags.snapshotDir = storeDir(flags.snapshotStore);
+  const objectStore = flags.objectStore ?? (flags.snapshotStore && isObjectStoreUrl(flags.snapshotStore)
+    ? new StoreVm(flags.snapshotStore, { deadlineMs: flags.storeDeadline !== undefined ? flags.storeDeadline * 1000 : undefined }) : undefined);
+  // -loadvm from an object store: the snapshot's disks come from the store.
+  if (objectStore && loadvm !== undefined && !flags.objectStore) await objectStore.prepare(loadvm);
   const machine = createVirtMachine({
     ...cfg,
+    openDisk: objectStore?.openDisk,
     console: {
       write: (fd, bytes) => {
         snapCtl?.current?.timeline.output(bytes);
@@ -138,13 +150,15 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   if (guestName?.process) process.title = guestName.process;
   const store = new SnapshotStore(flags.snapshotDir ? resolve(flags.snapshotDir)
     : snapshotFile ? dirname(resolve(snapshotFile)) : defaultSnapshotDir(machine.config));
-  if (hasJournals(store, machine)) attachJournals(machine, store);
+  if (!objectStore && hasJournals(store, machine)) attachJournals(machine, store);
   const restoreOpts: RestoreOptions = { mode: flags.restore ?? "lazy", order: flags.order ?? "workingset" };
   let restore: ActiveRestore | undefined;
   // --stats-json is kept up to date while the VM runs (first input, the answer, every second
   // until the restore is complete): a process ended before it exits still leaves it.
   const statsFile = flags.statsJson ? new StatsWriter(flags.statsJson) : undefined;
-  if (loadvm !== undefined || snapshotFile !== undefined) {
+  if (objectStore && loadvm !== undefined) {
+    restore = await objectStore.restore(machine, loadvm, restoreOpts.mode);
+  } else if (loadvm !== undefined || snapshotFile !== undefined) {
     const timeline = new RestoreTimeline(machine, true);
     restore = startRestore(machine, store, snapshotFile ?? store.find(loadvm!), restoreOpts, timeline);
   }
@@ -156,6 +170,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   if (restore) snapCtl.current = restore;
   const ctl = snapCtl;
   statsFile?.follow(() => ctl.current);
+  if (objectStore) addStoreCommands(monitor, machine, objectStore, ctl);
   const stdioMonitor = monitorSpec.kind === "stdio" || flags.serial === "mon:stdio" || flags.nographic === true || monitorSpec.kind === "none";
   terminal = new Terminal({
     guestInput: (bytes) => {
@@ -191,10 +206,18 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     terminal.stop();
     server?.close();
     store.close();
+    objectStore?.close();
   }
 }
 
 async function restoreCommand(target: string, flags: RunFlags & RestoreFlags & { dir?: string }): Promise<number> {
+  if (flags.snapshotStore && isObjectStoreUrl(flags.snapshotStore)) {
+    const vm = new StoreVm(flags.snapshotStore, { deadlineMs: flags.storeDeadline !== undefined ? flags.storeDeadline * 1000 : undefined });
+    const manifest = await vm.prepare(target);
+    const config = manifest.meta.config as unknown as Omit<VirtConfig, "console">;
+    return startMachine({ ...config, restoring: true, icountShift: flags.icount ?? config.icountShift }, { ...flags, objectStore: vm }, target);
+  }
+  if (flags.snapshotStore) flags.dir = storeDir(flags.snapshotStore);
   const file = target.endsWith(SNAPSHOT_EXT) || target.includes("/") ? target
     : new SnapshotStore(resolve(flags.dir ?? flags.snapshotDir ?? ".")).find(target);
   const snap = SnapshotFile.open(file);
@@ -213,6 +236,18 @@ function hasJournals(store: SnapshotStore, machine: { drives: { index: number; f
 function snapshotCommands(program: Command): void {
   const snap = program.command("snapshot").description("work with saved snapshots offline (ls, info, rm)");
   const dirOption = () => new Option("--dir <dir>", "the snapshot directory (default: next to the guest's first disk, FILE.snapshots/)");
+  const urlOption = () => new Option("--snapshot-store <url>", "where the snapshots are: file:DIR or s3://BUCKET/PREFIX");
+  type Where = { dir?: string; snapshotStore?: string };
+  /** With an object store, runs the command there and returns true. */
+  const inObjectStore = async (flags: Where, cmd: "ls" | "info" | "rm", name?: string): Promise<boolean> => {
+    if (!flags.snapshotStore) return false;
+    if (!isObjectStoreUrl(flags.snapshotStore)) {
+      flags.dir = storeDir(flags.snapshotStore);
+      return false;
+    }
+    process.stdout.write(await storeCommand(flags.snapshotStore, cmd, name));
+    return true;
+  };
   const storeFor = (flags: { dir?: string }, guest?: string) => {
     if (flags.dir) return new SnapshotStore(resolve(flags.dir));
     if (guest) return new SnapshotStore(defaultSnapshotDir({ drives: [{ file: guest }] }));
@@ -223,7 +258,9 @@ function snapshotCommands(program: Command): void {
     .description("list the snapshots of a guest (by its disk image) or in a directory")
     .argument("[guest]", "the guest's first disk image (its snapshots are in GUEST.snapshots/)")
     .addOption(dirOption())
-    .action((guest: string | undefined, flags: { dir?: string }) => {
+    .addOption(urlOption())
+    .action(async (guest: string | undefined, flags: Where) => {
+      if (await inObjectStore(flags, "ls")) return;
       process.stdout.write(formatList(storeFor(flags, guest).list()));
     });
   snap
@@ -232,7 +269,9 @@ function snapshotCommands(program: Command): void {
     .argument("<snapshot>", "a snapshot name (with --dir or GUEST) or a .rvmsnap file")
     .argument("[guest]", "the guest's first disk image")
     .addOption(dirOption())
-    .action((name: string, guest: string | undefined, flags: { dir?: string }) => {
+    .addOption(urlOption())
+    .action(async (name: string, guest: string | undefined, flags: Where) => {
+      if (await inObjectStore(flags, "info", name)) return;
       const file = name.endsWith(SNAPSHOT_EXT) || name.includes("/") ? name : storeFor(flags, guest).find(name);
       const s = SnapshotFile.open(file);
       process.stdout.write(formatInfo(s.meta, file));
@@ -244,10 +283,45 @@ function snapshotCommands(program: Command): void {
     .argument("<snapshot>", "the snapshot name")
     .argument("[guest]", "the guest's first disk image")
     .addOption(dirOption())
-    .action((name: string, guest: string | undefined, flags: { dir?: string }) => {
+    .addOption(urlOption())
+    .action(async (name: string, guest: string | undefined, flags: Where) => {
+      if (await inObjectStore(flags, "rm", name)) return;
       const store = storeFor(flags, guest);
       store.delete(name);
       store.close();
+    });
+}
+
+function storeCommands(program: Command): void {
+  const store = program.command("store").description("the object store of snapshots (s3://): disk images, space, garbage collection");
+  const url = (flags: { snapshotStore?: string }): string => {
+    const u = flags.snapshotStore ?? process.env.RVM_SNAPSHOT_STORE;
+    if (!u) throw new UsageError("say which store: --snapshot-store s3://BUCKET/PREFIX (or RVM_SNAPSHOT_STORE)");
+    if (!isObjectStoreUrl(u)) throw new UsageError(`rvm store works on object stores (s3://BUCKET/PREFIX), not "${u}"`);
+    return u;
+  };
+  const opt = () => new Option("--snapshot-store <url>", "the store: s3://BUCKET/PREFIX (default: $RVM_SNAPSHOT_STORE)");
+  store
+    .command("push-image")
+    .description("upload a disk image once, as content-addressed blocks: VMs booted from it share them")
+    .argument("<image>", "a raw disk image")
+    .addOption(opt())
+    .action(async (image: string, flags: { snapshotStore?: string }) => {
+      process.stdout.write(await storeCommand(url(flags), "push-image", image));
+    });
+  store
+    .command("gc")
+    .description("delete the packs and map chunks no snapshot or image refers to (safe while saves run)")
+    .addOption(opt())
+    .action(async (flags: { snapshotStore?: string }) => {
+      process.stdout.write(await storeCommand(url(flags), "gc"));
+    });
+  store
+    .command("du")
+    .description("bytes and objects in the store")
+    .addOption(opt())
+    .action(async (flags: { snapshotStore?: string }) => {
+      process.stdout.write(await storeCommand(url(flags), "du"));
     });
 }
 
@@ -288,6 +362,8 @@ export function buildProgram(): Command {
     .option("--stats", "after the run, print the restore's statistics (TTFI, faults, TTR, ...) to stderr")
     .option("--stats-json <file>", "write the restore's statistics and utilization curve as JSON")
     .option("--snapshot-dir <dir>", "where savevm writes snapshots (default: next to the first disk, DISK.snapshots/)")
+    .option("--snapshot-store <url>", "where snapshots live: file:DIR (a directory) or s3://BUCKET/PREFIX (an S3 object store; AWS_* variables and profiles give endpoint and credentials)")
+    .option("--store-deadline <seconds>", "how long a restore from an object store waits for an unreachable store before it stops the VM (default 120)", parseSeconds)
     .addOption(new Option("--format <format>", "how to load FILE (default: by its contents; raw for *.bin)").choices(["elf", "raw"]))
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
     .option("--icount <spec>", "deterministic time: [shift=]N[,sleep=on|off]: mtime advances one tick every 2^N instructions; " +
@@ -307,11 +383,14 @@ export function buildProgram(): Command {
       process.exitCode = await runCommand(file, flags);
     });
   snapshotCommands(program);
+  storeCommands(program);
   program
     .command("restore")
     .description("start a saved VM from a snapshot (its machine configuration is in the snapshot)")
     .argument("<snapshot>", "a snapshot name (with --dir) or a .rvmsnap file")
     .option("--dir <dir>", "the snapshot directory (for a name)")
+    .option("--snapshot-store <url>", "where the snapshot is: file:DIR or s3://BUCKET/PREFIX (nothing else is needed on this host)")
+    .option("--store-deadline <seconds>", "how long to wait for an unreachable object store before stopping the VM (default 120)", parseSeconds)
     .addOption(new Option("--restore <mode>", "lazy (default: the VM runs at once, memory comes back behind it) or eager").choices(["lazy", "eager"]))
     .addOption(new Option("--order <order>", "lazy restore's background fetch order: workingset (default) or page").choices(["workingset", "page"]))
     .option("--stats", "print the restore's statistics to stderr when the VM ends")

@@ -109,6 +109,11 @@ export class Machine {
   readonly onExit: (() => void)[] = [];
   /** Guest console input is delivered here (the UART's receive). */
   inputSink: ((bytes: Uint8Array) => void) | undefined;
+  /**
+   * The hart touched a page not yet restored: fetch it asynchronously (a remote page source;
+   * the host goes on while the hart waits). Without it, `mem.restorePage` serves the fault.
+   */
+  demandPage: ((page: number) => Promise<void>) | undefined;
   /** Called before each slice (the lazy restore notes the first guest instruction). */
   beforeSlice: (() => void) | undefined;
   /** Host work interleaved with the guest between slices (the lazy restore's fetcher). */
@@ -360,6 +365,10 @@ export class Machine {
           break;
         case Exit.Page: {
           const page = ex.exitPage();
+          if (this.demandPage) {
+            await this.demandPage(page);
+            break;
+          }
           if (!this.mem.restorePage) throw new RvmError(`the guest touched page ${page}, which is not restored`);
           this.mem.restorePage(page, true);
           break;

@@ -63,6 +63,8 @@ export interface VirtConfig {
   console: HtifConsole;
   /** Build the machine for a snapshot restore: no images are loaded (the snapshot has RAM). */
   restoring?: boolean;
+  /** Opens a drive's block backend instead of its image file (snapshots in an object store). */
+  openDisk?: (drive: DriveConfig, index: number) => BlockBackend;
 }
 
 export function createVirtMachine(cfg: VirtConfig): Machine {
@@ -95,7 +97,7 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     bySlot.set(slot, { drive, index });
   });
   const transports: VirtioMmio[] = [];
-  const { console: _console, ...plainConfig } = cfg;
+  const { console: _console, openDisk: _openDisk, ...plainConfig } = cfg;
   const abs = (p: string | undefined) => (p === undefined || p === "none" || p === "default" ? p : resolvePath(p));
   const legacy = cfg.virtioLegacy ?? true;
   machine.config = {
@@ -110,7 +112,7 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
       continue;
     }
     const { drive, index: i } = entry;
-    const disk = openDrive(drive);
+    const disk = cfg.openDisk ? cfg.openDisk(drive, i) : openDrive(drive);
     const attachedDrive = { index: i, file: resolvePath(drive.file), readonly: drive.readonly, disk } as AttachedDrive;
     machine.drives.push(attachedDrive);
     if (disk instanceof RawDisk) machine.onExit.push(() => disk.close());

@@ -137,16 +137,19 @@ export interface SnapshotControl {
   current?: ActiveRestore;
 }
 
+/** Runs a monitor command's work: an RvmError becomes the monitor's one-line "Error: ...". */
+export async function monitorWork(f: () => string | Promise<string>): Promise<string> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof RvmError) throw new MonitorError(`Error: ${e.message}`);
+    throw e;
+  }
+}
+
 /** Adds savevm, loadvm, delvm and `info snapshots` to the monitor. */
 export function addSnapshotCommands(monitor: Monitor, machine: Machine, ctl: SnapshotControl): SnapshotControl {
-  const wrap = async (f: () => string | Promise<string>): Promise<string> => {
-    try {
-      return await f();
-    } catch (e) {
-      if (e instanceof RvmError) throw new MonitorError(`Error: ${e.message}`);
-      throw e;
-    }
-  };
+  const wrap = monitorWork;
   monitor.define("savevm", "savevm [tag]", "save a VM snapshot. If no tag is provided, a new snapshot is created", (args) =>
     wrap(() => machine.atBoundary(() => {
       const show = ctl.progress;

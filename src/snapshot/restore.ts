@@ -148,6 +148,11 @@ export function restoreMachineState(machine: Machine, store: SnapshotStore, meta
     const drive = machine.drives.find((x) => x.index === d.index)!;
     store.journal(d.journal, drive.disk).revertTo(d.mark);
   }
+  restoreHartAndDevices(machine, meta);
+}
+
+/** Hart, devices, ROM, HTIF and guest time (any snapshot store's metadata has these). */
+export function restoreHartAndDevices(machine: Machine, meta: Pick<SnapshotMeta, "hart" | "devices" | "rom" | "htif">): void {
   machine.core.hartState().set(Buffer.from(meta.hart, "base64"));
   machine.core.exports.hartStateChanged();
   for (const dev of machine.stateful) {

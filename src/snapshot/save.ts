@@ -64,6 +64,21 @@ export function defaultName(now = new Date()): string {
   return `vm-${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}`;
 }
 
+/** The machine state a snapshot records besides RAM and disks (any store). */
+export function machineState(machine: Machine) {
+  const core = machine.core;
+  return {
+    board: "virt" as const,
+    config: machine.config,
+    ramBytes: core.ramBytes,
+    hart: Buffer.from(core.hartState()).toString("base64"),
+    mtime: machine.mtime.toString(),
+    devices: Object.fromEntries(machine.stateful.map((d) => [d.name, d.state()])),
+    htif: machine.htif ? { tohost: machine.htif.tohost, fromhost: machine.htif.fromhost } : null,
+    rom: Buffer.from(core.rom.subarray(0x1000, 0x1100)).toString("base64"),
+  };
+}
+
 /** Saves the (stopped) machine as snapshot `name` in `store`. Returns the metadata written. */
 export function saveSnapshot(machine: Machine, store: SnapshotStore, name: string, progress?: SaveProgress): SnapshotMeta {
   checkName(name);
@@ -178,19 +193,12 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     name,
     id,
     created: new Date().toISOString(),
-    board: "virt",
-    config: machine.config,
-    ramBytes: core.ramBytes,
-    hart: Buffer.from(core.hartState()).toString("base64"),
-    mtime: machine.mtime.toString(),
-    devices: Object.fromEntries(machine.stateful.map((d) => [d.name, d.state()])),
-    htif: machine.htif ? { tohost: machine.htif.tohost, fromhost: machine.htif.fromhost } : null,
+    ...machineState(machine),
     disks,
     refs,
     parent: parentLineage && refIndex.has(parentLineage.id) ? parentLineage.id : null,
     workingSet: hot.length,
     stats,
-    rom: Buffer.from(core.rom.subarray(0x1000, 0x1100)).toString("base64"),
   };
   // Offsets: header, meta (its length depends on the stats, filled in below), map, data.
   const metaLength = (s: SnapshotMeta) => Buffer.byteLength(JSON.stringify(s));

@@ -4,8 +4,11 @@
 //   packs/<id>.pack       4 KiB pages back to back (a few MiB; a save writes the working set first)
 //   packs/<id>.idx        the pack's index: the SHA-256 of each page, in slot order; written after
 //                         its pack, so an index always has its pack
-//   maps/<id>.map         a page map: one 48-byte entry per page (RAM page or disk block), in
-//                         deflated chunks of 4096 entries, each checksummed in the manifest
+//   chunks/<sha256>       a piece of a page map: 1024 entries of 56 bytes (a RAM page or disk
+//                         block each: zero, or the page's pack, slot and SHA-256), deflated, named
+//                         by the SHA-256 of its bytes. Maps are lists of chunks, so the parts
+//                         two maps share (a disk's unchanged regions and its pushed image, the
+//                         kernel's pages in two VMs) are stored once
 //   snapshots/<name>.json a snapshot's manifest (machine state, disks, packs, map): written last,
 //                         so a snapshot is listed only once everything it needs is in the store
 //   images/<id>.json      a disk image pushed with `rvm store push-image` (its blocks, as a map)
@@ -31,10 +34,10 @@ import type { ObjectStore } from "./objects.js";
 import { checkName } from "../snapshot/store.js";
 
 export const PAGE = 4096;
-/** Pages per map chunk (16 MiB of RAM). */
-export const CHUNK_PAGES = 4096;
-/** Bytes per map entry: u8 kind, 3 bytes 0, u32 pack, u32 slot, u32 0, 32-byte SHA-256. */
-export const ENTRY = 48;
+/** Entries per map chunk (4 MiB of RAM or disk). */
+export const CHUNK_PAGES = 1024;
+/** Bytes per map entry: u8 kind, 3 bytes 0, u32 slot, 16-byte pack id, 32-byte SHA-256. */
+export const ENTRY = 56;
 /** Target size of a pack object. */
 export const PACK_BYTES = 4 << 20;
 /** A lock older than this is stale (its saver died); a running save refreshes it well before. */
@@ -47,14 +50,14 @@ export const enum EntryKind {
 
 export interface MapEntry {
   kind: EntryKind;
-  /** Index into the manifest's pack list. */
-  pack: number;
+  /** The pack holding the page (32 hex digits). */
+  pack: string;
   slot: number;
   /** SHA-256 of the page (Page entries). */
   hash: Buffer;
 }
 
-export const ZERO_ENTRY: MapEntry = { kind: EntryKind.Zero, pack: 0, slot: 0, hash: Buffer.alloc(32) };
+export const ZERO_ENTRY: MapEntry = { kind: EntryKind.Zero, pack: "", slot: 0, hash: Buffer.alloc(32) };
 
 /** A corrupted or inconsistent object in the store. */
 export class StoreDataError extends RvmError {
@@ -68,15 +71,20 @@ export function sha256(bytes: Uint8Array): Buffer {
   return createHash("sha256").update(bytes).digest();
 }
 
+/** A save's id, 24 hex digits: sortable by time (ms, 12 digits), then 6 random bytes. */
 export function newId(): string {
-  // Sortable by time, unique: ms since the epoch (hex, 12 digits) and 8 random bytes.
-  return Date.now().toString(16).padStart(12, "0") + randomBytes(8).toString("hex");
+  return Date.now().toString(16).padStart(12, "0") + randomBytes(6).toString("hex");
+}
+
+/** The id of a save's n-th pack: the save's id and 8 hex digits (16 bytes in a map entry). */
+export function packId(save: string, n: number): string {
+  return save + n.toString(16).padStart(8, "0");
 }
 
 export const keys = {
   pack: (id: string) => `packs/${id}.pack`,
   index: (id: string) => `packs/${id}.idx`,
-  map: (id: string) => `maps/${id}.map`,
+  chunk: (hash: string) => `chunks/${hash}`,
   manifest: (name: string) => `snapshots/${name}.json`,
   image: (id: string) => `images/${id}.json`,
   lock: (id: string) => `locks/${id}.json`,
@@ -109,50 +117,56 @@ export function decodeIndex(b: Uint8Array, where: string): Buffer[] {
 
 // --- page maps ---
 
-export interface MapChunk {
-  offset: number;
-  length: number;
-  /** SHA-256 of the deflated chunk, hex. */
-  sha256: string;
-}
-
 export interface MapRef {
-  /** Key of the map object. */
-  key: string;
   /** Entries (pages or blocks). */
   entries: number;
-  chunks: MapChunk[];
+  /** The SHA-256 (hex) of each deflated chunk of CHUNK_PAGES entries: its object's name. */
+  chunks: string[];
 }
 
 export function encodeEntry(buf: Buffer, i: number, e: MapEntry): void {
   const o = i * ENTRY;
+  buf.fill(0, o, o + ENTRY);
+  if (e.kind === EntryKind.Zero) return;
   buf.writeUInt8(e.kind, o);
-  buf.writeUInt32LE(e.pack, o + 4);
-  buf.writeUInt32LE(e.slot, o + 8);
-  if (e.kind !== EntryKind.Zero) e.hash.copy(buf, o + 16);
+  buf.writeUInt32LE(e.slot, o + 4);
+  buf.write(e.pack, o + 8, 16, "hex");
+  e.hash.copy(buf, o + 24);
 }
 
 export function decodeEntry(buf: Buffer, i: number): MapEntry {
   const o = i * ENTRY;
-  return { kind: buf.readUInt8(o) as EntryKind, pack: buf.readUInt32LE(o + 4), slot: buf.readUInt32LE(o + 8), hash: buf.subarray(o + 16, o + 48) };
+  const kind = buf.readUInt8(o) as EntryKind;
+  if (kind === EntryKind.Zero) return ZERO_ENTRY;
+  return { kind, slot: buf.readUInt32LE(o + 4), pack: buf.toString("hex", o + 8, o + 24), hash: buf.subarray(o + 24, o + 56) };
 }
 
-/** Encodes `entries` (ENTRY bytes each) as deflated checksummed chunks; returns object and ref. */
-export function encodeMap(raw: Buffer, key: string): { body: Buffer; ref: MapRef } {
+/** The packs the entries of a raw map refer to. */
+export function packsOf(raw: Buffer, into = new Set<string>()): Set<string> {
+  let last = "";
+  for (let o = 0; o < raw.length; o += ENTRY) {
+    if (raw[o] === EntryKind.Zero) continue;
+    const p = raw.toString("hex", o + 8, o + 24);
+    if (p !== last) into.add((last = p));
+  }
+  return into;
+}
+
+/** Splits a raw map (ENTRY bytes per entry) into deflated chunks named by their SHA-256. */
+export function encodeMap(raw: Buffer): { ref: MapRef; bodies: Map<string, Buffer> } {
   const entries = raw.length / ENTRY;
-  const parts: Buffer[] = [];
-  const chunks: MapChunk[] = [];
-  let offset = 0;
+  const bodies = new Map<string, Buffer>();
+  const chunks: string[] = [];
   for (let first = 0; first < entries; first += CHUNK_PAGES) {
     const z = deflateSync(raw.subarray(first * ENTRY, Math.min(entries, first + CHUNK_PAGES) * ENTRY), { level: 1 });
-    chunks.push({ offset, length: z.length, sha256: sha256(z).toString("hex") });
-    parts.push(z);
-    offset += z.length;
+    const h = sha256(z).toString("hex");
+    chunks.push(h);
+    bodies.set(h, z);
   }
-  return { body: Buffer.concat(parts), ref: { key, entries, chunks } };
+  return { ref: { entries, chunks }, bodies };
 }
 
-/** A page map in the store: chunks fetched (ranged GET), checked and inflated on first use. */
+/** A page map in the store: chunks fetched, checked and inflated on first use. */
 export class StoreMap {
   private readonly chunks = new Map<number, Buffer>();
   private readonly loading = new Map<number, Promise<Buffer>>();
@@ -164,8 +178,8 @@ export class StoreMap {
   }
 
   private decode(c: number, z: Uint8Array): Buffer {
-    const info = this.ref.chunks[c];
-    if (sha256(z).toString("hex") !== info.sha256) throw new StoreDataError(this.where, `corrupted page map (chunk ${c}: checksum mismatch)`);
+    const name = this.ref.chunks[c];
+    if (sha256(z).toString("hex") !== name) throw new StoreDataError(`${this.where} (${keys.chunk(name)})`, `corrupted page map (chunk ${c}: checksum mismatch)`);
     let b: Buffer;
     try {
       b = inflateSync(z);
@@ -183,9 +197,10 @@ export class StoreMap {
     if (have) return Promise.resolve(have);
     let p = this.loading.get(c);
     if (!p) {
-      const info = this.ref.chunks[c];
-      if (!info) return Promise.reject(new StoreDataError(this.where, `page map has no chunk ${c}`));
-      p = this.store.getRange(this.ref.key, info.offset, info.length).then((z) => {
+      const name = this.ref.chunks[c];
+      if (!name) return Promise.reject(new StoreDataError(this.where, `page map has no chunk ${c}`));
+      p = this.store.get(keys.chunk(name)).then((z) => {
+        if (!z) throw new StoreDataError(this.where, `page map chunk ${keys.chunk(name)} is missing`);
         const b = this.decode(c, z);
         this.chunks.set(c, b);
         this.loading.delete(c);
@@ -199,14 +214,10 @@ export class StoreMap {
     return p;
   }
 
-  /** Loads every chunk (one GET of the whole object). */
+  /** Loads every chunk (a few in flight). */
   async loadAll(): Promise<void> {
-    if (this.chunks.size === this.ref.chunks.length) return;
-    const all = await this.store.get(this.ref.key);
-    if (!all) throw new StoreDataError(this.where, `page map ${this.ref.key} is missing`);
-    this.ref.chunks.forEach((info, c) => {
-      if (!this.chunks.has(c)) this.chunks.set(c, this.decode(c, all.subarray(info.offset, info.offset + info.length)));
-    });
+    const todo = this.ref.chunks.map((_, c) => c).filter((c) => !this.chunks.has(c));
+    for (let i = 0; i < todo.length; i += 8) await Promise.all(todo.slice(i, i + 8).map((c) => this.load(c)));
   }
 
   /** Whether entry i's chunk is loaded (entry() may be called). */
@@ -231,6 +242,25 @@ export class StoreMap {
     const b = await this.load(c);
     return decodeEntry(b, i - c * CHUNK_PAGES);
   }
+
+  /** The raw chunk c (loaded). */
+  raw(c: number): Buffer | undefined {
+    return this.chunks.get(c);
+  }
+
+  /** Chunk c's object, fetched by other means (a synchronous read): checked and kept. */
+  insert(c: number, z: Uint8Array): void {
+    if (!this.chunks.has(c)) this.chunks.set(c, this.decode(c, z));
+  }
+
+  /** A map whose entries are at hand (just saved): no chunk is fetched. */
+  static fromRaw(store: ObjectStore, ref: MapRef, where: string, raw: Buffer): StoreMap {
+    const m = new StoreMap(store, ref, where);
+    for (let c = 0; c * CHUNK_PAGES < ref.entries; c++) {
+      m.chunks.set(c, Buffer.from(raw.subarray(c * CHUNK_PAGES * ENTRY, Math.min(ref.entries, (c + 1) * CHUNK_PAGES) * ENTRY)));
+    }
+    return m;
+  }
 }
 
 // --- manifests ---
@@ -252,7 +282,7 @@ export interface Manifest {
   name: string;
   id: string;
   created: string;
-  /** Packs the maps refer to, by position (MapEntry.pack). */
+  /** Every pack the maps refer to (for gc and the save locks). */
   packs: string[];
   /** RAM, one entry per page. */
   map: MapRef;
@@ -373,8 +403,9 @@ export class ContentStore {
   }
 
   /** The locks younger than LOCK_TTL_MS; the names of older ones in `stale`. */
-  private async locks(now: number, stale: string[]): Promise<{ save: string; packs: string[]; done?: boolean }[]> {
-    const out: { save: string; packs: string[]; done?: boolean }[] = [];
+  private async locks(stale: string[]): Promise<LockBody[]> {
+    const now = Date.now();
+    const out: LockBody[] = [];
     for (const o of await this.objects.list("locks/")) {
       if (now - o.modified > LOCK_TTL_MS) {
         stale.push(o.key);
@@ -391,51 +422,61 @@ export class ContentStore {
     return out;
   }
 
-  /**
-   * Reclaims what no snapshot, image or recent save refers to: packs, indexes and maps.
-   * Returns what it deleted. Safe against concurrent saves (see the file's header): objects are
-   * listed first, then locks, then manifests and images, then locks again.
-   */
-  async gc(): Promise<{ packs: number; maps: number; bytes: number; kept: number }> {
-    const t0 = Date.now();
-    const objects = [...await this.objects.list("packs/"), ...await this.objects.list("maps/")];
-    const stale: string[] = [];
-    const locksBefore = await this.locks(Date.now(), stale);
-    const referenced = new Set<string>();
+  /** The packs and map chunks that manifests and images refer to. */
+  async referenced(): Promise<{ packs: Set<string>; chunks: Set<string>; unreadable: number }> {
+    const packs = new Set<string>();
+    const chunks = new Set<string>();
     const named = (await this.objects.list("snapshots/")).filter((o) => o.key.endsWith(".json")).length;
     const manifests = await this.manifests();
-    // A manifest that exists but cannot be read may refer to anything: delete nothing.
-    if (named !== manifests.length) throw new RvmError(`store gc: ${named - manifests.length} manifest(s) in ${this.url} cannot be read; nothing deleted`);
+    const maps: MapRef[] = [];
     for (const m of manifests) {
-      for (const p of m.packs) referenced.add(keys.pack(p)).add(keys.index(p));
-      referenced.add(m.map.key);
-      for (const d of m.disks) referenced.add(d.map.key);
+      for (const p of m.packs) packs.add(p);
+      maps.push(m.map, ...m.disks.map((d) => d.map));
     }
     for (const im of await this.images()) {
-      for (const p of im.packs) referenced.add(keys.pack(p)).add(keys.index(p));
-      referenced.add(im.map.key);
+      for (const p of im.packs) packs.add(p);
+      maps.push(im.map);
     }
-    const locks = [...locksBefore, ...await this.locks(Date.now(), [])];
+    for (const m of maps) for (const c of m.chunks) chunks.add(c);
+    return { packs, chunks, unreadable: named - manifests.length };
+  }
+
+  /**
+   * Reclaims what no snapshot, image or recent save refers to: packs, their indexes, map
+   * chunks. Safe against concurrent saves (see the file's header): objects are listed first,
+   * then locks, then manifests and images, then locks again.
+   */
+  async gc(): Promise<{ packs: number; chunks: number; bytes: number; kept: number }> {
+    const t0 = Date.now();
+    const objects = [...await this.objects.list("packs/"), ...await this.objects.list("chunks/")];
+    const stale: string[] = [];
+    const locksBefore = await this.locks(stale);
+    const ref = await this.referenced();
+    // A manifest that exists but cannot be read may refer to anything: delete nothing.
+    if (ref.unreadable) throw new RvmError(`store gc: ${ref.unreadable} manifest(s) in ${this.url} cannot be read; nothing deleted`);
+    const locks = [...locksBefore, ...await this.locks([])];
     if (Date.now() - t0 > LOCK_TTL_MS / 2) throw new RvmError("store gc: took too long to be sure no save is running; nothing deleted (run it again)");
-    const running = new Set<string>();
+    const running: string[] = [];
     for (const l of locks) {
-      for (const p of l.packs) referenced.add(keys.pack(p)).add(keys.index(p));
-      if (!l.done) running.add(l.save);
+      for (const p of l.packs) ref.packs.add(p);
+      for (const c of l.chunks ?? []) ref.chunks.add(c);
+      if (!l.done) running.push(l.save);
     }
-    const victims = objects.filter((o) => {
-      if (referenced.has(o.key)) return false;
-      // A running save's own new objects carry its id as their name's prefix.
-      const base = o.key.slice(o.key.indexOf("/") + 1);
-      for (const s of running) if (base.startsWith(s)) return false;
-      return true;
-    });
+    const keep = (key: string): boolean => {
+      // A running save names its new chunks in its lock before it uploads them.
+      if (key.startsWith("chunks/")) return ref.chunks.has(key.slice(7));
+      const id = key.slice(6).replace(/\.(pack|idx)$/, "");
+      // A running save's own new packs carry its id as their name's prefix.
+      return ref.packs.has(id) || running.some((s) => id.startsWith(s));
+    };
+    const victims = objects.filter((o) => !keep(o.key));
     // A pack's index goes before the pack: an index never names a missing pack.
     const order = [...victims.filter((v) => v.key.endsWith(".idx")), ...victims.filter((v) => !v.key.endsWith(".idx"))];
     await this.objects.delete(order.map((v) => v.key));
     await this.objects.delete(stale);
     return {
       packs: victims.filter((v) => v.key.endsWith(".pack")).length,
-      maps: victims.filter((v) => v.key.startsWith("maps/")).length,
+      chunks: victims.filter((v) => v.key.startsWith("chunks/")).length,
       bytes: victims.reduce((a, v) => a + v.size, 0),
       kept: objects.length - victims.length,
     };
@@ -449,21 +490,37 @@ export class ContentStore {
   }
 }
 
+interface LockBody {
+  save: string;
+  packs: string[];
+  chunks?: string[];
+  done?: boolean;
+}
+
 /**
- * Where the pages already in the store are: SHA-256 -> pack and slot, built from the indexes of
- * the packs that live manifests and images refer to.
+ * What is in the store already: page SHA-256 -> pack and slot, from the indexes of the packs
+ * that live manifests and images refer to, and the map chunks they use.
  */
 export class PoolIndex {
   private readonly where = new Map<string, { pack: string; slot: number }>();
   readonly packs = new Set<string>();
+  readonly chunks = new Set<string>();
 
   static async load(cs: ContentStore, cache?: IndexCache): Promise<PoolIndex> {
     const ix = new PoolIndex();
-    const packs = new Set<string>();
-    for (const m of await cs.manifests()) for (const p of m.packs) packs.add(p);
-    for (const im of await cs.images()) for (const p of im.packs) packs.add(p);
-    const ids = [...packs];
-    const lists = await Promise.all(ids.map(async (id) => cache?.get(id) ?? cs.packIndex(id).then((h) => (cache?.set(id, h), h))));
+    const ref = await cs.referenced();
+    for (const c of ref.chunks) ix.chunks.add(c);
+    const ids = [...ref.packs];
+    const lists: Buffer[][] = [];
+    for (let i = 0; i < ids.length; i += 16) {
+      lists.push(...await Promise.all(ids.slice(i, i + 16).map(async (id) => {
+        const have = cache?.get(id);
+        if (have) return have;
+        const h = await cs.packIndex(id);
+        cache?.set(id, h);
+        return h;
+      })));
+    }
     ids.forEach((id, k) => ix.addPack(id, lists[k]));
     return ix;
   }
@@ -480,11 +537,12 @@ export class PoolIndex {
     return this.where.get(hash.toString("latin1"));
   }
 
-  /** Forgets packs (no longer referenced when a save re-checked). */
-  drop(packs: Set<string>): void {
-    if (packs.size === 0) return;
-    for (const [k, v] of this.where) if (packs.has(v.pack)) this.where.delete(k);
-    for (const p of packs) this.packs.delete(p);
+  /** Forgets packs and chunks no longer referenced when a save re-checked. */
+  keepOnly(packs: Set<string>, chunks: Set<string>): void {
+    const gone = new Set([...this.packs].filter((p) => !packs.has(p)));
+    if (gone.size) for (const [k, v] of this.where) if (gone.has(v.pack)) this.where.delete(k);
+    for (const p of gone) this.packs.delete(p);
+    for (const c of [...this.chunks]) if (!chunks.has(c)) this.chunks.delete(c);
   }
 
   get size(): number {
@@ -525,10 +583,6 @@ export class PackWriter {
     this.buf = Buffer.allocUnsafe(packBytes);
   }
 
-  private currentId(): string {
-    return `${this.saveId}-${String(this.seq).padStart(5, "0")}`;
-  }
-
   /** A page written earlier in this save with this hash, if any. */
   find(hash: Buffer): { pack: string; slot: number } | undefined {
     return this.known.get(hash.toString("latin1"));
@@ -540,7 +594,7 @@ export class PackWriter {
     const k = hash.toString("latin1");
     const dup = this.known.get(k);
     if (dup) return dup;
-    const ref = { pack: this.currentId(), slot: this.hashes.length };
+    const ref = { pack: packId(this.saveId, this.seq), slot: this.hashes.length };
     this.known.set(k, ref);
     this.buf.set(page, this.fill);
     this.fill += PAGE;
@@ -552,7 +606,7 @@ export class PackWriter {
 
   private async seal(): Promise<void> {
     if (this.fill === 0) return;
-    const id = this.currentId();
+    const id = packId(this.saveId, this.seq);
     const body = this.buf.subarray(0, this.fill);
     const index = encodeIndex(this.hashes);
     this.written.push(id);
@@ -561,10 +615,15 @@ export class PackWriter {
     this.buf = Buffer.allocUnsafe(this.packBytes);
     this.fill = 0;
     this.hashes = [];
-    const p: Promise<void> = (async () => {
+    await this.start(async () => {
       await this.cs.objects.put(keys.pack(id), body);
       await this.cs.objects.put(keys.index(id), index);
-    })().catch((e: Error) => {
+    });
+  }
+
+  /** Runs an upload with the others in flight (at most maxInflight). */
+  async start(upload: () => Promise<void>): Promise<void> {
+    const p: Promise<void> = upload().catch((e: Error) => {
       this.failure ??= e;
     }).finally(() => this.inflight.delete(p));
     this.inflight.add(p);
@@ -581,74 +640,57 @@ export class PackWriter {
 }
 
 /**
- * A save's lock object: names the save (whose new objects carry its id) and the existing packs
- * it builds on. Written before the save confirms those packs are still referenced; refreshed
- * while the save runs; marked done once the manifest is written, and left to expire after
- * LOCK_TTL_MS (gc removes it), so a gc that listed the manifests just before this save's
- * manifest appeared still sees which packs it reused.
+ * A save's lock object: names the save (whose new packs carry its id) and the existing packs
+ * and chunks it builds on. Written before the save confirms those are still referenced;
+ * refreshed while the save runs; marked done once the manifest is written, and left to expire
+ * after LOCK_TTL_MS (gc removes it), so a gc that listed the manifests just before this save's
+ * manifest appeared still sees what it reused.
  */
 export class SaveLock {
   private timer: NodeJS.Timeout | undefined;
-  private packs: string[] = [];
-  private done = false;
+  private body: LockBody;
 
-  constructor(private readonly cs: ContentStore, readonly save: string) {}
+  constructor(private readonly cs: ContentStore, readonly save: string) {
+    this.body = { save, packs: [], chunks: [], done: false };
+  }
 
-  async write(packs?: string[]): Promise<void> {
-    if (packs) this.packs = packs;
-    await this.cs.objects.put(keys.lock(this.save), Buffer.from(JSON.stringify({ save: this.save, packs: this.packs, done: this.done, at: new Date().toISOString() })));
-    if (!this.done && !this.timer) {
+  async write(packs?: string[], chunks?: string[]): Promise<void> {
+    if (packs) this.body.packs = packs;
+    if (chunks) this.body.chunks = chunks;
+    await this.cs.objects.put(keys.lock(this.save), Buffer.from(JSON.stringify({ ...this.body, at: new Date().toISOString() })));
+    if (!this.body.done && !this.timer) {
       this.timer = setInterval(() => void this.write().catch(() => undefined), LOCK_TTL_MS / 4);
       this.timer.unref();
     }
   }
 
   /**
-   * The save is complete (its manifest is written; `packs` = the manifest's packs) or abandoned
-   * (no packs). From now on the lock names only the existing packs the manifest builds on.
+   * The save is complete (its manifest is written, referring to `packs` and `chunks`) or
+   * abandoned (nothing). From now on the lock names only the existing objects the manifest
+   * builds on.
    */
-  async finish(packs: string[] = []): Promise<void> {
+  async finish(packs: string[] = [], chunks: string[] = []): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.done = true;
-    await this.write(packs.filter((p) => !p.startsWith(this.save)));
+    this.body.done = true;
+    await this.write(packs.filter((p) => !p.startsWith(this.save)), chunks);
   }
 }
 
 /**
  * Builds one page map of a save: each entry is zero, a page already in the store (pool or this
- * save), or a new page added to the save's packs. Collects the packs the map refers to.
+ * save), or a new page added to the save's packs.
  */
 export class MapBuilder {
   readonly raw: Buffer;
-  private readonly packIndex = new Map<string, number>();
   /** Pages found in the store already (not uploaded). */
   deduped = 0;
   /** Pages uploaded by this map. */
   uploaded = 0;
   zero = 0;
 
-  constructor(
-    readonly entries: number,
-    private readonly pool: PoolIndex,
-    private readonly writer: PackWriter,
-    /** The save's pack list, shared by all the maps of one manifest. */
-    readonly packs: string[],
-  ) {
+  constructor(readonly entries: number, private readonly pool: PoolIndex, private readonly writer: PackWriter) {
     this.raw = Buffer.alloc(entries * ENTRY);
-  }
-
-  private packNo(id: string): number {
-    let n = this.packIndex.get(id);
-    if (n === undefined) {
-      n = this.packs.indexOf(id);
-      if (n < 0) {
-        this.packs.push(id);
-        n = this.packs.length - 1;
-      }
-      this.packIndex.set(id, n);
-    }
-    return n;
   }
 
   setZero(i: number): void {
@@ -656,9 +698,9 @@ export class MapBuilder {
     this.zero++;
   }
 
-  /** An entry taken over as is (incremental save): a page in `pack` at `slot`. */
-  setRef(i: number, pack: string, slot: number, hash: Buffer): void {
-    encodeEntry(this.raw, i, { kind: EntryKind.Page, pack: this.packNo(pack), slot, hash });
+  /** An entry taken over as is (incremental save, or a raw entry copied). */
+  setEntry(i: number, e: MapEntry): void {
+    encodeEntry(this.raw, i, e);
   }
 
   /** A page with this content: found in the store, or uploaded. `hash` = sha256(bytes). */
@@ -666,59 +708,81 @@ export class MapBuilder {
     const have = this.pool.find(hash) ?? this.writer.find(hash);
     if (have) {
       this.deduped++;
-      this.setRef(i, have.pack, have.slot, hash);
+      encodeEntry(this.raw, i, { kind: EntryKind.Page, pack: have.pack, slot: have.slot, hash });
       return;
     }
     const ref = await this.writer.add(hash, bytes);
     this.uploaded++;
-    this.setRef(i, ref.pack, ref.slot, hash);
+    encodeEntry(this.raw, i, { kind: EntryKind.Page, pack: ref.pack, slot: ref.slot, hash });
   }
 
-  /** The encoded map object for key `key`. */
-  encode(key: string): { body: Buffer; ref: MapRef } {
-    return encodeMap(this.raw, key);
+  encode(): { ref: MapRef; bodies: Map<string, Buffer> } {
+    return encodeMap(this.raw);
+  }
+
+  packs(into?: Set<string>): Set<string> {
+    return packsOf(this.raw, into);
   }
 }
 
-/** The pages of a map in the store, read and verified (ranged GETs of their packs). */
+/** The pages of maps in the store, read and verified (ranged GETs of their packs). */
 export class PageReader {
-  constructor(private readonly cs: ContentStore, private readonly packs: string[]) {}
+  constructor(private readonly cs: ContentStore) {}
 
   /** Verifies `bytes` against an entry's hash; throws naming the object on a mismatch. */
   verify(e: MapEntry, bytes: Uint8Array, what: string): void {
     if (e.kind === EntryKind.Zero) return;
     if (!sha256(bytes).equals(e.hash)) {
-      throw new StoreDataError(`${this.cs.url}/${keys.pack(this.packs[e.pack])}`, `${what}: checksum mismatch (corrupted object)`);
+      throw new StoreDataError(`${this.cs.url}/${keys.pack(e.pack)}`, `${what}: checksum mismatch (corrupted object)`);
     }
-  }
-
-  packKey(e: MapEntry): string {
-    const id = this.packs[e.pack];
-    if (id === undefined) throw new StoreDataError(this.cs.url, `map refers to pack ${e.pack}, which the manifest does not list`);
-    return keys.pack(id);
   }
 
   /** One page's bytes, verified. */
   async read(e: MapEntry, what: string): Promise<Uint8Array> {
     if (e.kind === EntryKind.Zero) return new Uint8Array(PAGE);
-    const b = await this.cs.objects.getRange(this.packKey(e), e.slot * PAGE, PAGE);
+    const b = await this.cs.objects.getRange(keys.pack(e.pack), e.slot * PAGE, PAGE);
     this.verify(e, b, what);
     return b;
   }
 }
 
 /**
- * A save's start: load what the store has, lock the packs it will build on, and confirm they
- * are still referenced (dropping those that are not). See the file's header.
+ * A save's start: load what the store has, lock the packs and chunks it will build on, and
+ * confirm they are still referenced (forgetting those that are not). See the file's header.
  */
 export async function beginSave(cs: ContentStore, saveId: string, cache?: IndexCache): Promise<{ pool: PoolIndex; lock: SaveLock }> {
   await cs.objects.ensure();
   const pool = await PoolIndex.load(cs, cache);
   const lock = new SaveLock(cs, saveId);
-  await lock.write([...pool.packs]);
-  const still = new Set<string>();
-  for (const m of await cs.manifests()) for (const p of m.packs) still.add(p);
-  for (const im of await cs.images()) for (const p of im.packs) still.add(p);
-  pool.drop(new Set([...pool.packs].filter((p) => !still.has(p))));
+  await lock.write([...pool.packs], [...pool.chunks]);
+  const still = await cs.referenced();
+  pool.keepOnly(still.packs, still.chunks);
   return { pool, lock };
+}
+
+/**
+ * The end of a save: uploads the map chunks the store lacks (named in the lock first), then the
+ * manifest (the snapshot becomes visible), then marks the lock done.
+ */
+export async function finishSave(
+  cs: ContentStore, pool: PoolIndex, lock: SaveLock, writer: PackWriter,
+  maps: { ref: MapRef; bodies: Map<string, Buffer> }[], manifest: Omit<Manifest, "packs"> | null, packs: Set<string>,
+  writeLast?: () => Promise<void>,
+): Promise<Manifest | null> {
+  await writer.finish();
+  const fresh = new Map<string, Buffer>();
+  for (const m of maps) for (const [h, b] of m.bodies) if (!pool.chunks.has(h)) fresh.set(h, b);
+  const chunks = new Set<string>();
+  for (const m of maps) for (const c of m.ref.chunks) chunks.add(c);
+  if (fresh.size) {
+    await lock.write(undefined, [...new Set([...pool.chunks, ...fresh.keys()])]);
+    for (const [h, b] of fresh) await writer.start(() => cs.objects.put(keys.chunk(h), b));
+    await writer.finish();
+    for (const h of fresh.keys()) pool.chunks.add(h);
+  }
+  const full: Manifest | null = manifest && { ...manifest, packs: [...packs].sort() };
+  if (full) await cs.writeManifest(full);
+  await writeLast?.();
+  await lock.finish([...packs], [...chunks].filter((c) => !fresh.has(c)));
+  return full;
 }

@@ -34,8 +34,8 @@ export class Session {
   private readonly exited: Promise<number | null>;
   private readonly changes = new Changes();
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [join(ROOT, "bin/rvm.js"), ...args], { stdio: "pipe" });
+  constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+    this.child = spawn(process.execPath, [join(ROOT, "bin/rvm.js"), ...args], { stdio: "pipe", cwd: opts.cwd, env: opts.env });
     this.child.stdout.setEncoding("latin1");
     this.child.stderr.setEncoding("latin1");
     this.child.stdout.on("data", (s: string) => {
@@ -86,6 +86,10 @@ export class Session {
 
   kill(): void {
     this.child.kill("SIGKILL");
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 }
 

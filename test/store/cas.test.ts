@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from "vitest";
 import {
-  beginSave, ContentStore, EntryKind, keys, Manifest, MapBuilder, newId, PackWriter, PageReader, PoolIndex, sha256, StoreMap,
+  beginSave, ContentStore, EntryKind, finishSave, keys, MapBuilder, newId, PackWriter, PageReader, PoolIndex, sha256, StoreMap,
 } from "../../src/store/cas.js";
 import { S3ObjectStore } from "../../src/store/objects.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
@@ -29,29 +29,25 @@ async function save(cs: ContentStore, name: string, seeds: number[], opts: { bef
   const saveId = newId();
   const { pool, lock } = await beginSave(cs, saveId);
   const writer = new PackWriter(cs, saveId, opts.packBytes ?? 1 << 20);
-  const packs: string[] = [];
-  const map = new MapBuilder(seeds.length, pool, writer, packs);
+  const map = new MapBuilder(seeds.length, pool, writer);
   for (let i = 0; i < seeds.length; i++) {
     if (seeds[i] === 0) map.setZero(i);
     else await map.put(i, page(seeds[i]));
   }
   await writer.finish();
-  const enc = map.encode(keys.map(saveId));
-  await cs.objects.put(enc.ref.key, enc.body);
   await opts.beforeManifest?.();
-  const m: Manifest = {
-    format: "rvm-store-snapshot", version: 1, name, id: saveId, created: new Date().toISOString(), packs, map: enc.ref, disks: [],
+  const enc = map.encode();
+  const m = await finishSave(cs, pool, lock, writer, [enc], {
+    format: "rvm-store-snapshot", version: 1, name, id: saveId, created: new Date().toISOString(), map: enc.ref, disks: [],
     meta: { ramBytes: seeds.length * PAGE }, parent: null,
-  };
-  await cs.writeManifest(m);
-  await lock.finish(packs);
-  return { m, map, writer };
+  }, map.packs());
+  return { m: m!, map, writer };
 }
 
 async function readAll(cs: ContentStore, name: string): Promise<Buffer[]> {
   const m = await cs.readManifest(name);
   const map = new StoreMap(cs.objects, m.map, name);
-  const reader = new PageReader(cs, m.packs);
+  const reader = new PageReader(cs);
   const out: Buffer[] = [];
   for (let i = 0; i < map.entries; i++) out.push(Buffer.from(await reader.read(await map.entryAsync(i), `page ${i}`)));
   return out;
@@ -69,6 +65,7 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     expect(sa.map.zero).toBe(100);
     expect(sa.writer.bytes).toBe(600 * PAGE);
     expect(sa.writer.written.length).toBe(3); // 1 MiB packs: 255 + 255 + 90 pages
+    expect(sa.m.map.chunks.length).toBe(1);
     // VM b shares 500 pages with a and has 100 of its own.
     const b = [...Array.from({ length: 500 }, (_, i) => i + 1), ...Array.from({ length: 100 }, (_, i) => 10_000 + i)];
     const sb = await save(cs, "b", b);
@@ -79,6 +76,12 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     const backA = await readAll(cs, "a");
     a.forEach((s, i) => expect(backA[i].equals(page(s))).toBe(true));
     expect((await cs.manifests()).map((m) => m.name)).toEqual(["a", "b"]);
+    // A third VM identical to b: nothing new, not even its map.
+    const before = await cs.usage();
+    const sc = await save(cs, "c", b);
+    expect(sc.map.uploaded).toBe(0);
+    const after = await cs.usage();
+    expect(after.bytes - before.bytes).toBeLessThan(4096); // its manifest and lock
   }, 120_000);
 
   it("lists a snapshot only once its manifest is written", async () => {
@@ -98,13 +101,14 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     body[PAGE + 100] ^= 1;
     await cs.objects.put(pk, body);
     const map = new StoreMap(cs.objects, m.map, "s");
-    const reader = new PageReader(cs, m.packs);
+    const reader = new PageReader(cs);
     expect(Buffer.from(await reader.read(await map.entryAsync(0), "page 0")).equals(page(5))).toBe(true);
     await expect(reader.read(await map.entryAsync(1), "page 1")).rejects.toThrow(/page 1: checksum mismatch/);
     // A damaged map chunk.
-    const mb = Buffer.from((await cs.objects.get(m.map.key))!);
+    const ck = keys.chunk(m.map.chunks[0]);
+    const mb = Buffer.from((await cs.objects.get(ck))!);
     mb[mb.length - 1] ^= 0xff;
-    await cs.objects.put(m.map.key, mb);
+    await cs.objects.put(ck, mb);
     await expect(new StoreMap(cs.objects, m.map, "s").entryAsync(0)).rejects.toThrow(/corrupted page map/);
     // A manifest edited behind rvm's back.
     const mk = keys.manifest("s");
@@ -124,6 +128,7 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     await expect(cs.deleteSnapshot("two")).rejects.toThrow(/no snapshot named "two"/);
     const r = await cs.gc();
     expect(r.packs).toBe(2); // "two"'s two packs
+    expect(r.chunks).toBe(1); // and its map
     expect(r.bytes).toBeGreaterThanOrEqual(300 * PAGE);
     const after = await cs.usage();
     expect(before.packBytes - after.packBytes).toBe(300 * PAGE);
@@ -144,7 +149,7 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
       },
     });
     expect(gcResult!.packs).toBe(0); // base's pack is reused by the running save, child's is new
-    expect(gcResult!.maps).toBe(1); // base's map is no one's
+    expect(gcResult!.chunks).toBe(1); // base's map chunk is no one's
     const back = await readAll(cs, "child");
     expect(back[0].equals(page(1))).toBe(true);
     expect(back[50].equals(page(777))).toBe(true);

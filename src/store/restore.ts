@@ -1,0 +1,700 @@
+// Restore from an object store (s3://), lazily by default: the machine state comes from the
+// manifest, the hart runs at once, and RAM follows — a demand fault fetches its page (and the
+// neighbours saved next to it) with a ranged GET, a background fetcher streams the rest with
+// large ranged GETs, several in flight, the working set first. Disks are read by block from the
+// store through a local cache (StoreDisk); the guest's writes stay in an overlay until the next
+// savevm stores them.
+//
+// Store faults: a request that fails for a reason that may pass (no connection, a timeout, a
+// 5xx) is retried with backoff; meanwhile only the hart that needs a missing page waits (the
+// monitor answers, `info restore` says what it waits for), and it goes on when the store is
+// back. After the deadline (--store-deadline) the VM stops with a one-line error; nothing is
+// lost (the store is only read). A page whose content does not match its hash is refused.
+
+import { PageState, PAGE_SIZE } from "../core.js";
+import type { Machine } from "../machine.js";
+import type { BlockBackend } from "../devices/disk.js";
+import { RvmError } from "../errors.js";
+import { GuestMemory } from "../memory.js";
+import { CHUNK_PAGES, ContentStore, EntryKind, keys, Manifest, MapEntry, PageReader, sha256, StoreDataError, StoreMap } from "./cas.js";
+import { StoreError } from "./objects.js";
+import { sleepSync, SyncReader } from "./sync.js";
+import { setStoreLineage, takeDiskWrites } from "./save.js";
+import { Interval, ttrTable, utilizationCurve } from "../snapshot/ttr.js";
+import { restoreHartAndDevices, RestoreFailedError } from "../snapshot/restore.js";
+import type { SnapshotMeta } from "../snapshot/format.js";
+import type { RestoreStats } from "../snapshot/restore-lazy.js";
+
+/** How long rvm keeps retrying an unreachable store before it stops the VM (ms). */
+export const DEFAULT_DEADLINE_MS = 120_000;
+
+/** Retries with backoff while the store is unreachable; remembers what it is waiting for. */
+export class StoreLink {
+  /** Since when requests fail (ms, performance.now()), and the last reason. */
+  waitingSince: number | undefined;
+  lastError = "";
+  retries = 0;
+  /** Requests under way, by start time: one outstanding for long means the store is slow. */
+  private readonly outstanding = new Set<number>();
+
+  constructor(readonly cs: ContentStore, readonly deadlineMs: number, readonly sync: SyncReader) {}
+
+  private failed(e: unknown, started: number, what: string): number {
+    if (!(e instanceof StoreError) || !e.transient) throw e;
+    const now = performance.now();
+    this.waitingSince ??= started;
+    this.lastError = e.message;
+    this.retries++;
+    if (now - this.waitingSince > this.deadlineMs) {
+      throw new RvmError(`${what}: the object store did not answer for ${Math.round(this.deadlineMs / 1000)} s (${e.message})`);
+    }
+    return Math.min(100 * 2 ** Math.min(this.retries, 6), 5000);
+  }
+
+  /** An asynchronous request, retried while the store is unreachable. */
+  async run<T>(what: string, f: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    for (;;) {
+      const t = performance.now();
+      this.outstanding.add(t);
+      try {
+        const r = await f();
+        this.waitingSince = undefined;
+        this.retries = 0;
+        return r;
+      } catch (e) {
+        const wait = this.failed(e, started, what);
+        await new Promise((r) => setTimeout(r, wait));
+      } finally {
+        this.outstanding.delete(t);
+      }
+    }
+  }
+
+  /** A synchronous request (device DMA, disk reads), retried the same way. */
+  runSync<T>(what: string, f: (timeoutMs: number) => T): T {
+    const started = performance.now();
+    for (;;) {
+      try {
+        const r = f(Math.min(10_000, this.deadlineMs));
+        this.waitingSince = undefined;
+        this.retries = 0;
+        return r;
+      } catch (e) {
+        sleepSync(this.failed(e, started, what));
+      }
+    }
+  }
+
+  /** For `info restore`: what the restore waits for, if anything. */
+  status(): string {
+    const now = performance.now();
+    const oldest = Math.min(...this.outstanding);
+    const since = this.waitingSince ?? (now - oldest > 1000 ? oldest : undefined);
+    if (since === undefined) return "";
+    const s = ((now - since) / 1000).toFixed(0);
+    return `waiting on the store ${this.cs.url} for ${s} s (retrying, gives up after ${Math.round(this.deadlineMs / 1000)} s)` +
+      (this.lastError ? `: ${this.lastError}` : ": no answer yet");
+  }
+}
+
+/** Pages and disk blocks already fetched, by content hash (the local cache). */
+export class PageCache {
+  private readonly pages = new Map<string, Uint8Array>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes = 512 << 20) {}
+
+  get(hash: Buffer): Uint8Array | undefined {
+    return this.pages.get(hash.toString("latin1"));
+  }
+
+  set(hash: Buffer, page: Uint8Array): void {
+    const k = hash.toString("latin1");
+    if (this.pages.has(k)) return;
+    this.pages.set(k, page);
+    this.bytes += page.length;
+    while (this.bytes > this.maxBytes) {
+      const first = this.pages.keys().next().value as string;
+      this.bytes -= this.pages.get(first)!.length;
+      this.pages.delete(first);
+    }
+  }
+}
+
+function syncChunk(link: StoreLink, map: StoreMap, c: number, what: string): void {
+  if (map.raw(c)) return;
+  const name = map.ref.chunks[c];
+  const z = link.runSync(what, (t) => link.sync.get(keys.chunk(name), 64 << 20, t));
+  if (!z) throw new StoreDataError(`${link.cs.url}/${keys.chunk(name)}`, "page map chunk is missing");
+  map.insert(c, z);
+}
+
+/**
+ * A drive of a VM whose snapshots live in an object store. Its content is a base — the image
+ * file (only read), or a snapshot's disk map whose blocks are read lazily from the store through
+ * the local cache — and an overlay in memory with the blocks the guest wrote, which the next
+ * savevm stores.
+ */
+export class StoreDisk implements BlockBackend {
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** Blocks the guest wrote (4 KiB each). */
+  private readonly overlay = new Map<number, Uint8Array>();
+  /** Blocks written since the last takeDirty() (what an incremental save must store). */
+  private dirty = new Set<number>();
+  /** Called with a block's content before the guest first overwrites it (background save). */
+  beforeOverwrite: ((block: number, old: Uint8Array) => void) | undefined;
+  bytesRead = 0;
+  reads = 0;
+
+  private constructor(
+    private readonly link: StoreLink,
+    private map: StoreMap | undefined,
+    private readonly file: BlockBackend | undefined,
+    size: number,
+    readOnly: boolean,
+    private readonly cache: PageCache,
+    readonly name: string,
+  ) {
+    this.size = size;
+    this.readOnly = readOnly;
+  }
+
+  /** A snapshot's disk: blocks from the store. */
+  static fromMap(link: StoreLink, map: StoreMap, size: number, readOnly: boolean, cache: PageCache, name: string): StoreDisk {
+    return new StoreDisk(link, map, undefined, size, readOnly, cache, name);
+  }
+
+  /** An image file (read only) with the guest's writes on top. */
+  static overFile(link: StoreLink, file: BlockBackend, readOnly: boolean, cache: PageCache, name: string): StoreDisk {
+    return new StoreDisk(link, undefined, file, file.size, readOnly, cache, name);
+  }
+
+  /** The disk as of another snapshot (loadvm): its map, no overlay. */
+  reset(map: StoreMap): void {
+    this.map = map;
+    this.overlay.clear();
+    this.dirty = new Set();
+  }
+
+  /** The blocks written since the last call (and starts a new epoch). */
+  takeDirty(): Set<number> {
+    const d = this.dirty;
+    this.dirty = new Set();
+    return d;
+  }
+
+  get overlayBlocks(): number {
+    return this.overlay.size;
+  }
+
+  private entry(b: number): MapEntry {
+    const c = Math.floor(b / CHUNK_PAGES);
+    if (!this.map!.raw(c)) syncChunk(this.link, this.map!, c, `disk ${this.name}`);
+    return this.map!.entry(b);
+  }
+
+  /** Block b's content: overlay, image file, cache, or the store (with up to 31 following blocks of its pack). */
+  private block(b: number): Uint8Array {
+    const own = this.overlay.get(b);
+    if (own) return own;
+    if (b * PAGE_SIZE >= this.size) return new Uint8Array(PAGE_SIZE);
+    if (!this.map) {
+      const out = new Uint8Array(PAGE_SIZE);
+      this.file!.read(out, b * PAGE_SIZE);
+      return out;
+    }
+    const e = this.entry(b);
+    if (e.kind === EntryKind.Zero) return new Uint8Array(PAGE_SIZE);
+    const hit = this.cache.get(e.hash);
+    if (hit) return hit;
+    // Read ahead: the blocks after it that sit in the following slots of the same pack.
+    const run: MapEntry[] = [e];
+    const blocks = Math.ceil(this.size / PAGE_SIZE);
+    for (let n = b + 1; n < blocks && run.length < 32; n++) {
+      if (this.overlay.has(n)) break;
+      const f = this.entry(n);
+      if (f.kind !== EntryKind.Page || f.pack !== e.pack || f.slot !== e.slot + run.length || this.cache.get(f.hash)) break;
+      run.push(f);
+    }
+    const what = `disk ${this.name} block ${b}`;
+    const bytes = this.link.runSync(what, (t) => this.link.sync.getRange(keys.pack(e.pack), e.slot * PAGE_SIZE, run.length * PAGE_SIZE, t));
+    this.bytesRead += bytes.length;
+    this.reads++;
+    run.forEach((f, k) => {
+      const page = bytes.slice(k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
+      if (!sha256(page).equals(f.hash)) {
+        throw new StoreDataError(`${this.link.cs.url}/${keys.pack(f.pack)}`, `disk ${this.name} block ${b + k}: checksum mismatch (corrupted object)`);
+      }
+      this.cache.set(f.hash, page);
+    });
+    return this.cache.get(e.hash)!;
+  }
+
+  read(buf: Uint8Array, offset: number): void {
+    for (let done = 0; done < buf.length; ) {
+      const pos = offset + done;
+      const b = Math.floor(pos / PAGE_SIZE);
+      const within = pos - b * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - within, buf.length - done);
+      buf.set(this.block(b).subarray(within, within + n), done);
+      done += n;
+    }
+  }
+
+  write(buf: Uint8Array, offset: number): void {
+    if (this.readOnly) throw new RvmError(`disk ${this.name} is read-only`);
+    for (let done = 0; done < buf.length; ) {
+      const pos = offset + done;
+      const b = Math.floor(pos / PAGE_SIZE);
+      const within = pos - b * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - within, buf.length - done);
+      if (this.beforeOverwrite) this.beforeOverwrite(b, this.block(b));
+      let own = this.overlay.get(b);
+      if (!own) {
+        own = n === PAGE_SIZE ? new Uint8Array(PAGE_SIZE) : this.block(b).slice();
+        this.overlay.set(b, own);
+      }
+      own.set(buf.subarray(done, done + n), within);
+      this.dirty.add(b);
+      done += n;
+    }
+  }
+
+  flush(): void {
+    // The overlay lives until savevm stores it.
+  }
+}
+
+export interface StoreRestoreOptions {
+  mode: "lazy" | "eager";
+  /** Reads in flight at once (background fetcher). */
+  inflight?: number;
+  /** Pages per background read. */
+  runPages?: number;
+  /** Host time the fetcher may take between two slices, in ms. */
+  budgetMs?: number;
+  /** Pages a demand fault reads at once (its neighbours in the pack). */
+  readAhead?: number;
+}
+
+/** Checks a manifest fits the machine before anything is changed. */
+export function checkManifest(m: Manifest, machine: Machine): void {
+  const where = `snapshot ${m.name}`;
+  if (m.meta.ramBytes !== machine.core.ramBytes) {
+    throw new RvmError(`${where}: was taken with ${m.meta.ramBytes >> 20} MiB of RAM, this machine has ${machine.core.ramBytes >> 20} MiB (use -m ${m.meta.ramBytes >> 20}M)`);
+  }
+  if (Buffer.from(m.meta.hart as string, "base64").length !== machine.core.hartState().length) {
+    throw new RvmError(`${where}: hart state of a different rvm build (size mismatch)`);
+  }
+  for (const d of m.disks) {
+    const drive = machine.drives.find((x) => x.index === d.index);
+    if (!drive) throw new RvmError(`${where}: needs drive ${d.index} (${d.file})`);
+    if (drive.disk.size !== d.size) throw new RvmError(`${where}: drive ${d.index} is ${drive.disk.size} bytes, was ${d.size} at savevm`);
+  }
+  for (const name of Object.keys(m.meta.devices as object)) {
+    if (!machine.stateful.some((d) => d.name === name)) throw new RvmError(`${where}: has state for device ${name}, which this machine lacks`);
+  }
+}
+
+/** A background read: `count` slots of a pack from `slot` (pack "" = the zero pages, `zero`). */
+type Fetch = { pack: string; slot: number; count: number; zero?: number[]; buf?: Uint8Array; pending?: Promise<void>; error?: Error };
+
+const active = new WeakMap<Machine, StoreRestore>();
+
+/** A restore from the store into `machine` (lazy: returns once the hart may run). */
+export class StoreRestore {
+  readonly t0 = performance.now();
+  private readonly ram: StoreMap;
+  private readonly reader: PageReader;
+  private readonly opts: Required<Omit<StoreRestoreOptions, "mode">> & { mode: "lazy" | "eager" };
+  private resident = 0;
+  private readonly total: number;
+  private demandFaults = 0;
+  private prefetched = 0;
+  private stallMs = 0;
+  private fetchMs = 0;
+  bytesRead = 0;
+  reads = 0;
+  private readonly intervals: Interval[] = [];
+  private ttfi: number | undefined;
+  private finishedAt: number | undefined;
+  private failure: Error | undefined;
+  /** pack -> slot -> page, for the map chunks loaded so far (read-ahead and the fetcher). */
+  private readonly slots = new Map<string, Map<number, number[]>>();
+  private readonly indexed = new Set<number>();
+  private queue: Fetch[] = [];
+  private planned: Promise<void> | undefined;
+  private inflight = 0;
+  private cursor = 0;
+  private readonly done: Promise<void>;
+  private resolveDone!: () => void;
+  private readonly samples: number[] = [];
+  private instret0 = 0n;
+
+  constructor(
+    private readonly machine: Machine,
+    readonly link: StoreLink,
+    readonly manifest: Manifest,
+    opts: StoreRestoreOptions,
+  ) {
+    this.opts = { mode: opts.mode, inflight: opts.inflight ?? 4, runPages: opts.runPages ?? 256, budgetMs: opts.budgetMs ?? 2, readAhead: opts.readAhead ?? 16 };
+    this.ram = new StoreMap(link.cs.objects, manifest.map, `snapshot ${manifest.name}`);
+    this.reader = new PageReader(link.cs);
+    this.total = machine.core.pages.length;
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  static async start(
+    machine: Machine, link: StoreLink, manifest: Manifest, opts: StoreRestoreOptions, diskMaps: Map<number, StoreMap>, resetDisks: () => void,
+  ): Promise<StoreRestore> {
+    checkManifest(manifest, machine);
+    const r = new StoreRestore(machine, link, manifest, opts);
+    // The first map chunk comes before anything changes: a store that cannot be read fails the
+    // restore while the machine is untouched.
+    await link.run(`snapshot ${manifest.name}`, () => r.ram.load(0));
+    active.get(machine)?.cancel();
+    active.set(machine, r);
+    resetDisks();
+    r.begin(diskMaps);
+    if (opts.mode === "eager") await r.completeNow();
+    return r;
+  }
+
+  /** Fetches everything still missing (eager restore; savevm during a lazy restore). */
+  async completeNow(): Promise<void> {
+    try {
+      await this.plan();
+      while (!this.complete) {
+        if (this.failure) throw this.failure;
+        this.issue();
+        const pending = this.queue.slice(this.cursor).find((f) => f.pending)?.pending;
+        this.install(Infinity);
+        if (!this.complete && pending) await pending;
+      }
+    } catch (e) {
+      this.fail(e as Error);
+    }
+  }
+
+  private begin(diskMaps: Map<number, StoreMap>): void {
+    const m = this.machine;
+    const core = m.core;
+    m.onResetHooks.push(() => this.cancel());
+    restoreHartAndDevices(m, this.manifest.meta as unknown as SnapshotMeta);
+    core.exports.markAllNotRestored();
+    m.mem.diskBlock.fill(-1);
+    core.exports.markClean();
+    takeDiskWrites(m);
+    setStoreLineage(m, { cs: this.link.cs, manifest: this.manifest, ram: this.ram, disks: diskMaps });
+    m.mem.restorePage = (p) => this.demandNow(p);
+    m.demandPage = (p) => this.demand(p);
+    m.beforeSlice = () => {
+      this.ttfi = performance.now() - this.t0;
+      m.beforeSlice = undefined;
+    };
+    this.instret0 = core.instret;
+    m.background = () => this.background();
+  }
+
+  private isRestored(p: number): boolean {
+    return (this.machine.core.pages[p] & PageState.NotRestored) === 0;
+  }
+
+  private installed(p: number): void {
+    this.machine.core.pages[p] &= ~PageState.NotRestored;
+    this.resident++;
+    if (this.resident === this.total) this.finish();
+  }
+
+  /** Records the pack slots of a loaded chunk's pages. */
+  private index(c: number): void {
+    if (this.indexed.has(c)) return;
+    this.indexed.add(c);
+    const first = c * CHUNK_PAGES;
+    const end = Math.min(this.total, first + CHUNK_PAGES);
+    for (let p = first; p < end; p++) {
+      const e = this.ram.entry(p);
+      if (e.kind === EntryKind.Zero) continue;
+      let s = this.slots.get(e.pack);
+      if (!s) this.slots.set(e.pack, (s = new Map()));
+      const list = s.get(e.slot);
+      if (list) list.push(p); // pages with the same content share the slot
+      else s.set(e.slot, [p]);
+    }
+  }
+
+  /** Whether a page that slot `slot` of `pack` holds is still missing. */
+  private slotMissing(pack: string, slot: number): boolean {
+    const list = this.slots.get(pack)?.get(slot);
+    return !!list && list.some((q) => !this.isRestored(q));
+  }
+
+  /**
+   * Puts `bytes` (slots from `slot` of `pack`) into RAM for every missing page they hold. With
+   * `must` (a demand fault's cluster) only that page must verify: a neighbour that fails stays
+   * missing and fails when it is needed; a background read that fails verification fails.
+   */
+  private place(pack: string, slot: number, bytes: Uint8Array, must?: number): void {
+    const core = this.machine.core;
+    const s = this.slots.get(pack);
+    for (let k = 0; k * PAGE_SIZE < bytes.length; k++) {
+      const page = bytes.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
+      const targets = [...(s?.get(slot + k) ?? [])];
+      if (must !== undefined && !targets.includes(must)) targets.unshift(must);
+      for (const q of targets) {
+        if (this.isRestored(q)) continue;
+        const e = this.ram.entry(q);
+        if (e.kind !== EntryKind.Page || e.pack !== pack || e.slot !== slot + k) continue;
+        if (!sha256(page).equals(e.hash)) {
+          if (q === must || must === undefined) this.reader.verify(e, page, `page ${q}`);
+          continue;
+        }
+        core.ram.set(page, q * PAGE_SIZE);
+        if (q !== must) this.prefetched++;
+        this.installed(q);
+      }
+    }
+  }
+
+  /** The cluster around page p's slot: the slots still missing, at most readAhead. */
+  private cluster(e: MapEntry): { slot: number; count: number } {
+    const missing = (slot: number) => this.slotMissing(e.pack, slot);
+    let first = e.slot, end = e.slot + 1;
+    while (end - first < this.opts.readAhead && missing(end)) end++;
+    while (end - first < this.opts.readAhead && first > 0 && missing(first - 1)) first--;
+    return { slot: first, count: end - first };
+  }
+
+  /** The hart touched page p: fetch it (and its cluster); the host goes on meanwhile. */
+  async demand(p: number): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.isRestored(p)) return;
+    const t = performance.now();
+    try {
+      const c = this.ram.chunkOf(p);
+      await this.link.run(`page ${p}`, () => this.ram.load(c));
+      this.index(c);
+      if (!this.isRestored(p)) {
+        const e = this.ram.entry(p);
+        if (e.kind === EntryKind.Zero) {
+          this.installZero(p);
+        } else {
+          const { slot, count } = this.cluster(e);
+          const bytes = await this.link.run(`page ${p}`, () => this.link.cs.readPages(e.pack, slot, count));
+          this.bytesRead += bytes.length;
+          this.reads++;
+          if (!this.isRestored(p)) this.place(e.pack, slot, bytes, p);
+        }
+      }
+    } catch (e) {
+      this.fail(e as Error, p);
+    }
+    this.stalled(t);
+  }
+
+  /** A demand fault that began at `t` is served: the hart could not run meanwhile. */
+  private stalled(t: number): void {
+    this.demandFaults++;
+    const end = performance.now();
+    this.stallMs += end - t;
+    this.intervals.push({ start: t - this.t0, end: end - this.t0 });
+  }
+
+  private installZero(p: number): void {
+    this.machine.core.ram.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+    this.installed(p);
+  }
+
+  /** Host code needs page p now (device DMA, the monitor): a synchronous fetch. */
+  demandNow(p: number): void {
+    if (this.failure) throw this.failure;
+    if (this.isRestored(p)) return;
+    const t = performance.now();
+    try {
+      const c = this.ram.chunkOf(p);
+      syncChunk(this.link, this.ram, c, `page ${p}`);
+      this.index(c);
+      const e = this.ram.entry(p);
+      if (e.kind === EntryKind.Zero) {
+        this.installZero(p);
+      } else {
+        const bytes = this.link.runSync(`page ${p}`, (tm) => this.link.sync.getRange(keys.pack(e.pack), e.slot * PAGE_SIZE, PAGE_SIZE, tm));
+        this.bytesRead += bytes.length;
+        this.reads++;
+        this.place(e.pack, e.slot, bytes, p);
+      }
+    } catch (e) {
+      this.fail(e as Error, p);
+    }
+    this.stalled(t);
+  }
+
+  /** The fetch plan: all map chunks, then runs of consecutive slots per pack, in pack order. */
+  private plan(): Promise<void> {
+    this.planned ??= (async () => {
+      const chunks = this.ram.ref.chunks.length;
+      for (let c = 0; c < chunks; c += 8) {
+        await Promise.all(Array.from({ length: Math.min(8, chunks - c) }, (_, k) => this.link.run("page map", () => this.ram.load(c + k))));
+      }
+      const zero: number[] = [];
+      for (let c = 0; c < chunks; c++) this.index(c);
+      for (let p = 0; p < this.total; p++) if (this.ram.entry(p).kind === EntryKind.Zero) zero.push(p);
+      // Zero pages need no I/O: one item.
+      this.queue.push({ pack: "", slot: 0, count: 0, zero });
+      // Packs in the order the saves wrote them (their ids start with the time): this save's
+      // packs hold its working set first.
+      const packs = [...this.slots.keys()].sort((a, b) => (a.startsWith(this.manifest.id) === b.startsWith(this.manifest.id) ? a.localeCompare(b) : a.startsWith(this.manifest.id) ? -1 : 1));
+      for (const pack of packs) {
+        const s = [...this.slots.get(pack)!.keys()].sort((a, b) => a - b);
+        for (let i = 0; i < s.length; ) {
+          let j = i + 1;
+          while (j < s.length && j - i < this.opts.runPages && s[j] === s[j - 1] + 1) j++;
+          this.queue.push({ pack, slot: s[i], count: j - i });
+          i = j;
+        }
+      }
+    })();
+    return this.planned;
+  }
+
+  /** Keeps reads in flight ahead of the cursor. */
+  private issue(): void {
+    for (let i = this.cursor; i < this.queue.length && this.inflight < this.opts.inflight; i++) {
+      const f = this.queue[i];
+      if (f.buf || f.pending || f.error || f.pack === "") continue;
+      // Only the span still missing (demand faults may have taken some).
+      let lo = f.slot, hi = f.slot + f.count - 1;
+      while (lo <= hi && !this.slotMissing(f.pack, lo)) lo++;
+      while (hi >= lo && !this.slotMissing(f.pack, hi)) hi--;
+      if (lo > hi) {
+        f.buf = new Uint8Array(0);
+        continue;
+      }
+      f.slot = lo;
+      f.count = hi - lo + 1;
+      this.inflight++;
+      f.pending = this.link.run("background fetch", () => this.link.cs.readPages(f.pack, f.slot, f.count)).then((b) => {
+        f.buf = b;
+        this.bytesRead += b.length;
+        this.reads++;
+      }, (e: Error) => {
+        f.error = e;
+      }).finally(() => {
+        f.pending = undefined;
+        this.inflight--;
+      });
+    }
+  }
+
+  /** Installs completed reads in queue order until `deadline`. */
+  private install(deadline: number): void {
+    const core = this.machine.core;
+    while (this.cursor < this.queue.length && performance.now() < deadline) {
+      const f = this.queue[this.cursor];
+      if (f.error) this.fail(f.error, this.slots.get(f.pack)?.get(f.slot)?.[0]);
+      if (f.zero) {
+        for (const p of f.zero) {
+          if (this.isRestored(p)) continue;
+          core.ram.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+          this.prefetched++;
+          this.installed(p);
+        }
+      } else {
+        if (!f.buf) break; // not read yet: the guest runs meanwhile
+        if (f.buf.length) {
+          try {
+            this.place(f.pack, f.slot, f.buf);
+          } catch (e) {
+            this.fail(e as Error);
+          }
+        }
+        f.buf = undefined;
+      }
+      this.cursor++;
+      this.issue();
+    }
+  }
+
+  /** The background fetcher's turn between slices. */
+  background(): void {
+    if (this.failure) throw this.failure;
+    const t = performance.now();
+    this.samples.push(t - this.t0, Number(this.machine.core.instret - this.instret0));
+    if (this.complete) return;
+    if (!this.planned) {
+      this.plan().catch((e: Error) => {
+        this.failure ??= e instanceof RvmError ? new RestoreFailedError(e) : e;
+      });
+      return;
+    }
+    const idle = this.machine.idleNow;
+    this.issue();
+    this.install(t + (idle ? this.opts.budgetMs * 5 : this.opts.budgetMs));
+    const end = performance.now();
+    this.fetchMs += end - t;
+    if (!idle && end - t > 0.05) this.intervals.push({ start: t - this.t0, end: end - this.t0 });
+  }
+
+  private fail(e: Error, page?: number): never {
+    if (this.failure) throw this.failure;
+    if (page !== undefined && e instanceof RvmError && !/\bpage \d+/.test(e.message)) {
+      e = new RvmError(`${e.message}, restoring page ${page} (guest-physical 0x${GuestMemory.pageAddress(page).toString(16)})`);
+    }
+    this.failure = e instanceof RvmError && !(e instanceof RestoreFailedError) ? new RestoreFailedError(e) : e;
+    this.machine.background = () => {
+      throw this.failure;
+    };
+    throw this.failure;
+  }
+
+  private finish(): void {
+    this.finishedAt = performance.now() - this.t0;
+    const m = this.machine;
+    active.delete(m);
+    m.mem.restorePage = undefined;
+    m.demandPage = undefined;
+    m.background = undefined;
+    m.core.exports.pagesChanged();
+    this.resolveDone();
+  }
+
+  cancel(): void {
+    if (this.finishedAt !== undefined) return;
+    this.failure ??= new RvmError("restore abandoned");
+    active.delete(this.machine);
+    this.finishedAt = performance.now() - this.t0;
+    this.resolveDone();
+  }
+
+  whenComplete(): Promise<void> {
+    return this.done;
+  }
+
+  get complete(): boolean {
+    return this.finishedAt !== undefined;
+  }
+
+  progress(): string {
+    const pct = ((100 * this.resident) / this.total).toFixed(1);
+    const secs = (this.finishedAt ?? performance.now() - this.t0) / 1000;
+    const rate = this.bytesRead / (1 << 20) / Math.max(secs, 1e-3);
+    const waiting = this.link.status();
+    return `restore: ${this.opts.mode} from ${this.link.cs.url} (${this.manifest.name}), ${this.resident}/${this.total} pages resident (${pct}%)` +
+      `${this.complete ? ", complete" : ""}, ${this.demandFaults} demand faults, ${this.prefetched} prefetched, ` +
+      `${rate.toFixed(1)} MiB/s read, ${secs.toFixed(2)} s\n${waiting ? waiting + "\n" : ""}`;
+  }
+
+  stats(withCurve = false): RestoreStats {
+    const end = this.finishedAt ?? performance.now() - this.t0;
+    const s: RestoreStats = {
+      mode: this.opts.mode, order: this.opts.mode === "lazy" ? "workingset" : null, snapshot: this.manifest.name, pages: this.total,
+      ttfiMs: this.ttfi ?? NaN, totalMs: end, demandFaults: this.demandFaults, prefetched: this.prefetched, stallMs: this.stallMs,
+      fetchMs: this.fetchMs, bytesRead: this.bytesRead, reads: this.reads, meanReadBytes: this.reads ? this.bytesRead / this.reads : 0,
+      ttr: ttrTable(this.intervals, end), workload: null,
+    };
+    if (withCurve) s.utilization = { w100: utilizationCurve(this.intervals, end, 100, 10), w1000: utilizationCurve(this.intervals, end, 1000, 50) };
+    return s;
+  }
+}

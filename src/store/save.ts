@@ -1,0 +1,330 @@
+// savevm into an object store (s3://): the machine's RAM and disks as content-addressed pages
+// (cas.ts). A page already in the store is not uploaded again; a save after a restore or an
+// earlier save of this machine copies the entries of pages and disk blocks not written since.
+//
+// The save reads RAM and disks through a *capture*: for a stop-and-save that is RAM and the
+// disks as they are (the machine stays stopped until the manifest is written); for a
+// background save (`savevm -b`) the machine runs on and the capture hands out each page and
+// block as it was when the save started (a page the guest is about to touch is copied first).
+
+import { PageState, PAGE_SIZE } from "../core.js";
+import type { Machine } from "../machine.js";
+import { RvmError } from "../errors.js";
+export { machineState } from "../snapshot/save.js";
+import {
+  beginSave, CHUNK_PAGES, ContentStore, DiskRecord, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId, PackWriter, StoreMap,
+} from "./cas.js";
+
+/** What a save of this machine builds on: the manifest it last saved or restored. */
+export interface StoreLineage {
+  cs: ContentStore;
+  manifest: Manifest;
+  ram: StoreMap;
+  disks: Map<number, StoreMap>;
+}
+
+const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
+
+const lineage = new WeakMap<Machine, StoreLineage>();
+
+export function setStoreLineage(m: Machine, l: StoreLineage | undefined): void {
+  if (l) lineage.set(m, l);
+  else lineage.delete(m);
+}
+
+export function storeLineage(m: Machine): StoreLineage | undefined {
+  return lineage.get(m);
+}
+
+/** Blocks each drive's guest wrote since the last save or restore (for incremental saves). */
+const written = new WeakMap<Machine, Map<number, Set<number>>>();
+
+/** Notes a guest write to drive `index` (called before the write reaches the disk). */
+export function noteDiskWrite(m: Machine, index: number, offset: number, length: number): void {
+  let drives = written.get(m);
+  if (!drives) written.set(m, (drives = new Map()));
+  let set = drives.get(index);
+  if (!set) drives.set(index, (set = new Set()));
+  for (let b = Math.floor(offset / PAGE_SIZE); b * PAGE_SIZE < offset + length; b++) set.add(b);
+}
+
+/** Starts a new epoch of disk-write tracking; returns the blocks written in the one ending. */
+export function takeDiskWrites(m: Machine): Map<number, Set<number>> {
+  const w = written.get(m) ?? new Map();
+  written.set(m, new Map());
+  return w;
+}
+
+/** RAM and disk content as of the save's instant. */
+export interface Capture {
+  /** Page p of RAM (a view valid until the next await). */
+  page(p: number): Uint8Array;
+  /** Whether page p is all zero. */
+  isZero(p: number): boolean;
+  /** Whether page p was written since the lineage's snapshot (as of the instant). */
+  dirty(p: number): boolean;
+  /** Block b of drive `index` into `out`. */
+  block(index: number, b: number, out: Uint8Array): void;
+  /** Blocks of drive `index` written since the lineage's snapshot (as of the instant). */
+  writtenBlocks(index: number): Set<number> | undefined;
+  /** The save is done with page p (a background capture may let the guest have it back). */
+  release?(p: number): void;
+}
+
+/**
+ * The capture of a running machine (savevm -b): RAM and disks as they were at the instant it
+ * was taken, while the guest goes on. Every page is marked not-present for the hart (the same
+ * page state a lazy restore uses): the guest's first touch of a page the save has not read yet
+ * — a fetch, load or store, or a device's DMA — stops it before the access has any effect, the
+ * page is copied aside, and the guest goes on; the save reads the copy. A page the save reads
+ * first is handed back at once. A disk block the guest overwrites before the save read it is
+ * copied aside the same way (StoreDisk.beforeOverwrite). Taking the capture costs the guest a
+ * pass over the page-state bytes and the device state: a few ms whatever the RAM size.
+ */
+export class BackgroundCapture implements Capture {
+  private readonly state: Uint8Array;
+  private readonly hot: Uint8Array;
+  private readonly copies = new Map<number, Uint8Array>();
+  private readonly blockCopies = new Map<number, Map<number, Uint8Array>>();
+  private readonly blocksRead = new Map<number, Set<number>>();
+  /** Pages copied aside because the guest touched them first (statistics). */
+  copied = 0;
+  private ended = false;
+
+  constructor(
+    private readonly machine: Machine,
+    private readonly disks: Map<number, { takeDirty(): Set<number>; beforeOverwrite: ((b: number, old: Uint8Array) => void) | undefined }>,
+    private readonly diskWrites = new Map<number, Set<number>>(),
+  ) {
+    const core = machine.core;
+    this.state = Uint8Array.from(core.pages);
+    this.hot = new Uint8Array(core.pages.length);
+    for (let p = 0; p < this.hot.length; p++) this.hot[p] = machine.recentlyAccessed(p) ? 1 : 0;
+    for (const [i, d] of disks) {
+      this.diskWrites.set(i, d.takeDirty());
+      const copies = new Map<number, Uint8Array>();
+      const read = new Set<number>();
+      this.blockCopies.set(i, copies);
+      this.blocksRead.set(i, read);
+      d.beforeOverwrite = (b, old) => {
+        if (!read.has(b) && !copies.has(b)) copies.set(b, old.slice());
+      };
+    }
+    core.exports.markAllNotRestored();
+    core.exports.markClean();
+    machine.mem.restorePage = (p) => this.touched(p);
+  }
+
+  /** The guest is about to touch page p: keep its content of the instant. */
+  private touched(p: number): void {
+    const core = this.machine.core;
+    if (!(core.pages[p] & PageState.NotRestored)) return;
+    this.copies.set(p, core.ram.slice(p * PAGE_SIZE, (p + 1) * PAGE_SIZE));
+    this.copied++;
+    core.pages[p] &= ~PageState.NotRestored;
+  }
+
+  isHot(p: number): boolean {
+    return this.hot[p] === 1;
+  }
+
+  page(p: number): Uint8Array {
+    return this.copies.get(p) ?? this.machine.core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+  }
+
+  isZero(p: number): boolean {
+    const b = this.page(p);
+    return Buffer.from(b.buffer, b.byteOffset, b.length).equals(ZERO_PAGE);
+  }
+
+  dirty(p: number): boolean {
+    return (this.state[p] & PageState.Dirty) !== 0;
+  }
+
+  block(index: number, b: number, out: Uint8Array): void {
+    this.blocksRead.get(index)?.add(b);
+    const copy = this.blockCopies.get(index)?.get(b);
+    if (copy) out.set(copy);
+    else this.machine.drives.find((d) => d.index === index)!.disk.read(out, b * PAGE_SIZE);
+  }
+
+  writtenBlocks(index: number): Set<number> | undefined {
+    return this.diskWrites.get(index);
+  }
+
+  release(p: number): void {
+    this.copies.delete(p);
+    this.machine.core.pages[p] &= ~PageState.NotRestored;
+  }
+
+  /** The save is over (done or abandoned): the guest has every page and block back. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    const core = this.machine.core;
+    for (let p = 0; p < core.pages.length; p++) core.pages[p] &= ~PageState.NotRestored;
+    this.copies.clear();
+    if (this.machine.mem.restorePage) this.machine.mem.restorePage = undefined;
+    for (const d of this.disks.values()) d.beforeOverwrite = undefined;
+    core.exports.pagesChanged();
+  }
+}
+
+/** The capture of a stopped machine: RAM and disks as they are. */
+export function stoppedCapture(machine: Machine, diskWrites: Map<number, Set<number>>): Capture {
+  const core = machine.core;
+  const ex = core.exports;
+  // Zero test in the core, in bulk, over RAM in place.
+  const pages = core.pages.length;
+  const zero = new Uint8Array(pages);
+  const scratch = new BigUint64Array(ex.memory.buffer, ex.scratchAddress(), ex.scratchSize() / 8);
+  for (let first = 0; first < pages; first += scratch.length) {
+    const count = Math.min(scratch.length, pages - first);
+    ex.classify(first, count);
+    for (let k = 0; k < count; k++) zero[first + k] = scratch[k] === 0n ? 1 : 0;
+  }
+  const state = Uint8Array.from(core.pages);
+  return {
+    page: (p) => core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE),
+    isZero: (p) => zero[p] === 1,
+    dirty: (p) => (state[p] & PageState.Dirty) !== 0,
+    block: (index, b, out) => machine.drives.find((d) => d.index === index)!.disk.read(out, b * PAGE_SIZE),
+    writtenBlocks: (index) => diskWrites.get(index),
+  };
+}
+
+export interface StoreSaveStats {
+  pages: number;
+  zero: number;
+  /** Pages found in the store already (this VM's earlier snapshots, other VMs, pushed images). */
+  deduped: number;
+  /** Pages taken over from the parent snapshot without reading them. */
+  inherited: number;
+  uploaded: number;
+  uploadedBytes: number;
+  diskBlocks: number;
+  diskUploaded: number;
+  saveMs: number;
+  pauseMs: number;
+}
+
+export interface StoreSaveOptions {
+  /** Called with pages done and total, as the save goes. */
+  progress?: (done: number, total: number) => void;
+  /** Whether the guest ran during the save (a background save). */
+  background?: boolean;
+  /** When the guest was paused for the save, and for how long (ms). */
+  pauseMs?: number;
+  cache?: IndexCache;
+  /** When the save began (performance.now()), if before this call. */
+  t0?: number;
+  /** Checked as the save goes: true abandons it (no manifest is written). */
+  cancelled?: () => boolean;
+}
+
+/**
+ * Saves `capture` (RAM and disks at the save's instant) and `state` (hart, devices, time) as
+ * snapshot `name`. The manifest is written last: until then the snapshot is not listed.
+ */
+export async function saveToStore(
+  machine: Machine, cs: ContentStore, name: string, state: Record<string, unknown> & { ramBytes: number }, capture: Capture,
+  hot: (p: number) => boolean, opts: StoreSaveOptions = {},
+): Promise<Manifest> {
+  const t0 = opts.t0 ?? performance.now();
+  const saveId = newId();
+  const pages = machine.core.pages.length;
+  const trace = process.env.RVM_STORE_TRACE ? (what: string) => process.stderr.write(`store: ${what} at ${(performance.now() - t0).toFixed(0)} ms\n`) : () => undefined;
+  const { pool, lock } = await beginSave(cs, saveId, opts.cache);
+  trace("began");
+  try {
+    const writer = new PackWriter(cs, saveId);
+    const parent = lineage.get(machine);
+    const sameStore = parent && parent.cs.url === cs.url && parent.manifest.meta.ramBytes === state.ramBytes;
+    if (sameStore) {
+      await parent.ram.loadAll();
+      for (const m of parent.disks.values()) await m.loadAll();
+    }
+    const stats: StoreSaveStats = {
+      pages, zero: 0, deduped: 0, inherited: 0, uploaded: 0, uploadedBytes: 0, diskBlocks: 0, diskUploaded: 0, saveMs: 0, pauseMs: opts.pauseMs ?? 0,
+    };
+    // RAM: the working set first (those pages go into the first packs: a lazy restore's
+    // background fetch takes them first), then the rest in page order.
+    const ram = new MapBuilder(pages, pool, writer);
+    const order: number[] = [];
+    for (let p = 0; p < pages; p++) if (hot(p)) order.push(p);
+    for (let p = 0; p < pages; p++) if (!hot(p)) order.push(p);
+    let done = 0;
+    for (const p of order) {
+      if (sameStore && !capture.dirty(p)) {
+        const e = parent.ram.entry(p);
+        ram.setEntry(p, e);
+        if (e.kind === EntryKind.Zero) stats.zero++;
+        else stats.inherited++;
+      } else if (capture.isZero(p)) {
+        ram.setZero(p);
+        stats.zero++;
+      } else {
+        await ram.put(p, capture.page(p));
+      }
+      capture.release?.(p);
+      if (opts.cancelled?.()) throw new RvmError("abandoned");
+      if (++done % 256 === 0) {
+        opts.progress?.(done, pages);
+        // A background save shares the thread with the guest: let the run loop have it.
+        if (opts.background) await new Promise((r) => setImmediate(r));
+      }
+    }
+    opts.progress?.(pages, pages);
+    trace("ram");
+    stats.deduped = ram.deduped;
+    stats.uploaded = ram.uploaded;
+    // Disks: each block, or the parent's entry for blocks not written since.
+    const disks: DiskRecord[] = [];
+    const diskRaw: Buffer[] = [];
+    const maps = [ram.encode()];
+    const packs = ram.packs();
+    const buf = Buffer.alloc(PAGE_SIZE);
+    for (const d of machine.drives) {
+      const blocks = Math.ceil(d.disk.size / PAGE_SIZE);
+      const map = new MapBuilder(blocks, pool, writer);
+      const before = sameStore ? parent.disks.get(d.index) : undefined;
+      const changed = capture.writtenBlocks(d.index);
+      for (let b = 0; b < blocks; b++) {
+        if (before && before.entries === blocks && !changed?.has(b)) {
+          map.setEntry(b, before.entry(b));
+          continue;
+        }
+        capture.block(d.index, b, buf);
+        if (buf.equals(ZERO_PAGE)) map.setZero(b);
+        else await map.put(b, buf);
+      }
+      stats.diskBlocks += blocks;
+      stats.diskUploaded += map.uploaded;
+      const enc = map.encode();
+      maps.push(enc);
+      diskRaw.push(map.raw);
+      map.packs(packs);
+      const image = before && parent ? parent.manifest.disks.find((x) => x.index === d.index)?.image ?? null : null;
+      disks.push({ index: d.index, file: d.file, size: d.disk.size, readonly: d.readonly, map: enc.ref, image });
+    }
+    trace("disks");
+    if (opts.cancelled?.()) throw new RvmError("abandoned");
+    stats.uploadedBytes = writer.bytes;
+    stats.saveMs = Math.round(performance.now() - t0);
+    if (!opts.background) stats.pauseMs = stats.saveMs;
+    const manifest = (await finishSave(cs, pool, lock, writer, maps, {
+      format: "rvm-store-snapshot", version: 1, name, id: saveId, created: new Date().toISOString(),
+      map: maps[0].ref, disks, meta: { ...state, stats, workingSet: order.findIndex((p) => !hot(p)) }, parent: sameStore ? parent.manifest.id : null,
+    }, packs))!;
+    // From here on, saves build on this one (its maps are at hand: no GET).
+    const ramMap = StoreMap.fromRaw(cs.objects, manifest.map, name, ram.raw);
+    const diskMaps = new Map(manifest.disks.map((d, k) => [d.index, StoreMap.fromRaw(cs.objects, d.map, name, diskRaw[k])]));
+    lineage.set(machine, { cs, manifest, ram: ramMap, disks: diskMaps });
+    return manifest;
+  } catch (e) {
+    await lock.finish().catch(() => undefined);
+    throw e instanceof RvmError ? new RvmError(`savevm ${name}: ${e.message}`) : e;
+  }
+}
+
+export { CHUNK_PAGES };

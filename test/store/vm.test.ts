@@ -1,0 +1,211 @@
+// Snapshots in an object store, end to end through the CLI against a real radosgw: savevm of a
+// running Linux guest into a bucket; `rvm restore` in a second process and another working
+// directory with nothing but the store URL and the credentials (the disk image deleted), lazy
+// and eager; the store stopped in the middle of a lazy restore; kill -9 during an upload;
+// snapshot ls / info / rm, store gc; a corrupted object refused.
+
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { ROOT } from "../helpers.js";
+import { MonitorClient, Session } from "../e2e/session.js";
+import { ContentStore, keys } from "../../src/store/cas.js";
+import { S3ObjectStore } from "../../src/store/objects.js";
+import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
+
+const G = join(ROOT, "guests/linux");
+const base = tmpdir();
+
+function rvm(args: string[], cwd?: string) {
+  const r = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), ...args], { encoding: "utf8", cwd, timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Boots the guest with its disk in `dir`; returns the session and a monitor. */
+async function boot(dir: string, url: string, extra: string[] = []) {
+  const disk = join(dir, "disk.img");
+  writeFileSync(disk, gunzipSync(readFileSync(join(G, "disk.img.gz"))));
+  const sock = join(dir, "mon.sock");
+  const s = new Session(["run", "-m", "256M", "-kernel", join(G, "Image.gz"), "-initrd", join(G, "initramfs.cpio.gz"),
+    "-append", "console=ttyS0", "-drive", `file=${disk},format=raw,if=virtio`, "--snapshot-store", url,
+    "-monitor", `unix:${sock},server,nowait`, ...extra], { cwd: dir });
+  await s.waitFor("~ # ", 120_000);
+  const m = await MonitorClient.open(sock);
+  return { s, m, disk };
+}
+
+/** Guest state to compare after a restore: files read from the disk, RAM-only data (tmpfs). */
+async function fingerprint(s: Session): Promise<string> {
+  return [
+    await s.command("md5sum /mnt/data/* | md5sum"),
+    await s.command("md5sum /root/r"),
+    await s.command("cat /mnt/a.txt"),
+    await s.command("echo $MARK"),
+  ].join("\n");
+}
+
+describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)", () => {
+  const gw = useRadosgw();
+
+  it("saves into a bucket; another process in another directory restores it, lazily and eagerly", { timeout: 600_000 }, async () => {
+    const url = `s3://${freshBucket("vm")}/desktops`;
+    const a = mkdtempSync(join(base, "rvm-hostA-"));
+    const { s, m, disk } = await boot(a, url);
+    let before: string;
+    try {
+      await s.command("mount /dev/vda /mnt");
+      await s.command("cat /mnt/data/* > /dev/null");
+      await s.command("echo from-host-a > /mnt/a.txt");
+      await s.command("dd if=/dev/urandom of=/root/r bs=1k count=4096 2>/dev/null");
+      await s.command("export MARK=before-save");
+      before = await fingerprint(s);
+      expect(await m.cmd("savevm s1", 120_000)).toMatch(/saved s1 to s3:\/\/.* uploaded/);
+      expect(await m.cmd("info snapshots")).toMatch(/\bs1\b/);
+      // Changes after the save are not in it.
+      await s.command("echo after-save > /mnt/a.txt");
+      m.cmd("quit").catch(() => undefined);
+      expect(await s.exitCode(60_000)).toBe(0);
+      m.close();
+    } finally {
+      s.kill();
+    }
+    // The image on "host A" is never written with an object store (the writes went to the
+    // snapshot), and is not needed for the restore: delete it.
+    expect(gunzipSync(readFileSync(join(G, "disk.img.gz"))).equals(readFileSync(disk))).toBe(true);
+    rmSync(a, { recursive: true, force: true });
+    expect(rvm(["snapshot", "ls", "--snapshot-store", url]).out).toMatch(/\bs1\b/);
+    expect(rvm(["snapshot", "info", "s1", "--snapshot-store", url]).out).toMatch(/uploaded\s+\d+/);
+
+    for (const mode of ["lazy", "eager"]) {
+      const b = mkdtempSync(join(base, `rvm-hostB-${mode}-`));
+      const sock = join(b, "mon.sock");
+      const r = new Session(["restore", "s1", "--snapshot-store", url, "--restore", mode, "-monitor", `unix:${sock},server,nowait`], { cwd: b });
+      try {
+        r.type("");
+        await r.waitFor("~ # ", 60_000);
+        expect(await fingerprint(r)).toBe(before);
+        const rm = await MonitorClient.open(sock);
+        expect(await rm.cmd("info restore")).toMatch(new RegExp(`restore: ${mode} from s3://`));
+        rm.cmd("quit").catch(() => undefined);
+        expect(await r.exitCode(60_000)).toBe(0);
+        rm.close();
+      } finally {
+        r.kill();
+        rmSync(b, { recursive: true, force: true });
+      }
+    }
+
+    // No credential in any object of the store.
+    const cs = new ContentStore(S3ObjectStore.fromUrl(url));
+    for (const o of await cs.objects.list("")) {
+      if (o.key.startsWith("packs/")) continue;
+      const body = Buffer.from((await cs.objects.get(o.key))!);
+      expect(body.includes(gw().secretAccessKey)).toBe(false);
+      expect(body.includes(gw().accessKeyId)).toBe(false);
+    }
+    // A corrupted pack is refused with a one-line error.
+    const man = await cs.readManifest("s1");
+    const pk = keys.pack(man.packs.find((p) => p.startsWith(man.id))!);
+    const body = Buffer.from((await cs.objects.get(pk))!);
+    body[100] ^= 0xff;
+    await cs.objects.put(pk, body);
+    const bad = rvm(["restore", "s1", "--snapshot-store", url, "--restore", "eager", "--timeout", "30"], mkdtempSync(join(base, "rvm-hostC-")));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^rvm: .*checksum mismatch \(corrupted object\)/);
+    expect(bad.err.trim().split("\n")).toHaveLength(1);
+    // rm + gc reclaim the snapshot's packs.
+    expect(rvm(["snapshot", "rm", "s1", "--snapshot-store", url]).code).toBe(0);
+    expect(rvm(["snapshot", "ls", "--snapshot-store", url]).out).toMatch(/no snapshot/);
+    const gc = rvm(["store", "gc", "--snapshot-store", url]);
+    expect(gc.out).toMatch(/removed [1-9]\d* pack/);
+    await (cs.objects as S3ObjectStore).close();
+  });
+
+  it("the store stopped in the middle of a lazy restore: the guest waits, then goes on with correct memory", { timeout: 600_000 }, async () => {
+    const url = `s3://${freshBucket("pause")}/p`;
+    const a = mkdtempSync(join(base, "rvm-hostA-"));
+    let before: string;
+    const { s, m } = await boot(a, url);
+    try {
+      await s.command("dd if=/dev/urandom of=/root/r bs=1k count=16384 2>/dev/null");
+      before = await s.command("md5sum /root/r");
+      expect(await m.cmd("savevm p1", 120_000)).toMatch(/saved p1/);
+      m.cmd("quit").catch(() => undefined);
+      await s.exitCode(60_000);
+      m.close();
+    } finally {
+      s.kill();
+      rmSync(a, { recursive: true, force: true });
+    }
+    const b = mkdtempSync(join(base, "rvm-hostB-"));
+    const sock = join(b, "mon.sock");
+    // -S: the hart waits until the store is stopped; the background fetcher makes little
+    // progress before the guest needs its pages.
+    const r = new Session(["restore", "p1", "--snapshot-store", url, "-S", "-monitor", `unix:${sock},server,nowait`], { cwd: b });
+    try {
+      const rm = await MonitorClient.open(sock, 60_000);
+      gw().pause();
+      try {
+        await rm.cmd("cont");
+        r.type("md5sum /root/r");
+        // The monitor still answers, and says what the restore waits for.
+        let info = "";
+        for (let i = 0; i < 100 && !/waiting on the store/.test(info); i++) {
+          await new Promise((res) => setTimeout(res, 200));
+          info = await rm.cmd("info restore", 30_000);
+        }
+        expect(info).toMatch(/waiting on the store s3:\/\//);
+        expect(r.output).not.toMatch(/[0-9a-f]{32}\s+\/root\/r/);
+      } finally {
+        gw().resume();
+      }
+      await r.waitFor(/[0-9a-f]{32}\s+\/root\/r/, 120_000);
+      expect(r.output).toContain(before.split("\n").pop()!.trim());
+      rm.cmd("quit").catch(() => undefined);
+      expect(await r.exitCode(60_000)).toBe(0);
+      rm.close();
+    } finally {
+      gw().resume();
+      r.kill();
+      rmSync(b, { recursive: true, force: true });
+    }
+  });
+
+  it("kill -9 of rvm during an upload leaves no listed snapshot that cannot be restored", { timeout: 600_000 }, async () => {
+    const url = `s3://${freshBucket("kill")}/k`;
+    const a = mkdtempSync(join(base, "rvm-hostA-"));
+    const { s, m } = await boot(a, url);
+    try {
+      expect(await m.cmd("savevm good", 120_000)).toMatch(/saved good/);
+      await s.command("dd if=/dev/urandom of=/root/r bs=1M count=96 2>/dev/null", 120_000);
+      void m.cmd("savevm doomed", 120_000).catch(() => undefined);
+      // Kill once the upload is under way: the first new pack is in the store.
+      const cs = new ContentStore(S3ObjectStore.fromUrl(url));
+      const packsBefore = (await cs.objects.list("packs/")).length;
+      for (let i = 0; i < 600 && (await cs.objects.list("packs/")).length <= packsBefore; i++) await new Promise((res) => setTimeout(res, 50));
+      process.kill(s.pid!, "SIGKILL");
+      await s.exitCode(10_000);
+      const listed = (await cs.manifests()).map((x) => x.name);
+      expect(listed).toContain("good");
+      expect(listed).not.toContain("doomed");
+      await (cs.objects as S3ObjectStore).close();
+    } finally {
+      s.kill();
+      m.close();
+      rmSync(a, { recursive: true, force: true });
+    }
+    // Every listed snapshot restores.
+    const b = mkdtempSync(join(base, "rvm-hostB-"));
+    try {
+      const r = new Session(["restore", "good", "--snapshot-store", url, "--restore", "eager", "--timeout", "60"], { cwd: b });
+      r.type("");
+      await r.waitFor("~ # ", 120_000);
+      r.kill();
+    } finally {
+      rmSync(b, { recursive: true, force: true });
+    }
+  });
+});
