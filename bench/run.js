@@ -2,6 +2,9 @@
 // `npm run bench -- <name>`: whole-run benchmarks that print figures (never assert them).
 //   cpu   guest MIPS on the integer workload (guests/bench/intbench.elf), and QEMU's time on
 //         the same ELF when qemu-system-riscv64 is installed.
+//   store  snapshots in an object store (radosgw started by the bench): ten desktops' bytes vs
+//         their local snapshots, restore-to-echo from the store vs local vs QEMU -loadvm, savevm
+//         pause (background vs stop-and-save vs QEMU) at 256 MiB and 1 GiB.
 //   fp    MFLOPS on the double-precision kernel (guests/bench/fpbench.elf) next to intbench's
 //         MIPS, and QEMU's time on the same ELF when installed.
 //   boot  wall time to the Linux shell prompt (kernel+initrd, and the bootable disk through
@@ -22,6 +25,7 @@ import { argv, exit } from "node:process";
 
 const benches = {
   cpu: () => import("./cpu.js"),
+  store: () => import("./store.js"),
   fp: () => import("./fp.js"),
   boot: () => import("./boot.js"),
   micro: () => import("./micro.js"),
