@@ -215,7 +215,8 @@ async function restoreCommand(target: string, flags: RunFlags & RestoreFlags & {
     const vm = new StoreVm(flags.snapshotStore, { deadlineMs: flags.storeDeadline !== undefined ? flags.storeDeadline * 1000 : undefined });
     const manifest = await vm.prepare(target);
     const config = manifest.meta.config as unknown as Omit<VirtConfig, "console">;
-    return startMachine({ ...config, restoring: true, icountShift: flags.icount ?? config.icountShift }, { ...flags, objectStore: vm }, target);
+    config.virtioLegacy ??= false;
+    return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount) }, { ...flags, objectStore: vm }, target);
   }
   if (flags.snapshotStore) flags.dir = storeDir(flags.snapshotStore);
   const file = target.endsWith(SNAPSHOT_EXT) || target.includes("/") ? target

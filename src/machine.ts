@@ -3,7 +3,6 @@
 // builds a machine (devices, images, device tree) is src/board/virt.ts.
 
 import { Core, Exit, RAM_BASE, PageState } from "./core.js";
-import type { PageSource } from "./snapshot/source.js";
 import { GuestMemory } from "./memory.js";
 import { Htif, HtifConsole } from "./devices/htif.js";
 import { ElfImage } from "./loaders/elf.js";

@@ -21,6 +21,7 @@ import { StoreError } from "./objects.js";
 import { sleepSync, SyncReader } from "./sync.js";
 import { setStoreLineage, takeDiskWrites } from "./save.js";
 import { Interval, ttrTable, utilizationCurve } from "../snapshot/ttr.js";
+import { RestoreTimeline } from "../snapshot/timeline.js";
 import { restoreHartAndDevices, RestoreFailedError } from "../snapshot/restore.js";
 import type { SnapshotMeta } from "../snapshot/format.js";
 import type { RestoreStats } from "../snapshot/restore-lazy.js";
@@ -331,6 +332,8 @@ export class StoreRestore {
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
   private readonly samples: number[] = [];
+  /** The restore timeline (the console notes input and output here; phases as they pass). */
+  readonly timeline: RestoreTimeline;
   private instret0 = 0n;
 
   constructor(
@@ -343,6 +346,7 @@ export class StoreRestore {
     this.ram = new StoreMap(link.cs.objects, manifest.map, `snapshot ${manifest.name}`);
     this.reader = new PageReader(link.cs);
     this.total = machine.core.pages.length;
+    this.timeline = new RestoreTimeline(machine, false);
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 

@@ -229,13 +229,15 @@ export function addStoreCommands(monitor: Monitor, machine: Machine, vm: StoreVm
       if (!args[0]) throw new RvmError("loadvm needs a snapshot tag");
       const mode = ctl.restore?.mode ?? "lazy";
       return machine.atBoundary(async () => {
+        let r: StoreRestore;
         try {
-          ctl.current = await vm.restore(machine, args[0], mode);
+          r = await vm.restore(machine, args[0], mode);
         } catch (e) {
           if (e instanceof RestoreFailedError) machine.pause();
           throw e;
         }
-        return mode === "lazy" ? "" : ctl.current.progress();
+        ctl.current = r;
+        return mode === "lazy" ? "" : r.progress();
       });
     }));
   monitor.define("delvm", "delvm tag", `delete a VM snapshot from ${vm.url}`, (args) =>
