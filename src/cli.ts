@@ -25,6 +25,7 @@ import {
   ActiveRestore, addSnapshotCommands, formatInfo, formatList, formatRestoreStats, RestoreOptions, startRestore,
 } from "./snapshot/commands.js";
 import { attachJournals } from "./snapshot/save.js";
+import { checkpointClasses, checkpointSvg, restoreSvg } from "./snapshot/pictures.js";
 import { serveWeb } from "./web/server.js";
 import type { FetchOrder } from "./snapshot/restore-lazy.js";
 import { markProcess, RestoreTimeline } from "./snapshot/timeline.js";
@@ -115,6 +116,7 @@ interface RestoreFlags {
   order?: FetchOrder;
   stats?: boolean;
   statsJson?: string;
+  plot?: string;
 }
 
 /** Builds the machine, restores a snapshot if asked, wires terminal and monitor, and runs. */
@@ -189,9 +191,10 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   const report = () => {
     const r = ctl.current;
     if (!r) return;
-    const stats = r.stats(Boolean(flags.statsJson));
+    const stats = r.stats(Boolean(flags.statsJson || flags.plot));
     if (flags.stats) process.stderr.write(formatRestoreStats(stats));
     statsFile?.final(stats);
+    if (flags.plot) writeFileAtomic(flags.plot, Buffer.from(restoreSvg(stats, r.classes())));
   };
   try {
     const result = await machine.run({
@@ -270,13 +273,18 @@ function snapshotCommands(program: Command): void {
     .argument("<snapshot>", "a snapshot name (with --dir or GUEST) or a .rvmsnap file")
     .argument("[guest]", "the guest's first disk image")
     .addOption(dirOption())
+    .option("--plot <file.svg>", "also draw what each page became, and the size against RAM and a plain save, as SVG")
     .addOption(urlOption())
-    .action(async (name: string, guest: string | undefined, flags: Where) => {
+    .action(async (name: string, guest: string | undefined, flags: Where & { plot?: string }) => {
       if (await inObjectStore(flags, "info", name)) return;
       const file = name.endsWith(SNAPSHOT_EXT) || name.includes("/") ? name : storeFor(flags, guest).find(name);
       const s = SnapshotFile.open(file);
-      process.stdout.write(formatInfo(s.meta, file));
-      s.close();
+      try {
+        process.stdout.write(formatInfo(s.meta, file));
+        if (flags.plot) writeFileAtomic(flags.plot, Buffer.from(checkpointSvg(s.meta, checkpointClasses(s))));
+      } finally {
+        s.close();
+      }
     });
   snap
     .command("rm")
@@ -362,6 +370,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--order <order>", "lazy restore's background fetch order: workingset (default) or page").choices(["workingset", "page"]))
     .option("--stats", "after the run, print the restore's statistics (TTFI, faults, TTR, ...) to stderr")
     .option("--stats-json <file>", "write the restore's statistics and utilization curve as JSON")
+    .option("--plot <file.svg>", "with -loadvm: draw the restore (pages by how they came back, U(t, w), demand faults) as SVG")
     .option("--snapshot-dir <dir>", "where savevm writes snapshots (default: next to the first disk, DISK.snapshots/)")
     .option("--snapshot-store <url>", "where snapshots live: file:DIR (a directory) or s3://BUCKET/PREFIX (an S3 object store; AWS_* variables and profiles give endpoint and credentials)")
     .option("--store-deadline <seconds>", "how long a restore from an object store waits for an unreachable store before it stops the VM (default 120)", parseSeconds)
@@ -396,6 +405,7 @@ export function buildProgram(): Command {
     .addOption(new Option("--order <order>", "lazy restore's background fetch order: workingset (default) or page").choices(["workingset", "page"]))
     .option("--stats", "print the restore's statistics to stderr when the VM ends")
     .option("--stats-json <file>", "write the restore's statistics and utilization curve as JSON")
+    .option("--plot <file.svg>", "when the VM ends, draw the restore (pages by how they came back, U(t, w), demand faults) as SVG")
     .option("--monitor <spec>", "monitor: stdio, none, unix:PATH,server,nowait or tcp:HOST:PORT,server,nowait")
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
     .option("--icount <spec>", "deterministic time: [shift=]N[,sleep=on|off]")

@@ -6,12 +6,13 @@ import type { Machine } from "../machine.js";
 import type { Monitor } from "../monitor.js";
 import { MonitorError } from "../monitor.js";
 import { RvmError } from "../errors.js";
-import { SnapshotMeta } from "./format.js";
+import { SnapshotFile, SnapshotMeta } from "./format.js";
 import { defaultName, saveSnapshot } from "./save.js";
 import { restoreEager, RestoreFailedError } from "./restore.js";
-import { cancelActiveRestore, FetchOrder, LazyRestore, RestoreStats } from "./restore-lazy.js";
-import { ttrTable } from "./ttr.js";
+import { cancelActiveRestore, faultHistogram, FetchOrder, LazyRestore, RestoreStats } from "./restore-lazy.js";
+import { ttrTable, utilizationCurve } from "./ttr.js";
 import { formatTimeline, RestoreTimeline } from "./timeline.js";
+import { checkpointClasses } from "./pictures.js";
 import { SnapshotStore, SnapshotListing } from "./store.js";
 
 const MiB = 1024 * 1024;
@@ -75,6 +76,8 @@ export interface ActiveRestore {
   readonly timeline: RestoreTimeline;
   /** Every page is resident. */
   readonly complete: boolean;
+  /** Each page's class for the pictures (src/snapshot/pictures.ts). */
+  classes(): Uint8Array;
 }
 
 /** Starts a restore of `file` into `machine`: lazy (returns at once) or eager (all pages in). */
@@ -94,17 +97,31 @@ export function startRestore(
     timeline.started(t);
     machine.beforeSlice = undefined;
   };
+  const stalled = [{ start: 0, end: r.ms }];
   return {
     timeline,
     complete: true,
-    progress: () => `restore: eager, ${r.meta.stats.pages}/${r.meta.stats.pages} pages resident (100%), complete in ${r.ms.toFixed(0)} ms\n`,
-    stats: () => ({
+    progress: () => `restore: eager, ${r.meta.stats.pages}/${r.meta.stats.pages} pages resident (100%), complete in ${r.ms.toFixed(0)} ms\n` +
+      `  [${"#".repeat(40)}] 100.0% resident   no demand faults\n`,
+    stats: (withCurve = false) => ({
       mode: "eager", order: null, snapshot: r.meta.name, pages: r.meta.stats.pages, ttfiMs: ttfi ?? NaN, totalMs: r.ms,
       demandFaults: 0, prefetched: r.meta.stats.pages, stallMs: r.ms, fetchMs: r.ms, bytesRead: r.bytesRead, reads: r.reads,
       meanReadBytes: r.reads ? r.bytesRead / r.reads : 0,
-      ttr: ttrTable([{ start: 0, end: r.ms }], r.ms),
+      ttr: ttrTable(stalled, r.ms),
+      ...(withCurve ? {
+        utilization: { w100: utilizationCurve(stalled, r.ms, 100, 10), w1000: utilizationCurve(stalled, r.ms, 1000, 50) },
+        faultsOverTime: faultHistogram([], r.ms),
+      } : {}),
       timeline: timeline.json(),
     }),
+    classes: () => {
+      const snap = SnapshotFile.open(file);
+      try {
+        return checkpointClasses(snap, true);
+      } finally {
+        snap.close();
+      }
+    },
   };
 }
 

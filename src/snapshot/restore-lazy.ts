@@ -26,9 +26,21 @@ import { setLineage } from "./save.js";
 import { journalName, SnapshotStore } from "./store.js";
 import { Interval, ttrTable, utilizationCurve } from "./ttr.js";
 import { RestoreTimeline, TimelineJson } from "./timeline.js";
+import { PageClass, restoredClass } from "./pictures.js";
 import { RvmError } from "../errors.js";
 
 export type FetchOrder = "workingset" | "page";
+
+/** Demand faults counted per bin of a round number of ms, about 60 bins over the restore. */
+export function faultHistogram(times: number[], endMs: number): { binMs: number; counts: number[] } {
+  const span = Math.max(endMs, ...times, 1);
+  const raw = span / 60;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const binMs = [1, 2, 5, 10].map((m) => m * p).find((x) => x >= raw)!;
+  const counts = new Array<number>(Math.floor(span / binMs) + 1).fill(0);
+  for (const t of times) counts[Math.floor(t / binMs)]++;
+  return { binMs, counts };
+}
 
 /** How long guest progress is sampled after the restore, for the fully resident rate (ms). */
 const FULL_RATE_MS = 1000;
@@ -77,6 +89,8 @@ export interface RestoreStats {
   meanReadBytes: number;
   ttr: Record<string, number>;
   utilization?: { w100: { t: number; u: number }[]; w1000: { t: number; u: number }[] };
+  /** Demand faults per bin of `binMs` from the start of the restore (with the curve). */
+  faultsOverTime?: { binMs: number; counts: number[] };
   /** The workload-based view: TTR over instructions retired vs. the fully resident rate. */
   workload?: { fullRateMips: number; ttr: Record<string, number> } | null;
   /** Where the time went, from process start (or the loadvm) to the guest's answer and on. */
@@ -104,6 +118,10 @@ export class LazyRestore {
   private stallMs = 0;
   private fetchMs = 0;
   private readonly intervals: Interval[] = [];
+  /** When each demand fault happened (ms from the start). */
+  private readonly faultTimes: number[] = [];
+  /** How each page came back (a PageClass: Demand, Prefetched, Zero, Disk, Same), 0 while missing. */
+  private readonly origin: Uint8Array;
   private ttfi: number | undefined;
   private finishedAt: number | undefined;
   private diskPages: Map<number, number[]> | undefined;
@@ -128,6 +146,7 @@ export class LazyRestore {
     }
     this.total = this.snap.pages;
     this.timeline.mark(`snapshot opened (${this.snap.meta.ramBytes >> 20} MiB RAM, ${(this.snap.header.dataLength / (1 << 20)).toFixed(0)} MiB of stored pages)`);
+    this.origin = new Uint8Array(this.total);
     try {
       this.begin();
       this.timeline.mark("machine state restored, every page marked not yet restored");
@@ -221,9 +240,10 @@ export class LazyRestore {
     return (this.machine.core.pages[p] & PageState.NotRestored) === 0;
   }
 
-  private installed(p: number): void {
+  private installed(p: number, demand = false): void {
     const core = this.machine.core;
     core.pages[p] &= ~PageState.NotRestored;
+    this.origin[p] = demand ? PageClass.Demand : restoredClass(this.snap.entry(p).kind);
     this.source.remarkDiskBacked(p);
     this.resident++;
     if (this.resident === this.total) this.finish();
@@ -240,12 +260,13 @@ export class LazyRestore {
       if (e.kind === PageKind.Stored && e.ref === 0) this.readAround(p, e.value);
       else {
         this.source.install(p);
-        this.installed(p);
+        this.installed(p, true);
       }
     } catch (e) {
       this.fail(e as Error, p);
     }
     this.demandFaults++;
+    this.faultTimes.push(t - this.t0);
     const end = performance.now();
     this.stallMs += end - t;
     this.intervals.push({ start: t - this.t0, end: end - this.t0 });
@@ -288,7 +309,7 @@ export class LazyRestore {
         }
         this.prefetched++;
       }
-      this.installed(q);
+      this.installed(q, q === p);
     }
   }
 
@@ -516,15 +537,29 @@ export class LazyRestore {
     return this.finishedAt !== undefined;
   }
 
-  /** `info restore`. */
+  /** `info restore`: a progress bar, pages resident, the demand-fault rate (the last second and overall). */
   progress(): string {
     const pct = ((100 * this.resident) / this.total).toFixed(1);
-    const secs = ((this.finishedAt ?? performance.now() - this.t0) / 1000);
+    const now = this.finishedAt ?? performance.now() - this.t0;
+    const secs = now / 1000;
     const rate = (this.source.bytesRead / (1 << 20)) / Math.max(secs, 1e-3);
+    let recent = 0;
+    for (let i = this.faultTimes.length - 1; i >= 0 && this.faultTimes[i] > now - 1000; i--) recent++;
+    const bar = "#".repeat(Math.floor((40 * this.resident) / this.total)).padEnd(40, ".");
     return `restore: lazy (${this.order}), ${this.resident}/${this.total} pages resident (${pct}%)` +
       `${this.complete ? ", complete" : ""}, ${this.demandFaults} demand faults, ${this.prefetched} prefetched, ` +
       `${rate.toFixed(1)} MiB/s read, ${secs.toFixed(2)} s` +
-      `${this.rateSampled ? (this.idled ? ", guest idled (no workload view)" : ", workload measured") : ""}\n`;
+      `${this.rateSampled ? (this.idled ? ", guest idled (no workload view)" : ", workload measured") : ""}
+` +
+      `  [${bar}] ${pct.padStart(5)}% resident   faults ${recent}/s now, ${(this.demandFaults / Math.max(secs, 1e-3)).toFixed(1)}/s overall
+`;
+  }
+
+  /** Each page's class for the pictures: how it came back, or not yet restored. */
+  classes(): Uint8Array {
+    const out = new Uint8Array(this.total);
+    for (let p = 0; p < this.total; p++) out[p] = this.origin[p] || PageClass.NotRestored;
+    return out;
   }
 
   stats(withCurve = false): RestoreStats {
@@ -549,6 +584,7 @@ export class LazyRestore {
     };
     if (withCurve) {
       s.utilization = { w100: utilizationCurve(this.intervals, end, 100, 10), w1000: utilizationCurve(this.intervals, end, 1000, 50) };
+      s.faultsOverTime = faultHistogram(this.faultTimes, end);
     }
     return s;
   }
