@@ -29,4 +29,10 @@ describe("lab handouts", () => {
     expect(new Set(sums).size).toBe(1);
     rmSync(run.dir, { recursive: true, force: true });
   });
+
+  it("lab 3: tracing traps and page faults (the parts that exist today)", { timeout: 900_000 }, async () => {
+    const run = await runHandout(lab("lab3-traps.md"));
+    expect(readFileSync(join(run.dir, "lab3/trace.txt"), "utf8").split("\n").length).toBeGreaterThan(1000);
+    rmSync(run.dir, { recursive: true, force: true });
+  });
 });

@@ -8,7 +8,7 @@
 //   ```sh resume one command that restores a guest (rvm restore): it goes on where it was saved
 //   ```guest     lines typed at the guest's shell prompt, each waited for ("~ # "); `poweroff`
 //                waits for the guest to end. ```guest TEXT waits for TEXT instead of the prompt
-//                (a program reading the terminal)
+//                (a program reading the terminal); ```guest nowait waits for nothing (a long job)
 //   ```monitor   lines typed at the monitor: Ctrl-A c, each line, its "(rvm) " prompt, Ctrl-A c back
 //   ```keys      keys sent to the guest's terminal: "C-a x" (quit), ...; then the guest's exit is awaited
 // An HTML comment after a block, <!-- expect: REGEX -->, is checked against that block's output
@@ -153,7 +153,7 @@ export async function runHandout(file: string, opts: { bootMs?: number; commandM
               if (code !== 0) throw new Error(`${where(step)}: the guest ended with exit code ${code}`);
               break;
             }
-            await vm.waitFor(step.wait ?? "~ # ", echoed + line.length, commandMs);
+            if (step.wait !== "nowait") await vm.waitFor(step.wait ?? "~ # ", echoed + line.length, commandMs);
           }
           output = vm.output.slice(start);
           if (vm.exitCode !== undefined) vm = undefined;
