@@ -37,6 +37,7 @@ await esbuild.build({
   sourcemap: true,
   legalComments: "linked",
   plugins: [platformSwap],
+  inject: [join(root, "src/web/buffer.ts")],
   logLevel: "warning",
 });
 

@@ -12,7 +12,8 @@
 import * as nodeFs from "node:fs";
 import * as nodePath from "node:path";
 import { fileURLToPath } from "node:url";
-import { gunzipSync } from "node:zlib";
+import { deflateSync, gunzipSync, inflateSync } from "node:zlib";
+import { createHash, randomBytes } from "node:crypto";
 
 /** What rvm asks of a file's metadata. */
 export interface FileStats {
@@ -38,9 +39,35 @@ export interface PlatformFs {
   readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
   writeSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
   fsyncSync(fd: number): void;
+  // The snapshot store's directory and its atomic writes:
+  fdatasyncSync(fd: number): void;
+  ftruncateSync(fd: number, length: number): void;
+  writevSync(fd: number, buffers: Uint8Array[], position: number): number;
+  readdirSync(path: string): string[];
+  mkdirSync(path: string, opts: { recursive: true }): void;
+  renameSync(from: string, to: string): void;
+  unlinkSync(path: string): void;
+  /** Asynchronous positioned read (the lazy restore's background fetcher). */
+  read(fd: number, buffer: Uint8Array, offset: number, length: number, position: number,
+    callback: (err: NodeJS.ErrnoException | null, bytesRead: number) => void): void;
 }
 
 export const fs: PlatformFs = nodeFs as unknown as PlatformFs;
+
+/** SHA-256 and the like (checkpoint digests), random bytes (snapshot ids), deflate (page maps). */
+export { createHash, deflateSync, inflateSync, randomBytes };
+
+/** This process, and whether another one still runs (a save in progress leaves a temp file). */
+export const pid: number = process.pid;
+
+export function processAlive(other: number): boolean {
+  try {
+    process.kill(other, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** POSIX path operations (the browser's file system uses POSIX paths too). */
 export const path: {

@@ -18,10 +18,10 @@
 // Everything is little-endian. Only `stored` pages carry bytes; every page's content hash is
 // in the map, so each page is verified when it is read back, whatever its source.
 
-import { closeSync, fstatSync, openSync, read as fsRead, readSync } from "node:fs";
-import { createHash, randomBytes } from "node:crypto";
-import { deflateSync, inflateSync } from "node:zlib";
+import { createHash, deflateSync, fs, inflateSync, randomBytes } from "../platform.js";
 import { RvmError } from "../errors.js";
+
+const { closeSync, fstatSync, openSync, read: fsRead, readSync } = fs;
 
 export const SNAPSHOT_MAGIC = "RVMSNAP\0";
 export const SNAPSHOT_VERSION = 1;

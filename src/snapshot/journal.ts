@@ -42,23 +42,12 @@
 // other bad record is an error naming the file and the byte offset. `compact` rewrites the file
 // (temp file, fsync, rename, fsync of the directory), starting it with a new STATE record.
 
-import { createHash } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  fdatasyncSync,
-  fstatSync,
-  fsyncSync,
-  ftruncateSync,
-  openSync,
-  readSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
-import { join } from "node:path";
+import { createHash, fs, path } from "../platform.js";
 import type { BlockBackend } from "../devices/disk.js";
 import { RvmError } from "../errors.js";
+
+const { closeSync, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync, writeSync } = fs;
+const { join } = path;
 
 export const JOURNAL_BLOCK_SIZE = 4096;
 

@@ -9,8 +9,7 @@
 //   stored    — the bytes, working-set pages first, then in page order.
 // The file is written to a temporary name, fsynced and renamed: a reader never sees half of it.
 
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from "node:fs";
-import { dirname, basename, join } from "node:path";
+import { fs, path, pid } from "../platform.js";
 
 import { PageState, PAGE_SIZE } from "../core.js";
 import type { Machine } from "../machine.js";
@@ -21,6 +20,9 @@ import {
 } from "./format.js";
 import { checkName, journalName, SnapshotStore } from "./store.js";
 import { RvmError } from "../errors.js";
+
+const { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, writevSync } = fs;
+const { dirname, basename, join } = path;
 
 /** The snapshot a machine's dirty tracking is relative to (set by savevm and loadvm). */
 export interface SnapshotLineage {
@@ -233,7 +235,7 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
   stats.pauseMs = Math.round(performance.now() - t0); // updated after writing
   stats.saveMs = stats.pauseMs;
 
-  const tmp = join(dirname(store.pathFor(name)), `.${basename(store.pathFor(name))}.${process.pid}.tmp`);
+  const tmp = join(dirname(store.pathFor(name)), `.${basename(store.pathFor(name))}.${pid}.tmp`);
   let fd: number | undefined;
   try {
     fd = openSync(tmp, "w");

@@ -5,12 +5,14 @@
 // `.ID.rvmsnap` and removed once nothing visible refers to it (reference counting by
 // reachability), so deleting one snapshot never breaks another.
 
-import { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { fs, path, pid, processAlive } from "../platform.js";
 import { SnapshotError, SnapshotFile, SnapshotMeta } from "./format.js";
 import { RvmError } from "../errors.js";
 import { DiskJournal } from "./journal.js";
 import type { BlockBackend } from "../devices/disk.js";
+
+const { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync } = fs;
+const { basename, dirname, join, resolve } = path;
 
 export const SNAPSHOT_EXT = ".rvmsnap";
 
@@ -142,15 +144,11 @@ export class SnapshotStore {
     if (!existsSync(this.dir)) return;
     for (const f of readdirSync(this.dir)) {
       const m = /^\..*\.(\d+)\.tmp$/.exec(f);
-      if (!m || Number(m[1]) === process.pid) continue;
+      if (!m || Number(m[1]) === pid || processAlive(Number(m[1]))) continue; // a save in progress
       try {
-        process.kill(Number(m[1]), 0); // still running: its save is in progress
+        unlinkSync(join(this.dir, f));
       } catch {
-        try {
-          unlinkSync(join(this.dir, f));
-        } catch {
-          // gone already
-        }
+        // gone already
       }
     }
   }

@@ -6,7 +6,8 @@
 // CLI would use, so the board, the loaders and the disks run unchanged. Synchronous on purpose,
 // as in Node: a virtio-blk request completes inside the guest's QueueNotify store.
 
-import { gunzipSync } from "fflate";
+import { gunzipSync, unzlibSync, zlibSync } from "fflate";
+import { sha256 } from "@noble/hashes/sha2.js";
 import type { FileStats, PlatformFs } from "../platform.js";
 
 /** An error shaped like Node's (`code`), which the shared code turns into one-line messages. */
@@ -75,6 +76,8 @@ function stats(size: number, mtimeMs: number, dir: boolean): FileStats {
 /** The worker's file system: files in memory, by normalized path. */
 export class WebFs implements PlatformFs {
   private readonly files = new Map<string, MemFile>();
+  /** Directories made with mkdirSync (others exist while files are in them). */
+  private readonly dirs = new Set<string>(["/"]);
   private readonly fds = new Map<number, { file: MemFile; writable: boolean }>();
   private nextFd = 3;
 
@@ -87,6 +90,7 @@ export class WebFs implements PlatformFs {
   }
 
   private isDir(p: string): boolean {
+    if (this.dirs.has(p)) return true;
     const prefix = p === "/" ? "/" : p + "/";
     for (const k of this.files.keys()) if (k.startsWith(prefix)) return true;
     return false;
@@ -115,6 +119,12 @@ export class WebFs implements PlatformFs {
   openSync(file: string, flags: "r" | "r+" | "w" | "a+"): number {
     const p = normalize(file);
     let f = this.files.get(p);
+    if (!f && this.isDir(p) && flags === "r") {
+      // A directory opened to be fsynced (after a rename in it).
+      const fd = this.nextFd++;
+      this.fds.set(fd, { file: new MemFile(), writable: false });
+      return fd;
+    }
     if (!f) {
       if (this.isDir(p)) throw fsError("EISDIR", "illegal operation on a directory, open", file);
       if (flags === "r" || flags === "r+") throw fsError("ENOENT", "no such file or directory, open", file);
@@ -157,9 +167,107 @@ export class WebFs implements PlatformFs {
   fsyncSync(fd: number): void {
     this.handle(fd);
   }
+
+  fdatasyncSync(fd: number): void {
+    this.handle(fd);
+  }
+
+  ftruncateSync(fd: number, length: number): void {
+    const f = this.handle(fd).file;
+    if (length < f.size) f.data.fill(0, length, f.size);
+    f.size = length;
+  }
+
+  writevSync(fd: number, buffers: Uint8Array[], position: number): number {
+    let n = 0;
+    for (const b of buffers) n += this.writeSync(fd, b, 0, b.length, position + n);
+    return n;
+  }
+
+  readdirSync(dir: string): string[] {
+    const p = normalize(dir);
+    if (!this.isDir(p)) throw fsError("ENOENT", "no such file or directory, scandir", dir);
+    const prefix = p === "/" ? "/" : p + "/";
+    const names = new Set<string>();
+    for (const k of [...this.files.keys(), ...this.dirs]) {
+      if (k.startsWith(prefix) && k.length > prefix.length) names.add(k.slice(prefix.length).split("/")[0]);
+    }
+    return [...names].sort();
+  }
+
+  mkdirSync(dir: string): void {
+    for (let p = normalize(dir); p !== "/"; p = path.dirname(p)) this.dirs.add(p);
+  }
+
+  renameSync(from: string, to: string): void {
+    const f = this.files.get(normalize(from));
+    if (!f) throw fsError("ENOENT", "no such file or directory, rename", from);
+    this.files.delete(normalize(from));
+    this.files.set(normalize(to), f);
+  }
+
+  unlinkSync(file: string): void {
+    if (!this.files.delete(normalize(file))) throw fsError("ENOENT", "no such file or directory, unlink", file);
+  }
+
+  read(fd: number, buffer: Uint8Array, offset: number, length: number, position: number,
+    callback: (err: NodeJS.ErrnoException | null, bytesRead: number) => void): void {
+    let n = 0;
+    let err: NodeJS.ErrnoException | null = null;
+    try {
+      n = this.readSync(fd, buffer, offset, length, position);
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+    }
+    setTimeout(() => callback(err, n), 0);
+  }
+
+  /** A whole file's bytes (a snapshot to download). */
+  bytes(file: string): Uint8Array {
+    return this.readFileSync(file);
+  }
 }
 
+/** The file system, its methods bound: the shared code takes them apart (`const { openSync } = fs`), as Node's are free functions. */
 export const fs = new WebFs();
+for (const name of Object.getOwnPropertyNames(WebFs.prototype)) {
+  const f = (fs as unknown as Record<string, unknown>)[name];
+  if (typeof f === "function" && name !== "constructor") (fs as unknown as Record<string, unknown>)[name] = f.bind(fs);
+}
+
+/** node:crypto's createHash("sha256") and randomBytes, as far as rvm uses them (Buffers out). */
+export function createHash(algorithm: string): { update(data: Uint8Array): { update(data: Uint8Array): unknown; digest(): Buffer }; digest(): Buffer } {
+  if (algorithm !== "sha256") throw new Error(`hash ${algorithm} is not available in the browser`);
+  const h = sha256.create();
+  const api = {
+    update(data: Uint8Array) {
+      h.update(data);
+      return api;
+    },
+    digest: () => Buffer.from(h.digest()),
+  };
+  return api;
+}
+
+export function randomBytes(n: number): Buffer {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(n)));
+}
+
+/** node:zlib's deflateSync/inflateSync (zlib format, as Node writes it). */
+export function deflateSync(data: Uint8Array, opts?: { level?: number }): Buffer {
+  return Buffer.from(zlibSync(data, { level: (opts?.level ?? 6) as 1 }));
+}
+
+export function inflateSync(data: Uint8Array): Buffer {
+  return Buffer.from(unzlibSync(data));
+}
+
+/** One process: no other save can be in progress. */
+export const pid = 1;
+
+export function processAlive(_other: number): boolean {
+  return false;
+}
 
 export function gunzip(data: Uint8Array): Uint8Array {
   return gunzipSync(data);

@@ -9,7 +9,10 @@ import { createVirtMachine } from "../board/virt.js";
 import { guestConfig } from "../guest.js";
 import { Machine } from "../machine.js";
 import { machineTarget, Monitor } from "../monitor.js";
-import { liveClasses } from "../snapshot/pictures.js";
+import { liveClasses, restoreSvg } from "../snapshot/pictures.js";
+import { addSnapshotCommands, SnapshotControl } from "../snapshot/commands.js";
+import { LazyRestore } from "../snapshot/restore-lazy.js";
+import { defaultSnapshotDir, SnapshotStore } from "../snapshot/store.js";
 import { RvmError } from "../errors.js";
 
 const post = (msg: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(msg, transfer);
@@ -42,6 +45,7 @@ setOutput((fd, data) => {
 
 let machine: Machine | undefined;
 let monitor: Monitor | undefined;
+let snapshots: SnapshotControl | undefined;
 let monitorChain = Promise.resolve();
 
 /** Fetches the manifest's files into the worker's file system. */
@@ -71,13 +75,41 @@ async function start(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const m = createVirtMachine({ ...config, console: { write: (_fd, bytes) => consoleWrite(bytes), readByte: () => -1 } });
   machine = m;
   monitor = new Monitor(machineTarget(m));
+  // savevm / loadvm / delvm as in the CLI; the snapshots sit next to the disk in the worker's files.
+  snapshots = addSnapshotCommands(monitor, m, {
+    store: new SnapshotStore(defaultSnapshotDir(m.config)),
+    restore: { mode: "lazy", order: "workingset" },
+  });
   post({ type: "running", ramBytes: m.core.ramBytes, label });
   const result = await m.run();
   post({ type: "exit", code: result.exitCode, text: `rvm: the guest ended (exit code ${result.exitCode})` });
 }
 
+// A lazy restore is shown while it runs and for a few seconds after; then the live view again.
+let restoreShown: { restore: LazyRestore; doneAt?: number; chartAt: number } | undefined;
+const SHOW_AFTER_MS = 5000;
+
 function pages(): void {
   if (!machine) return;
+  const r = snapshots?.current;
+  if (r instanceof LazyRestore && restoreShown?.restore !== r) restoreShown = { restore: r, chartAt: 0 };
+  const now = performance.now();
+  if (restoreShown) {
+    const { restore } = restoreShown;
+    if (restore.complete) restoreShown.doneAt ??= now;
+    if (restoreShown.doneAt === undefined || now - restoreShown.doneAt < SHOW_AFTER_MS) {
+      const classes = restore.classes();
+      // The curves twice a second: they are recomputed from the whole restore each time.
+      let chart: string | undefined;
+      if (now - restoreShown.chartAt > 500 || restore.complete) {
+        restoreShown.chartAt = now;
+        chart = restoreSvg(restore.stats(true), classes);
+      }
+      post({ type: "pages", report: { classes, chart, busy: !restore.complete,
+        caption: restore.complete ? "restore complete" : `lazy restore of ${restore.file.split("/").pop()}: pages by how they came back` } }, [classes.buffer]);
+      return;
+    }
+  }
   const classes = liveClasses(machine.core.pages);
   post({ type: "pages", report: { classes, caption: "live: page states of the running machine", busy: false } }, [classes.buffer]);
 }
@@ -97,6 +129,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
         if (!monitor) return;
         try {
           post({ type: "monitor", text: await monitor.execute(line) });
+          if (/^\s*loadvm\b/.test(line)) pages(); // the page sees the restore from its start
         } catch (e) {
           post({ type: "monitor", text: e instanceof RvmError ? `Error: ${e.message}\n` : `internal error: ${String(e)}\n` });
         }

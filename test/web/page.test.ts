@@ -53,4 +53,43 @@ describe.skipIf(!hasChromium)("the page in chromium", () => {
       server.stop();
     }
   });
+
+  it("savevm and loadvm in the monitor pane; the RAM grid shows the lazy restore", { timeout: 300_000 }, async () => {
+    const server = await Server.rvmWeb();
+    const b = await openBrowser();
+    try {
+      const counts = () => b.page.evaluate(() => (window as unknown as { rvmPage: { gridCounts(): Record<string, number> } }).rvmPage.gridCounts());
+      await b.page.goto(server.url);
+      await waitForConsole(b.page, "~ # ", 180_000);
+      await b.page.click("#console");
+      await b.page.keyboard.type("mount /dev/vda /mnt; cat /mnt/boot/Image > /dev/null; export MARK=saved-$((3*5))\r");
+      await waitForConsole(b.page, "~ # ", 30_000, 2);
+      expect(await monitorCommand(b.page, "savevm s1", 120_000)).toMatch(/^saved s1: .*disk-backed [1-9]\d*.*stored [1-9]\d*/);
+      expect(await monitorCommand(b.page, "info snapshots")).toMatch(/\bs1\b/);
+      await b.page.click("#console");
+      await b.page.keyboard.type("export MARK=changed\r");
+      await waitForConsole(b.page, "~ # ", 30_000, 3);
+      expect(await monitorCommand(b.page, "loadvm s1")).toBe("");
+      // The grid while the restore runs: pages not yet restored, then fewer, then none.
+      const seen: number[] = [];
+      await b.page.waitForFunction(() => ((window as unknown as { rvmPage: { gridCounts(): Record<string, number> } }).rvmPage.gridCounts()["not yet restored"] ?? 0) > 0,
+        null, { timeout: 30_000, polling: 20 });
+      seen.push((await counts())["not yet restored"]);
+      await b.page.screenshot({ path: screenshotPath("web-lazy-restore.png") });
+      await b.page.waitForFunction(() => (window as unknown as { rvmPage: { gridCounts(): Record<string, number> } }).rvmPage.gridCounts()["not yet restored"] === 0,
+        null, { timeout: 120_000, polling: 50 });
+      const after = await counts();
+      expect(seen[0]).toBeGreaterThan(0);
+      expect(after["prefetched"] + after["restored on demand"]).toBeGreaterThan(1000);
+      expect(await monitorCommand(b.page, "info restore")).toMatch(/65536\/65536 pages resident \(100\.0%\), complete/);
+      // The guest is back where it was saved.
+      await b.page.click("#console");
+      await b.page.keyboard.type("echo $MARK\r");
+      await waitForConsole(b.page, "saved-15", 30_000, 1);
+      await b.page.screenshot({ path: screenshotPath("web-after-restore.png") });
+    } finally {
+      await b.close();
+      server.stop();
+    }
+  });
 });
