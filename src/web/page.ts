@@ -168,6 +168,19 @@ function onMessage(msg: FromWorker): void {
       busy = msg.report.busy;
       drawGrid(msg.report);
       break;
+    case "snapshots": {
+      const sel = $<HTMLSelectElement>("snapshots");
+      sel.replaceChildren(...msg.names.map((n) => Object.assign(document.createElement("option"), { value: n, textContent: n })));
+      break;
+    }
+    case "file": {
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([msg.bytes as BlobPart]));
+      a.download = msg.name;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+      break;
+    }
     case "exit":
       running = false;
       status.textContent = msg.text;
@@ -200,6 +213,16 @@ async function runFile(file: File): Promise<void> {
   await boot({ name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) });
 }
 
+$("download").addEventListener("click", () => {
+  const name = $<HTMLSelectElement>("snapshots").value;
+  if (name) send({ type: "download", name });
+});
+$<HTMLInputElement>("upload").addEventListener("change", async (ev) => {
+  const f = (ev.target as HTMLInputElement).files?.[0];
+  if (!f) return;
+  const bytes = new Uint8Array(await f.arrayBuffer());
+  send({ type: "upload", name: f.name, bytes }, [bytes.buffer]);
+});
 $<HTMLInputElement>("open").addEventListener("change", (ev) => {
   const f = (ev.target as HTMLInputElement).files?.[0];
   if (f) void runFile(f);

@@ -30,7 +30,10 @@ export type ToWorker =
   | { type: "monitor"; line: string }
   | { type: "quit" }
   /** Ask for the page-state grid (answered with "pages"). */
-  | { type: "pages" };
+  | { type: "pages" }
+  /** A snapshot file to hand to the user (answered with "file"), or one the user gives. */
+  | { type: "download"; name: string }
+  | { type: "upload"; name: string; bytes: Uint8Array };
 
 export interface PagesReport {
   /** One class per RAM page (PageClass in src/snapshot/pictures.ts). */
@@ -50,5 +53,8 @@ export type FromWorker =
   | { type: "monitor"; text: string }
   | { type: "running"; ramBytes: number; label: string }
   | { type: "pages"; report: PagesReport }
+  /** The snapshots in the store (after every monitor command). */
+  | { type: "snapshots"; names: string[] }
+  | { type: "file"; name: string; bytes: Uint8Array }
   | { type: "exit"; code: number; text: string }
   | { type: "error"; text: string };

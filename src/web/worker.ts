@@ -12,7 +12,7 @@ import { machineTarget, Monitor } from "../monitor.js";
 import { liveClasses, restoreSvg } from "../snapshot/pictures.js";
 import { addSnapshotCommands, SnapshotControl } from "../snapshot/commands.js";
 import { LazyRestore } from "../snapshot/restore-lazy.js";
-import { defaultSnapshotDir, SnapshotStore } from "../snapshot/store.js";
+import { defaultSnapshotDir, SNAPSHOT_EXT, SnapshotStore } from "../snapshot/store.js";
 import { RvmError } from "../errors.js";
 
 const post = (msg: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(msg, transfer);
@@ -85,6 +85,10 @@ async function start(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
   post({ type: "exit", code: result.exitCode, text: `rvm: the guest ended (exit code ${result.exitCode})` });
 }
 
+function listSnapshots(): void {
+  if (snapshots) post({ type: "snapshots", names: snapshots.store.list().map((s) => s.name) });
+}
+
 // A lazy restore is shown while it runs and for a few seconds after; then the live view again.
 let restoreShown: { restore: LazyRestore; doneAt?: number; chartAt: number } | undefined;
 const SHOW_AFTER_MS = 5000;
@@ -130,6 +134,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
         try {
           post({ type: "monitor", text: await monitor.execute(line) });
           if (/^\s*loadvm\b/.test(line)) pages(); // the page sees the restore from its start
+          listSnapshots();
         } catch (e) {
           post({ type: "monitor", text: e instanceof RvmError ? `Error: ${e.message}\n` : `internal error: ${String(e)}\n` });
         }
@@ -141,6 +146,31 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       break;
     case "pages":
       pages();
+      break;
+    case "download":
+      monitorChain = monitorChain.then(() => {
+        if (!snapshots) return;
+        try {
+          const bytes = fs.readFileSync(snapshots.store.find(msg.name)).slice();
+          post({ type: "file", name: `${msg.name}${SNAPSHOT_EXT}`, bytes }, [bytes.buffer]);
+        } catch (e) {
+          post({ type: "monitor", text: `Error: ${(e as Error).message}\n` });
+        }
+      });
+      break;
+    case "upload":
+      monitorChain = monitorChain.then(() => {
+        if (!snapshots) return;
+        // As a file copied into the snapshot directory: it is checked when it is listed or loaded.
+        const store = snapshots.store;
+        store.ensureDir();
+        const name = path.basename(msg.name).replace(/\.rvmsnap$/, "");
+        const fd = fs.openSync(store.pathFor(name), "w");
+        fs.writeSync(fd, msg.bytes, 0, msg.bytes.length, 0);
+        fs.closeSync(fd);
+        post({ type: "monitor", text: `uploaded ${name}\n` });
+        listSnapshots();
+      });
       break;
   }
 };

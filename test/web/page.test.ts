@@ -3,10 +3,16 @@
 // guest's shell, the monitor pane answers, and the static build works from a plain file server.
 
 import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../helpers.js";
+import { createVirtMachine } from "../../src/board/virt.js";
+import { saveSnapshot } from "../../src/snapshot/save.js";
+import { SnapshotStore } from "../../src/snapshot/store.js";
 import {
-  consoleText, hasChromium, hasPython, monitorCommand, openBrowser, screenshotPath, Server, waitForConsole,
+  consoleText, hasChromium, hasPython, monitorCommand, openBrowser, screenshotPath, Server, waitForConsole, waitForMonitor,
 } from "./browser.js";
 
 describe.skipIf(!hasChromium)("the page in chromium", () => {
@@ -66,6 +72,23 @@ describe.skipIf(!hasChromium)("the page in chromium", () => {
       await waitForConsole(b.page, "~ # ", 30_000, 2);
       expect(await monitorCommand(b.page, "savevm s1", 120_000)).toMatch(/^saved s1: .*disk-backed [1-9]\d*.*stored [1-9]\d*/);
       expect(await monitorCommand(b.page, "info snapshots")).toMatch(/\bs1\b/);
+      // Downloaded, the browser's snapshot is a file the CLI reads.
+      const dir = mkdtempSync(join(tmpdir(), "rvm-web-snap-"));
+      const [download] = await Promise.all([b.page.waitForEvent("download"), b.page.click("#download")]);
+      expect(download.suggestedFilename()).toBe("s1.rvmsnap");
+      await download.saveAs(join(dir, "s1.rvmsnap"));
+      const info = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), "snapshot", "info", join(dir, "s1.rvmsnap"), "--plot", join(dir, "s1.svg")], { encoding: "utf8" });
+      expect(info.status, info.stderr).toBe(0);
+      expect(info.stdout).toMatch(/snapshot s1 .*\n[\s\S]*disk-backed\s+[1-9]/);
+      // And a snapshot the CLI's code saved, uploaded, is one the page lists.
+      const m = createVirtMachine({ ramBytes: 16 << 20, bios: "none", kernel: join(ROOT, "guests/bench/intbench.elf"), drives: [],
+        console: { write: () => undefined, readByte: () => -1 } });
+      await m.run({ instructions: 100_000 });
+      saveSnapshot(m, new SnapshotStore(dir), "from-cli");
+      await b.page.setInputFiles("#upload", join(dir, "from-cli.rvmsnap"));
+      await waitForMonitor(b.page, "uploaded from-cli", 30_000);
+      expect(await monitorCommand(b.page, "info snapshots")).toMatch(/\bfrom-cli\b/);
+      rmSync(dir, { recursive: true, force: true });
       await b.page.click("#console");
       await b.page.keyboard.type("export MARK=changed\r");
       await waitForConsole(b.page, "~ # ", 30_000, 3);
