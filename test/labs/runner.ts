@@ -153,7 +153,10 @@ export async function runHandout(file: string, opts: { bootMs?: number; commandM
               if (code !== 0) throw new Error(`${where(step)}: the guest ended with exit code ${code}`);
               break;
             }
-            if (step.wait !== "nowait") await vm.waitFor(step.wait ?? "~ # ", echoed + line.length, commandMs);
+            if (step.wait === "nowait") continue;
+            const at = await vm.waitFor(step.wait ?? "~ # ", echoed + line.length, commandMs);
+            // A program's answer: the whole line of it (the prompt has no line end).
+            if (step.wait !== undefined) await vm.waitFor("\n", at, commandMs);
           }
           output = vm.output.slice(start);
           if (vm.exitCode !== undefined) vm = undefined;
