@@ -14,6 +14,7 @@ import * as nodePath from "node:path";
 import { fileURLToPath } from "node:url";
 import { deflateSync, gunzipSync, inflateSync } from "node:zlib";
 import { createHash, randomBytes } from "node:crypto";
+import { performance as perf } from "node:perf_hooks";
 
 /** What rvm asks of a file's metadata. */
 export interface FileStats {
@@ -56,6 +57,22 @@ export const fs: PlatformFs = nodeFs as unknown as PlatformFs;
 
 /** SHA-256 and the like (checkpoint digests), random bytes (snapshot ids), deflate (page maps). */
 export { createHash, deflateSync, inflateSync, randomBytes };
+
+/** An environment variable (RVM_SPAWN_TIME). */
+export function envVar(name: string): string | undefined {
+  return process.env[name];
+}
+
+/** CPU time this process has used so far, in ms. */
+export function cpuTimeMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** When the runtime had started (ms on performance.now()'s clock). */
+export function runtimeStartedMs(): number {
+  return perf.nodeTiming.bootstrapComplete;
+}
 
 /** This process, and whether another one still runs (a save in progress leaves a temp file). */
 export const pid: number = process.pid;

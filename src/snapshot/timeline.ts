@@ -15,7 +15,7 @@
 // after the first console input (the guest's answer), which the timeline keeps with the
 // breakdown as it stood at that moment.
 
-import { performance as perf } from "node:perf_hooks";
+import { cpuTimeMs, envVar, runtimeStartedMs } from "../platform.js";
 import type { Machine, RunKind, RunMeter } from "../machine.js";
 
 /** What the hart's thread did, in ms (the run phase after the first instruction). */
@@ -101,17 +101,15 @@ const MAX_FAULTS = 4096;
 
 /** Spawn time from the environment (RVM_SPAWN_TIME, ms since the epoch), as ms before process start. */
 function spawnOffset(): number | null {
-  const v = Number(process.env.RVM_SPAWN_TIME);
-  if (!process.env.RVM_SPAWN_TIME || !Number.isFinite(v)) return null;
+  const spawn = envVar("RVM_SPAWN_TIME");
+  const v = Number(spawn);
+  if (!spawn || !Number.isFinite(v)) return null;
   const d = performance.timeOrigin - v;
   // Ignore nonsense (a stale value from a parent's environment).
   return d >= 0 && d < 10_000 ? d : null;
 }
 
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
+const cpuMs = cpuTimeMs;
 
 /** Process-wide marks before a restore exists (module loading, machine creation). */
 const early: Mark[] = [];
@@ -148,7 +146,7 @@ export class RestoreTimeline implements RunMeter {
    */
   constructor(private readonly machine: Machine, fromProcessStart: boolean) {
     if (fromProcessStart) {
-      this.marks.push({ what: "Node started (bootstrap complete)", at: perf.nodeTiming.bootstrapComplete });
+      this.marks.push({ what: "Node started (bootstrap complete)", at: runtimeStartedMs() });
       for (const m of early) this.marks.push(m);
     } else {
       this.mark("restore began (loadvm)");

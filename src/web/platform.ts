@@ -262,6 +262,19 @@ export function inflateSync(data: Uint8Array): Buffer {
   return Buffer.from(unzlibSync(data));
 }
 
+/** The worker has no environment, and no measure of its own CPU time (NaN: unknown). */
+export function envVar(_name: string): string | undefined {
+  return undefined;
+}
+
+export function cpuTimeMs(): number {
+  return NaN;
+}
+
+export function runtimeStartedMs(): number {
+  return 0;
+}
+
 /** One process: no other save can be in progress. */
 export const pid = 1;
 
