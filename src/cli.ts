@@ -194,7 +194,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     const stats = r.stats(Boolean(flags.statsJson || flags.plot));
     if (flags.stats) process.stderr.write(formatRestoreStats(stats));
     statsFile?.final(stats);
-    if (flags.plot) writeFileAtomic(flags.plot, Buffer.from(restoreSvg(stats, r.classes())));
+    if (flags.plot) writeFileAtomic(flags.plot, Buffer.from(restoreSvg(stats, r.classes?.() ?? new Uint8Array(0))));
   };
   try {
     const result = await machine.run({

@@ -76,8 +76,8 @@ export interface ActiveRestore {
   readonly timeline: RestoreTimeline;
   /** Every page is resident. */
   readonly complete: boolean;
-  /** Each page's class for the pictures (src/snapshot/pictures.ts). */
-  classes(): Uint8Array;
+  /** Each page's class for the pictures (src/snapshot/pictures.ts), where the restore records it. */
+  classes?(): Uint8Array;
 }
 
 /** Starts a restore of `file` into `machine`: lazy (returns at once) or eager (all pages in). */

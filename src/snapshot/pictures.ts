@@ -198,8 +198,10 @@ export function restoreSvg(stats: RestoreStats, classes: Uint8Array): string {
   const keys = ["ttfiMs", "totalMs", "demandFaults", "prefetched"];
   facts.forEach(([name, v, raw], i) => body.push(text(20 + 260 * i, 48, `${name}: ${v}`, `fill="#333"`, keys[i], raw)));
 
-  body.push(grid(classes, 20, 70, 512));
-  const lg = legend(classes, 20, 600, [PageClass.NotRestored, PageClass.Demand, PageClass.Prefetched, PageClass.Zero, PageClass.Disk, PageClass.Same]);
+  // The grid, where the restore recorded how each page came back.
+  const lg = classes.length > 0 ? legend(classes, 20, 600, [PageClass.NotRestored, PageClass.Demand, PageClass.Prefetched, PageClass.Zero, PageClass.Disk, PageClass.Same])
+    : { svg: text(20, 90, "(this restore does not record how each page came back)", `fill="#555"`), height: 0 };
+  if (classes.length > 0) body.push(grid(classes, 20, 70, 512));
   body.push(lg.svg);
 
   // U(t, w), with TTFI, TTR(w, 0.8) and "all resident" marked.
