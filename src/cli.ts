@@ -174,18 +174,38 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   statsFile?.follow(() => ctl.current);
   if (objectStore) addStoreCommands(monitor, machine, objectStore, ctl);
   const stdioMonitor = monitorSpec.kind === "stdio" || flags.serial === "mon:stdio" || flags.nographic === true || monitorSpec.kind === "none";
+  const socketMonitor = monitorSpec.kind === "unix" || monitorSpec.kind === "tcp";
+  // With stdin not a terminal there is no Ctrl-A c: the monitor is reachable from stdin only
+  // with -monitor stdio (then every piped line is a monitor command), or over its socket.
+  const pipedMonitor = !process.stdin.isTTY && monitorSpec.kind === "stdio";
+  if (flags.S && !process.stdin.isTTY && !pipedMonitor && !socketMonitor) {
+    throw new UsageError("-S starts the machine stopped, and with stdin not a terminal nothing could resume it " +
+      "(Ctrl-A c needs a terminal): pipe monitor commands with -monitor stdio, or use -monitor unix:PATH,server,nowait");
+  }
+  let commands = Promise.resolve();
   terminal = new Terminal({
     guestInput: (bytes) => {
       ctl.current?.timeline.input(bytes);
       machine.input(bytes);
     },
     monitorLine: (line) => {
-      void monitor.execute(line).then((out) => terminal?.writeMonitor(out + "(rvm) "));
+      // One command at a time, in the order typed (execute never throws: errors are replies).
+      commands = commands.then(() => monitor.execute(line)).then((out) => terminal?.writeMonitor(out + (pipedMonitor ? "" : "(rvm) ")));
     },
     quit: () => machine.requestStop(0),
     backlog: () => machine.inputBacklog(),
-  }, stdioMonitor && monitorSpec.kind !== "unix" && monitorSpec.kind !== "tcp");
-  const server = monitorSpec.kind === "unix" || monitorSpec.kind === "tcp" ? await serveMonitor(monitorSpec, monitor) : undefined;
+    inputEnded: () => {
+      // A stopped machine whose only monitor input just ended would wait forever.
+      if (!pipedMonitor || socketMonitor) return;
+      void commands.then(() => {
+        if (machine.running) return;
+        process.stderr.write("rvm: the machine is stopped and the monitor's input (stdin) has ended: nothing can resume it\n");
+        machine.requestStop(1);
+      });
+    },
+  }, stdioMonitor && !socketMonitor);
+  if (pipedMonitor) terminal.monitorOnly();
+  const server = socketMonitor ? await serveMonitor(monitorSpec, monitor) : undefined;
   if (flags.S) machine.pause();
   terminal.start();
   const report = () => {

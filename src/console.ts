@@ -3,12 +3,16 @@
 // On a terminal, stdin goes raw and Ctrl-A is the escape: Ctrl-A x quits, Ctrl-A c switches
 // between the console and the monitor, Ctrl-A h prints help, Ctrl-A Ctrl-A sends Ctrl-A.
 // With stdin or stdout not a terminal (pipes), bytes pass straight through, so scripts can
-// drive the guest.
+// drive the guest; with `-monitor stdio` (monitorOnly) piped lines go to the monitor instead.
 //
-// The keys (EscapeKeys) and the monitor's line editing (LineEditor) are plain state machines
+// The keys (EscapeKeys) and the monitor's line editing (LineEditor: backspace, Ctrl-U clears the
+// line, lines bounded at MAX_MONITOR_LINE — further keys ring the bell) are plain state machines
 // over bytes, shared with the browser page (src/web/page.ts), whose terminal is xterm.js.
 
+import { MAX_MONITOR_LINE, MONITOR_BANNER, MonitorLines } from "./monitor-input.js";
+
 const CTRL_A = 0x01;
+const CTRL_U = "\x15";
 
 export const ESCAPE_HELP = [
   "C-a h    print this help",
@@ -59,7 +63,7 @@ export class EscapeKeys {
   }
 }
 
-/** The monitor's line editing: echo, backspace, a line per Enter. */
+/** The monitor's line editing: echo, backspace, Ctrl-U, a line per Enter, at most MAX_MONITOR_LINE characters. */
 export class LineEditor {
   private buffer = "";
 
@@ -81,6 +85,11 @@ export class LineEditor {
           this.buffer = this.buffer.slice(0, -1);
           if (this.raw) echo += "\b \b";
         }
+      } else if (ch === CTRL_U) {
+        this.buffer = "";
+        if (this.raw) echo += "\r\x1b[K(rvm) ";
+      } else if (this.buffer.length >= MAX_MONITOR_LINE) {
+        if (this.raw) echo += "\x07";
       } else {
         this.buffer += ch;
         if (this.raw) echo += ch;
@@ -99,6 +108,8 @@ export interface TerminalHandlers {
   quit(): void;
   /** Bytes the guest has not read yet: input pauses while this is large (a piped file). */
   backlog?(): number;
+  /** stdin reached its end (a pipe or file): no more input will come. */
+  inputEnded?(): void;
 }
 
 const MAX_BACKLOG = 1 << 20;
@@ -107,11 +118,19 @@ export class Terminal {
   private readonly keys = new EscapeKeys();
   private readonly editor: LineEditor;
   private focus: "guest" | "monitor" = "guest";
+  /** Monitor lines from a pipe (bounded, linear). */
+  private readonly pipedLines = new MonitorLines(
+    (line) => {
+      if (line !== "") this.handlers.monitorLine(line);
+    },
+    (message) => this.writeMonitor(message + "\n"),
+  );
   private readonly raw: boolean;
   private readonly onData = (chunk: Buffer) => {
     this.input(chunk);
     this.throttle();
   };
+  private readonly onEnd = () => this.handlers.inputEnded?.();
   private throttleTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -128,12 +147,14 @@ export class Terminal {
   start(): void {
     if (this.raw) this.input_.setRawMode(true);
     this.input_.on("data", this.onData);
+    this.input_.on("end", this.onEnd);
     this.input_.resume();
   }
 
   stop(): void {
     if (this.throttleTimer) clearInterval(this.throttleTimer);
     this.input_.off("data", this.onData);
+    this.input_.off("end", this.onEnd);
     if (this.raw) this.input_.setRawMode(false);
     this.input_.pause();
   }
@@ -168,7 +189,7 @@ export class Terminal {
   private input(chunk: Buffer): void {
     if (!this.raw) {
       // Pipes: no escapes; with the monitor on stdio (and no console), lines go to it.
-      if (this.focus === "monitor") this.monitorText(chunk.toString("latin1"));
+      if (this.focus === "monitor") this.pipedLines.push(chunk.toString("latin1"));
       else this.handlers.guestInput(chunk);
       return;
     }
@@ -199,9 +220,10 @@ export class Terminal {
 
   private switchFocus(): void {
     this.focus = this.focus === "guest" ? "monitor" : "guest";
-    if (this.focus === "monitor") this.writeMonitor("\n(rvm) ");
+    if (this.focus === "monitor") this.writeMonitor("\n" + MONITOR_BANNER + "(rvm) ");
   }
 
+  /** Keys typed at the monitor on a terminal: echo and line editing. */
   private monitorText(text: string): void {
     const { echo, lines } = this.editor.feed(text);
     if (echo) this.output.write(echo);

@@ -15,6 +15,14 @@ export class ImageError extends RvmError {
   }
 }
 
+/** Guest memory that cannot be read (not RAM or ROM, or no translation): the monitor's x/xp. */
+export class MemoryAccessError extends RvmError {
+  constructor(readonly address: bigint, message: string) {
+    super(message);
+    this.name = "MemoryAccessError";
+  }
+}
+
 /** A command-line option with a value rvm does not accept. */
 export class UsageError extends RvmError {
   constructor(message: string) {

@@ -6,7 +6,7 @@ import { Core, Exit, RAM_BASE, PageState } from "./core.js";
 import { GuestMemory } from "./memory.js";
 import { Htif, HtifConsole } from "./devices/htif.js";
 import { ElfImage } from "./loaders/elf.js";
-import { ImageError, RvmError } from "./errors.js";
+import { ImageError, MemoryAccessError, RvmError } from "./errors.js";
 import { writeOut, yieldToEventLoop } from "./platform.js";
 
 export const MTIME_HZ = 10_000_000;
@@ -14,6 +14,8 @@ const SLICE = 1 << 20;
 const NO_DEADLINE = 0xffff_ffff_ffff_ffffn;
 /** The working set is what the guest touched in the last one to two windows of this length. */
 const ACCESS_WINDOW_MS = 1000;
+/** The reset ROM as QEMU's virt maps it (riscv_virt_board.mrom): 0x1000..0x10000. */
+const ROM_START = 0x1000;
 
 export interface MachineOptions {
   ramBytes: number;
@@ -525,11 +527,15 @@ export class Machine {
     ].join("\n") + "\n";
   }
 
-  /** Reads guest memory for the monitor; virtual addresses use the hart's translation. */
+  /**
+   * Reads guest memory for the monitor; virtual addresses use the hart's translation. Only RAM
+   * and the reset ROM are read (device registers are not: a read may have side effects);
+   * anything else throws a MemoryAccessError, which the monitor prints as QEMU does.
+   */
   readMemory(addr: bigint, len: number, virtual: boolean): Uint8Array {
     const out = new Uint8Array(len);
     for (let done = 0; done < len; ) {
-      const va = addr + BigInt(done);
+      const va = BigInt.asUintN(64, addr + BigInt(done));
       const chunk = Math.min(len - done, 4096 - Number(va & 0xfffn));
       let pa = va;
       if (virtual) {
@@ -538,12 +544,13 @@ export class Machine {
           this.mem.restorePage(this.core.exports.exitPage());
           r = this.core.exports.debugTranslate(va, 1);
         }
-        if (r < 0n) throw new RvmError(`cannot access virtual address 0x${va.toString(16)}`);
+        if (r < 0n) throw new MemoryAccessError(va, `cannot access virtual address 0x${va.toString(16)}`);
         pa = r;
       }
       const p = Number(pa);
-      if (!this.mem.inRam(p, chunk)) throw new RvmError(`cannot access memory at 0x${pa.toString(16)} (not RAM)`);
-      out.set(this.mem.view(p, chunk), done);
+      if (this.mem.inRam(p, chunk)) out.set(this.mem.view(p, chunk), done);
+      else if (p >= ROM_START && p + chunk <= this.core.rom.length) out.set(this.core.rom.subarray(p, p + chunk), done);
+      else throw new MemoryAccessError(pa, `cannot access memory at 0x${pa.toString(16)} (not RAM or ROM)`);
       done += chunk;
     }
     return out;

@@ -1,13 +1,15 @@
 // The monitor on a socket: -monitor unix:PATH,server,nowait or tcp:HOST:PORT,server,nowait.
-// Each connection gets a banner and a "(rvm) " prompt, line by line, like QEMU's HMP.
+// Each connection gets a banner and a "(rvm) " prompt, line by line, like QEMU's HMP. Commands
+// run one at a time in arrival order; input lines are bounded (monitor-input.ts).
 
 import { createServer, Server } from "node:net";
 import { unlinkSync } from "node:fs";
 import type { Monitor } from "./monitor.js";
 import type { MonitorSpec } from "./options.js";
 import { RvmError } from "./errors.js";
+import { MONITOR_BANNER, MonitorLines } from "./monitor-input.js";
 
-export const MONITOR_BANNER = "rvm monitor - type 'help' for more information\n";
+export { MONITOR_BANNER };
 
 export async function serveMonitor(spec: MonitorSpec & { kind: "unix" | "tcp" }, monitor: Monitor): Promise<Server> {
   const clients = new Set<import("node:net").Socket>();
@@ -16,20 +18,22 @@ export async function serveMonitor(spec: MonitorSpec & { kind: "unix" | "tcp" },
     sock.on("close", () => clients.delete(sock));
     sock.setEncoding("latin1");
     sock.write(MONITOR_BANNER + "(rvm) ");
-    let buf = "";
     let chain = Promise.resolve();
-    sock.on("data", (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl).replace(/\r$/, "");
-        buf = buf.slice(nl + 1);
+    const reply = (text: string) => {
+      chain = chain.then(() => {
+        if (!sock.destroyed) sock.write(text + "(rvm) ");
+      });
+    };
+    const lines = new MonitorLines(
+      (line) => {
         chain = chain.then(async () => {
-          const out = await monitor.execute(line);
+          const out = await monitor.execute(line); // never throws: errors are replies
           if (!sock.destroyed) sock.write(out + "(rvm) ");
         });
-      }
-    });
+      },
+      (message) => reply(message + "\n"),
+    );
+    sock.on("data", (chunk: string) => lines.push(chunk));
     sock.on("error", () => sock.destroy());
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,13 @@
 // The monitor: a small subset of QEMU's HMP (human monitor protocol), so the commands course
 // material teaches work here: help, info status|registers|mtree|pages, stop, cont, x, xp,
 // system_reset, system_powerdown, quit. The snapshot commands register themselves here too.
+//
+// The monitor never takes the VM down: `execute` always answers with text. A command's error is
+// one line (as QEMU prints it where QEMU has a message: "unknown command", "Cannot access
+// memory"); an unexpected exception becomes a one-line "Error: internal error: ..." reply.
+// Arguments are split as HMP does: a word, or a "double-quoted string" with \\ \" \' \n \r.
+
+import { MemoryAccessError, RvmError } from "./errors.js";
 
 export interface MonitorTarget {
   readonly running: boolean;
@@ -79,20 +86,24 @@ export class Monitor {
     this.infos.set(name, { usage: `info ${name}`, help, run });
   }
 
-  /** Runs one command line; returns its output (errors are output too, as in QEMU). */
+  /**
+   * Runs one command line; returns its output. Never throws: errors are output too, one line
+   * each (as in QEMU), whatever the command met.
+   */
   async execute(line: string): Promise<string> {
-    const words = line.trim().split(/\s+/).filter((w) => w.length > 0);
-    if (words.length === 0) return "";
-    // QEMU accepts "x/4x addr" as well as "x /4x addr".
-    const m = /^(xp?)(\/\S+)$/.exec(words[0]);
-    if (m) words.splice(0, 1, m[1], m[2]);
-    const cmd = this.commands.get(words[0]);
-    if (!cmd) return `unknown command: '${words[0]}'\n`;
     try {
+      const words = splitArgs(line);
+      if (words.length === 0) return "";
+      // QEMU accepts "x/4x addr" as well as "x /4x addr".
+      const m = /^(xp?)(\/\S+)$/.exec(words[0]);
+      if (m) words.splice(0, 1, m[1], m[2]);
+      const cmd = this.commands.get(words[0]);
+      if (!cmd) return `unknown command: '${oneLine(words[0])}'\n`;
       return await cmd.run(words.slice(1));
     } catch (e) {
-      if (e instanceof MonitorError) return e.message + "\n";
-      throw e;
+      if (e instanceof MonitorError) return oneLine(e.message) + "\n";
+      if (e instanceof RvmError) return `Error: ${oneLine(e.message)}\n`;
+      return `Error: internal error: ${oneLine(e instanceof Error ? e.message : String(e))}\n`;
     }
   }
 
@@ -141,21 +152,75 @@ export class Monitor {
       throw new MonitorError(`invalid address '${rest[0]}'`);
     }
     if (count > 4096) throw new MonitorError("count too large (at most 4096)");
-    const bytes = this.target.readMemory(addr, count * size, virtual);
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const perLine = format === "c" ? 16 : Math.max(1, 16 / size);
+    addr = BigInt.asUintN(64, addr); // -1 is the last address, as QEMU reads it
+    const perLine = size === 1 ? 8 : 16 / size; // QEMU: 8 bytes a line for bytes, else 16
     const lines: string[] = [];
     for (let i = 0; i < count; i += perLine) {
+      const n = Math.min(count, i + perLine) - i;
+      const lineAddr = BigInt.asUintN(64, addr + BigInt(i * size));
+      const at = lineAddr.toString(16).padStart(16, "0");
+      let bytes: Uint8Array;
+      try {
+        bytes = this.target.readMemory(lineAddr, n * size, virtual);
+      } catch (e) {
+        // QEMU's memory_dump: the lines read so far, then this one's address and the message.
+        if (!(e instanceof MemoryAccessError)) throw e;
+        lines.push(`${at}: Cannot access memory`);
+        break;
+      }
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       const items: string[] = [];
-      for (let j = i; j < Math.min(count, i + perLine); j++) {
+      for (let j = 0; j < n; j++) {
         const off = j * size;
         const v = size === 8 ? dv.getBigUint64(off, true) : BigInt(size === 4 ? dv.getUint32(off, true) : size === 2 ? dv.getUint16(off, true) : dv.getUint8(off));
         items.push(formatValue(v, format, size));
       }
-      const at = (addr + BigInt(i * size)).toString(16).padStart(16, "0");
       lines.push(`${at}: ${items.join(" ")}`);
     }
     return lines.join("\n") + "\n";
+  }
+}
+
+/** Text for a one-line reply: control characters shown escaped, at most 200 characters. */
+function oneLine(text: string): string {
+  const clean = text.replace(/[\x00-\x1f\x7f]/g, (c) => (c === "\n" ? " " : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+  return clean.length > 200 ? clean.slice(0, 200) + "..." : clean;
+}
+
+/**
+ * Splits a command line into words as HMP does (monitor/hmp.c, get_str): words are separated by
+ * blanks; a word that starts with a double quote runs to the closing quote and may contain
+ * blanks and the escapes \\, \", \', \n and \r.
+ */
+export function splitArgs(line: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  const blank = (c: string) => c === " " || c === "\t" || c === "\r" || c === "\n";
+  for (;;) {
+    while (i < line.length && blank(line[i])) i++;
+    if (i >= line.length) return words;
+    if (line[i] !== '"') {
+      const start = i;
+      while (i < line.length && !blank(line[i])) i++;
+      words.push(line.slice(start, i));
+      continue;
+    }
+    let word = "";
+    for (i++; ; i++) {
+      if (i >= line.length) throw new MonitorError("unterminated string literal");
+      const c = line[i];
+      if (c === '"') break;
+      if (c === "\\") {
+        const e = line[++i];
+        if (e === "\\" || e === "'" || e === '"') word += e;
+        else if (e === "n") word += "\n";
+        else if (e === "r") word += "\r";
+        else throw new MonitorError(`unsupported escape code: '\\${e === undefined ? "" : oneLine(e)}'`);
+      } else word += c;
+    }
+    i++;
+    if (i < line.length && !blank(line[i])) throw new MonitorError("expected a blank after a quoted string");
+    words.push(word);
   }
 }
 

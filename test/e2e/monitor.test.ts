@@ -1,5 +1,6 @@
 // The monitor over its socket (-monitor unix:PATH,server,nowait and tcp:...), driven as a
-// script would: status, stop/cont, registers, memory dumps, page states, quit.
+// script would: status, stop/cont, registers, memory dumps, page states, quit; and driven as a
+// fuzzer would: random and malformed lines, an endless line, while the guest keeps running.
 
 import { describe, expect, it } from "vitest";
 import { createServer } from "node:net";
@@ -7,6 +8,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MonitorClient, Session } from "./session.js";
+import { LINE_TOO_LONG } from "../../src/monitor-input.js";
 
 async function freePort(): Promise<number> {
   const srv = createServer();
@@ -61,6 +63,73 @@ describe("monitor", () => {
       expect(await m.cmd("info registers")).toMatch(/pc\s+0000000000001000/);
       m.cmd("system_powerdown").catch(() => undefined); // the connection ends with rvm
       expect(await s.exitCode(60_000)).toBe(0);
+      m.close();
+    } finally {
+      s.kill();
+    }
+  });
+
+  // A guest that counts in a0 forever: addi a0, a0, 1; j .-4
+  const counter = join(dir, "counter.bin");
+  writeFileSync(counter, Buffer.from([0x13, 0x05, 0x15, 0x00, 0x6f, 0xf0, 0xdf, 0xff]));
+  const a0 = async (m: MonitorClient) => BigInt("0x" + /x10\/a0\s+([0-9a-f]+)/.exec(await m.cmd("info registers"))![1]);
+
+  it("random and malformed command lines: each gets one reply, errors are one line, the guest keeps running", { timeout: 300_000 }, async () => {
+    const sock = join(dir, "fuzz.sock");
+    const s = new Session(["run", counter, "-monitor", `unix:${sock},server,nowait`, "--snapshot-dir", join(dir, "fuzz-snaps")]);
+    try {
+      const m = await MonitorClient.open(sock);
+      const before = await a0(m);
+      let seed = 0x1234567;
+      const rand = (n: number) => {
+        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+        return (seed >>> 8) % n;
+      };
+      const pick = <T>(xs: T[]) => xs[rand(xs.length)];
+      const words = ["help", "?", "info", "x", "xp", "c", "cont", "savevm", "loadvm", "delvm", "status", "registers", "pages",
+        "mtree", "snapshots", "restore", "/", "/4wx", "/zz", "/99999x", "/2gx", "/16c", "0x80000000", "-1", "0", "0x90000000",
+        "0xffffffffffffffff", "18446744073709551616", "$pc", '"', '"a b"', '"unterminated', "\\", "\t", "\x00", "é"];
+      // Commands that end or stop the VM, reset it or restore another state are the user's to
+      // give; the fuzzer leaves them out (and anything the tokenizer could read as them).
+      const forbidden = /^\s*(q|quit|stop|system_reset|system_powerdown|loadvm|delvm)(\s|$)/;
+      for (let i = 0; i < 400; i++) {
+        let line: string;
+        switch (rand(5)) {
+          case 0: { // random bytes, no newline
+            const n = rand(200);
+            line = Array.from({ length: n }, () => String.fromCharCode(rand(256))).join("").replace(/\n/g, " ");
+            break;
+          }
+          case 1: // known words in random order
+            line = Array.from({ length: 1 + rand(5) }, () => pick(words)).join(pick([" ", "  ", "\t"]));
+            break;
+          case 2: // x/xp with random formats and addresses
+            line = `${pick(["x", "xp", "x/", "xp/"])}${pick(["", " "])}/${rand(20)}${pick(["x", "d", "u", "o", "c", "i", "q", ""])}${pick(["b", "h", "w", "g", ""])} 0x${(rand(1 << 30) * 16).toString(16)}`;
+            break;
+          case 3: // info with anything
+            line = `info ${pick(words)} ${pick(words)}`;
+            break;
+          default: // control characters, CR, Ctrl-U
+            line = pick(["", "\r", "\x15", "abc\x15help", "\x01c", "\x1b[A", "\x7f\x7f", " \r ", "savevm \"x\\"]);
+        }
+        if (forbidden.test(line.split("\x15").pop()!)) continue; // what is left after the last Ctrl-U
+        const reply = await m.cmd(line);
+        expect(reply, JSON.stringify(line)).not.toMatch(/\n\s+at .*:\d+:\d+/); // never a stack trace
+        if (/^(Error|unknown command|unterminated|unsupported|invalid|usage|count too large|info: unknown)/.test(reply)) {
+          expect(reply.trimEnd().split("\n"), JSON.stringify(line)).toHaveLength(1);
+        }
+      }
+      // A line that never ends: dropped as it arrives, one error at its newline.
+      const mib = "z".repeat(1 << 20);
+      for (let i = 0; i < 16; i++) m.send(mib);
+      expect(await m.cmd("")).toBe(LINE_TOO_LONG + "\n");
+      expect(await m.cmd("info status")).toContain("VM status: running");
+      const after = await a0(m);
+      expect(after).toBeGreaterThan(before);
+      expect(await a0(m)).toBeGreaterThan(after); // still counting
+      m.cmd("quit").catch(() => undefined);
+      expect(await s.exitCode(60_000)).toBe(0);
+      expect(s.stderr).not.toMatch(/\n\s+at /);
       m.close();
     } finally {
       s.kill();
