@@ -81,8 +81,8 @@ export function processAlive(other: number): boolean {
   try {
     process.kill(other, 0);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"; // alive, another user's
   }
 }
 

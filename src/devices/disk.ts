@@ -24,6 +24,14 @@ export interface BlockBackend {
   write(buf: Uint8Array, offset: number): void;
   /** Makes completed writes durable. */
   flush(): void;
+  /**
+   * The guest's writes are not kept on the image file (a compressed image unpacked in memory, a
+   * temporary overlay): such a disk cannot be journaled, and once written it cannot be brought
+   * back to a snapshot, so savevm refuses it then.
+   */
+  readonly volatile?: boolean;
+  /** A volatile disk: whether the guest has written to it since it was opened. */
+  readonly written?: boolean;
 }
 
 export interface RawDiskOptions {
@@ -143,9 +151,11 @@ export class RawDisk implements BlockBackend {
   }
 }
 
-/** A disk held in memory (tests, scratch disks). */
+/** A disk held in memory (a compressed image unpacked, tests): its writes are kept nowhere else. */
 export class MemoryDisk implements BlockBackend {
   readonly size: number;
+  readonly volatile = true;
+  written = false;
   flushes = 0;
 
   constructor(
@@ -167,6 +177,7 @@ export class MemoryDisk implements BlockBackend {
   write(buf: Uint8Array, offset: number): void {
     if (this.readOnly) throw new Error("read-only disk");
     this.data.set(buf, offset);
+    this.written = true;
   }
 
   flush(): void {

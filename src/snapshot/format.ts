@@ -59,6 +59,10 @@ export interface SnapshotDisk {
   mark: number;
   /** Every mark the map's disk-backed entries of this drive use (inherited ones may be older). */
   entryMarks?: number[];
+  /** The journal's identity (DiskJournal.journalId): a journal replaced by another is refused. */
+  journalId?: string;
+  /** The image does not keep the guest's writes (compressed): no journal; it was unwritten at savevm. */
+  volatile?: boolean;
 }
 
 export interface SnapshotStats {

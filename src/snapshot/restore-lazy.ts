@@ -21,8 +21,8 @@ import { PageState, PAGE_SIZE } from "../core.js";
 import type { Machine } from "../machine.js";
 import { GuestMemory } from "../memory.js";
 import { PageKind, SnapshotFile } from "./format.js";
-import { checkCompatible, PageSource, RestoreFailedError, restoreMachineState } from "./restore.js";
-import { setLineage } from "./save.js";
+import { checkCompatible, DiskRevert, PageSource, RestoreFailedError, restoreHartAndDevices, revertDisks } from "./restore.js";
+import { attachJournals, setLineage } from "./save.js";
 import { journalName, SnapshotStore } from "./store.js";
 import { Interval, ttrTable, utilizationCurve } from "./ttr.js";
 import { RestoreTimeline, TimelineJson } from "./timeline.js";
@@ -128,6 +128,8 @@ export class LazyRestore {
   private failure: Error | undefined;
   private readonly opts: Required<Omit<LazyOptions, "timeline">>;
   readonly timeline: RestoreTimeline;
+  /** The disks' reverts: undone if the restore fails, committed when every page is in. */
+  private revert: DiskRevert | undefined;
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -151,6 +153,7 @@ export class LazyRestore {
       this.begin();
       this.timeline.mark("machine state restored, every page marked not yet restored");
     } catch (e) {
+      this.revert?.undo();
       this.source.close();
       this.snap.close();
       throw e instanceof RvmError ? new RestoreFailedError(e) : e;
@@ -164,7 +167,8 @@ export class LazyRestore {
     cancelActiveRestore(m);
     active.set(m, this);
     m.onResetHooks.push(() => cancelActiveRestore(m));
-    restoreMachineState(m, this.store, this.snap.meta);
+    this.revert = revertDisks(m, this.store, this.snap.meta);
+    restoreHartAndDevices(m, this.snap.meta);
     core.exports.markAllNotRestored();
     m.mem.diskBlock.fill(-1);
     core.exports.markClean(); // dirty tracking relative to this snapshot starts now
@@ -182,10 +186,11 @@ export class LazyRestore {
     for (const d of m.drives) {
       const meta = this.snap.meta.disks.find((x) => x.index === d.index);
       if (!meta || d.readonly) continue;
-      const journal = this.store.journal(journalName(d.index, d.file), d.disk);
+      const journal = d.disk.volatile ? undefined : this.store.journal(journalName(d.index, d.file), d.disk);
       d.beforeWrite = (offset, length) => {
+        if (this.failure) throw this.failure; // the disk was brought back: the failed VM writes nothing more
         this.beforeDiskWrite(d.index, offset, length);
-        journal.beforeWrite(offset, length);
+        journal?.beforeWrite(offset, length);
       };
     }
   }
@@ -333,13 +338,22 @@ export class LazyRestore {
     if (page !== undefined && e instanceof RvmError && !/\bpage \d+/.test(e.message)) {
       e = new RvmError(`${e.message}, restoring page ${page} (guest-physical 0x${GuestMemory.pageAddress(page).toString(16)})`);
     }
-    this.failure = e instanceof RvmError ? new RestoreFailedError(e) : e;
+    // The disks go back to where they were before the restore began (the guest's writes since
+    // included): a failed restore loses nothing.
+    let undone = "the disks are as they were before the restore";
+    try {
+      this.revert?.undo();
+    } catch (u) {
+      undone = `the disks could not be brought back (${(u as Error).message})`;
+    }
+    this.failure = e instanceof RvmError ? new RestoreFailedError(new RvmError(`${e.message}; ${undone}`)) : e;
     // The background hook stays and throws: the run loop calls it after every slice, so the VM
     // stops there even when the failure was met where it cannot propagate (virtio-blk turns a
-    // throw during its DMA into an I/O error for the guest).
+    // throw during its DMA into an I/O error for the guest); and the slice ends at once.
     this.machine.background = () => {
       throw this.failure;
     };
+    this.machine.core.exports.requestStop();
     throw this.failure;
   }
 
@@ -347,13 +361,10 @@ export class LazyRestore {
   private beforeDiskWrite(disk: number, offset: number, length: number): void {
     if (this.finishedAt !== undefined || length <= 0) return;
     if (!this.diskPages) {
-      this.diskPages = new Map();
-      for (let p = 0; p < this.total; p++) {
-        const e = this.snap.entry(p);
-        if (e.kind !== PageKind.Disk) continue;
-        const list = this.diskPages.get(e.value);
-        if (list) list.push(p);
-        else this.diskPages.set(e.value, [p]);
+      try {
+        this.diskPages = this.diskBackedPages();
+      } catch (e) {
+        this.fail(e as Error);
       }
     }
     const first = Math.floor(offset / PAGE_SIZE), last = Math.floor((offset + length - 1) / PAGE_SIZE);
@@ -361,6 +372,20 @@ export class LazyRestore {
       for (const p of this.diskPages.get(GuestMemory.blockKey(disk, b)) ?? []) this.demand(p);
     }
   }
+
+  /** Block key -> the pages of the snapshot that are disk-backed by that block. */
+  private diskBackedPages(): Map<number, number[]> {
+    const pages = new Map<number, number[]>();
+    for (let p = 0; p < this.total; p++) {
+      const e = this.snap.entry(p);
+      if (e.kind !== PageKind.Disk) continue;
+      const list = pages.get(e.value);
+      if (list) list.push(p);
+      else pages.set(e.value, [p]);
+    }
+    return pages;
+  }
+
 
   /** Guest progress over time (ms since the start, instructions retired since the start). */
   private readonly samples: number[] = [];
@@ -457,6 +482,7 @@ export class LazyRestore {
   private finish(): void {
     this.finishedAt = performance.now() - this.t0;
     this.timeline.mark("every page resident");
+    this.revert?.commit(); // every page is in and verified: the restore can no longer fail
     const m = this.machine;
     active.delete(m);
     m.mem.restorePage = undefined;
@@ -470,11 +496,8 @@ export class LazyRestore {
       }
     };
     m.background = sampling;
-    for (const d of m.drives) {
-      if (d.readonly) continue;
-      const journal = this.store.journal(journalName(d.index, d.file), d.disk);
-      d.beforeWrite = (offset, length) => journal.beforeWrite(offset, length);
-    }
+    for (const d of m.drives) d.beforeWrite = undefined;
+    attachJournals(m, this.store);
     this.source.close();
     this.snap.close();
     m.core.exports.pagesChanged();
@@ -521,6 +544,7 @@ export class LazyRestore {
   /** Abandons this restore (a newer one replaces the machine's memory). */
   cancel(): void {
     if (this.finishedAt !== undefined) return;
+    this.revert?.commit(); // the VM went on from this restore (reset, or another loadvm)
     active.delete(this.machine);
     this.finishedAt = performance.now() - this.t0;
     this.source.close();

@@ -4,6 +4,15 @@
 // to, a disk block as of the disk's mark, or zero fill) and verifies each page's hash as it is
 // installed. The eager restore fills every page before the hart runs; the lazy restore
 // (restore-lazy.ts) installs pages on demand through the same source.
+//
+// A failed restore leaves the disks exactly as they were before it began. What can be checked
+// before a disk is touched is checked first: the file's header and metadata, the machine's
+// fit, the files it refers to, each disk's journal (every record, its length and chain) and
+// the marks the snapshot needs; the eager restore also reads and verifies every page before it
+// reverts a disk. What can only fail later — a lazy restore's page met after the guest
+// started: a damaged page or page-map chunk, a disk block changed behind rvm's back — undoes
+// the disks' revert (DiskRevert.undo: the journal brings each disk back to its state before the
+// restore, with what the guest wrote since) before the error is reported.
 
 import { PAGE_SIZE, RAM_BASE } from "../core.js";
 import type { Machine } from "../machine.js";
@@ -12,7 +21,7 @@ import { PageEntry, PageKind, SnapshotError, SnapshotFile, SnapshotMeta } from "
 import { attachJournals, setLineage } from "./save.js";
 import { SnapshotStore } from "./store.js";
 import { RvmError } from "../errors.js";
-import type { DiskJournal } from "./journal.js";
+import type { DiskJournal, RevertHandle } from "./journal.js";
 
 export class PageSource {
   private readonly files: SnapshotFile[];
@@ -22,11 +31,26 @@ export class PageSource {
   reads = 0;
 
   constructor(readonly snap: SnapshotFile, private readonly machine: Machine, store: SnapshotStore) {
-    this.files = [snap, ...snap.meta.refs.map((r) => SnapshotFile.open(store.fileById(r.id)))];
-    for (const d of snap.meta.disks) {
-      const drive = machine.drives.find((x) => x.index === d.index);
-      if (!drive) throw new SnapshotError(snap.file, `refers to drive ${d.index} (${d.file}), which this machine does not have`);
-      if (!d.readonly) this.journals.set(d.index, store.journal(d.journal, drive.disk));
+    this.files = [snap];
+    try {
+      for (const r of snap.meta.refs) this.files.push(SnapshotFile.open(store.fileById(r.id)));
+      for (const d of snap.meta.disks) {
+        const drive = machine.drives.find((x) => x.index === d.index);
+        if (!drive) throw new SnapshotError(snap.file, `refers to drive ${d.index} (${d.file}), which this machine does not have`);
+        if (d.readonly || d.volatile) continue;
+        // Opening the journal checks every record of it, its length and its chain.
+        const j = store.journal(d.journal, drive.disk);
+        if (d.journalId !== undefined && d.journalId !== j.journalId) {
+          throw new SnapshotError(snap.file, `the disk journal ${j.file} is not the one this snapshot was taken with (it was replaced)`);
+        }
+        for (const g of [d.mark, ...(d.entryMarks ?? [])]) {
+          if (!j.hasMark(g)) throw new SnapshotError(snap.file, `the disk journal ${j.file} no longer goes back to this snapshot (mark ${g} is gone)`);
+        }
+        this.journals.set(d.index, j);
+      }
+    } catch (e) {
+      this.close();
+      throw e;
     }
   }
 
@@ -116,6 +140,45 @@ export class RestoreFailedError extends RvmError {
   }
 }
 
+/** The disks' reverts of a restore in progress: committed when it succeeds, undone when it fails. */
+export class DiskRevert {
+  private settled = false;
+
+  constructor(private readonly reverts: { journal: DiskJournal; handle: RevertHandle }[]) {}
+
+  /** The restore succeeded (or the VM went on from it): the reverts stand. */
+  commit(): void {
+    if (this.settled) return;
+    this.settled = true;
+    for (const r of this.reverts) r.journal.commitRevert(r.handle);
+  }
+
+  /** The restore failed: every disk back to its state before the restore began. */
+  undo(): void {
+    if (this.settled) return;
+    this.settled = true;
+    for (const r of [...this.reverts].reverse()) r.journal.undoRevert(r.handle);
+  }
+}
+
+/** Brings every writable disk back to its mark, undoably (see DiskJournal.beginRevert). */
+export function revertDisks(machine: Machine, store: SnapshotStore, meta: SnapshotMeta): DiskRevert {
+  attachJournals(machine, store);
+  const done: { journal: DiskJournal; handle: RevertHandle }[] = [];
+  try {
+    for (const d of meta.disks) {
+      if (d.readonly || d.volatile) continue;
+      const drive = machine.drives.find((x) => x.index === d.index)!;
+      const journal = store.journal(d.journal, drive.disk);
+      done.push({ journal, handle: journal.beginRevert(d.mark) });
+    }
+  } catch (e) {
+    new DiskRevert(done).undo();
+    throw e;
+  }
+  return new DiskRevert(done);
+}
+
 /** Checks that a snapshot fits this machine before anything is changed. */
 export function checkCompatible(snap: SnapshotFile, machine: Machine): void {
   const m = snap.meta;
@@ -134,24 +197,19 @@ export function checkCompatible(snap: SnapshotFile, machine: Machine): void {
     const drive = machine.drives.find((x) => x.index === d.index);
     if (!drive) throw new SnapshotError(snap.file, `needs drive ${d.index} (${d.file})`);
     if (drive.disk.size !== d.size) throw new SnapshotError(snap.file, `drive ${d.index} is ${drive.disk.size} bytes, was ${d.size} at savevm`);
+    if (!d.readonly && !d.volatile && (drive.readonly || drive.disk.volatile)) {
+      throw new SnapshotError(snap.file, `drive ${d.index} (${drive.file}) was a writable image at savevm and is ${drive.readonly ? "read-only" : "compressed"} now: its disk cannot be brought back`);
+    }
+    if (drive.disk.volatile && drive.disk.written) {
+      throw new SnapshotError(snap.file, `drive ${d.index} (${drive.file}) keeps the guest's writes in memory only, and the guest has written to it since it was opened: its disk cannot be brought back to the snapshot`);
+    }
   }
   for (const name of Object.keys(m.devices)) {
     if (!machine.stateful.some((d) => d.name === name)) throw new SnapshotError(snap.file, `has state for device ${name}, which this machine lacks`);
   }
 }
 
-/** Everything but RAM: disks back to their marks, hart, devices, ROM, HTIF, time. */
-export function restoreMachineState(machine: Machine, store: SnapshotStore, meta: SnapshotMeta): void {
-  attachJournals(machine, store);
-  for (const d of meta.disks) {
-    if (d.readonly) continue;
-    const drive = machine.drives.find((x) => x.index === d.index)!;
-    store.journal(d.journal, drive.disk).revertTo(d.mark);
-  }
-  restoreHartAndDevices(machine, meta);
-}
-
-/** Hart, devices, ROM, HTIF and guest time (any snapshot store's metadata has these). */
+/** Everything but RAM and disks: hart, devices, ROM, HTIF, guest time (any snapshot store's metadata has these). */
 export function restoreHartAndDevices(machine: Machine, meta: Pick<SnapshotMeta, "hart" | "devices" | "rom" | "htif">): void {
   machine.core.hartState().set(Buffer.from(meta.hart, "base64"));
   machine.core.exports.hartStateChanged();
@@ -170,7 +228,10 @@ export interface RestoreResult {
   reads: number;
 }
 
-/** The eager restore: every page in, then the hart may run. */
+/**
+ * The eager restore: every page in and verified, then the disks are reverted and hart and
+ * devices restored; then the hart may run. A page that fails leaves the disks untouched.
+ */
 export function restoreEager(machine: Machine, store: SnapshotStore, file: string): RestoreResult {
   const t0 = performance.now();
   const snap = SnapshotFile.open(file);
@@ -180,10 +241,10 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
     try {
       try {
       const core = machine.core;
-      core.pages.fill(0); // before the machine state: that sets the HTIF watch bit again
+      core.pages.fill(0);
       machine.mem.diskBlock.fill(-1);
-      restoreMachineState(machine, store, snap.meta);
-      // Stored pages in file order, in large reads, then everything else.
+      // Stored pages in file order, in large reads, then everything else (disk-backed pages
+      // come from the journal as of the mark: the disk is not reverted yet).
       const stored: { page: number; e: PageEntry }[] = [];
       for (let p = 0; p < snap.pages; p++) {
         const e = snap.entry(p);
@@ -210,6 +271,9 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
           i++;
         }
       }
+      // Every page checked: now the disks, then hart and devices (which set the HTIF watch bit).
+      revertDisks(machine, store, snap.meta).commit();
+      restoreHartAndDevices(machine, snap.meta);
       for (let p = 0; p < snap.pages; p++) source.remarkDiskBacked(p);
       } catch (e) {
         throw e instanceof RvmError ? new RestoreFailedError(e) : e;

@@ -19,6 +19,7 @@ import {
   SnapshotDisk, SnapshotFile, SnapshotMeta, SnapshotStats,
 } from "./format.js";
 import { checkName, journalName, SnapshotStore } from "./store.js";
+import type { DiskJournal, JournalSavepoint } from "./journal.js";
 import { RvmError } from "../errors.js";
 
 const { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, writevSync } = fs;
@@ -37,10 +38,10 @@ export function setLineage(m: Machine, l: SnapshotLineage | undefined): void {
   else lineage.delete(m);
 }
 
-/** Journals every drive of the machine: copy-before-write from now on. */
+/** Journals every drive of the machine whose image keeps its writes: copy-before-write from now on. */
 export function attachJournals(machine: Machine, store: SnapshotStore): void {
   for (const d of machine.drives) {
-    if (d.readonly) continue;
+    if (d.readonly || d.disk.volatile) continue;
     const j = store.journal(journalName(d.index, d.file), d.disk);
     d.beforeWrite = (offset, length) => j.beforeWrite(offset, length);
   }
@@ -85,6 +86,13 @@ export function machineState(machine: Machine) {
 export function saveSnapshot(machine: Machine, store: SnapshotStore, name: string, progress?: SaveProgress): SnapshotMeta {
   checkName(name);
   const t0 = performance.now();
+  for (const d of machine.drives) {
+    // Its image does not hold what the guest wrote, and the snapshot cannot hold the disk.
+    if (d.disk.volatile && d.disk.written && !d.readonly) {
+      throw new RvmError(`savevm ${name}: drive ${d.index} (${d.file}) keeps the guest's writes in memory only (a compressed image), ` +
+        "and the guest has written to it: a snapshot could not bring that disk back (gunzip the image, or attach it with readonly=on)");
+    }
+  }
   store.ensureDir();
   attachJournals(machine, store);
   const core = machine.core;
@@ -96,202 +104,223 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     for (let p = 0; p < pages; p++) if (core.pages[p] & PageState.NotRestored) machine.mem.restorePage(p);
   }
 
-  // The disks' state at this instant.
-  const disks: SnapshotDisk[] = machine.drives.map((d) => {
-    const journal = journalName(d.index, d.file);
-    const mark = d.readonly ? 0 : store.journal(journal, d.disk).mark();
-    return { index: d.index, file: d.file, size: d.disk.size, readonly: d.readonly, journal, mark };
-  });
-  const markOf = (disk: number) => disks.find((d) => d.index === disk)?.mark ?? 0;
-
-  // The parent, for an incremental save: its map, with its references re-based onto ours.
-  const refs: { id: string; name: string }[] = [];
-  let parent: SnapshotFile | undefined;
-  const parentLineage = lineage.get(machine);
-  if (parentLineage) {
-    try {
-      parent = SnapshotFile.open(store.fileById(parentLineage.id));
-      if (parent.meta.ramBytes !== core.ramBytes) {
-        parent.close();
-        parent = undefined;
-      }
-    } catch {
-      parent = undefined; // deleted meanwhile: a full save
-    }
-  }
-  const refIndex = new Map<string, number>();
-  const refOf = (snapId: string, snapName: string): number => {
-    let k = refIndex.get(snapId);
-    if (k === undefined) {
-      refs.push({ id: snapId, name: snapName });
-      k = refs.length;
-      if (k > 255) throw new RvmError("too many incremental snapshot references (255): take a full snapshot");
-      refIndex.set(snapId, k);
-    }
-    return k;
-  };
-
-  // Classify every page in the core: zero test and hash, in bulk, over RAM in place.
-  const scratch = new BigUint64Array(ex.memory.buffer, ex.scratchAddress(), ex.scratchSize() / 8);
-  const hashes = new BigUint64Array(pages);
-  for (let first = 0; first < pages; first += scratch.length) {
-    const count = Math.min(scratch.length, pages - first);
-    ex.classify(first, count);
-    hashes.set(scratch.subarray(0, count), first);
-  }
-
-  const map = Buffer.alloc(pages * MAP_ENTRY_SIZE);
-  const stats: SnapshotStats = {
-    pages, zero: 0, disk: 0, same: 0, stored: 0, inherited: 0, fileBytes: 0, zeroSkipBytes: 0, saveMs: 0, pauseMs: 0,
-  };
-  const storedPages: number[] = [];
-  const firstWithHash = new Map<bigint, number>();
-  const entries: (PageEntry | undefined)[] = new Array(pages);
-  const sameAs = new Map<number, number>();
-  const state = core.pages;
-  for (let p = 0; p < pages; p++) {
-    const h = hashes[p];
-    if (h !== 0n) stats.zeroSkipBytes += PAGE_SIZE;
-    if (parent && (state[p] & PageState.Dirty) === 0) {
-      const pe = parent.entry(p);
-      // Re-base the parent's reference: 0 (the parent itself) or one of its refs.
-      const target = pe.ref === 0 ? { id: parent.meta.id, name: parent.meta.name } : parent.meta.refs[pe.ref - 1];
-      const e: PageEntry = pe.kind === PageKind.Zero || pe.kind === PageKind.Disk ? { ...pe, ref: 0 } : { ...pe, ref: refOf(target.id, target.name) };
-      entries[p] = e;
-      stats.inherited++;
-      continue;
-    }
-    if (h === 0n) {
-      entries[p] = { kind: PageKind.Zero, ref: 0, mark: 0, value: 0, hash: 0n };
-      stats.zero++;
-      continue;
-    }
-    const key = machine.mem.diskBlockOf(p);
-    if (key >= 0) {
-      entries[p] = { kind: PageKind.Disk, ref: 0, mark: markOf(GuestMemory.splitBlockKey(key).disk), value: key, hash: h };
-      stats.disk++;
-      continue;
-    }
-    const twin = firstWithHash.get(h);
-    if (twin !== undefined && ex.pagesEqual(twin, p)) {
-      sameAs.set(p, twin); // its entry is made once the twin's offset is known
-      stats.same++;
-      continue;
-    }
-    if (twin === undefined) firstWithHash.set(h, p);
-    storedPages.push(p);
-    stats.stored++;
-  }
-  parent?.close();
-
-  // Data order: the working set (touched recently) first, then the rest, each by page.
-  const hot = storedPages.filter((p) => machine.recentlyAccessed(p));
-  const cold = storedPages.filter((p) => !machine.recentlyAccessed(p));
-  const order = hot.concat(cold);
-
-  const meta: SnapshotMeta = {
-    format: "rvm-snapshot",
-    version: 1,
-    name,
-    id,
-    created: new Date().toISOString(),
-    ...machineState(machine),
-    disks,
-    refs,
-    parent: parentLineage && refIndex.has(parentLineage.id) ? parentLineage.id : null,
-    workingSet: hot.length,
-    stats,
-  };
-  // Offsets: header, meta (its length depends on the stats, filled in below), map, data.
-  const metaLength = (s: SnapshotMeta) => Buffer.byteLength(JSON.stringify(s));
-  const alignUp = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
-  // Reserve room for the final statistics' digits.
-  const metaRoom = metaLength(meta) + 256;
-
-  // The data follows the metadata; the map, deflated, comes last (the data offsets are in it).
-  const dataOffset = alignUp(HEADER_SIZE + metaRoom);
-  const offsetOfPage = new Map<number, number>();
-  order.forEach((p, k) => {
-    const off = dataOffset + k * PAGE_SIZE;
-    offsetOfPage.set(p, off);
-    entries[p] = { kind: PageKind.Stored, ref: 0, mark: 0, value: off, hash: hashes[p] };
-  });
-  for (const [p, twin] of sameAs) {
-    entries[p] = { kind: PageKind.Same, ref: 0, mark: 0, value: offsetOfPage.get(twin)!, hash: hashes[p] };
-  }
-  for (let p = 0; p < pages; p++) {
-    const e = entries[p]!;
-    encodeEntry(map, p, e);
-    if (e.kind === PageKind.Disk) {
-      const d = disks.find((x) => x.index === GuestMemory.splitBlockKey(e.value).disk);
-      if (d && e.mark !== d.mark && !(d.entryMarks ??= []).includes(e.mark)) d.entryMarks.push(e.mark);
-    }
-  }
-
-  const dataLength = order.length * PAGE_SIZE;
-  const mapOffset = dataOffset + dataLength;
-  const mapOnDisk = encodeMap(map, mapOffset);
-  stats.fileBytes = mapOffset + mapOnDisk.length;
-  stats.pauseMs = Math.round(performance.now() - t0); // updated after writing
-  stats.saveMs = stats.pauseMs;
-
-  const tmp = join(dirname(store.pathFor(name)), `.${basename(store.pathFor(name))}.${pid}.tmp`);
-  let fd: number | undefined;
+  // The disks' state at this instant: a mark of each journaled disk. Until the snapshot's file
+  // is in place, a failure cuts each journal back to before its mark (savepoints): a failed
+  // savevm leaves the journals as they were and holds no space for a snapshot that does not exist.
+  const marked: { journal: DiskJournal; savepoint: JournalSavepoint }[] = [];
+  let meta: SnapshotMeta;
   try {
-    fd = openSync(tmp, "w");
-    // Data first (the bulk), then map, meta and header with the final statistics.
-    const views: Uint8Array[] = [];
-    let pos = dataOffset;
-    let written = 0;
-    const flush = () => {
-      if (views.length === 0) return;
-      let n = writevSync(fd!, views, pos);
-      const total = views.reduce((a, v) => a + v.length, 0);
-      while (n < total) n += writeSync(fd!, Buffer.concat(views).subarray(n), 0, total - n, pos + n);
-      pos += total;
-      views.length = 0;
-    };
-    for (const p of order) {
-      views.push(core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE));
-      if (views.length === 256) {
-        flush();
-        written += 256;
-        progress?.(written, order.length);
+    const disks: SnapshotDisk[] = machine.drives.map((d) => {
+      const journal = journalName(d.index, d.file);
+      if (d.readonly || d.disk.volatile) {
+        return { index: d.index, file: d.file, size: d.disk.size, readonly: d.readonly, journal, mark: 0, ...(d.disk.volatile ? { volatile: true } : {}) };
+      }
+      const j = store.journal(journal, d.disk);
+      marked.push({ journal: j, savepoint: j.savepoint() });
+      const mark = j.mark();
+      return { index: d.index, file: d.file, size: d.disk.size, readonly: d.readonly, journal, mark, journalId: j.journalId };
+    });
+    const markOf = (disk: number) => disks.find((d) => d.index === disk)?.mark ?? 0;
+
+    // The parent, for an incremental save: its map, with its references re-based onto ours.
+    const refs: { id: string; name: string }[] = [];
+    let parent: SnapshotFile | undefined;
+    const parentLineage = lineage.get(machine);
+    if (parentLineage) {
+      try {
+        parent = SnapshotFile.open(store.fileById(parentLineage.id));
+        if (parent.meta.ramBytes !== core.ramBytes) {
+          parent.close();
+          parent = undefined;
+        }
+      } catch {
+        parent = undefined; // deleted meanwhile: a full save
       }
     }
-    flush();
-    progress?.(order.length, order.length);
-    writeSync(fd, mapOnDisk, 0, mapOnDisk.length, mapOffset);
-    stats.saveMs = Math.round(performance.now() - t0);
-    stats.pauseMs = stats.saveMs;
-    const metaBytes = Buffer.from(JSON.stringify(meta));
-    if (metaBytes.length > metaRoom) throw new RvmError("internal: snapshot metadata outgrew its room");
-    const metaPadded = Buffer.alloc(metaRoom, 0x20); // JSON tolerates trailing spaces
-    metaBytes.copy(metaPadded);
-    writeSync(fd, metaPadded, 0, metaRoom, HEADER_SIZE);
-    const header = encodeHeader({
-      id, metaOffset: HEADER_SIZE, metaLength: metaRoom, mapOffset, mapLength: mapOnDisk.length, dataOffset, dataLength,
-      digest: digestOf(metaPadded, mapIndex(mapOnDisk)), created: Date.now(), flags: FLAG_MAP_DEFLATED,
+    const refIndex = new Map<string, number>();
+    const refOf = (snapId: string, snapName: string): number => {
+      let k = refIndex.get(snapId);
+      if (k === undefined) {
+        refs.push({ id: snapId, name: snapName });
+        k = refs.length;
+        if (k > 255) throw new RvmError("too many incremental snapshot references (255): take a full snapshot");
+        refIndex.set(snapId, k);
+      }
+      return k;
+    };
+
+    // Classify every page in the core: zero test and hash, in bulk, over RAM in place.
+    const scratch = new BigUint64Array(ex.memory.buffer, ex.scratchAddress(), ex.scratchSize() / 8);
+    const hashes = new BigUint64Array(pages);
+    for (let first = 0; first < pages; first += scratch.length) {
+      const count = Math.min(scratch.length, pages - first);
+      ex.classify(first, count);
+      hashes.set(scratch.subarray(0, count), first);
+    }
+
+    const map = Buffer.alloc(pages * MAP_ENTRY_SIZE);
+    const stats: SnapshotStats = {
+      pages, zero: 0, disk: 0, same: 0, stored: 0, inherited: 0, fileBytes: 0, zeroSkipBytes: 0, saveMs: 0, pauseMs: 0,
+    };
+    const storedPages: number[] = [];
+    const firstWithHash = new Map<bigint, number>();
+    const entries: (PageEntry | undefined)[] = new Array(pages);
+    const sameAs = new Map<number, number>();
+    const state = core.pages;
+    for (let p = 0; p < pages; p++) {
+      const h = hashes[p];
+      if (h !== 0n) stats.zeroSkipBytes += PAGE_SIZE;
+      if (parent && (state[p] & PageState.Dirty) === 0) {
+        const pe = parent.entry(p);
+        // Re-base the parent's reference: 0 (the parent itself) or one of its refs.
+        const target = pe.ref === 0 ? { id: parent.meta.id, name: parent.meta.name } : parent.meta.refs[pe.ref - 1];
+        const e: PageEntry = pe.kind === PageKind.Zero || pe.kind === PageKind.Disk ? { ...pe, ref: 0 } : { ...pe, ref: refOf(target.id, target.name) };
+        entries[p] = e;
+        stats.inherited++;
+        continue;
+      }
+      if (h === 0n) {
+        entries[p] = { kind: PageKind.Zero, ref: 0, mark: 0, value: 0, hash: 0n };
+        stats.zero++;
+        continue;
+      }
+      const key = machine.mem.diskBlockOf(p);
+      if (key >= 0) {
+        entries[p] = { kind: PageKind.Disk, ref: 0, mark: markOf(GuestMemory.splitBlockKey(key).disk), value: key, hash: h };
+        stats.disk++;
+        continue;
+      }
+      const twin = firstWithHash.get(h);
+      if (twin !== undefined && ex.pagesEqual(twin, p)) {
+        sameAs.set(p, twin); // its entry is made once the twin's offset is known
+        stats.same++;
+        continue;
+      }
+      if (twin === undefined) firstWithHash.set(h, p);
+      storedPages.push(p);
+      stats.stored++;
+    }
+    parent?.close();
+
+    // Data order: the working set (touched recently) first, then the rest, each by page.
+    const hot = storedPages.filter((p) => machine.recentlyAccessed(p));
+    const cold = storedPages.filter((p) => !machine.recentlyAccessed(p));
+    const order = hot.concat(cold);
+
+    meta = {
+      format: "rvm-snapshot",
+      version: 1,
+      name,
+      id,
+      created: new Date().toISOString(),
+      ...machineState(machine),
+      disks,
+      refs,
+      parent: parentLineage && refIndex.has(parentLineage.id) ? parentLineage.id : null,
+      workingSet: hot.length,
+      stats,
+    };
+    // Offsets: header, meta (its length depends on the stats, filled in below), map, data.
+    const metaLength = (s: SnapshotMeta) => Buffer.byteLength(JSON.stringify(s));
+    const alignUp = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+    // Reserve room for the final statistics' digits.
+    const metaRoom = metaLength(meta) + 256;
+
+    // The data follows the metadata; the map, deflated, comes last (the data offsets are in it).
+    const dataOffset = alignUp(HEADER_SIZE + metaRoom);
+    const offsetOfPage = new Map<number, number>();
+    order.forEach((p, k) => {
+      const off = dataOffset + k * PAGE_SIZE;
+      offsetOfPage.set(p, off);
+      entries[p] = { kind: PageKind.Stored, ref: 0, mark: 0, value: off, hash: hashes[p] };
     });
-    writeSync(fd, header, 0, header.length, 0);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    // savevm of an existing name replaces it (as QEMU does); the old file stays, hidden, for as
-    // long as some snapshot (perhaps this one) refers to it.
-    store.retire(name);
-    renameSync(tmp, store.pathFor(name));
-    fsyncDir(store.dir);
-  } catch (e) {
-    if (fd !== undefined) closeSync(fd);
+    for (const [p, twin] of sameAs) {
+      entries[p] = { kind: PageKind.Same, ref: 0, mark: 0, value: offsetOfPage.get(twin)!, hash: hashes[p] };
+    }
+    for (let p = 0; p < pages; p++) {
+      const e = entries[p]!;
+      encodeEntry(map, p, e);
+      if (e.kind === PageKind.Disk) {
+        const d = disks.find((x) => x.index === GuestMemory.splitBlockKey(e.value).disk);
+        if (d && e.mark !== d.mark && !(d.entryMarks ??= []).includes(e.mark)) d.entryMarks.push(e.mark);
+      }
+    }
+
+    const dataLength = order.length * PAGE_SIZE;
+    const mapOffset = dataOffset + dataLength;
+    const mapOnDisk = encodeMap(map, mapOffset);
+    stats.fileBytes = mapOffset + mapOnDisk.length;
+    stats.pauseMs = Math.round(performance.now() - t0); // updated after writing
+    stats.saveMs = stats.pauseMs;
+
+    const tmp = join(dirname(store.pathFor(name)), `.${basename(store.pathFor(name))}.${pid}.tmp`);
+    let fd: number | undefined;
     try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing left behind
+      fd = openSync(tmp, "w");
+      // Data first (the bulk), then map, meta and header with the final statistics.
+      const views: Uint8Array[] = [];
+      let pos = dataOffset;
+      let written = 0;
+      const flush = () => {
+        if (views.length === 0) return;
+        let n = writevSync(fd!, views, pos);
+        const total = views.reduce((a, v) => a + v.length, 0);
+        while (n < total) n += writeSync(fd!, Buffer.concat(views).subarray(n), 0, total - n, pos + n);
+        pos += total;
+        views.length = 0;
+      };
+      for (const p of order) {
+        views.push(core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE));
+        if (views.length === 256) {
+          flush();
+          written += 256;
+          progress?.(written, order.length);
+        }
+      }
+      flush();
+      progress?.(order.length, order.length);
+      writeSync(fd, mapOnDisk, 0, mapOnDisk.length, mapOffset);
+      stats.saveMs = Math.round(performance.now() - t0);
+      stats.pauseMs = stats.saveMs;
+      const metaBytes = Buffer.from(JSON.stringify(meta));
+      if (metaBytes.length > metaRoom) throw new RvmError("internal: snapshot metadata outgrew its room");
+      const metaPadded = Buffer.alloc(metaRoom, 0x20); // JSON tolerates trailing spaces
+      metaBytes.copy(metaPadded);
+      writeSync(fd, metaPadded, 0, metaRoom, HEADER_SIZE);
+      const header = encodeHeader({
+        id, metaOffset: HEADER_SIZE, metaLength: metaRoom, mapOffset, mapLength: mapOnDisk.length, dataOffset, dataLength,
+        digest: digestOf(metaPadded, mapIndex(mapOnDisk)), created: Date.now(), flags: FLAG_MAP_DEFLATED,
+      });
+      writeSync(fd, header, 0, header.length, 0);
+      fsyncSync(fd);
+      closeSync(fd);
+      fd = undefined;
+      // savevm of an existing name replaces it (as QEMU does); the old file stays, hidden, for as
+      // long as some snapshot (perhaps this one) refers to it.
+      store.retire(name);
+      renameSync(tmp, store.pathFor(name));
+      fsyncDir(store.dir);
+    } catch (e) {
+      if (fd !== undefined) closeSync(fd);
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // nothing left behind
+      }
+      if (e instanceof RvmError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new RvmError(`savevm ${name}: cannot write ${store.pathFor(name)} (${code === "ENOSPC" ? "disk full" : code ?? (e as Error).message})`);
+    }
+  } catch (e) {
+    for (const m of marked.reverse()) {
+      try {
+        m.journal.rollback(m.savepoint);
+      } catch {
+        // the mark stays; the next compaction drops it (no snapshot lists it)
+      }
     }
     if (e instanceof RvmError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new RvmError(`savevm ${name}: cannot write ${store.pathFor(name)} (${code === "ENOSPC" ? "disk full" : code ?? (e as Error).message})`);
+    throw new RvmError(`savevm ${name}: ${(e as Error).message}`);
   }
   // The new epoch: later saves store only what changes from here.
   ex.markClean();

@@ -4,6 +4,9 @@
 // A snapshot that later ones refer to is not removed by delvm: it is renamed to a hidden
 // `.ID.rvmsnap` and removed once nothing visible refers to it (reference counting by
 // reachability), so deleting one snapshot never breaks another.
+//
+// Temp files of saves whose rvm died (`.NAME.rvmsnap.PID.tmp`, PID gone) are removed the first
+// time a store looks at its directory: by every command that opens it, not only by savevm.
 
 import { fs, path, pid, processAlive } from "../platform.js";
 import { SnapshotError, SnapshotFile, SnapshotMeta } from "./format.js";
@@ -24,10 +27,17 @@ export interface SnapshotListing {
   hidden: boolean;
 }
 
+/** Snapshot names: letters, digits, _ . + - and inner spaces (HMP's `savevm "a b"`); they name files. */
 export function checkName(name: string): void {
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$/.test(name)) {
-    throw new RvmError(`bad snapshot name "${name}" (letters, digits, _ . + -; not starting with . or -)`);
+  if (!/^[A-Za-z0-9_](?:[A-Za-z0-9_.+ -]{0,126}[A-Za-z0-9_.+-])?$/.test(name)) {
+    throw new RvmError(`bad snapshot name "${name}" (letters, digits, _ . + - and spaces inside; not starting with . or -)`);
   }
+}
+
+/** A file in the snapshot directory that could not be read as a snapshot. */
+export interface SkippedFile {
+  file: string;
+  problem: string;
 }
 
 /** Where snapshots of a machine live by default: next to its first disk, else next to its kernel. */
@@ -39,8 +49,16 @@ export function defaultSnapshotDir(config: { drives?: { file: string }[]; kernel
 
 export class SnapshotStore {
   private readonly journals = new Map<string, { journal: DiskJournal; disk: BlockBackend }>();
+  private swept = false;
 
   constructor(readonly dir: string) {}
+
+  /** Once per store, before it first looks at its directory: removes temp files of dead saves. */
+  private sweep(): void {
+    if (this.swept) return;
+    this.swept = true;
+    this.removeStaleTemps();
+  }
 
   ensureDir(): void {
     try {
@@ -54,8 +72,9 @@ export class SnapshotStore {
     return join(this.dir, name + SNAPSHOT_EXT);
   }
 
-  /** Every snapshot file, visible and hidden; unreadable files are skipped. */
-  all(): SnapshotListing[] {
+  /** Every snapshot file, visible and hidden; unreadable files are skipped (and listed in `skipped`). */
+  all(skipped?: SkippedFile[]): SnapshotListing[] {
+    this.sweep();
     if (!existsSync(this.dir)) return [];
     const out: SnapshotListing[] = [];
     for (const f of readdirSync(this.dir).sort()) {
@@ -65,15 +84,16 @@ export class SnapshotStore {
         const s = SnapshotFile.open(file);
         out.push({ name: s.meta.name, file, id: s.meta.id, meta: s.meta, hidden: f.startsWith(".") });
         s.close();
-      } catch {
-        // a damaged file is reported when it is used, not in listings
+      } catch (e) {
+        skipped?.push({ file, problem: e instanceof RvmError ? e.message : String(e) });
       }
     }
     return out;
   }
 
-  list(): SnapshotListing[] {
-    return this.all().filter((s) => !s.hidden).sort((a, b) => a.meta.created.localeCompare(b.meta.created));
+  /** The visible snapshots, oldest first; files that cannot be read go to `skipped`. */
+  list(skipped?: SkippedFile[]): SnapshotListing[] {
+    return this.all(skipped).filter((s) => !s.hidden).sort((a, b) => a.meta.created.localeCompare(b.meta.created));
   }
 
   /** A snapshot by name (in this directory) or by file path. */
@@ -83,6 +103,7 @@ export class SnapshotStore {
       return nameOrFile;
     }
     checkName(nameOrFile);
+    this.sweep();
     const file = this.pathFor(nameOrFile);
     if (!existsSync(file)) throw new RvmError(`no snapshot named "${nameOrFile}" in ${this.dir}`);
     return file;
@@ -140,10 +161,15 @@ export class SnapshotStore {
   }
 
   /** Temp files of saves whose rvm died mid-write (`.NAME.rvmsnap.PID.tmp`, PID gone). */
-  private removeStaleTemps(): void {
-    if (!existsSync(this.dir)) return;
-    for (const f of readdirSync(this.dir)) {
-      const m = /^\..*\.(\d+)\.tmp$/.exec(f);
+  removeStaleTemps(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return; // no directory yet
+    }
+    for (const f of names) {
+      const m = /^\..*\.rvmsnap\.(\d+)\.tmp$/.exec(f);
       if (!m || Number(m[1]) === pid || processAlive(Number(m[1]))) continue; // a save in progress
       try {
         unlinkSync(join(this.dir, f));
@@ -173,6 +199,7 @@ export class SnapshotStore {
     if (open && open.disk === disk) return open.journal;
     open?.journal.close();
     this.ensureDir();
+    this.sweep();
     const journal = DiskJournal.open(this.dir, name, disk);
     this.journals.set(name, { journal, disk });
     return journal;

@@ -16,37 +16,15 @@ import { restoreEager, RestoreFailedError } from "../../src/snapshot/restore.js"
 import { SnapshotStore } from "../../src/snapshot/store.js";
 import { HEADER_SIZE, PageKind, SnapshotError, SnapshotFile } from "../../src/snapshot/format.js";
 import type { Machine } from "../../src/machine.js";
-import { bareMachine, cleanup, freshDir, prngBytes } from "./util.js";
+import { bareMachine, cleanup, freshDir, populated, prngBytes } from "./util.js";
 
 const RAM = 16 << 20;
-const ADDI = 0x00150513; // addi a0, a0, 1
-const JBACK = 0xffdff06f; // j .-4
 
 let dir: string;
 let diskFile: string;
 let store: SnapshotStore;
 let base: string;
 let machine: Machine;
-
-/** A machine with every page kind and a two-instruction loop at the start of RAM. */
-function populated(ramBytes: number, disk?: string): Machine {
-  const m = bareMachine(ramBytes, disk).machine;
-  const code = m.mem.writable(RAM_BASE, 8);
-  new DataView(code.buffer, code.byteOffset).setUint32(0, ADDI, true);
-  new DataView(code.buffer, code.byteOffset).setUint32(4, JBACK, true);
-  for (let p = 1; p < 8; p++) m.mem.write(GuestMemory.pageAddress(p), prngBytes(PAGE_SIZE, p)); // stored
-  const twin = prngBytes(PAGE_SIZE, 99);
-  m.mem.write(GuestMemory.pageAddress(10), twin); // stored
-  m.mem.write(GuestMemory.pageAddress(11), twin); // same-as
-  if (disk) {
-    const blk = readFileSync(disk).subarray(2 * PAGE_SIZE, 3 * PAGE_SIZE);
-    m.mem.write(GuestMemory.pageAddress(12), blk);
-    m.mem.noteDiskBacked(GuestMemory.pageAddress(12), 2, 0); // disk-backed
-  }
-  m.core.pc = BigInt(RAM_BASE);
-  m.core.exports.setPriv(3);
-  return m;
-}
 
 beforeAll(() => {
   dir = freshDir("files");

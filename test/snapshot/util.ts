@@ -10,6 +10,9 @@ import { ROOT } from "../helpers.js";
 import { createVirtMachine } from "../../src/board/virt.js";
 import type { Machine } from "../../src/machine.js";
 import type { DriveConfig } from "../../src/options.js";
+import { PAGE_SIZE, RAM_BASE } from "../../src/core.js";
+import { GuestMemory } from "../../src/memory.js";
+import { readImage } from "../../src/loaders/image.js";
 
 export const GUEST = join(ROOT, "guests/linux");
 /** The prompt of the guest's busybox shell. */
@@ -126,4 +129,30 @@ export function prngBytes(len: number, seed: number): Uint8Array {
     out[i] = (t ^ (t >>> 14)) >>> 0;
   }
   return out;
+}
+
+const ADDI = 0x00150513; // addi a0, a0, 1
+const JBACK = 0xffdff06f; // j .-4
+
+/**
+ * A small machine with every page kind and a two-instruction loop (counting in a0) at the start
+ * of RAM: pages 1..7 and 10 stored, 11 the same as 10, 12 disk-backed (block 2 of `disk`).
+ */
+export function populated(ramBytes: number, disk?: string): Machine {
+  const m = bareMachine(ramBytes, disk).machine;
+  const code = m.mem.writable(RAM_BASE, 8);
+  new DataView(code.buffer, code.byteOffset).setUint32(0, ADDI, true);
+  new DataView(code.buffer, code.byteOffset).setUint32(4, JBACK, true);
+  for (let p = 1; p < 8; p++) m.mem.write(GuestMemory.pageAddress(p), prngBytes(PAGE_SIZE, p)); // stored
+  const twin = prngBytes(PAGE_SIZE, 99);
+  m.mem.write(GuestMemory.pageAddress(10), twin); // stored
+  m.mem.write(GuestMemory.pageAddress(11), twin); // same-as
+  if (disk) {
+    const blk = readImage(disk).subarray(2 * PAGE_SIZE, 3 * PAGE_SIZE); // .gz images unpacked
+    m.mem.write(GuestMemory.pageAddress(12), blk);
+    m.mem.noteDiskBacked(GuestMemory.pageAddress(12), 2, 0); // disk-backed
+  }
+  m.core.pc = BigInt(RAM_BASE);
+  m.core.exports.setPriv(3);
+  return m;
 }
