@@ -19,13 +19,12 @@ import { Terminal } from "./console.js";
 import { machineTarget, Monitor } from "./monitor.js";
 import { serveMonitor } from "./monitor-server.js";
 import { writeFileAtomic } from "./files.js";
-import { defaultSnapshotDir, journalName, SNAPSHOT_EXT, SnapshotStore } from "./snapshot/store.js";
+import { defaultSnapshotDir, journalName, SnapshotStore } from "./snapshot/store.js";
 import { SnapshotFile } from "./snapshot/format.js";
-import {
-  ActiveRestore, addSnapshotCommands, formatInfo, formatList, formatRestoreStats, RestoreOptions, startRestore,
-} from "./snapshot/commands.js";
+import { ActiveRestore, addSnapshotCommands, formatRestoreStats, RestoreOptions, startRestore } from "./snapshot/commands.js";
+import { findSnapshot, isSnapshotFile, snapshotCommands } from "./snapshot/cli.js";
 import { attachJournals } from "./snapshot/save.js";
-import { checkpointClasses, checkpointSvg, restoreSvg } from "./snapshot/pictures.js";
+import { restoreSvg } from "./snapshot/pictures.js";
 import { serveWeb } from "./web/server.js";
 import type { FetchOrder } from "./snapshot/restore-lazy.js";
 import { markProcess, RestoreTimeline } from "./snapshot/timeline.js";
@@ -233,7 +232,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   }
 }
 
-async function restoreCommand(target: string, flags: RunFlags & RestoreFlags & { dir?: string }): Promise<number> {
+async function restoreCommand(target: string, guest: string | undefined, flags: RunFlags & RestoreFlags & { dir?: string }): Promise<number> {
   if (flags.snapshotStore && isObjectStoreUrl(flags.snapshotStore)) {
     const vm = new StoreVm(flags.snapshotStore, { deadlineMs: flags.storeDeadline !== undefined ? flags.storeDeadline * 1000 : undefined });
     const manifest = await vm.prepare(target);
@@ -242,13 +241,14 @@ async function restoreCommand(target: string, flags: RunFlags & RestoreFlags & {
     return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount) }, { ...flags, objectStore: vm }, target);
   }
   if (flags.snapshotStore) flags.dir = storeDir(flags.snapshotStore);
-  const file = target.endsWith(SNAPSHOT_EXT) || target.includes("/") ? target
-    : new SnapshotStore(resolve(flags.dir ?? flags.snapshotDir ?? ".")).find(target);
+  // A name is looked up in --dir, or next to GUEST, or in the current directory.
+  const dir = flags.dir ?? flags.snapshotDir ?? (guest === undefined && !isSnapshotFile(target) ? "." : undefined);
+  const { file, store } = findSnapshot(target, { dir }, guest);
+  flags.snapshotDir = store.dir;
   const snap = SnapshotFile.open(file);
   const config = snap.meta.config as unknown as Omit<VirtConfig, "console">;
   snap.close();
   config.virtioLegacy ??= false; // snapshots from before the legacy transport existed: modern
-  if (flags.dir) flags.snapshotDir = flags.dir;
   return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount) }, flags, undefined, file);
 }
 
@@ -257,69 +257,6 @@ function hasJournals(store: SnapshotStore, machine: { drives: { index: number; f
   return machine.drives.some((d) => existsSync(join(store.dir, journalName(d.index, d.file) + ".journal")));
 }
 
-function snapshotCommands(program: Command): void {
-  const snap = program.command("snapshot").description("work with saved snapshots offline (ls, info, rm)");
-  const dirOption = () => new Option("--dir <dir>", "the snapshot directory (default: next to the guest's first disk, FILE.snapshots/)");
-  const urlOption = () => new Option("--snapshot-store <url>", "where the snapshots are: file:DIR or s3://BUCKET/PREFIX");
-  type Where = { dir?: string; snapshotStore?: string };
-  /** With an object store, runs the command there and returns true. */
-  const inObjectStore = async (flags: Where, cmd: "ls" | "info" | "rm", name?: string): Promise<boolean> => {
-    if (!flags.snapshotStore) return false;
-    if (!isObjectStoreUrl(flags.snapshotStore)) {
-      flags.dir = storeDir(flags.snapshotStore);
-      return false;
-    }
-    process.stdout.write(await storeCommand(flags.snapshotStore, cmd, name));
-    return true;
-  };
-  const storeFor = (flags: { dir?: string }, guest?: string) => {
-    if (flags.dir) return new SnapshotStore(resolve(flags.dir));
-    if (guest) return new SnapshotStore(defaultSnapshotDir({ drives: [{ file: guest }] }));
-    throw new UsageError("say where the snapshots are: --dir DIR, or the guest's disk image");
-  };
-  snap
-    .command("ls")
-    .description("list the snapshots of a guest (by its disk image) or in a directory")
-    .argument("[guest]", "the guest's first disk image (its snapshots are in GUEST.snapshots/)")
-    .addOption(dirOption())
-    .addOption(urlOption())
-    .action(async (guest: string | undefined, flags: Where) => {
-      if (await inObjectStore(flags, "ls")) return;
-      process.stdout.write(formatList(storeFor(flags, guest).list()));
-    });
-  snap
-    .command("info")
-    .description("show a snapshot's breakdown: zero / disk-backed / same-as / stored pages, size, save time")
-    .argument("<snapshot>", "a snapshot name (with --dir or GUEST) or a .rvmsnap file")
-    .argument("[guest]", "the guest's first disk image")
-    .addOption(dirOption())
-    .option("--plot <file.svg>", "also draw what each page became, and the size against RAM and a plain save, as SVG")
-    .addOption(urlOption())
-    .action(async (name: string, guest: string | undefined, flags: Where & { plot?: string }) => {
-      if (await inObjectStore(flags, "info", name)) return;
-      const file = name.endsWith(SNAPSHOT_EXT) || name.includes("/") ? name : storeFor(flags, guest).find(name);
-      const s = SnapshotFile.open(file);
-      try {
-        process.stdout.write(formatInfo(s.meta, file));
-        if (flags.plot) writeFileAtomic(flags.plot, Buffer.from(checkpointSvg(s.meta, checkpointClasses(s))));
-      } finally {
-        s.close();
-      }
-    });
-  snap
-    .command("rm")
-    .description("delete a snapshot (snapshots that depend on it stay restorable)")
-    .argument("<snapshot>", "the snapshot name")
-    .argument("[guest]", "the guest's first disk image")
-    .addOption(dirOption())
-    .addOption(urlOption())
-    .action(async (name: string, guest: string | undefined, flags: Where) => {
-      if (await inObjectStore(flags, "rm", name)) return;
-      const store = storeFor(flags, guest);
-      store.delete(name);
-      store.close();
-    });
-}
 
 function storeCommands(program: Command): void {
   const store = program.command("store").description("the object store of snapshots (s3://): disk images, space, garbage collection");
@@ -417,8 +354,9 @@ export function buildProgram(): Command {
   program
     .command("restore")
     .description("start a saved VM from a snapshot (its machine configuration is in the snapshot)")
-    .argument("<snapshot>", "a snapshot name (with --dir) or a .rvmsnap file")
-    .option("--dir <dir>", "the snapshot directory (for a name)")
+    .argument("<snapshot>", "a snapshot name (with --dir or GUEST) or a .rvmsnap file")
+    .argument("[guest]", "the guest's first disk image (its snapshots are in GUEST.snapshots/)")
+    .option("--dir <dir>", "the snapshot directory (for a name; default: the current directory)")
     .option("--snapshot-store <url>", "where the snapshot is: file:DIR or s3://BUCKET/PREFIX (nothing else is needed on this host)")
     .option("--store-deadline <seconds>", "how long to wait for an unreachable object store before stopping the VM (default 120)", parseSeconds)
     .addOption(new Option("--restore <mode>", "lazy (default: the VM runs at once, memory comes back behind it) or eager").choices(["lazy", "eager"]))
@@ -430,8 +368,8 @@ export function buildProgram(): Command {
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
     .option("--icount <spec>", "deterministic time: [shift=]N[,sleep=on|off]")
     .option("-S", "start with the machine stopped")
-    .action(async (target: string, flags: RunFlags & RestoreFlags & { dir?: string }) => {
-      process.exitCode = await restoreCommand(target, { ...flags, machine: [], drive: [], device: [], global: [] });
+    .action(async (target: string, guest: string | undefined, flags: RunFlags & RestoreFlags & { dir?: string }) => {
+      process.exitCode = await restoreCommand(target, guest, { ...flags, machine: [], drive: [], device: [], global: [] });
     });
   program
     .command("web")

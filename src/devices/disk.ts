@@ -4,6 +4,9 @@
 // synchronous positioned I/O (readSync/writeSync), so a virtio request completes inside the
 // guest's QueueNotify store. `flush()` is fsync: what the guest flushed is on stable storage.
 //
+// Locking: an image is locked while it is open, as QEMU locks it (image-lock.ts): a writer
+// keeps every other rvm or QEMU off it, read-only users share it.
+//
 // Size: like QEMU, the capacity is the file size rounded *up* to whole 512-byte sectors
 // (block.c, bdrv_refresh_total_sectors uses DIV_ROUND_UP); reading the tail of the last
 // partial sector returns zeros (file-posix zero-fills short reads), and writing it extends
@@ -11,6 +14,7 @@
 
 import { fs } from "../platform.js";
 import { ImageError } from "../errors.js";
+import { ImageLock, LockRole } from "./image-lock.js";
 
 export const SECTOR_SIZE = 512;
 
@@ -39,6 +43,11 @@ export interface RawDiskOptions {
   readOnly?: boolean;
   /** If the image cannot be opened for writing (permissions, read-only file system), attach it read-only instead of failing. */
   readOnlyFallback?: boolean;
+  /**
+   * How to lock it: "write" (the default for a writable image), "read" (the default read-only),
+   * "read-no-resize" (a -snapshot overlay's base, as QEMU), or "none".
+   */
+  lock?: LockRole | "none";
 }
 
 function describe(err: unknown): string {
@@ -71,6 +80,7 @@ export class RawDisk implements BlockBackend {
     fd: number,
     fileSize: number,
     readonly readOnly: boolean,
+    private readonly lock: ImageLock | undefined,
   ) {
     this.fd = fd;
     this.fileSize = fileSize;
@@ -102,7 +112,9 @@ export class RawDisk implements BlockBackend {
       if (!st.isFile() && !st.isBlockDevice()) throw new ImageError(file, "not a regular file");
       // Probe that the data is readable at all (EIO, directories on some systems).
       fs.readSync(fd, new Uint8Array(1), 0, st.size > 0 ? 1 : 0, 0);
-      return new RawDisk(file, fd, st.size, readOnly);
+      const role = opts.lock ?? (readOnly ? "read" : "write");
+      const lock = role === "none" ? undefined : ImageLock.acquire(file, role);
+      return new RawDisk(file, fd, st.size, readOnly, lock);
     } catch (err) {
       fs.closeSync(fd);
       if (err instanceof ImageError) throw err;
@@ -147,6 +159,7 @@ export class RawDisk implements BlockBackend {
     } finally {
       fs.closeSync(this.fd);
       this.fd = undefined;
+      this.lock?.release();
     }
   }
 }

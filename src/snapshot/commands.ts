@@ -40,8 +40,8 @@ export function formatList(list: SnapshotListing[]): string {
   return [line(head), ...rows.map(line)].join("\n") + "\n";
 }
 
-/** The breakdown `rvm snapshot info` prints (issue 5). */
-export function formatInfo(meta: SnapshotMeta, file: string): string {
+/** The breakdown `rvm snapshot info` prints (issue 5), with what it needs on disk besides its file. */
+export function formatInfo(meta: SnapshotMeta, file: string, deps?: { own: number; parents: number; parentFiles: number; journals: number }): string {
   const s = meta.stats;
   const pct = (n: number, d: number) => (d === 0 ? "-" : `${((100 * n) / d).toFixed(1)}%`);
   const lines = [
@@ -59,6 +59,12 @@ export function formatInfo(meta: SnapshotMeta, file: string): string {
     `  on disk     ${size(s.fileBytes)} = ${pct(s.fileBytes, meta.ramBytes)} of RAM, ${pct(s.fileBytes, s.zeroSkipBytes)} of a zero-skipping save (${size(s.zeroSkipBytes)})`,
     `  save time   ${s.saveMs} ms (VM paused ${s.pauseMs} ms)`,
   ];
+  if (deps) {
+    const parts = [`this file ${size(deps.own)}`];
+    if (deps.parentFiles > 0) parts.push(`${deps.parentFiles} parent file${deps.parentFiles > 1 ? "s" : ""} ${size(deps.parents)}`);
+    if (deps.journals > 0) parts.push(`disk journal${meta.disks.length > 1 ? "s" : ""} ${size(deps.journals)}`);
+    lines.push(`  needs       ${size(deps.own + deps.parents + deps.journals)} on disk: ${parts.join(" + ")}`);
+  }
   for (const d of meta.disks) lines.push(`  disk ${d.index}      ${d.file} (${d.size} bytes, journal ${d.journal}, mark ${d.mark})`);
   return lines.join("\n") + "\n";
 }

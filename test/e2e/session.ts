@@ -88,8 +88,8 @@ export class Session {
     this.child.kill("SIGKILL");
   }
 
-  get pid(): number | undefined {
-    return this.child.pid;
+  get pid(): number {
+    return this.child.pid!;
   }
 }
 

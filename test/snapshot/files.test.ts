@@ -16,7 +16,7 @@ import { restoreEager, RestoreFailedError } from "../../src/snapshot/restore.js"
 import { SnapshotStore } from "../../src/snapshot/store.js";
 import { HEADER_SIZE, PageKind, SnapshotError, SnapshotFile } from "../../src/snapshot/format.js";
 import type { Machine } from "../../src/machine.js";
-import { bareMachine, cleanup, freshDir, populated, prngBytes } from "./util.js";
+import { bareMachine, cleanup, endMachines, freshDir, populated, prngBytes } from "./util.js";
 
 const RAM = 16 << 20;
 
@@ -484,6 +484,7 @@ describe("rvm snapshot ls | info | rm", { timeout: 120_000 }, () => {
     expect(r.stderr.trimEnd().split("\n")).toHaveLength(1);
     expect(r.stderr).toMatch(/^rvm: no snapshot named "nosuch"/);
 
+    endMachines(); // rm locks the disk its journal belongs to: this process lets go of it
     r = rvm("snapshot", "rm", "one", "--dir", d);
     expect(r.code).toBe(0);
     expect(existsSync(join(d, "one.rvmsnap"))).toBe(false);

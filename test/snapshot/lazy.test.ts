@@ -24,7 +24,7 @@ import { createVirtMachine } from "../../src/board/virt.js";
 import type { Machine } from "../../src/machine.js";
 import { ROOT } from "../helpers.js";
 import {
-  cleanup, diskCopy, fetchAll, freshDir, Guest, hartOf, HELLO, isRestored, linuxMachine, pageBytes, PROMPT, ramOf,
+  cleanup, diskCopy, endMachines, fetchAll, freshDir, Guest, hartOf, HELLO, isRestored, linuxMachine, pageBytes, PROMPT, ramOf,
   runUntil, shell,
 } from "./lazy-util.js";
 
@@ -463,6 +463,7 @@ describe("lazy restore: a damaged snapshot stops the VM", () => {
     const p = coldStoredPage();
     overwrite(f, entries[p].value + 4000, Buffer.from("damaged"));
     store.close();
+    endMachines(); // the spawned rvm needs the disk image: this process lets go of it (its lock)
     const res = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), "restore", f, "--dir", store.dir, "--timeout", "90"],
       { encoding: "utf8", timeout: 120_000 });
     expect(res.status).toBe(1);

@@ -61,6 +61,18 @@ function drive(file: string): DriveConfig {
   return { file, readonly: false, attached: true } as DriveConfig;
 }
 
+/** Machines made by linuxMachine and bareMachine that still have their disks open. */
+const openMachines = new Set<Machine>();
+
+/**
+ * Ends every machine this test file made (their disks are flushed and closed, which gives their
+ * image locks back): before another process (a spawned rvm) uses the same disk image.
+ */
+export function endMachines(): void {
+  for (const m of openMachines) for (const f of m.onExit) f();
+  openMachines.clear();
+}
+
 /**
  * The Linux guest on the virt board, 256 MiB, deterministic time (icount 4). With `restoring`
  * nothing is loaded: the machine waits for a snapshot.
@@ -79,6 +91,7 @@ export function linuxMachine(disk: string, restoring = false, ramBytes = 256 << 
     restoring,
     console: { write: (_fd, b) => void (out += Buffer.from(b).toString("latin1")), readByte: () => -1 },
   });
+  openMachines.add(machine);
   return { machine, out: () => out };
 }
 
@@ -114,6 +127,7 @@ export function bareMachine(ramBytes: number, disk?: string): Guest {
     restoring: true,
     console: { write: (_fd, b) => void (out += Buffer.from(b).toString("latin1")), readByte: () => -1 },
   });
+  if (disk) openMachines.add(machine);
   return { machine, out: () => out };
 }
 
