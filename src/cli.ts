@@ -6,7 +6,7 @@
 // rvm's own forms (a FILE argument, --kernel ...); QEMU options rvm lacks are refused by name.
 
 import { Command, InvalidArgumentError, Option } from "commander";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { RvmError, UsageError } from "./errors.js";
 import {
@@ -38,6 +38,18 @@ export function parseSize(text: string): number {
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
+}
+
+/** The package's version (package.json next to dist/ or src/). */
+function version(): string {
+  for (const rel of ["../../package.json", "../package.json"]) {
+    try {
+      return (JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { version: string }).version;
+    } catch {
+      // the other layout
+    }
+  }
+  return "unknown";
 }
 
 function parseSeconds(text: string): number {
@@ -95,6 +107,7 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
   const bootableDisk = file !== undefined && classify(file, flags, list.drives) === "disk";
   return startMachine({
     ...baseConfig(bootableDisk, flags, list.finish()),
+    ...(list.rngSlots.length > 0 ? { rng: list.rngSlots } : {}),
     ...icountConfig(flags.icount),
     virtioLegacy: globals.virtioLegacy ?? true, // QEMU 7.2's virtio-mmio default: force-legacy=on
     restoring: flags.loadvm !== undefined,
@@ -296,6 +309,7 @@ export function buildProgram(): Command {
   program
     .name("rvm")
     .description("A RISC-V RV64 machine compatible with QEMU's virt board: run guests, save and restore them")
+    .version(`rvm ${version()}`, "--version", "print rvm's version")
     .configureOutput({ outputError: (str, write) => write(formatCommanderError(str)) })
     .showSuggestionAfterError(false);
   program
@@ -306,7 +320,7 @@ export function buildProgram(): Command {
     .argument("[file]", "the guest (.gz accepted)")
     .option("-M, --machine <spec>", "machine: virt[,accel=tcg][,aclint=off][,aia=none][,dumpdtb=FILE] (repeatable)", collect, [])
     .option("--cpu <model>", "CPU model: rv64 (rvm's only one)")
-    .addOption(new Option("-m, --memory <size>", "guest RAM, e.g. 128M or 1G (like QEMU's -m; default 128M)").argParser(parseSize))
+    .addOption(new Option("-m, --memory <size>", "guest RAM, e.g. 128M, 1.5G (like QEMU's -m; default 128M, 256M for a bootable disk image)").argParser(parseSize))
     .option("--smp <n>", "number of harts: only 1")
     .option("--bios <file>", "firmware: default (OpenSBI fw_dynamic), none, or a file")
     .option("--kernel <file>", "kernel: Linux Image (.gz ok), ELF, or raw")

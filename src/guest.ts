@@ -14,13 +14,13 @@ const { dirname, resolve } = path;
 
 /** Parses a memory size the way QEMU's -m does: a number of MiB, or with a K/M/G suffix. */
 export function parseMemorySize(text: string): number {
-  const m = /^(?:size=)?(\d+)([KMG]i?B?)?$/i.exec(text.trim());
-  if (!m) throw new UsageError(`not a memory size: "${text}" (examples: 128M, 1G)`);
-  const n = Number(m[1]);
-  const unit = (m[2] ?? "M")[0].toUpperCase();
-  const bytes = n * (unit === "K" ? 1024 : unit === "M" ? 1 << 20 : 1 << 30);
+  // As QEMU's -m (qemu_strtosz_MiB, then vl.c): a decimal number, fractions allowed (`1.5G`), of
+  // MiB or with a B/K/M/G/T suffix; the fraction of a byte is dropped, the size rounded up to 8 KiB.
+  const m = /^(?:size=)?(\d+(?:\.\d*)?|\.\d+)(?:([BKMGT])(?:i?B)?)?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`not a memory size: "${text}" (examples: 128M, 1.5G)`);
+  const mul = { B: 1, K: 1024, M: 1 << 20, G: 2 ** 30, T: 2 ** 40 }[(m[2] ?? "M").toUpperCase()]!;
+  const bytes = Math.ceil(Math.floor(Number(m[1]) * mul) / 8192) * 8192;
   if (bytes < 1 << 20 || bytes > 3 * 2 ** 30) throw new UsageError(`memory size ${text} is out of range (1M to 3G)`);
-  if (bytes % 4096 !== 0) throw new UsageError(`memory size ${text} is not a multiple of 4 KiB`);
   return bytes;
 }
 
@@ -47,8 +47,10 @@ interface GuestDescription {
 function readDescription(file: string, flags: GuestFlags, drives: DriveConfig[]): void {
   let desc: GuestDescription;
   try {
+    if (!fs.statSync(file).isFile()) throw new ImageError(file, "not a regular file"); // a FIFO would never end
     desc = JSON.parse(new TextDecoder().decode(fs.readFileSync(file))) as GuestDescription;
   } catch (e) {
+    if (e instanceof ImageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new ImageError(file, code === "ENOENT" ? "no such file" : `not a valid guest description (${(e as Error).message})`);
   }

@@ -184,6 +184,8 @@ function parseBus(spec: string, bus: string): number {
 export class DriveList {
   readonly drives: DriveConfig[] = [];
   private readonly slots = new Map<number, DriveConfig>();
+  /** The slots of `-device virtio-rng-device`s. */
+  readonly rngSlots: number[] = [];
 
   addDrive(spec: string): void {
     this.drives.push(parseDrive(spec));
@@ -192,8 +194,17 @@ export class DriveList {
   /** -device virtio-blk-device,drive=ID[,bus=virtio-mmio-bus.N] attaches an if=none drive. */
   addDevice(spec: string): void {
     const { first, props } = parseKeyValues(spec);
+    if (first === "virtio-rng-device") {
+      // QEMU's properties: rng= (a backend object; rvm's is the host's CSPRNG), max-bytes, period.
+      checkKnown("-device", spec, props, ["bus", "id", "max-bytes", "period"]);
+      const bus = props.get("bus");
+      const n = bus !== undefined ? parseBus(spec, bus) : this.highestFree(`-device ${spec}`);
+      if (this.slots.has(n) || this.rngSlots.includes(n)) throw new UsageError(`-device ${spec}: bus '${bus}' is full`);
+      this.rngSlots.push(n);
+      return;
+    }
     if (first !== "virtio-blk-device") {
-      throw new UsageError(`-device ${first}: not available on rvm's virt board (supported: virtio-blk-device)`);
+      throw new UsageError(`-device ${first}: not available on rvm's virt board (supported: virtio-blk-device, virtio-rng-device)`);
     }
     checkKnown("-device", spec, props, ["drive", "bus"]);
     const id = props.get("drive");
@@ -203,6 +214,7 @@ export class DriveList {
     const bus = props.get("bus");
     if (bus !== undefined) {
       const n = parseBus(spec, bus);
+      if (this.rngSlots.includes(n)) throw new UsageError(`-device ${spec}: bus '${bus}' is full (a virtio-rng-device is on it)`);
       if (this.slots.has(n)) throw new UsageError(`-device ${spec}: bus '${bus}' is full (drive ${this.slots.get(n)!.id ?? this.slots.get(n)!.file} is on it)`);
       this.place(drive, n);
     } else {
@@ -228,7 +240,7 @@ export class DriveList {
   }
 
   private highestFree(what: string): number {
-    const slot = freeSlot(new Set(this.slots.keys()));
+    const slot = freeSlot(new Set([...this.slots.keys(), ...this.rngSlots]));
     if (slot < 0) throw new UsageError(`${what}: no free virtio-mmio slot (the virt board has ${VIRTIO_BUSES})`);
     return slot;
   }

@@ -74,6 +74,19 @@ describe("terminal", () => {
     h.term.stop();
   });
 
+  it("Ctrl-A c greets with the monitor banner and its help hint; Ctrl-U clears the line; lines are bounded", async () => {
+    const h = harness(true);
+    await h.type("\x01c");
+    expect(h.written.join("")).toContain("rvm monitor - type 'help' for more information\r\n(rvm) ");
+    await h.type("info regs\x15info status\r");
+    expect(h.lines).toEqual(["info status"]);
+    expect(h.written.join("")).toContain("\r\x1b[K(rvm) "); // the cleared line is redrawn
+    await h.type("x".repeat(70 * 1024) + "\r");
+    expect(h.lines[1]).toHaveLength(64 * 1024); // keys past the limit ring the bell instead
+    expect(h.written.join("")).toContain("\x07");
+    h.term.stop();
+  });
+
   it("with pipes, bytes pass straight through (Ctrl-A included)", async () => {
     const h = harness(false);
     await h.type("echo hi\n\x01x");

@@ -16,6 +16,7 @@ import { Uart16550, UART0_BASE, UART0_IRQ, UART0_SIZE, UartState } from "../devi
 import { Syscon, SYSCON_BASE, SYSCON_SIZE } from "../devices/syscon.js";
 import { VirtioMmio, VirtioMmioEmpty, VIRTIO_MMIO_BASE, VIRTIO_MMIO_IRQ_BASE, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_STRIDE } from "../devices/virtio-mmio.js";
 import { VirtioBlk } from "../devices/virtio-blk.js";
+import { VirtioRng } from "../devices/virtio-rng.js";
 import { BlockBackend, MemoryDisk, RawDisk } from "../devices/disk.js";
 import { buildVirtDtb, buildVirtTree, virtFdtAddress } from "./virt-dtb.js";
 import { serializeFdt } from "../fdt.js";
@@ -60,6 +61,8 @@ export interface VirtConfig {
    * default (`-global virtio-mmio.force-legacy=on`). False: the modern (version 2) layout.
    */
   virtioLegacy?: boolean;
+  /** The virtio-mmio slots of virtio-rng devices (`-device virtio-rng-device`). */
+  rng?: number[];
   console: HtifConsole;
   /** Build the machine for a snapshot restore: no images are loaded (the snapshot has RAM). */
   restoring?: boolean;
@@ -91,8 +94,10 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   if (unattached) throw new UsageError(`-drive id=${unattached.id ?? "?"} is not attached to any device (add -device virtio-blk-device,drive=${unattached.id ?? "ID"})`);
   if (attached.length > VIRTIO_MMIO_SLOTS) throw new UsageError(`at most ${VIRTIO_MMIO_SLOTS} virtio disks`);
   const bySlot = new Map<number, { drive: DriveConfig; index: number }>();
+  const rngSlots = new Set(cfg.rng ?? []);
   attached.forEach((drive, index) => {
-    const slot = drive.slot ?? freeSlot(new Set(bySlot.keys()));
+    const slot = drive.slot ?? freeSlot(new Set([...bySlot.keys(), ...rngSlots]));
+    if (rngSlots.has(slot)) throw new UsageError(`${drive.file}: virtio-mmio slot ${slot} is taken by a virtio-rng-device`);
     if (bySlot.has(slot) || slot < 0 || slot >= VIRTIO_MMIO_SLOTS) throw new UsageError(`${drive.file}: virtio-mmio slot ${slot} is taken or does not exist`);
     bySlot.set(slot, { drive, index });
   });
@@ -107,6 +112,14 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   for (let slot = VIRTIO_MMIO_SLOTS - 1; slot >= 0; slot--) {
     const base = VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_STRIDE;
     const entry = bySlot.get(slot);
+    if (rngSlots.has(slot)) {
+      const transport = new VirtioMmio(mem, new VirtioRng(), plic.line(VIRTIO_MMIO_IRQ_BASE + slot),
+        (msg) => process.stderr.write(`rvm: virtio-rng: ${msg}\n`), { legacy });
+      transports.push(transport);
+      core.map(base, VIRTIO_MMIO_STRIDE, transport);
+      machine.stateful.push({ name: `virtio@${base.toString(16)}`, state: () => transport.state(), restore: (st) => transport.restore(st as ReturnType<VirtioMmio["state"]>) });
+      continue;
+    }
     if (!entry) {
       core.map(base, VIRTIO_MMIO_STRIDE, new VirtioMmioEmpty(legacy));
       continue;

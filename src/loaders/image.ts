@@ -1,4 +1,6 @@
-// Reading guest images from disk: plain or gzip-compressed (by magic, whatever the name).
+// Reading guest images from disk: plain or gzip-compressed (by magic, whatever the name). Only
+// regular files with something in them: a FIFO or a device (/dev/zero) would never end, an
+// empty file holds nothing to run.
 
 import { fs, gunzip } from "../platform.js";
 import { ImageError } from "../errors.js";
@@ -6,7 +8,10 @@ import { ImageError } from "../errors.js";
 export function readImage(file: string): Uint8Array {
   let data: Uint8Array;
   try {
-    if (fs.statSync(file).isDirectory()) throw new ImageError(file, "is a directory, not an image");
+    const st = fs.statSync(file);
+    if (st.isDirectory()) throw new ImageError(file, "is a directory, not an image");
+    if (!st.isFile()) throw new ImageError(file, "not a regular file (a FIFO or a device is no image)");
+    if (st.size === 0) throw new ImageError(file, "is empty");
     data = fs.readFileSync(file);
   } catch (e) {
     if (e instanceof ImageError) throw e;
