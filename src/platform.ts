@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { deflateSync, gunzipSync, inflateSync } from "node:zlib";
 import { createHash, randomBytes } from "node:crypto";
 import { performance as perf } from "node:perf_hooks";
+import { ImageLock, type LockRole } from "./devices/image-lock.js";
 
 /** What rvm asks of a file's metadata. */
 export interface FileStats {
@@ -93,6 +94,14 @@ export const path: {
   basename(p: string): string;
   resolve(...parts: string[]): string;
 } = nodePath;
+
+/**
+ * Locks a disk image for `role` as QEMU does (devices/image-lock.ts), or throws an ImageError
+ * naming who holds it. The browser's files live in its tab only: there it locks nothing.
+ */
+export function lockImage(file: string, role: LockRole): { release(): void } {
+  return ImageLock.acquire(file, role);
+}
 
 /** Unpacks gzip data (guest images may be gzipped). Throws on corrupt data. */
 export function gunzip(data: Uint8Array): Uint8Array {

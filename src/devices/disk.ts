@@ -12,9 +12,9 @@
 // partial sector returns zeros (file-posix zero-fills short reads), and writing it extends
 // the file to the sector boundary.
 
-import { fs } from "../platform.js";
+import { fs, lockImage } from "../platform.js";
 import { ImageError } from "../errors.js";
-import { ImageLock, LockRole } from "./image-lock.js";
+import type { LockRole } from "./image-lock.js";
 
 export const SECTOR_SIZE = 512;
 
@@ -80,7 +80,7 @@ export class RawDisk implements BlockBackend {
     fd: number,
     fileSize: number,
     readonly readOnly: boolean,
-    private readonly lock: ImageLock | undefined,
+    private readonly lock: { release(): void } | undefined,
   ) {
     this.fd = fd;
     this.fileSize = fileSize;
@@ -113,7 +113,7 @@ export class RawDisk implements BlockBackend {
       // Probe that the data is readable at all (EIO, directories on some systems).
       fs.readSync(fd, new Uint8Array(1), 0, st.size > 0 ? 1 : 0, 0);
       const role = opts.lock ?? (readOnly ? "read" : "write");
-      const lock = role === "none" ? undefined : ImageLock.acquire(file, role);
+      const lock = role === "none" ? undefined : lockImage(file, role);
       return new RawDisk(file, fd, st.size, readOnly, lock);
     } catch (err) {
       fs.closeSync(fd);

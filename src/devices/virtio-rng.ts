@@ -1,11 +1,10 @@
 // virtio-rng, the entropy device (Virtual I/O Device 1.1, section 5.4; QEMU hw/virtio/virtio-rng.c,
 // `-device virtio-rng-device` on the virt board's virtio-mmio slots). Device ID 4, one request
 // queue, no feature bits, no configuration space. The driver makes device-writable buffers
-// available; each is filled with random bytes from the host's CSPRNG (crypto.randomFillSync, as
+// available; each is filled with random bytes from the host's CSPRNG (crypto.getRandomValues, as
 // QEMU's default rng-random backend reads /dev/urandom) and returned. A guest with the driver
 // (Linux: CONFIG_HW_RANDOM_VIRTIO) seeds its random pool from it at boot.
 
-import { randomFillSync } from "node:crypto";
 import type { DescriptorChain, VirtioDevice } from "./virtio-mmio.js";
 
 export const VIRTIO_ID_RNG = 4;
@@ -36,7 +35,7 @@ export class VirtioRng implements VirtioDevice {
     const n = Math.min(chain.writableLength, MAX_REQUEST);
     if (n === 0) return 0;
     const bytes = new Uint8Array(n);
-    randomFillSync(bytes);
+    globalThis.crypto.getRandomValues(bytes); // the Web Crypto API: Node 20 and browsers alike
     chain.write(0, bytes);
     this.bytesServed += n;
     return n;

@@ -282,6 +282,11 @@ export function processAlive(_other: number): boolean {
   return false;
 }
 
+/** Image locks keep other processes off an image; a tab's in-memory files have no others. */
+export function lockImage(_file: string, _role: string): { release(): void } {
+  return { release() {} };
+}
+
 export function gunzip(data: Uint8Array): Uint8Array {
   return gunzipSync(data);
 }
