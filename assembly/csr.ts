@@ -7,110 +7,22 @@
 // read-only checks follow from the number itself (csr[9:8] = lowest privilege,
 // csr[11:10] == 3 = read-only), so the table only says what exists.
 
+import { CSRS, CSR_WMASK, H_MTIME, H_MTIMECMP, H_INSTRET, H_FFLAGS, H_FRM, H_EXTIRQ, H_MSIP } from "./layout";
+import { raiseTrap, CAUSE_ILLEGAL_INSTRUCTION } from "./status";
+import { tlbFlushAll, updateTranslationContext } from "./tlb";
 import {
-  CSRS, CSR_WMASK, H_PRIV, H_MTIME, H_MTIMECMP, H_INSTRET, H_FFLAGS, H_FRM, H_EXTIRQ, H_MSIP,
-} from "./layout";
-import { raiseTrap, CAUSE_ILLEGAL_INSTRUCTION } from "./trap";
-import { tlbFlushAll, updateTranslationContext } from "./mmu";
-
-// --- CSR numbers (names as in the privileged spec) ---
-export const CSR_FFLAGS: u32 = 0x001;
-export const CSR_FRM: u32 = 0x002;
-export const CSR_FCSR: u32 = 0x003;
-export const CSR_CYCLE: u32 = 0xc00;
-export const CSR_TIME: u32 = 0xc01;
-export const CSR_INSTRET: u32 = 0xc02;
-export const CSR_SSTATUS: u32 = 0x100;
-export const CSR_SIE: u32 = 0x104;
-export const CSR_STVEC: u32 = 0x105;
-export const CSR_SCOUNTEREN: u32 = 0x106;
-export const CSR_SENVCFG: u32 = 0x10a;
-export const CSR_SSCRATCH: u32 = 0x140;
-export const CSR_SEPC: u32 = 0x141;
-export const CSR_SCAUSE: u32 = 0x142;
-export const CSR_STVAL: u32 = 0x143;
-export const CSR_SIP: u32 = 0x144;
-export const CSR_STIMECMP: u32 = 0x14d;
-export const CSR_SATP: u32 = 0x180;
-export const CSR_MVENDORID: u32 = 0xf11;
-export const CSR_MARCHID: u32 = 0xf12;
-export const CSR_MIMPID: u32 = 0xf13;
-export const CSR_MHARTID: u32 = 0xf14;
-export const CSR_MCONFIGPTR: u32 = 0xf15;
-export const CSR_MSTATUS: u32 = 0x300;
-export const CSR_MISA: u32 = 0x301;
-export const CSR_MEDELEG: u32 = 0x302;
-export const CSR_MIDELEG: u32 = 0x303;
-export const CSR_MIE: u32 = 0x304;
-export const CSR_MTVEC: u32 = 0x305;
-export const CSR_MCOUNTEREN: u32 = 0x306;
-export const CSR_MENVCFG: u32 = 0x30a;
-export const CSR_MCOUNTINHIBIT: u32 = 0x320;
-export const CSR_MSCRATCH: u32 = 0x340;
-export const CSR_MEPC: u32 = 0x341;
-export const CSR_MCAUSE: u32 = 0x342;
-export const CSR_MTVAL: u32 = 0x343;
-export const CSR_MIP: u32 = 0x344;
-export const CSR_PMPCFG0: u32 = 0x3a0;
-export const CSR_PMPADDR0: u32 = 0x3b0;
-export const CSR_MCYCLE: u32 = 0xb00;
-export const CSR_MINSTRET: u32 = 0xb02;
-
-// --- mstatus fields ---
-export const MSTATUS_SIE: u64 = 1 << 1;
-export const MSTATUS_MIE: u64 = 1 << 3;
-export const MSTATUS_SPIE: u64 = 1 << 5;
-export const MSTATUS_UBE: u64 = 1 << 6;
-export const MSTATUS_MPIE: u64 = 1 << 7;
-export const MSTATUS_SPP: u64 = 1 << 8;
-export const MSTATUS_VS: u64 = 3 << 9;
-export const MSTATUS_MPP_SHIFT: u64 = 11;
-export const MSTATUS_MPP: u64 = 3 << 11;
-export const MSTATUS_FS_SHIFT: u64 = 13;
-export const MSTATUS_FS: u64 = 3 << 13;
-export const MSTATUS_XS: u64 = 3 << 15;
-export const MSTATUS_MPRV: u64 = 1 << 17;
-export const MSTATUS_SUM: u64 = 1 << 18;
-export const MSTATUS_MXR: u64 = 1 << 19;
-export const MSTATUS_TVM: u64 = 1 << 20;
-export const MSTATUS_TW: u64 = 1 << 21;
-export const MSTATUS_TSR: u64 = 1 << 22;
-export const MSTATUS_UXL: u64 = 3 << 32;
-export const MSTATUS_SXL: u64 = 3 << 34;
-export const MSTATUS_SD: u64 = 1 << 63;
-const MSTATUS_XL_64: u64 = (2 << 32) | (2 << 34);
-
-// FS is writable: the F and D extensions own the FP state (issue 3).
-const MSTATUS_WMASK: u64 = MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP |
-  MSTATUS_MPP | MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_TVM |
-  MSTATUS_TW | MSTATUS_TSR;
-export const SSTATUS_RMASK: u64 = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_UBE | MSTATUS_SPP |
-  MSTATUS_VS | MSTATUS_FS | MSTATUS_XS | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_UXL | MSTATUS_SD;
-const SSTATUS_WMASK: u64 = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_SUM |
-  MSTATUS_MXR;
-
-// --- interrupt bits (mip / mie) ---
-export const IRQ_SSI: u32 = 1;
-export const IRQ_MSI: u32 = 3;
-export const IRQ_STI: u32 = 5;
-export const IRQ_MTI: u32 = 7;
-export const IRQ_SEI: u32 = 9;
-export const IRQ_MEI: u32 = 11;
-export const MIP_SSIP: u64 = 1 << 1;
-export const MIP_MSIP: u64 = 1 << 3;
-export const MIP_STIP: u64 = 1 << 5;
-export const MIP_MTIP: u64 = 1 << 7;
-export const MIP_SEIP: u64 = 1 << 9;
-export const MIP_MEIP: u64 = 1 << 11;
-const S_INTERRUPTS: u64 = MIP_SSIP | MIP_STIP | MIP_SEIP;
-const ALL_INTERRUPTS: u64 = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP;
-
-export const MENVCFG_STCE: u64 = 1 << 63;
-export const MENVCFG_FIOM: u64 = 1;
-
-// misa: MXL = 2 (RV64), extensions A C D F I M S U.
-export const MISA_VALUE: u64 = (2 << 62) | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) |
-  (1 << 12) | (1 << 18) | (1 << 20);
+  csrGet, csrSet, priv, CSR_FFLAGS, CSR_FRM, CSR_FCSR, CSR_CYCLE, CSR_TIME, CSR_INSTRET, CSR_SSTATUS,
+  CSR_SIE, CSR_STVEC, CSR_SCOUNTEREN, CSR_SENVCFG, CSR_SSCRATCH, CSR_SEPC, CSR_SCAUSE, CSR_STVAL,
+  CSR_SIP, CSR_STIMECMP, CSR_SATP, CSR_MVENDORID, CSR_MARCHID, CSR_MIMPID, CSR_MHARTID,
+  CSR_MCONFIGPTR, CSR_MSTATUS, CSR_MISA, CSR_MEDELEG, CSR_MIDELEG, CSR_MIE, CSR_MTVEC,
+  CSR_MCOUNTEREN, CSR_MENVCFG, CSR_MCOUNTINHIBIT, CSR_MSCRATCH, CSR_MEPC, CSR_MCAUSE, CSR_MTVAL,
+  CSR_MIP, CSR_PMPCFG0, CSR_PMPADDR0, CSR_MCYCLE, CSR_MINSTRET, MSTATUS_SIE, MSTATUS_MIE,
+  MSTATUS_SPIE, MSTATUS_MPIE, MSTATUS_SPP, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_FS,
+  MSTATUS_MPRV, MSTATUS_SUM, MSTATUS_MXR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_TSR, MSTATUS_UXL,
+  MSTATUS_SXL, MSTATUS_SD, MSTATUS_XL_64, SSTATUS_RMASK, MIP_SSIP, MIP_MSIP, MIP_STIP, MIP_MTIP,
+  MIP_SEIP, MIP_MEIP, MENVCFG_STCE, MENVCFG_FIOM, MISA_VALUE, MSTATUS_WMASK, SSTATUS_WMASK,
+  S_INTERRUPTS, ALL_INTERRUPTS,
+} from "./csrdef";
 
 // --- the table ---
 const KIND_ABSENT: u8 = 0;
@@ -118,16 +30,6 @@ const KIND_PLAIN: u8 = 1;
 const KIND_SPECIAL: u8 = 2;
 // The kind array lives just past the write masks.
 const CSR_KIND: usize = CSR_WMASK + 4096 * 8;
-
-@inline export function csrGet(num: u32): u64 {
-  return load<u64>(CSRS + (<usize>num << 3));
-}
-@inline export function csrSet(num: u32, v: u64): void {
-  store<u64>(CSRS + (<usize>num << 3), v);
-}
-@inline export function priv(): u64 {
-  return load<u64>(H_PRIV);
-}
 
 function define(num: u32, kind: u8, wmask: u64): void {
   store<u8>(CSR_KIND + num, kind);

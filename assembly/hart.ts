@@ -21,21 +21,20 @@ import {
   XREG, H_PC, H_LASTINSN, H_PRIV, H_RESV, H_INSTRET, H_WFI, H_MTIME, H_MTIMECMP, H_ICOUNT_ACC, CEXP, TLB_LOAD,
   TLB_STORE, FREG,
 } from "./layout";
+import { csrCheck, csrRead, csrWrite, setInstretPending, g_icountShift, markFsDirty } from "./csr";
 import {
-  csrCheck, csrRead, csrWrite, csrGet, setInstretPending, g_icountShift, markFsDirty,
-  CSR_MSTATUS, CSR_MENVCFG, CSR_STIMECMP, MSTATUS_TSR, MSTATUS_TW, MSTATUS_TVM, MSTATUS_FS,
+  csrGet, CSR_MSTATUS, CSR_MENVCFG, CSR_STIMECMP, MSTATUS_TSR, MSTATUS_TW, MSTATUS_TVM, MSTATUS_FS,
   MENVCFG_STCE,
-} from "./csr";
+} from "./csrdef";
 import {
   g_status, g_cause, g_tval, g_exitReason, ST_OK, ST_TRAP, ST_EXIT, ST_EVENT, EXIT_SLICE,
-  EXIT_WFI, raiseTrap, setExitReason, takeTrap, clearStatus, pendingInterrupt, wfiWakeup, trapReturnM,
-  trapReturnS, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT, CAUSE_USER_ECALL,
-  CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
-} from "./trap";
-import {
-  tlbEntry, loadSlow, storeSlow, fetchParcel, amoAddress, tlbFlushAll, g_fetchVpn, g_fetchHost,
-  g_loadCtx, g_storeCtx, ACCESS_LOAD, ACCESS_STORE,
-} from "./mmu";
+  EXIT_WFI, raiseTrap, setExitReason, clearStatus, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
+  CAUSE_USER_ECALL, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
+} from "./status";
+import { takeTrap, pendingInterrupt, wfiWakeup, trapReturnM, trapReturnS } from "./trap";
+import { tlbEntry, tlbFlushAll, g_loadCtx, g_storeCtx } from "./tlb";
+import { ACCESS_LOAD, ACCESS_STORE } from "./bus";
+import { loadSlow, storeSlow, fetchParcel, amoAddress, g_fetchVpn, g_fetchHost } from "./mmu";
 import { execFp } from "./fpu";
 
 @inline function xr(i: u32): u64 {

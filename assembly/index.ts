@@ -10,11 +10,10 @@ import {
 } from "./layout";
 import { csrInit, csrReset, csrRead, csrWrite, setIcountShift } from "./csr";
 import { rvcInit } from "./rvc";
-import {
-  tlbFlushAll, tlbFlushStores, updateTranslationContext, g_ramSize, g_ramPages, setRam,
-  setTohost, setMmioFault, translateProbe,
-} from "./mmu";
-import { g_exitPage, g_status, exitAfterInstruction, clearStatus, EXIT_STOP, EXIT_SLICE, ST_OK, ST_EXIT } from "./trap";
+import { tlbFlushAll, tlbFlushStores, updateTranslationContext } from "./tlb";
+import { g_ramPages, setRam, setTohost, setMmioFault } from "./bus";
+import { translateProbe } from "./mmu";
+import { g_exitPage, g_status, exitAfterInstruction, clearStatus, EXIT_STOP, EXIT_SLICE, ST_OK, ST_EXIT } from "./status";
 import { run as hartRun, nextTimerDeadline } from "./hart";
 
 // Prepares a machine with `ramPages` 4 KiB pages of RAM. Returns false when the memory
@@ -84,6 +83,9 @@ export function setExternalInterrupts(lines: u32): void {
   store<u64>(H_EXTIRQ, v);
   exitAfterInstruction(EXIT_SLICE);
 }
+
+// --- the board: where the core's own devices sit (src/board/memmap.ts) ---
+export { mapDevice } from "./bus";
 
 // --- requests from host devices during an MMIO call ---
 export function mmioFault(): void { setMmioFault(); }

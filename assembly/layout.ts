@@ -58,13 +58,13 @@ export const PG_DISK: u8 = 4; // still equals a disk block (host keeps which one
 export const PG_WATCH: u8 = 8; // writes always take the slow path (HTIF tohost)
 export const PG_ACCESSED: u8 = 16; // touched since the host last cleared it
 
+// The reset ROM: guest-physical 0x0..0x10000 is held at ROM + address (the host places the
+// mrom region inside it: bus.ts mapDevice).
 export const ROM: usize = 0x200000;
 // A buffer the host may use for bulk results and data it passes in (snapshot classification,
 // pages read from a checkpoint). 1 MiB: 128 Ki u64 results.
 export const SCRATCH: usize = 0x300000;
 export const SCRATCH_SIZE: u32 = 0x100000;
-export const ROM_GPA: u64 = 0x0;
-export const ROM_SIZE: u64 = 0x10000;
 
 export const RAM: usize = 0x1000000;
 export const RAM_GPA: u64 = 0x80000000;

@@ -1,112 +1,26 @@
-// Address translation and physical memory (privileged spec 4.3-4.4, Sv39 and Sv48).
+// Address translation and the hart's memory accesses (privileged spec 4.3-4.4, Sv39 and Sv48).
 //
-// Three software TLBs (fetch, load, store), direct-mapped, TLB_SIZE entries each. An entry
-// maps one virtual page to the host (wasm) address of a RAM or ROM page:
-//   [tag: u64][host page address: u32][unused: u32]
-// The tag is the virtual page number with the translation context in bits 52..55
-// (effective privilege, and for data accesses SUM and MXR), so a change of privilege or of
-// SUM/MXR needs no flush: it simply selects other tags. A TLB hit is one compare.
-//
-// Entries are only ever created for pages that may be accessed without the host knowing:
-//  - no entry for a not-yet-restored page (the touch must exit to the host first),
-//  - a store entry only for a page already marked dirty, not disk-backed, not watched,
-//    so the first write to a page (dirty tracking, page-cache tracking) takes the slow path,
-//  - never an entry for devices (MMIO always takes the slow path).
-// Whoever changes a page's state in a way that withdraws permission flushes the TLBs.
+// The interpreter's hit path looks up the TLBs itself (tlb.ts); on a miss it calls the slow
+// paths here, which walk the page table, fill the TLB when the page may be accessed without the
+// host knowing, and otherwise go to physical memory through bus.ts.
 
+import { PAGES, RAM, RAM_GPA, TLB_FETCH, TLB_LOAD, TLB_STORE, H_PRIV, PG_DIRTY, PG_DISK, PG_WATCH, PG_ACCESSED } from "./layout";
+import { csrGet, CSR_SATP, CSR_MSTATUS, MSTATUS_MPRV, MSTATUS_MPP_SHIFT, MSTATUS_SUM, MSTATUS_MXR } from "./csrdef";
 import {
-  TLB_FETCH, TLB_LOAD, TLB_STORE, TLB_SIZE, PAGES, RAM, RAM_GPA, ROM, ROM_SIZE, H_PRIV,
-  PG_NOT_RESTORED, PG_DIRTY, PG_DISK, PG_WATCH, PG_ACCESSED, H_MTIME, H_MTIMECMP, H_MSIP,
-} from "./layout";
+  raiseTrap, exitAfterInstruction, g_status, ST_OK, EXIT_HTIF,
+  CAUSE_FETCH_PAGE_FAULT, CAUSE_LOAD_PAGE_FAULT, CAUSE_STORE_PAGE_FAULT,
+} from "./status";
+import { g_fetchCtx, g_loadCtx, g_storeCtx, tlbEntry } from "./tlb";
 import {
-  csrGet, CSR_SATP, CSR_MSTATUS, MSTATUS_MPRV, MSTATUS_MPP_SHIFT, MSTATUS_SUM, MSTATUS_MXR,
-} from "./csr";
-import {
-  raiseTrap, exitBeforeEffect, exitAfterInstruction, g_status, ST_OK, EXIT_PAGE, EXIT_HTIF,
-  CAUSE_FETCH_ACCESS, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_FETCH_PAGE_FAULT,
-  CAUSE_LOAD_PAGE_FAULT, CAUSE_STORE_PAGE_FAULT,
-} from "./trap";
-
-// Devices the host emulates (src/machine.ts): called synchronously during the access.
-@external("host", "mmioRead")
-declare function hostMmioRead(addr: u32, size: i32): u32;
-@external("host", "mmioWrite")
-declare function hostMmioWrite(addr: u32, size: i32, value: u32): void;
-
-export const ACCESS_FETCH: i32 = 0;
-export const ACCESS_LOAD: i32 = 1;
-export const ACCESS_STORE: i32 = 2;
-
-export let g_ramSize: u64 = 0;
-export let g_ramPages: u32 = 0;
-// Physical address of the HTIF tohost word (0 = none): stores to it exit to the host.
-export let g_tohost: u64 = 0;
-// Set by the host during an MMIO call when no device answers the address.
-export let g_mmioFault: bool = false;
-
-// Translation context tags (bits 52..55 of a TLB tag).
-export let g_fetchCtx: u64 = 0;
-export let g_loadCtx: u64 = 0;
-export let g_storeCtx: u64 = 0;
-
-const CLINT_BASE: u64 = 0x2000000;
-const CLINT_SIZE: u64 = 0x10000;
-
-export function tlbFlushAll(): void {
-  memory.fill(TLB_FETCH, 0xff, <usize>TLB_SIZE * 16 * 3);
-}
-
-export function tlbFlushStores(): void {
-  memory.fill(TLB_STORE, 0xff, <usize>TLB_SIZE * 16);
-}
-
-// Recomputes the context tags after a change of privilege or of mstatus.
-export function updateTranslationContext(): void {
-  const p = load<u64>(H_PRIV);
-  const status = csrGet(CSR_MSTATUS);
-  let dataPriv = p;
-  if (p == 3 && (status & MSTATUS_MPRV) != 0) dataPriv = (status >> MSTATUS_MPP_SHIFT) & 3;
-  const sum: u64 = (status & MSTATUS_SUM) ? 1 : 0;
-  const mxr: u64 = (status & MSTATUS_MXR) ? 1 : 0;
-  g_fetchCtx = p << 52;
-  g_storeCtx = (dataPriv << 52) | (sum << 54);
-  g_loadCtx = g_storeCtx | (mxr << 55);
-}
-
-@inline export function tlbEntry(tlb: usize, vpn: u64): usize {
-  return tlb + ((<usize>(<u32>vpn & (TLB_SIZE - 1))) << 4);
-}
+  ACCESS_FETCH, ACCESS_LOAD, ACCESS_STORE, accessFault, inRam, romPage, ramPageReady, notePageWrite,
+  hitsTohost, ioRead, ioWrite,
+} from "./bus";
 
 // --- translation ---
 
 function pageFault(access: i32, va: u64): void {
   raiseTrap(access == ACCESS_FETCH ? CAUSE_FETCH_PAGE_FAULT
     : access == ACCESS_LOAD ? CAUSE_LOAD_PAGE_FAULT : CAUSE_STORE_PAGE_FAULT, va);
-}
-
-export function accessFault(access: i32, va: u64): void {
-  raiseTrap(access == ACCESS_FETCH ? CAUSE_FETCH_ACCESS
-    : access == ACCESS_LOAD ? CAUSE_LOAD_ACCESS : CAUSE_STORE_ACCESS, va);
-}
-
-@inline function inRam(pa: u64): bool {
-  return pa - RAM_GPA < g_ramSize;
-}
-
-// Checks that the RAM page holding `pa` is restored; otherwise exits to the host.
-@inline function ramPageReady(pa: u64): bool {
-  const page = <u32>((pa - RAM_GPA) >> 12);
-  if (load<u8>(PAGES + page) & PG_NOT_RESTORED) {
-    exitBeforeEffect(EXIT_PAGE, page);
-    return false;
-  }
-  return true;
-}
-
-// Marks a RAM page written (by the hart or a page-table A/D update).
-@inline function notePageWrite(pa: u64): void {
-  const at = PAGES + <usize>((pa - RAM_GPA) >> 12);
-  store<u8>(at, (load<u8>(at) | PG_DIRTY | PG_ACCESSED) & ~PG_DISK);
 }
 
 // While probing (the monitor's `x` command), a walk has no side effects: no A/D update, and a
@@ -218,10 +132,9 @@ function tlbFill(va: u64, access: i32): isize {
       store<u8>(at, state | PG_ACCESSED);
     }
     host = RAM + <usize>((pa - RAM_GPA) & ~(<u64>0xfff));
-  } else if (pa < ROM_SIZE && access != ACCESS_STORE) {
-    host = ROM + <usize>(pa & ~(<u64>0xfff));
   } else {
-    return 0;
+    host = access != ACCESS_STORE ? romPage(pa) : 0;
+    if (host == 0) return 0;
   }
   const vpn = va >> 12;
   const tlb = access == ACCESS_FETCH ? TLB_FETCH : access == ACCESS_LOAD ? TLB_LOAD : TLB_STORE;
@@ -230,66 +143,6 @@ function tlbFill(va: u64, access: i32): isize {
   store<u64>(e, vpn | ctx);
   store<u32>(e, <u32>host, 8);
   return <isize>host;
-}
-
-// --- physical access outside the TLB (devices, ROM writes, watched pages) ---
-
-function clintRead(off: u64, size: i32): u64 {
-  let v: u64 = 0;
-  let base: u64 = 0;
-  if (off < 0x4000) { v = load<u64>(H_MSIP) & 1; base = 0; }
-  else if (off >= 0x4000 && off < 0x4008) { v = load<u64>(H_MTIMECMP); base = 0x4000; }
-  else if (off >= 0xbff8) { v = load<u64>(H_MTIME); base = 0xbff8; }
-  else return 0;
-  v >>= (off - base) << 3;
-  return size == 8 ? v : v & ((<u64>1 << <u64>(size * 8)) - 1);
-}
-
-function clintWrite(off: u64, size: i32, value: u64): void {
-  let slot: usize = 0;
-  let base: u64 = 0;
-  if (off < 4) { store<u64>(H_MSIP, value & 1); exitAfterInstruction(0); return; }
-  if (off >= 0x4000 && off < 0x4008) { slot = H_MTIMECMP; base = 0x4000; }
-  else if (off >= 0xbff8) { slot = H_MTIME; base = 0xbff8; }
-  else return;
-  const shift = (off - base) << 3;
-  const mask: u64 = size == 8 ? <u64>-1 : ((<u64>1 << <u64>(size * 8)) - 1) << shift;
-  store<u64>(slot, (load<u64>(slot) & ~mask) | ((value << shift) & mask));
-  // The timer comparison changed: re-evaluate interrupts before the next instruction.
-  exitAfterInstruction(0);
-}
-
-function ioRead(pa: u64, size: i32, access: i32, va: u64): u64 {
-  if (pa < ROM_SIZE) {
-    let v: u64 = 0;
-    for (let i = size - 1; i >= 0; i--) v = (v << 8) | load<u8>(ROM + <usize>pa + i);
-    return v;
-  }
-  if (pa - CLINT_BASE < CLINT_SIZE) return clintRead(pa - CLINT_BASE, size);
-  if (access == ACCESS_FETCH || pa >= 0x80000000) { accessFault(access, va); return 0; }
-  g_mmioFault = false;
-  let v: u64;
-  if (size == 8) {
-    v = <u64>hostMmioRead(<u32>pa, 4) | (<u64>hostMmioRead(<u32>pa + 4, 4) << 32);
-  } else {
-    v = hostMmioRead(<u32>pa, size);
-  }
-  if (g_mmioFault) { accessFault(access, va); return 0; }
-  return v;
-}
-
-function ioWrite(pa: u64, size: i32, value: u64, va: u64): void {
-  if (pa < ROM_SIZE) return; // the reset ROM ignores writes, as QEMU's mrom does
-  if (pa - CLINT_BASE < CLINT_SIZE) { clintWrite(pa - CLINT_BASE, size, value); return; }
-  if (pa >= 0x80000000) { accessFault(ACCESS_STORE, va); return; }
-  g_mmioFault = false;
-  if (size == 8) {
-    hostMmioWrite(<u32>pa, 4, <u32>value);
-    hostMmioWrite(<u32>pa + 4, 4, <u32>(value >> 32));
-  } else {
-    hostMmioWrite(<u32>pa, size, <u32>value);
-  }
-  if (g_mmioFault) accessFault(ACCESS_STORE, va);
 }
 
 // --- the slow paths the interpreter calls on a TLB miss ---
@@ -349,7 +202,7 @@ export function storeSlow(va: u64, size: i32, value: u64): void {
       // A watched page: write it, then tell the host if tohost was hit.
       notePageWrite(pa);
       storeRam(RAM + <usize>(pa - RAM_GPA), size, value);
-      if (g_tohost != 0 && pa <= g_tohost && g_tohost < pa + <u64>size) {
+      if (hitsTohost(pa, size)) {
         exitAfterInstruction(EXIT_HTIF);
       }
       return;
@@ -409,7 +262,8 @@ export function amoAddress(va: u64, access: i32): usize {
   if (host == 0) {
     const pa = translate(va, access);
     if (g_status != ST_OK) return 0;
-    if (!inRam(pa)) { accessFault(ACCESS_STORE, va); return 0; }
+    // LR asks for a load, SC and AMOs for a store: the fault follows (a device is no RAM).
+    if (!inRam(pa)) { accessFault(access, va); return 0; }
     // A watched RAM page (tohost): allow the atomic, but note the write.
     notePageWrite(pa);
     return RAM + <usize>(pa - RAM_GPA);
@@ -417,28 +271,3 @@ export function amoAddress(va: u64, access: i32): usize {
   return <usize>host + <usize>(va & 0xfff);
 }
 
-// --- configuration from the host ---
-
-export function setRam(pages: u32): void {
-  g_ramPages = pages;
-  g_ramSize = <u64>pages << 12;
-  memory.fill(PAGES, 0, pages);
-}
-
-// Sets the HTIF tohost address (0 = none); its page is watched so stores reach the host.
-export function setTohost(pa: u64): void {
-  if (g_tohost != 0 && inRam(g_tohost)) {
-    const at = PAGES + <usize>((g_tohost - RAM_GPA) >> 12);
-    store<u8>(at, load<u8>(at) & ~PG_WATCH);
-  }
-  g_tohost = pa;
-  if (pa != 0 && inRam(pa)) {
-    const at = PAGES + <usize>((pa - RAM_GPA) >> 12);
-    store<u8>(at, load<u8>(at) | PG_WATCH);
-  }
-  tlbFlushStores();
-}
-
-export function setMmioFault(): void {
-  g_mmioFault = true;
-}

@@ -1,79 +1,20 @@
 // Exceptions and interrupts (privileged spec 3.1.6-3.1.9, 3.3, 4.1.1).
 //
-// A unit that detects an exception calls `raiseTrap(cause, tval)`: that only records it and
-// sets `g_status`, and the interpreter abandons the instruction before it has any effect.
-// The interpreter then calls `takeTrap(pc)`, which does the architectural trap entry:
+// Units report exceptions through status.ts (`raiseTrap`): nothing happens until the
+// interpreter calls `takeTrap(pc)`, which does the architectural trap entry:
 // delegation through medeleg/mideleg, xepc/xcause/xtval, the xPIE/xIE/xPP stack, and the
 // jump to xtvec (vectored for interrupts when xtvec.MODE = 1).
 
 import { H_PRIV, H_RESV } from "./layout";
 import {
-  csrGet, csrSet, mipValue, CSR_MSTATUS, CSR_MEDELEG, CSR_MIDELEG, CSR_MIE, CSR_MTVEC, CSR_STVEC,
+  csrGet, csrSet, CSR_MSTATUS, CSR_MEDELEG, CSR_MIDELEG, CSR_MIE, CSR_MTVEC, CSR_STVEC,
   CSR_MEPC, CSR_MCAUSE, CSR_MTVAL, CSR_SEPC, CSR_SCAUSE, CSR_STVAL, MSTATUS_MIE, MSTATUS_MPIE,
   MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_SIE, MSTATUS_SPIE, MSTATUS_SPP,
   IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_SSI, IRQ_STI,
-} from "./csr";
-import { updateTranslationContext } from "./mmu";
-
-export const CAUSE_MISALIGNED_FETCH: u64 = 0;
-export const CAUSE_FETCH_ACCESS: u64 = 1;
-export const CAUSE_ILLEGAL_INSTRUCTION: u64 = 2;
-export const CAUSE_BREAKPOINT: u64 = 3;
-export const CAUSE_MISALIGNED_LOAD: u64 = 4;
-export const CAUSE_LOAD_ACCESS: u64 = 5;
-export const CAUSE_MISALIGNED_STORE: u64 = 6;
-export const CAUSE_STORE_ACCESS: u64 = 7;
-export const CAUSE_USER_ECALL: u64 = 8;
-export const CAUSE_SUPERVISOR_ECALL: u64 = 9;
-export const CAUSE_MACHINE_ECALL: u64 = 11;
-export const CAUSE_FETCH_PAGE_FAULT: u64 = 12;
-export const CAUSE_LOAD_PAGE_FAULT: u64 = 13;
-export const CAUSE_STORE_PAGE_FAULT: u64 = 15;
-export const INTERRUPT_BIT: u64 = 1 << 63;
-
-// g_status tells the interpreter what happened inside a unit it called.
-export const ST_OK: i32 = 0;
-export const ST_TRAP: i32 = 1; // an exception was raised; the instruction has no effect
-export const ST_EXIT: i32 = 2; // leave to the host before the instruction has any effect
-export const ST_EVENT: i32 = 3; // the instruction completed; end the chunk (exit if g_exitReason set)
-
-export let g_status: i32 = ST_OK;
-export let g_cause: u64 = 0;
-export let g_tval: u64 = 0;
-
-// Exit reasons returned by run() to the host (docs/ARCHITECTURE.md, "Exit reasons").
-export const EXIT_SLICE: i32 = 0; // the instruction budget is spent
-export const EXIT_PAGE: i32 = 1; // a not-yet-restored page was touched (g_exitPage)
-export const EXIT_WFI: i32 = 2; // WFI with nothing pending: the host may sleep
-export const EXIT_HTIF: i32 = 3; // the guest wrote tohost
-export const EXIT_STOP: i32 = 4; // the host asked to stop (device request, monitor, poweroff)
-export let g_exitReason: i32 = EXIT_SLICE;
-export let g_exitPage: u32 = 0;
-
-export function setExitReason(reason: i32): void {
-  g_exitReason = reason;
-}
-
-export function raiseTrap(cause: u64, tval: u64): void {
-  g_status = ST_TRAP;
-  g_cause = cause;
-  g_tval = tval;
-}
-
-export function exitBeforeEffect(reason: i32, page: u32): void {
-  g_status = ST_EXIT;
-  g_exitReason = reason;
-  g_exitPage = page;
-}
-
-export function exitAfterInstruction(reason: i32): void {
-  if (g_status == ST_OK) g_status = ST_EVENT;
-  if (g_exitReason == EXIT_SLICE) g_exitReason = reason;
-}
-
-export function clearStatus(): void {
-  g_status = ST_OK;
-}
+} from "./csrdef";
+import { mipValue } from "./csr";
+import { INTERRUPT_BIT } from "./status";
+import { updateTranslationContext } from "./tlb";
 
 // Performs trap entry for `cause` (with INTERRUPT_BIT for interrupts) taken at `pc`.
 // Returns the new pc.

@@ -63,6 +63,7 @@ interface CoreExports {
   mmioFault(): void;
   requestStop(): void;
   setHtif(tohost: bigint): void;
+  mapDevice(device: number, base: bigint, size: bigint): void;
   exitPage(): number;
   debugTranslate(va: bigint, access: number): bigint;
   pagesChanged(): void;
@@ -94,11 +95,27 @@ function coreModule(): WebAssembly.Module {
   return compiled;
 }
 
+/** A range of guest-physical addresses: where a device or memory sits (src/board/memmap.ts). */
+export interface Region {
+  readonly name: string;
+  readonly base: number;
+  readonly size: number;
+}
+
 /** A device reachable over MMIO: a range of guest-physical addresses and its handler. */
-export interface BusMapping {
-  base: number;
-  size: number;
+export interface BusMapping extends Region {
   handler: MmioHandler;
+}
+
+/** A region as `info mtree` shows it: memory (RAM, ROM) or I/O. */
+export interface MappedRegion extends Region {
+  readonly kind: "ram" | "rom" | "i/o";
+}
+
+/** The devices the core itself emulates (assembly/bus.ts: DEV_*). */
+export const enum CoreDevice {
+  Rom = 0,
+  Clint = 1,
 }
 
 export class Core {
@@ -111,6 +128,8 @@ export class Core {
   /** The reset ROM, guest-physical 0x0..0x10000. */
   readonly rom: Uint8Array;
   private readonly bus: BusMapping[] = [];
+  /** Regions served inside the core (RAM, reset ROM, CLINT), for `info mtree`. */
+  private readonly coreRegions: MappedRegion[] = [];
 
   constructor(ramBytes: number) {
     if (ramBytes % PAGE_SIZE !== 0 || ramBytes <= 0) throw new RvmError(`memory size must be a positive multiple of 4 KiB`);
@@ -131,14 +150,32 @@ export class Core {
     this.rom = new Uint8Array(buf, this.exports.romAddress(), 0x10000);
   }
 
-  /** Attaches a device at [base, base + size). */
-  map(base: number, size: number, handler: MmioHandler): void {
-    this.bus.push({ base, size, handler });
+  /** Attaches a host device at its region. */
+  map(region: Region, handler: MmioHandler): void {
+    this.bus.push({ name: region.name, base: region.base, size: region.size, handler });
     this.bus.sort((a, b) => a.base - b.base);
   }
 
+  /** Places one of the core's own devices (reset ROM, CLINT) at its region. */
+  mapCore(device: CoreDevice, region: Region): void {
+    this.exports.mapDevice(device, BigInt(region.base), BigInt(region.size));
+    this.coreRegions.push({ name: region.name, base: region.base, size: region.size, kind: device === CoreDevice.Rom ? "rom" : "i/o" });
+  }
+
+  /** Host devices on the bus, by address. */
   mappings(): readonly BusMapping[] {
     return this.bus;
+  }
+
+  /** Names the guest RAM region (it always sits at RAM_BASE) for `info mtree`. */
+  nameRam(name: string): void {
+    this.coreRegions.push({ name, base: RAM_BASE, size: this.ramBytes, kind: "ram" });
+  }
+
+  /** Every region, core and host, by address (what `info mtree` lists). */
+  regions(): MappedRegion[] {
+    const host = this.bus.map((m): MappedRegion => ({ name: m.name, base: m.base, size: m.size, kind: "i/o" }));
+    return [...this.coreRegions, ...host].sort((a, b) => a.base - b.base);
   }
 
   private find(addr: number): BusMapping | undefined {

@@ -497,14 +497,8 @@ export class Machine {
 
   mtree(): string {
     const hex = (v: number) => v.toString(16).padStart(16, "0");
-    const rows: [number, number, string][] = [
-      [0x1000, 0xf000, "riscv_virt_board.mrom (reset ROM)"],
-      [0x200_0000, 0x1_0000, "riscv.aclint (CLINT: msip, mtimecmp, mtime; in the core)"],
-      [RAM_BASE, this.core.ramBytes, "riscv_virt_board.ram"],
-    ];
-    for (const m of this.core.mappings()) rows.push([m.base, m.size, m.handler.constructor.name]);
-    rows.sort((a, b) => a[0] - b[0]);
-    return "address-space: memory\n" + rows.map(([b, s, n]) => `  ${hex(b)}-${hex(b + s - 1)}: ${n}`).join("\n") + "\n";
+    const rows = this.core.regions().map((r) => `  ${hex(r.base)}-${hex(r.base + r.size - 1)} (prio 0, ${r.kind}): ${r.name}`);
+    return "address-space: memory\n" + rows.join("\n") + "\n";
   }
 
   pageSummary(): string {

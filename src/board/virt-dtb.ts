@@ -17,6 +17,7 @@
 // - /soc/rtc@101000 only when `rtc` is set.
 
 import { FdtTree, FdtError, serializeFdt, u64Cells, type FdtNode } from "../fdt.js";
+import { VIRT_MEMMAP, VIRT_UART_CLOCK_HZ, VIRT_VIRTIO_COUNT, virtioSlotBase, virtioSlotIrq } from "./memmap.js";
 
 export interface VirtDtbConfig {
   /** Guest-physical base of DRAM: 0x8000_0000 on virt. */
@@ -39,25 +40,9 @@ export interface VirtDtbConfig {
   rtc?: boolean;
 }
 
-// The virt memory map (QEMU's virt_memmap[]; DESIGN.md section 1) and interrupt numbers.
-const TEST_BASE = 0x10_0000;
-const TEST_SIZE = 0x1000;
-const RTC_BASE = 0x10_1000;
-const RTC_SIZE = 0x1000;
-const RTC_IRQ = 11;
-const CLINT_BASE = 0x200_0000;
-const CLINT_SIZE = 0x1_0000;
-const PLIC_BASE = 0xc00_0000;
-const PLIC_SIZE = 0x60_0000;
-const UART0_BASE = 0x1000_0000;
-const UART0_SIZE = 0x100;
-const UART0_IRQ = 10;
-const UART0_CLOCK_HZ = 3_686_400;
-const VIRTIO_BASE = 0x1000_1000;
-const VIRTIO_SIZE = 0x1000;
-const VIRTIO_IRQ = 1;
+const { test: TEST, rtc: RTC, clint: CLINT, plic: PLIC, uart0: UART0 } = VIRT_MEMMAP;
 /** QEMU's VIRTIO_COUNT: slots at 0x1000_1000 .. 0x1000_8000. */
-export const VIRT_VIRTIO_SLOTS_MAX = 8;
+export const VIRT_VIRTIO_SLOTS_MAX = VIRT_VIRTIO_COUNT;
 /** `riscv,ndev` of the PLIC: the number of interrupt sources (1..96), QEMU 7.2's value. */
 export const VIRT_PLIC_NDEV = 96;
 
@@ -72,7 +57,7 @@ const TEST_POWEROFF = 0x5555;
 const TEST_RESET = 0x7777;
 
 /** The path /chosen/stdout-path names: QEMU's value, the UART. */
-export const VIRT_STDOUT_PATH = `/soc/serial@${UART0_BASE.toString(16)}`;
+export const VIRT_STDOUT_PATH = `/soc/serial@${UART0.base.toString(16)}`;
 
 const MiB = 1024 * 1024;
 /**
@@ -152,15 +137,15 @@ export function buildVirtTree(cfg: VirtDtbConfig): FdtTree {
   const intc = cpu.addNode("interrupt-controller");
   const core0 = cpus.addNode("cpu-map").addNode("cluster0").addNode("core0");
   const soc = root.addNode("soc");
-  const rtc = cfg.rtc ? soc.addNode(`rtc@${hex(RTC_BASE)}`) : undefined;
-  const uart = soc.addNode(`serial@${hex(UART0_BASE)}`);
-  const test = soc.addNode(`test@${hex(TEST_BASE)}`);
+  const rtc = cfg.rtc ? soc.addNode(`rtc@${hex(RTC.base)}`) : undefined;
+  const uart = soc.addNode(`serial@${hex(UART0.base)}`);
+  const test = soc.addNode(`test@${hex(TEST.base)}`);
   const virtio: FdtNode[] = [];
   for (let n = cfg.virtioSlots - 1; n >= 0; n--) {
-    virtio[n] = soc.addNode(`virtio_mmio@${hex(VIRTIO_BASE + n * VIRTIO_SIZE)}`);
+    virtio[n] = soc.addNode(`virtio_mmio@${hex(virtioSlotBase(n))}`);
   }
-  const plic = soc.addNode(`plic@${hex(PLIC_BASE)}`);
-  const clint = soc.addNode(`clint@${hex(CLINT_BASE)}`);
+  const plic = soc.addNode(`plic@${hex(PLIC.base)}`);
+  const clint = soc.addNode(`clint@${hex(CLINT.base)}`);
 
   const cpuPh = tree.phandleOf(cpu);
   const intcPh = tree.phandleOf(intc);
@@ -201,22 +186,22 @@ export function buildVirtTree(cfg: VirtDtbConfig): FdtTree {
 
   if (rtc) {
     rtc.setString("compatible", "google,goldfish-rtc");
-    reg2(rtc, RTC_BASE, RTC_SIZE);
-    rtc.setCells("interrupt-parent", plicPh).setU32("interrupts", RTC_IRQ);
+    reg2(rtc, RTC.base, RTC.size);
+    rtc.setCells("interrupt-parent", plicPh).setU32("interrupts", RTC.irq);
   }
 
   uart.setString("compatible", "ns16550a");
-  reg2(uart, UART0_BASE, UART0_SIZE);
-  uart.setU32("clock-frequency", UART0_CLOCK_HZ);
-  uart.setCells("interrupt-parent", plicPh).setU32("interrupts", UART0_IRQ);
+  reg2(uart, UART0.base, UART0.size);
+  uart.setU32("clock-frequency", VIRT_UART_CLOCK_HZ);
+  uart.setCells("interrupt-parent", plicPh).setU32("interrupts", UART0.irq);
 
   test.setStrings("compatible", "sifive,test1", "sifive,test0", "syscon");
-  reg2(test, TEST_BASE, TEST_SIZE);
+  reg2(test, TEST.base, TEST.size);
 
   virtio.forEach((node, n) => {
     node.setString("compatible", "virtio,mmio");
-    reg2(node, VIRTIO_BASE + n * VIRTIO_SIZE, VIRTIO_SIZE);
-    node.setCells("interrupt-parent", plicPh).setU32("interrupts", VIRTIO_IRQ + n);
+    reg2(node, virtioSlotBase(n), VIRT_MEMMAP.virtio.size);
+    node.setCells("interrupt-parent", plicPh).setU32("interrupts", virtioSlotIrq(n));
   });
 
   // PLIC contexts: 0 = hart 0 M-mode external, 1 = hart 0 S-mode external.
@@ -224,11 +209,11 @@ export function buildVirtTree(cfg: VirtDtbConfig): FdtTree {
   plic.setStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0");
   plic.setEmpty("interrupt-controller");
   plic.setCells("interrupts-extended", intcPh, IRQ_M_EXT, intcPh, IRQ_S_EXT);
-  reg2(plic, PLIC_BASE, PLIC_SIZE);
+  reg2(plic, PLIC.base, PLIC.size);
   plic.setU32("riscv,ndev", VIRT_PLIC_NDEV);
 
   clint.setStrings("compatible", "sifive,clint0", "riscv,clint0");
-  reg2(clint, CLINT_BASE, CLINT_SIZE);
+  reg2(clint, CLINT.base, CLINT.size);
   clint.setCells("interrupts-extended", intcPh, IRQ_M_SOFT, intcPh, IRQ_M_TIMER);
 
   return tree;

@@ -1,20 +1,17 @@
 // The virt board: QEMU's `-M virt` with one hart (DESIGN.md section 1). It wires the devices
 // to the bus and the PLIC, places firmware, kernel, initrd and the device tree in RAM the way
 // QEMU 7.2 does (hw/riscv/boot.c), and writes the reset ROM.
-//
-//   0x0000_1000  reset ROM          0x0c00_0000  PLIC
-//   0x0010_0000  SiFive test        0x1000_0000  UART0 (NS16550A, IRQ 10)
-//   0x0200_0000  CLINT (in core)    0x1000_1000  virtio-mmio slots 0..7 (IRQ 1..8)
-//   0x8000_0000  RAM
+// The addresses are the memory map's (./memmap.ts).
 
 import { packageRoot, path, writeOut } from "../platform.js";
-import { RAM_BASE } from "../core.js";
+import { CoreDevice, RAM_BASE } from "../core.js";
 import { AttachedDrive, Machine } from "../machine.js";
 import type { HtifConsole } from "../devices/htif.js";
-import { Plic, PLIC_BASE, PLIC_SIZE, PlicState } from "../devices/plic.js";
-import { Uart16550, UART0_BASE, UART0_IRQ, UART0_SIZE, UartState } from "../devices/uart16550.js";
-import { Syscon, SYSCON_BASE, SYSCON_SIZE } from "../devices/syscon.js";
-import { VirtioMmio, VirtioMmioEmpty, VIRTIO_MMIO_BASE, VIRTIO_MMIO_IRQ_BASE, VIRTIO_MMIO_SLOTS, VIRTIO_MMIO_STRIDE } from "../devices/virtio-mmio.js";
+import { Plic, PlicState } from "../devices/plic.js";
+import { Uart16550, UartState } from "../devices/uart16550.js";
+import { Syscon } from "../devices/syscon.js";
+import { VirtioMmio, VirtioMmioEmpty } from "../devices/virtio-mmio.js";
+import { VIRT_MEMMAP, VIRT_VIRTIO_COUNT, virtioSlotBase, virtioSlotIrq } from "./memmap.js";
 import { VirtioBlk } from "../devices/virtio-blk.js";
 import { VirtioRng } from "../devices/virtio-rng.js";
 import { BlockBackend, MemoryDisk, RawDisk } from "../devices/disk.js";
@@ -76,12 +73,16 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   const mem = machine.mem;
 
   const plic = new Plic((meip, seip) => core.exports.setExternalInterrupts((meip ? 1 << 11 : 0) | (seip ? 1 << 9 : 0)));
-  core.map(PLIC_BASE, PLIC_SIZE, plic);
-  const uart = new Uart16550((byte) => cfg.console.write(1, Uint8Array.of(byte)), plic.line(UART0_IRQ));
-  core.map(UART0_BASE, UART0_SIZE, uart);
+  const { plic: PLIC, uart0: UART0, test: TEST } = VIRT_MEMMAP;
+  core.nameRam(VIRT_MEMMAP.dram.name);
+  core.mapCore(CoreDevice.Rom, VIRT_MEMMAP.mrom);
+  core.mapCore(CoreDevice.Clint, VIRT_MEMMAP.clint);
+  core.map(PLIC, plic);
+  const uart = new Uart16550((byte) => cfg.console.write(1, Uint8Array.of(byte)), plic.line(UART0.irq));
+  core.map(UART0, uart);
   machine.inputSink = (bytes) => uart.receive(bytes);
   machine.inputBacklog = () => uart.pendingInput();
-  core.map(SYSCON_BASE, SYSCON_SIZE, new Syscon((kind, code) => {
+  core.map(TEST, new Syscon((kind, code) => {
     if (kind === "poweroff") machine.requestStop(code);
     else machine.requestReset();
   }));
@@ -92,13 +93,13 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   const attached = cfg.drives.filter((d) => d.attached);
   const unattached = cfg.drives.find((d) => !d.attached);
   if (unattached) throw new UsageError(`-drive id=${unattached.id ?? "?"} is not attached to any device (add -device virtio-blk-device,drive=${unattached.id ?? "ID"})`);
-  if (attached.length > VIRTIO_MMIO_SLOTS) throw new UsageError(`at most ${VIRTIO_MMIO_SLOTS} virtio disks`);
+  if (attached.length > VIRT_VIRTIO_COUNT) throw new UsageError(`at most ${VIRT_VIRTIO_COUNT} virtio disks`);
   const bySlot = new Map<number, { drive: DriveConfig; index: number }>();
   const rngSlots = new Set(cfg.rng ?? []);
   attached.forEach((drive, index) => {
     const slot = drive.slot ?? freeSlot(new Set([...bySlot.keys(), ...rngSlots]));
     if (rngSlots.has(slot)) throw new UsageError(`${drive.file}: virtio-mmio slot ${slot} is taken by a virtio-rng-device`);
-    if (bySlot.has(slot) || slot < 0 || slot >= VIRTIO_MMIO_SLOTS) throw new UsageError(`${drive.file}: virtio-mmio slot ${slot} is taken or does not exist`);
+    if (bySlot.has(slot) || slot < 0 || slot >= VIRT_VIRTIO_COUNT) throw new UsageError(`${drive.file}: virtio-mmio slot ${slot} is taken or does not exist`);
     bySlot.set(slot, { drive, index });
   });
   const transports: VirtioMmio[] = [];
@@ -109,19 +110,19 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     ...plainConfig, bios: abs(cfg.bios), kernel: abs(cfg.kernel), initrd: abs(cfg.initrd), virtioLegacy: legacy,
     drives: cfg.drives.map((d) => ({ ...d, file: resolvePath(d.file), slot: [...bySlot].find(([, v]) => v.drive === d)?.[0] })),
   };
-  for (let slot = VIRTIO_MMIO_SLOTS - 1; slot >= 0; slot--) {
-    const base = VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_STRIDE;
+  for (let slot = VIRT_VIRTIO_COUNT - 1; slot >= 0; slot--) {
+    const region = { ...VIRT_MEMMAP.virtio, base: virtioSlotBase(slot) };
     const entry = bySlot.get(slot);
     if (rngSlots.has(slot)) {
-      const transport = new VirtioMmio(mem, new VirtioRng(), plic.line(VIRTIO_MMIO_IRQ_BASE + slot),
+      const transport = new VirtioMmio(mem, new VirtioRng(), plic.line(virtioSlotIrq(slot)),
         (msg) => process.stderr.write(`rvm: virtio-rng: ${msg}\n`), { legacy });
       transports.push(transport);
-      core.map(base, VIRTIO_MMIO_STRIDE, transport);
-      machine.stateful.push({ name: `virtio@${base.toString(16)}`, state: () => transport.state(), restore: (st) => transport.restore(st as ReturnType<VirtioMmio["state"]>) });
+      core.map(region, transport);
+      machine.stateful.push({ name: `virtio@${region.base.toString(16)}`, state: () => transport.state(), restore: (st) => transport.restore(st as ReturnType<VirtioMmio["state"]>) });
       continue;
     }
     if (!entry) {
-      core.map(base, VIRTIO_MMIO_STRIDE, new VirtioMmioEmpty(legacy));
+      core.map(region, new VirtioMmioEmpty(legacy));
       continue;
     }
     const { drive, index: i } = entry;
@@ -131,13 +132,12 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     if (disk instanceof RawDisk) machine.onExit.push(() => disk.close());
     const blk = new VirtioBlk(mem, disk, { diskIndex: i });
     blk.onBeforeDiskWrite = (offset, length) => attachedDrive.beforeWrite?.(offset, length);
-    const transport = new VirtioMmio(mem, blk, plic.line(VIRTIO_MMIO_IRQ_BASE + slot),
-      (msg) => writeOut(2, `rvm: virtio-blk ${drive.file}: ${msg}
-`), { legacy });
+    const transport = new VirtioMmio(mem, blk, plic.line(virtioSlotIrq(slot)),
+      (msg) => writeOut(2, `rvm: virtio-blk ${drive.file}: ${msg}\n`), { legacy });
     transports.push(transport);
-    core.map(base, VIRTIO_MMIO_STRIDE, transport);
+    core.map(region, transport);
     machine.stateful.push({
-      name: `virtio@${base.toString(16)}`,
+      name: `virtio@${region.base.toString(16)}`,
       state: () => transport.state(),
       restore: (st) => transport.restore(st as ReturnType<VirtioMmio["state"]>),
     });
@@ -240,7 +240,7 @@ function loadImages(machine: Machine, cfg: VirtConfig): void {
     timebaseHz: 10_000_000,
     bootargs: cfg.append,
     initrd,
-    virtioSlots: VIRTIO_MMIO_SLOTS,
+    virtioSlots: VIRT_VIRTIO_COUNT,
   });
   // rvm's own default boot path (U-Boot picked for a bare disk image): no 2-second autoboot
   // countdown. U-Boot reads /config/bootdelay from the tree; Linux ignores the node.
@@ -256,6 +256,6 @@ function loadImages(machine: Machine, cfg: VirtConfig): void {
 export function virtDtbFor(ramBytes: number, append?: string): Uint8Array {
   return buildVirtDtb({
     ramBase: RAM_BASE, ramBytes, isa: VIRT_ISA, mmuType: VIRT_MMU, timebaseHz: 10_000_000,
-    bootargs: append, virtioSlots: VIRTIO_MMIO_SLOTS,
+    bootargs: append, virtioSlots: VIRT_VIRTIO_COUNT,
   });
 }

@@ -20,8 +20,6 @@
 
 import type { MmioHandler } from "../core.js";
 
-export const PLIC_BASE = 0x0c00_0000;
-export const PLIC_SIZE = 0x60_0000;
 /** QEMU's VIRT_IRQCHIP_NUM_SOURCES: IDs 0..95, 0 reserved. */
 export const PLIC_NUM_SOURCES = 96;
 /** QEMU virt: 3 priority bits (VIRT_IRQCHIP_NUM_PRIO_BITS), priorities 0..7. */

@@ -9,9 +9,6 @@
 
 import type { MmioHandler } from "../core.js";
 
-export const SYSCON_BASE = 0x0010_0000;
-export const SYSCON_SIZE = 0x1000;
-
 export const FINISHER_FAIL = 0x3333;
 export const FINISHER_PASS = 0x5555;
 export const FINISHER_RESET = 0x7777;

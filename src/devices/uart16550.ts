@@ -31,9 +31,6 @@
 
 import type { MmioHandler } from "../core.js";
 
-export const UART0_BASE = 0x1000_0000;
-export const UART0_SIZE = 0x100;
-export const UART0_IRQ = 10;
 
 // Register offsets (reg-shift 0).
 export const RBR = 0; // receiver buffer (read, DLAB=0)

@@ -22,11 +22,6 @@
 import type { MmioHandler } from "../core.js";
 import type { GuestMemory } from "../memory.js";
 
-export const VIRTIO_MMIO_BASE = 0x1000_1000;
-export const VIRTIO_MMIO_STRIDE = 0x1000;
-export const VIRTIO_MMIO_SLOTS = 8;
-/** The PLIC source of slot n is 1 + n. */
-export const VIRTIO_MMIO_IRQ_BASE = 1;
 
 // Register offsets (4.2.2).
 export const VIRTIO_MMIO_MAGIC_VALUE = 0x000;
