@@ -40,7 +40,7 @@ describe("monitor", () => {
       expect(await m.cmd("xp /2wx 0x80000000")).toContain("0000000080000000: 0x02a00513 0x0000006f");
       expect(await m.cmd("x /1gx 0x80000000")).toContain("0x0000006f02a00513");
       expect(await m.cmd("info pages")).toMatch(/dirty\s+\d+/);
-      expect(await m.cmd("info mtree")).toMatch(/0000000080000000-0000000087ffffff: riscv_virt_board.ram/);
+      expect(await m.cmd("info mtree")).toMatch(/0000000080000000-0000000087ffffff \(prio 0, ram\): riscv_virt_board.ram/);
       expect(await m.cmd("frobnicate")).toContain("unknown command: 'frobnicate'");
       expect(await m.cmd("help")).toContain("info [subcommand]");
       await m.cmd("cont");
