@@ -9,7 +9,6 @@ import { PAGES, RAM, RAM_GPA, ROM, PG_NOT_RESTORED, PG_DIRTY, PG_DISK, PG_WATCH,
 import {
   raiseTrap, exitBeforeEffect, EXIT_PAGE, CAUSE_FETCH_ACCESS, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS,
 } from "./status";
-import { tlbFlushStores } from "./tlb";
 import { clintRead, clintWrite } from "./clint";
 
 // Devices the host emulates (src/core.ts): called synchronously during the access.
@@ -134,7 +133,7 @@ export function setTohost(pa: u64): void {
     const at = PAGES + <usize>((pa - RAM_GPA) >> 12);
     store<u8>(at, load<u8>(at) | PG_WATCH);
   }
-  tlbFlushStores();
+  // The caller flushes every hart's store TLB (index.ts).
 }
 
 export function setMmioFault(): void {

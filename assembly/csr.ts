@@ -7,8 +7,9 @@
 // read-only checks follow from the number itself (csr[9:8] = lowest privilege,
 // csr[11:10] == 3 = read-only), so the table only says what exists.
 
-import { CSRS, CSR_WMASK, H_MTIME, H_MTIMECMP, H_INSTRET, H_FFLAGS, H_FRM, H_EXTIRQ, H_MSIP } from "./layout";
-import { raiseTrap, CAUSE_ILLEGAL_INSTRUCTION } from "./status";
+import { CSRS, CSR_WMASK, HART, M_EXTIRQ, H_INSTRET, H_FFLAGS, H_FRM } from "./layout";
+import { raiseTrap, g_hart, CAUSE_ILLEGAL_INSTRUCTION } from "./status";
+import { mtimeNow, mtimecmpOf, msipOf } from "./clint";
 import { tlbFlushAll, updateTranslationContext } from "./tlb";
 import {
   csrGet, csrSet, priv, CSR_FFLAGS, CSR_FRM, CSR_FCSR, CSR_CYCLE, CSR_TIME, CSR_INSTRET, CSR_SSTATUS,
@@ -118,26 +119,38 @@ export function setIcountShift(shift: i32): void {
   return load<u64>(H_INSTRET) + g_instretPending;
 }
 
-// mtime as the hart sees it. In deterministic time it advances at chunk boundaries (the
-// interpreter ends a chunk exactly at each timer deadline), so the time CSR and the CLINT's
-// mtime register always agree.
-@inline export function mtimeNow(): u64 {
-  return load<u64>(H_MTIME);
+// The effective mip of hart `h`, whose state block starts at `state` (HART while it runs, its
+// slot otherwise): software-writable bits plus the lines wired to the hart. mtime is the
+// CLINT's; in deterministic time it advances at chunk boundaries (the interpreter ends a chunk
+// exactly at each tick), so the time CSR and the CLINT's mtime register always agree.
+export function mipAt(state: usize, h: u32): u64 {
+  const csrs = state + (CSRS - HART);
+  let mip = load<u64>(csrs + (<usize>CSR_MIP << 3)) & (MIP_SSIP | MIP_SEIP | MIP_STIP);
+  const now = mtimeNow();
+  if (load<u64>(csrs + (<usize>CSR_MENVCFG << 3)) & MENVCFG_STCE) {
+    mip &= ~MIP_STIP;
+    if (now >= load<u64>(csrs + (<usize>CSR_STIMECMP << 3))) mip |= MIP_STIP;
+  }
+  if (now >= mtimecmpOf(h)) mip |= MIP_MTIP;
+  if (msipOf(h) & 1) mip |= MIP_MSIP;
+  mip |= load<u64>(M_EXTIRQ + (<usize>h << 3)) & (MIP_SEIP | MIP_MEIP);
+  return mip;
 }
 
-// The effective mip: software-writable bits plus the lines wired to the hart.
+// The running hart's mip.
 export function mipValue(): u64 {
-  let mip = csrGet(CSR_MIP) & (MIP_SSIP | MIP_SEIP | MIP_STIP);
-  const now = mtimeNow();
-  const menvcfg = csrGet(CSR_MENVCFG);
-  if (menvcfg & MENVCFG_STCE) {
-    mip &= ~MIP_STIP;
-    if (now >= csrGet(CSR_STIMECMP)) mip |= MIP_STIP;
+  return mipAt(HART, g_hart);
+}
+
+// The next time (mtime) at which a timer of hart `h` fires: mtimecmp, or stimecmp under Sstc.
+export function timerDeadlineAt(state: usize, h: u32): u64 {
+  const csrs = state + (CSRS - HART);
+  let d = mtimecmpOf(h);
+  if (load<u64>(csrs + (<usize>CSR_MENVCFG << 3)) & MENVCFG_STCE) {
+    const s = load<u64>(csrs + (<usize>CSR_STIMECMP << 3));
+    if (s < d) d = s;
   }
-  if (now >= load<u64>(H_MTIMECMP)) mip |= MIP_MTIP;
-  if (load<u64>(H_MSIP) & 1) mip |= MIP_MSIP;
-  mip |= load<u64>(H_EXTIRQ) & (MIP_SEIP | MIP_MEIP);
-  return mip;
+  return d;
 }
 
 export function mstatusValue(): u64 {
@@ -248,9 +261,9 @@ export function csrWrite(num: u32, v: u64): bool {
     case CSR_MENVCFG: csrSet(CSR_MENVCFG, v & mask); return true;
     case CSR_STIMECMP: csrSet(CSR_STIMECMP, v); return true;
     case CSR_SATP: {
-      // Bare, Sv39 and Sv48; any other mode leaves satp unchanged (priv spec 4.1.11).
+      // Bare, Sv39, Sv48 and Sv57; any other mode leaves satp unchanged (priv spec 4.1.11).
       const mode = v >> 60;
-      if (mode != 0 && mode != 8 && mode != 9) return false;
+      if (mode != 0 && mode != 8 && mode != 9 && mode != 10) return false;
       // ASID is 16 bits wide; PPN covers the physical address space (44 bits).
       csrSet(CSR_SATP, v & 0xf000ffffffffffff);
       tlbFlushAll();

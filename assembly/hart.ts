@@ -18,7 +18,7 @@
 // The basic block is the natural unit for a later WebAssembly JIT (docs/ARCHITECTURE.md).
 
 import {
-  XREG, H_PC, H_LASTINSN, H_PRIV, H_RESV, H_INSTRET, H_WFI, H_MTIME, H_MTIMECMP, H_ICOUNT_ACC, CEXP, TLB_LOAD,
+  XREG, H_PC, H_LASTINSN, H_PRIV, H_RESV, H_INSTRET, H_WFI, M_MTIME, M_ICOUNT_ACC, CEXP, TLB_LOAD,
   TLB_STORE, FREG,
 } from "./layout";
 import { csrCheck, csrRead, csrWrite, setInstretPending, g_icountShift, markFsDirty } from "./csr";
@@ -104,21 +104,16 @@ function amoCompute(f5: u32, a: u64, b: u64, w: bool): u64 {
   return (csrGet(CSR_MSTATUS) & MSTATUS_FS) == 0;
 }
 
-// The next timer deadline in mtime ticks (for icount mode and for the host's WFI sleep).
-export function nextTimerDeadline(): u64 {
-  let d = load<u64>(H_MTIMECMP);
-  if (csrGet(CSR_MENVCFG) & MENVCFG_STCE) {
-    const s = csrGet(CSR_STIMECMP);
-    if (s < d) d = s;
-  }
-  return d;
-}
+// Instructions the last run() executed (retired or trapped; not one that exited to the host
+// before any effect): the scheduler's quantum accounting (harts.ts).
+export let g_executed: i32 = 0;
 
 // Runs at most `maxInsns` instructions; returns an exit reason (trap.ts EXIT_*).
 export function run(maxInsns: i32): i32 {
   clearStatus();
   setExitReason(EXIT_SLICE);
   let pc = load<u64>(H_PC);
+  g_executed = 0;
   if (load<u64>(H_WFI) != 0) {
     if (!wfiWakeup()) return EXIT_WFI;
     store<u64>(H_WFI, 0);
@@ -136,7 +131,7 @@ export function run(maxInsns: i32): i32 {
     let limit = remaining;
     const shift = g_icountShift;
     if (shift >= 0) {
-      const left = (1 << shift) - <i32>load<u64>(H_ICOUNT_ACC);
+      const left = (1 << shift) - <i32>load<u64>(M_ICOUNT_ACC);
       if (left < limit) limit = left;
     }
 
@@ -534,9 +529,9 @@ export function run(maxInsns: i32): i32 {
     const retired = <u64>(n - traps);
     store<u64>(H_INSTRET, load<u64>(H_INSTRET) + retired);
     if (shift >= 0) {
-      const acc = load<u64>(H_ICOUNT_ACC) + <u64>n;
-      store<u64>(H_MTIME, load<u64>(H_MTIME) + (acc >> <u64>shift));
-      store<u64>(H_ICOUNT_ACC, acc & ((<u64>1 << <u64>shift) - 1));
+      const acc = load<u64>(M_ICOUNT_ACC) + <u64>n;
+      store<u64>(M_MTIME, load<u64>(M_MTIME) + (acc >> <u64>shift));
+      store<u64>(M_ICOUNT_ACC, acc & ((<u64>1 << <u64>shift) - 1));
     }
     remaining -= n;
     if (g_status == ST_EXIT) break;
@@ -544,6 +539,7 @@ export function run(maxInsns: i32): i32 {
   store<u64>(H_PC, pc);
   store<u64>(XREG, 0);
   store<u64>(H_LASTINSN, lastRaw);
+  g_executed = maxInsns - remaining;
   const reason = g_exitReason;
   return exit ? reason : EXIT_SLICE;
 }

@@ -5,20 +5,26 @@
 // directly through views of the module's memory at the addresses in layout.ts.
 
 import {
-  RAM, PAGES, HART, HART_END, H_PC, H_PRIV, H_RESV, H_MTIME, H_MTIMECMP, H_EXTIRQ,
-  H_INSTRET, H_LASTINSN, XREG, ROM, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED,
+  RAM, PAGES, HART, HART_SIZE, HARTS, MACHINE, MACHINE_END, H_PC, H_PRIV, M_MTIME, M_EXTIRQ,
+  H_LASTINSN, H_WFI, XREG, ROM, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, MAX_HARTS,
 } from "./layout";
-import { csrInit, csrReset, csrRead, csrWrite, setIcountShift } from "./csr";
+import { csrInit, csrRead, csrWrite, setIcountShift } from "./csr";
 import { rvcInit } from "./rvc";
-import { tlbFlushAll, tlbFlushStores, updateTranslationContext } from "./tlb";
+import { updateTranslationContext } from "./tlb";
 import { g_ramPages, setRam, setTohost, setMmioFault } from "./bus";
 import { translateProbe } from "./mmu";
-import { g_exitPage, g_status, exitAfterInstruction, clearStatus, EXIT_STOP, EXIT_SLICE, ST_OK, ST_EXIT } from "./status";
-import { run as hartRun, nextTimerDeadline } from "./hart";
+import {
+  g_exitPage, g_status, g_hart, g_nharts, exitAfterInstruction, clearStatus, EXIT_STOP, EXIT_SLICE, ST_OK, ST_EXIT,
+} from "./status";
+import {
+  resetHarts, runHarts, selectHart as select, machineTimerDeadline, instretAll, syncHarts as sync,
+  hartsRestored as restored, dropReservations as drop, tlbFlushAllHarts, tlbFlushStoresAllHarts,
+} from "./harts";
 
-// Prepares a machine with `ramPages` 4 KiB pages of RAM. Returns false when the memory
-// cannot be had.
-export function init(ramPages: u32): bool {
+// Prepares a machine with `ramPages` 4 KiB pages of RAM and `harts` harts (1..MAX_HARTS).
+// Returns false when the memory cannot be had or the hart count is out of range.
+export function init(ramPages: u32, harts: u32): bool {
+  if (harts < 1 || harts > MAX_HARTS) return false;
   const needBytes = <u64>RAM + (<u64>ramPages << 12);
   if (needBytes > (<u64>65536 << 16)) return false;
   const needPages = <i32>((needBytes + 0xffff) >> 16);
@@ -27,61 +33,74 @@ export function init(ramPages: u32): bool {
   setRam(ramPages);
   csrInit();
   rvcInit();
-  reset();
+  resetHarts(harts);
   return true;
 }
 
-// Power-on reset: registers zero, M-mode, pc at the reset ROM (0x1000).
+// Power-on reset of every hart: registers zero, M-mode, pc at the reset ROM (0x1000).
 export function reset(): void {
-  memory.fill(HART, 0, HART_END - HART);
-  csrReset();
-  store<u64>(H_PRIV, 3);
-  store<u64>(H_RESV, -1);
-  store<u64>(H_MTIMECMP, -1);
-  store<u64>(H_PC, 0x1000);
-  updateTranslationContext();
-  tlbFlushAll();
+  resetHarts(g_nharts);
 }
 
+// Runs the harts for at most `maxInsns` instructions in all (harts.ts).
 export function run(maxInsns: i32): i32 {
-  return hartRun(maxInsns);
+  return runHarts(maxInsns);
 }
 
 // --- where things are, for the host's views ---
 export function ramAddress(): usize { return RAM; }
 export function pagesAddress(): usize { return PAGES; }
 export function romAddress(): usize { return ROM; }
-export function hartAddress(): usize { return HART; }
-export function hartSize(): usize { return HART_END - HART; }
 export function ramPages(): u32 { return g_ramPages; }
+// Hart h's state block while it is not selected (all of them after syncHarts()).
+export function hartSlotAddress(h: u32): usize { return HARTS + <usize>h * HART_SIZE; }
+export function hartSize(): usize { return HART_SIZE; }
+// The state the harts share: mtime, the CLINT's registers, IRQ lines, whose turn it is.
+export function machineAddress(): usize { return MACHINE; }
+export function machineSize(): usize { return MACHINE_END - MACHINE; }
 
-// --- hart state ---
+// --- harts: getPc/getX/readCsr... read and write the selected one ---
+export function hartCount(): u32 { return g_nharts; }
+export function currentHart(): u32 { return g_hart; }
+// Selects hart h for the accessors below (the monitor's `cpu N`). Select the previous one again
+// when done: the machine is then exactly as it was.
+export function selectHart(h: u32): void { select(h); }
+// Copies the selected hart's state to its slot: every slot is then current (for a save).
+export function syncHarts(): void { sync(); }
+// After the host rewrote the hart slots and the machine block (snapshot restore).
+export function hartsRestored(): void { restored(); }
+
+// --- the selected hart's state ---
 export function getPc(): u64 { return load<u64>(H_PC); }
 export function setPc(pc: u64): void { store<u64>(H_PC, pc); }
 export function getX(i: u32): u64 { return i == 0 ? 0 : load<u64>(XREG + (<usize>(i & 31) << 3)); }
 export function setX(i: u32, v: u64): void { if (i != 0) store<u64>(XREG + (<usize>(i & 31) << 3), v); }
 export function getPriv(): u32 { return <u32>load<u64>(H_PRIV); }
+export function inWfi(): bool { return load<u64>(H_WFI) != 0; }
 export function setPriv(p: u32): void { store<u64>(H_PRIV, p); updateTranslationContext(); }
 export function readCsr(num: u32): u64 { return csrRead(num & 0xfff); }
 export function writeCsr(num: u32, v: u64): void { csrWrite(num & 0xfff, v); }
 export function lastInstruction(): u32 { return <u32>load<u64>(H_LASTINSN); }
-export function instret(): u64 { return load<u64>(H_INSTRET); }
-// After the host rewrote the hart state block (snapshot restore).
-export function hartStateChanged(): void { updateTranslationContext(); tlbFlushAll(); }
+// Instructions retired by all harts.
+export function instret(): u64 { return instretAll(); }
 
 // --- time and interrupts ---
-export function getMtime(): u64 { return load<u64>(H_MTIME); }
-export function setMtime(t: u64): void { store<u64>(H_MTIME, t); }
-export function timerDeadline(): u64 { return nextTimerDeadline(); }
+export function getMtime(): u64 { return load<u64>(M_MTIME); }
+export function setMtime(t: u64): void { store<u64>(M_MTIME, t); }
+// The earliest timer deadline of any hart.
+export function timerDeadline(): u64 { return machineTimerDeadline(); }
 export function setIcount(shift: i32): void { setIcountShift(shift); }
-// External interrupt lines from the PLIC: bit 9 = SEIP (context 1), bit 11 = MEIP (context 0).
-// Called by the PLIC, possibly in the middle of an MMIO access (a virtio request completing):
-// a change ends the current chunk so the interrupt is looked at after this instruction.
-export function setExternalInterrupts(lines: u32): void {
+// External interrupt lines of hart `hart` from the PLIC: bit 9 = SEIP (its S context), bit 11 =
+// MEIP (its M context). Called by the PLIC, possibly in the middle of an MMIO access (a virtio
+// request completing): a change for the running hart ends the current chunk so the interrupt is
+// looked at after this instruction; another hart sees it when its turn comes.
+export function setExternalInterrupts(hart: u32, lines: u32): void {
+  if (hart >= g_nharts) return;
+  const at = M_EXTIRQ + (<usize>hart << 3);
   const v = <u64>(lines & 0xa00);
-  if (v == load<u64>(H_EXTIRQ)) return;
-  store<u64>(H_EXTIRQ, v);
-  exitAfterInstruction(EXIT_SLICE);
+  if (v == load<u64>(at)) return;
+  store<u64>(at, v);
+  if (hart == g_hart) exitAfterInstruction(EXIT_SLICE);
 }
 
 // --- the board: where the core's own devices sit (src/board/memmap.ts) ---
@@ -92,7 +111,9 @@ export function mmioFault(): void { setMmioFault(); }
 export function requestStop(): void { exitAfterInstruction(EXIT_STOP); }
 
 // --- HTIF ---
-export function setHtif(tohost: u64): void { setTohost(tohost); }
+export function setHtif(tohost: u64): void { setTohost(tohost); tlbFlushStoresAllHarts(); }
+// Device DMA wrote guest memory: reservations are dropped (an SC then fails and retries).
+export function dmaWritten(): void { drop(); }
 
 // Translates a virtual address for the monitor, without side effects: returns the physical
 // address; -1 if unmapped; -2 if a page-table page is not restored (see exitPage()).
@@ -109,7 +130,7 @@ export function debugTranslate(va: u64, access: i32): i64 {
 // --- pages ---
 export function exitPage(): u32 { return g_exitPage; }
 // The host changed page states in a way that withdraws access (not-yet-restored, watch).
-export function pagesChanged(): void { tlbFlushAll(); }
+export function pagesChanged(): void { tlbFlushAllHarts(); }
 // Starts a new dirty-tracking epoch: clears PG_DIRTY on every page and makes the next write
 // to each page take the slow path again.
 export function markClean(): void {
@@ -118,7 +139,7 @@ export function markClean(): void {
     const at = PAGES + <usize>i;
     store<u8>(at, load<u8>(at) & ~PG_DIRTY);
   }
-  tlbFlushStores();
+  tlbFlushStoresAllHarts();
 }
 export function clearAccessed(): void {
   const n = g_ramPages;
@@ -126,11 +147,11 @@ export function clearAccessed(): void {
     const at = PAGES + <usize>i;
     store<u8>(at, load<u8>(at) & ~PG_ACCESSED);
   }
-  tlbFlushAll();
+  tlbFlushAllHarts();
 }
 // The host's view of a page write it made itself (DMA): the store TLB must not hold the
 // page if it is now disk-backed or watched.
-export function storesChanged(): void { tlbFlushStores(); }
+export function storesChanged(): void { tlbFlushStoresAllHarts(); }
 // Marks every RAM page not yet restored (lazy restore).
 // Keeps only the watch bit (HTIF tohost stays watched).
 export function markAllNotRestored(): void {
@@ -139,7 +160,7 @@ export function markAllNotRestored(): void {
     const at = PAGES + <usize>i;
     store<u8>(at, PG_NOT_RESTORED | (load<u8>(at) & PG_WATCH));
   }
-  tlbFlushAll();
+  tlbFlushAllHarts();
 }
 
 // --- snapshots: whole-page classification (pages.ts) ---

@@ -1,4 +1,4 @@
-// Address translation and the hart's memory accesses (privileged spec 4.3-4.4, Sv39 and Sv48).
+// Address translation and the hart's memory accesses (privileged spec 4.3-4.6: Sv39, Sv48, Sv57).
 //
 // The interpreter's hit path looks up the TLBs itself (tlb.ts); on a miss it calls the slow
 // paths here, which walk the page table, fill the TLB when the page may be accessed without the
@@ -49,7 +49,7 @@ export function translate(va: u64, access: i32): u64 {
   const mode = satp >> 60;
   if (effPriv == 3 || mode == 0) return va;
 
-  const levels: i32 = mode == 8 ? 3 : 4;
+  const levels: i32 = mode == 8 ? 3 : mode == 9 ? 4 : 5; // Sv39, Sv48, Sv57
   const vaBits: u64 = <u64>(12 + 9 * levels);
   // The address must be the sign extension of its low vaBits bits.
   const high = <i64>va >> <i64>(vaBits - 1);

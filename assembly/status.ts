@@ -66,3 +66,19 @@ export function clearStatus(): void {
   g_status = ST_OK;
 }
 
+
+// Internal to the core (harts.ts): the running hart asked to give way (it sent an IPI), so
+// the scheduler switches harts now; never returned to the host.
+export const EXIT_YIELD: i32 = 5;
+
+// Which hart is running (its state is at HART, layout.ts) and how many there are (harts.ts).
+export let g_hart: u32 = 0;
+export let g_nharts: u32 = 1;
+
+export function setCurrentHart(h: u32): void {
+  g_hart = h;
+}
+
+export function setHartCount(n: u32): void {
+  g_nharts = n;
+}

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { RvmError, UsageError } from "./errors.js";
 import {
   applyGlobal, checkCpu, checkDisplay, checkSerial, DriveList, formatCommanderError, GlobalProps,
-  MonitorSpec, parseIcount, parseMachine, parseMonitor, parseName, qemuArgsToLong,
+  MonitorSpec, parseIcount, parseMachine, parseMonitor, parseName, parseSmp, qemuArgsToLong,
 } from "./options.js";
 import { baseConfig, classify, parseMemorySize } from "./guest.js";
 import { createVirtMachine, virtDtbFor, type VirtConfig } from "./board/virt.js";
@@ -96,7 +96,7 @@ interface RunFlags {
 async function runCommand(file: string | undefined, flags: RunFlags): Promise<number> {
   const { dumpdtb } = parseMachine(flags.machine);
   if (flags.cpu !== undefined) checkCpu(flags.cpu);
-  if (flags.smp !== undefined && !/^(cpus=)?1$/.test(flags.smp)) throw new UsageError(`-smp ${flags.smp}: rvm has one hart (-smp 1)`);
+  const harts = parseSmp(flags.smp);
   if (flags.serial !== undefined) checkSerial(flags.serial);
   if (flags.display !== undefined) checkDisplay(flags.display);
   const globals: GlobalProps = {};
@@ -108,6 +108,7 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
   return startMachine({
     ...baseConfig(bootableDisk, flags, list.finish()),
     ...(list.rngSlots.length > 0 ? { rng: list.rngSlots } : {}),
+    harts,
     ...icountConfig(flags.icount),
     virtioLegacy: globals.virtioLegacy ?? true, // QEMU 7.2's virtio-mmio default: force-legacy=on
     restoring: flags.loadvm !== undefined,
@@ -321,7 +322,7 @@ export function buildProgram(): Command {
     .option("-M, --machine <spec>", "machine: virt[,accel=tcg][,aclint=off][,aia=none][,dumpdtb=FILE] (repeatable)", collect, [])
     .option("--cpu <model>", "CPU model: rv64 (rvm's only one)")
     .addOption(new Option("-m, --memory <size>", "guest RAM, e.g. 128M, 1.5G (like QEMU's -m; default 128M, 256M for a bootable disk image)").argParser(parseSize))
-    .option("--smp <n>", "number of harts: only 1")
+    .option("--smp <n>", "number of harts, 1..8 (QEMU's -smp N or cpus=N)")
     .option("--bios <file>", "firmware: default (OpenSBI fw_dynamic), none, or a file")
     .option("--kernel <file>", "kernel: Linux Image (.gz ok), ELF, or raw")
     .option("--initrd <file>", "initial ramdisk")
@@ -407,8 +408,9 @@ export function buildProgram(): Command {
     .argument("<out>", "output file")
     .addOption(new Option("-m, --memory <size>", "guest RAM (default 128M)").argParser(parseSize))
     .option("--append <cmdline>", "kernel command line for /chosen/bootargs")
-    .action((out: string, flags: { memory?: number; append?: string }) => {
-      writeFileAtomic(out, virtDtbFor(flags.memory ?? 128 << 20, flags.append));
+    .option("--smp <n>", "number of harts, 1..8")
+    .action((out: string, flags: { memory?: number; append?: string; smp?: string }) => {
+      writeFileAtomic(out, virtDtbFor(flags.memory ?? 128 << 20, flags.append, parseSmp(flags.smp)));
     });
   return program;
 }

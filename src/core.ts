@@ -26,6 +26,8 @@ export const enum PageState {
 }
 
 export const RAM_BASE = 0x8000_0000;
+/** The most harts the core has room for (assembly/layout.ts MAX_HARTS). */
+export const MAX_HARTS = 8;
 export const PAGE_SIZE = 4096;
 
 /** What devices on the bus implement: accesses of 1, 2 or 4 bytes at an offset. */
@@ -36,30 +38,38 @@ export interface MmioHandler {
 
 interface CoreExports {
   memory: WebAssembly.Memory;
-  init(ramPages: number): number;
+  init(ramPages: number, harts: number): number;
   reset(): void;
   run(maxInsns: number): number;
   ramAddress(): number;
   pagesAddress(): number;
   romAddress(): number;
-  hartAddress(): number;
+  hartSlotAddress(h: number): number;
   hartSize(): number;
+  machineAddress(): number;
+  machineSize(): number;
+  hartCount(): number;
+  currentHart(): number;
+  selectHart(h: number): void;
+  syncHarts(): void;
+  hartsRestored(): void;
+  dmaWritten(): void;
   getPc(): bigint;
   setPc(pc: bigint): void;
   getX(i: number): bigint;
   setX(i: number, v: bigint): void;
   getPriv(): number;
+  inWfi(): number;
   setPriv(p: number): void;
   readCsr(num: number): bigint;
   writeCsr(num: number, v: bigint): void;
   lastInstruction(): number;
   instret(): bigint;
-  hartStateChanged(): void;
   getMtime(): bigint;
   setMtime(t: bigint): void;
   timerDeadline(): bigint;
   setIcount(shift: number): void;
-  setExternalInterrupts(lines: number): void;
+  setExternalInterrupts(hart: number, lines: number): void;
   mmioFault(): void;
   requestStop(): void;
   setHtif(tohost: bigint): void;
@@ -131,7 +141,10 @@ export class Core {
   /** Regions served inside the core (RAM, reset ROM, CLINT), for `info mtree`. */
   private readonly coreRegions: MappedRegion[] = [];
 
-  constructor(ramBytes: number) {
+  /** How many harts the machine has (-smp). */
+  readonly harts: number;
+
+  constructor(ramBytes: number, harts = 1) {
     if (ramBytes % PAGE_SIZE !== 0 || ramBytes <= 0) throw new RvmError(`memory size must be a positive multiple of 4 KiB`);
     const instance = new WebAssembly.Instance(coreModule(), {
       host: {
@@ -140,7 +153,9 @@ export class Core {
       },
     });
     this.exports = instance.exports as unknown as CoreExports;
-    if (!this.exports.init(ramBytes / PAGE_SIZE)) {
+    if (!Number.isInteger(harts) || harts < 1 || harts > MAX_HARTS) throw new RvmError(`-smp ${harts}: rvm has 1 to ${MAX_HARTS} harts`);
+    this.harts = harts;
+    if (!this.exports.init(ramBytes / PAGE_SIZE, harts)) {
       throw new RvmError(`cannot allocate ${ramBytes / (1 << 20)} MiB of guest memory (the limit is about 4 GiB in all)`);
     }
     this.ramBytes = ramBytes;
@@ -223,12 +238,51 @@ export class Core {
   get priv(): number {
     return this.exports.getPriv();
   }
+  /** Whether the selected hart is stopped in WFI. */
+  get inWfi(): boolean {
+    return this.exports.inWfi() !== 0;
+  }
+  /** Instructions retired by all harts. */
   get instret(): bigint {
     return this.exports.instret();
   }
 
-  /** A view of the hart-state block (registers, CSRs, timer), as snapshots save it. */
+  /** The hart the accessors above (pc, x, csr, priv) read: the running one unless selected. */
+  get selectedHart(): number {
+    return this.exports.currentHart();
+  }
+
+  /**
+   * Runs `fn` with hart `h` selected for the accessors, then selects the previous one again:
+   * the machine is left exactly as it was (the monitor's `cpu N`, `info cpus`).
+   */
+  withHart<T>(h: number, fn: () => T): T {
+    const before = this.exports.currentHart();
+    this.exports.selectHart(h);
+    try {
+      return fn();
+    } finally {
+      this.exports.selectHart(before);
+    }
+  }
+
+  /**
+   * Every hart's state block (registers, CSRs, privilege, WFI), as snapshots save them: views of
+   * the slots, made current first. Writing them and calling `hartsRestored` brings them back.
+   */
+  hartStates(): Uint8Array[] {
+    this.exports.syncHarts();
+    const size = this.exports.hartSize();
+    return Array.from({ length: this.harts }, (_, h) => new Uint8Array(this.exports.memory.buffer, this.exports.hartSlotAddress(h), size));
+  }
+
+  /** A copy of every hart's state and of the shared machine state, for comparisons. */
   hartState(): Uint8Array {
-    return new Uint8Array(this.exports.memory.buffer, this.exports.hartAddress(), this.exports.hartSize());
+    return Buffer.concat([...this.hartStates(), this.machineState()]);
+  }
+
+  /** The state the harts share: mtime, the CLINT's msip/mtimecmp, the PLIC's lines, whose turn it is. */
+  machineState(): Uint8Array {
+    return new Uint8Array(this.exports.memory.buffer, this.exports.machineAddress(), this.exports.machineSize());
   }
 }

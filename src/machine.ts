@@ -19,6 +19,8 @@ const ROM_START = 0x1000;
 
 export interface MachineOptions {
   ramBytes: number;
+  /** Number of harts (-smp), 1 by default. */
+  harts?: number;
   /** Deterministic time: mtime advances one tick per 2^shift instructions (like QEMU -icount). */
   icountShift?: number;
   /**
@@ -145,7 +147,7 @@ export class Machine {
   private accessWindowStart = 0;
 
   constructor(opts: MachineOptions) {
-    this.core = new Core(opts.ramBytes);
+    this.core = new Core(opts.ramBytes, opts.harts ?? 1);
     this.mem = new GuestMemory(this.core);
     this.console = opts.console ?? stdConsole;
     this.icount = opts.icountShift;
@@ -342,13 +344,15 @@ export class Machine {
       this.beforeSlice?.();
       const pcBefore = opts.trace ? core.pc : 0n;
       const privBefore = opts.trace ? core.priv : 0;
+      const hartBefore = opts.trace ? core.selectedHart : 0;
       this.meter?.enter("guest");
       const reason = core.run(slice);
       this.meter?.enter("host");
       if (opts.trace) {
         const insn = ex.lastInstruction() >>> 0;
         const text = (insn & 3) === 3 ? insn.toString(16).padStart(8, "0") : (insn & 0xffff).toString(16).padStart(4, "0");
-        opts.trace(`${"USHM"[privBefore] ?? "?"} ${pcBefore.toString(16).padStart(16, "0")} ${text}`);
+        const hart = core.harts > 1 ? `${hartBefore} ` : "";
+        opts.trace(`${hart}${"USHM"[privBefore] ?? "?"} ${pcBefore.toString(16).padStart(16, "0")} ${text}`);
       }
       const stop = this.stopRequested as { code: number } | undefined;
       switch (reason) {
@@ -463,7 +467,32 @@ export class Machine {
 
   // --- for the monitor ---
 
+  /** The hart the monitor looks at (`cpu N`; QEMU's default is the first). */
+  monitorCpu = 0;
+
+  /** Monitor `cpu N`: an error message, or undefined. */
+  selectCpu(n: number): string | undefined {
+    if (!Number.isInteger(n) || n < 0 || n >= this.core.harts) return `invalid CPU index ${n} (this machine has ${this.core.harts})`;
+    this.monitorCpu = n;
+    return undefined;
+  }
+
+  /** Monitor `info cpus`, in QEMU's format with each hart's pc, privilege and WFI state. */
+  cpus(): string {
+    const lines: string[] = [];
+    for (let h = 0; h < this.core.harts; h++) {
+      const { pc, priv, wfi } = this.core.withHart(h, () => ({ pc: this.core.pc, priv: this.core.priv, wfi: this.core.inWfi }));
+      const mark = h === this.monitorCpu ? "*" : " ";
+      lines.push(`${mark} CPU #${h}: pc=0x${BigInt.asUintN(64, pc).toString(16).padStart(16, "0")} mode=${"USHM"[priv]}${wfi ? " (halted)" : ""} thread_id=${process.pid}`);
+    }
+    return lines.join("\n") + "\n";
+  }
+
   registers(): string {
+    return this.core.withHart(this.monitorCpu, () => this.selectedRegisters());
+  }
+
+  private selectedRegisters(): string {
     const c = this.core;
     const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16).padStart(16, "0");
     const names = ["zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
@@ -533,10 +562,11 @@ export class Machine {
       const chunk = Math.min(len - done, 4096 - Number(va & 0xfffn));
       let pa = va;
       if (virtual) {
-        let r = this.core.exports.debugTranslate(va, 1);
+        const translate = () => this.core.withHart(this.monitorCpu, () => this.core.exports.debugTranslate(va, 1));
+        let r = translate();
         if (r === -2n && this.mem.restorePage) {
           this.mem.restorePage(this.core.exports.exitPage());
-          r = this.core.exports.debugTranslate(va, 1);
+          r = translate();
         }
         if (r < 0n) throw new MemoryAccessError(va, `cannot access virtual address 0x${va.toString(16)}`);
         pa = r;

@@ -120,6 +120,8 @@ export class GuestMemory {
 
   private noteWrite(off: number, len: number): void {
     if (len === 0) return;
+    // A device's write breaks LR reservations (of any hart that may hold one on it).
+    if (this.core.harts > 1) this.core.exports.dmaWritten();
     const pages = this.core.pages;
     const last = (off + len - 1) >>> 12;
     for (let p = off >>> 12; p <= last; p++) {

@@ -17,6 +17,10 @@ export interface MonitorTarget {
   powerdown(): void;
   quit(): void;
   registers(): string;
+  /** `info cpus`: every hart. */
+  cpus(): string;
+  /** `cpu N`: the hart `info registers` and `x` look at; an error message, or undefined. */
+  selectCpu(n: number): string | undefined;
   mtree(): string;
   pageSummary(): string;
   /** Reads guest memory; virtual addresses go through the hart's current translation. */
@@ -36,6 +40,8 @@ export function machineTarget(machine: import("./machine.js").Machine, name?: st
     powerdown: () => machine.requestStop(0),
     quit: () => machine.requestStop(0),
     registers: () => machine.registers(),
+    cpus: () => machine.cpus(),
+    selectCpu: (n) => machine.selectCpu(n),
     mtree: () => machine.mtree(),
     pageSummary: () => machine.pageSummary(),
     readMemory: (a, n, v) => machine.readMemory(a, n, v),
@@ -72,6 +78,11 @@ export class Monitor {
     this.defineInfo("status", "show the current VM status (running|paused)", () =>
       `VM status: ${target.running ? "running" : "paused"}\n`);
     this.defineInfo("registers", "show the cpu registers", () => target.registers());
+    this.defineInfo("cpus", "show infos for each CPU", () => target.cpus());
+    this.define("cpu", "cpu index", "set the default CPU", (a) => {
+      const err = target.selectCpu(a[0] !== undefined && /^\d+$/.test(a[0]) ? Number(a[0]) : NaN);
+      return err ? err + "\n" : "";
+    });
     this.defineInfo("mtree", "show memory tree", () => target.mtree());
     this.defineInfo("name", "show the current VM name", () => (target.name !== undefined ? `${target.name}\n` : ""));
     this.defineInfo("pages", "show guest RAM page states (restored, dirty, disk-backed)", () => target.pageSummary());

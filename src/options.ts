@@ -371,3 +371,33 @@ export function parseMonitor(spec: string): MonitorSpec {
   }
   throw new UsageError(`-monitor ${spec}: expected stdio, none, unix:PATH,server,nowait or tcp:HOST:PORT,server,nowait`);
 }
+
+/** The most harts -smp may ask for (the core's MAX_HARTS). */
+export const SMP_MAX = 8;
+
+/**
+ * -smp [cpus=]N[,sockets=1][,cores=N][,threads=1][,maxcpus=N]: the number of harts, 1..SMP_MAX.
+ * rvm's harts sit in one socket and one cluster, each a core with one thread, as QEMU's default.
+ */
+export function parseSmp(spec: string | undefined): number {
+  if (spec === undefined) return 1;
+  const { first, props } = parseKeyValues(spec);
+  const count = (key: string, v: string): number => {
+    if (!/^\d+$/.test(v)) throw new UsageError(`-smp ${spec}: ${key} must be a number, not "${v}"`);
+    return Number(v);
+  };
+  let cpus = first !== "" ? count("the hart count", first) : undefined;
+  for (const [key, v] of props) {
+    if (key === "cpus" || key === "maxcpus") cpus ??= count(key, v);
+    else if (key === "cores") cpus ??= count(key, v);
+    else if (key === "sockets" || key === "threads" || key === "dies" || key === "clusters") {
+      if (count(key, v) !== 1) throw new UsageError(`-smp ${spec}: rvm has one ${key.replace(/s$/, "")} (${key}=1)`);
+    } else throw new UsageError(`-smp ${spec}: unknown property ${key}`);
+  }
+  for (const key of ["cpus", "maxcpus", "cores"]) {
+    const v = props.get(key);
+    if (v !== undefined && cpus !== undefined && count(key, v) !== cpus) throw new UsageError(`-smp ${spec}: ${key}=${v} does not match ${cpus} harts (rvm has no hotplug)`);
+  }
+  if (cpus === undefined || cpus < 1 || cpus > SMP_MAX) throw new UsageError(`-smp ${spec}: rvm has 1 to ${SMP_MAX} harts`);
+  return cpus;
+}

@@ -108,7 +108,11 @@ describe("rvm run", { timeout: 120_000 }, () => {
 describe("rvm run: board options", { timeout: 120_000 }, () => {
   it("refuses other machines and hart counts", () => {
     expectOneLineError(rvm("run", "-M", "spike", GOOD), /only the virt machine/);
-    expectOneLineError(rvm("run", "-smp", "2", GOOD), /one hart/);
+    expectOneLineError(rvm("run", "-smp", "9", GOOD), /-smp 9: rvm has 1 to 8 harts/);
+    expectOneLineError(rvm("run", "-smp", "0", GOOD), /-smp 0: rvm has 1 to 8 harts/);
+    expectOneLineError(rvm("run", "-smp", "cpus=2,sockets=2", GOOD), /rvm has one socket/);
+    expectOneLineError(rvm("run", "-smp", "cpus=2,foo=1", GOOD), /unknown property foo/);
+    expectOneLineError(rvm("run", "-smp", "two", GOOD), /must be a number/);
   });
 
   it("refuses bad drives and devices", () => {

@@ -14,6 +14,8 @@ export interface GuestRun extends RunResult {
 
 export interface GuestOptions {
   ramBytes?: number;
+  /** Number of harts (-smp). */
+  harts?: number;
   icountShift?: number;
   timeoutMs?: number;
   /** Called after loading, before running (e.g. to mark pages not restored). */
@@ -24,6 +26,7 @@ export function loadGuest(file: string, opts: GuestOptions = {}): { machine: Mac
   const out: string[] = [];
   const machine = createVirtMachine({
     ramBytes: opts.ramBytes ?? 128 << 20,
+    harts: opts.harts,
     icountShift: opts.icountShift,
     bios: "none",
     kernel: file,

@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { basename } from "node:path";
 import { guestFiles, runGuest } from "./helpers.js";
 
-const programs = guestFiles("guests/isa");
+// The multi-hart programs (smp-*.elf) have their own suite: test/smp.test.ts.
+const programs = guestFiles("guests/isa", (n) => !n.startsWith("smp-"));
 
 describe("ISA test programs", { timeout: 120_000 }, () => {
   it("exist", () => {

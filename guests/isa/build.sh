@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 CC=${CC:-riscv64-unknown-elf-gcc}
 ARCH=(-march=rv64imac_zicsr_zifencei -mabi=lp64)
-PROGRAMS=(rv64i rv64m rv64a rvc csr irq irq-priority vm access)
+PROGRAMS=(rv64i rv64m rv64a rvc csr irq irq-priority vm access smp-harts smp-plic)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for name in "${@:-${PROGRAMS[@]}}"; do

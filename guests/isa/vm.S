@@ -1,6 +1,6 @@
-/* vm.S: virtual memory (privileged spec ch. 10 "Supervisor-level ISA": Sv39 and Sv48).
+/* vm.S: virtual memory (privileged spec ch. 10 "Supervisor-level ISA": Sv39, Sv48 and Sv57).
  * Page tables are built at run time in memory: 4 KiB pages, 2 MiB and 1 GiB superpages (and a
- * 512 GiB Sv48 leaf), misaligned superpages fault; S access to U pages with and without SUM, S
+ * 512 GiB Sv48 leaf, a 256 TiB Sv57 leaf), misaligned superpages fault; S access to U pages with and without SUM, S
  * never executes U pages, U cannot touch S pages; execute-only pages with and without MXR;
  * read-only and W-without-R pages; invalid PTEs; hardware A/D update (A after a load, D after a
  * store, as QEMU 7.2 does); page faults 12/13/15 with mtval = the virtual address, also
@@ -21,6 +21,7 @@
 
 #define SATP_SV39 (8 << 60)
 #define SATP_SV48 (9 << 60)
+#define SATP_SV57 (10 << 60)
 
 /* Virtual addresses used by the tests */
 #define VA_S     0x40000000     /* dpage0, S RW */
@@ -459,6 +460,41 @@
         csrw    satp, a0
         csrr    a1, satp
         CHECKR  a1, a2
+
+        /* ---- Sv57: the Sv48 root serves as the level-3 table under a new root */
+        ZERO_PAGE root5
+        PTE_SYM root5, 0, root4, PTE_V
+        PTE_PA  root5, 1, 0, RWAD                       /* 256 TiB leaf: VA 0x1_0000_0000_0000 -> 0 */
+        PTE_PA  root5, 2, 0x80000000, RWAD              /* 256 TiB leaf, misaligned frame */
+        CASE 120
+        la      a0, root5
+        srli    a0, a0, 12
+        li      a1, SATP_SV57
+        or      a0, a0, a1
+        csrw    satp, a0
+        csrr    a1, satp
+        CHECKR  a1, a0
+        sfence.vma
+        S_OK    121, VA_S, "ld a0, 0(a1)"
+        CHECK   a0, 0x1111111111111111
+        S_OK_MAGIC 122, 0x8000000000 - 0x80000000       /* through root5[0], root4[1], l2b */
+        nop
+        S_OK_MAGIC 123, 0x1000000000000                 /* the 256 TiB leaf */
+        nop
+        S_FAULT 124, CAUSE_LOAD_PAGE, 0x2000000000000, "ld a0, 0(a1)"      /* misaligned leaf */
+        S_FAULT 125, CAUSE_LOAD_PAGE, 0x100000000000000, "ld a0, 0(a1)"    /* bit 56 alone: not canonical */
+        S_FAULT 126, CAUSE_LOAD_PAGE, 0xff00000000000000, "ld a0, 0(a1)"   /* canonical; root5[256] invalid */
+        S_OK_MAGIC 127, VA_2M - 0x80000000
+        nop
+        U_RUN   128, 0, VA_U
+        CHECK   T_CAUSE, CAUSE_ECALL_U
+        CHECK   a0, 0x2222222222222222
+        CASE 129                        /* unsupported mode while Sv57 is on: unchanged */
+        csrr    a2, satp
+        li      a0, (11 << 60) | 5
+        csrw    satp, a0
+        csrr    a1, satp
+        CHECKR  a1, a2
         csrw    satp, zero
         sfence.vma
         TEST_END
@@ -486,6 +522,7 @@ root:   .skip 4096
 l1:     .skip 4096
 l0:     .skip 4096
 root4:  .skip 4096
+root5:  .skip 4096
 l2b:    .skip 4096
 dpage0: .skip 4096
 dpage1: .skip 4096

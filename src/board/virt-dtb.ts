@@ -1,4 +1,4 @@
-// The device tree of rvm's `virt` board: QEMU 7.2's `-M virt -smp 1` tree (hw/riscv/virt.c,
+// The device tree of rvm's `virt` board: QEMU 7.2's `-M virt -smp N` tree (hw/riscv/virt.c,
 // create_fdt*), node for node, minus the devices rvm does not have. Node names, unit addresses,
 // compatible strings, phandle numbers and the order of nodes are QEMU's, so guests and their
 // scripts see the same machine. Order matters beyond looks: Linux probes virtio-mmio devices in
@@ -20,6 +20,8 @@ import { FdtTree, FdtError, serializeFdt, u64Cells, type FdtNode } from "../fdt.
 import { VIRT_MEMMAP, VIRT_UART_CLOCK_HZ, VIRT_VIRTIO_COUNT, virtioSlotBase, virtioSlotIrq } from "./memmap.js";
 
 export interface VirtDtbConfig {
+  /** Number of harts (-smp), 1 when absent: one cpu node each, all in cluster0. */
+  harts?: number;
   /** Guest-physical base of DRAM: 0x8000_0000 on virt. */
   ramBase: number;
   /** DRAM size in bytes (`-m`). */
@@ -106,6 +108,8 @@ function checkConfig(cfg: VirtDtbConfig): void {
     throw new FdtError(`virtioSlots must be 0..${VIRT_VIRTIO_SLOTS_MAX}, not ${cfg.virtioSlots}`);
   }
   if (cfg.isa === "") throw new FdtError("the riscv,isa string is empty");
+  const harts = cfg.harts ?? 1;
+  if (!Number.isInteger(harts) || harts < 1 || harts > 8) throw new FdtError(`harts must be 1..8, not ${harts}`);
   if (cfg.initrd) {
     const { start, end } = cfg.initrd;
     int(start, "initrd start");
@@ -126,16 +130,24 @@ export function buildVirtTree(cfg: VirtDtbConfig): FdtTree {
   const tree = new FdtTree();
   const root = tree.root;
 
-  // Create the nodes first, in QEMU's order, then allocate phandles in QEMU's order
-  // (cpu 1, its interrupt controller 2, PLIC 3, test 4), then fill in properties.
+  // Create the nodes first, in QEMU's order, then allocate phandles in QEMU's order (QEMU
+  // creates the cpus from the last down: cpu N-1 gets 1, its interrupt controller 2, ...,
+  // cpu 0 2N-1 and its controller 2N; then the PLIC 2N+1 and the test device 2N+2), then fill
+  // in properties.
+  const harts = cfg.harts ?? 1;
   const chosen = root.addNode("chosen");
   const poweroff = root.addNode("poweroff");
   const reboot = root.addNode("reboot");
   const memory = root.addNode(`memory@${hex(cfg.ramBase)}`);
   const cpus = root.addNode("cpus");
-  const cpu = cpus.addNode("cpu@0");
-  const intc = cpu.addNode("interrupt-controller");
-  const core0 = cpus.addNode("cpu-map").addNode("cluster0").addNode("core0");
+  const cpu: FdtNode[] = [];
+  const intc: FdtNode[] = [];
+  for (let h = 0; h < harts; h++) {
+    cpu.push(cpus.addNode(`cpu@${h}`));
+    intc.push(cpu[h].addNode("interrupt-controller"));
+  }
+  const cluster = cpus.addNode("cpu-map").addNode("cluster0");
+  const core = Array.from({ length: harts }, (_, h) => cluster.addNode(`core${h}`));
   const soc = root.addNode("soc");
   const rtc = cfg.rtc ? soc.addNode(`rtc@${hex(RTC.base)}`) : undefined;
   const uart = soc.addNode(`serial@${hex(UART0.base)}`);
@@ -147,8 +159,12 @@ export function buildVirtTree(cfg: VirtDtbConfig): FdtTree {
   const plic = soc.addNode(`plic@${hex(PLIC.base)}`);
   const clint = soc.addNode(`clint@${hex(CLINT.base)}`);
 
-  const cpuPh = tree.phandleOf(cpu);
-  const intcPh = tree.phandleOf(intc);
+  const cpuPh: number[] = [];
+  const intcPh: number[] = [];
+  for (let h = harts - 1; h >= 0; h--) {
+    cpuPh[h] = tree.phandleOf(cpu[h]);
+    intcPh[h] = tree.phandleOf(intc[h]);
+  }
   const plicPh = tree.phandleOf(plic);
   const testPh = tree.phandleOf(test);
 
@@ -176,10 +192,12 @@ export function buildVirtTree(cfg: VirtDtbConfig): FdtTree {
 
   cpus.setU32("#address-cells", 1).setU32("#size-cells", 0);
   cpus.setU32("timebase-frequency", cfg.timebaseHz);
-  cpu.setString("device_type", "cpu").setU32("reg", 0).setString("status", "okay");
-  cpu.setString("compatible", "riscv").setString("riscv,isa", cfg.isa).setString("mmu-type", cfg.mmuType);
-  intc.setU32("#interrupt-cells", 1).setEmpty("interrupt-controller").setString("compatible", "riscv,cpu-intc");
-  core0.setCells("cpu", cpuPh);
+  for (let h = 0; h < harts; h++) {
+    cpu[h].setString("device_type", "cpu").setU32("reg", h).setString("status", "okay");
+    cpu[h].setString("compatible", "riscv").setString("riscv,isa", cfg.isa).setString("mmu-type", cfg.mmuType);
+    intc[h].setU32("#interrupt-cells", 1).setEmpty("interrupt-controller").setString("compatible", "riscv,cpu-intc");
+    core[h].setCells("cpu", cpuPh[h]);
+  }
 
   soc.setU32("#address-cells", 2).setU32("#size-cells", 2);
   soc.setString("compatible", "simple-bus").setEmpty("ranges");
@@ -204,17 +222,17 @@ export function buildVirtTree(cfg: VirtDtbConfig): FdtTree {
     node.setCells("interrupt-parent", plicPh).setU32("interrupts", virtioSlotIrq(n));
   });
 
-  // PLIC contexts: 0 = hart 0 M-mode external, 1 = hart 0 S-mode external.
+  // PLIC contexts: 2h = hart h's M-mode external interrupt, 2h + 1 = its S-mode one.
   plic.setU32("#interrupt-cells", 1).setU32("#address-cells", 0);
   plic.setStrings("compatible", "sifive,plic-1.0.0", "riscv,plic0");
   plic.setEmpty("interrupt-controller");
-  plic.setCells("interrupts-extended", intcPh, IRQ_M_EXT, intcPh, IRQ_S_EXT);
+  plic.setCells("interrupts-extended", ...intcPh.flatMap((ph) => [ph, IRQ_M_EXT, ph, IRQ_S_EXT]));
   reg2(plic, PLIC.base, PLIC.size);
   plic.setU32("riscv,ndev", VIRT_PLIC_NDEV);
 
   clint.setStrings("compatible", "sifive,clint0", "riscv,clint0");
   reg2(clint, CLINT.base, CLINT.size);
-  clint.setCells("interrupts-extended", intcPh, IRQ_M_SOFT, intcPh, IRQ_M_TIMER);
+  clint.setCells("interrupts-extended", ...intcPh.flatMap((ph) => [ph, IRQ_M_SOFT, ph, IRQ_M_TIMER]));
 
   return tree;
 }

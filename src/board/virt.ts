@@ -44,6 +44,8 @@ export function defaultBootloader(): string {
 
 export interface VirtConfig {
   ramBytes: number;
+  /** Number of harts (-smp), 1 when absent. */
+  harts?: number;
   /** "default" (OpenSBI), "none" (the kernel starts in M-mode), or a firmware file. */
   bios: string;
   kernel?: string;
@@ -68,11 +70,14 @@ export interface VirtConfig {
 }
 
 export function createVirtMachine(cfg: VirtConfig): Machine {
-  const machine = new Machine({ ramBytes: cfg.ramBytes, icountShift: cfg.icountShift, icountSleep: cfg.icountSleep, console: cfg.console });
+  const harts = cfg.harts ?? 1;
+  const machine = new Machine({ ramBytes: cfg.ramBytes, harts, icountShift: cfg.icountShift, icountSleep: cfg.icountSleep, console: cfg.console });
   const core = machine.core;
   const mem = machine.mem;
 
-  const plic = new Plic((meip, seip) => core.exports.setExternalInterrupts((meip ? 1 << 11 : 0) | (seip ? 1 << 9 : 0)));
+  // QEMU virt's PLIC contexts: 2h = hart h's M-mode (mip.MEIP), 2h + 1 = its S-mode (mip.SEIP).
+  const plic = new Plic(2 * harts, (hart, meip, seip) =>
+    core.exports.setExternalInterrupts(hart, (meip ? 1 << 11 : 0) | (seip ? 1 << 9 : 0)));
   const { plic: PLIC, uart0: UART0, test: TEST } = VIRT_MEMMAP;
   core.nameRam(VIRT_MEMMAP.dram.name);
   core.mapCore(CoreDevice.Rom, VIRT_MEMMAP.mrom);
@@ -233,6 +238,7 @@ function loadImages(machine: Machine, cfg: VirtConfig): void {
   }
 
   const tree = buildVirtTree({
+    harts: cfg.harts ?? 1,
     ramBase: RAM_BASE,
     ramBytes: cfg.ramBytes,
     isa: VIRT_ISA,
@@ -253,8 +259,9 @@ function loadImages(machine: Machine, cfg: VirtConfig): void {
 }
 
 /** The device tree for a configuration, for `rvm dumpdtb`. */
-export function virtDtbFor(ramBytes: number, append?: string): Uint8Array {
+export function virtDtbFor(ramBytes: number, append?: string, harts = 1): Uint8Array {
   return buildVirtDtb({
+    harts,
     ramBase: RAM_BASE, ramBytes, isa: VIRT_ISA, mmuType: VIRT_MMU, timebaseHz: 10_000_000,
     bootargs: append, virtioSlots: VIRT_VIRTIO_COUNT,
   });

@@ -1,7 +1,8 @@
 // The platform-level interrupt controller (RISC-V PLIC specification 1.0.0), laid out as on
 // QEMU's virt board (hw/intc/sifive_plic.c): 96 source IDs (0 is "no interrupt", so sources
-// 1..95), 7 priority levels, and two contexts for the one hart: 0 = M-mode (drives mip.MEIP),
-// 1 = S-mode (drives mip.SEIP).
+// 1..95), 7 priority levels, and two contexts per hart, numbered as on QEMU's virt: 2h = hart
+// h's M-mode (drives its mip.MEIP), 2h + 1 = its S-mode (drives its mip.SEIP). Each context has
+// its own enables, threshold and claim/complete register.
 //
 //   0x000000 + 4*src              priority (0 = never interrupts)
 //   0x001000 + 4*word             pending bits, read-only
@@ -24,7 +25,6 @@ import type { MmioHandler } from "../core.js";
 export const PLIC_NUM_SOURCES = 96;
 /** QEMU virt: 3 priority bits (VIRT_IRQCHIP_NUM_PRIO_BITS), priorities 0..7. */
 export const PLIC_MAX_PRIORITY = 7;
-export const PLIC_CONTEXTS = 2;
 
 const PRIORITY_BASE = 0x0;
 const PENDING_BASE = 0x1000;
@@ -48,16 +48,19 @@ export class Plic implements MmioHandler {
   private readonly pending = new Uint32Array(WORDS);
   private readonly claimed = new Uint32Array(WORDS);
   private readonly enable: Uint32Array[] = [];
-  private readonly threshold = new Uint32Array(PLIC_CONTEXTS);
-  private meip = false;
-  private seip = false;
+  private readonly threshold: Uint32Array;
+  /** The interrupt output of each context, as last reported. */
+  private readonly output: boolean[];
 
   /**
-   * @param onChange called whenever the interrupt output of context 0 (MEIP) or context 1
-   *   (SEIP) changes
+   * @param contexts the number of contexts: two per hart (M, S)
+   * @param onChange called whenever the output of hart h's M context (MEIP) or S context (SEIP)
+   *   changes
    */
-  constructor(private readonly onChange: (meip: boolean, seip: boolean) => void) {
-    for (let c = 0; c < PLIC_CONTEXTS; c++) this.enable.push(new Uint32Array(WORDS));
+  constructor(readonly contexts: number, private readonly onChange: (hart: number, meip: boolean, seip: boolean) => void) {
+    for (let c = 0; c < contexts; c++) this.enable.push(new Uint32Array(WORDS));
+    this.threshold = new Uint32Array(contexts);
+    this.output = new Array<boolean>(contexts).fill(false);
   }
 
   /**
@@ -99,13 +102,15 @@ export class Plic implements MmioHandler {
     return best;
   }
 
-  private update(): void {
-    const meip = this.best(0) !== 0;
-    const seip = this.best(1) !== 0;
-    if (meip !== this.meip || seip !== this.seip) {
-      this.meip = meip;
-      this.seip = seip;
-      this.onChange(meip, seip);
+  private update(force = false): void {
+    for (let hart = 0; 2 * hart < this.contexts; hart++) {
+      const meip = this.best(2 * hart) !== 0;
+      const seip = this.best(2 * hart + 1) !== 0;
+      if (force || meip !== this.output[2 * hart] || seip !== this.output[2 * hart + 1]) {
+        this.output[2 * hart] = meip;
+        this.output[2 * hart + 1] = seip;
+        this.onChange(hart, meip, seip);
+      }
     }
   }
 
@@ -142,10 +147,10 @@ export class Plic implements MmioHandler {
     if (offset < CONTEXT_BASE) {
       const ctx = Math.floor((offset - ENABLE_BASE) / ENABLE_STRIDE);
       const w = ((offset - ENABLE_BASE) % ENABLE_STRIDE) >>> 2;
-      return ctx < PLIC_CONTEXTS && w < WORDS ? this.enable[ctx][w] : 0;
+      return ctx < this.contexts && w < WORDS ? this.enable[ctx][w] : 0;
     }
     const ctx = Math.floor((offset - CONTEXT_BASE) / CONTEXT_STRIDE);
-    if (ctx >= PLIC_CONTEXTS) return 0;
+    if (ctx >= this.contexts) return 0;
     switch ((offset - CONTEXT_BASE) % CONTEXT_STRIDE) {
       case 0:
         return this.threshold[ctx];
@@ -167,11 +172,11 @@ export class Plic implements MmioHandler {
     } else if (offset < CONTEXT_BASE) {
       const ctx = Math.floor((offset - ENABLE_BASE) / ENABLE_STRIDE);
       const w = ((offset - ENABLE_BASE) % ENABLE_STRIDE) >>> 2;
-      if (ctx >= PLIC_CONTEXTS || w >= WORDS) return;
+      if (ctx >= this.contexts || w >= WORDS) return;
       this.enable[ctx][w] = w === 0 ? v & ~1 : v; // source 0 does not exist
     } else {
       const ctx = Math.floor((offset - CONTEXT_BASE) / CONTEXT_STRIDE);
-      if (ctx >= PLIC_CONTEXTS) return;
+      if (ctx >= this.contexts) return;
       switch ((offset - CONTEXT_BASE) % CONTEXT_STRIDE) {
         case 0:
           this.threshold[ctx] = v & PLIC_MAX_PRIORITY;
@@ -200,11 +205,9 @@ export class Plic implements MmioHandler {
     this.priority.set(s.priority);
     this.pending.set(s.pending);
     this.claimed.set(s.claimed);
-    for (let c = 0; c < PLIC_CONTEXTS; c++) this.enable[c].set(s.enable[c]);
+    for (let c = 0; c < this.contexts; c++) this.enable[c].set(s.enable[c]);
     this.threshold.set(s.threshold);
     // Report the restored outputs even if they match the last ones: the core is new.
-    this.meip = this.best(0) !== 0;
-    this.seip = this.best(1) !== 0;
-    this.onChange(this.meip, this.seip);
+    this.update(true);
   }
 }

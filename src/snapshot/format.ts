@@ -24,7 +24,8 @@ import { RvmError } from "../errors.js";
 const { closeSync, fstatSync, openSync, read: fsRead, readSync } = fs;
 
 export const SNAPSHOT_MAGIC = "RVMSNAP\0";
-export const SNAPSHOT_VERSION = 1;
+// 2: every hart (`harts`, `machine`) instead of one hart block.
+export const SNAPSHOT_VERSION = 2;
 export const HEADER_SIZE = 4096;
 export const MAP_ENTRY_SIZE = 24;
 export const PAGE = 4096;
@@ -91,8 +92,10 @@ export interface SnapshotMeta {
   /** The machine configuration (VirtConfig without the console), paths absolute. */
   config: Record<string, unknown>;
   ramBytes: number;
-  /** The hart-state block, base64. */
-  hart: string;
+  /** Every hart's state block (registers, CSRs, privilege, WFI), base64, by hart number. */
+  harts: string[];
+  /** The state the harts share (mtime, CLINT registers, interrupt lines, whose turn), base64. */
+  machine: string;
   /** Host-side guest time base (mtime), decimal string. */
   mtime: string;
   devices: Record<string, unknown>;

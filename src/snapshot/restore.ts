@@ -185,7 +185,12 @@ export function checkCompatible(snap: SnapshotFile, machine: Machine): void {
   if (m.ramBytes !== machine.core.ramBytes) {
     throw new SnapshotError(snap.file, `was taken with ${m.ramBytes >> 20} MiB of RAM, this machine has ${machine.core.ramBytes >> 20} MiB (use -m ${m.ramBytes >> 20}M)`);
   }
-  if (Buffer.from(m.hart, "base64").length !== machine.core.hartState().length) {
+  if (m.harts.length !== machine.core.harts) {
+    throw new SnapshotError(snap.file, `was taken with ${m.harts.length} harts, this machine has ${machine.core.harts} (use -smp ${m.harts.length})`);
+  }
+  const [state] = machine.core.hartStates();
+  if (m.harts.some((h) => Buffer.from(h, "base64").length !== state.length) ||
+      Buffer.from(m.machine, "base64").length !== machine.core.machineState().length) {
     throw new SnapshotError(snap.file, "hart state of a different rvm build (size mismatch)");
   }
   // The virtio-mmio transport's registers mean different things in the two layouts.
@@ -209,10 +214,12 @@ export function checkCompatible(snap: SnapshotFile, machine: Machine): void {
   }
 }
 
-/** Everything but RAM and disks: hart, devices, ROM, HTIF, guest time (any snapshot store's metadata has these). */
-export function restoreHartAndDevices(machine: Machine, meta: Pick<SnapshotMeta, "hart" | "devices" | "rom" | "htif">): void {
-  machine.core.hartState().set(Buffer.from(meta.hart, "base64"));
-  machine.core.exports.hartStateChanged();
+/** Harts, devices, ROM, HTIF and guest time (any snapshot store's metadata has these). */
+export function restoreHartAndDevices(machine: Machine, meta: Pick<SnapshotMeta, "harts" | "machine" | "devices" | "rom" | "htif">): void {
+  const states = machine.core.hartStates();
+  meta.harts.forEach((h, i) => states[i].set(Buffer.from(h, "base64")));
+  machine.core.machineState().set(Buffer.from(meta.machine, "base64"));
+  machine.core.exports.hartsRestored();
   for (const dev of machine.stateful) {
     if (dev.name in meta.devices) dev.restore(meta.devices[dev.name]);
   }

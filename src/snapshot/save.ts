@@ -15,7 +15,7 @@ import { PageState, PAGE_SIZE } from "../core.js";
 import type { Machine } from "../machine.js";
 import { GuestMemory } from "../memory.js";
 import {
-  digestOf, encodeEntry, encodeHeader, encodeMap, FLAG_MAP_DEFLATED, mapIndex, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageEntry, PageKind,
+  SNAPSHOT_VERSION, digestOf, encodeEntry, encodeHeader, encodeMap, FLAG_MAP_DEFLATED, mapIndex, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageEntry, PageKind,
   SnapshotDisk, SnapshotFile, SnapshotMeta, SnapshotStats,
 } from "./format.js";
 import { checkName, journalName, SnapshotStore } from "./store.js";
@@ -74,7 +74,8 @@ export function machineState(machine: Machine) {
     board: "virt" as const,
     config: machine.config,
     ramBytes: core.ramBytes,
-    hart: Buffer.from(core.hartState()).toString("base64"),
+    harts: core.hartStates().map((h) => Buffer.from(h).toString("base64")),
+    machine: Buffer.from(core.machineState()).toString("base64"),
     mtime: machine.mtime.toString(),
     devices: Object.fromEntries(machine.stateful.map((d) => [d.name, d.state()])),
     htif: machine.htif ? { tohost: machine.htif.tohost, fromhost: machine.htif.fromhost } : null,
@@ -209,7 +210,7 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
 
     meta = {
       format: "rvm-snapshot",
-      version: 1,
+      version: SNAPSHOT_VERSION,
       name,
       id,
       created: new Date().toISOString(),

@@ -283,15 +283,16 @@ describe.runIf(HAVE_DTC && HAVE_QEMU)("virt device tree: against QEMU's", () => 
   const QEMU_ONLY_NODES = ["/pmu", "/fw-cfg@10100000", "/flash@20000000", "/platform-bus@4000000", "/soc/pci@30000000"];
   const QEMU_ONLY_PROPS: Record<string, string[]> = { "/chosen": ["rng-seed"] };
 
-  it("has QEMU's nodes and property values, minus the devices rvm leaves out", () => {
+  for (const smp of [1, 3, 4, 8])
+  it(`has QEMU's nodes and property values, minus the devices rvm leaves out (-smp ${smp})`, () => {
     const kernel = join(dir, "kernel.bin");
     const initrd = join(dir, "initrd.img");
     writeFileSync(kernel, Buffer.alloc(64));
     writeFileSync(initrd, Buffer.alloc(4096, 0x5a));
-    const qemuFile = join(dir, "qemu.dtb");
+    const qemuFile = join(dir, `qemu-${smp}.dtb`);
     const q = spawnSync(
       "qemu-system-riscv64",
-      ["-M", "virt", "-m", "256M", "-smp", "1", "-display", "none", "-serial", "none",
+      ["-M", "virt", "-m", "256M", "-smp", String(smp), "-display", "none", "-serial", "none",
         "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0 rdinit=/bin/sh", "-M", `dumpdtb=${qemuFile}`],
       { encoding: "utf8", timeout: 60_000 },
     );
@@ -302,11 +303,12 @@ describe.runIf(HAVE_DTC && HAVE_QEMU)("virt device tree: against QEMU's", () => 
     const chosen = qemu.get("/chosen")!;
     const cell = (s: string | undefined): number => Number(/^<(0x[0-9a-f]+)>$/.exec(s ?? "")![1]);
     const isa = JSON.parse(qemu.get("/cpus/cpu@0")!.get("riscv,isa")!) as string;
-    const rvmFile = join(dir, "rvm-same.dtb");
+    const rvmFile = join(dir, `rvm-same-${smp}.dtb`);
     writeFileSync(
       rvmFile,
       buildVirtDtb({
         ...CFG,
+        harts: smp,
         isa,
         rtc: true,
         bootargs: "console=ttyS0 rdinit=/bin/sh",
@@ -330,5 +332,7 @@ describe.runIf(HAVE_DTC && HAVE_QEMU)("virt device tree: against QEMU's", () => 
     expect(rvm.get("/soc/plic@c000000")!.get("compatible")).toBe('"sifive,plic-1.0.0\\0riscv,plic0"');
     expect(rvm.get("/soc/virtio_mmio@10008000")!.get("interrupts")).toBe("<0x08>");
     expect(rvm.get("/soc/clint@2000000")!.get("reg")).toBe("<0x00 0x2000000 0x00 0x10000>");
+    expect([...rvm.keys()].filter((p) => /^\/cpus\/cpu@\d+$/.test(p))).toHaveLength(smp);
+    expect(rvm.get("/soc/plic@c000000")!.get("interrupts-extended")!.split(" ")).toHaveLength(4 * smp);
   });
 });

@@ -7,16 +7,18 @@ import { basename } from "node:path";
 import { guestFiles, loadGuest } from "../helpers.js";
 import { PageState } from "../../src/core.js";
 
+// The single-hart programs with one hart, the multi-hart ones (smp-*) with four.
 const programs = guestFiles("guests/isa", (n) => !n.startsWith("fp-"));
+const hartsOf = (file: string) => (basename(file).startsWith("smp-") ? 4 : 1);
 
 async function normalRun(file: string) {
-  const { machine, out } = loadGuest(file, { icountShift: 2, ramBytes: 16 << 20 });
+  const { machine, out } = loadGuest(file, { icountShift: 2, ramBytes: 16 << 20, harts: hartsOf(file) });
   const r = await machine.run({ timeoutMs: 60_000 });
   return { r, out: out.join(""), ram: Buffer.from(machine.core.ram), hart: Buffer.from(machine.core.hartState()) };
 }
 
 async function lazyRun(file: string) {
-  const { machine, out } = loadGuest(file, { icountShift: 2, ramBytes: 16 << 20 });
+  const { machine, out } = loadGuest(file, { icountShift: 2, ramBytes: 16 << 20, harts: hartsOf(file) });
   const core = machine.core;
   const image = Buffer.from(core.ram); // what a checkpoint would hold
   core.exports.markAllNotRestored();
@@ -38,7 +40,7 @@ async function lazyRun(file: string) {
 
 describe("demand paging of not-yet-restored RAM", { timeout: 120_000 }, () => {
   for (const file of programs) {
-    it(`${basename(file)} runs identically with every page restored on demand`, async () => {
+    it(`${basename(file)} runs identically with every page restored on demand (${hartsOf(file)} hart${hartsOf(file) > 1 ? "s" : ""})`, async () => {
       const a = await normalRun(file);
       const b = await lazyRun(file);
       expect(b.r.exitCode).toBe(a.r.exitCode);

@@ -12,7 +12,7 @@ const claim = (ctx: number) => 0x20_0004 + 0x1000 * ctx;
 
 function plic() {
   const outputs: [boolean, boolean][] = [];
-  const p = new Plic((m, s) => outputs.push([m, s]));
+  const p = new Plic(2, (_hart, m, s) => outputs.push([m, s]));
   const rd = (o: number) => p.read(o, 4);
   const wr = (o: number, v: number) => p.write(o, 4, v);
   const out = () => outputs[outputs.length - 1] ?? [false, false];
@@ -20,6 +20,30 @@ function plic() {
 }
 
 describe("PLIC", () => {
+  it("has two contexts per hart, as QEMU virt numbers them, each with its own claim/complete", () => {
+    const lines = new Map<number, [boolean, boolean]>();
+    const p = new Plic(8, (hart, m, s) => lines.set(hart, [m, s]));
+    const wr = (o: number, v: number) => p.write(o, 4, v);
+    wr(priority(5), 1);
+    wr(priority(6), 1);
+    wr(enableWord(5, 0), 1 << 5); // hart 2, S-mode
+    wr(enableWord(6, 0), 1 << 6); // hart 3, M-mode
+    p.setLevel(5, true);
+    expect(lines.get(2)).toEqual([false, true]);
+    expect(lines.has(0) || lines.has(1) || lines.has(3)).toBe(false);
+    p.setLevel(6, true);
+    expect(lines.get(3)).toEqual([true, false]);
+    expect(p.read(claim(4), 4)).toBe(0); // hart 2's M context has nothing enabled
+    expect(p.read(claim(5), 4)).toBe(5);
+    expect(lines.get(2)).toEqual([false, false]);
+    expect(p.read(claim(6), 4)).toBe(6);
+    expect(lines.get(3)).toEqual([false, false]);
+    p.write(claim(5), 4, 5);
+    p.write(claim(6), 4, 6);
+    expect(p.read(enableWord(8, 0), 4)).toBe(0); // no context 8
+    expect(p.read(claim(8), 4)).toBe(0);
+  });
+
   it("holds priorities 0..7 and thresholds; source 0 does not exist", () => {
     const { rd, wr } = plic();
     wr(priority(10), 5);
