@@ -69,6 +69,8 @@ export function selectHart(h: u32): void { select(h); }
 export function syncHarts(): void { sync(); }
 // After the host rewrote the hart slots and the machine block (snapshot restore).
 export function hartsRestored(): void { restored(); }
+// After the host changed the selected hart's privilege state directly (registers, CSRs).
+export function hartStateChanged(): void { updateTranslationContext(); tlbFlushAllHarts(); }
 
 // --- the selected hart's state ---
 export function getPc(): u64 { return load<u64>(H_PC); }

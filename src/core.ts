@@ -53,6 +53,7 @@ interface CoreExports {
   selectHart(h: number): void;
   syncHarts(): void;
   hartsRestored(): void;
+  hartStateChanged(): void;
   dmaWritten(): void;
   getPc(): bigint;
   setPc(pc: bigint): void;
