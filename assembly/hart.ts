@@ -23,7 +23,7 @@ import {
 } from "./layout";
 import { csrCheck, csrRead, csrWrite, setInstretPending, g_icountShift, markFsDirty } from "./csr";
 import {
-  csrGet, CSR_MSTATUS, CSR_MENVCFG, CSR_STIMECMP, MSTATUS_TSR, MSTATUS_TW, MSTATUS_TVM, MSTATUS_FS,
+  csrGet, CSR_MSTATUS, CSR_MENVCFG, CSR_STIMECMP, CSR_MIP, CSR_SIP, MSTATUS_TSR, MSTATUS_TW, MSTATUS_TVM, MSTATUS_FS,
   MENVCFG_STCE,
 } from "./csrdef";
 import {
@@ -464,7 +464,10 @@ export function run(maxInsns: i32): i32 {
           if (!csrCheck(csr, writes, raw)) break;
           const old = csrRead(csr);
           if (writes) {
-            const v = op == 1 ? src : op == 2 ? (old | src) : (old & ~src);
+            // mip/sip: CSRRS/CSRRC modify the software-writable bits only; the value read ORs in
+            // the lines (SEIP from the PLIC, priv spec 3.1.9), which must not be latched.
+            const base = csr == CSR_MIP || csr == CSR_SIP ? csrGet(CSR_MIP) : old;
+            const v = op == 1 ? src : op == 2 ? (base | src) : (base & ~src);
             if (csrWrite(csr, v)) limit = n;
           }
           setInstretPending(0);

@@ -516,6 +516,9 @@ export class Machine {
       ` mtval    ${hex(c.csr(0x343))}`,
       ` stval    ${hex(c.csr(0x143))}`,
       ` mscratch ${hex(c.csr(0x340))}`,
+      ` menvcfg  ${hex(c.csr(0x30a))}`,
+      ` stimecmp ${hex(c.csr(0x14d))}`,
+      ` time     ${hex(c.csr(0xc01))}`,
       ` sscratch ${hex(c.csr(0x140))}`,
     ];
     for (let i = 0; i < 32; i += 4) {

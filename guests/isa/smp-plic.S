@@ -3,7 +3,8 @@
  * (mip.SEIP). In turn, each hart enables the UART's source (10) in one of its contexts only,
  * makes the UART raise it (THR empty interrupt), sees the matching mip bit, finds nothing to
  * claim in its other context and in the next hart's, claims the source in its own context,
- * completes it. Case 10 * h + 1 is hart h's M context, 10 * h + 2 its S context. */
+ * completes it. Case 10 * h + 1 is hart h's M context, 10 * h + 2 its S context. Case 90: a
+ * CSRRS/CSRRC of mip while the PLIC holds SEIP high leaves no SEIP behind once the line drops. */
 #include "smp.h"
 #include "test.h"
 
@@ -40,6 +41,41 @@ turn:   BARRIER_N s1
         blt     s1, t0, turn
         BARRIER_N s1
         bnez    s0, 3f
+
+        /* Hart 0: CSRRS/CSRRC of mip while the PLIC holds SEIP high must not latch SEIP (only
+         * the software-writable bit takes part in the read-modify-write, priv spec 3.1.9). */
+        CASE 90
+        li      t0, PLIC_THRESHOLD + 0x1000     /* context 1: hart 0, S-mode */
+        sw      zero, 0(t0)
+        li      t0, PLIC_ENABLE + 0x80
+        li      t1, 1 << UART_IRQ
+        sw      t1, 0(t0)
+        li      t0, 1 << IRQ_S_EXT
+        csrw    mie, t0
+        li      t0, UART
+        sb      zero, 1(t0)
+        li      t1, 2
+        sb      t1, 1(t0)
+1:      wfi
+        csrr    t1, mip
+        andi    t1, t1, 1 << IRQ_S_EXT
+        beqz    t1, 1b
+        li      t0, 1 << IRQ_S_SOFT     /* set and clear SSIP by read-modify-write */
+        csrs    mip, t0
+        csrc    mip, t0
+        li      t0, PLIC_CLAIM + 0x1000 /* claim: the line drops */
+        lw      t3, 0(t0)
+        li      t1, UART_IRQ
+        bne     t3, t1, fail
+        li      t1, UART
+        sb      zero, 1(t1)
+        sw      t3, 0(t0)
+        li      t0, PLIC_ENABLE + 0x80
+        sw      zero, 0(t0)
+        csrw    mie, zero
+        csrr    t1, mip                 /* nothing left pending */
+        andi    t1, t1, (1 << IRQ_S_EXT) | (1 << IRQ_S_SOFT)
+        bnez    t1, fail
         TEST_END
 3:      wfi
         j       3b
