@@ -142,11 +142,16 @@ export function mipValue(): u64 {
   return mipAt(HART, g_hart);
 }
 
-// The next time (mtime) at which a timer of hart `h` fires: mtimecmp, or stimecmp under Sstc.
+// The next time (mtime) at which a timer of hart `h` can wake it: mtimecmp, or stimecmp under
+// Sstc, each only while its interrupt is enabled in mie (WFI wakes on mip & mie). A disabled
+// timer long past (Linux leaves stimecmp behind with STIE clear on an idle CPU) is no deadline:
+// counting it would keep the host from sleeping.
 export function timerDeadlineAt(state: usize, h: u32): u64 {
   const csrs = state + (CSRS - HART);
-  let d = mtimecmpOf(h);
-  if (load<u64>(csrs + (<usize>CSR_MENVCFG << 3)) & MENVCFG_STCE) {
+  const mie = load<u64>(csrs + (<usize>CSR_MIE << 3));
+  let d: u64 = -1;
+  if (mie & MIP_MTIP) d = mtimecmpOf(h);
+  if ((mie & MIP_STIP) != 0 && (load<u64>(csrs + (<usize>CSR_MENVCFG << 3)) & MENVCFG_STCE) != 0) {
     const s = load<u64>(csrs + (<usize>CSR_STIMECMP << 3));
     if (s < d) d = s;
   }
