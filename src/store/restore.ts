@@ -286,7 +286,11 @@ export function checkManifest(m: Manifest, machine: Machine): void {
   if (m.meta.ramBytes !== machine.core.ramBytes) {
     throw new RvmError(`${where}: was taken with ${m.meta.ramBytes >> 20} MiB of RAM, this machine has ${machine.core.ramBytes >> 20} MiB (use -m ${m.meta.ramBytes >> 20}M)`);
   }
-  if (Buffer.from(m.meta.hart as string, "base64").length !== machine.core.hartState().length) {
+  const harts = (m.meta.harts as string[] | undefined) ?? [];
+  if (harts.length !== machine.core.harts) {
+    throw new RvmError(`${where}: was taken with ${harts.length} harts, this machine has ${machine.core.harts} (use -smp ${harts.length})`);
+  }
+  if (harts.some((h) => Buffer.from(h, "base64").length !== machine.core.hartStates()[0].length)) {
     throw new RvmError(`${where}: hart state of a different rvm build (size mismatch)`);
   }
   for (const d of m.disks) {
