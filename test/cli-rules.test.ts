@@ -60,9 +60,9 @@ describe("input rules", { timeout: 120_000 }, () => {
     const mtree = (m: string) => rvm(["run", loop, "-m", m, "-monitor", "stdio"], "info mtree\nquit\n");
     let r = mtree("1.5G");
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain("0000000080000000-00000000dfffffff: riscv_virt_board.ram");
+    expect(r.stdout).toContain("0000000080000000-00000000dfffffff (prio 0, ram): riscv_virt_board.ram");
     r = mtree("1024.5K"); // 1049088 bytes -> 1056768 (129 x 8 KiB)
-    expect(r.stdout).toContain("0000000080000000-0000000080101fff: riscv_virt_board.ram");
+    expect(r.stdout).toContain("0000000080000000-0000000080101fff (prio 0, ram): riscv_virt_board.ram");
     oneLine(rvm(["run", loop, "-m", "1.5x"]), /not a memory size: "1\.5x"/);
   });
 

@@ -27,7 +27,7 @@ describe.skipIf(!hasChromium)("the page in chromium", () => {
       await b.page.keyboard.type("echo hello-$((6*7)) from $(uname -m)\r");
       await waitForConsole(b.page, "hello-42 from riscv64", 30_000);
       expect(await monitorCommand(b.page, "info status")).toBe("VM status: running");
-      expect(await monitorCommand(b.page, "info mtree")).toMatch(/0000000080000000-000000008fffffff: riscv_virt_board.ram/);
+      expect(await monitorCommand(b.page, "info mtree")).toMatch(/0000000080000000-000000008fffffff \(prio 0, ram\): riscv_virt_board.ram/);
       // Ctrl-A c in the console moves to the monitor, as in QEMU's -nographic.
       await b.page.click("#console");
       await b.page.keyboard.press("Control+a");
