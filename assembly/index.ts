@@ -166,6 +166,6 @@ export function markAllNotRestored(): void {
 }
 
 // --- snapshots: whole-page classification (pages.ts) ---
-export { classify, pageHash, pagesEqual, hashBytes, isZero } from "./pages";
+export { classify, pageHash, pageHashIs, pagesEqual, hashBytes, isZero } from "./pages";
 export function scratchAddress(): usize { return SCRATCH; }
 export function scratchSize(): u32 { return SCRATCH_SIZE; }

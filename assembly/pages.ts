@@ -60,6 +60,11 @@ export function pageHash(page: u32): u64 {
   return hashBytes(pageAddress(page), 4096);
 }
 
+// Whether page `page` hashes to hi:lo (the host passes the 64-bit hash as two halves: no BigInt).
+export function pageHashIs(page: u32, lo: u32, hi: u32): bool {
+  return hashBytes(pageAddress(page), 4096) == ((<u64>hi << 32) | <u64>lo);
+}
+
 export function pagesEqual(a: u32, b: u32): bool {
   return memory.compare(pageAddress(a), pageAddress(b), 4096) == 0;
 }

@@ -52,11 +52,14 @@ function version(): string {
   return "unknown";
 }
 
-function parseSeconds(text: string): number {
+/** A parser of positive numbers ("a number of seconds", ...). */
+const positive = (what: string) => (text: string): number => {
   const v = Number(text);
-  if (!Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`not a number of seconds: "${text}"`);
+  if (!Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`not ${what}: "${text}"`);
   return v;
-}
+};
+const parseSeconds = positive("a number of seconds");
+const parseRate = positive("a rate in MiB/s");
 
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -127,6 +130,8 @@ interface RestoreFlags {
   dumpdtb?: string;
   restore?: "lazy" | "eager";
   order?: FetchOrder;
+  /** --restore-rate: the lazy restore's background fetch limit, MiB/s. */
+  restoreRate?: number;
   stats?: boolean;
   statsJson?: string;
   plot?: string;
@@ -166,7 +171,9 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   const store = new SnapshotStore(flags.snapshotDir ? resolve(flags.snapshotDir)
     : snapshotFile ? dirname(resolve(snapshotFile)) : defaultSnapshotDir(machine.config));
   if (!objectStore && hasJournals(store, machine)) attachJournals(machine, store);
-  const restoreOpts: RestoreOptions = { mode: flags.restore ?? "lazy", order: flags.order ?? "workingset" };
+  const restoreOpts: RestoreOptions = {
+    mode: flags.restore ?? "lazy", order: flags.order ?? "workingset", rateBytesPerSec: flags.restoreRate !== undefined ? flags.restoreRate * 2 ** 20 : undefined,
+  };
   let restore: ActiveRestore | undefined;
   // --stats-json is kept up to date while the VM runs (first input, the answer, every second
   // until the restore is complete): a process ended before it exits still leaves it.
@@ -339,7 +346,8 @@ export function buildProgram(): Command {
     .option("--name <name>", "the guest's name: NAME or guest=NAME[,process=TITLE] (monitor: info name)")
     .option("--loadvm <name>", "start from snapshot NAME instead of booting (QEMU's -loadvm)")
     .addOption(new Option("--restore <mode>", "with -loadvm: lazy (run at once, pages on demand; default) or eager (read everything first)").choices(["lazy", "eager"]))
-    .addOption(new Option("--order <order>", "lazy restore's background fetch order: workingset (default) or page").choices(["workingset", "page"]))
+    .addOption(new Option("--order <order>", "lazy restore: workingset (default: the working set read at once, then the rest in the file's order), page (page order) or demand (no background fetch)").choices(["workingset", "page", "demand"]))
+    .option("--restore-rate <MiB/s>", "lazy restore: limit the background fetcher to this many MiB/s (demand faults are not limited)", parseRate)
     .option("--stats", "after the run, print the restore's statistics (TTFI, faults, TTR, ...) to stderr")
     .option("--stats-json <file>", "write the restore's statistics and utilization curve as JSON")
     .option("--plot <file.svg>", "with -loadvm: draw the restore (pages by how they came back, U(t, w), demand faults) as SVG")
@@ -375,7 +383,8 @@ export function buildProgram(): Command {
     .option("--snapshot-store <url>", "where the snapshot is: file:DIR or s3://BUCKET/PREFIX (nothing else is needed on this host)")
     .option("--store-deadline <seconds>", "how long to wait for an unreachable object store before stopping the VM (default 120)", parseSeconds)
     .addOption(new Option("--restore <mode>", "lazy (default: the VM runs at once, memory comes back behind it) or eager").choices(["lazy", "eager"]))
-    .addOption(new Option("--order <order>", "lazy restore's background fetch order: workingset (default) or page").choices(["workingset", "page"]))
+    .addOption(new Option("--order <order>", "lazy restore: workingset (default: the working set read at once, then the rest in the file's order), page (page order) or demand (no background fetch)").choices(["workingset", "page", "demand"]))
+    .option("--restore-rate <MiB/s>", "lazy restore: limit the background fetcher to this many MiB/s (demand faults are not limited)", parseRate)
     .option("--stats", "print the restore's statistics to stderr when the VM ends")
     .option("--stats-json <file>", "write the restore's statistics and utilization curve as JSON")
     .option("--plot <file.svg>", "when the VM ends, draw the restore (pages by how they came back, U(t, w), demand faults) as SVG")

@@ -84,6 +84,7 @@ interface CoreExports {
   markAllNotRestored(): void;
   classify(first: number, count: number): number;
   pageHash(page: number): bigint;
+  pageHashIs(page: number, lo: number, hi: number): number;
   pagesEqual(a: number, b: number): number;
   hashBytes(ptr: number, len: number): bigint;
   isZero(ptr: number, len: number): number;
@@ -101,9 +102,90 @@ function coreModule(): WebAssembly.Module {
     } catch {
       throw new RvmError("the WebAssembly core is not built: run `npm install` (or `npm run build`)");
     }
-    compiled = new WebAssembly.Module(new Uint8Array(bytes));
+    const module = new Uint8Array(bytes);
+    if (!sharedMemoryWorks) unshareMemoryImport(module);
+    compiled = new WebAssembly.Module(module);
   }
   return compiled;
+}
+
+/**
+ * Whether this host has shared WebAssembly memory: Node has; a browser only when the page is
+ * cross-origin isolated (COOP/COEP headers). Without it the core runs on a private memory (no
+ * worker thread can then write guest RAM: the lazy restore's fetcher stays on the hart's thread).
+ */
+export const sharedMemoryWorks: boolean = (() => {
+  try {
+    return typeof SharedArrayBuffer !== "undefined" && new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Turns the module's import of a shared memory (env.memory) into one of a private memory, in
+ * place: the limits flag of that import goes from 3 (shared, with maximum) to 1 (with maximum).
+ * The code does not change: the core uses no atomic instructions.
+ */
+function unshareMemoryImport(wasm: Uint8Array): void {
+  let pos = 8;
+  const leb = (): number => {
+    let v = 0, shift = 0, b: number;
+    do {
+      b = wasm[pos++];
+      v += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
+    return v;
+  };
+  const name = (): string => {
+    const n = leb();
+    const s = String.fromCharCode(...wasm.subarray(pos, pos + n));
+    pos += n;
+    return s;
+  };
+  while (pos < wasm.length) {
+    const id = wasm[pos++];
+    const size = leb();
+    const end = pos + size;
+    if (id === 2) {
+      for (let count = leb(); count > 0; count--) {
+        const mod = name(), field = name(), kind = wasm[pos++];
+        if (kind === 0) leb(); // function: type index
+        else if (kind === 1) { pos++; const f = wasm[pos++]; leb(); if (f & 1) leb(); } // table
+        else if (kind === 3) pos += 2; // global: type, mutability
+        else if (kind === 2) {
+          if (mod === "env" && field === "memory" && wasm[pos] === 3) {
+            wasm[pos] = 1;
+            return;
+          }
+          const f = wasm[pos++];
+          leb();
+          if (f & 1) leb();
+        }
+      }
+      return;
+    }
+    pos = end;
+  }
+}
+
+/**
+ * The core's linear memory: shared (a SharedArrayBuffer underneath) where the host has shared
+ * memory, so that worker threads can write guest RAM while the hart runs (the lazy restore's
+ * background fetcher, src/snapshot/fetcher.ts). It starts at the size the module declares and
+ * `init` grows it to hold the machine's RAM; the maximum is the 4 GiB a 32-bit memory can address.
+ */
+function newCoreMemory(): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: CORE_MEMORY_INITIAL_PAGES, maximum: 65536, shared: sharedMemoryWorks });
+}
+
+/** asconfig.json's initialMemory (64 KiB pages). */
+const CORE_MEMORY_INITIAL_PAGES = 256;
+
+/** The compiled core module (a worker thread instantiates it over a core's shared memory). */
+export function compiledCore(): WebAssembly.Module {
+  return coreModule();
 }
 
 /** A range of guest-physical addresses: where a device or memory sits (src/board/memmap.ts). */
@@ -148,6 +230,7 @@ export class Core {
   constructor(ramBytes: number, harts = 1) {
     if (ramBytes % PAGE_SIZE !== 0 || ramBytes <= 0) throw new RvmError(`memory size must be a positive multiple of 4 KiB`);
     const instance = new WebAssembly.Instance(coreModule(), {
+      env: { memory: newCoreMemory() },
       host: {
         mmioRead: (addr: number, size: number) => this.mmioRead(addr >>> 0, size),
         mmioWrite: (addr: number, size: number, value: number) => this.mmioWrite(addr >>> 0, size, value >>> 0),

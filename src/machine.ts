@@ -12,8 +12,14 @@ import { writeOut, yieldToEventLoop } from "./platform.js";
 export const MTIME_HZ = 10_000_000;
 const SLICE = 1 << 20;
 const NO_DEADLINE = 0xffff_ffff_ffff_ffffn;
-/** The working set is what the guest touched in the last one to two windows of this length. */
-const ACCESS_WINDOW_MS = 1000;
+/**
+ * How often the host sweeps the core's accessed bits into per-page "last touched" epochs (the
+ * working set and its order, for savevm). A sweep costs a pass over the page states and a TLB
+ * flush: ~0.3 ms per GiB of RAM, so 100 ms keeps it under 1%.
+ */
+const ACCESS_EPOCH_MS = 100;
+/** The working set: what the guest touched in the last two seconds it ran. */
+export const WORKING_SET_MS = 2000;
 /** The reset ROM as QEMU's virt maps it (riscv_virt_board.mrom): 0x1000..0x10000. */
 const ROM_START = 0x1000;
 
@@ -142,9 +148,10 @@ export class Machine {
   /** Input for HTIF's getchar. */
   private readonly htifInput: number[] = [];
   private looping = false;
-  /** The accessed bits of the previous one-second window (see recentlyAccessed). */
-  private accessedBefore: Uint8Array | undefined;
-  private accessWindowStart = 0;
+  /** Per page, the access epoch in which the guest last touched it (0: not since start). */
+  private lastTouched: Uint32Array | undefined;
+  private accessEpoch = 1;
+  private accessEpochStart = 0;
 
   constructor(opts: MachineOptions) {
     this.core = new Core(opts.ramBytes, opts.harts ?? 1);
@@ -275,6 +282,7 @@ export class Machine {
     ex.reset();
     if (this.icount !== undefined) ex.setIcount(this.icount);
     this.core.ram.fill(0);
+    this.mem.untouched = false;
     this.core.pages.fill(0);
     this.mem.diskBlock.fill(-1);
     if (this.htif) ex.setHtif(BigInt(this.htif.tohost));
@@ -284,6 +292,7 @@ export class Machine {
   }
 
   async run(opts: RunOptions = {}): Promise<RunResult> {
+    this.mem.untouched = false;
     try {
       return await this.loop(opts);
     } finally {
@@ -400,7 +409,7 @@ export class Machine {
         this.meter?.enter("host");
       }
       const t = performance.now();
-      if (t - this.accessWindowStart > ACCESS_WINDOW_MS) this.sweepAccessed(t);
+      if (t - this.accessEpochStart > ACCESS_EPOCH_MS) this.sweepAccessed(t);
       if (t >= deadline) return finish(124, "timeout");
       if (t - lastYield > 20) {
         await yieldToEventLoop();
@@ -410,20 +419,32 @@ export class Machine {
   }
 
   /**
-   * Starts a new access window: keeps the accessed bits of the one ending, clears them in the
-   * core (which also flushes the TLBs, so the next touch of each page sets its bit again).
+   * Ends an access epoch: every page the guest touched in it (accessed bit set) gets the epoch's
+   * number, and the bits are cleared in the core (which flushes the TLBs, so the next touch of
+   * each page sets its bit again).
    */
   private sweepAccessed(now: number): void {
     const pages = this.core.pages;
-    this.accessedBefore ??= new Uint8Array(pages.length);
-    for (let p = 0; p < pages.length; p++) this.accessedBefore[p] = pages[p] & PageState.Accessed;
+    const last = (this.lastTouched ??= new Uint32Array(pages.length));
+    const epoch = this.accessEpoch++;
+    for (let p = 0; p < pages.length; p++) if (pages[p] & PageState.Accessed) last[p] = epoch;
     this.core.exports.clearAccessed();
-    this.accessWindowStart = now;
+    this.accessEpochStart = now;
   }
 
-  /** Whether the guest touched `page` in the last one or two seconds it ran (its working set). */
+  /** Whether the guest touched `page` in the last WORKING_SET_MS it ran (its working set). */
   recentlyAccessed(page: number): boolean {
-    return (this.core.pages[page] & PageState.Accessed) !== 0 || (this.accessedBefore?.[page] ?? 0) !== 0;
+    return this.touchAge(page) <= WORKING_SET_MS;
+  }
+
+  /**
+   * How long ago (in ms of guest running, to the access-epoch granularity) the guest last
+   * touched `page`: 0 in the current epoch; Infinity if not since the machine started.
+   */
+  touchAge(page: number): number {
+    if (this.core.pages[page] & PageState.Accessed) return 0;
+    const e = this.lastTouched?.[page] ?? 0;
+    return e === 0 ? Infinity : (this.accessEpoch - e) * ACCESS_EPOCH_MS;
   }
 
   /** WFI with nothing pending: sleep until the next timer deadline or input (or skip ahead). */

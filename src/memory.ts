@@ -19,6 +19,12 @@ export class GuestMemory {
    * `disk * 2^36 + block` (block in 4 KiB units, disk the drive's index), else -1.
    */
   readonly diskBlock: Float64Array;
+  /**
+   * True while guest RAM is all zero because nothing has written it yet (a machine built for a
+   * restore): a restore then need not write zero pages — writing them would make the host
+   * commit memory for nothing. Any host write, a run of the hart, a reset and a restore end it.
+   */
+  untouched = true;
   /** Reverse map: block key -> the pages that hold a copy of it. */
   private readonly blockPages = new Map<number, number[]>();
 
@@ -78,6 +84,7 @@ export class GuestMemory {
   /** A view of guest RAM the host is about to write: pages become dirty, not disk-backed. */
   writable(pa: number, len: number): Uint8Array {
     const off = this.check(pa, len);
+    this.untouched = false;
     this.ready(off, len);
     this.noteWrite(off, len);
     return this.core.ram.subarray(off, off + len);

@@ -15,6 +15,8 @@ import { fileURLToPath } from "node:url";
 import { deflateSync, gunzipSync, inflateSync } from "node:zlib";
 import { createHash, randomBytes } from "node:crypto";
 import { performance as perf } from "node:perf_hooks";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
 import { ImageLock, type LockRole } from "./devices/image-lock.js";
 
 /** What rvm asks of a file's metadata. */
@@ -124,3 +126,26 @@ const here = nodePath.dirname(fileURLToPath(import.meta.url));
 export const packageRoot: string = nodeFs.existsSync(nodePath.join(here, "..", "package.json"))
   ? nodePath.join(here, "..")
   : nodePath.join(here, "..", "..");
+
+/** How many CPUs the host has (a background thread keeps to a share of one when they are few). */
+export const hostCores: number = availableParallelism();
+
+/** A thread sharing memory with this one (the lazy restore's background fetcher). */
+export interface HostThread {
+  terminate(): void;
+}
+
+/**
+ * Starts `module` (a path under dist/src/, compiled: also when this code runs from src/ under
+ * the tests) on a thread of its own with `data` (SharedArrayBuffers and a shared WebAssembly
+ * memory are shared, not copied). `onError` gets an uncaught error.
+ * It never keeps a finished process alive. The browser build has no such threads: undefined.
+ */
+export function startThread(module: string, data: unknown, onError: (e: Error) => void): HostThread | undefined {
+  const file = nodePath.join(packageRoot, "dist", "src", module);
+  if (!nodeFs.existsSync(file)) throw new Error(`rvm: ${nodePath.relative(packageRoot, file)} is missing (run npm run build)`);
+  const w = new Worker(file, { workerData: data });
+  w.unref();
+  w.on("error", onError);
+  return { terminate: () => void w.terminate() };
+}

@@ -141,7 +141,7 @@ beforeAll(() => {
   writeFileSync(join(dir, "harness.ts"), harnessSource(dir));
   const asc = join(ROOT, "node_modules", ".bin", "asc");
   execFileSync(asc, [join(dir, "harness.ts"), "-O3", "--runtime", "stub", "--noAssert", "--uncheckedBehavior", "always",
-    "--memoryBase", "4194304", "--initialMemory", "80", "-o", join(dir, "harness.wasm")], { stdio: "pipe" });
+    "--memoryBase", "4194304", "--initialMemory", "80", "-o", join(dir, "harness.wasm")], { stdio: "pipe", cwd: dir }); // not the core's asconfig.json (shared memory)
   const module = new WebAssembly.Module(readFileSync(join(dir, "harness.wasm")));
   const inst = new WebAssembly.Instance(module, { env: { abort: () => { throw new Error("abort"); } } });
   hx = inst.exports as unknown as Harness;

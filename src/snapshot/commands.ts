@@ -72,6 +72,8 @@ export function formatInfo(meta: SnapshotMeta, file: string, deps?: { own: numbe
 export interface RestoreOptions {
   mode: "lazy" | "eager";
   order: FetchOrder;
+  /** Lazy: the background fetcher's read-rate limit, bytes per second (0 or absent: none). */
+  rateBytesPerSec?: number;
 }
 
 /** A restore that ran or is running, as `info restore` and --stats see it. */
@@ -90,7 +92,7 @@ export interface ActiveRestore {
 export function startRestore(
   machine: Machine, store: SnapshotStore, file: string, opts: RestoreOptions, timeline = new RestoreTimeline(machine, false),
 ): ActiveRestore {
-  if (opts.mode === "lazy") return new LazyRestore(machine, store, file, { order: opts.order, timeline });
+  if (opts.mode === "lazy") return new LazyRestore(machine, store, file, { order: opts.order, rateBytesPerSec: opts.rateBytesPerSec, timeline });
   const t0 = performance.now();
   cancelActiveRestore(machine);
   const r = restoreEager(machine, store, file);
@@ -141,6 +143,8 @@ export function formatRestoreStats(s: RestoreStats): string {
     `  demand faults              ${s.demandFaults} (stalled ${ms(s.stallMs)})`,
     `  pages prefetched           ${s.prefetched} (fetcher took ${ms(s.fetchMs)} between slices)`,
     `  read                       ${(s.bytesRead / MiB).toFixed(1)} MiB in ${s.reads} reads (mean ${(s.meanReadBytes / 1024).toFixed(1)} KiB)`,
+    ...(s.worker ? [`  fetcher thread             ${s.worker.pages} pages, ${(s.worker.bytesRead / MiB).toFixed(1)} MiB in ${s.worker.reads} reads, busy ${ms(s.worker.busyMs)}; ` +
+      `running after ${ms(s.worker.startedMs ?? NaN)}, planned after ${ms(s.worker.plannedMs ?? NaN)}, first page after ${ms(s.worker.firstReadyMs ?? NaN)}`] : []),
     ...Object.entries(s.ttr).map(([k, v]) => `  TTR(${k})`.padEnd(29) + `${v.toFixed(0)} ms`),
   ];
   if (s.workload) {

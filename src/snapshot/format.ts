@@ -106,6 +106,12 @@ export interface SnapshotMeta {
   parent: string | null;
   /** Number of stored pages at the start of the data area that the guest touched recently. */
   workingSet: number;
+  /**
+   * Where the working set's index is: per working-set slot (in data order) the page and its
+   * hash (u32 page, u32 hash low, u32 hash high), so a restore needs no page map to bring the
+   * working set in. Absent in older snapshots.
+   */
+  workingSetIndex?: { offset: number; length: number; sha256: string };
   stats: SnapshotStats;
   /** The reset ROM's code and data (0x1000..0x1100), base64. */
   rom: string;
@@ -141,6 +147,35 @@ export function decodeEntry(buf: Buffer, page: number): PageEntry {
     value: Number(buf.readBigUInt64LE(o + 8)),
     hash: buf.readBigUInt64LE(o + 16),
   };
+}
+
+/**
+ * The whole page map as one array of 32-bit words, six per page (the entry's bytes, little-endian):
+ * the bulk form of `entry`, with no object or BigInt per page, so a walk of a 1 GiB map takes
+ * milliseconds.
+ */
+export class PageTable {
+  constructor(readonly words: Uint32Array) {}
+
+  get pages(): number {
+    return this.words.length / 6;
+  }
+  kind(p: number): PageKind {
+    return (this.words[p * 6] & 0xff) as PageKind;
+  }
+  ref(p: number): number {
+    return (this.words[p * 6] >>> 8) & 0xff;
+  }
+  /** Byte offset (stored, same-as) or drive·2^36 + block (disk). */
+  value(p: number): number {
+    return this.words[p * 6 + 2] + this.words[p * 6 + 3] * 2 ** 32;
+  }
+  hashLo(p: number): number {
+    return this.words[p * 6 + 4];
+  }
+  hashHi(p: number): number {
+    return this.words[p * 6 + 5];
+  }
 }
 
 export interface HeaderFields {
@@ -187,6 +222,29 @@ export function encodeMap(map: Buffer, at: number): Buffer {
     off += z.length;
   }
   return Buffer.concat([index, ...chunks]);
+}
+
+/**
+ * The working-set index, for the pages of the working set in data order: their page numbers
+ * (u32 each), then their hashes' low halves, then the high halves (columns, so a reader takes
+ * them as typed arrays without a loop).
+ */
+export function encodeWorkingSetIndex(pages: number[], hashes: BigUint64Array): Buffer {
+  const n = pages.length;
+  const w = new Uint32Array(3 * n);
+  pages.forEach((p, k) => {
+    w[k] = p;
+    w[n + k] = Number(hashes[p] & 0xffffffffn);
+    w[2 * n + k] = Number(hashes[p] >> 32n);
+  });
+  return Buffer.from(w.buffer);
+}
+
+/** A decoded working-set index: slot k of the data area holds page `page[k]`, hash hi:lo. */
+export interface WorkingSetIndex {
+  page: Uint32Array;
+  hashLo: Uint32Array;
+  hashHi: Uint32Array;
 }
 
 export function digestOf(meta: Buffer, map: Buffer): Buffer {
@@ -314,6 +372,30 @@ export class SnapshotFile {
 
   get pages(): number {
     return this.meta.ramBytes / PAGE;
+  }
+
+  /** The working set's index (read and checked), or undefined for a snapshot without one. */
+  workingSetIndex(): WorkingSetIndex | undefined {
+    const ix = this.meta.workingSetIndex;
+    if (!ix || this.meta.workingSet === 0) return undefined;
+    if (ix.length !== this.meta.workingSet * 12 || ix.offset + ix.length > this.fileSize) throw new SnapshotError(this.file, "corrupted working-set index");
+    const b = Buffer.alloc(ix.length);
+    if (this.fd === undefined) throw new SnapshotError(this.file, "closed");
+    readExactly(this.fd, b, ix.offset, this.file);
+    if (createHash("sha256").update(b).digest("hex") !== ix.sha256) throw new SnapshotError(this.file, "corrupted working-set index (checksum mismatch)");
+    const n = this.meta.workingSet;
+    const w = new Uint32Array(b.buffer, b.byteOffset, 3 * n); // Buffer.alloc of this size is not pooled: aligned
+    const out: WorkingSetIndex = { page: w.subarray(0, n), hashLo: w.subarray(n, 2 * n), hashHi: w.subarray(2 * n) };
+    return out;
+  }
+
+  /** The whole map as a PageTable (every chunk read, checked and inflated). */
+  table(): PageTable {
+    const words = new Uint32Array(this.pages * (MAP_ENTRY_SIZE / 4));
+    const bytes = new Uint8Array(words.buffer);
+    for (let c = 0; c * MAP_CHUNK_PAGES < this.pages; c++) bytes.set(this.chunk(c), c * MAP_CHUNK_PAGES * MAP_ENTRY_SIZE);
+    if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error("rvm needs a little-endian host");
+    return new PageTable(words);
   }
 
   entry(page: number): PageEntry {

@@ -7,9 +7,11 @@
 //     to the host before the instruction has any effect (core exit EXIT_PAGE); device DMA does
 //     the same through GuestMemory. `demand` installs that one page, from the snapshot, a disk
 //     block as of the mark, or zero fill, verified against its hash, and the hart goes on.
-//  3. A background fetcher streams the rest between slices: stored pages in large sorted reads
-//     issued asynchronously (the I/O runs in libuv's thread pool, concurrently with the guest),
-//     installed between slices under a small time budget.
+//  3. A background fetcher streams the rest on its own thread (fetch-worker.ts, over the core's
+//     shared memory): large sequential reads, written into RAM and checked there; the hart's
+//     thread only marks those pages resident between slices (fetcher.ts: the per-page claims
+//     that keep the two threads from writing the same page). Disk-backed pages, which need
+//     the journals, are installed on the hart's thread while it idles (and a little otherwise).
 //  4. A guest write to a disk block that a not-yet-restored page still mirrors restores that
 //     page first. When every page is in, the snapshot's files are released.
 //
@@ -17,19 +19,27 @@
 // pages the guest touched last first (one sequential read), then the rest by page; "page"
 // takes plain page order (the baseline).
 
-import { PageState, PAGE_SIZE } from "../core.js";
+import { compiledCore, PageState, PAGE_SIZE, sharedMemoryWorks } from "../core.js";
 import type { Machine } from "../machine.js";
 import { GuestMemory } from "../memory.js";
-import { PageKind, SnapshotFile } from "./format.js";
+import { PageKind, SnapshotError, SnapshotFile } from "./format.js";
 import { checkCompatible, DiskRevert, PageSource, RestoreFailedError, restoreHartAndDevices, revertDisks } from "./restore.js";
 import { attachJournals, setLineage } from "./save.js";
 import { journalName, SnapshotStore } from "./store.js";
 import { Interval, ttrTable, utilizationCurve } from "./ttr.js";
 import { RestoreTimeline, TimelineJson } from "./timeline.js";
 import { PageClass, restoredClass } from "./pictures.js";
+import { BackgroundFetcher, FetcherStats } from "./fetcher.js";
+import { CLAIM } from "./fetch-engine.js";
 import { RvmError } from "../errors.js";
 
-export type FetchOrder = "workingset" | "page";
+/**
+ * What comes in besides demand faults: "workingset" (default): the fetcher thread reads the
+ * working set first (from its own index: no page map needed, so it starts at once), then the
+ * rest in the file's order; "page": everything in page order; "demand": nothing in the
+ * background (the baseline: only what the guest touches comes in).
+ */
+export type FetchOrder = "workingset" | "page" | "demand";
 
 /** Demand faults counted per bin of a round number of ms, about 60 bins over the restore. */
 export function faultHistogram(times: number[], endMs: number): { binMs: number; counts: number[] } {
@@ -57,14 +67,30 @@ export function cancelActiveRestore(machine: Machine): void {
 
 export interface LazyOptions {
   order?: FetchOrder;
-  /** Reads in flight at once. */
-  inflight?: number;
   /** Pages per background read. */
   runPages?: number;
-  /** Host time the fetcher may take between two slices, in ms. */
+  /**
+   * Host time the hart's thread may spend on disk-backed pages per turn while the hart is
+   * runnable, in ms (five times that while it idles); 0: no background fetch at all (only
+   * demand faults bring pages in).
+   */
   budgetMs?: number;
   /** Pages a demand fault on a stored page reads at once (its neighbours in the file); 1 = none. */
   readAhead?: number;
+  /** The background fetcher's read rate limit in bytes per second (0: none). */
+  rateBytesPerSec?: number;
+  /**
+   * With order "workingset": how much of the working set the hart's thread reads (one read) and
+   * installs itself before the first instruction; 0 (default): the fetcher thread does it all,
+   * just after. Measured: reading it before costs more than the faults it saves (ARCHITECTURE.md).
+   */
+  preloadBytes?: number;
+  /**
+   * Whether the background fetcher runs on a thread of its own (default: where guest RAM is
+   * shared memory); false: it takes turns on the hart's thread between slices, as it must in a
+   * browser page that is not cross-origin isolated.
+   */
+  fetcherThread?: boolean;
   /** Where the restore notes its phases and demand faults (made here if not given). */
   timeline?: RestoreTimeline;
 }
@@ -93,24 +119,23 @@ export interface RestoreStats {
   faultsOverTime?: { binMs: number; counts: number[] };
   /** The workload-based view: TTR over instructions retired vs. the fully resident rate. */
   workload?: { fullRateMips: number; ttr: Record<string, number> } | null;
+  /** The background fetcher thread: pages it brought in, its reads, its busy time, when it started. */
+  worker?: FetcherStats;
   /** Where the time went, from process start (or the loadvm) to the guest's answer and on. */
   timeline?: TimelineJson;
 }
-
-type Item = { run: number[]; offset: number; buf?: Buffer; pending?: Promise<void>; error?: Error } | { page: number };
 
 export class LazyRestore {
   readonly t0 = performance.now();
   private readonly snap: SnapshotFile;
   private readonly source: PageSource;
   private readonly order: FetchOrder;
-  private readonly items: Item[] = [];
-  private cursor = 0;
-  private issued = 0;
-  private reading = 0;
-  private planned = false;
-  /** Page held by each stored slot of the data area (for read-ahead on demand faults). */
-  private slotPage: Int32Array | undefined;
+  /** The fetcher thread (none when only demand faults bring pages in). */
+  private fetcher: BackgroundFetcher | undefined;
+  /** The disk-backed pages this thread installs in the background, and how far it got. */
+  private diskQueue: Int32Array | undefined;
+  private diskCursor = 0;
+  private lastDiskTurn = 0;
   private resident = 0;
   private readonly total: number;
   private demandFaults = 0;
@@ -125,6 +150,7 @@ export class LazyRestore {
   private ttfi: number | undefined;
   private finishedAt: number | undefined;
   private diskPages: Map<number, number[]> | undefined;
+  private workerStats: RestoreStats["worker"];
   private failure: Error | undefined;
   private readonly opts: Required<Omit<LazyOptions, "timeline">>;
   readonly timeline: RestoreTimeline;
@@ -134,7 +160,11 @@ export class LazyRestore {
   private resolveDone!: () => void;
 
   constructor(private readonly machine: Machine, private readonly store: SnapshotStore, readonly file: string, opts: LazyOptions = {}) {
-    this.opts = { order: opts.order ?? "workingset", inflight: opts.inflight ?? 4, runPages: opts.runPages ?? 256, budgetMs: opts.budgetMs ?? 2, readAhead: opts.readAhead ?? 16 };
+    this.opts = {
+      order: opts.order ?? "workingset", runPages: opts.runPages ?? 256, budgetMs: opts.budgetMs ?? 2, readAhead: opts.readAhead ?? 16,
+      rateBytesPerSec: opts.rateBytesPerSec ?? 0, preloadBytes: opts.preloadBytes ?? 0, fetcherThread: (opts.fetcherThread ?? true) && sharedMemoryWorks,
+    };
+    if (this.opts.order === "demand") this.opts.budgetMs = 0;
     this.order = this.opts.order;
     this.timeline = opts.timeline ?? new RestoreTimeline(machine, false);
     this.done = new Promise((r) => (this.resolveDone = r));
@@ -163,6 +193,9 @@ export class LazyRestore {
   private begin(): void {
     const m = this.machine;
     const core = m.core;
+    const ramZero = m.mem.untouched;
+    m.mem.untouched = false;
+    this.source.ramZero = ramZero;
     // A restore over one still running: the old one stops fetching and lets go of its files.
     cancelActiveRestore(m);
     active.set(m, this);
@@ -183,6 +216,18 @@ export class LazyRestore {
     };
     this.instret0 = core.instret;
     m.background = () => this.fetch();
+    if (this.order !== "demand" && this.opts.budgetMs > 0) {
+      const { dataOffset, dataLength } = this.snap.header;
+      const target = {
+        ram: core.ram,
+        pageHashIs: (p: number, lo: number, hi: number) => core.exports.pageHashIs(p, lo, hi) !== 0,
+        thread: this.opts.fetcherThread ? { module: compiledCore(), memory: core.exports.memory, ramAddress: core.exports.ramAddress() } : undefined,
+      };
+      this.fetcher = new BackgroundFetcher(target, this.total, dataLength / PAGE_SIZE, {
+        files: this.source.paths, dataOffset, order: this.order, runPages: this.opts.runPages, bytesPerSecond: this.opts.rateBytesPerSec, ramZero,
+      });
+    }
+    if (this.order === "workingset" && this.opts.preloadBytes > 0) this.preloadWorkingSet();
     for (const d of m.drives) {
       const meta = this.snap.meta.disks.find((x) => x.index === d.index);
       if (!meta || d.readonly) continue;
@@ -195,56 +240,11 @@ export class LazyRestore {
     }
   }
 
-  /** The background fetch plan: runs of consecutive stored pages, then single pages. */
-  private plan(): void {
-    const snap = this.snap;
-    const inFile: { page: number; off: number }[] = [];
-    const rest: number[] = [];
-    for (let p = 0; p < this.total; p++) {
-      const e = snap.entry(p);
-      if (e.kind === PageKind.Stored && e.ref === 0) inFile.push({ page: p, off: e.value });
-      else rest.push(p);
-    }
-    if (this.order === "workingset") {
-      inFile.sort((a, b) => a.off - b.off);
-      this.addRuns(inFile);
-      for (const p of rest) this.items.push({ page: p });
-    } else {
-      // Page order: stored pages become runs only where page order and file order agree.
-      const all = [...inFile.map((x) => ({ page: x.page, off: x.off as number | undefined })), ...rest.map((p) => ({ page: p, off: undefined as number | undefined }))];
-      all.sort((a, b) => a.page - b.page);
-      let run: { page: number; off: number }[] = [];
-      for (const x of all) {
-        if (x.off !== undefined) {
-          const last = run[run.length - 1];
-          if (last && x.off !== last.off + PAGE_SIZE) {
-            this.addRuns(run);
-            run = [];
-          }
-          run.push({ page: x.page, off: x.off });
-        } else {
-          this.addRuns(run);
-          run = [];
-          this.items.push({ page: x.page });
-        }
-      }
-      this.addRuns(run);
-    }
-  }
-
-  private addRuns(sorted: { page: number; off: number }[]): void {
-    for (let i = 0; i < sorted.length; ) {
-      let j = i + 1;
-      while (j < sorted.length && j - i < this.opts.runPages && sorted[j].off === sorted[j - 1].off + PAGE_SIZE) j++;
-      this.items.push({ run: sorted.slice(i, j).map((x) => x.page), offset: sorted[i].off });
-      i = j;
-    }
-  }
-
   private isRestored(p: number): boolean {
     return (this.machine.core.pages[p] & PageState.NotRestored) === 0;
   }
 
+  /** This thread put page p in RAM (it had taken it): it becomes resident. */
   private installed(p: number, demand = false): void {
     const core = this.machine.core;
     core.pages[p] &= ~PageState.NotRestored;
@@ -254,18 +254,72 @@ export class LazyRestore {
     if (this.resident === this.total) this.finish();
   }
 
+  /** The fetcher thread put page p in RAM and checked it (a zero, stored or same-as page). */
+  private activate(p: number): void {
+    const pages = this.machine.core.pages;
+    if ((pages[p] & PageState.NotRestored) === 0) return; // a demand fault was first
+    pages[p] &= ~PageState.NotRestored;
+    this.prefetched++;
+    this.resident++;
+    if (this.resident === this.total) this.finish();
+  }
+
+  /**
+   * The working set, before the first instruction: its index, then (up to preloadBytes of) its
+   * pages, the most recently touched first, in one sequential read each; every page checked.
+   */
+  private preloadWorkingSet(): void {
+    const t = performance.now();
+    const ix = this.snap.workingSetIndex();
+    if (!ix) return;
+    const n = Math.min(ix.page.length, Math.floor(this.opts.preloadBytes / PAGE_SIZE));
+    if (n === 0) return;
+    const buf = Buffer.allocUnsafe(n * PAGE_SIZE);
+    this.source.readStored(0, this.snap.header.dataOffset, buf);
+    const core = this.machine.core;
+    for (let k = 0; k < n; k++) {
+      const p = ix.page[k];
+      if (p >= this.total) throw new SnapshotError(this.file, "corrupted working-set index (page out of range)");
+      if (this.isRestored(p) || !this.tryTake(p)) continue;
+      core.ram.set(buf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE), p * PAGE_SIZE);
+      if (!core.exports.pageHashIs(p, ix.hashLo[k], ix.hashHi[k])) this.source.verify(p); // throws, naming the page
+      core.pages[p] &= ~PageState.NotRestored;
+      this.prefetched++;
+      this.resident++;
+    }
+    if (this.resident === this.total) this.finish();
+    this.timeline.mark(`working set read: ${n} of ${ix.page.length} pages (${(n / 256).toFixed(1)} MiB) in one read, ${(performance.now() - t).toFixed(1)} ms`);
+  }
+
+  /** Takes page p for this thread to install; false when the fetcher has it ready (or it is in). */
+  private take(p: number): boolean {
+    return this.fetcher ? this.fetcher.take(p) : true;
+  }
+
+  /** Takes page p if nobody has: for read-ahead neighbours, which are not worth a wait. */
+  private tryTake(p: number): boolean {
+    if (!this.fetcher) return true;
+    return this.fetcher.tryTake(p);
+  }
+
   /** A touch of a page not yet restored: install it now (the hart waits). */
   demand(p: number, byHart = false): void {
     if (this.failure) throw this.failure;
     if (this.isRestored(p)) return;
     const t = performance.now();
     const before = this.resident;
+    this.fetcher?.faulted();
     try {
-      const e = this.snap.entry(p);
-      if (e.kind === PageKind.Stored && e.ref === 0) this.readAround(p, e.value);
-      else {
-        this.source.install(p);
-        this.installed(p, true);
+      if (!this.take(p)) {
+        this.activate(p); // the fetcher thread brought it in meanwhile
+        this.prefetched--;
+      } else {
+        const e = this.snap.entry(p);
+        if (e.kind === PageKind.Stored && e.ref === 0) this.readAround(p, e.value);
+        else {
+          this.source.install(p);
+          this.installed(p, true);
+        }
       }
     } catch (e) {
       this.fail(e as Error, p);
@@ -284,24 +338,30 @@ export class LazyRestore {
    * order) and installs those still missing.
    */
   private readAround(p: number, offset: number): void {
-    const cluster = Math.max(1, this.opts.readAhead);
-    const { dataOffset, dataLength } = this.snap.header;
-    const slots = this.slots();
-    const missing = (off: number) => {
-      const q = slots[(off - dataOffset) / PAGE_SIZE];
-      return q >= 0 && !this.isRestored(q);
+    const { dataOffset } = this.snap.header;
+    // The neighbours are known once the fetcher thread has mapped the file's slots.
+    const slots = this.opts.readAhead > 1 && this.fetcher?.slotsReady ? this.fetcher.slotPage : undefined;
+    const cluster = slots ? this.opts.readAhead : 1;
+    const slotOf = (off: number) => (off - dataOffset) / PAGE_SIZE;
+    const wanted = (off: number) => {
+      const q = slots![slotOf(off)];
+      return q >= 0 && !this.isRestored(q) && Atomics.load(this.fetcher!.claims, q) === CLAIM.free;
     };
-    let first = Math.max(dataOffset, offset - Math.floor(cluster / 4) * PAGE_SIZE);
-    let end = Math.min(dataOffset + dataLength, first + cluster * PAGE_SIZE);
-    // Read only the span of the cluster that still has missing pages (p itself is missing).
-    while (first < offset && !missing(first)) first += PAGE_SIZE;
-    while (end - PAGE_SIZE > offset && !missing(end - PAGE_SIZE)) end -= PAGE_SIZE;
+    let first = offset, end = offset + PAGE_SIZE;
+    if (slots) {
+      first = Math.max(dataOffset, offset - Math.floor(cluster / 4) * PAGE_SIZE);
+      end = Math.min(dataOffset + slots.length * PAGE_SIZE, first + cluster * PAGE_SIZE);
+      // Read only the span of the cluster that still has missing pages (p itself is missing).
+      while (first < offset && !wanted(first)) first += PAGE_SIZE;
+      while (end - PAGE_SIZE > offset && !wanted(end - PAGE_SIZE)) end -= PAGE_SIZE;
+    }
     const buf = Buffer.allocUnsafe(end - first);
     this.source.readStored(0, first, buf);
     const core = this.machine.core;
     for (let k = 0; k * PAGE_SIZE < buf.length; k++) {
-      const q = slots[(first - dataOffset) / PAGE_SIZE + k];
-      if (q < 0 || this.isRestored(q)) continue;
+      const off = first + k * PAGE_SIZE;
+      const q = off === offset ? p : slots![slotOf(off)];
+      if (q < 0 || this.isRestored(q) || (q !== p && !this.tryTake(q))) continue;
       core.ram.set(buf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE), q * PAGE_SIZE);
       if (q === p) {
         this.source.verify(q);
@@ -310,6 +370,7 @@ export class LazyRestore {
         try {
           this.source.verify(q);
         } catch {
+          this.fetcher?.release(q);
           continue;
         }
         this.prefetched++;
@@ -318,26 +379,14 @@ export class LazyRestore {
     }
   }
 
-  /** slot -> page for the stored pages of this file, built on first use. */
-  private slots(): Int32Array {
-    if (!this.slotPage) {
-      const { dataOffset, dataLength } = this.snap.header;
-      const slots = new Int32Array(dataLength / PAGE_SIZE).fill(-1);
-      for (let p = 0; p < this.total; p++) {
-        const e = this.snap.entry(p);
-        if (e.kind === PageKind.Stored && e.ref === 0) slots[(e.value - dataOffset) / PAGE_SIZE] = p;
-      }
-      this.slotPage = slots;
-    }
-    return this.slotPage;
-  }
-
   private fail(e: Error, page?: number): never {
     if (this.failure) throw this.failure;
     // Name the page when the cause does not (a truncated file, an unreadable disk).
     if (page !== undefined && e instanceof RvmError && !/\bpage \d+/.test(e.message)) {
       e = new RvmError(`${e.message}, restoring page ${page} (guest-physical 0x${GuestMemory.pageAddress(page).toString(16)})`);
     }
+    // Nothing writes guest RAM behind this thread from here on (the fetcher lets go of it).
+    this.fetcher?.stop();
     // The disks go back to where they were before the restore began (the guest's writes since
     // included): a failed restore loses nothing.
     let undone = "the disks are as they were before the restore";
@@ -376,12 +425,18 @@ export class LazyRestore {
   /** Block key -> the pages of the snapshot that are disk-backed by that block. */
   private diskBackedPages(): Map<number, number[]> {
     const pages = new Map<number, number[]>();
-    for (let p = 0; p < this.total; p++) {
-      const e = this.snap.entry(p);
-      if (e.kind !== PageKind.Disk) continue;
-      const list = pages.get(e.value);
+    const add = (p: number, value: number) => {
+      const list = pages.get(value);
       if (list) list.push(p);
-      else pages.set(e.value, [p]);
+      else pages.set(value, [p]);
+    };
+    // The fetcher lists them as it plans; without it, a walk of the map.
+    const listed = this.fetcher?.diskPages(true);
+    if (listed) {
+      for (const p of listed) add(p, this.snap.entry(p).value);
+    } else {
+      const t = this.snap.table();
+      for (let p = 0; p < this.total; p++) if (t.kind(p) === PageKind.Disk) add(p, t.value(p));
     }
     return pages;
   }
@@ -400,78 +455,46 @@ export class LazyRestore {
     this.samples.push(performance.now() - this.t0, Number(this.machine.core.instret - this.instret0));
   }
 
-  /** The background fetcher's turn between slices. */
+  /**
+   * The background fetcher's turn on the hart's thread, between slices: pages the fetcher thread
+   * made ready become resident (a bit each), and disk-backed pages are installed from the disks
+   * (their journals live on this thread) — while the hart idles, or briefly every 10 ms.
+   */
   private fetch(): void {
     if (this.failure) throw this.failure;
     const t = performance.now();
     this.sample();
-    // Planning walks the whole page map: done here, after the first instruction, not before.
-    if (!this.planned) {
-      this.planned = true;
-      try {
-        this.plan();
-      } catch (e) {
-        this.fail(e as Error);
-      }
-      this.timeline.mark(`background fetch planned (${(performance.now() - t).toFixed(1)} ms, ${this.items.length} items)`);
-    }
-    // While the hart idles in WFI the fetcher costs the guest nothing: it may take longer.
+    const f = this.fetcher;
+    if (!f) return;
     const idle = this.machine.idleNow;
-    const deadline = t + (idle ? this.opts.budgetMs * 5 : this.opts.budgetMs);
-    // Keep reads in flight ahead of the cursor.
-    while (this.issued < this.items.length && this.reading < this.opts.inflight) {
-      const it = this.items[this.issued++];
-      if (!("run" in it)) continue;
-      // Read only the span that still has pages missing (demand faults may have taken some).
-      let lo = 0, hi = it.run.length - 1;
-      while (lo <= hi && this.isRestored(it.run[lo])) lo++;
-      while (hi >= lo && this.isRestored(it.run[hi])) hi--;
-      if (lo > hi) continue;
-      if (lo > 0 || hi < it.run.length - 1) {
-        it.offset += lo * PAGE_SIZE;
-        it.run = it.run.slice(lo, hi + 1);
-      }
-      it.buf = Buffer.allocUnsafe(it.run.length * PAGE_SIZE);
-      this.reading++;
-      it.pending = this.snap.readAsync(it.offset, it.buf).then(
-        () => { it.pending = undefined; this.reading--; },
-        (e: Error) => { it.error = e; it.pending = undefined; this.reading--; },
-      );
-      this.source.bytesRead += it.buf.length;
-      this.source.reads++;
+    // Without a thread of its own, the fetcher's turn is now (five times as long while the hart idles).
+    if (!f.threaded) f.turn(t + (idle ? this.opts.budgetMs * 5 : this.opts.budgetMs));
+    const failed = f.failed;
+    if (failed) {
+      // The page the fetcher could not bring in: this thread tries it, and reports why; either
+      // way the restore fails (the disks are brought back, the VM stops).
+      const p = failed.page;
+      if (p !== undefined && !this.isRestored(p)) this.demand(p);
+      this.fail(new RvmError(failed.message), p);
     }
-    const core = this.machine.core;
-    while (this.cursor < this.items.length && performance.now() < deadline) {
-      const it = this.items[this.cursor];
-      if ("run" in it) {
-        if (it.error) this.fail(it.error, it.run.find((p) => !this.isRestored(p)) ?? it.run[0]);
-        if (it.pending) break; // not read yet: the guest runs meanwhile
-        if (!it.buf) {
-          if (this.cursor >= this.issued) break;
-        } else {
-          it.run.forEach((p, k) => {
-            if (this.isRestored(p)) return;
-            core.ram.set(it.buf!.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE), p * PAGE_SIZE);
-            try {
-              this.source.verify(p);
-            } catch (e) {
-              this.fail(e as Error, p);
-            }
-            this.prefetched++;
-            this.installed(p);
-          });
-          it.buf = undefined;
-        }
-      } else if (!this.isRestored(it.page)) {
+    f.drain((p) => this.activate(p));
+    f.hartIdle = idle;
+    if (!this.diskQueue) this.diskQueue = f.diskPages();
+    const q = this.diskQueue;
+    if (q && this.diskCursor < q.length && (idle || t - this.lastDiskTurn >= 10)) {
+      this.lastDiskTurn = t;
+      const deadline = t + (idle ? this.opts.budgetMs * 5 : this.opts.budgetMs);
+      while (this.diskCursor < q.length && performance.now() < deadline) {
+        const p = q[this.diskCursor++];
+        if (this.isRestored(p) || !f.take(p)) continue;
         try {
-          this.source.install(it.page);
+          this.source.install(p);
         } catch (e) {
-          this.fail(e as Error, it.page);
+          this.fail(e as Error, p);
         }
         this.prefetched++;
-        this.installed(it.page);
+        this.installed(p);
       }
-      this.cursor++;
     }
     const end = performance.now();
     this.fetchMs += end - t;
@@ -483,6 +506,8 @@ export class LazyRestore {
     this.finishedAt = performance.now() - this.t0;
     this.timeline.mark("every page resident");
     this.revert?.commit(); // every page is in and verified: the restore can no longer fail
+    this.workerStats = this.fetcher?.stats();
+    this.fetcher?.finished();
     const m = this.machine;
     active.delete(m);
     m.mem.restorePage = undefined;
@@ -545,6 +570,7 @@ export class LazyRestore {
   cancel(): void {
     if (this.finishedAt !== undefined) return;
     this.revert?.commit(); // the VM went on from this restore (reset, or another loadvm)
+    this.fetcher?.stop();
     active.delete(this.machine);
     this.finishedAt = performance.now() - this.t0;
     this.source.close();
@@ -566,7 +592,8 @@ export class LazyRestore {
     const pct = ((100 * this.resident) / this.total).toFixed(1);
     const now = this.finishedAt ?? performance.now() - this.t0;
     const secs = now / 1000;
-    const rate = (this.source.bytesRead / (1 << 20)) / Math.max(secs, 1e-3);
+    const bytes = this.source.bytesRead + ((this.workerStats ?? this.fetcher?.stats())?.bytesRead ?? 0);
+    const rate = (bytes / (1 << 20)) / Math.max(secs, 1e-3);
     let recent = 0;
     for (let i = this.faultTimes.length - 1; i >= 0 && this.faultTimes[i] > now - 1000; i--) recent++;
     const bar = "#".repeat(Math.floor((40 * this.resident) / this.total)).padEnd(40, ".");
@@ -582,12 +609,16 @@ export class LazyRestore {
   /** Each page's class for the pictures: how it came back, or not yet restored. */
   classes(): Uint8Array {
     const out = new Uint8Array(this.total);
-    for (let p = 0; p < this.total; p++) out[p] = this.origin[p] || PageClass.NotRestored;
+    const fetched = this.fetcher?.origin;
+    for (let p = 0; p < this.total; p++) out[p] = this.origin[p] || (fetched?.[p] ?? 0) || PageClass.NotRestored;
     return out;
   }
 
   stats(withCurve = false): RestoreStats {
     const end = this.finishedAt ?? performance.now() - this.t0;
+    const w = this.workerStats ?? this.fetcher?.stats();
+    const bytesRead = this.source.bytesRead + (w?.bytesRead ?? 0);
+    const reads = this.source.reads + (w?.reads ?? 0);
     const s: RestoreStats = {
       mode: "lazy",
       order: this.order,
@@ -599,11 +630,12 @@ export class LazyRestore {
       prefetched: this.prefetched,
       stallMs: this.stallMs,
       fetchMs: this.fetchMs,
-      bytesRead: this.source.bytesRead,
-      reads: this.source.reads,
-      meanReadBytes: this.source.reads ? this.source.bytesRead / this.source.reads : 0,
+      bytesRead,
+      reads,
+      meanReadBytes: reads ? bytesRead / reads : 0,
       ttr: ttrTable(this.intervals, end),
       workload: this.workload(end),
+      worker: w,
       timeline: this.timeline.json(),
     };
     if (withCurve) {

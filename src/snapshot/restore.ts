@@ -26,6 +26,8 @@ import type { DiskJournal, RevertHandle } from "./journal.js";
 export class PageSource {
   private readonly files: SnapshotFile[];
   private readonly journals = new Map<number, DiskJournal>();
+  /** Guest RAM is zero where no page was installed yet (it was untouched): zero pages need no write. */
+  ramZero = false;
   /** Bytes read from files and disks, and the number of reads (for the restore statistics). */
   bytesRead = 0;
   reads = 0;
@@ -58,6 +60,11 @@ export class PageSource {
     return this.snap.entry(page);
   }
 
+  /** The snapshot file and the files it refers to (ref 0, 1, ...). */
+  get paths(): string[] {
+    return this.files.map((f) => f.file);
+  }
+
   /** Reads the stored bytes of one or more consecutive pages of file `ref` into `out`. */
   readStored(ref: number, offset: number, out: Uint8Array): void {
     const f = this.files[ref];
@@ -74,7 +81,7 @@ export class PageSource {
     const dst = ram.subarray(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
     switch (e.kind) {
       case PageKind.Zero:
-        dst.fill(0);
+        if (!this.ramZero) dst.fill(0);
         return;
       case PageKind.Stored:
       case PageKind.Same:

@@ -66,7 +66,7 @@ export class StatsWriter {
       return;
     }
     this.writing = true;
-    const body = JSON.stringify(r.stats(true), null, 2) + "\n";
+    const body = JSON.stringify(r.stats(false), null, 2) + "\n"; // the utilization curves come with the last write
     writeFile(this.tmp, body).then(
       () => {
         this.writing = false;

@@ -199,15 +199,14 @@ export class RestoreTimeline implements RunMeter {
       return prev;
     }
     const t = performance.now();
+    // Instructions retired by the end of a bucket: sampled at the first switch after it.
+    const last = this.buckets.length - 1;
+    if (last >= 0 && t - this.first >= (last + 1) * BUCKET_MS && this.buckets[last].instret < 0) {
+      this.buckets[last].instret = Number(this.machine.core.instret - this.instret0);
+    }
     this.add(prev, this.since, t);
     this.since = t;
     this.kind = kind;
-    const k = Math.floor((t - this.first) / BUCKET_MS);
-    if (this.buckets.length > 0 && k >= this.buckets.length - 1) {
-      // Instructions retired by the end of the previous bucket (sampled at the next switch).
-      const last = this.buckets.length - 1;
-      if (k > last || this.buckets[last].instret < 0) this.buckets[last].instret = Number(this.machine.core.instret - this.instret0);
-    }
     return prev;
   }
 

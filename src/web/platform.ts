@@ -320,3 +320,19 @@ export let packageRoot = "/rvm";
 export function setPackageRoot(dir: string): void {
   packageRoot = normalize(dir);
 }
+
+/** The host's CPUs as the browser reports them. */
+export const hostCores: number = globalThis.navigator?.hardwareConcurrency ?? 1;
+
+export interface HostThread {
+  terminate(): void;
+}
+
+/**
+ * No background threads here: guest RAM would have to be shared memory, which a page has only
+ * when it is cross-origin isolated. The lazy restore's fetcher then takes turns on the hart's
+ * thread (src/snapshot/fetcher.ts).
+ */
+export function startThread(_module: string, _data: unknown, _onError: (e: Error) => void): HostThread | undefined {
+  return undefined;
+}

@@ -1,9 +1,11 @@
 // The restore timeline (issue 15): `rvm restore` of a saved Linux guest, timed by the test from
 // spawn to the guest's answer; the timeline in --stats-json must cover exactly that span with
 // its phases (Node's start, rvm's set-up, the restore's steps, then what the hart's thread did:
-// guest, demand faults, fetcher, idle, host), and must be on disk before rvm exits.
+// guest, demand faults, fetcher, idle, host), and must be on disk before rvm exits. And with the
+// background fetcher slowed down on purpose, the guest answers long before the restore is done,
+// and the fetcher took nothing from the hart's thread on the way (it runs on its own thread).
 
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,84 +17,105 @@ const base = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
 
 interface Breakdown { guest: number; fault: number; fetch: number; fetchIdle: number; idle: number; host: number; stopped: number }
 interface Event { at: number; dir: string; text: string; run: Breakdown; instret: number }
+interface Stats {
+  pages: number;
+  worker?: { pages: number };
+  timeline: { origin: string; spawnToProcessMs: number; marks: { what: string; at: number }[]; firstInstructionMs: number; console: Event[]; answer: Event };
+}
 
 const sum = (b: Breakdown) => b.guest + b.fault + b.fetch + b.fetchIdle + b.idle + b.host + b.stopped;
+const PROBE = "4242-probe";
 
-describe("restore timeline", () => {
-  it("covers spawn to the guest's answer, and is written before rvm exits", { timeout: 400_000 }, async () => {
-    const dir = mkdtempSync(join(base, "rvm-e2e-timeline-"));
-    try {
-      await saveLinuxGuest(dir, join(dir, "snaps"), "idle");
-
-      // Spawned by hand (not Session) to pass the spawn time and measure spawn -> answer here.
-      const stats = join(dir, "stats.json");
-      const spawnedAt = performance.timeOrigin + performance.now();
-      const child = spawn(process.execPath, [join(ROOT, "bin/rvm.js"), "restore", "idle", "--dir", join(dir, "snaps"), "--stats-json", stats],
-        { stdio: "pipe", env: { ...process.env, RVM_SPAWN_TIME: String(spawnedAt) } });
-      let out = "";
-      let seenAt: number | undefined;
-      const probe = /(^|\n)4242-probe\r?\n/;
-      const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-      const answered = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no answer; output: ${out.slice(-500)}`)), 200_000);
-        child.stdout.setEncoding("latin1");
-        child.stdout.on("data", (d: string) => {
-          out += d;
-          if (seenAt === undefined && probe.test(out)) {
-            seenAt = performance.timeOrigin + performance.now() - spawnedAt;
-            clearTimeout(timer);
-            resolve();
-          }
-        });
+/**
+ * Spawns `rvm restore SNAP ...args` with its spawn time in RVM_SPAWN_TIME, types the probe at
+ * once and waits for its output line; then waits until --stats-json holds that line and kills
+ * rvm (SIGKILL: it gets no chance to write at exit). Returns the file and when the test saw the
+ * line (ms after the spawn).
+ */
+async function probeRestore(dir: string, tag: string, args: string[]): Promise<{ stats: Stats; seenAt: number }> {
+  const file = join(dir, `${tag}.json`);
+  const spawnedAt = performance.timeOrigin + performance.now();
+  const child = spawn(process.execPath, [join(ROOT, "bin/rvm.js"), "restore", "idle", "--dir", join(dir, "snaps"), "--stats-json", file, ...args],
+    { stdio: "pipe", env: { ...process.env, RVM_SPAWN_TIME: String(spawnedAt) } });
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  try {
+    let out = "";
+    const seenAt = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer; output: ${out.slice(-500)}`)), 200_000);
+      child.stdout.setEncoding("latin1");
+      child.stdout.on("data", (d: string) => {
+        out += d;
+        if (new RegExp(`(^|\\n)${PROBE}\\r?\\n`).test(out)) {
+          clearTimeout(timer);
+          resolve(performance.timeOrigin + performance.now() - spawnedAt);
+        }
       });
       child.stdin.write("echo $((4200+42))-probe\n");
+    });
+    // The file follows the run (rewritten every 250 ms while the restore runs): poll it, bounded.
+    for (let i = 0; i < 400; i++) {
       try {
-        await answered;
-        // The file follows the run: wait (event-free polling of a file; bounded) until it holds
-        // the probe's line, then end rvm the hard way — it gets no chance to write at exit.
-        let j: { timeline: { origin: string; spawnToProcessMs: number; marks: { what: string; at: number }[]; firstInstructionMs: number; console: Event[]; answer: Event } } | undefined;
-        for (let i = 0; i < 400; i++) {
-          try {
-            j = JSON.parse(readFileSync(stats, "utf8"));
-            if (j!.timeline.console.some((e) => e.dir === "out" && e.text === "4242-probe")) break;
-          } catch {
-            // not written yet
-          }
-          j = undefined;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        child.kill("SIGKILL");
-        await exited;
-        expect(j).toBeDefined();
-        const t = j!.timeline;
-        expect(t.origin).toBe("spawn");
-        expect(t.spawnToProcessMs).toBeGreaterThan(0);
-        // Marks in order: spawn, process start, Node, rvm's modules, the machine, the snapshot, ...
-        const names = t.marks.map((x) => x.what);
-        expect(names[0]).toBe("spawn");
-        for (const want of [/^Node started/, /^rvm's modules loaded/, /^machine built/, /^snapshot opened/, /^machine state restored/, /^first guest instruction/]) {
-          expect(names.some((n) => want.test(n))).toBe(true);
-        }
-        const first = names.findIndex((n) => /^first guest instruction/.test(n));
-        for (let k = 1; k <= first; k++) expect(t.marks[k].at).toBeGreaterThanOrEqual(t.marks[k - 1].at);
-        expect(t.marks[first].at).toBeCloseTo(t.firstInstructionMs, 6);
-
-        // The probe's output line: what the thread did from the first instruction to it adds up
-        // to exactly the time between them, and it is no later than the test saw it.
-        const line = t.console.find((e) => e.dir === "out" && e.text === "4242-probe")!;
-        expect(sum(line.run)).toBeCloseTo(line.at - t.firstInstructionMs, 1);
-        expect(line.run.guest).toBeGreaterThan(0);
-        expect(line.instret).toBeGreaterThan(0);
-        expect(line.at).toBeLessThanOrEqual(seenAt! + 5);
-        expect(line.at).toBeGreaterThan(t.firstInstructionMs);
-        // The answer: the first line after the first input, no later than the probe's line.
-        expect(t.answer.at).toBeLessThanOrEqual(line.at);
-        expect(sum(t.answer.run)).toBeCloseTo(t.answer.at - t.firstInstructionMs, 1);
-      } finally {
-        child.kill("SIGKILL");
+        const j = JSON.parse(readFileSync(file, "utf8")) as Stats;
+        if (j.timeline.console.some((e) => e.dir === "out" && e.text === PROBE)) return { stats: j, seenAt };
+      } catch {
+        // not written yet, or being replaced
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 50));
     }
+    throw new Error(`${file} never held the probe's line`);
+  } finally {
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+describe("restore timeline", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(base, "rvm-e2e-timeline-"));
+    await saveLinuxGuest(dir, join(dir, "snaps"), "idle");
+  }, 300_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("covers spawn to the guest's answer, and is written before rvm exits", { timeout: 300_000 }, async () => {
+    const { stats, seenAt } = await probeRestore(dir, "plain", []);
+    const t = stats.timeline;
+    expect(t.origin).toBe("spawn");
+    expect(t.spawnToProcessMs).toBeGreaterThan(0);
+    // Marks in order: spawn, process start, Node, rvm's modules, the machine, the snapshot, ...
+    const names = t.marks.map((x) => x.what);
+    expect(names[0]).toBe("spawn");
+    for (const want of [/^Node started/, /^rvm's modules loaded/, /^machine built/, /^snapshot opened/, /^machine state restored/, /^first guest instruction/]) {
+      expect(names.some((n) => want.test(n))).toBe(true);
+    }
+    const first = names.findIndex((n) => /^first guest instruction/.test(n));
+    for (let k = 1; k <= first; k++) expect(t.marks[k].at).toBeGreaterThanOrEqual(t.marks[k - 1].at);
+    expect(t.marks[first].at).toBeCloseTo(t.firstInstructionMs, 6);
+
+    // The probe's output line: what the thread did from the first instruction to it adds up to
+    // exactly the time between them, and it is no later than the test saw it.
+    const line = t.console.find((e) => e.dir === "out" && e.text === PROBE)!;
+    expect(sum(line.run)).toBeCloseTo(line.at - t.firstInstructionMs, 1);
+    expect(line.run.guest).toBeGreaterThan(0);
+    expect(line.instret).toBeGreaterThan(0);
+    expect(line.at).toBeLessThanOrEqual(seenAt + 5);
+    expect(line.at).toBeGreaterThan(t.firstInstructionMs);
+    // The answer: the first line after the first input, no later than the probe's line.
+    expect(t.answer.at).toBeLessThanOrEqual(line.at);
+    expect(sum(t.answer.run)).toBeCloseTo(t.answer.at - t.firstInstructionMs, 1);
+  });
+
+  it("with the fetcher slowed to 1 MiB/s the guest answers before the restore is done, the fetcher off its path", { timeout: 300_000 }, async () => {
+    const { stats } = await probeRestore(dir, "slow", ["--restore-rate", "1"]);
+    const t = stats.timeline;
+    const line = t.console.find((e) => e.dir === "out" && e.text === PROBE)!;
+    // Not done: the fetcher thread had brought in only part of RAM, and the guest answered anyway.
+    expect(t.marks.some((m) => /^every page resident/.test(m.what) && m.at <= line.at)).toBe(false);
+    expect(stats.worker!.pages).toBeLessThan(stats.pages);
+    // The hart's thread spent (next to) nothing on the fetcher before the answer: its share is
+    // marking pages resident, a bit each.
+    const toAnswer = line.at - t.firstInstructionMs;
+    expect(line.run.fetch + line.run.fetchIdle).toBeLessThan(0.05 * toAnswer + 5);
+    expect(line.run.fault).toBeGreaterThan(0); // what the guest needed came by demand
   });
 });

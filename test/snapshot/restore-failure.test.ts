@@ -16,7 +16,7 @@ import { PAGE_SIZE } from "../../src/core.js";
 import { RvmError } from "../../src/errors.js";
 import { saveSnapshot } from "../../src/snapshot/save.js";
 import { restoreEager, RestoreFailedError } from "../../src/snapshot/restore.js";
-import { LazyRestore } from "../../src/snapshot/restore-lazy.js";
+import { LazyOptions, LazyRestore } from "../../src/snapshot/restore-lazy.js";
 import { SnapshotStore } from "../../src/snapshot/store.js";
 import { HEADER_SIZE, SnapshotFile } from "../../src/snapshot/format.js";
 import { JOURNAL_HEAD_SIZE, JOURNAL_RECORD_HEADER } from "../../src/snapshot/journal.js";
@@ -137,6 +137,53 @@ function oneLineRefusal(r: { code: number | null; stderr: string }, problem: Reg
   expect(lines[0]).toMatch(problem);
 }
 
+/**
+ * In-process lazy restore: the guest runs and writes to the disk before the fetcher's failure is
+ * acted on (with the fetcher on its own thread, or in turns on the hart's thread).
+ */
+async function lazyInProcess(s: Scenario, d: Damage, opts: LazyOptions): Promise<void> {
+  const m = bareMachine(RAM, s.disk).machine;
+  const store = new SnapshotStore(s.snaps);
+  let r: LazyRestore | undefined;
+  try {
+    r = new LazyRestore(m, store, s.file, opts);
+  } catch (e) {
+    expect(d.early).toBe(true);
+    expect(e).not.toBeInstanceOf(RestoreFailedError);
+    expect((e as Error).message).toMatch(d.problem);
+    for (const f of m.onExit) f();
+    return;
+  }
+  expect(d.early).toBe(false);
+  // The guest runs a while before the background fetcher gets a turn, so the damage is met
+  // after it started (the damaged map chunk is met at its first instruction fetch already).
+  const fetcher = m.background;
+  m.background = undefined;
+  let first: unknown;
+  try {
+    await m.run({ instructions: 1000, timeoutMs: 60_000 });
+  } catch (e) {
+    first = e;
+  }
+  if (first === undefined) {
+    expect(m.core.instret).toBeGreaterThan(0n);
+    // The restored guest writes block 7 (through the journal, as virtio-blk does).
+    const drive = m.drives[0];
+    drive.beforeWrite!(7 * PAGE_SIZE, PAGE_SIZE);
+    drive.disk.write(Buffer.alloc(PAGE_SIZE, 0x77), 7 * PAGE_SIZE);
+    m.background = fetcher;
+    await expect(m.run({ timeoutMs: 60_000 })).rejects.toThrow(d.problem);
+  } else {
+    expect(d.name).toBe("a damaged page-map chunk");
+    expect(first).toBeInstanceOf(RestoreFailedError);
+    expect((first as Error).message).toMatch(d.problem);
+  }
+  expect(r.complete).toBe(false);
+  expect(() => m.drives[0].beforeWrite!(0, PAGE_SIZE)).toThrow(RestoreFailedError); // the failed VM writes nothing more
+  store.close();
+  for (const f of m.onExit) f();
+}
+
 const modes: { name: string; run(s: Scenario, d: Damage): Promise<void> | void }[] = [
   {
     name: "in-process eager",
@@ -154,50 +201,10 @@ const modes: { name: string; run(s: Scenario, d: Damage): Promise<void> | void }
       for (const f of m.onExit) f();
     },
   },
+  { name: "in-process lazy, the guest running and writing to the disk", run: (s, d) => lazyInProcess(s, d, {}) },
   {
-    name: "in-process lazy, the guest running and writing to the disk",
-    async run(s, d) {
-      const m = bareMachine(RAM, s.disk).machine;
-      const store = new SnapshotStore(s.snaps);
-      let r: LazyRestore | undefined;
-      try {
-        r = new LazyRestore(m, store, s.file);
-      } catch (e) {
-        expect(d.early).toBe(true);
-        expect(e).not.toBeInstanceOf(RestoreFailedError);
-        expect((e as Error).message).toMatch(d.problem);
-        for (const f of m.onExit) f();
-        return;
-      }
-      expect(d.early).toBe(false);
-      // The guest runs a while before the background fetcher gets a turn, so the damage is met
-      // after it started (the damaged map chunk is met at its first instruction fetch already).
-      const fetcher = m.background;
-      m.background = undefined;
-      let first: unknown;
-      try {
-        await m.run({ instructions: 1000, timeoutMs: 60_000 });
-      } catch (e) {
-        first = e;
-      }
-      if (first === undefined) {
-        expect(m.core.instret).toBeGreaterThan(0n);
-        // The restored guest writes block 7 (through the journal, as virtio-blk does).
-        const drive = m.drives[0];
-        drive.beforeWrite!(7 * PAGE_SIZE, PAGE_SIZE);
-        drive.disk.write(Buffer.alloc(PAGE_SIZE, 0x77), 7 * PAGE_SIZE);
-        m.background = fetcher;
-        await expect(m.run({ timeoutMs: 60_000 })).rejects.toThrow(d.problem);
-      } else {
-        expect(d.name).toBe("a damaged page-map chunk");
-        expect(first).toBeInstanceOf(RestoreFailedError);
-        expect((first as Error).message).toMatch(d.problem);
-      }
-      expect(r.complete).toBe(false);
-      expect(() => m.drives[0].beforeWrite!(0, PAGE_SIZE)).toThrow(RestoreFailedError); // the failed VM writes nothing more
-      store.close();
-      for (const f of m.onExit) f();
-    },
+    name: "in-process lazy, the fetcher taking turns on the hart's thread (no shared memory: a browser page)",
+    run: (s, d) => lazyInProcess(s, d, { fetcherThread: false }),
   },
   { name: "rvm restore (lazy)", run: (s, d) => oneLineRefusal(rvm("restore", "s", "--dir", s.snaps, "--timeout", "60"), d.problem) },
   { name: "rvm restore --restore eager", run: (s, d) => oneLineRefusal(rvm("restore", "s", "--dir", s.snaps, "--restore", "eager", "--timeout", "60"), d.problem) },

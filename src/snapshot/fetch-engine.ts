@@ -1,0 +1,380 @@
+// The lazy restore's background fetch itself (issue 15): read the snapshot's pages in large
+// sequential reads, write them into guest RAM, check each against its hash, and hand it to the
+// hart's thread, which then only has to mark it resident. It never writes a page the hart's
+// thread has taken: every page is claimed first (see fetcher.ts for the protocol).
+//
+// It runs on a thread of its own where guest RAM is shared memory (fetch-worker.ts: Node), or
+// in short turns on the hart's thread between slices where it is not (a browser page that is
+// not cross-origin isolated): `run()` is a generator that yields between reads, so either
+// driver decides how long it runs. Both go through the same claims and ready log.
+//
+// It does the pages whose bytes come from snapshot files (stored, same-as, in this file or the
+// ones it refers to) and zero pages. Disk-backed pages need the disk journals, which live on the
+// hart's thread: their list goes back there.
+
+import { PAGE_SIZE } from "../core.js";
+import { PageKind, PageTable, SnapshotFile } from "./format.js";
+import { PageClass, restoredClass } from "./pictures.js";
+
+export const CLAIM = { free: 0, busy: 1, ready: 2, taken: 3 } as const;
+export const STATE = { running: 0, done: 1, stopped: 2, failed: 3 } as const;
+/** Int32 slots of the control block. */
+export const CTL = {
+  /** Set by the hart's thread: stop as soon as possible (the worker also sleeps on it). */
+  stop: 0,
+  state: 1,
+  /** Entries in the ready log. */
+  readyCount: 2,
+  kibRead: 3,
+  reads: 4,
+  busyMs: 5,
+  /** The slot -> page map of this file is filled in (demand faults may read ahead). */
+  slotsReady: 6,
+  planMs: 7,
+  /** Entries in the disk-page list (valid once `slotsReady`). */
+  diskCount: 8,
+  /** When the fetcher's code started running, and when its first page was ready (ms after its creation). */
+  startedMs: 9,
+  firstReadyMs: 10,
+  /** 1 while the hart idles in WFI (the worker may take all it can), 0 while it is runnable. */
+  hartIdle: 11,
+  /** Until when (ms after the worker's creation) the worker should leave the CPU to the hart: it is serving demand faults. */
+  hartFaulting: 12,
+  /** The page that failed its check, plus one (0: none). */
+  failedPage: 13,
+  /** Bytes of the failure's message (UTF-8, in `FetchShared.message`). */
+  messageLength: 14,
+  size: 15,
+} as const;
+
+/** What the fetch needs to know (a worker gets it as workerData, with the memory and the module). */
+export interface FetchPlanSetup {
+  /** When the fetcher was created: ms since the epoch, with fractions (both threads' clock). */
+  createdAt: number;
+  pages: number;
+  /** The snapshot file, then the files it refers to (ref 1, 2, ...). */
+  files: string[];
+  dataOffset: number;
+  order: "workingset" | "page";
+  runPages: number;
+  /** Read-rate limit (0: none). */
+  bytesPerSecond: number;
+  /** Guest RAM is all zero (untouched): zero pages need no writing. */
+  ramZero: boolean;
+  /**
+   * While the hart is runnable, a fetcher thread keeps to this share of one core (1: no limit):
+   * on a host with few cores a worker at full speed takes CPU time from the guest.
+   */
+  runnableShare: number;
+}
+
+/** The arrays both sides share (SharedArrayBuffers for a thread; plain ones on the hart's thread). */
+export interface FetchShared {
+  claims: ArrayBufferLike;
+  log: ArrayBufferLike;
+  ctl: ArrayBufferLike;
+  slots: ArrayBufferLike;
+  /** The disk-backed pages, which the hart's thread installs (the journals live there). */
+  disk: ArrayBufferLike;
+  /** How each page came back (a PageClass), written by whoever installs it (pictures). */
+  origin: ArrayBufferLike;
+  /** Why the fetch failed (UTF-8), when it did. */
+  message: ArrayBufferLike;
+}
+
+export function newFetchShared(pages: number, dataSlots: number, shared: boolean): FetchShared {
+  const buf = (bytes: number) => (shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+  const s: FetchShared = {
+    claims: buf(pages * 4), log: buf(pages * 4), ctl: buf(CTL.size * 4), slots: buf(Math.max(1, dataSlots) * 4), disk: buf(pages * 4), origin: buf(pages), message: buf(MESSAGE_BYTES),
+  };
+  new Int32Array(s.slots).fill(-1);
+  return s;
+}
+
+const MESSAGE_BYTES = 1024;
+
+/**
+ * Ends the fetch in the control block: done, stopped, or failed with its message and page, which
+ * the hart's thread reads at once (a thread's messages would wait for the event loop).
+ */
+export function settle(shared: FetchShared, e: unknown): void {
+  const ctl = new Int32Array(shared.ctl);
+  if (e === undefined) {
+    Atomics.store(ctl, CTL.state, STATE.done);
+  } else if (e instanceof Stopped) {
+    Atomics.store(ctl, CTL.state, STATE.stopped);
+  } else {
+    const bytes = new TextEncoder().encode((e as Error).message ?? String(e)).subarray(0, MESSAGE_BYTES);
+    new Uint8Array(shared.message).set(bytes);
+    Atomics.store(ctl, CTL.messageLength, bytes.length);
+    if (e instanceof PageError) Atomics.store(ctl, CTL.failedPage, e.page + 1);
+    Atomics.store(ctl, CTL.state, STATE.failed);
+  }
+  Atomics.notify(ctl, CTL.state);
+  Atomics.notify(ctl, CTL.slotsReady); // a hart waiting for the plan learns it ended
+}
+
+/** Why the fetch failed (settle's message and page), if it did. */
+export function failureOf(shared: FetchShared): { message: string; page?: number } | undefined {
+  const ctl = new Int32Array(shared.ctl);
+  if (Atomics.load(ctl, CTL.state) !== STATE.failed) return undefined;
+  const page = Atomics.load(ctl, CTL.failedPage) - 1;
+  // A copy: TextDecoder does not read shared memory.
+  const message = new TextDecoder().decode(new Uint8Array(shared.message).slice(0, Atomics.load(ctl, CTL.messageLength)));
+  return { message, page: page >= 0 ? page : undefined };
+}
+
+/** The fetch was stopped by the hart's thread. */
+export class Stopped extends Error {}
+
+/** A page whose bytes did not match its hash (the hart's thread tries it itself and reports it). */
+export class PageError extends Error {
+  constructor(readonly page: number, message: string) {
+    super(message);
+  }
+}
+
+/** A read of `count` consecutive 4 KiB slots of file `file` from `offset`; slot k goes to the pages of order[first + k]. */
+interface Run {
+  file: number;
+  offset: number;
+  count: number;
+  first: number;
+}
+
+export class FetchEngine {
+  private readonly claims: Int32Array;
+  private readonly log: Int32Array;
+  private readonly ctl: Int32Array;
+  private readonly slotPage: Int32Array;
+  private readonly diskList: Int32Array;
+  private readonly origin: Uint8Array;
+  private readonly t0 = performance.now();
+  private busy = 0;
+  /** Bytes read so far. */
+  bytes = 0;
+  /** Time spent working since the driver last paused it (for the share it may take). */
+  workedSinceSleep = 0;
+  /** Called before each read: a thread keeps to its rate and its share there. */
+  pace: () => void = () => undefined;
+
+  constructor(
+    readonly setup: FetchPlanSetup,
+    shared: FetchShared,
+    private readonly ram: Uint8Array,
+    private readonly pageHashIs: (page: number, lo: number, hi: number) => boolean,
+  ) {
+    this.claims = new Int32Array(shared.claims);
+    this.log = new Int32Array(shared.log);
+    this.ctl = new Int32Array(shared.ctl);
+    this.slotPage = new Int32Array(shared.slots);
+    this.diskList = new Int32Array(shared.disk);
+    this.origin = new Uint8Array(shared.origin);
+  }
+
+  /** ms since the fetcher was created (at least 1: 0 means "not yet" in the control block). */
+  sinceCreated(): number {
+    return Math.max(1, Math.round(performance.timeOrigin + performance.now() - this.setup.createdAt));
+  }
+
+  stopRequested(): boolean {
+    return Atomics.load(this.ctl, CTL.stop) !== 0;
+  }
+
+  /**
+   * The whole fetch, yielding between reads (and every few thousand pages of the plan): the
+   * working set from its own index, then the page map decoded and planned, then the rest, then
+   * zero pages. Throws Stopped when asked to stop, PageError for a page that fails its check.
+   */
+  *run(): Generator<void, void, void> {
+    const files: SnapshotFile[] = [];
+    try {
+      for (const f of this.setup.files) files.push(SnapshotFile.open(f));
+      const buf = Buffer.allocUnsafe(this.setup.runPages * PAGE_SIZE);
+      if (this.setup.order === "workingset") yield* this.workingSet(files[0], buf);
+      const table = files[0].table();
+      yield;
+      const plan = yield* this.plan(table);
+      Atomics.store(this.ctl, CTL.planMs, this.sinceCreated());
+      for (const run of plan.runs) {
+        if (this.stopRequested()) throw new Stopped();
+        this.fetchRun(files, table, run, plan.order, plan.twins, buf);
+        yield;
+      }
+      yield* this.fetchZeros(plan.zeros);
+    } finally {
+      Atomics.store(this.ctl, CTL.busyMs, Math.round(this.busy));
+      for (const f of files) f.close();
+    }
+  }
+
+  /** Marks page p ready (its bytes are in RAM and checked) and tells the hart's thread. */
+  private ready(p: number, cls: PageClass): void {
+    if (Atomics.load(this.ctl, CTL.firstReadyMs) === 0) Atomics.store(this.ctl, CTL.firstReadyMs, this.sinceCreated());
+    this.origin[p] = cls;
+    Atomics.store(this.claims, p, CLAIM.ready);
+    Atomics.notify(this.claims, p);
+    const n = Atomics.load(this.ctl, CTL.readyCount);
+    this.log[n] = p;
+    Atomics.store(this.ctl, CTL.readyCount, n + 1);
+  }
+
+  private verifyFailed(p: number): never {
+    Atomics.store(this.claims, p, CLAIM.free); // the hart's thread meets it again and reports it
+    Atomics.notify(this.claims, p);
+    throw new PageError(p, `page ${p}: checksum mismatch in the snapshot data`);
+  }
+
+  /** Reads `view.length` bytes of `file` at `offset`, paced, counted. */
+  private read(file: SnapshotFile, offset: number, view: Uint8Array): number {
+    this.pace();
+    if (this.stopRequested()) throw new Stopped();
+    const t = performance.now();
+    file.read(offset, view);
+    this.bytes += view.length;
+    Atomics.add(this.ctl, CTL.reads, 1);
+    Atomics.store(this.ctl, CTL.kibRead, Math.round(this.bytes / 1024));
+    return t;
+  }
+
+  private worked(since: number): void {
+    const d = performance.now() - since;
+    this.busy += d;
+    this.workedSinceSleep += d;
+    Atomics.store(this.ctl, CTL.busyMs, Math.round(this.busy));
+  }
+
+  /**
+   * The plan, from the page map: `order` lists the pages to read in fetch order (one per slot;
+   * same-as pages follow their stored twin through `twins`), `runs` cuts it into reads; `zeros`
+   * are the zero pages; the disk-backed pages are handed to the hart's thread.
+   */
+  private *plan(t: PageTable): Generator<void, { order: Int32Array; runs: Run[]; zeros: Int32Array; twins: Map<number, number[]> }, void> {
+    const n = this.setup.pages;
+    const { dataOffset } = this.setup;
+    const zeros: number[] = [];
+    const twins = new Map<number, number[]>(); // key file·2^44 + offset -> same-as pages
+    const other: number[] = []; // stored pages of referenced files (incremental snapshots)
+    let disk = 0;
+    for (let p = 0; p < n; p++) {
+      if ((p & 16383) === 16383) yield;
+      const k = t.kind(p);
+      if (k === PageKind.Zero) zeros.push(p);
+      else if (k === PageKind.Disk) this.diskList[disk++] = p;
+      else if (k === PageKind.Stored && t.ref(p) === 0) this.slotPage[(t.value(p) - dataOffset) / PAGE_SIZE] = p;
+      else if (k === PageKind.Stored) other.push(p);
+      else {
+        const key = t.ref(p) * 2 ** 44 + t.value(p);
+        const list = twins.get(key);
+        if (list) list.push(p);
+        else twins.set(key, [p]);
+      }
+    }
+    Atomics.store(this.ctl, CTL.diskCount, disk);
+    Atomics.store(this.ctl, CTL.slotsReady, 1);
+    Atomics.notify(this.ctl, CTL.slotsReady);
+
+    // This file's slots in file order (working set first), or its pages in page order; then the
+    // referenced files' pages by file and offset.
+    const order: number[] = [];
+    if (this.setup.order === "workingset") {
+      for (const p of this.slotPage) if (p >= 0) order.push(p);
+    } else {
+      for (let p = 0; p < n; p++) if (t.kind(p) === PageKind.Stored && t.ref(p) === 0) order.push(p);
+    }
+    other.sort((a, b) => t.ref(a) - t.ref(b) || t.value(a) - t.value(b));
+    order.push(...other);
+    // Same-as pages whose twin is not a stored page of the plan (it is inherited): read on their own.
+    const planned = new Set<number>();
+    for (const p of order) planned.add(t.ref(p) * 2 ** 44 + t.value(p));
+    for (const [key, list] of twins) if (!planned.has(key)) order.push(list[0]);
+
+    const runs: Run[] = [];
+    for (let i = 0; i < order.length; i++) {
+      const p = order[i], file = t.ref(p), offset = t.value(p);
+      const last = runs[runs.length - 1];
+      if (last && last.file === file && last.offset + last.count * PAGE_SIZE === offset && last.count < this.setup.runPages) last.count++;
+      else runs.push({ file, offset, count: 1, first: i });
+    }
+    return { order: Int32Array.from(order), runs, zeros: Int32Array.from(zeros), twins };
+  }
+
+  /** The pages that take the bytes of `p`'s slot: p and the same-as pages pointing there. */
+  private pagesOf(t: PageTable, p: number, twins: Map<number, number[]>): number[] {
+    const list = twins.get(t.ref(p) * 2 ** 44 + t.value(p));
+    return list ? [p, ...list.filter((q) => q !== p)] : [p];
+  }
+
+  private fetchRun(files: SnapshotFile[], t: PageTable, run: Run, order: Int32Array, twins: Map<number, number[]>, buf: Buffer): void {
+    const claims = this.claims;
+    const free = (i: number) => this.pagesOf(t, order[run.first + i], twins).some((p) => Atomics.load(claims, p) === CLAIM.free);
+    // Read only the span that still has missing pages (demand faults may have taken some).
+    let lo = 0, hi = run.count - 1;
+    while (lo <= hi && !free(lo)) lo++;
+    while (hi >= lo && !free(hi)) hi--;
+    if (lo > hi) return;
+    const view = buf.subarray(0, (hi - lo + 1) * PAGE_SIZE);
+    const t0 = this.read(files[run.file], run.offset + lo * PAGE_SIZE, view);
+    for (let i = lo; i <= hi; i++) {
+      const src = view.subarray((i - lo) * PAGE_SIZE, (i - lo + 1) * PAGE_SIZE);
+      for (const p of this.pagesOf(t, order[run.first + i], twins)) {
+        if (Atomics.compareExchange(claims, p, CLAIM.free, CLAIM.busy) !== CLAIM.free) continue;
+        this.ram.set(src, p * PAGE_SIZE);
+        if (!this.pageHashIs(p, t.hashLo(p), t.hashHi(p))) this.verifyFailed(p);
+        this.ready(p, restoredClass(t.kind(p)));
+      }
+    }
+    this.worked(t0);
+  }
+
+  private *fetchZeros(zeros: Int32Array): Generator<void, void, void> {
+    let t = performance.now();
+    for (let i = 0; i < zeros.length; i++) {
+      const p = zeros[i];
+      if ((i & 1023) === 1023) {
+        this.worked(t);
+        if (this.stopRequested()) throw new Stopped();
+        yield;
+        t = performance.now();
+      }
+      if (Atomics.compareExchange(this.claims, p, CLAIM.free, CLAIM.busy) !== CLAIM.free) continue;
+      // Untouched RAM is zero already: writing it would only make the host commit memory.
+      if (!this.setup.ramZero) this.ram.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+      this.ready(p, PageClass.Zero);
+    }
+    this.worked(t);
+  }
+
+  /**
+   * The working set first, from its own index (pages and hashes in data order): it needs no page
+   * map, so it streams while the map is still to be decoded.
+   */
+  private *workingSet(file: SnapshotFile, buf: Buffer): Generator<void, void, void> {
+    const ix = file.workingSetIndex();
+    if (!ix) return;
+    const { pages, runPages, dataOffset } = this.setup;
+    const n = ix.page.length;
+    for (let k = 0; k < n; k++) if (ix.page[k] < pages) this.slotPage[k] = ix.page[k];
+    const claims = this.claims;
+    for (let first = 0; first < n; first += runPages) {
+      if (this.stopRequested()) throw new Stopped();
+      const count = Math.min(runPages, n - first);
+      let lo = first, hi = first + count - 1;
+      const free = (k: number) => ix.page[k] < pages && Atomics.load(claims, ix.page[k]) === CLAIM.free;
+      while (lo <= hi && !free(lo)) lo++;
+      while (hi >= lo && !free(hi)) hi--;
+      if (lo > hi) continue;
+      const view = buf.subarray(0, (hi - lo + 1) * PAGE_SIZE);
+      const t0 = this.read(file, dataOffset + lo * PAGE_SIZE, view);
+      for (let k = lo; k <= hi; k++) {
+        const p = ix.page[k];
+        if (p >= pages || Atomics.compareExchange(claims, p, CLAIM.free, CLAIM.busy) !== CLAIM.free) continue;
+        this.ram.set(view.subarray((k - lo) * PAGE_SIZE, (k - lo + 1) * PAGE_SIZE), p * PAGE_SIZE);
+        if (!this.pageHashIs(p, ix.hashLo[k], ix.hashHi[k])) this.verifyFailed(p);
+        this.ready(p, PageClass.Prefetched);
+      }
+      this.worked(t0);
+      yield;
+    }
+  }
+}
