@@ -382,7 +382,7 @@ export class SnapshotFile {
     const b = Buffer.alloc(ix.length);
     if (this.fd === undefined) throw new SnapshotError(this.file, "closed");
     readExactly(this.fd, b, ix.offset, this.file);
-    if (createHash("sha256").update(b).digest("hex") !== ix.sha256) throw new SnapshotError(this.file, "corrupted working-set index (checksum mismatch)");
+    if (createHash("sha256").update(b).digest().toString("hex") !== ix.sha256) throw new SnapshotError(this.file, "corrupted working-set index (checksum mismatch)");
     const n = this.meta.workingSet;
     const w = new Uint32Array(b.buffer, b.byteOffset, 3 * n); // Buffer.alloc of this size is not pooled: aligned
     const out: WorkingSetIndex = { page: w.subarray(0, n), hashLo: w.subarray(n, 2 * n), hashHi: w.subarray(2 * n) };

@@ -483,7 +483,8 @@ export class LazyRestore {
     const q = this.diskQueue;
     if (q && this.diskCursor < q.length && (idle || t - this.lastDiskTurn >= 10)) {
       this.lastDiskTurn = t;
-      const deadline = t + (idle ? this.opts.budgetMs * 5 : this.opts.budgetMs);
+      // Short turns also while the hart idles: input that arrives meanwhile waits for the turn.
+      const deadline = t + this.opts.budgetMs;
       while (this.diskCursor < q.length && performance.now() < deadline) {
         const p = q[this.diskCursor++];
         if (this.isRestored(p) || !f.take(p)) continue;

@@ -259,7 +259,7 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     const mapOffset = dataOffset + dataLength;
     const mapOnDisk = encodeMap(map, mapOffset);
     const wsIndexOffset = mapOffset + mapOnDisk.length;
-    meta.workingSetIndex = { offset: wsIndexOffset, length: wsIndex.length, sha256: createHash("sha256").update(wsIndex).digest("hex") };
+    meta.workingSetIndex = { offset: wsIndexOffset, length: wsIndex.length, sha256: createHash("sha256").update(wsIndex).digest().toString("hex") };
     stats.fileBytes = wsIndexOffset + wsIndex.length;
     stats.pauseMs = Math.round(performance.now() - t0); // updated after writing
     stats.saveMs = stats.pauseMs;
