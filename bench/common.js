@@ -253,7 +253,9 @@ export class GuestConsole {
     this.exitCode = undefined;
     this.signal = undefined;
     this.spawnError = undefined;
-    this.child = spawn(cmd, args, { cwd, stdio: ["pipe", "pipe", "pipe"] });
+    // rvm's restore timeline counts from the spawn when told when it was (RVM_SPAWN_TIME).
+    const env = { ...process.env, RVM_SPAWN_TIME: String(performance.timeOrigin + performance.now()) };
+    this.child = spawn(cmd, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
     const keep = (s) => {
       this.output += s;
       if (this.output.length > 4 << 20) {

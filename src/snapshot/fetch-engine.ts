@@ -283,7 +283,7 @@ export class FetchEngine {
       for (let p = 0; p < n; p++) if (t.kind(p) === PageKind.Stored && t.ref(p) === 0) order.push(p);
     }
     other.sort((a, b) => t.ref(a) - t.ref(b) || t.value(a) - t.value(b));
-    order.push(...other);
+    for (const p of other) order.push(p); // (a spread of 200k pages would overflow the stack)
     // Same-as pages whose twin is not a stored page of the plan (it is inherited): read on their own.
     const planned = new Set<number>();
     for (const p of order) planned.add(t.ref(p) * 2 ** 44 + t.value(p));

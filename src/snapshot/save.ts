@@ -206,11 +206,12 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     // Data order: the working set (touched in the last WORKING_SET_MS), the most recently touched
     // first, then the rest by page. The working set's pages and hashes are also written in an index
     // of their own, so a restore reads it, then the set, in one sequential read each, at once.
-    const hot: number[] = [], cold: number[] = [];
-    for (const p of storedPages) (machine.recentlyAccessed(p) ? hot : cold).push(p);
-    // Most recent first: sort keys age (in epochs) * 2^32 + page.
-    const keys = Float64Array.from(hot, (p) => machine.touchAge(p) * 2 ** 32 + p).sort();
-    hot.splice(0, hot.length, ...Array.from(keys, (k) => k % 2 ** 32));
+    const recent: number[] = [], cold: number[] = [];
+    for (const p of storedPages) (machine.recentlyAccessed(p) ? recent : cold).push(p);
+    // Most recent first: sort keys age (in epochs) * 2^32 + page. (No spread of the result into
+    // a call: a working set of 200k pages would overflow the stack.)
+    const keys = Float64Array.from(recent, (p) => machine.touchAge(p) * 2 ** 32 + p).sort();
+    const hot = Array.from(keys, (k) => k % 2 ** 32);
     const order = hot.concat(cold);
     const wsIndex = encodeWorkingSetIndex(hot, hashes);
 
