@@ -2,7 +2,7 @@
 //
 // `rvm run` accepts QEMU's spelling of the options it shares with qemu-system-riscv64
 // (-machine/-M virt, -cpu rv64, -m, -smp 1, -bios, -kernel, -initrd, -append, -drive, -device,
-// -global, -nographic, -serial, -monitor, -S, -no-reboot, -name, -icount, -loadvm) as well as
+// -global, -nographic, -serial, -monitor, -S, -no-reboot, -name, -rtc, -icount, -loadvm) as well as
 // rvm's own forms (a FILE argument, --kernel ...); QEMU options rvm lacks are refused by name.
 
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { RvmError, UsageError } from "./errors.js";
 import {
   applyGlobal, checkCpu, checkDisplay, checkSerial, DriveList, formatCommanderError, GlobalProps,
-  MonitorSpec, parseIcount, parseMachine, parseMonitor, parseName, parseSmp, qemuArgsToLong,
+  MonitorSpec, parseIcount, parseMachine, parseMonitor, parseName, parseRtc, parseSmp, qemuArgsToLong,
 } from "./options.js";
 import { baseConfig, classify, parseMemorySize } from "./guest.js";
 import { createVirtMachine, virtDtbFor, type VirtConfig } from "./board/virt.js";
@@ -94,6 +94,7 @@ interface RunFlags {
   icount?: string;
   reboot?: boolean;
   name?: string;
+  rtc?: string;
 }
 
 async function runCommand(file: string | undefined, flags: RunFlags): Promise<number> {
@@ -114,6 +115,7 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
     harts,
     ...icountConfig(flags.icount),
     virtioLegacy: globals.virtioLegacy ?? true, // QEMU 7.2's virtio-mmio default: force-legacy=on
+    rtc: flags.rtc !== undefined ? parseRtc(flags.rtc) : undefined,
     restoring: flags.loadvm !== undefined,
   }, { ...flags, dumpdtb }, flags.loadvm);
 }
@@ -343,6 +345,7 @@ export function buildProgram(): Command {
     .option("--display <type>", "display: none (rvm has no graphics)")
     .option("-S", "start with the machine stopped (use the monitor's cont)")
     .option("--no-reboot", "exit (code 0) when the guest resets instead of rebooting")
+    .option("--rtc <spec>", "the goldfish RTC: [base=utc|localtime|2006-06-17T16:01:21][,clock=host|rt|vm]")
     .option("--name <name>", "the guest's name: NAME or guest=NAME[,process=TITLE] (monitor: info name)")
     .option("--loadvm <name>", "start from snapshot NAME instead of booting (QEMU's -loadvm)")
     .addOption(new Option("--restore <mode>", "with -loadvm: lazy (run at once, pages on demand; default) or eager (read everything first)").choices(["lazy", "eager"]))

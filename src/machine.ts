@@ -202,6 +202,11 @@ export class Machine {
     this.wakeIdle?.();
   }
 
+  /** Something outside the guest (a host timer) may have raised an interrupt: end an idle wait. */
+  wake(): void {
+    this.wakeIdle?.();
+  }
+
   /** Asks the run loop to end after the current instruction with this exit code. */
   requestStop(code: number): void {
     this.stopRequested = { code };

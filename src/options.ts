@@ -4,6 +4,7 @@
 // that names it: nothing on a QEMU command line is silently ignored.
 
 import { UsageError } from "./errors.js";
+import type { RtcBase } from "./devices/goldfish-rtc.js";
 
 export interface DriveConfig {
   file: string;
@@ -341,6 +342,37 @@ export function parseIcount(spec: string): IcountConfig {
   if (text === "" || !Number.isInteger(shift) || shift < 0 || shift > 10) throw new UsageError(`-icount ${spec}: shift must be an integer 0..10`);
   if (parseBool(props.get("align"), "-icount align")) throw new UsageError(`-icount ${spec}: align=on is not supported`);
   return { shift, sleep: props.has("sleep") ? parseBool(props.get("sleep"), "-icount sleep") : true };
+}
+
+/** The goldfish RTC's configuration (-rtc). */
+export interface RtcConfig {
+  base: RtcBase;
+  /** host: the host's wall clock (QEMU's default); rt: its monotonic clock; vm: guest time. */
+  clock: "host" | "rt" | "vm";
+}
+
+/** -rtc [base=utc|localtime|DATE][,clock=host|rt|vm][,driftfix=none] */
+export function parseRtc(spec: string): RtcConfig {
+  const { first, props } = parseKeyValues(spec);
+  if (first !== "") throw new UsageError(`-rtc ${spec}: expected base=..., clock=... (e.g. -rtc base=localtime)`);
+  checkKnown("-rtc", spec, props, ["base", "clock", "driftfix"]);
+  const b = props.get("base") ?? "utc";
+  let base: RtcBase;
+  if (b === "utc" || b === "localtime") base = b;
+  else {
+    // QEMU's forms: 2006-06-17T16:01:21 or 2006-06-17, in UTC.
+    const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2}))?$/.exec(b);
+    const date = m ? Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0)) : NaN;
+    if (!m || Number.isNaN(date) || new Date(date).getUTCDate() !== +m[3]) {
+      throw new UsageError(`-rtc base=${b}: expected utc, localtime or a date like 2006-06-17T16:01:21`);
+    }
+    base = { date };
+  }
+  const clock = props.get("clock") ?? "host";
+  if (clock !== "host" && clock !== "rt" && clock !== "vm") throw new UsageError(`-rtc clock=${clock}: expected host, rt or vm`);
+  const driftfix = props.get("driftfix") ?? "none";
+  if (driftfix !== "none") throw new UsageError(`-rtc driftfix=${driftfix}: not supported (it concerns the x86 RTC; rvm has driftfix=none)`);
+  return { base, clock };
 }
 
 /** -name NAME or -name guest=NAME[,process=P][,debug-threads=on|off] */

@@ -14,7 +14,7 @@
 // - /soc/pci@30000000: the PCIe host bridge; rvm's devices are virtio-mmio only.
 // - /chosen/rng-seed: QEMU writes 32 fresh random bytes each boot; rvm's tree is a pure function
 //   of its configuration, so boots (and deterministic-time runs) are reproducible.
-// - /soc/rtc@101000 only when `rtc` is set.
+// (/soc/rtc@101000, the goldfish RTC, is there when `rtc` is set, as the board does.)
 
 import { FdtTree, FdtError, serializeFdt, u64Cells, type FdtNode } from "../fdt.js";
 import { VIRT_MEMMAP, VIRT_UART_CLOCK_HZ, VIRT_VIRTIO_COUNT, virtioSlotBase, virtioSlotIrq } from "./memmap.js";

@@ -12,6 +12,7 @@ import { Uart16550, UartState } from "../devices/uart16550.js";
 import { Syscon } from "../devices/syscon.js";
 import { VirtioMmio, VirtioMmioEmpty } from "../devices/virtio-mmio.js";
 import { VIRT_MEMMAP, VIRT_VIRTIO_COUNT, virtioSlotBase, virtioSlotIrq } from "./memmap.js";
+import { GoldfishRtc, GoldfishRtcState } from "../devices/goldfish-rtc.js";
 import { VirtioBlk } from "../devices/virtio-blk.js";
 import { VirtioRng } from "../devices/virtio-rng.js";
 import { BlockBackend, MemoryDisk, RawDisk } from "../devices/disk.js";
@@ -22,7 +23,7 @@ import { readImage } from "../loaders/image.js";
 import { isElf, parseElf } from "../loaders/elf.js";
 import { isLinuxImage, parseLinuxImage } from "../loaders/linux.js";
 import { ImageError, UsageError } from "../errors.js";
-import { freeSlot, type DriveConfig } from "../options.js";
+import { freeSlot, type DriveConfig, type RtcConfig } from "../options.js";
 
 /** What the hart implements, for the device tree (misa says the same). */
 export const VIRT_ISA = "rv64imafdc_zicntr_zicsr_zifencei_sstc";
@@ -62,6 +63,8 @@ export interface VirtConfig {
   virtioLegacy?: boolean;
   /** The virtio-mmio slots of virtio-rng devices (`-device virtio-rng-device`). */
   rng?: number[];
+  /** The goldfish RTC's base and clock (-rtc); default: the host's UTC wall clock. */
+  rtc?: RtcConfig;
   console: HtifConsole;
   /** Build the machine for a snapshot restore: no images are loaded (the snapshot has RAM). */
   restoring?: boolean;
@@ -87,6 +90,10 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   core.map(UART0, uart);
   machine.inputSink = (bytes) => uart.receive(bytes);
   machine.inputBacklog = () => uart.pendingInput();
+  const rtcConfig: RtcConfig = cfg.rtc ?? { base: "utc", clock: "host" };
+  const rtc = new GoldfishRtc(plic.line(VIRT_MEMMAP.rtc.irq), { base: rtcConfig.base, clock: rtcClock(rtcConfig.clock, machine), wake: () => machine.wake() });
+  core.map(VIRT_MEMMAP.rtc, rtc);
+  machine.onExit.push(() => rtc.close());
   core.map(TEST, new Syscon((kind, code) => {
     if (kind === "poweroff") machine.requestStop(code);
     else machine.requestReset();
@@ -154,10 +161,12 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   const uart0 = uart.state();
   const plic0 = plic.state();
   machine.resettables.push({ reset: () => uart.restore(uart0) });
+  machine.resettables.push(rtc);
   for (const t of transports) machine.resettables.push(t);
   machine.resettables.push({ reset: () => plic.restore(plic0) });
   // Snapshot state, restored in this order: devices first, the PLIC last.
   machine.stateful.unshift({ name: "uart0", state: () => uart.state(), restore: (st) => uart.restore(st as UartState) });
+  machine.stateful.push({ name: "rtc", state: () => rtc.state(), restore: (st) => rtc.restore(st as GoldfishRtcState) });
   machine.stateful.push({ name: "plic", state: () => plic.state(), restore: (st) => plic.restore(st as PlicState) });
 
   const load = () => loadImages(machine, cfg);
@@ -247,6 +256,7 @@ function loadImages(machine: Machine, cfg: VirtConfig): void {
     bootargs: cfg.append,
     initrd,
     virtioSlots: VIRT_VIRTIO_COUNT,
+    rtc: true,
   });
   // rvm's own default boot path (U-Boot picked for a bare disk image): no 2-second autoboot
   // countdown. U-Boot reads /config/bootdelay from the tree; Linux ignores the node.
@@ -263,6 +273,21 @@ export function virtDtbFor(ramBytes: number, append?: string, harts = 1): Uint8A
   return buildVirtDtb({
     harts,
     ramBase: RAM_BASE, ramBytes, isa: VIRT_ISA, mmuType: VIRT_MMU, timebaseHz: 10_000_000,
-    bootargs: append, virtioSlots: VIRT_VIRTIO_COUNT,
+    bootargs: append, virtioSlots: VIRT_VIRTIO_COUNT, rtc: true,
   });
+}
+
+/**
+ * The RTC's clock in ns: the host's wall clock (-rtc clock=host), its monotonic clock anchored
+ * to the wall clock when rvm started (clock=rt: immune to host clock steps), or guest time
+ * (clock=vm: mtime at 10 MHz, which stands still while the machine is stopped).
+ */
+function rtcClock(kind: RtcConfig["clock"], machine: Machine): () => bigint {
+  if (kind === "vm") return () => machine.mtime * 100n;
+  if (kind === "rt") {
+    const wall0 = BigInt(Date.now()) * 1_000_000n;
+    const mono0 = process.hrtime.bigint();
+    return () => wall0 + (process.hrtime.bigint() - mono0);
+  }
+  return () => BigInt(Date.now()) * 1_000_000n;
 }

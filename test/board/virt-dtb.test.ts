@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { FdtError } from "../../src/fdt.js";
 import { buildVirtDtb, virtFdtAddress, VIRT_STDOUT_PATH, type VirtDtbConfig } from "../../src/board/virt-dtb.js";
 import { cellsOf, parseFdt, stringsOf, type ParsedFdt } from "../fdt-reader.js";
+import { VIRT_ISA } from "../../src/board/virt.js";
+import { ROOT } from "../helpers.js";
 
 const MiB = 1024 * 1024;
 const CFG: VirtDtbConfig = {
@@ -334,5 +336,40 @@ describe.runIf(HAVE_DTC && HAVE_QEMU)("virt device tree: against QEMU's", () => 
     expect(rvm.get("/soc/clint@2000000")!.get("reg")).toBe("<0x00 0x2000000 0x00 0x10000>");
     expect([...rvm.keys()].filter((p) => /^\/cpus\/cpu@\d+$/.test(p))).toHaveLength(smp);
     expect(rvm.get("/soc/plic@c000000")!.get("interrupts-extended")!.split(" ")).toHaveLength(4 * smp);
+  });
+});
+
+describe.runIf(HAVE_DTC && HAVE_QEMU)("virt device tree: rvm run vs QEMU for the same command line", () => {
+  const QEMU_ONLY_NODES = ["/pmu", "/fw-cfg@10100000", "/flash@20000000", "/platform-bus@4000000", "/soc/pci@30000000"];
+
+  it("xv6-riscv's Makefile line (-bios none, bus=virtio-mmio-bus.0, force-legacy=false): same tree, RTC included", { timeout: 60_000 }, () => {
+    const kernel = join(ROOT, "guests/isa/rv64i.elf");
+    const img = join(dir, "fs.img");
+    writeFileSync(img, Buffer.alloc(1 << 20));
+    const line = (out: string) => [
+      "-machine", "virt", "-bios", "none", "-kernel", kernel, "-m", "128M", "-smp", "1", "-nographic",
+      "-global", "virtio-mmio.force-legacy=false", "-drive", `file=${img},if=none,format=raw,id=x0`,
+      "-device", "virtio-blk-device,drive=x0,bus=virtio-mmio-bus.0", "-machine", `dumpdtb=${out}`,
+    ];
+    const qemuFile = join(dir, "xv6-qemu.dtb");
+    const rvmFile = join(dir, "xv6-rvm.dtb");
+    const q = spawnSync("qemu-system-riscv64", line(qemuFile), { encoding: "utf8", timeout: 20_000 });
+    expect(q.status, q.stderr).toBe(0);
+    const r = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), "run", ...line(rvmFile)], { encoding: "utf8", timeout: 20_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const qemu = parseDts(dtc(qemuFile).dts);
+    const rvm = parseDts(dtc(rvmFile).dts);
+    expect([...rvm.keys()]).toEqual([...qemu.keys()].filter((p) => !QEMU_ONLY_NODES.includes(p)));
+    for (const [path, props] of rvm) {
+      const qprops = qemu.get(path)!;
+      expect([...props.keys()].sort(), path).toEqual([...qprops.keys()].filter((k) => !(path === "/chosen" && k === "rng-seed")).sort());
+      for (const [name, value] of props) {
+        if (path === "/cpus/cpu@0" && name === "riscv,isa") expect(value).toBe(JSON.stringify(VIRT_ISA)); // what rvm's hart has
+        else expect(value, `${path} ${name}`).toBe(qprops.get(name));
+      }
+    }
+    expect(rvm.get("/soc/rtc@101000")!.get("compatible")).toBe('"google,goldfish-rtc"');
+    expect(rvm.get("/soc/rtc@101000")!.get("interrupts")).toBe("<0x0b>");
+    expect(rvm.get("/soc/virtio_mmio@10001000")!.get("interrupts")).toBe("<0x01>");
   });
 });

@@ -74,8 +74,9 @@ export function endMachines(): void {
 }
 
 /**
- * The Linux guest on the virt board, 256 MiB, deterministic time (icount 4). With `restoring`
- * nothing is loaded: the machine waits for a snapshot.
+ * The Linux guest on the virt board, 256 MiB, deterministic time (icount 4) and a deterministic
+ * RTC (a fixed date, counting guest time: Linux reads it at boot, and the wall clock would make
+ * two boots differ). With `restoring` nothing is loaded: the machine waits for a snapshot.
  */
 export function linuxMachine(disk: string, restoring = false, ramBytes = 256 << 20): Guest {
   let out = "";
@@ -88,6 +89,7 @@ export function linuxMachine(disk: string, restoring = false, ramBytes = 256 << 
     append: "console=ttyS0",
     drives: [drive(disk)],
     icountShift: 4,
+    rtc: { base: { date: Date.UTC(2024, 0, 1) }, clock: "vm" },
     restoring,
     console: { write: (_fd, b) => void (out += Buffer.from(b).toString("latin1")), readByte: () => -1 },
   });
