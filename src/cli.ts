@@ -6,7 +6,8 @@
 // rvm's own forms (a FILE argument, --kernel ...); QEMU options rvm lacks are refused by name.
 
 import { Command, InvalidArgumentError, Option } from "commander";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { RvmError, UsageError } from "./errors.js";
 import {
@@ -95,6 +96,7 @@ interface RunFlags {
   reboot?: boolean;
   name?: string;
   rtc?: string;
+  snapshot?: boolean;
 }
 
 async function runCommand(file: string | undefined, flags: RunFlags): Promise<number> {
@@ -109,8 +111,11 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
   for (const d of flags.drive) list.addDrive(d);
   for (const d of flags.device) list.addDevice(d);
   const bootableDisk = file !== undefined && classify(file, flags, list.drives) === "disk";
+  const drives = list.finish();
+  // QEMU's -snapshot: snapshot=on for every drive that does not say otherwise.
+  if (flags.snapshot) for (const d of drives) d.snapshot ??= true;
   return startMachine({
-    ...baseConfig(bootableDisk, flags, list.finish()),
+    ...baseConfig(bootableDisk, flags, drives),
     ...(list.rngSlots.length > 0 ? { rng: list.rngSlots } : {}),
     harts,
     ...icountConfig(flags.icount),
@@ -142,6 +147,13 @@ interface RestoreFlags {
 /** Builds the machine, restores a snapshot if asked, wires terminal and monitor, and runs. */
 async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & RestoreFlags, loadvm?: string, snapshotFile?: string): Promise<number> {
   const monitorSpec: MonitorSpec = flags.monitor ? parseMonitor(flags.monitor) : { kind: "none" };
+  // -snapshot: the disks are temporary, and so are snapshots of the VM (they refer to disk
+  // blocks): savevm writes to a temporary directory, gone with rvm, as QEMU's go with its overlay.
+  const temporaryDisks = cfg.drives.some((d) => d.snapshot === true && !d.readonly);
+  if (temporaryDisks && (loadvm !== undefined || snapshotFile !== undefined)) {
+    throw new UsageError("-loadvm brings a VM's disks back to their saved state; with -snapshot they are temporary overlays (run without -snapshot)");
+  }
+  if (temporaryDisks && flags.snapshotDir) throw new UsageError("--snapshot-dir: with -snapshot the disks are temporary, and so are the VM's snapshots");
   let terminal: Terminal | undefined;
   let snapCtl: ReturnType<typeof addSnapshotCommands> | undefined;
   if (flags.snapshotStore && !isObjectStoreUrl(flags.snapshotStore)) flags.snapshotDir = storeDir(flags.snapshotStore);
@@ -170,8 +182,9 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   if (flags.reboot === false) machine.noReboot = true;
   const guestName = flags.name !== undefined ? parseName(flags.name) : undefined;
   if (guestName?.process) process.title = guestName.process;
-  const store = new SnapshotStore(flags.snapshotDir ? resolve(flags.snapshotDir)
-    : snapshotFile ? dirname(resolve(snapshotFile)) : defaultSnapshotDir(machine.config));
+  const temporaryStore = temporaryDisks ? mkdtempSync(join(tmpdir(), "rvm-snapshots-")) : undefined;
+  const store = new SnapshotStore(temporaryStore ?? (flags.snapshotDir ? resolve(flags.snapshotDir)
+    : snapshotFile ? dirname(resolve(snapshotFile)) : defaultSnapshotDir(machine.config)));
   if (!objectStore && hasJournals(store, machine)) attachJournals(machine, store);
   const restoreOpts: RestoreOptions = {
     mode: flags.restore ?? "lazy", order: flags.order ?? "workingset", rateBytesPerSec: flags.restoreRate !== undefined ? flags.restoreRate * 2 ** 20 : undefined,
@@ -251,6 +264,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     terminal.stop();
     server?.close();
     store.close();
+    if (temporaryStore) rmSync(temporaryStore, { recursive: true, force: true });
     objectStore?.close();
   }
 }
@@ -345,6 +359,7 @@ export function buildProgram(): Command {
     .option("--display <type>", "display: none (rvm has no graphics)")
     .option("-S", "start with the machine stopped (use the monitor's cont)")
     .option("--no-reboot", "exit (code 0) when the guest resets instead of rebooting")
+    .option("--snapshot", "write the guest's disk writes to temporary files, leaving the images untouched (QEMU's -snapshot)")
     .option("--rtc <spec>", "the goldfish RTC: [base=utc|localtime|2006-06-17T16:01:21][,clock=host|rt|vm]")
     .option("--name <name>", "the guest's name: NAME or guest=NAME[,process=TITLE] (monitor: info name)")
     .option("--loadvm <name>", "start from snapshot NAME instead of booting (QEMU's -loadvm)")

@@ -14,6 +14,8 @@ export interface DriveConfig {
   attached: boolean;
   /** The virtio-mmio slot (`bus=virtio-mmio-bus.N`), 0..7; the board fills in the rest. */
   slot?: number;
+  /** QEMU's snapshot=on (-snapshot): the guest's writes go to a temporary overlay, the image is not written. */
+  snapshot?: boolean;
 }
 
 /** Machine-wide properties set with -global DRIVER.PROPERTY=VALUE. */
@@ -157,14 +159,16 @@ export function parseDrive(spec: string): DriveConfig {
   const { first, props } = parseKeyValues(spec);
   const file = props.get("file") ?? (first || undefined);
   if (!file) throw new UsageError(`-drive ${spec}: no file=`);
-  checkKnown("-drive", spec, props, ["file", "format", "if", "id", "readonly", "media"]);
+  checkKnown("-drive", spec, props, ["file", "format", "if", "id", "readonly", "media", "snapshot"]);
   const format = props.get("format") ?? "raw";
   if (format !== "raw") throw new UsageError(`-drive ${spec}: only format=raw is supported, not ${format}`);
   const iface = props.get("if") ?? "virtio";
   if (iface !== "virtio" && iface !== "none") throw new UsageError(`-drive ${spec}: if=${iface} is not available (use if=virtio or if=none)`);
   const media = props.get("media") ?? "disk";
   if (media !== "disk") throw new UsageError(`-drive ${spec}: media=${media} is not available (rvm has disks only)`);
-  return { file, id: props.get("id"), readonly: parseBool(props.get("readonly"), "-drive readonly"), attached: iface === "virtio" };
+  const drive: DriveConfig = { file, id: props.get("id"), readonly: parseBool(props.get("readonly"), "-drive readonly"), attached: iface === "virtio" };
+  if (props.has("snapshot")) drive.snapshot = parseBool(props.get("snapshot"), "-drive snapshot");
+  return drive;
 }
 
 /** `virtio-mmio-bus.N` -> N, or a one-line error naming the bus. */

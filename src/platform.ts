@@ -11,6 +11,7 @@
 
 import * as nodeFs from "node:fs";
 import * as nodePath from "node:path";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { deflateSync, gunzipSync, inflateSync } from "node:zlib";
 import { createHash, randomBytes } from "node:crypto";
@@ -103,6 +104,19 @@ export const path: {
  */
 export function lockImage(file: string, role: LockRole): { release(): void } {
   return ImageLock.acquire(file, role);
+}
+
+/**
+ * Opens a new temporary file for reading and writing (-snapshot's overlays) that no other
+ * process can find and that vanishes when it is closed or rvm ends: it is unlinked at once.
+ */
+export function openTemporaryFile(dir = tmpdir()): number {
+  const d = nodeFs.mkdtempSync(nodePath.join(dir, "rvm-overlay-"));
+  try {
+    return nodeFs.openSync(nodePath.join(d, "overlay"), "w+", 0o600);
+  } finally {
+    nodeFs.rmSync(d, { recursive: true, force: true });
+  }
 }
 
 /** Unpacks gzip data (guest images may be gzipped). Throws on corrupt data. */

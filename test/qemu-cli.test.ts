@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./helpers.js";
@@ -102,6 +102,29 @@ describe("QEMU options rvm accepts", SLOW, () => {
     } finally {
       s.kill();
     }
+  });
+});
+
+describe("-snapshot", SLOW, () => {
+  it("keeps the VM's snapshots in a temporary directory, gone with rvm; refuses -loadvm and --snapshot-dir", async () => {
+    const img = join(dir, "snap.img");
+    writeFileSync(img, Buffer.alloc(1 << 20));
+    const sock = join(dir, "snap-mon.sock");
+    const s = new Session(["run", "-bios", "none", "-kernel", resetter(), "-S", "-snapshot", "-drive", `file=${img},format=raw,if=virtio`,
+      "-monitor", `unix:${sock},server,nowait`]);
+    try {
+      const mon = await MonitorClient.open(sock);
+      expect(await mon.cmd("savevm s1")).toMatch(/saved s1/);
+      expect(await mon.cmd("info snapshots")).toMatch(/s1/);
+      await mon.cmd("quit");
+      mon.close();
+      expect(await s.exitCode(30_000)).toBe(0);
+    } finally {
+      s.kill();
+    }
+    expect(existsSync(`${img}.snapshots`)).toBe(false);
+    expectRefused([GOOD, "-drive", `file=${img},format=raw`, "-snapshot", "-loadvm", "s1"], /-loadvm .*-snapshot/);
+    expectRefused([GOOD, "-drive", `file=${img},format=raw,snapshot=on`, "--snapshot-dir", dir], /--snapshot-dir: with -snapshot/);
   });
 });
 

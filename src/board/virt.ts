@@ -15,7 +15,7 @@ import { VIRT_MEMMAP, VIRT_VIRTIO_COUNT, virtioSlotBase, virtioSlotIrq } from ".
 import { GoldfishRtc, GoldfishRtcState } from "../devices/goldfish-rtc.js";
 import { VirtioBlk } from "../devices/virtio-blk.js";
 import { VirtioRng } from "../devices/virtio-rng.js";
-import { BlockBackend, MemoryDisk, RawDisk } from "../devices/disk.js";
+import { BlockBackend, MemoryDisk, OverlayDisk, RawDisk } from "../devices/disk.js";
 import { buildVirtDtb, buildVirtTree, virtFdtAddress } from "./virt-dtb.js";
 import { serializeFdt } from "../fdt.js";
 import { writeResetRom } from "../rom.js";
@@ -141,7 +141,7 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     const disk = cfg.openDisk ? cfg.openDisk(drive, i) : openDrive(drive);
     const attachedDrive = { index: i, file: resolvePath(drive.file), readonly: drive.readonly, disk } as AttachedDrive;
     machine.drives.push(attachedDrive);
-    if (disk instanceof RawDisk) machine.onExit.push(() => disk.close());
+    if (disk instanceof RawDisk || disk instanceof OverlayDisk) machine.onExit.push(() => disk.close());
     const blk = new VirtioBlk(mem, disk, { diskIndex: i });
     blk.onBeforeDiskWrite = (offset, length) => attachedDrive.beforeWrite?.(offset, length);
     const transport = new VirtioMmio(mem, blk, plic.line(virtioSlotIrq(slot)),
@@ -176,17 +176,22 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
 }
 
 /**
- * Opens a drive's image. A gzip-compressed image cannot be written in place: it is unpacked
- * into memory and the guest's writes stay there (said once on stderr), like QEMU's -snapshot.
+ * Opens a drive's image. With snapshot=on (-snapshot) the image is opened read-only under a
+ * temporary overlay that takes the guest's writes. A gzip-compressed image cannot be written in
+ * place: it is unpacked into memory and the guest's writes stay there (said once on stderr
+ * unless -snapshot asked for exactly that).
  */
 function openDrive(drive: DriveConfig): BlockBackend {
+  const temporary = drive.snapshot === true && !drive.readonly;
   if (/\.gz$/i.test(drive.file)) {
     const data = readImage(drive.file);
-    if (!drive.readonly) {
+    if (!drive.readonly && !temporary) {
       writeOut(2, `rvm: ${drive.file} is compressed: the guest's writes to it are kept in memory only (gunzip it to keep them)\n`);
     }
     return new MemoryDisk(data.slice(), drive.readonly);
   }
+  // QEMU locks a -snapshot overlay's base as a reader that also keeps others from resizing it.
+  if (temporary) return new OverlayDisk(RawDisk.open(drive.file, { readOnly: true, lock: "read-no-resize" }));
   return RawDisk.open(drive.file, { readOnly: drive.readonly });
 }
 

@@ -1,4 +1,5 @@
-// Raw disk images: the block backend behind virtio-blk (QEMU's `format=raw`, block/file-posix.c).
+// Raw disk images: the block backend behind virtio-blk (QEMU's `format=raw`, block/file-posix.c),
+// and the temporary overlay that QEMU's -snapshot puts over one (OverlayDisk).
 //
 // The image is a plain file read and written in place through a file descriptor with
 // synchronous positioned I/O (readSync/writeSync), so a virtio request completes inside the
@@ -12,7 +13,7 @@
 // partial sector returns zeros (file-posix zero-fills short reads), and writing it extends
 // the file to the sector boundary.
 
-import { fs, lockImage } from "../platform.js";
+import { fs, lockImage, openTemporaryFile } from "../platform.js";
 import { ImageError } from "../errors.js";
 import type { LockRole } from "./image-lock.js";
 
@@ -29,9 +30,10 @@ export interface BlockBackend {
   /** Makes completed writes durable. */
   flush(): void;
   /**
-   * The guest's writes are not kept on the image file (a compressed image unpacked in memory, a
-   * temporary overlay): such a disk cannot be journaled, and once written it cannot be brought
-   * back to a snapshot, so savevm refuses it then.
+   * The guest's writes are not kept on the image file (a compressed image unpacked in memory):
+   * such a disk cannot be journaled, and once written it cannot be brought back to a snapshot,
+   * so savevm refuses it then. (A -snapshot overlay is not volatile: it lives as long as rvm,
+   * and so do that VM's snapshots, in a temporary store; savevm journals it like an image.)
    */
   readonly volatile?: boolean;
   /** A volatile disk: whether the guest has written to it since it was opened. */
@@ -128,14 +130,7 @@ export class RawDisk implements BlockBackend {
   }
 
   read(buf: Uint8Array, offset: number): void {
-    const fd = this.handle();
-    let done = 0;
-    while (done < buf.length) {
-      const n = fs.readSync(fd, buf, done, buf.length - done, offset + done);
-      if (n === 0) break; // end of file: the rest of the last sector reads as zeros
-      done += n;
-    }
-    if (done < buf.length) buf.fill(0, done);
+    readFully(this.handle(), buf, offset);
   }
 
   write(buf: Uint8Array, offset: number): void {
@@ -161,6 +156,95 @@ export class RawDisk implements BlockBackend {
       this.fd = undefined;
       this.lock?.release();
     }
+  }
+}
+
+/** Fills `buf` from `offset` of a file; past its end, zeros (the tail of the last sector). */
+function readFully(fd: number, buf: Uint8Array, offset: number): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = fs.readSync(fd, buf, done, buf.length - done, offset + done);
+    if (n === 0) break;
+    done += n;
+  }
+  if (done < buf.length) buf.fill(0, done);
+}
+
+/**
+ * QEMU's `-snapshot` (`-drive ...,snapshot=on`): the guest reads the image until it writes a
+ * sector; what it writes goes to a temporary file instead, which is deleted when it is created
+ * (the open descriptor keeps it) and so vanishes with rvm, however rvm ends. The image is
+ * opened read-only and never written: a course can hand one fs.img to many runs at once. It is
+ * locked as QEMU locks a -snapshot base: a reader that keeps others from writing or resizing it.
+ */
+export class OverlayDisk implements BlockBackend {
+  readonly size: number;
+  readonly readOnly = false;
+  /** One bit per sector: set once the guest wrote it (its data is in the overlay file). */
+  private readonly overlaid: Uint8Array;
+  private fd: number | undefined;
+
+  /** @param tempDir where the temporary file is made (the system's temporary directory by default) */
+  constructor(
+    readonly base: BlockBackend & { close?: () => void },
+    tempDir?: string,
+  ) {
+    this.size = base.size;
+    this.overlaid = new Uint8Array(Math.ceil(this.size / SECTOR_SIZE / 8));
+    this.fd = openTemporaryFile(tempDir);
+  }
+
+  private isWritten(sector: number): boolean {
+    return (this.overlaid[sector >> 3] & (1 << (sector & 7))) !== 0;
+  }
+
+  private handle(): number {
+    if (this.fd === undefined) throw new Error("overlay is closed");
+    return this.fd;
+  }
+
+  /** Reads runs of sectors from wherever their current data is. */
+  read(buf: Uint8Array, offset: number): void {
+    const end = offset + buf.length;
+    let pos = offset;
+    while (pos < end) {
+      const sector = Math.floor(pos / SECTOR_SIZE);
+      const inOverlay = this.isWritten(sector);
+      let runEnd = Math.min(end, (sector + 1) * SECTOR_SIZE);
+      while (runEnd < end && this.isWritten(runEnd / SECTOR_SIZE) === inOverlay) runEnd = Math.min(end, runEnd + SECTOR_SIZE);
+      const part = buf.subarray(pos - offset, runEnd - offset);
+      if (inOverlay) readFully(this.handle(), part, pos);
+      else this.base.read(part, pos);
+      pos = runEnd;
+    }
+  }
+
+  write(buf: Uint8Array, offset: number): void {
+    if (buf.length === 0) return;
+    // Whole sectors go to the overlay: a partial first or last sector is completed from the
+    // current data first.
+    const first = Math.floor(offset / SECTOR_SIZE);
+    const last = Math.floor((offset + buf.length - 1) / SECTOR_SIZE);
+    const start = first * SECTOR_SIZE;
+    let data = buf;
+    if (offset !== start || (offset + buf.length) % SECTOR_SIZE !== 0) {
+      data = new Uint8Array((last - first + 1) * SECTOR_SIZE);
+      this.read(data, start);
+      data.set(buf, offset - start);
+    }
+    const fd = this.handle();
+    let done = 0;
+    while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, start + done);
+    for (let s = first; s <= last; s++) this.overlaid[s >> 3] |= 1 << (s & 7);
+  }
+
+  /** The guest's writes are temporary: nothing to make durable. */
+  flush(): void {}
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+    this.base.close?.();
   }
 }
 

@@ -149,6 +149,13 @@ export class WebFs implements PlatformFs {
     this.fds.delete(fd);
   }
 
+  /** A file under no name, readable and writable, freed when closed. */
+  openAnonymous(): number {
+    const fd = this.nextFd++;
+    this.fds.set(fd, { file: new MemFile(), writable: true });
+    return fd;
+  }
+
   fstatSync(fd: number): FileStats {
     const f = this.handle(fd).file;
     return stats(f.size, f.mtimeMs, false);
@@ -285,6 +292,11 @@ export function processAlive(_other: number): boolean {
 /** Image locks keep other processes off an image; a tab's in-memory files have no others. */
 export function lockImage(_file: string, _role: string): { release(): void } {
   return { release() {} };
+}
+
+/** A temporary file (-snapshot's overlays): in memory, under no name, gone when closed. */
+export function openTemporaryFile(_dir?: string): number {
+  return fs.openAnonymous();
 }
 
 export function gunzip(data: Uint8Array): Uint8Array {
