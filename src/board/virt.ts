@@ -291,8 +291,8 @@ function rtcClock(kind: RtcConfig["clock"], machine: Machine): () => bigint {
   if (kind === "vm") return () => machine.mtime * 100n;
   if (kind === "rt") {
     const wall0 = BigInt(Date.now()) * 1_000_000n;
-    const mono0 = process.hrtime.bigint();
-    return () => wall0 + (process.hrtime.bigint() - mono0);
+    const mono0 = performance.now();
+    return () => wall0 + BigInt(Math.round((performance.now() - mono0) * 1e6));
   }
   return () => BigInt(Date.now()) * 1_000_000n;
 }
