@@ -49,6 +49,20 @@ function resetter(): string {
 // Each case spawns rvm (about half a second on a loaded 2-core machine): generous timeouts.
 const SLOW = { timeout: 120_000 };
 
+/**
+ * A raw program that arms the CLINT timer 60 s of guest time ahead (mtimecmp = mtime + 600M),
+ * waits for it in WFI, then powers off (0x5555 to the SiFive test device).
+ */
+function sleeper(): string {
+  const file = join(dir, "sleep60.bin");
+  const words = [
+    0x0200c2b7, 0xff82829b, 0x0002b303, 0x23c343b7, 0x6003839b, 0x00730333, 0x020042b7, 0x0062b023, 0x08000293,
+    0x3042a073, 0x10500073, 0x34402e73, 0x080e7e13, 0xfe0e0ae3, 0x001002b7, 0x00005337, 0x5553031b, 0x0062a023, 0x0000006f,
+  ];
+  writeFileSync(file, Buffer.from(new Uint32Array(words).buffer));
+  return file;
+}
+
 describe("QEMU options rvm accepts", SLOW, () => {
   it("-machine/-M virt with the properties that describe rvm's board", () => {
     expectRuns(["-machine", "virt"]);
@@ -70,6 +84,10 @@ describe("QEMU options rvm accepts", SLOW, () => {
     expectRuns(["-icount", "3"]);
     expectRuns(["-icount", "shift=4,sleep=off,align=off"]);
     expect(parseIcount("shift=2")).toEqual({ shift: 2, sleep: true });
+    // sleep=off: an idle hart's guest time jumps to its timer deadline, 60 s of it at once;
+    // sleep=on (QEMU's default): it passes at host speed, so 2 s are not enough.
+    expect(rvm(sleeper(), "-icount", "shift=4,sleep=off", "--timeout", "50").code).toBe(0);
+    expect(rvm(sleeper(), "-icount", "4", "--timeout", "2").code).toBe(124);
     expect(parseIcount("7,sleep=off")).toEqual({ shift: 7, sleep: false });
   });
 
