@@ -120,16 +120,16 @@ describe("minikernel with xv6-riscv's command line", { timeout: 120_000 }, () =>
       const o = { legacy, extra: ["-rtc", "base=2006-06-17T16:01:21"] };
       const q = run("qemu", xv6Line(freshDisk(), o));
       const r = run("rvm", xv6Line(freshDisk(), o));
-      expect(q.code, q.err).toBe(0);
-      expect(r.code).toBe(0);
+      expect(q.code, `QEMU: ${q.err}\n${q.out}`).toBe(0);
+      expect(r.code, `rvm: ${r.err}\n${r.out}`).toBe(0);
       // The RTC's second depends on when each read it: checked apart.
       const rtc = (out: string) => Number(/^rtc: (\d+) s/m.exec(out)?.[1]) - 1150560081;
       for (const out of [q.out, r.out]) {
-        expect(rtc(out)).toBeGreaterThanOrEqual(0);
-        expect(rtc(out)).toBeLessThan(30);
+        expect(rtc(out), out).toBeGreaterThanOrEqual(0);
+        expect(rtc(out), out).toBeLessThan(30);
       }
       const same = (out: string) => ordered(out).filter((l) => !l.startsWith("rtc: "));
-      expect(same(r.out)).toEqual(same(q.out));
+      expect(same(r.out), `rvm:\n${r.out}\nQEMU:\n${q.out}`).toEqual(same(q.out));
     }
   });
 });
