@@ -13,8 +13,8 @@ import { ROOT } from "./helpers.js";
 const KERNEL = join(ROOT, "guests/minikernel/kernel.elf");
 const HAVE_QEMU = spawnSync("qemu-system-riscv64", ["--version"]).status === 0;
 if (!HAVE_QEMU) console.warn("\n*** test/minikernel.test.ts: qemu-system-riscv64 not installed: skipping the QEMU comparison ***\n");
-/** Harts on the command line: xv6's CPUS (3) once rvm has several harts; 1 until then. */
-const SMP = 1;
+/** Harts on the command line: xv6's CPUS. */
+const SMP = 3;
 const TEXT = "hello from block 0 of the test disk";
 
 const dir = mkdtempSync(join(tmpdir(), "rvm-minikernel-"));

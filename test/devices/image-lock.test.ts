@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../helpers.js";
@@ -22,6 +22,18 @@ function image(): string {
   const f = join(dir, `disk${images++}.raw`);
   writeFileSync(f, Buffer.alloc(1 << 20, 0x5a));
   return f;
+}
+/** The bytes of `file` that any process holds an OFD lock on now (Linux /proc/locks), sorted. */
+function lockBytes(file: string): number[] {
+  const st = statSync(file);
+  const major = (st.dev >> 8) & 0xfff;
+  const minor = (st.dev & 0xff) | ((st.dev >> 12) & 0xfff00);
+  const id = `${major.toString(16).padStart(2, "0")}:${minor.toString(16).padStart(2, "0")}:${st.ino}`;
+  const bytes = readFileSync("/proc/locks", "utf8").split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1] === "OFDLCK" && f[5] === id)
+    .map((f) => Number(f[6]));
+  return [...new Set(bytes)].sort((a, b) => a - b);
 }
 const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
 
@@ -138,5 +150,41 @@ describe("image locking", { timeout: 180_000 }, () => {
       a.s.kill();
     }
   });
+
+  it("-snapshot locks the image as QEMU's -snapshot does: a reader that denies write and resize", async () => {
+    const img = image();
+    const sock = `${img}.sock`;
+    const s = new Session(["run", loop, "-drive", `file=${img},format=raw`, "-snapshot", "-monitor", `unix:${sock},server,nowait`]);
+    const m = await MonitorClient.open(sock);
+    try {
+      expect(lockBytes(img)).toEqual([100, 201, 203]); // QEMU's -snapshot: consistent read; deny write, resize
+      refused(rvm("run", loop, "-drive", `file=${img},format=raw`, "--timeout", "30"),
+        new RegExp(`Failed to get "write" lock: it is in use by process ${s.pid}`));
+      expect(rvm("run", loop, "-drive", `file=${img},format=raw`, "-snapshot", "--timeout", "0.5").code).toBe(124); // readers share
+      expect(rvm("run", loop, "-drive", `file=${img},format=raw,readonly=on`, "--timeout", "0.5").code).toBe(124);
+    } finally {
+      await stop({ s, m });
+      s.kill();
+    }
+    expect(lockBytes(img)).toEqual([]);
+    if (!qemu) return;
+    // What QEMU itself holds with -snapshot, measured the same way.
+    const q = spawn("qemu-system-riscv64", ["-M", "virt", "-display", "none", "-monitor", "stdio", "-serial", "none", "-S", "-bios", "none",
+      "-snapshot", "-drive", `file=${img},format=raw,if=none,id=hd0`, "-device", "virtio-blk-device,drive=hd0"], { stdio: ["pipe", "pipe", "pipe"] });
+    try {
+      // The first prompt can come before QEMU has put the overlay over the image; the answer to a
+      // command comes from the main loop, once everything is set up.
+      let out = "";
+      q.stdout.on("data", (b: Buffer) => (out += b.toString()));
+      q.stdin.write("info block\n");
+      await new Promise<void>((resolve) => q.stdout.on("data", () => out.split("(qemu)").length > 2 && resolve()));
+      expect(lockBytes(img)).toEqual([100, 201, 203]);
+      expect(rvm("run", loop, "-drive", `file=${img},format=raw`, "-snapshot", "--timeout", "0.5").code).toBe(124);
+    } finally {
+      q.stdin.write("quit\n");
+      await new Promise((resolve) => q.on("exit", resolve));
+    }
+  });
+
   if (!qemu) console.warn("SKIPPED: qemu-system-riscv64 is not installed: the rvm/QEMU locking test did not run");
 });
