@@ -27,8 +27,8 @@ import {
   MENVCFG_STCE,
 } from "./csrdef";
 import {
-  g_status, g_cause, g_tval, g_exitReason, ST_OK, ST_TRAP, ST_EXIT, ST_EVENT, EXIT_SLICE,
-  EXIT_WFI, raiseTrap, setExitReason, clearStatus, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
+  g_status, g_cause, g_tval, g_exitReason, g_nharts, ST_OK, ST_TRAP, ST_EXIT, ST_EVENT, EXIT_SLICE,
+  EXIT_WFI, EXIT_YIELD, exitAfterInstruction, raiseTrap, setExitReason, clearStatus, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
   CAUSE_USER_ECALL, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
 } from "./status";
 import { takeTrap, pendingInterrupt, wfiWakeup, trapReturnM, trapReturnS } from "./trap";
@@ -410,15 +410,19 @@ export function run(maxInsns: i32): i32 {
             const h = amoAddress(a, ACCESS_STORE);
             if (g_status != ST_OK) break;
             const b = xr(rs2);
+            let old: u64;
             if (w) {
-              const old = sx32(load<u32>(h));
+              old = sx32(load<u32>(h));
               store<u32>(h, <u32>amoCompute(f5, old, sx32(b), true));
-              xw(rd, old);
             } else {
-              const old = load<u64>(h);
+              old = load<u64>(h);
               store<u64>(h, amoCompute(f5, old, b, false));
-              xw(rd, old);
             }
+            xw(rd, old);
+            // A swap that leaves memory as it was is a test-and-set on a taken lock (xv6's
+            // acquire). Its holder is another hart, which cannot run until this one gives way:
+            // spinning on would only burn the rest of the quantum (harts.ts).
+            if (f5 == 0x01 && g_nharts > 1 && old == (w ? sx32(b) : b)) exitAfterInstruction(EXIT_YIELD);
           }
           break;
         }

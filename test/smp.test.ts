@@ -66,6 +66,42 @@ describe("multi-hart programs", () => {
   });
 });
 
+describe("a hart spinning on a lock another hart holds", () => {
+  // Hart 0 takes a test-and-set lock (amoswap.w), counts down 300000 (600k instructions, ~9
+  // quanta) and releases it; hart 1 spins on amoswap.w until it gets the lock, then says so;
+  // hart 0 waits for that and powers off. Encoded here (riscv64-unknown-elf-as -march=rv64ia):
+  //   _start:  auipc t0,0; addi t0,t0,0x200; li t1,1; bnez a0,spinner
+  //            amoswap.w t2,t1,(t0); sw t1,8(t0); li t3,300000
+  //   1:       addi t3,t3,-1; bnez t3,1b; sw zero,0(t0)
+  //   2:       lw t4,4(t0); beqz t4,2b; li t5,0x100000; li t6,0x5555; sw t6,0(t5)   (poweroff)
+  //   3:       j 3b
+  //   spinner: lw t4,8(t0); beqz t4,spinner
+  //   5:       amoswap.w t2,t1,(t0); bnez t2,5b; sw zero,0(t0); sw t1,4(t0)
+  //   6:       wfi; j 6b
+  const PROGRAM = [
+    0x00000297, 0x20028293, 0x00100313, 0x02051e63, 0x0862a3af, 0x0062a423, 0x00049e37, 0x3e0e0e1b,
+    0xfffe0e13, 0xfe0e1ee3, 0x0002a023, 0x0042ae83, 0xfe0e8ee3, 0x00100f37, 0x00005fb7, 0x555f8f9b,
+    0x01ff2023, 0x0000006f, 0x0082ae83, 0xfe0e8ee3, 0x0862a3af, 0xfe039ee3, 0x0002a023, 0x0062a223,
+    0x10500073, 0xffdff06f,
+  ];
+
+  it("gives way at once instead of spinning out its quantum (the holder cannot release it until it runs)", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const file = join(mkdtempSync(join(tmpdir(), "rvm-spin-")), "spin.bin");
+    writeFileSync(file, Buffer.from(Uint32Array.from(PROGRAM).buffer));
+    const { machine } = loadGuest(file, { harts: 2, icountShift: 3 });
+    const r = await machine.run({ timeoutMs: 30_000 });
+    expect(r.exitCode).toBe(0);
+    const instret = [0, 1].map((h) => machine.core.withHart(h, () => Number(machine.core.csr(0xb02))));
+    expect(instret[0]).toBeGreaterThan(600_000);
+    // Each of hart 1's ~9 turns while the lock is held: one failed amoswap and its branch, not
+    // a quantum (65536 instructions) of them.
+    expect(instret[1]).toBeLessThan(200);
+  });
+});
+
 describe("snapshots of several harts", () => {
   it("save every hart; a restore brings them all back and the run goes on identically; other hart counts are refused", { timeout: 60_000 }, async () => {
     const { mkdtempSync } = await import("node:fs");
