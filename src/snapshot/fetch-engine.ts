@@ -38,12 +38,15 @@ export const CTL = {
   firstReadyMs: 10,
   /** 1 while the hart idles in WFI (the worker may take all it can), 0 while it is runnable. */
   hartIdle: 11,
-  /** Until when (ms after the worker's creation) the worker should leave the CPU to the hart: it is serving demand faults. */
-  hartFaulting: 12,
   /** The page that failed its check, plus one (0: none). */
-  failedPage: 13,
+  failedPage: 12,
   /** Bytes of the failure's message (UTF-8, in `FetchShared.message`). */
-  messageLength: 14,
+  messageLength: 13,
+  /**
+   * Slots (from the first) whose page is known from the working-set index, before the page map
+   * is decoded: demand faults there may read ahead at once.
+   */
+  wsSlots: 14,
   size: 15,
 } as const;
 
@@ -355,6 +358,7 @@ export class FetchEngine {
     const { pages, runPages, dataOffset } = this.setup;
     const n = ix.page.length;
     for (let k = 0; k < n; k++) if (ix.page[k] < pages) this.slotPage[k] = ix.page[k];
+    Atomics.store(this.ctl, CTL.wsSlots, n);
     const claims = this.claims;
     for (let first = 0; first < n; first += runPages) {
       if (this.stopRequested()) throw new Stopped();

@@ -34,14 +34,14 @@ const sleep = (ms: number) => {
   if (ms > 0) Atomics.wait(ctl, CTL.stop, 0, ms);
 };
 /**
- * Before each read: keeps to the rate limit; leaves the CPU to the hart while it serves demand
- * faults; and while the hart is runnable keeps to `runnableShare` of a core (on a host with few
- * cores the guest would otherwise lose CPU time to the fetcher). Wakes early on stop.
+ * Before each read: keeps to the rate limit, and while the hart is runnable keeps to
+ * `runnableShare` of a core (on a host with few cores the guest would otherwise lose CPU time to
+ * the fetcher). It does not step aside for demand faults: a guest that faults page after page
+ * (a scan of its memory) is helped most by the pages the fetcher brings. Wakes early on stop.
  */
 engine.pace = () => {
   const { bytesPerSecond, runnableShare } = data.setup;
   if (bytesPerSecond) sleep((engine.bytes / bytesPerSecond) * 1000 - (performance.now() - t0));
-  for (let i = 0; i < 20 && Atomics.load(ctl, CTL.hartFaulting) > engine.sinceCreated() && !engine.stopRequested(); i++) sleep(2);
   if (runnableShare < 1 && Atomics.load(ctl, CTL.hartIdle) === 0) sleep((engine.workedSinceSleep * (1 - runnableShare)) / runnableShare);
   engine.workedSinceSleep = 0;
 };

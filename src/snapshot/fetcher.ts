@@ -73,7 +73,6 @@ export class BackgroundFetcher {
   /** A failure of the fetcher's thread itself (an uncaught error, not the fetch's). */
   private threadError: string | undefined;
   private readonly shared: FetchShared;
-  private readonly createdAt: number;
   /** The fetcher's thread, if it has one. */
   private readonly thread: HostThread | undefined;
   /** Without a thread: the fetch, run in turns by `turn`. */
@@ -87,7 +86,6 @@ export class BackgroundFetcher {
     };
     const shared: FetchShared = newFetchShared(pages, dataSlots, target.thread !== undefined);
     this.shared = shared;
-    this.createdAt = setup.createdAt;
     this.claims = new Int32Array(shared.claims);
     this.log = new Int32Array(shared.log);
     this.ctl = new Int32Array(shared.ctl);
@@ -165,9 +163,12 @@ export class BackgroundFetcher {
     Atomics.store(this.ctl, CTL.hartIdle, idle ? 1 : 0);
   }
 
-  /** A demand fault: the fetcher thread leaves the CPU to the hart for the next few milliseconds. */
-  faulted(): void {
-    Atomics.store(this.ctl, CTL.hartFaulting, Math.round(performance.timeOrigin + performance.now() - this.createdAt) + 5);
+  /**
+   * How many slots, from the first, have their page in `slotPage` now: all of them once the
+   * fetcher has planned, the working set's as soon as it has read that set's index.
+   */
+  get slotsKnown(): number {
+    return this.slotsReady ? this.slotPage.length : Atomics.load(this.ctl, CTL.wsSlots);
   }
 
   get slotsReady(): boolean {

@@ -309,7 +309,6 @@ export class LazyRestore {
     if (this.isRestored(p)) return;
     const t = performance.now();
     const before = this.resident;
-    this.fetcher?.faulted();
     try {
       if (!this.take(p)) {
         this.activate(p); // the fetcher thread brought it in meanwhile
@@ -340,10 +339,12 @@ export class LazyRestore {
    */
   private readAround(p: number, offset: number): void {
     const { dataOffset } = this.snap.header;
-    // The neighbours are known once the fetcher thread has mapped the file's slots.
-    const slots = this.opts.readAhead > 1 && this.fetcher?.slotsReady ? this.fetcher.slotPage : undefined;
-    const cluster = slots ? this.opts.readAhead : 1;
+    // The neighbours are known once the fetcher has mapped the file's slots (the working set's
+    // as soon as it has read the set's index, all once it has planned).
     const slotOf = (off: number) => (off - dataOffset) / PAGE_SIZE;
+    const known = this.opts.readAhead > 1 && this.fetcher ? this.fetcher.slotsKnown : 0;
+    const slots = slotOf(offset) < known ? this.fetcher!.slotPage : undefined;
+    const cluster = slots ? this.opts.readAhead : 1;
     const wanted = (off: number) => {
       const q = slots![slotOf(off)];
       return q >= 0 && !this.isRestored(q) && Atomics.load(this.fetcher!.claims, q) === CLAIM.free;
@@ -351,7 +352,7 @@ export class LazyRestore {
     let first = offset, end = offset + PAGE_SIZE;
     if (slots) {
       first = Math.max(dataOffset, offset - Math.floor(cluster / 4) * PAGE_SIZE);
-      end = Math.min(dataOffset + slots.length * PAGE_SIZE, first + cluster * PAGE_SIZE);
+      end = Math.min(dataOffset + known * PAGE_SIZE, first + cluster * PAGE_SIZE);
       // Read only the span of the cluster that still has missing pages (p itself is missing).
       while (first < offset && !wanted(first)) first += PAGE_SIZE;
       while (end - PAGE_SIZE > offset && !wanted(end - PAGE_SIZE)) end -= PAGE_SIZE;
