@@ -128,6 +128,12 @@ export class Machine {
   beforeSlice: (() => void) | undefined;
   /** Host work interleaved with the guest between slices (the lazy restore's fetcher). */
   background: (() => void) | undefined;
+  /**
+   * While `background` is set, how long the hart's thread may sleep in WFI before it calls it
+   * again (ms): short when the hook has work only this thread can do, longer when it only
+   * collects what another thread did.
+   */
+  backgroundPollMs = 1;
   /** True while the hart sits in WFI with nothing to do (host work then costs the guest nothing). */
   idleNow = false;
   /** Accounts the hart thread's time while a restore is timed (set by the restore timeline). */
@@ -467,7 +473,7 @@ export class Machine {
     let ms = due > now ? Number(due - now) / (MTIME_HZ / 1000) : 0;
     if (!realtime && !this.icountSleep) ms = 50; // no timer armed: wait for input
     // A restore in progress uses the idle time; look again soon.
-    if (this.background) ms = Math.min(ms, 1);
+    if (this.background) ms = Math.min(ms, this.backgroundPollMs);
     const wait = Math.max(0, Math.min(ms, 1000, wallDeadline - performance.now()));
     if (wait <= 0) return;
     const t0 = performance.now();

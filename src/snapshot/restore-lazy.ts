@@ -64,6 +64,7 @@ export function cancelActiveRestore(machine: Machine): void {
   active.get(machine)?.cancel();
   machine.mem.restorePage = undefined;
   machine.background = undefined;
+  machine.backgroundPollMs = 1;
 }
 
 export interface LazyOptions {
@@ -499,6 +500,10 @@ export class LazyRestore {
         this.installed(p);
       }
     }
+    // While the hart idles, this thread need wake only for work that is its own: the fetch
+    // itself without a thread, disk-backed pages; pages the thread made ready can wait (a touch
+    // of one finds it ready at once). Waking every ms cost a loaded 2-core host CPU time.
+    this.machine.backgroundPollMs = !f.threaded ? 1 : q === undefined || this.diskCursor < q.length ? 5 : 20;
     const end = performance.now();
     this.fetchMs += end - t;
     // Time taken from a runnable hart counts against utilization; idle time does not.
@@ -524,6 +529,7 @@ export class LazyRestore {
       }
     };
     m.background = sampling;
+    m.backgroundPollMs = 1;
     for (const d of m.drives) d.beforeWrite = undefined;
     attachJournals(m, this.store);
     this.source.close();
