@@ -283,7 +283,7 @@ export class LazyRestore {
       const p = ix.page[k];
       if (p >= this.total) throw new SnapshotError(this.file, "corrupted working-set index (page out of range)");
       if (this.isRestored(p) || !this.tryTake(p)) continue;
-      core.ram.set(buf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE), p * PAGE_SIZE);
+      buf.copy(core.ram, p * PAGE_SIZE, k * PAGE_SIZE, (k + 1) * PAGE_SIZE); // (TypedArray.set into shared memory is slower)
       if (!core.exports.pageHashIs(p, ix.hashLo[k], ix.hashHi[k])) this.source.verify(p); // throws, naming the page
       core.pages[p] &= ~PageState.NotRestored;
       this.prefetched++;
@@ -365,7 +365,7 @@ export class LazyRestore {
       const off = first + k * PAGE_SIZE;
       const q = off === offset ? p : slots![slotOf(off)];
       if (q < 0 || this.isRestored(q) || (q !== p && !this.tryTake(q))) continue;
-      core.ram.set(buf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE), q * PAGE_SIZE);
+      buf.copy(core.ram, q * PAGE_SIZE, k * PAGE_SIZE, (k + 1) * PAGE_SIZE); // (TypedArray.set into shared memory is slower)
       if (q === p) {
         this.source.verify(q);
       } else {
