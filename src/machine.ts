@@ -8,6 +8,7 @@ import { Htif, HtifConsole } from "./devices/htif.js";
 import { ElfImage } from "./loaders/elf.js";
 import { ImageError, MemoryAccessError, RvmError } from "./errors.js";
 import { writeOut, yieldToEventLoop } from "./platform.js";
+import type { PageSource } from "./snapshot/source.js";
 
 export const MTIME_HZ = 10_000_000;
 const SLICE = 1 << 20;
@@ -119,19 +120,14 @@ export class Machine {
   readonly onExit: (() => void)[] = [];
   /** Guest console input is delivered here (the UART's receive). */
   inputSink: ((bytes: Uint8Array) => void) | undefined;
-  /**
-   * The hart touched a page not yet restored: fetch it asynchronously (a remote page source;
-   * the host goes on while the hart waits). Without it, `mem.restorePage` serves the fault.
-   */
-  demandPage: ((page: number) => Promise<void>) | undefined;
+  /** Where pages not present come from (snapshot/source.ts); set with attachSource. */
+  private source: PageSource | undefined;
   /** Called before each slice (the lazy restore notes the first guest instruction). */
   beforeSlice: (() => void) | undefined;
-  /** Host work interleaved with the guest between slices (the lazy restore's fetcher). */
-  background: (() => void) | undefined;
   /**
-   * While `background` is set, how long the hart's thread may sleep in WFI before it calls it
-   * again (ms): short when the hook has work only this thread can do, longer when it only
-   * collects what another thread did.
+   * While a page source with a background turn is attached, how long the hart's thread may sleep
+   * in WFI before it calls it again (ms): short when the turn has work only this thread can do,
+   * longer when it only collects what another thread did. Back to 1 when the source detaches.
    */
   backgroundPollMs = 1;
   /** True while the hart sits in WFI with nothing to do (host work then costs the guest nothing). */
@@ -283,12 +279,48 @@ export class Machine {
     for (const w of waiters) w();
   }
 
-  /** Called first on a reset (a lazy restore in progress gives up: RAM starts over). */
-  readonly onResetHooks: (() => void)[] = [];
+  /** The machine's page source, if one is attached (a restore or a background save's capture). */
+  get pageSource(): PageSource | undefined {
+    return this.source;
+  }
+
+  /**
+   * Makes `source` the machine's page source: the run loop's demand faults and background turns,
+   * GuestMemory's host accesses and the disks' writes go to it. A source already attached is
+   * cancelled first (the machine's memory is being replaced).
+   */
+  attachSource(source: PageSource): void {
+    const old = this.source;
+    this.source = undefined;
+    if (old && old !== source) old.cancel?.();
+    this.source = source;
+    this.mem.restorePage = (p) => source.demandNow(p);
+  }
+
+  /** Detaches `source` if it is the machine's (or, without an argument, whatever is attached). */
+  detachSource(source?: PageSource): void {
+    if (source && this.source !== source) return;
+    this.source = undefined;
+    this.mem.restorePage = undefined;
+    this.backgroundPollMs = 1;
+  }
+
+  /**
+   * The guest is about to write [offset, offset + length) of drive `drive` (virtio-blk calls
+   * this before the disk changes): the page source first (a restore brings in pages that still
+   * mirror those blocks, a capture keeps the old blocks), then the drive's own journal.
+   */
+  beforeDiskWrite(drive: number, offset: number, length: number): void {
+    this.source?.beforeDiskWrite?.(drive, offset, length);
+    this.drives.find((d) => d.index === drive)?.beforeWrite?.(offset, length);
+  }
 
   /** Power-on reset of the hart, RAM and devices, then the board reloads its images. */
   reset(): void {
-    for (const h of this.onResetHooks.splice(0)) h();
+    // A restore or capture in progress gives up: RAM starts over.
+    const source = this.source;
+    this.detachSource();
+    source?.cancel?.();
     const ex = this.core.exports;
     ex.reset();
     if (this.icount !== undefined) ex.setIcount(this.icount);
@@ -391,19 +423,16 @@ export class Machine {
           break;
         case Exit.Page: {
           const page = ex.exitPage();
-          if (this.demandPage) {
-            await this.demandPage(page);
-            break;
-          }
-          if (!this.mem.restorePage) throw new RvmError(`the guest touched page ${page}, which is not restored`);
-          this.mem.restorePage(page, true);
+          if (!this.source) throw new RvmError(`the guest touched page ${page}, which is not restored`);
+          const wait = this.source.demand(page);
+          if (wait) await wait;
           break;
         }
         case Exit.Wfi:
           this.idleNow = true;
-          if (this.background) {
+          if (this.source?.background) {
             this.meter?.enter("fetchIdle");
-            this.background();
+            this.source.background();
           }
           this.meter?.enter("idle");
           await this.idle(realtime, deadline);
@@ -414,9 +443,9 @@ export class Machine {
           break;
       }
       this.htif?.poll();
-      if (this.background) {
+      if (this.source?.background) {
         this.meter?.enter("fetch");
-        this.background();
+        this.source.background();
         this.meter?.enter("host");
       }
       const t = performance.now();
@@ -473,7 +502,7 @@ export class Machine {
     let ms = due > now ? Number(due - now) / (MTIME_HZ / 1000) : 0;
     if (!realtime && !this.icountSleep) ms = 50; // no timer armed: wait for input
     // A restore in progress uses the idle time; look again soon.
-    if (this.background) ms = Math.min(ms, this.backgroundPollMs);
+    if (this.source?.background) ms = Math.min(ms, this.backgroundPollMs);
     const wait = Math.max(0, Math.min(ms, 1000, wallDeadline - performance.now()));
     if (wait <= 0) return;
     const t0 = performance.now();

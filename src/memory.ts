@@ -1,19 +1,16 @@
 // Guest-physical memory as the host sees it (DMA, loaders, HTIF, the monitor).
 //
 // Every host access keeps the page states the core relies on (DESIGN.md section 3):
-// a touch of a not-yet-restored page restores it first (through `restorePage`, set by the
-// restore code), and a host write marks the page dirty and no longer disk-backed, exactly
+// a touch of a not-yet-restored page restores it first (through `restorePage`, which the
+// machine sets from its page source, snapshot/source.ts), and a host write marks the page dirty and no longer disk-backed, exactly
 // like a hart store would.
 
 import { Core, PageState, PAGE_SIZE, RAM_BASE } from "./core.js";
 import { RvmError } from "./errors.js";
 
 export class GuestMemory {
-  /**
-   * Called for a page that is not yet restored before the host touches it (`byHart`: the hart's
-   * touch exited to the run loop; otherwise a device's DMA or a host access).
-   */
-  restorePage: ((page: number, byHart?: boolean) => void) | undefined;
+  /** Called for a page that is not yet restored before the host touches it (Machine.attachSource sets it). */
+  restorePage: ((page: number) => void) | undefined;
   /**
    * For each disk-backed page: the disk block it still equals, as a key
    * `disk * 2^36 + block` (block in 4 KiB units, disk the drive's index), else -1.

@@ -143,7 +143,7 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     machine.drives.push(attachedDrive);
     if (disk instanceof RawDisk || disk instanceof OverlayDisk) machine.onExit.push(() => disk.close());
     const blk = new VirtioBlk(mem, disk, { diskIndex: i });
-    blk.onBeforeDiskWrite = (offset, length) => attachedDrive.beforeWrite?.(offset, length);
+    blk.onBeforeDiskWrite = (offset, length) => machine.beforeDiskWrite(i, offset, length);
     const transport = new VirtioMmio(mem, blk, plic.line(virtioSlotIrq(slot)),
       (msg) => writeOut(2, `rvm: virtio-blk ${drive.file}: ${msg}\n`), { legacy });
     transports.push(transport);

@@ -23,14 +23,15 @@ import { compiledCore, PageState, PAGE_SIZE, sharedMemoryWorks } from "../core.j
 import type { Machine } from "../machine.js";
 import { GuestMemory } from "../memory.js";
 import { PageKind, SnapshotError, SnapshotFile } from "./format.js";
-import { checkCompatible, DiskRevert, PageSource, RestoreFailedError, restoreHartAndDevices, revertDisks } from "./restore.js";
-import { attachJournals, setLineage } from "./save.js";
-import { journalName, SnapshotStore } from "./store.js";
+import { checkCompatible, DiskRevert, SnapshotPages, RestoreFailedError, restoreHartAndDevices, revertDisks } from "./restore.js";
+import { setLineage } from "./save.js";
+import { SnapshotStore } from "./store.js";
 import { Interval, ttrTable, utilizationCurve } from "./ttr.js";
 import { RestoreTimeline, TimelineJson } from "./timeline.js";
 import { PageClass, restoredClass } from "./pictures.js";
 import { BackgroundFetcher, FetcherStats } from "./fetcher.js";
 import { CLAIM } from "./fetch-engine.js";
+import type { PageSource } from "./source.js";
 import { RvmError } from "../errors.js";
 
 /**
@@ -61,10 +62,10 @@ const active = new WeakMap<Machine, LazyRestore>();
 
 /** Stops a lazy restore still running on `machine` (before another restore replaces its memory). */
 export function cancelActiveRestore(machine: Machine): void {
+  const source = machine.pageSource;
+  machine.detachSource();
+  source?.cancel?.();
   active.get(machine)?.cancel();
-  machine.mem.restorePage = undefined;
-  machine.background = undefined;
-  machine.backgroundPollMs = 1;
 }
 
 export interface LazyOptions {
@@ -127,10 +128,10 @@ export interface RestoreStats {
   timeline?: TimelineJson;
 }
 
-export class LazyRestore {
+export class LazyRestore implements PageSource {
   readonly t0 = performance.now();
   private readonly snap: SnapshotFile;
-  private readonly source: PageSource;
+  private readonly source: SnapshotPages;
   private readonly order: FetchOrder;
   /** The fetcher thread (none when only demand faults bring pages in). */
   private fetcher: BackgroundFetcher | undefined;
@@ -173,7 +174,7 @@ export class LazyRestore {
     this.snap = SnapshotFile.open(file);
     try {
       checkCompatible(this.snap, machine);
-      this.source = new PageSource(this.snap, machine, store);
+      this.source = new SnapshotPages(this.snap, machine, store);
     } catch (e) {
       this.snap.close();
       throw e;
@@ -201,14 +202,12 @@ export class LazyRestore {
     // A restore over one still running: the old one stops fetching and lets go of its files.
     cancelActiveRestore(m);
     active.set(m, this);
-    m.onResetHooks.push(() => cancelActiveRestore(m));
     this.revert = revertDisks(m, this.store, this.snap.meta);
     restoreHartAndDevices(m, this.snap.meta);
     core.exports.markAllNotRestored();
     m.mem.diskBlock.fill(-1);
     core.exports.markClean(); // dirty tracking relative to this snapshot starts now
     setLineage(m, { id: this.snap.meta.id, file: this.file });
-    m.mem.restorePage = (p, byHart) => this.demand(p, byHart);
     m.meter = this.timeline;
     m.beforeSlice = () => {
       const t = performance.now();
@@ -217,7 +216,6 @@ export class LazyRestore {
       m.beforeSlice = undefined;
     };
     this.instret0 = core.instret;
-    m.background = () => this.fetch();
     if (this.order !== "demand" && this.opts.budgetMs > 0) {
       const { dataOffset, dataLength } = this.snap.header;
       const target = {
@@ -230,15 +228,30 @@ export class LazyRestore {
       });
     }
     if (this.order === "workingset" && this.opts.preloadBytes > 0) this.preloadWorkingSet();
-    for (const d of m.drives) {
-      const meta = this.snap.meta.disks.find((x) => x.index === d.index);
-      if (!meta || d.readonly) continue;
-      const journal = d.disk.volatile ? undefined : this.store.journal(journalName(d.index, d.file), d.disk);
-      d.beforeWrite = (offset, length) => {
-        if (this.failure) throw this.failure; // the disk was brought back: the failed VM writes nothing more
-        this.beforeDiskWrite(d.index, offset, length);
-        journal?.beforeWrite(offset, length);
-      };
+    // Demand faults, host accesses, the fetcher's turns and disk writes come here from now on
+    // (the drives' journals, attached by revertDisks, stay on the drives).
+    m.attachSource(this);
+  }
+
+  /** Host code (device DMA, the monitor) needs page p now: as a fault, reads here are synchronous. */
+  demandNow(p: number): void {
+    this.demand(p, false);
+  }
+
+  /**
+   * Between slices: the fetcher's turn; once every page is in, a second more of sampling guest
+   * progress (the rate the workload-based view compares the restore with), then the restore
+   * lets go of the machine.
+   */
+  background(): void {
+    if (this.finishedAt === undefined || this.failure) {
+      this.fetch();
+      return;
+    }
+    this.sample();
+    if (performance.now() - this.t0 > this.finishedAt + FULL_RATE_MS) {
+      this.rateSampled = true;
+      this.machine.detachSource(this);
     }
   }
 
@@ -304,8 +317,8 @@ export class LazyRestore {
     return this.fetcher.tryTake(p);
   }
 
-  /** A touch of a page not yet restored: install it now (the hart waits). */
-  demand(p: number, byHart = false): void {
+  /** The hart touched page p (`byHart`; else host code): install it now (the hart waits). */
+  demand(p: number, byHart = true): void {
     if (this.failure) throw this.failure;
     if (this.isRestored(p)) return;
     const t = performance.now();
@@ -399,18 +412,17 @@ export class LazyRestore {
       undone = `the disks could not be brought back (${(u as Error).message})`;
     }
     this.failure = e instanceof RvmError ? new RestoreFailedError(new RvmError(`${e.message}; ${undone}`)) : e;
-    // The background hook stays and throws: the run loop calls it after every slice, so the VM
-    // stops there even when the failure was met where it cannot propagate (virtio-blk turns a
-    // throw during its DMA into an I/O error for the guest); and the slice ends at once.
-    this.machine.background = () => {
-      throw this.failure;
-    };
+    // The restore stays the machine's page source, and its background turn throws: the run loop
+    // calls it after every slice, so the VM stops there even when the failure was met where it
+    // cannot propagate (virtio-blk turns a throw during its DMA into an I/O error for the
+    // guest); and the slice ends at once.
     this.machine.core.exports.requestStop();
     throw this.failure;
   }
 
   /** A guest write to a disk block a not-yet-restored page still mirrors: that page first. */
-  private beforeDiskWrite(disk: number, offset: number, length: number): void {
+  beforeDiskWrite(disk: number, offset: number, length: number): void {
+    if (this.failure) throw this.failure; // the disk was brought back: the failed VM writes nothing more
     if (this.finishedAt !== undefined || length <= 0) return;
     if (!this.diskPages) {
       try {
@@ -421,7 +433,7 @@ export class LazyRestore {
     }
     const first = Math.floor(offset / PAGE_SIZE), last = Math.floor((offset + length - 1) / PAGE_SIZE);
     for (let b = first; b <= last; b++) {
-      for (const p of this.diskPages.get(GuestMemory.blockKey(disk, b)) ?? []) this.demand(p);
+      for (const p of this.diskPages.get(GuestMemory.blockKey(disk, b)) ?? []) this.demandNow(p);
     }
   }
 
@@ -477,7 +489,7 @@ export class LazyRestore {
       // The page the fetcher could not bring in: this thread tries it, and reports why; either
       // way the restore fails (the disks are brought back, the VM stops).
       const p = failed.page;
-      if (p !== undefined && !this.isRestored(p)) this.demand(p);
+      if (p !== undefined && !this.isRestored(p)) this.demandNow(p);
       this.fail(new RvmError(failed.message), p);
     }
     f.drain((p) => this.activate(p));
@@ -518,20 +530,8 @@ export class LazyRestore {
     this.fetcher?.finished();
     const m = this.machine;
     active.delete(m);
-    m.mem.restorePage = undefined;
-    // Keep sampling guest progress for a second with every page resident: the rate the
-    // workload-based view compares the restore with.
-    const sampling = () => {
-      this.sample();
-      if (performance.now() - this.t0 > this.finishedAt! + FULL_RATE_MS) {
-        this.rateSampled = true;
-        if (m.background === sampling) m.background = undefined;
-      }
-    };
-    m.background = sampling;
     m.backgroundPollMs = 1;
-    for (const d of m.drives) d.beforeWrite = undefined;
-    attachJournals(m, this.store);
+    // Stays the machine's page source for a second of sampling (background()).
     this.source.close();
     this.snap.close();
     m.core.exports.pagesChanged();
@@ -577,6 +577,7 @@ export class LazyRestore {
 
   /** Abandons this restore (a newer one replaces the machine's memory). */
   cancel(): void {
+    this.machine.detachSource(this);
     if (this.finishedAt !== undefined) return;
     this.revert?.commit(); // the VM went on from this restore (reset, or another loadvm)
     this.fetcher?.stop();

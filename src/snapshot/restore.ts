@@ -1,6 +1,6 @@
 // loadvm: brings back RAM, hart, devices and disks as they were at savevm.
 //
-// `PageSource` knows where every page of a checkpoint comes from (the file or one it refers
+// `SnapshotPages` knows where every page of a checkpoint comes from (the file or one it refers
 // to, a disk block as of the disk's mark, or zero fill) and verifies each page's hash as it is
 // installed. The eager restore fills every page before the hart runs; the lazy restore
 // (restore-lazy.ts) installs pages on demand through the same source.
@@ -23,7 +23,7 @@ import { SnapshotStore } from "./store.js";
 import { RvmError } from "../errors.js";
 import type { DiskJournal, RevertHandle } from "./journal.js";
 
-export class PageSource {
+export class SnapshotPages {
   private readonly files: SnapshotFile[];
   private readonly journals = new Map<number, DiskJournal>();
   /** Guest RAM is zero where no page was installed yet (it was untouched): zero pages need no write. */
@@ -251,7 +251,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
   const snap = SnapshotFile.open(file);
   try {
     checkCompatible(snap, machine);
-    const source = new PageSource(snap, machine, store);
+    const source = new SnapshotPages(snap, machine, store);
     try {
       try {
       const core = machine.core;

@@ -101,8 +101,9 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
   const pages = core.pages.length;
   const id = newSnapshotId();
   // A lazy restore still running: bring in what is missing first, so RAM is complete.
-  if (machine.mem.restorePage) {
-    for (let p = 0; p < pages; p++) if (core.pages[p] & PageState.NotRestored) machine.mem.restorePage(p);
+  const source = machine.pageSource;
+  if (source) {
+    for (let p = 0; p < pages; p++) if (core.pages[p] & PageState.NotRestored) source.demandNow(p);
   }
 
   // The disks' state at this instant: a mark of each journaled disk. Until the snapshot's file

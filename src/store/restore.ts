@@ -24,7 +24,8 @@ import { Interval, ttrTable, utilizationCurve } from "../snapshot/ttr.js";
 import { RestoreTimeline } from "../snapshot/timeline.js";
 import { restoreHartAndDevices, RestoreFailedError } from "../snapshot/restore.js";
 import type { SnapshotMeta } from "../snapshot/format.js";
-import type { RestoreStats } from "../snapshot/restore-lazy.js";
+import { cancelActiveRestore, type RestoreStats } from "../snapshot/restore-lazy.js";
+import type { PageSource } from "../snapshot/source.js";
 
 /** How long rvm keeps retrying an unreachable store before it stops the VM (ms). */
 export const DEFAULT_DEADLINE_MS = 120_000;
@@ -144,8 +145,6 @@ export class StoreDisk implements BlockBackend {
   private readonly overlay = new Map<number, Uint8Array>();
   /** Blocks written since the last takeDirty() (what an incremental save must store). */
   private dirty = new Set<number>();
-  /** Called with a block's content before the guest first overwrites it (background save). */
-  beforeOverwrite: ((block: number, old: Uint8Array) => void) | undefined;
   bytesRead = 0;
   reads = 0;
 
@@ -251,7 +250,6 @@ export class StoreDisk implements BlockBackend {
       const b = Math.floor(pos / PAGE_SIZE);
       const within = pos - b * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - within, buf.length - done);
-      if (this.beforeOverwrite) this.beforeOverwrite(b, this.block(b));
       let own = this.overlay.get(b);
       if (!own) {
         own = n === PAGE_SIZE ? new Uint8Array(PAGE_SIZE) : this.block(b).slice();
@@ -309,7 +307,7 @@ type Fetch = { pack: string; slot: number; count: number; zero?: number[]; buf?:
 const active = new WeakMap<Machine, StoreRestore>();
 
 /** A restore from the store into `machine` (lazy: returns once the hart may run). */
-export class StoreRestore {
+export class StoreRestore implements PageSource {
   readonly t0 = performance.now();
   private readonly ram: StoreMap;
   private readonly reader: PageReader;
@@ -363,6 +361,7 @@ export class StoreRestore {
     // restore while the machine is untouched.
     await link.run(`snapshot ${manifest.name}`, () => r.ram.load(0));
     active.get(machine)?.cancel();
+    cancelActiveRestore(machine);
     active.set(machine, r);
     resetDisks();
     r.begin(diskMaps);
@@ -389,21 +388,19 @@ export class StoreRestore {
   private begin(diskMaps: Map<number, StoreMap>): void {
     const m = this.machine;
     const core = m.core;
-    m.onResetHooks.push(() => this.cancel());
     restoreHartAndDevices(m, this.manifest.meta as unknown as SnapshotMeta);
     core.exports.markAllNotRestored();
     m.mem.diskBlock.fill(-1);
     core.exports.markClean();
     takeDiskWrites(m);
     setStoreLineage(m, { cs: this.link.cs, manifest: this.manifest, ram: this.ram, disks: diskMaps });
-    m.mem.restorePage = (p) => this.demandNow(p);
-    m.demandPage = (p) => this.demand(p);
     m.beforeSlice = () => {
       this.ttfi = performance.now() - this.t0;
       m.beforeSlice = undefined;
     };
     this.instret0 = core.instret;
-    m.background = () => this.background();
+    // Demand faults, host accesses and the fetcher's turns come here from now on.
+    m.attachSource(this);
   }
 
   private isRestored(p: number): boolean {
@@ -651,9 +648,8 @@ export class StoreRestore {
       e = new RvmError(`${e.message}, restoring page ${page} (guest-physical 0x${GuestMemory.pageAddress(page).toString(16)})`);
     }
     this.failure = e instanceof RvmError && !(e instanceof RestoreFailedError) ? new RestoreFailedError(e) : e;
-    this.machine.background = () => {
-      throw this.failure;
-    };
+    // The restore stays the machine's page source and its background turn throws from now on:
+    // the run loop stops the VM at the next slice.
     throw this.failure;
   }
 
@@ -661,14 +657,13 @@ export class StoreRestore {
     this.finishedAt = performance.now() - this.t0;
     const m = this.machine;
     active.delete(m);
-    m.mem.restorePage = undefined;
-    m.demandPage = undefined;
-    m.background = undefined;
+    m.detachSource(this);
     m.core.exports.pagesChanged();
     this.resolveDone();
   }
 
   cancel(): void {
+    this.machine.detachSource(this);
     if (this.finishedAt !== undefined) return;
     this.failure ??= new RvmError("restore abandoned");
     active.delete(this.machine);

@@ -10,6 +10,7 @@
 import { PageState, PAGE_SIZE } from "../core.js";
 import type { Machine } from "../machine.js";
 import { RvmError } from "../errors.js";
+import type { PageSource } from "../snapshot/source.js";
 export { machineState } from "../snapshot/save.js";
 import {
   beginSave, CHUNK_PAGES, ContentStore, DiskRecord, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId, PackWriter, StoreMap,
@@ -78,10 +79,11 @@ export interface Capture {
  * — a fetch, load or store, or a device's DMA — stops it before the access has any effect, the
  * page is copied aside, and the guest goes on; the save reads the copy. A page the save reads
  * first is handed back at once. A disk block the guest overwrites before the save read it is
- * copied aside the same way (StoreDisk.beforeOverwrite). Taking the capture costs the guest a
+ * copied aside the same way (beforeDiskWrite). The capture is the machine's page source
+ * (snapshot/source.ts) until the save ends. Taking the capture costs the guest a
  * pass over the page-state bytes and the device state: a few ms whatever the RAM size.
  */
-export class BackgroundCapture implements Capture {
+export class BackgroundCapture implements Capture, PageSource {
   private readonly state: Uint8Array;
   private readonly hot: Uint8Array;
   private readonly copies = new Map<number, Uint8Array>();
@@ -89,39 +91,60 @@ export class BackgroundCapture implements Capture {
   private readonly blocksRead = new Map<number, Set<number>>();
   /** Pages copied aside because the guest touched them first (statistics). */
   copied = 0;
+  /** The machine's memory was replaced during the save (system_reset, loadvm): it cannot be completed. */
+  cancelled = false;
   private ended = false;
 
   constructor(
     private readonly machine: Machine,
-    private readonly disks: Map<number, { takeDirty(): Set<number>; beforeOverwrite: ((b: number, old: Uint8Array) => void) | undefined }>,
+    disks: Map<number, { takeDirty(): Set<number> }>,
     private readonly diskWrites = new Map<number, Set<number>>(),
   ) {
     const core = machine.core;
     this.state = Uint8Array.from(core.pages);
     this.hot = new Uint8Array(core.pages.length);
     for (let p = 0; p < this.hot.length; p++) this.hot[p] = machine.recentlyAccessed(p) ? 1 : 0;
-    for (const [i, d] of disks) {
-      this.diskWrites.set(i, d.takeDirty());
-      const copies = new Map<number, Uint8Array>();
-      const read = new Set<number>();
-      this.blockCopies.set(i, copies);
-      this.blocksRead.set(i, read);
-      d.beforeOverwrite = (b, old) => {
-        if (!read.has(b) && !copies.has(b)) copies.set(b, old.slice());
-      };
+    for (const [i, d] of disks) this.diskWrites.set(i, d.takeDirty());
+    for (const d of machine.drives) {
+      this.blockCopies.set(d.index, new Map());
+      this.blocksRead.set(d.index, new Set());
     }
+    machine.attachSource(this);
     core.exports.markAllNotRestored();
     core.exports.markClean();
-    machine.mem.restorePage = (p) => this.touched(p);
   }
 
-  /** The guest is about to touch page p: keep its content of the instant. */
-  private touched(p: number): void {
+  /** The hart is about to touch page p: keep its content of the instant. */
+  demand(p: number): void {
+    this.demandNow(p);
+  }
+
+  /** The guest (or host code) is about to touch page p: keep its content of the instant. */
+  demandNow(p: number): void {
     const core = this.machine.core;
     if (!(core.pages[p] & PageState.NotRestored)) return;
     this.copies.set(p, core.ram.slice(p * PAGE_SIZE, (p + 1) * PAGE_SIZE));
     this.copied++;
     core.pages[p] &= ~PageState.NotRestored;
+  }
+
+  /** The guest is about to overwrite blocks the save may not have read yet: keep their content of the instant. */
+  beforeDiskWrite(drive: number, offset: number, length: number): void {
+    const copies = this.blockCopies.get(drive), read = this.blocksRead.get(drive);
+    const disk = this.machine.drives.find((d) => d.index === drive)?.disk;
+    if (!copies || !read || !disk || this.ended || length <= 0) return;
+    for (let b = Math.floor(offset / PAGE_SIZE); b * PAGE_SIZE < offset + length; b++) {
+      if (read.has(b) || copies.has(b)) continue;
+      const old = new Uint8Array(PAGE_SIZE);
+      disk.read(old, b * PAGE_SIZE);
+      copies.set(b, old);
+    }
+  }
+
+  /** The machine's memory is being replaced (system_reset, loadvm): the save is abandoned. */
+  cancel(): void {
+    this.cancelled = true;
+    this.end();
   }
 
   isHot(p: number): boolean {
@@ -153,6 +176,7 @@ export class BackgroundCapture implements Capture {
   }
 
   release(p: number): void {
+    if (this.ended) return; // the pages' states are no longer the capture's
     this.copies.delete(p);
     this.machine.core.pages[p] &= ~PageState.NotRestored;
   }
@@ -164,8 +188,8 @@ export class BackgroundCapture implements Capture {
     const core = this.machine.core;
     for (let p = 0; p < core.pages.length; p++) core.pages[p] &= ~PageState.NotRestored;
     this.copies.clear();
-    if (this.machine.mem.restorePage) this.machine.mem.restorePage = undefined;
-    for (const d of this.disks.values()) d.beforeOverwrite = undefined;
+    this.blockCopies.clear();
+    this.machine.detachSource(this);
     core.exports.pagesChanged();
   }
 }

@@ -154,7 +154,7 @@ export class StoreVm {
         job.done = done;
         job.total = total;
       },
-      cancelled: () => job.abandoned,
+      cancelled: () => job.abandoned || job.capture.cancelled,
     }).then((m) => {
       job.manifest = m;
       return m;

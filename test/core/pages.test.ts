@@ -24,16 +24,18 @@ async function lazyRun(file: string) {
   core.exports.markAllNotRestored();
   core.ram.fill(0xa5); // anything not fetched through the restore path would show
   const fetched: number[] = [];
-  machine.mem.restorePage = (p) => {
+  const restore = (p: number) => {
     expect(core.pages[p] & PageState.NotRestored).toBeTruthy();
     core.ram.set(image.subarray(p * 4096, (p + 1) * 4096), p * 4096);
     core.pages[p] &= ~PageState.NotRestored;
     fetched.push(p);
   };
+  // A page source (snapshot/source.ts) serving the hart's faults and host accesses.
+  machine.attachSource({ demand: restore, demandNow: restore });
   const r = await machine.run({ timeoutMs: 60_000 });
   // Fill in what the guest never touched, as a background fetcher would.
   for (let p = 0; p < core.pages.length; p++) {
-    if (core.pages[p] & PageState.NotRestored) machine.mem.restorePage(p);
+    if (core.pages[p] & PageState.NotRestored) restore(p);
   }
   return { r, out: out.join(""), ram: Buffer.from(core.ram), hart: Buffer.from(core.hartState()), fetched };
 }

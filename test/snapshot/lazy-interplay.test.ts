@@ -46,7 +46,7 @@ describe("lazy restore and other operations", () => {
     expect(r.complete).toBe(false);
     g.machine.reset();
     expect(g.machine.mem.restorePage).toBeUndefined();
-    expect(g.machine.background).toBeUndefined();
+    expect(g.machine.pageSource).toBeUndefined();
     const from = g.out().length;
     await runUntil(g, PROMPT, from, 120_000);
     expect((await shell(g, "echo $((20+22))")).trim()).toBe("42");

@@ -21,7 +21,7 @@ export async function fetchAll(m: Machine, r: LazyRestore, timeoutMs = 90_000): 
   const t0 = performance.now();
   while (!r.complete) {
     if (performance.now() - t0 > timeoutMs) throw new Error(`lazy restore not complete after ${timeoutMs} ms: ${r.progress()}`);
-    m.background?.();
+    m.pageSource?.background?.();
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }

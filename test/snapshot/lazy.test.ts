@@ -145,7 +145,7 @@ describe("lazy restore: content", () => {
   });
 
   // Exact comparison: the guest does not run, so nothing but the restore writes RAM; the
-  // fetcher is driven the way the run loop drives it (machine.background between slices, the
+  // fetcher is driven the way the run loop drives it (the page source's background() between slices, the
   // event loop delivering its asynchronous reads). The result must be the saved RAM byte for
   // byte, the hash of every page must match its map entry, and page states (disk-backed
   // pages and their blocks) must be those an eager restore of the same snapshot leaves.
@@ -344,9 +344,10 @@ describe("lazy restore: DMA and disk writes", () => {
     const [p1, p2] = pagesOf(PageKind.Disk).filter((p) => Math.floor(entries[p].value / 2 ** 36) === 0).slice(-2);
     for (const p of [p1, p2]) expect(isRestored(m, p)).toBe(false);
     const b1 = entries[p1].value, b2 = entries[p2].value;
-    // As virtio-blk writes: the drive's hook, the write, then the pages' disk backing ends.
+    // As virtio-blk writes: the machine's hook (page source, then the drive's journal), the
+    // write, then the pages' disk backing ends.
     const write = (offset: number, bytes: Buffer) => {
-      drive.beforeWrite?.(offset, bytes.length);
+      m.beforeDiskWrite(0, offset, bytes.length);
       drive.disk.write(bytes, offset);
       for (let b = Math.floor(offset / PAGE_SIZE); b <= Math.floor((offset + bytes.length - 1) / PAGE_SIZE); b++) m.mem.diskWritten(b, 0);
     };
@@ -379,12 +380,14 @@ describe("lazy restore: DMA and disk writes", () => {
     const p = pagesOf(PageKind.Disk).filter((q) => Math.floor(entries[q].value / 2 ** 36) === 0).at(-1)!;
     const block = entries[p].value;
     const drive = m.drives[0];
-    const hook = drive.beforeWrite!;
+    // Watch the restore's disk-write interception (the page source's beforeDiskWrite).
+    const source = m.pageSource!;
+    const hook = source.beforeDiskWrite!.bind(source);
     let seen: { before: boolean; after: boolean; content: boolean } | undefined;
-    drive.beforeWrite = (offset, length) => {
-      const hit = offset < (block + 1) * PAGE_SIZE && offset + length > block * PAGE_SIZE;
+    source.beforeDiskWrite = (index, offset, length) => {
+      const hit = index === 0 && offset < (block + 1) * PAGE_SIZE && offset + length > block * PAGE_SIZE;
       const before = isRestored(m, p);
-      hook(offset, length);
+      hook(index, offset, length);
       if (hit) seen = { before, after: isRestored(m, p), content: pageBytes(m, p).equals(savedPage(p)) };
     };
     // The page-cache page of a data file mirrors `block`; dd writes that block through

@@ -242,7 +242,7 @@ describe("disk-backed entries inherited across incremental saves", { timeout: 60
 
   // Regression: a restore once marked every disk-backed entry's page as mirroring its block even
   // when the block changed after the entry's mark; the next savevm then referred to the new block.
-  // PageSource.remarkDiskBacked now re-marks a page only while its block is unchanged.
+  // SnapshotPages.remarkDiskBacked now re-marks a page only while its block is unchanged.
   it("a machine restored from s2 does not take P for a copy of the block's current content", () => {
     const { store, P, old } = twoGenerations(false);
     try {

@@ -157,8 +157,8 @@ async function lazyInProcess(s: Scenario, d: Damage, opts: LazyOptions): Promise
   expect(d.early).toBe(false);
   // The guest runs a while before the background fetcher gets a turn, so the damage is met
   // after it started (the damaged map chunk is met at its first instruction fetch already).
-  const fetcher = m.background;
-  m.background = undefined;
+  const fetcher = r.background;
+  r.background = () => undefined;
   let first: unknown;
   try {
     await m.run({ instructions: 1000, timeoutMs: 60_000 });
@@ -168,10 +168,9 @@ async function lazyInProcess(s: Scenario, d: Damage, opts: LazyOptions): Promise
   if (first === undefined) {
     expect(m.core.instret).toBeGreaterThan(0n);
     // The restored guest writes block 7 (through the journal, as virtio-blk does).
-    const drive = m.drives[0];
-    drive.beforeWrite!(7 * PAGE_SIZE, PAGE_SIZE);
-    drive.disk.write(Buffer.alloc(PAGE_SIZE, 0x77), 7 * PAGE_SIZE);
-    m.background = fetcher;
+    m.beforeDiskWrite(0, 7 * PAGE_SIZE, PAGE_SIZE);
+    m.drives[0].disk.write(Buffer.alloc(PAGE_SIZE, 0x77), 7 * PAGE_SIZE);
+    r.background = fetcher;
     await expect(m.run({ timeoutMs: 60_000 })).rejects.toThrow(d.problem);
   } else {
     expect(d.name).toBe("a damaged page-map chunk");
@@ -179,7 +178,7 @@ async function lazyInProcess(s: Scenario, d: Damage, opts: LazyOptions): Promise
     expect((first as Error).message).toMatch(d.problem);
   }
   expect(r.complete).toBe(false);
-  expect(() => m.drives[0].beforeWrite!(0, PAGE_SIZE)).toThrow(RestoreFailedError); // the failed VM writes nothing more
+  expect(() => m.beforeDiskWrite(0, 0, PAGE_SIZE)).toThrow(RestoreFailedError); // the failed VM writes nothing more
   store.close();
   for (const f of m.onExit) f();
 }
