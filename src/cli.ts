@@ -194,7 +194,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   // until the restore is complete): a process ended before it exits still leaves it.
   const statsFile = flags.statsJson ? new StatsWriter(flags.statsJson) : undefined;
   if (objectStore && loadvm !== undefined) {
-    restore = await objectStore.restore(machine, loadvm, restoreOpts.mode);
+    restore = await objectStore.restore(machine, loadvm, restoreOpts.mode, new RestoreTimeline(machine, true));
   } else if (loadvm !== undefined || snapshotFile !== undefined) {
     const timeline = new RestoreTimeline(machine, true);
     restore = startRestore(machine, store, snapshotFile ?? store.find(loadvm!), restoreOpts, timeline);

@@ -153,6 +153,29 @@ export function packsOf(raw: Buffer, into = new Set<string>()): Set<string> {
 }
 
 /** Splits a raw map (ENTRY bytes per entry) into deflated chunks named by their SHA-256. */
+/** Pages a snapshot's working-set map lists at most (64 MiB of RAM). */
+export const WORKING_SET_MAX = 16384;
+
+/** Ascending page numbers as deflated 32-bit deltas, base64 (the manifest's workingSet.pages). */
+export function encodePageList(pages: number[]): string {
+  const d = new Uint32Array(pages.length);
+  pages.forEach((p, i) => (d[i] = i === 0 ? p : p - pages[i - 1]));
+  return deflateSync(Buffer.from(d.buffer, d.byteOffset, d.byteLength)).toString("base64");
+}
+
+export function decodePageList(text: string, where: string): number[] {
+  let b: Buffer;
+  try {
+    b = inflateSync(Buffer.from(text, "base64"));
+  } catch {
+    throw new StoreDataError(where, "corrupted working-set list");
+  }
+  if (b.length % 4) throw new StoreDataError(where, "corrupted working-set list");
+  const out: number[] = [];
+  for (let o = 0, p = 0; o < b.length; o += 4) out.push((p += b.readUInt32LE(o)));
+  return out;
+}
+
 export function encodeMap(raw: Buffer): { ref: MapRef; bodies: Map<string, Buffer> } {
   const entries = raw.length / ENTRY;
   const bodies = new Map<string, Buffer>();
@@ -291,6 +314,13 @@ export interface Manifest {
   meta: Record<string, unknown> & { ramBytes: number };
   /** The manifest this one was saved after (incremental: its unchanged entries were reused). */
   parent: string | null;
+  /**
+   * The working set (pages the guest touched last before the save, at most WORKING_SET_MAX):
+   * its page numbers, ascending, as deflated 32-bit deltas in base64, and their map entries in
+   * that order as a map of its own. A restore reads it first and fetches those pages before it
+   * has the RAM map. Optional: older snapshots have none.
+   */
+  workingSet?: { pages: string; map: MapRef };
   /** SHA-256 of the JSON of everything else (hex). */
   digest?: string;
 }
@@ -432,6 +462,7 @@ export class ContentStore {
     for (const m of manifests) {
       for (const p of m.packs) packs.add(p);
       maps.push(m.map, ...m.disks.map((d) => d.map));
+      if (m.workingSet) maps.push(m.workingSet.map);
     }
     for (const im of await this.images()) {
       for (const p of im.packs) packs.add(p);

@@ -9,6 +9,7 @@
 //
 // A browser build implements ObjectStore over its own storage (OPFS, IndexedDB).
 
+import { createRequire } from "node:module";
 import { RvmError, UsageError } from "../errors.js";
 
 /** An object store as the snapshot store uses it: whole-object put, ranged get, list, delete. */
@@ -57,6 +58,7 @@ export function parseS3Url(url: string): S3Location {
 
 type S3Module = typeof import("@aws-sdk/client-s3");
 let s3module: Promise<S3Module> | undefined;
+const requireCjs = createRequire(import.meta.url);
 
 /** The SDK, loaded on first use (rvm without an object store does not pay for it). */
 function sdk(): Promise<S3Module> {
@@ -65,7 +67,9 @@ function sdk(): Promise<S3Module> {
   // Ceph 16 and other S3 servers refuse streamed uploads with the SDK's default checksums.
   process.env.AWS_REQUEST_CHECKSUM_CALCULATION ??= "WHEN_REQUIRED";
   process.env.AWS_RESPONSE_CHECKSUM_VALIDATION ??= "WHEN_REQUIRED";
-  s3module ??= import("@aws-sdk/client-s3");
+  // require, not import(): the SDK is CommonJS, and Node's ESM loader parses every module of it
+  // for its exports on top (measured: 0.32 s instead of 0.54 s, on the restore's critical path).
+  s3module ??= Promise.resolve(requireCjs("@aws-sdk/client-s3") as S3Module);
   return s3module;
 }
 
@@ -106,7 +110,7 @@ export class S3ObjectStore implements ObjectStore {
   private connect() {
     this.client ??= (async () => {
       const m = await sdk();
-      const { NodeHttpHandler } = await import("@smithy/node-http-handler");
+      const { NodeHttpHandler } = requireCjs("@smithy/node-http-handler") as typeof import("@smithy/node-http-handler");
       const { Agent } = await import("node:http");
       const { Agent: HttpsAgent } = await import("node:https");
       const timeout = this.opts.requestTimeoutMs ?? 30_000;

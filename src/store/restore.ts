@@ -16,7 +16,9 @@ import type { Machine } from "../machine.js";
 import type { BlockBackend } from "../devices/disk.js";
 import { RvmError } from "../errors.js";
 import { GuestMemory } from "../memory.js";
-import { CHUNK_PAGES, ContentStore, EntryKind, keys, Manifest, MapEntry, PageReader, sha256, StoreDataError, StoreMap } from "./cas.js";
+import {
+  CHUNK_PAGES, ContentStore, decodePageList, EntryKind, keys, Manifest, MapEntry, PageReader, sha256, StoreDataError, StoreMap,
+} from "./cas.js";
 import { StoreError } from "./objects.js";
 import { sleepSync, SyncReader } from "./sync.js";
 import { setStoreLineage, takeDiskWrites } from "./save.js";
@@ -276,6 +278,8 @@ export interface StoreRestoreOptions {
   budgetMs?: number;
   /** Pages a demand fault reads at once (its neighbours in the pack). */
   readAhead?: number;
+  /** Where the restore notes its phases and demand faults (made here if not given). */
+  timeline?: RestoreTimeline;
 }
 
 /** Checks a manifest fits the machine before anything is changed. */
@@ -301,6 +305,31 @@ export function checkManifest(m: Manifest, machine: Machine): void {
   }
 }
 
+/** Working-set reads in flight at once, and their size in pages (small: the first pages come early). */
+const WS_INFLIGHT = 3;
+const WS_RUN_PAGES = 64;
+
+/** A read of consecutive slots of one pack holding working-set pages. */
+interface WsRun {
+  pack: string;
+  first: number;
+  count: number;
+  items: { p: number; e: MapEntry }[];
+  read?: Promise<void>;
+}
+
+/** Map chunks the restore's plan loads at once. */
+const PLAN_INFLIGHT = 8;
+
+/** Runs `tasks`, at most `n` at once; rejects with the first failure. */
+async function inPool(tasks: (() => Promise<void>)[], n: number): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < tasks.length) await tasks[next++]();
+  };
+  await Promise.all(Array.from({ length: Math.min(n, tasks.length) }, lane));
+}
+
 /** A background read: `count` slots of a pack from `slot` (pack "" = the zero pages, `zero`). */
 type Fetch = { pack: string; slot: number; count: number; zero?: number[]; buf?: Uint8Array; pending?: Promise<void>; error?: Error };
 
@@ -311,7 +340,7 @@ export class StoreRestore implements PageSource {
   readonly t0 = performance.now();
   private readonly ram: StoreMap;
   private readonly reader: PageReader;
-  private readonly opts: Required<Omit<StoreRestoreOptions, "mode">> & { mode: "lazy" | "eager" };
+  private readonly opts: Required<Omit<StoreRestoreOptions, "mode" | "timeline">> & { mode: "lazy" | "eager" };
   private resident = 0;
   private readonly total: number;
   private demandFaults = 0;
@@ -329,6 +358,14 @@ export class StoreRestore implements PageSource {
   private readonly indexed = new Set<number>();
   private queue: Fetch[] = [];
   private planned: Promise<void> | undefined;
+  /** Guest RAM was all zero when the restore began (a machine built for it): zero pages need no write. */
+  private ramZero = false;
+  /** The disks' maps (read in the background with the RAM map: a disk read then needs no GET for its map). */
+  private diskMaps = new Map<number, StoreMap>();
+  /** Working-set pages fetched ahead of the RAM map, by page: their read (a fault on one starts it, or waits for it). */
+  private readonly wsRun = new Map<number, WsRun>();
+  private wsQueue: WsRun[] = [];
+  private wsInflight = 0;
   private inflight = 0;
   private cursor = 0;
   private readonly done: Promise<void>;
@@ -348,7 +385,7 @@ export class StoreRestore implements PageSource {
     this.ram = new StoreMap(link.cs.objects, manifest.map, `snapshot ${manifest.name}`);
     this.reader = new PageReader(link.cs);
     this.total = machine.core.pages.length;
-    this.timeline = new RestoreTimeline(machine, false);
+    this.timeline = opts.timeline ?? new RestoreTimeline(machine, false);
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
@@ -360,12 +397,17 @@ export class StoreRestore implements PageSource {
     // The first map chunk comes before anything changes: a store that cannot be read fails the
     // restore while the machine is untouched.
     await link.run(`snapshot ${manifest.name}`, () => r.ram.load(0));
+    r.timeline.mark(`first page-map chunk read (${manifest.meta.ramBytes >> 20} MiB RAM, ${r.ram.ref.chunks.length} chunks)`);
     active.get(machine)?.cancel();
     cancelActiveRestore(machine);
     active.set(machine, r);
     resetDisks();
     r.begin(diskMaps);
-    if (opts.mode === "eager") await r.completeNow();
+    r.timeline.mark("machine state restored, every page marked not yet restored");
+    if (opts.mode === "eager") {
+      await r.completeNow();
+      r.timeline.mark("every page read (eager)");
+    }
     return r;
   }
 
@@ -388,19 +430,35 @@ export class StoreRestore implements PageSource {
   private begin(diskMaps: Map<number, StoreMap>): void {
     const m = this.machine;
     const core = m.core;
+    this.ramZero = m.mem.untouched;
+    m.mem.untouched = false;
+    this.diskMaps = diskMaps;
     restoreHartAndDevices(m, this.manifest.meta as unknown as SnapshotMeta);
     core.exports.markAllNotRestored();
     m.mem.diskBlock.fill(-1);
     core.exports.markClean();
     takeDiskWrites(m);
     setStoreLineage(m, { cs: this.link.cs, manifest: this.manifest, ram: this.ram, disks: diskMaps });
+    m.meter = this.timeline;
     m.beforeSlice = () => {
-      this.ttfi = performance.now() - this.t0;
+      const t = performance.now();
+      this.ttfi = t - this.t0;
+      this.timeline.started(t);
       m.beforeSlice = undefined;
     };
     this.instret0 = core.instret;
     // Demand faults, host accesses and the fetcher's turns come here from now on.
     m.attachSource(this);
+    // The fetch plan (every map chunk, RAM's and the disks') starts now, while the hart runs:
+    // by the time the guest needs a page or a disk block, its map is (mostly) at hand. The
+    // working set goes first, from its own small map (no need to wait for the RAM map).
+    if (this.opts.mode === "lazy") {
+      // The working set is an optimization: the plan brings in whatever it misses. The plan
+      // waits for it (its requests would slow the working set's down).
+      void this.fetchWorkingSet().catch(() => undefined).then(() => this.plan()).catch((e: Error) => {
+        this.failure ??= e instanceof RvmError ? new RestoreFailedError(e) : e;
+      });
+    }
   }
 
   private isRestored(p: number): boolean {
@@ -472,11 +530,86 @@ export class StoreRestore implements PageSource {
     return { slot: first, count: end - first };
   }
 
+  /**
+   * The working set, first: its map (one or a few small chunks) and then its pages, in runs of
+   * consecutive slots, all requested at once; each page is verified against its entry's hash and
+   * installed as its run arrives. A page that fails its check stays missing (the fault or the
+   * plan then reads it the usual way, and reports the damage).
+   */
+  private async fetchWorkingSet(): Promise<void> {
+    const ws = this.manifest.workingSet;
+    if (!ws) return;
+    const where = `snapshot ${this.manifest.name} (working set)`;
+    const pages = decodePageList(ws.pages, where);
+    if (pages.length !== ws.map.entries || pages.some((p) => p >= this.total)) throw new StoreDataError(where, "working-set list and map disagree");
+    const map = new StoreMap(this.link.cs.objects, ws.map, where);
+    await Promise.all(ws.map.chunks.map((_, c) => this.link.run("working set", () => map.load(c))));
+    const items = pages.map((p, i) => ({ p, e: map.entry(i) })).filter((x) => x.e.kind === EntryKind.Page && !this.isRestored(x.p));
+    // Runs in the working set's order (the save's: page order), cut where slots are not
+    // consecutive; WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read
+    // starts that run at once.
+    const byPack = [...items].sort((a, b) => (a.e.pack === b.e.pack ? a.e.slot - b.e.slot : a.e.pack < b.e.pack ? -1 : 1));
+    for (let i = 0; i < byPack.length; ) {
+      let j = i + 1;
+      while (j < byPack.length && byPack[j].e.pack === byPack[i].e.pack && byPack[j].e.slot - byPack[i].e.slot < WS_RUN_PAGES &&
+        byPack[j].e.slot - byPack[j - 1].e.slot <= 1) j++;
+      const run: WsRun = { pack: byPack[i].e.pack, first: byPack[i].e.slot, count: byPack[j - 1].e.slot - byPack[i].e.slot + 1, items: byPack.slice(i, j) };
+      for (const { p } of run.items) this.wsRun.set(p, run);
+      i = j;
+    }
+    const runs = new Set<WsRun>();
+    for (const { p } of items) runs.add(this.wsRun.get(p)!);
+    this.wsQueue = [...runs];
+    const total = this.wsQueue.length;
+    await new Promise<void>((resolve) => {
+      const pump = () => {
+        while (this.wsInflight < WS_INFLIGHT && this.wsQueue.length) {
+          const r = this.wsQueue.shift()!;
+          if (r.read) continue;
+          this.wsInflight++;
+          void this.readWsRun(r).finally(() => {
+            this.wsInflight--;
+            pump();
+          });
+        }
+        if (this.wsInflight === 0 && this.wsQueue.length === 0) resolve();
+      };
+      pump();
+    });
+    this.wsRun.clear();
+    this.timeline.mark(`working set in (${items.length} pages in ${total} reads)`);
+  }
+
+  /** Reads a working-set run (once) and installs its pages. */
+  private readWsRun(r: WsRun): Promise<void> {
+    r.read ??= this.link.run("working set", () => this.link.cs.readPages(r.pack, r.first, r.count)).then((bytes) => {
+      this.bytesRead += bytes.length;
+      this.reads++;
+      const core = this.machine.core;
+      for (const { p, e } of r.items) {
+        if (this.isRestored(p) || this.failure || this.complete) continue;
+        const page = bytes.subarray((e.slot - r.first) * PAGE_SIZE, (e.slot - r.first + 1) * PAGE_SIZE);
+        if (!sha256(page).equals(e.hash)) continue;
+        core.ram.set(page, p * PAGE_SIZE);
+        this.prefetched++;
+        this.installed(p);
+      }
+    }, () => undefined);
+    return r.read;
+  }
+
   /** The hart touched page p: fetch it (and its cluster); the host goes on meanwhile. */
   async demand(p: number): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.isRestored(p)) return;
     const t = performance.now();
+    const before = this.resident;
+    const ws = this.wsRun.get(p);
+    if (ws) {
+      // A page of the working set: its run's read (started now if it was still queued).
+      await this.readWsRun(ws);
+      if (this.isRestored(p)) return this.stalled(p, t, before, "hart");
+    }
     try {
       const c = this.ram.chunkOf(p);
       await this.link.run(`page ${p}`, () => this.ram.load(c));
@@ -496,19 +629,20 @@ export class StoreRestore implements PageSource {
     } catch (e) {
       this.fail(e as Error, p);
     }
-    this.stalled(t);
+    this.stalled(p, t, before, "hart");
   }
 
-  /** A demand fault that began at `t` is served: the hart could not run meanwhile. */
-  private stalled(t: number): void {
+  /** A demand fault on page p that began at `t` is served: the hart could not run meanwhile. */
+  private stalled(p: number, t: number, before: number, by: "hart" | "host"): void {
     this.demandFaults++;
     const end = performance.now();
     this.stallMs += end - t;
     this.intervals.push({ start: t - this.t0, end: end - this.t0 });
+    this.timeline.fault(p, t, end, this.resident - before, by);
   }
 
   private installZero(p: number): void {
-    this.machine.core.ram.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+    if (!this.ramZero) this.machine.core.ram.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
     this.installed(p);
   }
 
@@ -517,6 +651,7 @@ export class StoreRestore implements PageSource {
     if (this.failure) throw this.failure;
     if (this.isRestored(p)) return;
     const t = performance.now();
+    const before = this.resident;
     try {
       const c = this.ram.chunkOf(p);
       syncChunk(this.link, this.ram, c, `page ${p}`);
@@ -533,16 +668,19 @@ export class StoreRestore implements PageSource {
     } catch (e) {
       this.fail(e as Error, p);
     }
-    this.stalled(t);
+    this.stalled(p, t, before, "host");
   }
 
   /** The fetch plan: all map chunks, then runs of consecutive slots per pack, in pack order. */
   private plan(): Promise<void> {
     this.planned ??= (async () => {
       const chunks = this.ram.ref.chunks.length;
-      for (let c = 0; c < chunks; c += 8) {
-        await Promise.all(Array.from({ length: Math.min(8, chunks - c) }, (_, k) => this.link.run("page map", () => this.ram.load(c + k))));
-      }
+      // Every chunk, PLAN_INFLIGHT at a time (the client keeps 16 connections: a demand fault
+      // always finds one free, and loads its chunk itself if the plan has not got to it). The
+      // disks' maps come along: a disk read then seldom waits for a chunk of its map.
+      const loads = Array.from({ length: chunks }, (_, c) => () => this.link.run("page map", () => this.ram.load(c)).then(() => undefined));
+      for (const d of this.diskMaps.values()) d.ref.chunks.forEach((_, c) => loads.push(() => this.link.run("disk map", () => d.load(c)).then(() => undefined)));
+      await inPool(loads, PLAN_INFLIGHT);
       const zero: number[] = [];
       for (let c = 0; c < chunks; c++) this.index(c);
       for (let p = 0; p < this.total; p++) if (this.ram.entry(p).kind === EntryKind.Zero) zero.push(p);
@@ -595,16 +733,17 @@ export class StoreRestore implements PageSource {
 
   /** Installs completed reads in queue order until `deadline`. */
   private install(deadline: number): void {
-    const core = this.machine.core;
     while (this.cursor < this.queue.length && performance.now() < deadline) {
       const f = this.queue[this.cursor];
       if (f.error) this.fail(f.error, this.slots.get(f.pack)?.get(f.slot)?.[0]);
       if (f.zero) {
-        for (const p of f.zero) {
+        // Under the time budget like the rest (f.slot counts the zero pages done).
+        for (; f.slot < f.zero.length; f.slot++) {
+          if ((f.slot & 255) === 0 && performance.now() >= deadline) return;
+          const p = f.zero[f.slot];
           if (this.isRestored(p)) continue;
-          core.ram.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
           this.prefetched++;
-          this.installed(p);
+          this.installZero(p);
         }
       } else {
         if (!f.buf) break; // not read yet: the guest runs meanwhile
@@ -628,12 +767,7 @@ export class StoreRestore implements PageSource {
     const t = performance.now();
     this.samples.push(t - this.t0, Number(this.machine.core.instret - this.instret0));
     if (this.complete) return;
-    if (!this.planned) {
-      this.plan().catch((e: Error) => {
-        this.failure ??= e instanceof RvmError ? new RestoreFailedError(e) : e;
-      });
-      return;
-    }
+    if (!this.planned) return; // begin() starts it after the working set
     const idle = this.machine.idleNow;
     this.issue();
     this.install(t + (idle ? this.opts.budgetMs * 5 : this.opts.budgetMs));
@@ -655,6 +789,7 @@ export class StoreRestore implements PageSource {
 
   private finish(): void {
     this.finishedAt = performance.now() - this.t0;
+    this.timeline.mark("every page resident");
     const m = this.machine;
     active.delete(m);
     m.detachSource(this);
@@ -695,7 +830,7 @@ export class StoreRestore implements PageSource {
       mode: this.opts.mode, order: this.opts.mode === "lazy" ? "workingset" : null, snapshot: this.manifest.name, pages: this.total,
       ttfiMs: this.ttfi ?? NaN, totalMs: end, demandFaults: this.demandFaults, prefetched: this.prefetched, stallMs: this.stallMs,
       fetchMs: this.fetchMs, bytesRead: this.bytesRead, reads: this.reads, meanReadBytes: this.reads ? this.bytesRead / this.reads : 0,
-      ttr: ttrTable(this.intervals, end), workload: null,
+      ttr: ttrTable(this.intervals, end), workload: null, timeline: this.timeline.json(),
     };
     if (withCurve) s.utilization = { w100: utilizationCurve(this.intervals, end, 100, 10), w1000: utilizationCurve(this.intervals, end, 1000, 50) };
     return s;

@@ -13,7 +13,8 @@ import { RvmError } from "../errors.js";
 import type { PageSource } from "../snapshot/source.js";
 export { machineState } from "../snapshot/save.js";
 import {
-  beginSave, CHUNK_PAGES, ContentStore, DiskRecord, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId, PackWriter, StoreMap,
+  beginSave, CHUNK_PAGES, ContentStore, DiskRecord, encodeMap, encodePageList, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
+  PackWriter, StoreMap, WORKING_SET_MAX,
 } from "./cas.js";
 
 /** What a save of this machine builds on: the manifest it last saved or restored. */
@@ -307,6 +308,13 @@ export async function saveToStore(
     const diskRaw: Buffer[] = [];
     const maps = [ram.encode()];
     const packs = ram.packs();
+    // The working set's own small map (its pages' entries in page order, and the page list), so
+    // that a restore fetches it before the RAM map is at hand.
+    const wsPages = order.filter((p) => hot(p) && ram.raw[p * ENTRY] === EntryKind.Page).slice(0, WORKING_SET_MAX);
+    const wsRaw = Buffer.alloc(wsPages.length * ENTRY);
+    wsPages.forEach((p, i) => ram.raw.copy(wsRaw, i * ENTRY, p * ENTRY, (p + 1) * ENTRY));
+    const wsMap = wsPages.length ? encodeMap(wsRaw) : undefined;
+    if (wsMap) maps.push(wsMap);
     const buf = Buffer.alloc(PAGE_SIZE);
     for (const d of machine.drives) {
       const blocks = Math.ceil(d.disk.size / PAGE_SIZE);
@@ -339,6 +347,7 @@ export async function saveToStore(
     const manifest = (await finishSave(cs, pool, lock, writer, maps, {
       format: "rvm-store-snapshot", version: 1, name, id: saveId, created: new Date().toISOString(),
       map: maps[0].ref, disks, meta: { ...state, stats, workingSet: order.findIndex((p) => !hot(p)) }, parent: sameStore ? parent.manifest.id : null,
+      ...(wsMap ? { workingSet: { pages: encodePageList(wsPages), map: wsMap.ref } } : {}),
     }, packs))!;
     // From here on, saves build on this one (its maps are at hand: no GET).
     const ramMap = StoreMap.fromRaw(cs.objects, manifest.map, name, ram.raw);

@@ -20,12 +20,19 @@ function objectsModule(): string {
 
 const WORKER = `
 const { parentPort, workerData } = require("node:worker_threads");
-let store;
+let opened;
 parentPort.on("message", async (m) => {
+  opened ??= import(workerData.module).then((o) => o.S3ObjectStore.fromUrl(workerData.url, workerData.opts));
+  if (m.warm) {
+    // Load the SDK and open a connection (a one-byte read), so that the first real read is quick.
+    const store = await opened.catch(() => undefined);
+    if (store && m.key) await store.getRange(m.key, 0, 1).catch(() => undefined);
+    return;
+  }
   const ctl = new Int32Array(m.sab, 0, 2);
   const data = new Uint8Array(m.sab, 8);
   try {
-    store ??= (await import(workerData.module)).S3ObjectStore.fromUrl(workerData.url, workerData.opts);
+    const store = await opened;
     const b = m.whole ? await store.get(m.key) : await store.getRange(m.key, m.offset, m.length);
     if (!b) {
       ctl[1] = -1;
@@ -61,6 +68,15 @@ export class SyncReader {
       this.worker.unref();
     }
     return this.worker;
+  }
+
+  /**
+   * Starts the worker now and has it load the SDK and connect (reading a byte of `key`), while
+   * the main thread does other work: the first synchronous read then does not wait for that
+   * (measured: ~1.1 s under load, once, in the middle of a restore).
+   */
+  warm(key?: string): void {
+    this.start().postMessage({ warm: true, key });
   }
 
   private call(msg: Record<string, unknown>, room: number, timeoutMs: number): Uint8Array | undefined {

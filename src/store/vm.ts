@@ -16,7 +16,7 @@ import type { BlockBackend } from "../devices/disk.js";
 import { RawDisk } from "../devices/disk.js";
 import type { DriveConfig } from "../options.js";
 import {
-  beginSave, ContentStore, finishSave, ImageManifest, IndexCache, Manifest, MapBuilder, newId, PackWriter, sha256, StoreMap,
+  beginSave, ContentStore, finishSave, ImageManifest, IndexCache, keys, Manifest, MapBuilder, newId, PackWriter, sha256, StoreMap,
 } from "./cas.js";
 import { S3ObjectStore } from "./objects.js";
 import { SyncReader } from "./sync.js";
@@ -26,6 +26,7 @@ import { defaultName } from "../snapshot/save.js";
 import { checkName } from "../snapshot/store.js";
 import { RestoreFailedError } from "../snapshot/restore.js";
 import { monitorWork, type SnapshotControl } from "../snapshot/commands.js";
+import type { RestoreTimeline } from "../snapshot/timeline.js";
 
 const MiB = 1 << 20;
 const ZERO_BLOCK = Buffer.alloc(4096);
@@ -83,6 +84,9 @@ export class StoreVm {
 
   /** Reads the manifest a start-up restore uses (before the machine exists: its config). */
   async prepare(name: string): Promise<Manifest> {
+    // The synchronous reader's thread gets ready meanwhile (DMA into a page not yet restored and
+    // disk reads need it early in the restore).
+    this.link.sync.warm(keys.manifest(name));
     this.initial = await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
     return this.initial;
   }
@@ -108,11 +112,12 @@ export class StoreVm {
   };
 
   /** Restores snapshot `name` into the machine (lazy: returns once the hart may run). */
-  async restore(machine: Machine, name: string, mode: "lazy" | "eager"): Promise<StoreRestore> {
+  async restore(machine: Machine, name: string, mode: "lazy" | "eager", timeline?: RestoreTimeline): Promise<StoreRestore> {
+    if (this.initial?.name !== name) this.link.sync.warm(keys.manifest(name));
     const manifest = this.initial?.name === name ? this.initial : await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
     const maps = new Map(manifest.disks.map((d) => [d.index, new StoreMap(this.cs.objects, d.map, `snapshot ${name}`)]));
     this.current?.cancel();
-    const r = await StoreRestore.start(machine, this.link, manifest, { mode }, maps, () => {
+    const r = await StoreRestore.start(machine, this.link, manifest, { mode, timeline }, maps, () => {
       for (const d of manifest.disks) this.disks.get(d.index)?.reset(maps.get(d.index)!);
     });
     this.current = r;
