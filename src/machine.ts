@@ -472,6 +472,18 @@ export class Machine {
     this.accessEpochStart = now;
   }
 
+  /**
+   * The working set as of now, for a save that reads it later (savevm -b): recentlyAccessed over
+   * copies of the accessed bits and last-touched epochs, taken with two memory copies (no pass
+   * over the pages in JavaScript while the guest waits).
+   */
+  workingSetNow(): (page: number) => boolean {
+    const now = this.core.pages.slice();
+    const last = this.lastTouched?.slice();
+    const epoch = this.accessEpoch;
+    return (p) => (now[p] & PageState.Accessed) !== 0 || (last !== undefined && last[p] !== 0 && (epoch - last[p]) * ACCESS_EPOCH_MS <= WORKING_SET_MS);
+  }
+
   /** Whether the guest touched `page` in the last WORKING_SET_MS it ran (its working set). */
   recentlyAccessed(page: number): boolean {
     return this.touchAge(page) <= WORKING_SET_MS;

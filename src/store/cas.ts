@@ -156,23 +156,47 @@ export function packsOf(raw: Buffer, into = new Set<string>()): Set<string> {
 /** Pages a snapshot's working-set map lists at most (64 MiB of RAM). */
 export const WORKING_SET_MAX = 16384;
 
-/** Ascending page numbers as deflated 32-bit deltas, base64 (the manifest's workingSet.pages). */
-export function encodePageList(pages: number[]): string {
-  const d = new Uint32Array(pages.length);
-  pages.forEach((p, i) => (d[i] = i === 0 ? p : p - pages[i - 1]));
-  return deflateSync(Buffer.from(d.buffer, d.byteOffset, d.byteLength)).toString("base64");
+/** A working-set page and where its content is (the manifest's workingSet). */
+export interface WorkingSetPage {
+  page: number;
+  pack: string;
+  slot: number;
 }
 
-export function decodePageList(text: string, where: string): number[] {
+/**
+ * The manifest's workingSet.data: page numbers (ascending, as deltas), the index of each page's
+ * pack in the manifest's sorted pack list, and its slot; three columns of 32-bit words, deflated,
+ * base64 (a few KiB for thousands of pages). No hashes: a restore checks the pages against their
+ * packs' indexes.
+ */
+export function encodeWorkingSet(items: WorkingSetPage[], packs: string[]): string {
+  const n = items.length;
+  const ord = new Map(packs.map((p, i) => [p, i]));
+  const w = new Uint32Array(3 * n);
+  items.forEach((x, i) => {
+    w[i] = i === 0 ? x.page : x.page - items[i - 1].page;
+    w[n + i] = ord.get(x.pack)!;
+    w[2 * n + i] = x.slot;
+  });
+  return deflateSync(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).toString("base64");
+}
+
+export function decodeWorkingSet(ws: { pages: number; data: string }, packs: string[], where: string): WorkingSetPage[] {
   let b: Buffer;
   try {
-    b = inflateSync(Buffer.from(text, "base64"));
+    b = inflateSync(Buffer.from(ws.data, "base64"));
   } catch {
     throw new StoreDataError(where, "corrupted working-set list");
   }
-  if (b.length % 4) throw new StoreDataError(where, "corrupted working-set list");
-  const out: number[] = [];
-  for (let o = 0, p = 0; o < b.length; o += 4) out.push((p += b.readUInt32LE(o)));
+  const n = ws.pages;
+  if (b.length !== 12 * n) throw new StoreDataError(where, "corrupted working-set list");
+  const out: WorkingSetPage[] = [];
+  for (let i = 0, page = 0; i < n; i++) {
+    page += b.readUInt32LE(4 * i);
+    const pack = packs[b.readUInt32LE(4 * (n + i))];
+    if (pack === undefined) throw new StoreDataError(where, "corrupted working-set list");
+    out.push({ page, pack, slot: b.readUInt32LE(4 * (2 * n + i)) });
+  }
   return out;
 }
 
@@ -316,11 +340,10 @@ export interface Manifest {
   parent: string | null;
   /**
    * The working set (pages the guest touched last before the save, at most WORKING_SET_MAX):
-   * its page numbers, ascending, as deflated 32-bit deltas in base64, and their map entries in
-   * that order as a map of its own. A restore reads it first and fetches those pages before it
+   * each page's pack and slot (encodeWorkingSet). A restore reads those pages first, before it
    * has the RAM map. Optional: older snapshots have none.
    */
-  workingSet?: { pages: string; map: MapRef };
+  workingSet?: { pages: number; data: string };
   /** SHA-256 of the JSON of everything else (hex). */
   digest?: string;
 }
@@ -462,7 +485,6 @@ export class ContentStore {
     for (const m of manifests) {
       for (const p of m.packs) packs.add(p);
       maps.push(m.map, ...m.disks.map((d) => d.map));
-      if (m.workingSet) maps.push(m.workingSet.map);
     }
     for (const im of await this.images()) {
       for (const p of im.packs) packs.add(p);

@@ -17,7 +17,7 @@ import type { BlockBackend } from "../devices/disk.js";
 import { RvmError } from "../errors.js";
 import { GuestMemory } from "../memory.js";
 import {
-  CHUNK_PAGES, ContentStore, decodePageList, EntryKind, keys, Manifest, MapEntry, PageReader, sha256, StoreDataError, StoreMap,
+  CHUNK_PAGES, ContentStore, decodeWorkingSet, EntryKind, keys, Manifest, MapEntry, PageReader, sha256, StoreDataError, StoreMap, WorkingSetPage,
 } from "./cas.js";
 import { StoreError } from "./objects.js";
 import { sleepSync, SyncReader } from "./sync.js";
@@ -314,7 +314,7 @@ interface WsRun {
   pack: string;
   first: number;
   count: number;
-  items: { p: number; e: MapEntry }[];
+  items: WorkingSetPage[];
   read?: Promise<void>;
 }
 
@@ -366,6 +366,8 @@ export class StoreRestore implements PageSource {
   private readonly wsRun = new Map<number, WsRun>();
   private wsQueue: WsRun[] = [];
   private wsInflight = 0;
+  /** The indexes of the packs the working set is in (each page's hash, by slot). */
+  private readonly wsIndex = new Map<string, Promise<Buffer[]>>();
   private inflight = 0;
   private cursor = 0;
   private readonly done: Promise<void>;
@@ -540,25 +542,28 @@ export class StoreRestore implements PageSource {
     const ws = this.manifest.workingSet;
     if (!ws) return;
     const where = `snapshot ${this.manifest.name} (working set)`;
-    const pages = decodePageList(ws.pages, where);
-    if (pages.length !== ws.map.entries || pages.some((p) => p >= this.total)) throw new StoreDataError(where, "working-set list and map disagree");
-    const map = new StoreMap(this.link.cs.objects, ws.map, where);
-    await Promise.all(ws.map.chunks.map((_, c) => this.link.run("working set", () => map.load(c))));
-    const items = pages.map((p, i) => ({ p, e: map.entry(i) })).filter((x) => x.e.kind === EntryKind.Page && !this.isRestored(x.p));
+    const items = decodeWorkingSet(ws, this.manifest.packs, where).filter((x) => x.page < this.total && !this.isRestored(x.page));
+    // Each page is checked against its pack's index (the SHA-256 of every slot), read alongside.
+    for (const x of items) {
+      if (this.wsIndex.has(x.pack)) continue;
+      const index = this.link.run("working set", () => this.link.cs.packIndex(x.pack));
+      index.catch(() => undefined); // awaited by the runs of that pack (which then leave their pages to the plan)
+      this.wsIndex.set(x.pack, index);
+    }
     // Runs in the working set's order (the save's: page order), cut where slots are not
     // consecutive; WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read
     // starts that run at once.
-    const byPack = [...items].sort((a, b) => (a.e.pack === b.e.pack ? a.e.slot - b.e.slot : a.e.pack < b.e.pack ? -1 : 1));
+    const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
     for (let i = 0; i < byPack.length; ) {
       let j = i + 1;
-      while (j < byPack.length && byPack[j].e.pack === byPack[i].e.pack && byPack[j].e.slot - byPack[i].e.slot < WS_RUN_PAGES &&
-        byPack[j].e.slot - byPack[j - 1].e.slot <= 1) j++;
-      const run: WsRun = { pack: byPack[i].e.pack, first: byPack[i].e.slot, count: byPack[j - 1].e.slot - byPack[i].e.slot + 1, items: byPack.slice(i, j) };
-      for (const { p } of run.items) this.wsRun.set(p, run);
+      while (j < byPack.length && byPack[j].pack === byPack[i].pack && byPack[j].slot - byPack[i].slot < WS_RUN_PAGES &&
+        byPack[j].slot - byPack[j - 1].slot <= 1) j++;
+      const run: WsRun = { pack: byPack[i].pack, first: byPack[i].slot, count: byPack[j - 1].slot - byPack[i].slot + 1, items: byPack.slice(i, j) };
+      for (const { page } of run.items) this.wsRun.set(page, run);
       i = j;
     }
     const runs = new Set<WsRun>();
-    for (const { p } of items) runs.add(this.wsRun.get(p)!);
+    for (const { page } of items) runs.add(this.wsRun.get(page)!);
     this.wsQueue = [...runs];
     const total = this.wsQueue.length;
     await new Promise<void>((resolve) => {
@@ -582,14 +587,15 @@ export class StoreRestore implements PageSource {
 
   /** Reads a working-set run (once) and installs its pages. */
   private readWsRun(r: WsRun): Promise<void> {
-    r.read ??= this.link.run("working set", () => this.link.cs.readPages(r.pack, r.first, r.count)).then((bytes) => {
+    const index = this.wsIndex.get(r.pack)!;
+    r.read ??= Promise.all([this.link.run("working set", () => this.link.cs.readPages(r.pack, r.first, r.count)), index]).then(([bytes, hashes]) => {
       this.bytesRead += bytes.length;
       this.reads++;
       const core = this.machine.core;
-      for (const { p, e } of r.items) {
+      for (const { page: p, slot } of r.items) {
         if (this.isRestored(p) || this.failure || this.complete) continue;
-        const page = bytes.subarray((e.slot - r.first) * PAGE_SIZE, (e.slot - r.first + 1) * PAGE_SIZE);
-        if (!sha256(page).equals(e.hash)) continue;
+        const page = bytes.subarray((slot - r.first) * PAGE_SIZE, (slot - r.first + 1) * PAGE_SIZE);
+        if (!hashes[slot] || !sha256(page).equals(hashes[slot])) continue;
         core.ram.set(page, p * PAGE_SIZE);
         this.prefetched++;
         this.installed(p);

@@ -13,7 +13,7 @@ import { RvmError } from "../errors.js";
 import type { PageSource } from "../snapshot/source.js";
 export { machineState } from "../snapshot/save.js";
 import {
-  beginSave, CHUNK_PAGES, ContentStore, DiskRecord, encodeMap, encodePageList, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
+  beginSave, CHUNK_PAGES, ContentStore, decodeEntry, DiskRecord, encodeWorkingSet, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
   PackWriter, StoreMap, WORKING_SET_MAX,
 } from "./cas.js";
 
@@ -57,6 +57,19 @@ export function takeDiskWrites(m: Machine): Map<number, Set<number>> {
   return w;
 }
 
+/**
+ * The manifest's working set: where each hot page's content is (at most WORKING_SET_MAX pages),
+ * so that a restore fetches them before it has the RAM map.
+ */
+function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>): Pick<Manifest, "workingSet"> {
+  const items = hot.filter((p) => raw[p * ENTRY] === EntryKind.Page).slice(0, WORKING_SET_MAX)
+    .map((page) => {
+      const e = decodeEntry(raw, page);
+      return { page, pack: e.pack, slot: e.slot };
+    });
+  return items.length ? { workingSet: { pages: items.length, data: encodeWorkingSet(items, [...packs].sort()) } } : {};
+}
+
 /** RAM and disk content as of the save's instant. */
 export interface Capture {
   /** Page p of RAM (a view valid until the next await). */
@@ -86,7 +99,7 @@ export interface Capture {
  */
 export class BackgroundCapture implements Capture, PageSource {
   private readonly state: Uint8Array;
-  private readonly hot: Uint8Array;
+  private readonly hot: (p: number) => boolean;
   private readonly copies = new Map<number, Uint8Array>();
   private readonly blockCopies = new Map<number, Map<number, Uint8Array>>();
   private readonly blocksRead = new Map<number, Set<number>>();
@@ -102,9 +115,9 @@ export class BackgroundCapture implements Capture, PageSource {
     private readonly diskWrites = new Map<number, Set<number>>(),
   ) {
     const core = machine.core;
-    this.state = Uint8Array.from(core.pages);
-    this.hot = new Uint8Array(core.pages.length);
-    for (let p = 0; p < this.hot.length; p++) this.hot[p] = machine.recentlyAccessed(p) ? 1 : 0;
+    // Copies only (the guest's pause must not grow with the RAM size): page states, accessed bits.
+    this.state = core.pages.slice();
+    this.hot = machine.workingSetNow();
     for (const [i, d] of disks) this.diskWrites.set(i, d.takeDirty());
     for (const d of machine.drives) {
       this.blockCopies.set(d.index, new Map());
@@ -149,7 +162,7 @@ export class BackgroundCapture implements Capture, PageSource {
   }
 
   isHot(p: number): boolean {
-    return this.hot[p] === 1;
+    return this.hot(p);
   }
 
   page(p: number): Uint8Array {
@@ -308,13 +321,6 @@ export async function saveToStore(
     const diskRaw: Buffer[] = [];
     const maps = [ram.encode()];
     const packs = ram.packs();
-    // The working set's own small map (its pages' entries in page order, and the page list), so
-    // that a restore fetches it before the RAM map is at hand.
-    const wsPages = order.filter((p) => hot(p) && ram.raw[p * ENTRY] === EntryKind.Page).slice(0, WORKING_SET_MAX);
-    const wsRaw = Buffer.alloc(wsPages.length * ENTRY);
-    wsPages.forEach((p, i) => ram.raw.copy(wsRaw, i * ENTRY, p * ENTRY, (p + 1) * ENTRY));
-    const wsMap = wsPages.length ? encodeMap(wsRaw) : undefined;
-    if (wsMap) maps.push(wsMap);
     const buf = Buffer.alloc(PAGE_SIZE);
     for (const d of machine.drives) {
       const blocks = Math.ceil(d.disk.size / PAGE_SIZE);
@@ -347,7 +353,7 @@ export async function saveToStore(
     const manifest = (await finishSave(cs, pool, lock, writer, maps, {
       format: "rvm-store-snapshot", version: 1, name, id: saveId, created: new Date().toISOString(),
       map: maps[0].ref, disks, meta: { ...state, stats, workingSet: order.findIndex((p) => !hot(p)) }, parent: sameStore ? parent.manifest.id : null,
-      ...(wsMap ? { workingSet: { pages: encodePageList(wsPages), map: wsMap.ref } } : {}),
+      ...workingSetOf(ram.raw, order.filter((p) => hot(p)), packs),
     }, packs))!;
     // From here on, saves build on this one (its maps are at hand: no GET).
     const ramMap = StoreMap.fromRaw(cs.objects, manifest.map, name, ram.raw);
