@@ -131,6 +131,8 @@ async function restoreToEcho(dir) {
   const vm = new StoreVm(url);
   const stopped = await vm.save(g.machine, "echo");
   vm.close();
+  // The machine ends here: its disk image is unlocked (a restore opens it for writing).
+  for (const f of g.machine.onExit) f();
   const pauses = { local256: localSave.stats.pauseMs, s3stop256: stopped.meta.stats.pauseMs };
   // The store restores run in another working directory: only the URL and the credentials.
   const other = join(dir, "hostB");

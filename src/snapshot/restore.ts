@@ -233,6 +233,7 @@ export function restoreHartAndDevices(machine: Machine, meta: Pick<SnapshotMeta,
   machine.core.rom.set(Buffer.from(meta.rom, "base64"), 0x1000);
   if (meta.htif) machine.attachHtif(meta.htif.tohost, meta.htif.fromhost);
   machine.timeRestored();
+  machine.mem.untouched = false; // RAM is (becoming) the snapshot's: no longer known to be zero
 }
 
 export interface RestoreResult {
