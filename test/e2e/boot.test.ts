@@ -28,6 +28,10 @@ describe("booting", () => {
       await s.waitFor("~ # ", 120_000);
       expect(s.output).toMatch(/Retrieving file: \/boot\/Image|extlinux/i);
       expect(await s.command("cat /proc/cmdline")).toMatch(/console=ttyS0/);
+      // The disk's /boot/Image is the shipped kernel (guests/linux/Image.gz), SMP build and all.
+      const version = /Linux version [^\n\0]*/.exec(gunzipSync(readFileSync(join(ROOT, "guests/linux/Image.gz"))).toString("latin1"))![0];
+      expect(version).toMatch(/ SMP /);
+      expect(await s.command("cat /proc/version")).toBe(version.trimEnd());
       s.type("poweroff");
       expect(await s.exitCode(60_000)).toBe(0);
     } finally {

@@ -33,6 +33,10 @@ describe("Linux guest", () => {
       // The wall-clock date, from the goldfish RTC at boot (rtc-goldfish, RTC_HCTOSYS).
       expect(await s.command("dmesg | grep -c 'goldfish_rtc 101000.rtc: registered as rtc0'")).toBe("1");
       expect(Math.abs(Number(await s.command("date -u +%s")) - Date.now() / 1000)).toBeLessThan(120);
+      expect(Math.abs(Number(await s.command("cat /sys/class/rtc/rtc0/since_epoch")) - Date.now() / 1000)).toBeLessThan(120);
+      // hwclock reads the RTC itself (RTC_RD_TIME on /dev/rtc0), not the system clock.
+      const hw = Date.parse(`${(await s.command("hwclock -r -u")).replace(/\s+0\.0+ seconds$/, "")} UTC`);
+      expect(Math.abs(hw - Date.now()) / 1000).toBeLessThan(120);
       // The negotiated feature bits: no VIRTIO_F_VERSION_1 (bit 32) on the legacy transport.
       expect((await s.command("cat /sys/bus/virtio/devices/virtio0/features"))[32]).toBe("0");
       await s.command("mount /dev/vda /mnt");
@@ -64,6 +68,7 @@ describe("Linux guest", () => {
       await s.waitFor("~ # ", BOOT_MS);
       expect((await s.command("cat /sys/bus/virtio/devices/virtio0/features"))[32]).toBe("1"); // VIRTIO_F_VERSION_1
       expect(await s.command("date -u +%Y-%m-%dT%H")).toBe("2006-06-17T16");
+      expect(await s.command("cat /sys/class/rtc/rtc0/date")).toBe("2006-06-17");
       await s.command("mount /dev/vda /mnt");
       expect(await s.command("cat /mnt/hello.txt")).toBe("hello from the rvm disk");
       expect(await s.command("(cd /mnt/data && sha256sum -c SHA256SUMS | grep -c OK)")).toMatch(/^[1-9]\d*$/);
