@@ -6,7 +6,7 @@
 
 import {
   RAM, PAGES, HART, HART_SIZE, HARTS, MACHINE, MACHINE_END, H_PC, H_PRIV, M_MTIME, M_EXTIRQ,
-  H_LASTINSN, H_WFI, XREG, ROM, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, MAX_HARTS,
+  H_LASTINSN, H_WFI, XREG, FREG, ROM, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, MAX_HARTS,
 } from "./layout";
 import { csrInit, csrRead, csrWrite, setIcountShift } from "./csr";
 import { rvcInit } from "./rvc";
@@ -77,6 +77,8 @@ export function getPc(): u64 { return load<u64>(H_PC); }
 export function setPc(pc: u64): void { store<u64>(H_PC, pc); }
 export function getX(i: u32): u64 { return i == 0 ? 0 : load<u64>(XREG + (<usize>(i & 31) << 3)); }
 export function setX(i: u32, v: u64): void { if (i != 0) store<u64>(XREG + (<usize>(i & 31) << 3), v); }
+export function getF(i: u32): u64 { return load<u64>(FREG + (<usize>(i & 31) << 3)); }
+export function setF(i: u32, v: u64): void { store<u64>(FREG + (<usize>(i & 31) << 3), v); }
 export function getPriv(): u32 { return <u32>load<u64>(H_PRIV); }
 export function inWfi(): bool { return load<u64>(H_WFI) != 0; }
 export function setPriv(p: u32): void { store<u64>(H_PRIV, p); updateTranslationContext(); }

@@ -59,6 +59,8 @@ interface CoreExports {
   setPc(pc: bigint): void;
   getX(i: number): bigint;
   setX(i: number, v: bigint): void;
+  getF(i: number): bigint;
+  setF(i: number, v: bigint): void;
   getPriv(): number;
   inWfi(): number;
   setPriv(p: number): void;
@@ -198,6 +200,10 @@ export interface Region {
 /** A device reachable over MMIO: a range of guest-physical addresses and its handler. */
 export interface BusMapping extends Region {
   handler: MmioHandler;
+  /** The device's PLIC source, its QEMU type name and more properties, for `info qtree`. */
+  irq?: number;
+  type?: string;
+  properties?: () => string[];
 }
 
 /** A region as `info mtree` shows it: memory (RAM, ROM) or I/O. */
@@ -249,9 +255,9 @@ export class Core {
     this.rom = new Uint8Array(buf, this.exports.romAddress(), 0x10000);
   }
 
-  /** Attaches a host device at its region. */
-  map(region: Region, handler: MmioHandler): void {
-    this.bus.push({ name: region.name, base: region.base, size: region.size, handler });
+  /** Attaches a host device at its region; `info` says what `info qtree` shows of it. */
+  map(region: Region & { irq?: number }, handler: MmioHandler, info: Pick<BusMapping, "type" | "properties"> = {}): void {
+    this.bus.push({ name: region.name, base: region.base, size: region.size, irq: region.irq, handler, ...info });
     this.bus.sort((a, b) => a.base - b.base);
   }
 
@@ -315,6 +321,10 @@ export class Core {
   }
   setX(i: number, v: bigint): void {
     this.exports.setX(i, BigInt.asUintN(64, v));
+  }
+  /** Raw bits of f register i (NaN-boxed singles as stored). */
+  f(i: number): bigint {
+    return this.exports.getF(i);
   }
   csr(num: number): bigint {
     return this.exports.readCsr(num);

@@ -9,6 +9,8 @@ import { ElfImage } from "./loaders/elf.js";
 import { ImageError, MemoryAccessError, RvmError } from "./errors.js";
 import { writeOut, yieldToEventLoop } from "./platform.js";
 import type { PageSource } from "./snapshot/source.js";
+import { FPR_NAMES, GPR_NAMES } from "./disasm.js";
+import { CSR_NUMBERS } from "./csr-names.js";
 
 export const MTIME_HZ = 10_000_000;
 const SLICE = 1 << 20;
@@ -57,6 +59,12 @@ export interface RunResult {
   seconds: number;
 }
 
+/** The interrupt controller, as the monitor sees it (info pic, info irq). */
+export interface InterruptController {
+  describe(): string;
+  irqCounts(): number[];
+}
+
 /** Something with state to reset on system_reset (devices). */
 export interface Resettable {
   reset(): void;
@@ -102,6 +110,8 @@ export class Machine {
   readonly mem: GuestMemory;
   readonly console: HtifConsole;
   htif: Htif | undefined;
+  /** The board's interrupt controller (the PLIC on virt). */
+  interruptController: InterruptController | undefined;
   /** Devices to reset with the machine. */
   readonly resettables: Resettable[] = [];
   /** Devices whose state snapshots save, in restore order. */
@@ -568,8 +578,7 @@ export class Machine {
   private selectedRegisters(): string {
     const c = this.core;
     const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16).padStart(16, "0");
-    const names = ["zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5",
-      "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6"];
+    const names = GPR_NAMES;
     const lines = [
       ` pc       ${hex(c.pc)}`,
       ` mhartid  ${hex(c.csr(0xf14))}`,
@@ -604,6 +613,62 @@ export class Machine {
     const hex = (v: number) => v.toString(16).padStart(16, "0");
     const rows = this.core.regions().map((r) => `  ${hex(r.base)}-${hex(r.base + r.size - 1)} (prio 0, ${r.kind}): ${r.name}`);
     return "address-space: memory\n" + rows.join("\n") + "\n";
+  }
+
+  /** A register by name for the monitor's expressions: pc, priv, x0..x31 and ABI names, f0..f31, CSRs. */
+  register(name: string): bigint | undefined {
+    const c = this.core;
+    if (name === "pc") return c.pc;
+    if (name === "priv") return BigInt(c.priv);
+    let m = /^x(\d+)$/.exec(name);
+    if (m && Number(m[1]) < 32) return c.x(Number(m[1]));
+    const gi = name === "fp" ? 8 : GPR_NAMES.indexOf(name);
+    if (gi >= 0) return c.x(gi);
+    m = /^f(\d+)$/.exec(name);
+    const fi = m && Number(m[1]) < 32 ? Number(m[1]) : FPR_NAMES.indexOf(name);
+    if (fi >= 0) return c.f(fi);
+    const csr = CSR_NUMBERS.get(name);
+    if (csr !== undefined) return c.csr(csr);
+    return undefined;
+  }
+
+  /** info pic */
+  pic(): string {
+    return this.interruptController?.describe() ?? "Interrupt controller information not available.\n";
+  }
+
+  /** info irq, as QEMU prints it: sources that were raised, with their counts. */
+  irq(): string {
+    const counts = this.interruptController?.irqCounts();
+    if (!counts) return "IRQ statistics not available.\n";
+    const lines = ["IRQ statistics for riscv.sifive.plic:"];
+    counts.forEach((n, i) => { if (n > 0) lines.push(`${String(i).padStart(2)}: ${n}`); });
+    return lines.join("\n") + "\n";
+  }
+
+  /** info qtree: the devices on the system bus, QEMU's layout, with their MMIO ranges and PLIC sources. */
+  qtree(): string {
+    const hex = (v: number) => v.toString(16).padStart(16, "0");
+    const lines = ["bus: main-system-bus", "  type System"];
+    const devices: { name: string; base: number; size: number; irq?: number; props: string[] }[] = [];
+    // The core's CLINT is QEMU's two ACLINT devices: MSWI at +0 (16 KiB), MTIMER at +0x4000.
+    const clint = this.core.regions().find((r) => r.name === "riscv.aclint");
+    if (clint) {
+      const harts = `num-harts = ${this.core.harts} (0x${this.core.harts.toString(16)})`;
+      devices.push({ name: "riscv.aclint.swi", base: clint.base, size: 0x4000, props: [harts] });
+      devices.push({ name: "riscv.aclint.mtimer", base: clint.base + 0x4000, size: clint.size - 0x4000, props: [harts, "timebase-freq = 10000000 (0x989680)"] });
+    }
+    for (const m of this.core.mappings()) {
+      devices.push({ name: m.type ?? m.name, base: m.base, size: m.size, irq: m.irq, props: m.properties?.() ?? [] });
+    }
+    devices.sort((a, b) => b.base - a.base);
+    for (const d of devices) {
+      lines.push(`  dev: ${d.name}, id ""`);
+      if (d.irq !== undefined) lines.push(`    gpio-out "sysbus-irq" 1`, `    irq ${d.irq} (riscv.sifive.plic source)`);
+      lines.push(`    mmio ${hex(d.base)}/${hex(d.size)}`);
+      for (const p of d.props) lines.push("    " + p);
+    }
+    return lines.join("\n") + "\n";
   }
 
   pageSummary(): string {

@@ -1,12 +1,15 @@
 // The monitor: a small subset of QEMU's HMP (human monitor protocol), so the commands course
-// material teaches work here: help, info status|registers|mtree|pages, stop, cont, x, xp,
-// system_reset, system_powerdown, quit. The snapshot commands register themselves here too.
+// material teaches work here: help, info status|registers|mtree|pages|pic|irq|qtree, stop, cont,
+// x, xp (with /i: disassembly), print, system_reset, system_powerdown, quit. The snapshot
+// commands register themselves here too.
 //
 // The monitor never takes the VM down: `execute` always answers with text. A command's error is
 // one line (as QEMU prints it where QEMU has a message: "unknown command", "Cannot access
 // memory"); an unexpected exception becomes a one-line "Error: internal error: ..." reply.
 // Arguments are split as HMP does: a word, or a "double-quoted string" with \\ \" \' \n \r.
 
+import { Disassembler, insnLength } from "./disasm.js";
+import { evaluate, ExprError } from "./monitor-expr.js";
 import { MemoryAccessError, RvmError } from "./errors.js";
 
 export interface MonitorTarget {
@@ -27,6 +30,12 @@ export interface MonitorTarget {
   readMemory(addr: bigint, len: number, virtual: boolean): Uint8Array;
   /** The guest's name (-name), for info name. */
   readonly name?: string;
+  /** A register of the selected hart by name (pc, x5, t0, f1, fa0, mstatus, ...), for `print $reg`. */
+  register(name: string): bigint | undefined;
+  /** info pic, info irq, info qtree. */
+  pic(): string;
+  irq(): string;
+  qtree(): string;
 }
 
 /** The monitor's view of a machine (the CLI and the browser page drive the same one). */
@@ -45,6 +54,10 @@ export function machineTarget(machine: import("./machine.js").Machine, name?: st
     mtree: () => machine.mtree(),
     pageSummary: () => machine.pageSummary(),
     readMemory: (a, n, v) => machine.readMemory(a, n, v),
+    register: (r) => machine.register(r),
+    pic: () => machine.pic(),
+    irq: () => machine.irq(),
+    qtree: () => machine.qtree(),
   };
 }
 
@@ -71,6 +84,8 @@ export class Monitor {
     this.define("c", "", "", () => (target.cont(), ""));
     this.define("x", "x /fmt addr", "virtual memory dump starting at 'addr'", (a) => this.examine(a, true));
     this.define("xp", "xp /fmt addr", "physical memory dump starting at 'addr'", (a) => this.examine(a, false));
+    this.define("print", "print|p /fmt expr", "print expression value (use $reg for CPU register access)", (a) => this.print(a));
+    this.define("p", "", "", (a) => this.print(a));
     this.define("system_reset", "system_reset", "reset the system", () => (target.reset(), ""));
     this.define("system_powerdown", "system_powerdown", "power the system off (rvm has no ACPI: at once)", () => (target.powerdown(), ""));
     this.define("quit", "quit|q", "quit the emulator", () => (target.quit(), ""));
@@ -86,6 +101,9 @@ export class Monitor {
     this.defineInfo("mtree", "show memory tree", () => target.mtree());
     this.defineInfo("name", "show the current VM name", () => (target.name !== undefined ? `${target.name}\n` : ""));
     this.defineInfo("pages", "show guest RAM page states (restored, dirty, disk-backed)", () => target.pageSummary());
+    this.defineInfo("pic", "show PIC state", () => target.pic());
+    this.defineInfo("irq", "show the interrupts statistics (if available)", () => target.irq());
+    this.defineInfo("qtree", "show device tree", () => target.qtree());
   }
 
   /** Adds a command (the snapshot code adds savevm, loadvm, delvm). */
@@ -106,7 +124,7 @@ export class Monitor {
       const words = splitArgs(line);
       if (words.length === 0) return "";
       // QEMU accepts "x/4x addr" as well as "x /4x addr".
-      const m = /^(xp?)(\/\S+)$/.exec(words[0]);
+      const m = /^(xp?|p|print)(\/\S+)$/.exec(words[0]);
       if (m) words.splice(0, 1, m[1], m[2]);
       const cmd = this.commands.get(words[0]);
       if (!cmd) return `unknown command: '${oneLine(words[0])}'\n`;
@@ -149,21 +167,17 @@ export class Monitor {
     let format = "";
     let sizeLetter = "";
     for (const ch of fm[2]) {
-      if ("xduoc".includes(ch) && !format) format = ch;
+      if ("xduoci".includes(ch) && !format) format = ch;
       else if ("bhwg".includes(ch) && !sizeLetter) sizeLetter = ch;
       else throw new MonitorError(`invalid format '/${fmt}'`);
     }
     format ||= "x";
     const size = { b: 1, h: 2, w: 4, g: 8 }[sizeLetter || (format === "c" ? "b" : "w")] as 1 | 2 | 4 | 8;
-    if (rest.length !== 1) throw new MonitorError(`usage: ${virtual ? "x" : "xp"} /fmt addr`);
-    let addr: bigint;
-    try {
-      addr = BigInt(rest[0]);
-    } catch {
-      throw new MonitorError(`invalid address '${rest[0]}'`);
-    }
+    if (rest.length === 0) throw new MonitorError(`usage: ${virtual ? "x" : "xp"} /fmt addr`);
+    let addr = this.expression(rest.join(" "));
     if (count > 4096) throw new MonitorError("count too large (at most 4096)");
     addr = BigInt.asUintN(64, addr); // -1 is the last address, as QEMU reads it
+    if (format === "i") return this.disassemble(addr, count, virtual);
     const perLine = size === 1 ? 8 : 16 / size; // QEMU: 8 bytes a line for bytes, else 16
     const lines: string[] = [];
     for (let i = 0; i < count; i += perLine) {
@@ -187,6 +201,65 @@ export class Monitor {
         items.push(formatValue(v, format, size));
       }
       lines.push(`${at}: ${items.join(" ")}`);
+    }
+    return lines.join("\n") + "\n";
+  }
+
+  private expression(text: string): bigint {
+    try {
+      return evaluate(text, (name) => this.target.register(name));
+    } catch (e) {
+      if (e instanceof ExprError) throw new MonitorError(e.message);
+      throw e;
+    }
+  }
+
+  /** print /fmt expr: x (default, as QEMU's), d, u, o, c. */
+  private print(args: string[]): string {
+    let format = "x";
+    let rest = args;
+    if (args[0]?.startsWith("/")) {
+      const f = /^\/\d*([xduoc])?[bhwg]?$/.exec(args[0]);
+      if (!f) throw new MonitorError(`invalid format '${args[0]}'`);
+      format = f[1] ?? "x";
+      rest = args.slice(1);
+    }
+    if (rest.length === 0) throw new MonitorError("usage: print /fmt expr");
+    const v = this.expression(rest.join(" "));
+    switch (format) {
+      case "d": return BigInt.asIntN(64, v).toString() + "\n";
+      case "u": return v.toString() + "\n";
+      case "o": return (v === 0n ? "0" : "0" + v.toString(8)) + "\n";
+      case "c": return formatValue(v, "c", 1) + "\n";
+      default: return (v === 0n ? "0" : "0x" + v.toString(16)) + "\n";
+    }
+  }
+
+  /** x/Ni, xp/Ni: QEMU's layout ("0x...:  insn  mnemonic  operands  # addr"), objdump's mnemonics. */
+  private disassemble(addr: bigint, count: number, virtual: boolean): string {
+    const dis = new Disassembler();
+    const lines: string[] = [];
+    let pc = addr;
+    for (let i = 0; i < count; i++) {
+      let bytes: Uint8Array;
+      try {
+        const lo = this.target.readMemory(pc, 2, virtual);
+        const len = insnLength(lo[0] | (lo[1] << 8));
+        bytes = len === 2 ? lo : this.target.readMemory(pc, len, virtual);
+      } catch (e) {
+        if (lines.length === 0) throw e;
+        break;
+      }
+      const len = bytes.length;
+      let word = 0;
+      for (let b = Math.min(len, 4) - 1; b >= 0; b--) word = (word << 8) | bytes[b];
+      const insn = dis.decode(word >>> 0, pc);
+      let raw = "";
+      for (let b = len - 2; b >= 0; b -= 2) raw += (bytes[b] | (bytes[b + 1] << 8)).toString(16).padStart(4, "0");
+      let text = raw.padEnd(18) + (insn.operands ? insn.mnemonic.padEnd(24) + insn.operands : insn.mnemonic);
+      if (insn.comment !== undefined) text = text.padEnd(18 + 24 + 24) + "# 0x" + insn.comment.toString(16);
+      lines.push(`0x${pc.toString(16).padStart(16, "0")}:  ${text.trimEnd()}`);
+      pc = BigInt.asUintN(64, pc + BigInt(len));
     }
     return lines.join("\n") + "\n";
   }
@@ -235,7 +308,7 @@ export function splitArgs(line: string): string[] {
   }
 }
 
-function formatValue(v: bigint, format: string, size: number): string {
+export function formatValue(v: bigint, format: string, size: number): string {
   const bits = size * 8;
   switch (format) {
     case "d": return BigInt.asIntN(bits, v).toString();

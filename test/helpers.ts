@@ -52,3 +52,14 @@ export function guestFiles(dir: string, filter: (name: string) => boolean = () =
     .sort()
     .map((n) => join(ROOT, dir, n));
 }
+
+/** A small deterministic PRNG (xorshift32) for reproducible random test inputs. */
+export function xorshift(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    return s;
+  };
+}

@@ -85,9 +85,10 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   core.nameRam(VIRT_MEMMAP.dram.name);
   core.mapCore(CoreDevice.Rom, VIRT_MEMMAP.mrom);
   core.mapCore(CoreDevice.Clint, VIRT_MEMMAP.clint);
-  core.map(PLIC, plic);
+  core.map(PLIC, plic, { type: "riscv.sifive.plic" });
+  machine.interruptController = plic;
   const uart = new Uart16550((byte) => cfg.console.write(1, Uint8Array.of(byte)), plic.line(UART0.irq));
-  core.map(UART0, uart);
+  core.map(UART0, uart, { type: "serial-mm" });
   machine.inputSink = (bytes) => uart.receive(bytes);
   machine.inputBacklog = () => uart.pendingInput();
   const rtcConfig: RtcConfig = cfg.rtc ?? { base: "utc", clock: "host" };
@@ -97,7 +98,7 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
   core.map(TEST, new Syscon((kind, code) => {
     if (kind === "poweroff") machine.requestStop(code);
     else machine.requestReset();
-  }));
+  }), { type: "riscv.sifive.test" });
 
   // Disks: a drive sits in the slot its -device bus= names; the others fill the virtio-mmio
   // slots from the highest one down, as QEMU's do, so the first drive is at 0x1000_8000 and is
@@ -123,13 +124,13 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     drives: cfg.drives.map((d) => ({ ...d, file: resolvePath(d.file), slot: [...bySlot].find(([, v]) => v.drive === d)?.[0] })),
   };
   for (let slot = VIRT_VIRTIO_COUNT - 1; slot >= 0; slot--) {
-    const region = { ...VIRT_MEMMAP.virtio, base: virtioSlotBase(slot) };
+    const region = { ...VIRT_MEMMAP.virtio, base: virtioSlotBase(slot), irq: virtioSlotIrq(slot) };
     const entry = bySlot.get(slot);
     if (rngSlots.has(slot)) {
       const transport = new VirtioMmio(mem, new VirtioRng(), plic.line(virtioSlotIrq(slot)),
         (msg) => process.stderr.write(`rvm: virtio-rng: ${msg}\n`), { legacy });
       transports.push(transport);
-      core.map(region, transport);
+      core.map(region, transport, { properties: () => [`bus: virtio-mmio-bus.${slot}`, "  type virtio-mmio-bus", `  dev: virtio-rng-device, id ""`] });
       machine.stateful.push({ name: `virtio@${region.base.toString(16)}`, state: () => transport.state(), restore: (st) => transport.restore(st as ReturnType<VirtioMmio["state"]>) });
       continue;
     }
@@ -147,7 +148,10 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     const transport = new VirtioMmio(mem, blk, plic.line(virtioSlotIrq(slot)),
       (msg) => writeOut(2, `rvm: virtio-blk ${drive.file}: ${msg}\n`), { legacy });
     transports.push(transport);
-    core.map(region, transport);
+    core.map(region, transport, {
+      properties: () => [`bus: virtio-mmio-bus.${slot}`, "  type virtio-mmio-bus", `  dev: virtio-blk-device, id ""`,
+        `    drive = "${resolvePath(drive.file)}"`, `    readonly = ${drive.readonly ? "on" : "off"}`],
+    });
     machine.stateful.push({
       name: `virtio@${region.base.toString(16)}`,
       state: () => transport.state(),

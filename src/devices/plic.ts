@@ -51,6 +51,8 @@ export class Plic implements MmioHandler {
   private readonly threshold: Uint32Array;
   /** The interrupt output of each context, as last reported. */
   private readonly output: boolean[];
+  /** Requests latched per source since power-on (`info irq`): a pending bit going from 0 to 1. */
+  private readonly counts = new Float64Array(PLIC_NUM_SOURCES);
 
   /**
    * @param contexts the number of contexts: two per hart (M, S)
@@ -71,8 +73,10 @@ export class Plic implements MmioHandler {
     if (source <= 0 || source >= PLIC_NUM_SOURCES) return;
     const w = source >>> 5;
     const bit = 1 << (source & 31);
-    if (level) this.pending[w] |= bit;
-    else this.pending[w] &= ~bit;
+    if (level) {
+      if ((this.pending[w] & bit) === 0) this.counts[source]++;
+      this.pending[w] |= bit;
+    } else this.pending[w] &= ~bit;
     this.update();
   }
 
@@ -189,6 +193,34 @@ export class Plic implements MmioHandler {
       }
     }
     this.update();
+  }
+
+  /** `info irq`: requests per source. */
+  irqCounts(): number[] {
+    return [...this.counts];
+  }
+
+  /** `info pic`: priorities, pending and claimed sources, and each context's threshold and enables. */
+  describe(): string {
+    const has = (a: Uint32Array, src: number) => (a[src >>> 5] >>> (src & 31)) & 1;
+    const lines = [`riscv.sifive.plic: ${PLIC_NUM_SOURCES - 1} sources, ${this.contexts} contexts, priorities 0..${PLIC_MAX_PRIORITY}`];
+    const active: number[] = [];
+    for (let src = 1; src < PLIC_NUM_SOURCES; src++) {
+      if (this.priority[src] || has(this.pending, src) || has(this.claimed, src) || this.enable.some((e) => has(e, src))) active.push(src);
+    }
+    lines.push("  source priority pending claimed " + this.enable.map((_, c) => `en${c}`).join(" "));
+    for (const src of active) {
+      lines.push(`  ${String(src).padStart(6)} ${String(this.priority[src]).padStart(8)} ${String(has(this.pending, src)).padStart(7)} ` +
+        `${String(has(this.claimed, src)).padStart(7)} ` + this.enable.map((e) => String(has(e, src)).padStart(3)).join(" "));
+    }
+    if (active.length === 0) lines.push("  (no source has a priority, a request or an enable)");
+    for (let c = 0; c < this.contexts; c++) {
+      const enabled: number[] = [];
+      for (let src = 1; src < PLIC_NUM_SOURCES; src++) if (has(this.enable[c], src)) enabled.push(src);
+      lines.push(`  context ${c} (hart ${c >> 1} ${c & 1 ? "S" : "M"}-mode): threshold ${this.threshold[c]}, ` +
+        `enabled ${enabled.length ? enabled.join(",") : "none"}, ${c & 1 ? "SEIP" : "MEIP"} ${this.output[c] ? 1 : 0}`);
+    }
+    return lines.join("\n") + "\n";
   }
 
   state(): PlicState {

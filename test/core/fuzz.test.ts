@@ -3,19 +3,11 @@
 
 import { describe, expect, it } from "vitest";
 import { Core, RAM_BASE } from "../../src/core.js";
+import { xorshift } from "../helpers.js";
 
 const MCAUSE = 0x342, MTVAL = 0x343, MTVEC = 0x305, MEPC = 0x341;
 const SENTINEL = 0xdeadn;
 
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s;
-  };
-}
 
 function step(core: Core, word: number, len: 2 | 4): { trapped: boolean; cause: bigint; tval: bigint; epc: bigint } {
   const ex = core.exports;
