@@ -202,6 +202,11 @@ export function csrCheck(num: u32, write: bool, insn: u32): bool {
   return true;
 }
 
+// Whether CSR `num` exists on this hart (for the debugger's register list).
+export function csrExists(num: u32): bool {
+  return load<u8>(CSR_KIND + (num & 0xfff)) != KIND_ABSENT;
+}
+
 export function csrRead(num: u32): u64 {
   if (load<u8>(CSR_KIND + num) != KIND_SPECIAL) return csrGet(num);
   switch (num) {

@@ -28,7 +28,7 @@ import {
 } from "./csrdef";
 import {
   g_status, g_cause, g_tval, g_exitReason, g_nharts, ST_OK, ST_TRAP, ST_EXIT, ST_EVENT, EXIT_SLICE,
-  EXIT_WFI, EXIT_YIELD, exitAfterInstruction, raiseTrap, setExitReason, clearStatus, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
+  EXIT_WFI, EXIT_YIELD, EXIT_DEBUG, exitAfterInstruction, exitBeforeEffect, raiseTrap, setExitReason, clearStatus, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
   CAUSE_USER_ECALL, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
 } from "./status";
 import { takeTrap, pendingInterrupt, wfiWakeup, trapReturnM, trapReturnS } from "./trap";
@@ -36,6 +36,7 @@ import { tlbEntry, tlbFlushAll, g_loadCtx, g_storeCtx } from "./tlb";
 import { ACCESS_LOAD, ACCESS_STORE } from "./bus";
 import { loadSlow, storeSlow, fetchParcel, amoAddress, g_fetchVpn, g_fetchHost } from "./mmu";
 import { execFp } from "./fpu";
+import { g_bpCount, g_debugNoIrq, bpAt, bpOnPage } from "./debug";
 
 @inline function xr(i: u32): u64 {
   return load<u64>(XREG + (<usize>i << 3));
@@ -122,7 +123,7 @@ export function run(maxInsns: i32): i32 {
   let exit = false;
   let lastRaw: u32 = 0;
   while (remaining > 0 && !exit) {
-    const irq = pendingInterrupt();
+    const irq = g_debugNoIrq ? 0 : pendingInterrupt();
     if (irq != 0) pc = takeTrap(irq, 0, pc);
 
     // In deterministic time a chunk never crosses a tick: mtime advances exactly every
@@ -150,6 +151,12 @@ export function run(maxInsns: i32): i32 {
       if ((pc >> 12) == fetchVpn && off != 0xffe) {
         raw = load<u32>(fetchHost + off);
       } else {
+        if (g_bpCount != 0 && bpAt(pc)) { // a debugger's breakpoint: stop before the instruction
+          exitBeforeEffect(EXIT_DEBUG, 0);
+          n--;
+          exit = true;
+          break;
+        }
         raw = fetchParcel(pc);
         if (g_status == ST_OK && (raw & 3) == 3) raw |= fetchParcel(pc + 2) << 16;
         if (g_status != ST_OK) {
@@ -160,7 +167,7 @@ export function run(maxInsns: i32): i32 {
           fetchVpn = -1;
           continue;
         }
-        if (g_fetchVpn == (pc >> 12)) { fetchVpn = g_fetchVpn; fetchHost = g_fetchHost; }
+        if (g_fetchVpn == (pc >> 12) && (g_bpCount == 0 || !bpOnPage(g_fetchVpn))) { fetchVpn = g_fetchVpn; fetchHost = g_fetchHost; }
       }
       if ((raw & 3) != 3) {
         raw &= 0xffff;

@@ -8,7 +8,7 @@ import {
   RAM, PAGES, HART, HART_SIZE, HARTS, MACHINE, MACHINE_END, H_PC, H_PRIV, M_MTIME, M_EXTIRQ,
   H_LASTINSN, H_WFI, XREG, FREG, ROM, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, MAX_HARTS,
 } from "./layout";
-import { csrInit, csrRead, csrWrite, setIcountShift } from "./csr";
+import { csrInit, csrRead, csrWrite, setIcountShift, csrExists as coreCsrExists } from "./csr";
 import { rvcInit } from "./rvc";
 import { updateTranslationContext } from "./tlb";
 import { g_ramPages, setRam, setTohost, setMmioFault } from "./bus";
@@ -84,6 +84,7 @@ export function inWfi(): bool { return load<u64>(H_WFI) != 0; }
 export function setPriv(p: u32): void { store<u64>(H_PRIV, p); updateTranslationContext(); }
 export function readCsr(num: u32): u64 { return csrRead(num & 0xfff); }
 export function writeCsr(num: u32, v: u64): void { csrWrite(num & 0xfff, v); }
+export function csrExists(num: u32): bool { return coreCsrExists(num); }
 export function lastInstruction(): u32 { return <u32>load<u64>(H_LASTINSN); }
 // Instructions retired by all harts.
 export function instret(): u64 { return instretAll(); }
@@ -130,6 +131,9 @@ export function debugTranslate(va: u64, access: i32): i64 {
   if (st != ST_OK) return -1;
   return <i64>pa;
 }
+
+// --- debugger (src/gdb/): breakpoints by virtual address, interrupts masked while stepping ---
+export { bpTable as debugBreakpointTable, setBpCount as debugSetBreakpointCount, setDebugNoIrq as debugSetNoIrq } from "./debug";
 
 // --- pages ---
 export function exitPage(): u32 { return g_exitPage; }

@@ -38,6 +38,7 @@ export const EXIT_PAGE: i32 = 1; // a not-yet-restored page was touched (g_exitP
 export const EXIT_WFI: i32 = 2; // WFI with nothing pending: the host may sleep
 export const EXIT_HTIF: i32 = 3; // the guest wrote tohost
 export const EXIT_STOP: i32 = 4; // the host asked to stop (device request, monitor, poweroff)
+export const EXIT_DEBUG: i32 = 5; // a debugger breakpoint at pc (before the instruction)
 export let g_exitReason: i32 = EXIT_SLICE;
 export let g_exitPage: u32 = 0;
 

@@ -31,6 +31,8 @@ import type { FetchOrder } from "./snapshot/restore-lazy.js";
 import { markProcess, RestoreTimeline } from "./snapshot/timeline.js";
 import { StatsWriter } from "./snapshot/stats-file.js";
 import { addStoreCommands, isObjectStoreUrl, storeCommand, StoreVm, storeDir } from "./store/vm.js";
+import { DEFAULT_GDB_SPEC, GdbServer, parseGdbSpec, serveGdb } from "./gdb/server.js";
+import { MachineDebugTarget } from "./gdb/machine-target.js";
 
 /** Parses a memory size the way QEMU's -m does (for commander: its error type). */
 export function parseSize(text: string): number {
@@ -88,6 +90,8 @@ interface RunFlags {
   monitor?: string;
   serial?: string;
   S?: boolean;
+  s?: boolean;
+  gdb?: string;
   display?: string;
   format?: "elf" | "raw";
   timeout?: number;
@@ -213,7 +217,8 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   // With stdin not a terminal there is no Ctrl-A c: the monitor is reachable from stdin only
   // with -monitor stdio (then every piped line is a monitor command), or over its socket.
   const pipedMonitor = !process.stdin.isTTY && monitorSpec.kind === "stdio";
-  if (flags.S && !process.stdin.isTTY && !pipedMonitor && !socketMonitor) {
+  const gdbRequested = flags.gdb !== undefined || flags.s === true;
+  if (flags.S && !process.stdin.isTTY && !pipedMonitor && !socketMonitor && !gdbRequested) {
     throw new UsageError("-S starts the machine stopped, and with stdin not a terminal nothing could resume it " +
       "(Ctrl-A c needs a terminal): pipe monitor commands with -monitor stdio, or use -monitor unix:PATH,server,nowait");
   }
@@ -231,7 +236,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     backlog: () => machine.inputBacklog(),
     inputEnded: () => {
       // A stopped machine whose only monitor input just ended would wait forever.
-      if (!pipedMonitor || socketMonitor) return;
+      if (!pipedMonitor || socketMonitor || gdbServer) return;
       void commands.then(() => {
         if (machine.running) return;
         process.stderr.write("rvm: the machine is stopped and the monitor's input (stdin) has ended: nothing can resume it\n");
@@ -241,6 +246,19 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   }, stdioMonitor && !socketMonitor);
   if (pipedMonitor) terminal.monitorOnly();
   const server = socketMonitor ? await serveMonitor(monitorSpec, monitor) : undefined;
+  // The gdb stub: -gdb SPEC or -s (tcp::1234) at start, or the monitor's `gdbserver` later.
+  const debugTarget = new MachineDebugTarget(machine, (line) => monitor.execute(line), () => machine.requestStop(0));
+  let gdbServer: GdbServer | undefined;
+  const startGdb = async (spec: string) => {
+    gdbServer?.close();
+    gdbServer = undefined;
+    if (spec === "none") return "Disabled gdbserver\n";
+    gdbServer = await serveGdb(parseGdbSpec(spec), debugTarget);
+    return `Waiting for gdb connection on device '${gdbServer.address}'\n`;
+  };
+  monitor.define("gdbserver", "gdbserver [device]", "start gdbserver on given device (default 'tcp::1234'), stop with 'none'",
+    (a) => startGdb(a[0] ?? DEFAULT_GDB_SPEC));
+  if (flags.gdb !== undefined || flags.s) await startGdb(flags.gdb ?? DEFAULT_GDB_SPEC);
   if (flags.S) machine.pause();
   terminal.start();
   const report = () => {
@@ -263,6 +281,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     statsFile?.stop();
     terminal.stop();
     server?.close();
+    gdbServer?.close();
     store.close();
     if (temporaryStore) rmSync(temporaryStore, { recursive: true, force: true });
     objectStore?.close();
@@ -357,11 +376,13 @@ export function buildProgram(): Command {
     .option("--monitor <spec>", "monitor: stdio, none, unix:PATH,server,nowait or tcp:HOST:PORT,server,nowait")
     .option("--serial <spec>", "serial console: mon:stdio (default) or stdio")
     .option("--display <type>", "display: none (rvm has no graphics)")
-    .option("-S", "start with the machine stopped (use the monitor's cont)")
+    .option("-S", "start with the machine stopped (use the monitor's cont, or gdb's continue)")
     .option("--no-reboot", "exit (code 0) when the guest resets instead of rebooting")
     .option("--snapshot", "write the guest's disk writes to temporary files, leaving the images untouched (QEMU's -snapshot)")
     .option("--rtc <spec>", "the goldfish RTC: [base=utc|localtime|2006-06-17T16:01:21][,clock=host|rt|vm]")
     .option("--name <name>", "the guest's name: NAME or guest=NAME[,process=TITLE] (monitor: info name)")
+    .option("-s", "shorthand for -gdb tcp::1234")
+    .option("--gdb <dev>", "wait for gdb on tcp::PORT, tcp:HOST:PORT or unix:PATH,server (loopback unless HOST is named)")
     .option("--loadvm <name>", "start from snapshot NAME instead of booting (QEMU's -loadvm)")
     .addOption(new Option("--restore <mode>", "with -loadvm: lazy (run at once, pages on demand; default) or eager (read everything first)").choices(["lazy", "eager"]))
     .addOption(new Option("--order <order>", "lazy restore: workingset (default: the working set read at once, then the rest in the file's order), page (page order) or demand (no background fetch)").choices(["workingset", "page", "demand"]))

@@ -14,6 +14,7 @@ export const enum Exit {
   Wfi = 2,
   Htif = 3,
   Stop = 4,
+  Debug = 5,
 }
 
 /** Page-state bits, one byte per 4 KiB RAM page (assembly/layout.ts). */
@@ -66,6 +67,10 @@ interface CoreExports {
   setPriv(p: number): void;
   readCsr(num: number): bigint;
   writeCsr(num: number, v: bigint): void;
+  csrExists(num: number): number;
+  debugBreakpointTable(): number;
+  debugSetBreakpointCount(n: number): void;
+  debugSetNoIrq(on: number): void;
   lastInstruction(): number;
   instret(): bigint;
   getMtime(): bigint;
@@ -325,6 +330,9 @@ export class Core {
   /** Raw bits of f register i (NaN-boxed singles as stored). */
   f(i: number): bigint {
     return this.exports.getF(i);
+  }
+  setF(i: number, v: bigint): void {
+    new DataView(this.exports.memory.buffer).setBigUint64(this.exports.hartAddress() + 0x100 + 8 * (i & 31), BigInt.asUintN(64, v), true);
   }
   csr(num: number): bigint {
     return this.exports.readCsr(num);

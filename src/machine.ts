@@ -11,6 +11,7 @@ import { writeOut, yieldToEventLoop } from "./platform.js";
 import type { PageSource } from "./snapshot/source.js";
 import { FPR_NAMES, GPR_NAMES } from "./disasm.js";
 import { CSR_NUMBERS } from "./csr-names.js";
+import type { StopEvent } from "./gdb/stub.js";
 
 export const MTIME_HZ = 10_000_000;
 const SLICE = 1 << 20;
@@ -164,6 +165,15 @@ export class Machine {
   private lastTouched: Uint32Array | undefined;
   private accessEpoch = 1;
   private accessEpochStart = 0;
+  /** The debugger (src/gdb/): stops it asked for or that hit its breakpoints are reported here. */
+  debugStopped: ((e: StopEvent) => void) | undefined;
+  /** Interrupts stay masked while single-stepping (QEMU's default, SSTEP_NOIRQ). */
+  debugStepNoIrq = false;
+  private debugStepping = false;
+  private debugPauseWanted = false;
+  /** Run the next instruction with breakpoints off (resuming from one). */
+  private overBreakpoint = false;
+  private breakpoints: bigint[] = [];
 
   constructor(opts: MachineOptions) {
     this.core = new Core(opts.ramBytes, opts.harts ?? 1);
@@ -281,6 +291,39 @@ export class Machine {
     this.wakeIdle?.();
   }
 
+  /** The debugger stops the machine; the stop is reported through debugStopped once reached. */
+  debugPause(): void {
+    if (this.paused && !this.debugStepping) {
+      this.debugStopped?.({ reason: "interrupt", hart: 0 });
+      return;
+    }
+    this.debugPauseWanted = true;
+    this.pause();
+  }
+
+  /** The debugger continues; the instruction at pc runs even if it has a breakpoint. */
+  debugResume(): void {
+    this.overBreakpoint = this.breakpoints.length > 0;
+    this.resume();
+  }
+
+  /** The debugger steps one instruction (into the trap handler if it traps). */
+  debugStep(): void {
+    this.debugStepping = true;
+    this.overBreakpoint = this.breakpoints.length > 0;
+    this.resume();
+  }
+
+  /** The debugger's breakpoints (virtual addresses), kept in the core's table, not in memory. */
+  setBreakpoints(addrs: bigint[]): void {
+    const ex = this.core.exports;
+    const n = Math.min(addrs.length, 64);
+    const table = new DataView(ex.memory.buffer, ex.debugBreakpointTable(), 64 * 8);
+    for (let i = 0; i < n; i++) table.setBigUint64(i * 8, BigInt.asUintN(64, addrs[i]), true);
+    this.breakpoints = addrs.slice(0, n);
+    ex.debugSetBreakpointCount(n);
+  }
+
   /** Monitor `cont`. */
   resume(): void {
     this.paused = false;
@@ -367,6 +410,7 @@ export class Machine {
       this.looping = false;
       this.mtimeBase = ex.getMtime();
       if (reason !== "budget") for (const f of this.onExit) f();
+      if (reason === "exit" || reason === "stop") this.debugStopped?.({ reason: "exited", hart: 0, exitCode });
       return { exitCode, reason, instret: core.instret - startInstret, seconds: (performance.now() - start) / 1000 };
     };
     this.looping = true;
@@ -387,6 +431,10 @@ export class Machine {
       if (this.paused) {
         this.mtimeBase = ex.getMtime();
         this.meter?.enter("stopped");
+        if (this.debugPauseWanted) {
+          this.debugPauseWanted = false;
+          this.debugStopped?.({ reason: "interrupt", hart: 0 });
+        }
         await new Promise<void>((resolve) => this.resumeWaiters.push(resolve));
         this.meter?.enter("host");
         if (this.pendingWork.length > 0) continue;
@@ -398,6 +446,11 @@ export class Machine {
       if (realtime) ex.setMtime(mtimeStart + BigInt(Math.floor((now - wallStart) * (MTIME_HZ / 1000))));
       if (opts.until?.()) return finish(0, "budget");
       let slice = opts.trace ? 1 : SLICE;
+      const stepping = this.debugStepping;
+      const overBp = this.overBreakpoint;
+      if (stepping || overBp) slice = 1;
+      if (overBp) ex.debugSetBreakpointCount(0);
+      if (stepping && this.debugStepNoIrq) ex.debugSetNoIrq(1);
       if (opts.instructions !== undefined) {
         const left = opts.instructions - Number(core.instret - startInstret);
         if (left <= 0) return finish(0, "budget");
@@ -410,6 +463,11 @@ export class Machine {
       this.meter?.enter("guest");
       const reason = core.run(slice);
       this.meter?.enter("host");
+      if (overBp) {
+        ex.debugSetBreakpointCount(this.breakpoints.length);
+        if (reason !== Exit.Page) this.overBreakpoint = false;
+      }
+      if (stepping) ex.debugSetNoIrq(0);
       if (opts.trace) {
         const insn = ex.lastInstruction() >>> 0;
         const text = (insn & 3) === 3 ? insn.toString(16).padStart(8, "0") : (insn & 0xffff).toString(16).padStart(4, "0");
@@ -449,8 +507,18 @@ export class Machine {
           this.meter?.enter("host");
           this.idleNow = false;
           break;
+        case Exit.Debug:
+          this.paused = true;
+          this.debugStopped?.({ reason: "breakpoint", hart: 0 });
+          break;
         case Exit.Slice:
           break;
+      }
+      // A step is done once the instruction ran or trapped (not when it waited for a page).
+      if (stepping && reason !== Exit.Page && reason !== Exit.Debug) {
+        this.debugStepping = false;
+        this.paused = true;
+        this.debugStopped?.({ reason: "step", hart: 0 });
       }
       this.htif?.poll();
       if (this.source?.background) {
@@ -692,12 +760,13 @@ export class Machine {
   }
 
   /**
-   * Reads guest memory for the monitor; virtual addresses use the hart's translation. Only RAM
-   * and the reset ROM are read (device registers are not: a read may have side effects);
-   * anything else throws a MemoryAccessError, which the monitor prints as QEMU does.
+   * Walks [addr, addr + len) page by page for the monitor and the debugger: virtual addresses go
+   * through the hart's current translation without side effects (no A/D update, no trap; a page
+   * table page not yet restored is restored first). Only RAM and the reset ROM are read (device
+   * registers are not: a read may have side effects); anything else throws a MemoryAccessError,
+   * which the monitor prints as QEMU does.
    */
-  readMemory(addr: bigint, len: number, virtual: boolean): Uint8Array {
-    const out = new Uint8Array(len);
+  private debugPages(addr: bigint, len: number, virtual: boolean, each: (pa: bigint, done: number, chunk: number) => void): void {
     for (let done = 0; done < len; ) {
       const va = BigInt.asUintN(64, addr + BigInt(done));
       const chunk = Math.min(len - done, 4096 - Number(va & 0xfffn));
@@ -712,12 +781,29 @@ export class Machine {
         if (r < 0n) throw new MemoryAccessError(va, `cannot access virtual address 0x${va.toString(16)}`);
         pa = r;
       }
+      each(pa, done, chunk);
+      done += chunk;
+    }
+  }
+
+  /** Writes guest memory for the debugger (RAM only; pages become dirty as after a hart store). */
+  writeMemory(addr: bigint, data: Uint8Array, virtual: boolean): void {
+    this.debugPages(addr, data.length, virtual, (pa, done, chunk) => {
+      if (!this.mem.inRam(Number(pa), chunk)) throw new MemoryAccessError(pa, `cannot write memory at 0x${pa.toString(16)} (not RAM)`);
+    });
+    this.debugPages(addr, data.length, virtual, (pa, done, chunk) => this.mem.write(Number(pa), data.subarray(done, done + chunk)));
+    this.core.exports.storesChanged();
+  }
+
+  /** Reads guest memory for the monitor; virtual addresses use the hart's translation. */
+  readMemory(addr: bigint, len: number, virtual: boolean): Uint8Array {
+    const out = new Uint8Array(len);
+    this.debugPages(addr, len, virtual, (pa, done, chunk) => {
       const p = Number(pa);
       if (this.mem.inRam(p, chunk)) out.set(this.mem.view(p, chunk), done);
       else if (p >= ROM_START && p + chunk <= this.core.rom.length) out.set(this.core.rom.subarray(p, p + chunk), done);
       else throw new MemoryAccessError(pa, `cannot access memory at 0x${pa.toString(16)} (not RAM or ROM)`);
-      done += chunk;
-    }
+    });
     return out;
   }
 }

@@ -40,7 +40,7 @@ export const VIRTIO_BUSES = 8;
 const QEMU_LONG: Record<string, boolean> = {
   smp: true, bios: true, kernel: true, initrd: true, append: true, drive: true, device: true, global: true,
   machine: true, cpu: true, nographic: false, monitor: true, serial: true, display: true, loadvm: true,
-  icount: true, "snapshot-dir": true, "no-reboot": false, name: true, snapshot: false, rtc: true,
+  icount: true, "snapshot-dir": true, "no-reboot": false, name: true, snapshot: false, rtc: true, gdb: true,
 };
 
 /** QEMU options rvm does not have, with what to do instead (named in the error). */
@@ -50,8 +50,6 @@ const NOT_IMPLEMENTED: Record<string, string> = {
   net: "rvm has no network devices",
   object: "rvm has no backend objects (rng, memory backends, ...)",
   chardev: "rvm's only character device is the console on the terminal",
-  gdb: "rvm has no gdb stub yet",
-  s: "rvm has no gdb stub yet (-s is -gdb tcp::1234)",
   dtb: "rvm always builds the virt board's device tree itself (see rvm dumpdtb)",
   accel: "rvm runs guests on its own interpreter (like accel=tcg); there is no other accelerator",
   "enable-kvm": "rvm runs guests on its own interpreter; there is no KVM",
