@@ -193,7 +193,7 @@ describe("-device bus= placement (QEMU's order: -device in turn, bus= or the hig
 describe("QEMU options and properties rvm does not have: one line naming them", SLOW, () => {
   it("unknown and unimplemented options", () => {
     expectRefused([GOOD, "-netdev", "user,id=n0"], /^rvm: -netdev: not supported: rvm has no network devices$/);
-    expectRefused([GOOD, "-s"], /^rvm: -s: not supported/);
+    expectRefused([GOOD, "-chardev", "stdio,id=c0"], /^rvm: -chardev: not supported/);
     expectRefused([GOOD, "-enable-kvm"], /^rvm: -enable-kvm: not supported/);
     expectRefused([GOOD, "-frobnicate"], /^rvm: -frobnicate: unknown option/);
   });
