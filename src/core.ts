@@ -332,7 +332,7 @@ export class Core {
     return this.exports.getF(i);
   }
   setF(i: number, v: bigint): void {
-    new DataView(this.exports.memory.buffer).setBigUint64(this.exports.hartAddress() + 0x100 + 8 * (i & 31), BigInt.asUintN(64, v), true);
+    this.exports.setF(i, BigInt.asUintN(64, v));
   }
   csr(num: number): bigint {
     return this.exports.readCsr(num);
