@@ -83,8 +83,21 @@ export function selectHart(h: u32): void {
   if (h < g_nharts) bringIn(h);
 }
 
+// Harts the debugger holds (bit h set): the scheduler passes them by, as QEMU's gdbstub leaves
+// a CPU stopped that a vCont action did not resume (gdb's scheduler-locking).
+let g_held: u32 = 0;
+export function setHeldHarts(mask: u32): void { g_held = mask; }
+
+// Runs hart h alone for at most `n` instructions (a debugger's single step, or the step over
+// a breakpoint): the other harts wait; h stays the running hart afterwards.
+export function runHart(h: u32, n: i32): i32 {
+  if (h < g_nharts) bringIn(h);
+  return hartRun(n);
+}
+
 // Whether hart h (not necessarily the running one) can run: not in WFI, or woken.
 function runnable(h: u32): bool {
+  if (((g_held >> h) & 1) != 0) return false;
   const state = stateOf(h);
   if (load<u64>(state + (H_WFI - HART)) == 0) return true;
   const mie = load<u64>(state + (CSRS - HART) + (<usize>CSR_MIE << 3));

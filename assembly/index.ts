@@ -134,6 +134,7 @@ export function debugTranslate(va: u64, access: i32): i64 {
 
 // --- debugger (src/gdb/): breakpoints by virtual address, interrupts masked while stepping ---
 export { bpTable as debugBreakpointTable, setBpCount as debugSetBreakpointCount, setDebugNoIrq as debugSetNoIrq } from "./debug";
+export { runHart as debugRunHart, setHeldHarts as debugSetHeldHarts } from "./harts";
 
 // --- pages ---
 export function exitPage(): u32 { return g_exitPage; }

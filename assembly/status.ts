@@ -69,8 +69,8 @@ export function clearStatus(): void {
 
 
 // Internal to the core (harts.ts): the running hart asked to give way (it sent an IPI), so
-// the scheduler switches harts now; never returned to the host.
-export const EXIT_YIELD: i32 = 5;
+// the scheduler switches harts now; never returned to the host (a number no host exit uses).
+export const EXIT_YIELD: i32 = 100;
 
 // Which hart is running (its state is at HART, layout.ts) and how many there are (harts.ts).
 export let g_hart: u32 = 0;

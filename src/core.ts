@@ -71,6 +71,8 @@ interface CoreExports {
   debugBreakpointTable(): number;
   debugSetBreakpointCount(n: number): void;
   debugSetNoIrq(on: number): void;
+  debugRunHart(h: number, n: number): number;
+  debugSetHeldHarts(mask: number): void;
   lastInstruction(): number;
   instret(): bigint;
   getMtime(): bigint;

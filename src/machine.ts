@@ -169,10 +169,11 @@ export class Machine {
   debugStopped: ((e: StopEvent) => void) | undefined;
   /** Interrupts stay masked while single-stepping (QEMU's default, SSTEP_NOIRQ). */
   debugStepNoIrq = false;
-  private debugStepping = false;
+  /** The hart the debugger single-steps: it alone runs one instruction, then the machine stops. */
+  private debugStepHart: number | undefined;
   private debugPauseWanted = false;
-  /** Run the next instruction with breakpoints off (resuming from one). */
-  private overBreakpoint = false;
+  /** The hart that runs its next instruction alone with breakpoints off (resuming from one). */
+  private overBreakpoint: number | undefined;
   private breakpoints: bigint[] = [];
 
   constructor(opts: MachineOptions) {
@@ -293,24 +294,31 @@ export class Machine {
 
   /** The debugger stops the machine; the stop is reported through debugStopped once reached. */
   debugPause(): void {
-    if (this.paused && !this.debugStepping) {
-      this.debugStopped?.({ reason: "interrupt", hart: 0 });
+    if (this.paused && this.debugStepHart === undefined) {
+      this.debugStopped?.({ reason: "interrupt", hart: this.core.selectedHart });
       return;
     }
     this.debugPauseWanted = true;
     this.pause();
   }
 
-  /** The debugger continues; the instruction at pc runs even if it has a breakpoint. */
-  debugResume(): void {
-    this.overBreakpoint = this.breakpoints.length > 0;
+  /**
+   * The debugger continues the harts in `harts` (all when absent; the others stay where they are,
+   * as with gdb's scheduler-locking); the running hart's instruction at pc runs even if it has a
+   * breakpoint.
+   */
+  debugResume(harts?: readonly number[]): void {
+    let held = 0;
+    if (harts) for (let h = 0; h < this.core.harts; h++) if (!harts.includes(h)) held |= 1 << h;
+    this.core.exports.debugSetHeldHarts(held);
+    const current = this.core.selectedHart;
+    this.overBreakpoint = this.breakpoints.length > 0 && (held & (1 << current)) === 0 ? current : undefined;
     this.resume();
   }
 
-  /** The debugger steps one instruction (into the trap handler if it traps). */
-  debugStep(): void {
-    this.debugStepping = true;
-    this.overBreakpoint = this.breakpoints.length > 0;
+  /** The debugger steps one instruction of `hart` (into the trap handler if it traps); the others wait. */
+  debugStep(hart: number): void {
+    this.debugStepHart = hart;
     this.resume();
   }
 
@@ -433,7 +441,7 @@ export class Machine {
         this.meter?.enter("stopped");
         if (this.debugPauseWanted) {
           this.debugPauseWanted = false;
-          this.debugStopped?.({ reason: "interrupt", hart: 0 });
+          this.debugStopped?.({ reason: "interrupt", hart: core.selectedHart });
         }
         await new Promise<void>((resolve) => this.resumeWaiters.push(resolve));
         this.meter?.enter("host");
@@ -446,11 +454,15 @@ export class Machine {
       if (realtime) ex.setMtime(mtimeStart + BigInt(Math.floor((now - wallStart) * (MTIME_HZ / 1000))));
       if (opts.until?.()) return finish(0, "budget");
       let slice = opts.trace ? 1 : SLICE;
-      const stepping = this.debugStepping;
-      const overBp = this.overBreakpoint;
-      if (stepping || overBp) slice = 1;
-      if (overBp) ex.debugSetBreakpointCount(0);
-      if (stepping && this.debugStepNoIrq) ex.debugSetNoIrq(1);
+      // A debugger's step, or the step over the breakpoint a hart resumes from: that hart alone
+      // runs one instruction, with breakpoints off.
+      const stepping = this.debugStepHart !== undefined;
+      const alone = this.debugStepHart ?? this.overBreakpoint;
+      if (alone !== undefined) {
+        slice = 1;
+        ex.debugSetBreakpointCount(0);
+        if (stepping && this.debugStepNoIrq) ex.debugSetNoIrq(1);
+      }
       if (opts.instructions !== undefined) {
         const left = opts.instructions - Number(core.instret - startInstret);
         if (left <= 0) return finish(0, "budget");
@@ -461,13 +473,13 @@ export class Machine {
       const privBefore = opts.trace ? core.priv : 0;
       const hartBefore = opts.trace ? core.selectedHart : 0;
       this.meter?.enter("guest");
-      const reason = core.run(slice);
+      const reason = alone === undefined ? core.run(slice) : ex.debugRunHart(alone, 1) as Exit;
       this.meter?.enter("host");
-      if (overBp) {
+      if (alone !== undefined) {
         ex.debugSetBreakpointCount(this.breakpoints.length);
-        if (reason !== Exit.Page) this.overBreakpoint = false;
+        ex.debugSetNoIrq(0);
+        if (reason !== Exit.Page) this.overBreakpoint = undefined;
       }
-      if (stepping) ex.debugSetNoIrq(0);
       if (opts.trace) {
         const insn = ex.lastInstruction() >>> 0;
         const text = (insn & 3) === 3 ? insn.toString(16).padStart(8, "0") : (insn & 0xffff).toString(16).padStart(4, "0");
@@ -497,6 +509,7 @@ export class Machine {
           break;
         }
         case Exit.Wfi:
+          if (alone !== undefined) break; // a step of a hart in WFI: it stays there
           this.idleNow = true;
           if (this.source?.background) {
             this.meter?.enter("fetchIdle");
@@ -509,16 +522,16 @@ export class Machine {
           break;
         case Exit.Debug:
           this.paused = true;
-          this.debugStopped?.({ reason: "breakpoint", hart: 0 });
+          this.debugStopped?.({ reason: "breakpoint", hart: core.selectedHart });
           break;
         case Exit.Slice:
           break;
       }
       // A step is done once the instruction ran or trapped (not when it waited for a page).
       if (stepping && reason !== Exit.Page && reason !== Exit.Debug) {
-        this.debugStepping = false;
+        this.debugStepHart = undefined;
         this.paused = true;
-        this.debugStopped?.({ reason: "step", hart: 0 });
+        this.debugStopped?.({ reason: "step", hart: core.selectedHart });
       }
       this.htif?.poll();
       if (this.source?.background) {
@@ -766,13 +779,13 @@ export class Machine {
    * registers are not: a read may have side effects); anything else throws a MemoryAccessError,
    * which the monitor prints as QEMU does.
    */
-  private debugPages(addr: bigint, len: number, virtual: boolean, each: (pa: bigint, done: number, chunk: number) => void): void {
+  private debugPages(addr: bigint, len: number, virtual: boolean, hart: number, each: (pa: bigint, done: number, chunk: number) => void): void {
     for (let done = 0; done < len; ) {
       const va = BigInt.asUintN(64, addr + BigInt(done));
       const chunk = Math.min(len - done, 4096 - Number(va & 0xfffn));
       let pa = va;
       if (virtual) {
-        const translate = () => this.core.withHart(this.monitorCpu, () => this.core.exports.debugTranslate(va, 1));
+        const translate = () => this.core.withHart(hart, () => this.core.exports.debugTranslate(va, 1));
         let r = translate();
         if (r === -2n && this.mem.restorePage) {
           this.mem.restorePage(this.core.exports.exitPage());
@@ -787,18 +800,18 @@ export class Machine {
   }
 
   /** Writes guest memory for the debugger (RAM only; pages become dirty as after a hart store). */
-  writeMemory(addr: bigint, data: Uint8Array, virtual: boolean): void {
-    this.debugPages(addr, data.length, virtual, (pa, done, chunk) => {
+  writeMemory(addr: bigint, data: Uint8Array, virtual: boolean, hart = this.monitorCpu): void {
+    this.debugPages(addr, data.length, virtual, hart, (pa, done, chunk) => {
       if (!this.mem.inRam(Number(pa), chunk)) throw new MemoryAccessError(pa, `cannot write memory at 0x${pa.toString(16)} (not RAM)`);
     });
-    this.debugPages(addr, data.length, virtual, (pa, done, chunk) => this.mem.write(Number(pa), data.subarray(done, done + chunk)));
+    this.debugPages(addr, data.length, virtual, hart, (pa, done, chunk) => this.mem.write(Number(pa), data.subarray(done, done + chunk)));
     this.core.exports.storesChanged();
   }
 
   /** Reads guest memory for the monitor; virtual addresses use the hart's translation. */
-  readMemory(addr: bigint, len: number, virtual: boolean): Uint8Array {
+  readMemory(addr: bigint, len: number, virtual: boolean, hart = this.monitorCpu): Uint8Array {
     const out = new Uint8Array(len);
-    this.debugPages(addr, len, virtual, (pa, done, chunk) => {
+    this.debugPages(addr, len, virtual, hart, (pa, done, chunk) => {
       const p = Number(pa);
       if (this.mem.inRam(p, chunk)) out.set(this.mem.view(p, chunk), done);
       else if (p >= ROM_START && p + chunk <= this.core.rom.length) out.set(this.core.rom.subarray(p, p + chunk), done);

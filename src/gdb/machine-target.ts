@@ -19,7 +19,12 @@ export class MachineDebugTarget implements DebugTarget {
   }
 
   hartCount(): number {
-    return 1;
+    return this.machine.core.harts;
+  }
+
+  halted(hart: number): boolean {
+    const c = this.machine.core;
+    return c.withHart(hart, () => c.inWfi);
   }
 
   get running(): boolean {
@@ -30,12 +35,12 @@ export class MachineDebugTarget implements DebugTarget {
     this.machine.debugPause();
   }
 
-  resume(): void {
-    this.machine.debugResume();
+  resume(harts?: readonly number[]): void {
+    this.machine.debugResume(harts);
   }
 
-  step(_hart: number): void {
-    this.machine.debugStep();
+  step(hart: number): void {
+    this.machine.debugStep(hart);
   }
 
   csrs(): number[] {
@@ -47,7 +52,15 @@ export class MachineDebugTarget implements DebugTarget {
     return this.csrList;
   }
 
-  readRegister(_hart: number, n: number): bigint | undefined {
+  readRegister(hart: number, n: number): bigint | undefined {
+    return this.machine.core.withHart(hart, () => this.readSelected(n));
+  }
+
+  writeRegister(hart: number, n: number, v: bigint): boolean {
+    return this.machine.core.withHart(hart, () => this.writeSelected(n, v));
+  }
+
+  private readSelected(n: number): bigint | undefined {
     const c = this.machine.core;
     if (n < 32) return c.x(n);
     if (n === REG_PC) return c.pc;
@@ -58,7 +71,7 @@ export class MachineDebugTarget implements DebugTarget {
     return undefined;
   }
 
-  writeRegister(_hart: number, n: number, v: bigint): boolean {
+  private writeSelected(n: number, v: bigint): boolean {
     const c = this.machine.core;
     if (n < 32) c.setX(n, v);
     else if (n === REG_PC) c.pc = BigInt.asUintN(64, v);
@@ -74,12 +87,12 @@ export class MachineDebugTarget implements DebugTarget {
     return true;
   }
 
-  readMemory(_hart: number, addr: bigint, len: number, physical: boolean): Uint8Array {
-    return this.machine.readMemory(addr, len, !physical);
+  readMemory(hart: number, addr: bigint, len: number, physical: boolean): Uint8Array {
+    return this.machine.readMemory(addr, len, !physical, hart);
   }
 
-  writeMemory(_hart: number, addr: bigint, data: Uint8Array, physical: boolean): void {
-    this.machine.writeMemory(addr, data, !physical);
+  writeMemory(hart: number, addr: bigint, data: Uint8Array, physical: boolean): void {
+    this.machine.writeMemory(addr, data, !physical, hart);
   }
 
   setBreakpoints(addrs: bigint[]): void {

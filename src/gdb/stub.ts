@@ -26,8 +26,10 @@ export interface DebugTarget {
   readonly running: boolean;
   /** Stops the guest; the stop is reported through onStop (reason "interrupt"). */
   stop(): void;
-  /** Lets every hart run until a breakpoint, watchpoint, stop or exit. */
-  resume(): void;
+  /** Lets the harts in `harts` (all when absent) run until a breakpoint, watchpoint, stop or exit. */
+  resume(harts?: readonly number[]): void;
+  /** Whether `hart` waits in WFI (QEMU's "halted"). */
+  halted(hart: number): boolean;
   /** Runs exactly one instruction on `hart` (into the trap handler if it traps), then stops. */
   step(hart: number): void;
   onStop: ((e: StopEvent) => void) | undefined;
@@ -61,6 +63,8 @@ const SSTEP_ENABLE = 1, SSTEP_NOIRQ = 2, SSTEP_NOTIMER = 4;
 export class GdbSession {
   private readonly decoder = new PacketDecoder(MAX_PACKET);
   private noAck = false;
+  /** gdb's multiprocess extensions (thread ids p1.N, as QEMU answers them). */
+  private multiprocess = false;
   private gThread = 1;
   private cThread = -1;
   private phyMem = false;
@@ -125,7 +129,7 @@ export class GdbSession {
     this.target.setBreakpoints([]);
     this.target.setWatchpoints([]);
     this.target.setStepNoIrq(false);
-    if (!this.target.running) this.target.resume();
+    this.target.resume(); // every hart, also those a vCont left stopped
   }
 
   private reply(text: string | Buffer): void {
@@ -142,6 +146,8 @@ export class GdbSession {
     }
     this.lastStop = e;
     this.target.setStepNoIrq(false);
+    // The hart that stopped becomes the one gdb's g/m/s packets mean (QEMU's gdb_set_stop_cpu).
+    if (e.reason !== "exited") this.gThread = this.cThread = e.hart + 1;
     if (this.waitingForStop) {
       this.waitingForStop = false;
       this.reply(this.stopReply(e));
@@ -149,7 +155,8 @@ export class GdbSession {
   }
 
   private tid(hart: number): string {
-    return (hart + 1).toString(16).padStart(2, "0");
+    const tid = (hart + 1).toString(16).padStart(2, "0");
+    return this.multiprocess ? `p01.${tid}` : tid;
   }
 
   private stopReply(e: StopEvent): string {
@@ -161,10 +168,18 @@ export class GdbSession {
     return r;
   }
 
-  /** Thread id from the protocol (hex; 0 = any, -1 = all) -> hart index, or undefined if there is none. */
+  /**
+   * Thread id from the protocol -> hart index, -1 for all, or undefined if there is none. Ids are
+   * hex (0 = any, -1 = all), with the multiprocess extensions pPID.TID or pPID (all its threads);
+   * the machine is process 1.
+   */
   private hartOf(text: string): number | undefined {
-    if (text === "-1" || text === "0") return text === "0" ? 0 : -1;
-    const n = parseInt(text, 16);
+    const m = /^(?:p(-1|[0-9a-fA-F]+)(?:\.(-1|[0-9a-fA-F]+))?|(-1|[0-9a-fA-F]+))$/.exec(text);
+    if (!m) return undefined;
+    if (m[1] !== undefined && m[1] !== "-1" && parseInt(m[1], 16) > 1) return undefined;
+    const tid = m[3] ?? m[2] ?? "-1";
+    if (tid === "-1" || tid === "0") return tid === "0" ? 0 : -1;
+    const n = parseInt(tid, 16);
     if (!Number.isInteger(n) || n < 1 || n > this.target.hartCount()) return undefined;
     return n - 1;
   }
@@ -178,8 +193,9 @@ export class GdbSession {
     const t = this.target;
     const cmd = text[0];
     switch (cmd) {
-      case "?":
-        return this.reply(this.stopReply(this.lastStop));
+      case "?": // QEMU answers SIGTRAP for the thread gdb looks at, whatever stopped the machine
+        if (this.lastStop.reason === "exited") return this.reply(this.stopReply(this.lastStop));
+        return this.reply(`T${SIGTRAP.toString(16).padStart(2, "0")}thread:${this.tid(this.gHart)};`);
       case "g": {
         let out = "";
         for (let r = 0; r <= 32; r++) out += regHex(t.readRegister(this.gHart, r) ?? 0n);
@@ -300,9 +316,9 @@ export class GdbSession {
     return "OK";
   }
 
-  private cont(): void {
+  private cont(harts?: number[]): void {
     this.waitingForStop = true;
-    this.target.resume();
+    this.target.resume(harts);
   }
 
   private stepHart(hart: number): void {
@@ -314,19 +330,25 @@ export class GdbSession {
   private vPacket(text: string): void {
     if (text === "vCont?") return this.reply("vCont;c;C;s;S");
     if (text.startsWith("vCont;")) {
-      // Actions apply to the threads they name, the first match wins; one with no thread applies
-      // to the rest. A step of one hart runs that hart alone; otherwise everything continues.
-      const actions = text.slice(6).split(";").map((a) => {
-        const [act, thread] = a.split(":");
-        return { act: act[0], thread: thread === undefined ? undefined : this.hartOf(thread) };
-      });
-      const step = actions.find((a) => a.act === "s" || a.act === "S");
-      if (step) {
-        const hart = step.thread === undefined || step.thread < 0 ? this.gHart : step.thread;
-        return this.stepHart(hart);
+      // Actions apply to the threads they name, the leftmost match wins; one with no thread
+      // applies to the rest. A hart with no action stays stopped (gdb's scheduler-locking). A
+      // step runs its hart alone for one instruction (all-stop: the others need not move);
+      // otherwise the harts with a continue action run.
+      const n = this.target.hartCount();
+      const act: (string | undefined)[] = new Array<string | undefined>(n).fill(undefined);
+      for (const a of text.slice(6).split(";")) {
+        const colon = a.indexOf(":");
+        const kind = a[0]?.toLowerCase();
+        if (kind !== "c" && kind !== "s") return this.reply("E22");
+        const hart = colon < 0 ? -1 : this.hartOf(a.slice(colon + 1));
+        if (hart === undefined) return this.reply("E22");
+        for (let h = 0; h < n; h++) if (hart < 0 || h === hart) act[h] ??= kind;
       }
-      if (actions.some((a) => a.act === "c" || a.act === "C")) return this.cont();
-      return this.reply("E22");
+      const step = act.indexOf("s");
+      if (step >= 0) return this.stepHart(step);
+      const running = act.flatMap((a, h) => (a === "c" ? [h] : []));
+      if (running.length === 0) return this.reply("E22");
+      return this.cont(running.length === n ? undefined : running);
     }
     if (text === "vMustReplyEmpty") return this.reply("");
     if (text.startsWith("vKill")) {
@@ -342,7 +364,8 @@ export class GdbSession {
   private async query(text: string): Promise<void> {
     const t = this.target;
     if (text.startsWith("qSupported")) {
-      return this.reply(`PacketSize=${PACKET_SIZE.toString(16)};qXfer:features:read+;vContSupported+;swbreak+;hwbreak+;QStartNoAckMode+`);
+      this.multiprocess = /[:;]multiprocess\+/.test(text);
+      return this.reply(`PacketSize=${PACKET_SIZE.toString(16)};qXfer:features:read+;vContSupported+;swbreak+;hwbreak+;QStartNoAckMode+${this.multiprocess ? ";multiprocess+" : ""}`);
     }
     if (text === "QStartNoAckMode") {
       this.reply("OK");
@@ -359,7 +382,8 @@ export class GdbSession {
     if (text.startsWith("qThreadExtraInfo,")) {
       const hart = this.hartOf(text.slice(17));
       if (hart === undefined || hart < 0) return this.reply("E22");
-      return this.reply(Buffer.from(`CPU#${hart} [${t.running ? "running" : "halted "}]`).toString("hex"));
+      const h = hart < 0 ? 0 : hart;
+      return this.reply(Buffer.from(`CPU#${h} [${t.halted(h) ? "halted " : "running"}]`).toString("hex"));
     }
     if (text.startsWith("qXfer:features:read:")) {
       const m = /^qXfer:features:read:([^:]+):([0-9a-fA-F]+),([0-9a-fA-F]+)$/.exec(text);
