@@ -11,13 +11,16 @@ import { CSRS, CSR_WMASK, HART, M_EXTIRQ, H_INSTRET, H_FFLAGS, H_FRM } from "./l
 import { raiseTrap, g_hart, CAUSE_ILLEGAL_INSTRUCTION } from "./status";
 import { mtimeNow, mtimecmpOf, msipOf } from "./clint";
 import { tlbFlushAll, updateTranslationContext } from "./tlb";
+import { tdata1Get, tdata1Set, tdata2Get, tdata2Set } from "./debug";
+import { TRIGGERS } from "./layout";
 import {
   csrGet, csrSet, priv, CSR_FFLAGS, CSR_FRM, CSR_FCSR, CSR_CYCLE, CSR_TIME, CSR_INSTRET, CSR_SSTATUS,
   CSR_SIE, CSR_STVEC, CSR_SCOUNTEREN, CSR_SENVCFG, CSR_SSCRATCH, CSR_SEPC, CSR_SCAUSE, CSR_STVAL,
   CSR_SIP, CSR_STIMECMP, CSR_SATP, CSR_MVENDORID, CSR_MARCHID, CSR_MIMPID, CSR_MHARTID,
   CSR_MCONFIGPTR, CSR_MSTATUS, CSR_MISA, CSR_MEDELEG, CSR_MIDELEG, CSR_MIE, CSR_MTVEC,
   CSR_MCOUNTEREN, CSR_MENVCFG, CSR_MCOUNTINHIBIT, CSR_MSCRATCH, CSR_MEPC, CSR_MCAUSE, CSR_MTVAL,
-  CSR_MIP, CSR_PMPCFG0, CSR_PMPADDR0, CSR_MCYCLE, CSR_MINSTRET, MSTATUS_SIE, MSTATUS_MIE,
+  CSR_MIP, CSR_PMPCFG0, CSR_PMPADDR0, CSR_MCYCLE, CSR_MINSTRET, CSR_TSELECT, CSR_TDATA1, CSR_TDATA2,
+  CSR_TDATA3, CSR_TINFO, MSTATUS_SIE, MSTATUS_MIE,
   MSTATUS_SPIE, MSTATUS_MPIE, MSTATUS_SPP, MSTATUS_MPP, MSTATUS_MPP_SHIFT, MSTATUS_FS,
   MSTATUS_MPRV, MSTATUS_SUM, MSTATUS_MXR, MSTATUS_TVM, MSTATUS_TW, MSTATUS_TSR, MSTATUS_UXL,
   MSTATUS_SXL, MSTATUS_SD, MSTATUS_XL_64, SSTATUS_RMASK, MIP_SSIP, MIP_MSIP, MIP_STIP, MIP_MTIP,
@@ -90,6 +93,12 @@ export function csrInit(): void {
   define(CSR_MCYCLE, KIND_SPECIAL, ALL);
   define(CSR_MINSTRET, KIND_SPECIAL, ALL);
   for (let n: u32 = 0xb03; n <= 0xb1f; n++) define(n, KIND_PLAIN, 0);
+  // Debug triggers (Sdtrig, debug.ts): TRIGGERS mcontrol triggers; tdata3 (textra) reads zero.
+  define(CSR_TSELECT, KIND_SPECIAL, 0);
+  define(CSR_TDATA1, KIND_SPECIAL, 0);
+  define(CSR_TDATA2, KIND_SPECIAL, 0);
+  define(CSR_TDATA3, KIND_PLAIN, 0);
+  define(CSR_TINFO, KIND_SPECIAL, 0);
 }
 
 // Resets the CSR values (not the table) to their reset state.
@@ -221,6 +230,10 @@ export function csrRead(num: u32): u64 {
     case CSR_SIE: return csrGet(CSR_MIE) & csrGet(CSR_MIDELEG);
     case CSR_SIP: return mipValue() & csrGet(CSR_MIDELEG);
     case CSR_MIP: return mipValue();
+    case CSR_TDATA1: return tdata1Get(<u32>csrGet(CSR_TSELECT));
+    case CSR_TDATA2: return tdata2Get(<u32>csrGet(CSR_TSELECT));
+    // Sdtrig 1.0 (version 1 in bits 31:24); types mcontrol (2) and disabled (15).
+    case CSR_TINFO: return (<u64>1 << 24) | (1 << 15) | (1 << 2);
     default: return csrGet(num); // hpmcounters (zero), stvec, mtvec, satp, stimecmp, ...
   }
 }
@@ -270,6 +283,11 @@ export function csrWrite(num: u32, v: u64): bool {
       return false;
     case CSR_MENVCFG: csrSet(CSR_MENVCFG, v & mask); return true;
     case CSR_STIMECMP: csrSet(CSR_STIMECMP, v); return true;
+    // WARL: a trigger number that does not exist leaves tselect as it was (how a debugger
+    // counts the triggers).
+    case CSR_TSELECT: if (v < <u64>TRIGGERS) csrSet(CSR_TSELECT, v); return false;
+    case CSR_TDATA1: tdata1Set(<u32>csrGet(CSR_TSELECT), v); return true;
+    case CSR_TDATA2: tdata2Set(<u32>csrGet(CSR_TSELECT), v); return true;
     case CSR_SATP: {
       // Bare, Sv39, Sv48 and Sv57; any other mode leaves satp unchanged (priv spec 4.1.11).
       const mode = v >> 60;

@@ -46,6 +46,12 @@ export const CSR_PMPCFG0: u32 = 0x3a0;
 export const CSR_PMPADDR0: u32 = 0x3b0;
 export const CSR_MCYCLE: u32 = 0xb00;
 export const CSR_MINSTRET: u32 = 0xb02;
+// Debug triggers (Sdtrig)
+export const CSR_TSELECT: u32 = 0x7a0;
+export const CSR_TDATA1: u32 = 0x7a1;
+export const CSR_TDATA2: u32 = 0x7a2;
+export const CSR_TDATA3: u32 = 0x7a3;
+export const CSR_TINFO: u32 = 0x7a4;
 
 // --- mstatus fields ---
 export const MSTATUS_SIE: u64 = 1 << 1;

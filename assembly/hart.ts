@@ -28,7 +28,7 @@ import {
 } from "./csrdef";
 import {
   g_status, g_cause, g_tval, g_exitReason, g_nharts, ST_OK, ST_TRAP, ST_EXIT, ST_EVENT, EXIT_SLICE,
-  EXIT_WFI, EXIT_YIELD, EXIT_DEBUG, exitAfterInstruction, exitBeforeEffect, raiseTrap, setExitReason, clearStatus, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
+  EXIT_WFI, EXIT_YIELD, exitAfterInstruction, raiseTrap, setExitReason, clearStatus, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
   CAUSE_USER_ECALL, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
 } from "./status";
 import { takeTrap, pendingInterrupt, wfiWakeup, trapReturnM, trapReturnS } from "./trap";
@@ -36,7 +36,7 @@ import { tlbEntry, tlbFlushAll, g_loadCtx, g_storeCtx } from "./tlb";
 import { ACCESS_LOAD, ACCESS_STORE } from "./bus";
 import { loadSlow, storeSlow, fetchParcel, amoAddress, g_fetchVpn, g_fetchHost } from "./mmu";
 import { execFp } from "./fpu";
-import { g_bpCount, g_debugNoIrq, bpAt, bpOnPage } from "./debug";
+import { g_fetchWatch, g_debugNoIrq, fetchWatchHit, fetchWatchOnPage } from "./debug";
 
 @inline function xr(i: u32): u64 {
   return load<u64>(XREG + (<usize>i << 3));
@@ -151,14 +151,12 @@ export function run(maxInsns: i32): i32 {
       if ((pc >> 12) == fetchVpn && off != 0xffe) {
         raw = load<u32>(fetchHost + off);
       } else {
-        if (g_bpCount != 0 && bpAt(pc)) { // a debugger's breakpoint: stop before the instruction
-          exitBeforeEffect(EXIT_DEBUG, 0);
-          n--;
-          exit = true;
-          break;
+        // A debugger's breakpoint (exits before the instruction) or an execute trigger (traps).
+        if (g_fetchWatch && fetchWatchHit(pc)) raw = 0;
+        else {
+          raw = fetchParcel(pc);
+          if (g_status == ST_OK && (raw & 3) == 3) raw |= fetchParcel(pc + 2) << 16;
         }
-        raw = fetchParcel(pc);
-        if (g_status == ST_OK && (raw & 3) == 3) raw |= fetchParcel(pc + 2) << 16;
         if (g_status != ST_OK) {
           if (g_status == ST_EXIT) { n--; exit = true; break; }
           pc = takeTrap(g_cause, g_tval, pc);
@@ -167,7 +165,7 @@ export function run(maxInsns: i32): i32 {
           fetchVpn = -1;
           continue;
         }
-        if (g_fetchVpn == (pc >> 12) && (g_bpCount == 0 || !bpOnPage(g_fetchVpn))) { fetchVpn = g_fetchVpn; fetchHost = g_fetchHost; }
+        if (g_fetchVpn == (pc >> 12) && (!g_fetchWatch || !fetchWatchOnPage(g_fetchVpn))) { fetchVpn = g_fetchVpn; fetchHost = g_fetchHost; }
       }
       if ((raw & 3) != 3) {
         raw &= 0xffff;
@@ -479,6 +477,8 @@ export function run(maxInsns: i32): i32 {
             // the lines (SEIP from the PLIC, priv spec 3.1.9), which must not be latched.
             const base = csr == CSR_MIP || csr == CSR_SIP ? csrGet(CSR_MIP) : old;
             const v = op == 1 ? src : op == 2 ? (base | src) : (base & ~src);
+            // A counter written here counts from the next instruction: this one has retired.
+            setInstretPending(<u64>(n - traps));
             if (csrWrite(csr, v)) limit = n;
           }
           setInstretPending(0);

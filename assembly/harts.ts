@@ -21,6 +21,7 @@ import { updateTranslationContext, tlbFlushAll, tlbFlushStores } from "./tlb";
 import { csrReset, mipAt, timerDeadlineAt } from "./csr";
 import { CSR_MIE, CSR_MHARTID } from "./csrdef";
 import { run as hartRun, g_executed } from "./hart";
+import { triggersChanged } from "./debug";
 
 // Instructions a hart runs before the next runnable one gets its turn (~0.3 ms of host time):
 // short enough that a hart spinning on a lock or waiting for an IPI's answer soon lets the
@@ -60,6 +61,7 @@ export function resetHarts(n: u32): void {
   store<u64>(M_CURRENT, 0);
   store<u64>(M_QUANTUM, QUANTUM);
   updateTranslationContext();
+  triggersChanged();
   tlbFlushAll();
   memory.fill(TLBS, 0xff, <usize>MAX_HARTS * TLB_BYTES);
 }
@@ -75,6 +77,7 @@ function bringIn(h: u32): void {
   setCurrentHart(h);
   store<u64>(M_CURRENT, h);
   updateTranslationContext();
+  triggersChanged(); // each hart has its own
 }
 
 // For the host (monitor, gdb): selects the hart that getPc/getX/readCsr... see. Selecting one
@@ -181,6 +184,7 @@ export function hartsRestored(): void {
   setCurrentHart(h < g_nharts ? h : 0);
   memory.copy(HART, slot(g_hart), HART_SIZE);
   updateTranslationContext();
+  triggersChanged();
   tlbFlushAllHarts();
 }
 

@@ -13,6 +13,7 @@ import { rvcInit } from "./rvc";
 import { updateTranslationContext } from "./tlb";
 import { g_ramPages, setRam, setTohost, setMmioFault } from "./bus";
 import { translateProbe } from "./mmu";
+import { setWpCount, triggersChanged } from "./debug";
 import {
   g_exitPage, g_status, g_hart, g_nharts, exitAfterInstruction, clearStatus, EXIT_STOP, EXIT_SLICE, ST_OK, ST_EXIT,
 } from "./status";
@@ -70,7 +71,7 @@ export function syncHarts(): void { sync(); }
 // After the host rewrote the hart slots and the machine block (snapshot restore).
 export function hartsRestored(): void { restored(); }
 // After the host changed the selected hart's privilege state directly (registers, CSRs).
-export function hartStateChanged(): void { updateTranslationContext(); tlbFlushAllHarts(); }
+export function hartStateChanged(): void { updateTranslationContext(); triggersChanged(); tlbFlushAllHarts(); }
 
 // --- the selected hart's state ---
 export function getPc(): u64 { return load<u64>(H_PC); }
@@ -135,6 +136,9 @@ export function debugTranslate(va: u64, access: i32): i64 {
 // --- debugger (src/gdb/): breakpoints by virtual address, interrupts masked while stepping ---
 export { bpTable as debugBreakpointTable, setBpCount as debugSetBreakpointCount, setDebugNoIrq as debugSetNoIrq } from "./debug";
 export { runHart as debugRunHart, setHeldHarts as debugSetHeldHarts } from "./harts";
+export { wpTable as debugWatchTable, watchHitKinds as debugWatchHitKinds, watchHitAddr as debugWatchHitAddr } from "./debug";
+// The debugger's watchpoints changed: no hart keeps a TLB entry for a page that now holds one.
+export function debugSetWatchCount(n: i32): void { setWpCount(n); tlbFlushAllHarts(); }
 
 // --- pages ---
 export function exitPage(): u32 { return g_exitPage; }

@@ -36,6 +36,9 @@ export const H_WFI: usize = HART + 0x240; // 1 while stopped in WFI
 export const H_FFLAGS: usize = HART + 0x248; // accrued exception flags (fcsr[4:0])
 export const H_FRM: usize = HART + 0x250; // dynamic rounding mode (fcsr[7:5])
 export const H_LASTINSN: usize = HART + 0x260; // the last instruction run() executed (for --trace)
+// Debug triggers (Sdtrig, debug.ts): TRIGGERS x [tdata1 u64][tdata2 u64]; tselect is a CSR slot.
+export const TRIGGERS: u32 = 2;
+export const H_TRIG: usize = HART + 0x300;
 // CSR storage: one u64 per CSR number, indexed directly (csr.ts owns the meaning).
 export const CSRS: usize = HART + 0x1000;
 export const HART_END: usize = CSRS + 4096 * 8;

@@ -15,6 +15,7 @@ import {
   ACCESS_FETCH, ACCESS_LOAD, ACCESS_STORE, accessFault, inRam, romPage, ramPageReady, notePageWrite,
   hitsTohost, ioRead, ioWrite,
 } from "./bus";
+import { g_dataWatch, dataWatchBefore, dataWatchOnPage, WATCH_READ, WATCH_WRITE } from "./debug";
 
 // --- translation ---
 
@@ -137,6 +138,8 @@ function tlbFill(va: u64, access: i32): isize {
     if (host == 0) return 0;
   }
   const vpn = va >> 12;
+  // A page with a debugger watchpoint or a trigger is never cached: its accesses come back here.
+  if (g_dataWatch && access != ACCESS_FETCH && dataWatchOnPage(vpn, access == ACCESS_LOAD ? WATCH_READ : WATCH_WRITE)) return <isize>host;
   const tlb = access == ACCESS_FETCH ? TLB_FETCH : access == ACCESS_LOAD ? TLB_LOAD : TLB_STORE;
   const ctx = access == ACCESS_FETCH ? g_fetchCtx : access == ACCESS_LOAD ? g_loadCtx : g_storeCtx;
   const e = tlbEntry(tlb, vpn);
@@ -149,13 +152,18 @@ function tlbFill(va: u64, access: i32): isize {
 
 // Loads `size` bytes (1, 2, 4, 8) at `va`, zero-extended. On failure g_status is set.
 export function loadSlow(va: u64, size: i32): u64 {
+  if (g_dataWatch && dataWatchBefore(va, size, WATCH_READ)) return 0;
+  return loadAccess(va, size);
+}
+
+function loadAccess(va: u64, size: i32): u64 {
   const off = <i32>(va & 0xfff);
   if (off + size > 4096) {
     // Crosses a page: byte by byte, lowest first, so a fault reports the start address or
     // the first byte of the second page (priv spec 3.1.16: the faulting portion).
     let v: u64 = 0;
     for (let i = 0; i < size; i++) {
-      const b = loadSlow(va + <u64>i, 1);
+      const b = loadAccess(va + <u64>i, 1);
       if (g_status != ST_OK) return 0;
       v |= b << <u64>(i * 8);
     }
@@ -180,6 +188,11 @@ export function loadSlow(va: u64, size: i32): u64 {
 // Stores the low `size` bytes of `value` at `va`. On failure g_status is set and nothing
 // has been written.
 export function storeSlow(va: u64, size: i32, value: u64): void {
+  if (g_dataWatch && dataWatchBefore(va, size, WATCH_WRITE)) return;
+  storeAccess(va, size, value);
+}
+
+function storeAccess(va: u64, size: i32, value: u64): void {
   const off = <i32>(va & 0xfff);
   if (off + size > 4096) {
     // Crosses a page: translate (and ready) both pages before writing any byte.
@@ -189,7 +202,7 @@ export function storeSlow(va: u64, size: i32, value: u64): void {
     storeProbe(va + <u64>first);
     if (g_status != ST_OK) return;
     for (let i = 0; i < size; i++) {
-      storeSlow(va + <u64>i, 1, value >> <u64>(i * 8));
+      storeAccess(va + <u64>i, 1, value >> <u64>(i * 8));
     }
     return;
   }
@@ -257,6 +270,13 @@ export function amoAddress(va: u64, access: i32): usize {
   const ctx = access == ACCESS_STORE ? g_storeCtx : g_loadCtx;
   const e = tlbEntry(tlb, vpn);
   if (load<u64>(e) == (vpn | ctx)) return <usize>load<u32>(e, 8) + <usize>(va & 0xfff);
+  // An AMO reads and writes; LR reads (SC writes, but tells no watch apart from an AMO).
+  const kinds = access == ACCESS_STORE ? WATCH_READ | WATCH_WRITE : WATCH_READ;
+  if (g_dataWatch && dataWatchBefore(va, 1, kinds)) return 0;
+  return amoAccess(va, access);
+}
+
+function amoAccess(va: u64, access: i32): usize {
   const host = tlbFill(va, access);
   if (host < 0) return 0;
   if (host == 0) {

@@ -73,6 +73,10 @@ interface CoreExports {
   debugSetNoIrq(on: number): void;
   debugRunHart(h: number, n: number): number;
   debugSetHeldHarts(mask: number): void;
+  debugWatchTable(): number;
+  debugSetWatchCount(n: number): void;
+  debugWatchHitKinds(): number;
+  debugWatchHitAddr(): bigint;
   lastInstruction(): number;
   instret(): bigint;
   getMtime(): bigint;

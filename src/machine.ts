@@ -11,9 +11,11 @@ import { writeOut, yieldToEventLoop } from "./platform.js";
 import type { PageSource } from "./snapshot/source.js";
 import { FPR_NAMES, GPR_NAMES } from "./disasm.js";
 import { CSR_NUMBERS } from "./csr-names.js";
-import type { StopEvent } from "./gdb/stub.js";
+import type { StopEvent, Watchpoint } from "./gdb/stub.js";
 
 export const MTIME_HZ = 10_000_000;
+/** The core's watchpoint table (assembly/debug.ts WP_MAX). */
+const WATCHPOINTS_MAX = 16;
 const SLICE = 1 << 20;
 const NO_DEADLINE = 0xffff_ffff_ffff_ffffn;
 /**
@@ -332,6 +334,24 @@ export class Machine {
     ex.debugSetBreakpointCount(n);
   }
 
+  /**
+   * The debugger's watchpoints (virtual addresses, every hart), kept in the core's table: an access
+   * that touches one completes its instruction, then the machine stops. False if there are more
+   * than the core holds (gdb then watches in software).
+   */
+  setWatchpoints(list: readonly Watchpoint[]): boolean {
+    const ex = this.core.exports;
+    if (list.length > WATCHPOINTS_MAX) return false;
+    const table = new DataView(ex.memory.buffer, ex.debugWatchTable(), WATCHPOINTS_MAX * 24);
+    list.forEach((w, i) => {
+      table.setBigUint64(i * 24, BigInt.asUintN(64, w.addr), true);
+      table.setBigUint64(i * 24 + 8, BigInt(Math.max(1, w.len)), true);
+      table.setBigUint64(i * 24 + 16, BigInt(w.kind === "watch" ? 2 : w.kind === "rwatch" ? 1 : 3), true);
+    });
+    ex.debugSetWatchCount(list.length);
+    return true;
+  }
+
   /** Monitor `cont`. */
   resume(): void {
     this.paused = false;
@@ -520,10 +540,16 @@ export class Machine {
           this.meter?.enter("host");
           this.idleNow = false;
           break;
-        case Exit.Debug:
+        case Exit.Debug: {
+          // A breakpoint (before the instruction) or a watchpoint (after it; also ends a step).
           this.paused = true;
-          this.debugStopped?.({ reason: "breakpoint", hart: core.selectedHart });
+          this.debugStepHart = undefined;
+          const kinds = ex.debugWatchHitKinds();
+          const hart = core.selectedHart;
+          if (kinds === 0) this.debugStopped?.({ reason: "breakpoint", hart });
+          else this.debugStopped?.({ reason: "watch", hart, watch: { kind: kinds === 2 ? "watch" : kinds === 1 ? "rwatch" : "awatch", addr: ex.debugWatchHitAddr() } });
           break;
+        }
         case Exit.Slice:
           break;
       }

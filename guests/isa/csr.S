@@ -504,6 +504,73 @@
         CHECK   a0, CAUSE_BREAKPOINT    /* unchanged */
         /* (medeleg[11], ECALL from M, "should" be read-only zero; QEMU 7.2 keeps it writable) */
         csrw    medeleg, zero
+
+        /* ---- a counter write counts from the next instruction (priv spec 3.1.11: the
+         * writing instruction does not increment it) */
+        CASE 140
+        csrwi   minstret, 0
+        csrr    a0, minstret
+        CHECK   a0, 0
+        CASE 141
+        li      a1, 1000
+        csrw    minstret, a1
+        nop
+        csrr    a0, minstret
+        CHECK   a0, 1001
+        CASE 142
+        csrwi   mcycle, 0
+        csrr    a0, mcycle
+        CHECK   a0, 0
+
+        /* ---- debug triggers (Sdtrig): tselect, tdata1/2/3, tinfo, WARL */
+        CASE 143                        /* two triggers: 0 and 1 stick, 2 leaves tselect alone */
+        csrwi   tselect, 1
+        csrr    a0, tselect
+        CHECK   a0, 1
+        csrwi   tselect, 2
+        csrr    a0, tselect
+        CHECK   a0, 1
+        csrwi   tselect, 0
+        CASE 144                        /* tinfo: mcontrol (2) and disabled (15), version 1 */
+        csrr    a0, tinfo
+        CHECK   a0, 0x01008004
+        CASE 145                        /* reset: an mcontrol that matches nothing */
+        csrr    a0, tdata1
+        CHECK   a0, 0x2000000000000000
+        CASE 146                        /* mcontrol keeps m/s/u, execute/store/load, match */
+        li      a1, 0x2000000000000000 | (2 << 7) | 0x5f
+        csrw    tdata1, a1
+        csrr    a0, tdata1
+        CHECKR  a0, a1
+        CASE 147                        /* dmode, maskmax, hit, select, timing, sizelo, action, chain read 0 */
+        li      a1, 0x2fe0000000000000 | (1 << 20) | (1 << 19) | (1 << 18) | (3 << 16) | (1 << 12) | (1 << 11) | 0x48
+        csrw    tdata1, a1
+        csrr    a0, tdata1
+        CHECK   a0, 0x2000000000000048
+        CASE 148                        /* match NAPOT (1) is not supported: equal (0) */
+        li      a1, 0x2000000000000000 | (1 << 7) | 0x41
+        csrw    tdata1, a1
+        csrr    a0, tdata1
+        CHECK   a0, 0x2000000000000041
+        CASE 149                        /* an unsupported type: disabled (15) */
+        li      a1, 0x6000000000000044
+        csrw    tdata1, a1
+        csrr    a0, tdata1
+        CHECK   a0, 0xf000000000000000
+        CASE 150                        /* tdata2 holds an address, tdata3 reads zero; per trigger */
+        li      a1, 0x123456789abcdef0
+        csrw    tdata2, a1
+        csrr    a0, tdata2
+        CHECKR  a0, a1
+        csrw    tdata3, a1
+        csrr    a0, tdata3
+        CHECK   a0, 0
+        csrwi   tselect, 1
+        csrr    a0, tdata2
+        CHECK   a0, 0
+        csrw    tdata1, zero            /* leave both disabled */
+        csrwi   tselect, 0
+        csrw    tdata1, zero
         TEST_END
 
         .text

@@ -100,7 +100,7 @@ export class MachineDebugTarget implements DebugTarget {
   }
 
   setWatchpoints(w: Watchpoint[]): boolean {
-    return w.length === 0;
+    return this.machine.setWatchpoints(w);
   }
 
   setStepNoIrq(on: boolean): void {

@@ -1,7 +1,7 @@
 // The gdb stub against the real gdb-multiarch (Debian's package), in batch mode, on a guest of
 // our own with symbols (guests/gdb/debugee.elf): breakpoints, continue, registers, stepping into
-// a trap handler, a (software) watchpoint on a store, memory through Sv39, threads, monitor
-// commands, detach. And the stub against a raw socket: malformed packets, a client that leaves
+// a trap handler, software and hardware watchpoints, memory through Sv39, harts as threads,
+// monitor commands, detach. And the stub against a raw socket: malformed packets, a client that leaves
 // mid-packet, 1 MB packets.
 
 import { describe, expect, it } from "vitest";
@@ -164,7 +164,7 @@ describe.skipIf(!haveGdb)("gdb-multiarch against the stub", () => {
     }
   });
 
-  it("a software watchpoint on a store, Ctrl-C-free continue to the end", { timeout: 120_000 }, async () => {
+  it("hardware watchpoints (Z2/Z3/Z4): watch, rwatch, awatch, through Sv39 in S-mode, as QEMU reports them", { timeout: 120_000 }, async () => {
     const { rvm, port } = await startRvm();
     try {
       const out = await gdb([
@@ -172,14 +172,24 @@ describe.skipIf(!haveGdb)("gdb-multiarch against the stub", () => {
         `target remote 127.0.0.1:${port}`,
         "break main",
         "continue",
-        "set can-use-hw-watchpoints 0",
         "watch counter",
         "continue",
-        "p counter",
+        "p $pc",
+        "rwatch trap_count",
+        "awatch supervisor_sum",
+        "continue",
+        "continue",
+        "continue",
+        "continue",
         "delete",
         "continue",
       ], 100_000);
-      expect(out).toMatch(/Watchpoint 2: counter\s+Old value = 0\s+New value = 42/);
+      // What gdb-multiarch prints against qemu-system-riscv64 for the same script.
+      expect(out).toMatch(/Hardware watchpoint 2: counter\s+Old value = 0\s+New value = 42\s+main \(\) at debugee\.c:61/);
+      expect(out).toMatch(/Hardware read watchpoint 3: trap_count\s+Value = 0\s+0x[0-9a-f]+ in handle_trap \(cause=11\) at debugee\.c:43/);
+      expect(out).toMatch(/Hardware access \(read\/write\) watchpoint 4: supervisor_sum\s+Old value = 0\s+New value = 205\s+in_supervisor \(\)/);
+      expect(out).toMatch(/Hardware access \(read\/write\) watchpoint 4: supervisor_sum\s+Value = 205\s+handle_trap \(cause=9\)/);
+      expect(out).toMatch(/Hardware read watchpoint 3: trap_count\s+Value = 1\s+/);
       expect(out).toContain("[Inferior 1 (process 1) exited normally]");
       expect(await rvm.exitCode(60_000)).toBe(0);
     } finally {
