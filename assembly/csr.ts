@@ -13,6 +13,7 @@ import { mtimeNow, mtimecmpOf, msipOf } from "./clint";
 import { tlbFlushAll, updateTranslationContext } from "./tlb";
 import { tdata1Get, tdata1Set, tdata2Get, tdata2Set } from "./debug";
 import { TRIGGERS } from "./layout";
+import { g_trace, TRACE_GUEST_ERRORS, traceCsr } from "./trace";
 import {
   csrGet, csrSet, priv, CSR_FFLAGS, CSR_FRM, CSR_FCSR, CSR_CYCLE, CSR_TIME, CSR_INSTRET, CSR_SSTATUS,
   CSR_SIE, CSR_STVEC, CSR_SCOUNTEREN, CSR_SENVCFG, CSR_SSCRATCH, CSR_SEPC, CSR_SCAUSE, CSR_STVAL,
@@ -188,6 +189,7 @@ export function csrCheck(num: u32, write: bool, insn: u32): bool {
   const kind = load<u8>(CSR_KIND + num);
   const p = priv();
   if (kind == KIND_ABSENT || p < <u64>((num >> 8) & 3) || (write && (num >> 10) == 3)) {
+    if (g_trace & TRACE_GUEST_ERRORS) traceCsr(num, write, insn);
     raiseTrap(CAUSE_ILLEGAL_INSTRUCTION, insn);
     return false;
   }

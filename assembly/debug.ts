@@ -18,6 +18,7 @@ import { H_PRIV, H_TRIG, TRIGGERS } from "./layout";
 import { csrGet, CSR_MSTATUS, MSTATUS_MIE } from "./csrdef";
 import { raiseTrap, exitBeforeEffect, EXIT_DEBUG, CAUSE_BREAKPOINT } from "./status";
 import { tlbFlushAll } from "./tlb";
+import { g_traceFetch } from "./trace";
 
 export const BP_MAX: i32 = 64;
 const BP_TABLE: usize = memory.data(BP_MAX * 8);
@@ -42,8 +43,9 @@ let g_trigData: bool = false;
 export let g_fetchWatch: bool = false;
 export let g_dataWatch: bool = false;
 
-function armed(): void {
-  g_fetchWatch = g_bpCount != 0 || g_trigFetch;
+// Also after the trace items changed (index.ts): a fetch trace looks at every fetch.
+export function armed(): void {
+  g_fetchWatch = g_bpCount != 0 || g_trigFetch || g_traceFetch;
   g_dataWatch = g_wpCount != 0 || g_trigData;
 }
 
@@ -181,6 +183,7 @@ export function fetchWatchHit(pc: u64): bool {
 
 // Whether the virtual page `vpn` holds a fetch watch (such a page is never the cached fetch page).
 export function fetchWatchOnPage(vpn: u64): bool {
+  if (g_traceFetch) return true;
   for (let i = 0; i < g_bpCount; i++) if ((load<u64>(BP_TABLE + (<usize>i << 3)) >> 12) == vpn) return true;
   return g_trigFetch && triggerOnPage(vpn, MC_EXECUTE);
 }

@@ -13,7 +13,8 @@ import { rvcInit } from "./rvc";
 import { updateTranslationContext } from "./tlb";
 import { g_ramPages, setRam, setTohost, setMmioFault } from "./bus";
 import { translateProbe } from "./mmu";
-import { setWpCount, triggersChanged } from "./debug";
+import { setWpCount, triggersChanged, armed } from "./debug";
+import { setTrace } from "./trace";
 import {
   g_exitPage, g_status, g_hart, g_nharts, exitAfterInstruction, clearStatus, EXIT_STOP, EXIT_SLICE, ST_OK, ST_EXIT,
 } from "./status";
@@ -139,6 +140,9 @@ export { runHart as debugRunHart, setHeldHarts as debugSetHeldHarts } from "./ha
 export { wpTable as debugWatchTable, watchHitKinds as debugWatchHitKinds, watchHitAddr as debugWatchHitAddr } from "./debug";
 // The debugger's watchpoints changed: no hart keeps a TLB entry for a page that now holds one.
 export function debugSetWatchCount(n: i32): void { setWpCount(n); tlbFlushAllHarts(); }
+
+// --- tracing (-d, src/trace.ts): TRACE_* items; the host's "trace" import receives them ---
+export function setTraceItems(flags: u32): void { setTrace(flags); armed(); }
 
 // --- pages ---
 export function exitPage(): u32 { return g_exitPage; }

@@ -16,6 +16,7 @@ import {
   hitsTohost, ioRead, ioWrite,
 } from "./bus";
 import { g_dataWatch, dataWatchBefore, dataWatchOnPage, WATCH_READ, WATCH_WRITE } from "./debug";
+import { g_trace, g_traceFetch, TRACE_MMU, traceMmu, traceParcel } from "./trace";
 
 // --- translation ---
 
@@ -23,6 +24,10 @@ function pageFault(access: i32, va: u64): void {
   raiseTrap(access == ACCESS_FETCH ? CAUSE_FETCH_PAGE_FAULT
     : access == ACCESS_LOAD ? CAUSE_LOAD_PAGE_FAULT : CAUSE_STORE_PAGE_FAULT, va);
 }
+
+// What the last walk found, for the mmu trace: the leaf's R/W/X and the privilege it used.
+let g_walkProt: i32 = 0;
+let g_walkIdx: u64 = 0;
 
 // While probing (the monitor's `x` command), a walk has no side effects: no A/D update, and a
 // fault or a not-yet-restored table page is reported through g_status like any other.
@@ -48,6 +53,8 @@ export function translate(va: u64, access: i32): u64 {
   }
   const satp = csrGet(CSR_SATP);
   const mode = satp >> 60;
+  g_walkIdx = effPriv;
+  g_walkProt = 7;
   if (effPriv == 3 || mode == 0) return va;
 
   const levels: i32 = mode == 8 ? 3 : mode == 9 ? 4 : 5; // Sv39, Sv48, Sv57
@@ -101,6 +108,7 @@ export function translate(va: u64, access: i32): u64 {
     pageFault(access, va);
     return -1;
   }
+  g_walkProt = <i32>((pte >> 1) & 7); // R, W, X: QEMU's PAGE_READ, PAGE_WRITE, PAGE_EXEC
   const ppn = (pte >> 10) & 0xfffffffffff;
   const superMask: u64 = (<u64>1 << <u64>(9 * level)) - 1;
   if (ppn & superMask) { pageFault(access, va); return -1; } // misaligned superpage
@@ -120,6 +128,7 @@ export function translate(va: u64, access: i32): u64 {
 // or -1 after raising a trap / exit.
 function tlbFill(va: u64, access: i32): isize {
   const pa = translate(va, access);
+  if (g_trace & TRACE_MMU) traceMmu(va, access, g_status == ST_OK, g_status == ST_OK ? pa : 0, g_status == ST_OK ? g_walkProt : 0, g_walkIdx);
   if (g_status != ST_OK) return -1;
   let host: usize;
   if (inRam(pa)) {
@@ -259,7 +268,9 @@ export function fetchParcel(va: u64): u32 {
   }
   g_fetchVpn = vpn;
   g_fetchHost = <usize>host;
-  return load<u16>(<usize>host + <usize>(va & 0xfff));
+  const parcel = <u32>load<u16>(<usize>host + <usize>(va & 0xfff));
+  if (g_traceFetch) traceParcel(va, parcel); // -d in_asm/exec/cpu, --trace: every fetch comes here
+  return parcel;
 }
 
 // Translates `va` for an atomic read-modify-write (LR/SC/AMO): RAM only, store permission

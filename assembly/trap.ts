@@ -15,6 +15,7 @@ import {
 import { mipValue } from "./csr";
 import { INTERRUPT_BIT } from "./status";
 import { updateTranslationContext } from "./tlb";
+import { g_trace, TRACE_INT, traceTrap } from "./trace";
 
 // Performs trap entry for `cause` (with INTERRUPT_BIT for interrupts) taken at `pc`.
 // Returns the new pc.
@@ -48,6 +49,7 @@ export function takeTrap(cause: u64, tval: u64, pc: u64): u64 {
   }
   csrSet(CSR_MSTATUS, status);
   updateTranslationContext();
+  if (g_trace & TRACE_INT) traceTrap(cause, pc, tval, p, load<u64>(H_PRIV));
   const base = vector & ~(<u64>3);
   if (isInterrupt && (vector & 3) == 1) return base + 4 * code;
   return base;

@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { RvmError, UsageError } from "./errors.js";
+import { parseTraceItems, traceHelp, Tracer } from "./trace.js";
 import {
   applyGlobal, checkCpu, checkDisplay, checkSerial, DriveList, formatCommanderError, GlobalProps,
   MonitorSpec, parseIcount, parseMachine, parseMonitor, parseName, parseRtc, parseSmp, qemuArgsToLong,
@@ -96,6 +97,9 @@ interface RunFlags {
   format?: "elf" | "raw";
   timeout?: number;
   trace?: boolean;
+  /** -d ITEMS and -D FILE: QEMU's log (src/trace.ts). */
+  d?: string;
+  D?: string;
   icount?: string;
   reboot?: boolean;
   name?: string;
@@ -104,6 +108,10 @@ interface RunFlags {
 }
 
 async function runCommand(file: string | undefined, flags: RunFlags): Promise<number> {
+  if (flags.d === "help") {
+    process.stdout.write(traceHelp());
+    return 0;
+  }
   const { dumpdtb } = parseMachine(flags.machine);
   if (flags.cpu !== undefined) checkCpu(flags.cpu);
   const harts = parseSmp(flags.smp);
@@ -184,6 +192,11 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     return 0;
   }
   if (flags.reboot === false) machine.noReboot = true;
+  // -d ITEMS (--trace is -d insn), to -D FILE or stderr.
+  const traceItems = parseTraceItems(flags.d ?? "");
+  if (flags.trace) traceItems.add("insn");
+  const tracer = traceItems.size > 0 ? new Tracer(traceItems, flags.D) : undefined;
+  machine.setTracer(tracer);
   const guestName = flags.name !== undefined ? parseName(flags.name) : undefined;
   if (guestName?.process) process.title = guestName.process;
   const temporaryStore = temporaryDisks ? mkdtempSync(join(tmpdir(), "rvm-snapshots-")) : undefined;
@@ -272,7 +285,6 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   try {
     const result = await machine.run({
       timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : undefined,
-      trace: flags.trace ? (line) => process.stderr.write(line + "\n") : undefined,
     });
     if (result.reason === "timeout") process.stderr.write(`rvm: timeout after ${flags.timeout} s, guest still running\n`);
     report();
@@ -282,6 +294,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     terminal.stop();
     server?.close();
     gdbServer?.close();
+    tracer?.close();
     store.close();
     if (temporaryStore) rmSync(temporaryStore, { recursive: true, force: true });
     objectStore?.close();
@@ -397,7 +410,9 @@ export function buildProgram(): Command {
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
     .option("--icount <spec>", "deterministic time: [shift=]N[,sleep=on|off]: mtime advances one tick every 2^N instructions; " +
       "sleep=off jumps an idle hart's time to its next timer deadline at once (default on: idle time passes at host speed)")
-    .option("--trace", "print every instruction executed (privilege, pc, encoding) to stderr")
+    .option("--trace", "print every instruction executed (privilege, pc, encoding): -d insn")
+    .option("-d <items>", "QEMU's log items, comma separated: in_asm, exec, cpu, int, mmu, guest_errors, unimp (-d help)")
+    .option("-D <file>", "write the -d log to FILE instead of stderr")
     .addHelpText("after", [
       "",
       "QEMU's one-dash spellings work too: -M virt -m 256M -smp 1 -nographic -bios fw_dynamic.bin",

@@ -74,6 +74,7 @@ interface CoreExports {
   debugRunHart(h: number, n: number): number;
   debugSetHeldHarts(mask: number): void;
   debugWatchTable(): number;
+  setTraceItems(flags: number): void;
   debugSetWatchCount(n: number): void;
   debugWatchHitKinds(): number;
   debugWatchHitAddr(): bigint;
@@ -251,6 +252,7 @@ export class Core {
       host: {
         mmioRead: (addr: number, size: number) => this.mmioRead(addr >>> 0, size),
         mmioWrite: (addr: number, size: number, value: number) => this.mmioWrite(addr >>> 0, size, value >>> 0),
+        trace: (kind: number, a: bigint, b: bigint, c: bigint) => this.onTrace?.(kind, a, b, c),
       },
     });
     this.exports = instance.exports as unknown as CoreExports;
@@ -299,9 +301,14 @@ export class Core {
     return undefined;
   }
 
+  /** The -d log's hooks (src/trace.ts): the core's trace import, and accesses nothing answers. */
+  onTrace: ((kind: number, a: bigint, b: bigint, c: bigint) => void) | undefined;
+  onUnmapped: ((addr: number, size: number, write: boolean) => void) | undefined;
+
   private mmioRead(addr: number, size: number): number {
     const m = this.find(addr);
     if (!m) {
+      this.onUnmapped?.(addr, size, false);
       this.exports.mmioFault();
       return 0;
     }
@@ -311,6 +318,7 @@ export class Core {
   private mmioWrite(addr: number, size: number, value: number): void {
     const m = this.find(addr);
     if (!m) {
+      this.onUnmapped?.(addr, size, true);
       this.exports.mmioFault();
       return;
     }

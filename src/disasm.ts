@@ -67,6 +67,18 @@ export function insnLength(lo16: number): number {
   return 2; // longer encodings: objdump treats them as a 2-byte unit
 }
 
+/**
+ * One line in QEMU's disassembly layout (monitor x/i, -d in_asm):
+ * "0x<pc>:  <encoding>  <mnemonic> <operands>  # <address>", with objdump's mnemonics.
+ */
+export function formatQemuInsn(pc: bigint, word: number, len: number, dis: Disassembler): string {
+  const insn = dis.decode(word >>> 0, pc);
+  const raw = len === 2 ? (word & 0xffff).toString(16).padStart(4, "0") : (word >>> 0).toString(16).padStart(8, "0");
+  let text = raw.padEnd(18) + (insn.operands ? insn.mnemonic.padEnd(24) + insn.operands : insn.mnemonic);
+  if (insn.comment !== undefined) text = text.padEnd(18 + 24 + 24) + "# 0x" + insn.comment.toString(16);
+  return `0x${pc.toString(16).padStart(16, "0")}:  ${text.trimEnd()}`;
+}
+
 export class Disassembler {
   private readonly hiAddr: (bigint | undefined)[] = new Array(32).fill(undefined);
   private printAddr: bigint | undefined;

@@ -12,6 +12,7 @@ import type { PageSource } from "./snapshot/source.js";
 import { FPR_NAMES, GPR_NAMES } from "./disasm.js";
 import { CSR_NUMBERS } from "./csr-names.js";
 import type { StopEvent, Watchpoint } from "./gdb/stub.js";
+import type { Tracer } from "./trace.js";
 
 export const MTIME_HZ = 10_000_000;
 /** The core's watchpoint table (assembly/debug.ts WP_MAX). */
@@ -47,8 +48,6 @@ export interface MachineOptions {
 export interface RunOptions {
   /** Wall-clock limit in milliseconds. */
   timeoutMs?: number;
-  /** Single-steps and reports each instruction executed. */
-  trace?: (line: string) => void;
   /** Return after about this many instructions retired (reason "budget"); deterministic with icount. */
   instructions?: number;
   /** Return once this is true, checked between slices (reason "budget"). */
@@ -324,6 +323,37 @@ export class Machine {
     this.resume();
   }
 
+  /** The -d log (src/trace.ts): the core reports the items it asks for. */
+  private tracer: Tracer | undefined;
+
+  setTracer(tracer: Tracer | undefined): void {
+    this.tracer = tracer;
+    const ex = this.core.exports;
+    this.core.onTrace = tracer?.onCore;
+    this.core.onUnmapped = tracer ? (addr, size, write) => tracer.unmapped(addr, size, write) : undefined;
+    if (tracer) {
+      tracer.attachDevices();
+      tracer.multiHart = this.core.harts > 1;
+      const core = this.core;
+      tracer.target = {
+        currentHart: () => core.selectedHart,
+        registerDump: (pc) => this.selectedRegisters(pc),
+        satp: () => core.csr(0x180),
+        // Code for in_asm, read while the hart runs: translated without side effects, from RAM
+        // or the reset ROM only, never restoring a page.
+        readVirtual: (addr, len) => {
+          const pa = ex.debugTranslate(addr, 0);
+          if (pa < 0n) throw new MemoryAccessError(addr, "no mapping");
+          const p = Number(pa);
+          if (this.mem.inRam(p, len) && (core.pages[(p - RAM_BASE) / 4096 | 0] & PageState.NotRestored) === 0) return this.mem.view(p, len).slice();
+          if (p >= ROM_START && p + len <= core.rom.length) return core.rom.slice(p, p + len);
+          throw new MemoryAccessError(pa, "not RAM or ROM");
+        },
+      };
+    }
+    ex.setTraceItems(tracer?.coreFlags() ?? 0);
+  }
+
   /** The debugger's breakpoints (virtual addresses), kept in the core's table, not in memory. */
   setBreakpoints(addrs: bigint[]): void {
     const ex = this.core.exports;
@@ -439,6 +469,7 @@ export class Machine {
       this.mtimeBase = ex.getMtime();
       if (reason !== "budget") for (const f of this.onExit) f();
       if (reason === "exit" || reason === "stop") this.debugStopped?.({ reason: "exited", hart: 0, exitCode });
+      this.tracer?.flush();
       return { exitCode, reason, instret: core.instret - startInstret, seconds: (performance.now() - start) / 1000 };
     };
     this.looping = true;
@@ -473,7 +504,7 @@ export class Machine {
       const now = performance.now();
       if (realtime) ex.setMtime(mtimeStart + BigInt(Math.floor((now - wallStart) * (MTIME_HZ / 1000))));
       if (opts.until?.()) return finish(0, "budget");
-      let slice = opts.trace ? 1 : SLICE;
+      let slice = SLICE;
       // A debugger's step, or the step over the breakpoint a hart resumes from: that hart alone
       // runs one instruction, with breakpoints off.
       const stepping = this.debugStepHart !== undefined;
@@ -489,9 +520,6 @@ export class Machine {
         slice = Math.min(slice, left);
       }
       this.beforeSlice?.();
-      const pcBefore = opts.trace ? core.pc : 0n;
-      const privBefore = opts.trace ? core.priv : 0;
-      const hartBefore = opts.trace ? core.selectedHart : 0;
       this.meter?.enter("guest");
       const reason = alone === undefined ? core.run(slice) : ex.debugRunHart(alone, 1) as Exit;
       this.meter?.enter("host");
@@ -499,12 +527,6 @@ export class Machine {
         ex.debugSetBreakpointCount(this.breakpoints.length);
         ex.debugSetNoIrq(0);
         if (reason !== Exit.Page) this.overBreakpoint = undefined;
-      }
-      if (opts.trace) {
-        const insn = ex.lastInstruction() >>> 0;
-        const text = (insn & 3) === 3 ? insn.toString(16).padStart(8, "0") : (insn & 0xffff).toString(16).padStart(4, "0");
-        const hart = core.harts > 1 ? `${hartBefore} ` : "";
-        opts.trace(`${hart}${"USHM"[privBefore] ?? "?"} ${pcBefore.toString(16).padStart(16, "0")} ${text}`);
       }
       const stop = this.stopRequested as { code: number } | undefined;
       switch (reason) {
@@ -682,12 +704,12 @@ export class Machine {
     return this.core.withHart(this.monitorCpu, () => this.selectedRegisters());
   }
 
-  private selectedRegisters(): string {
+  private selectedRegisters(pc = this.core.pc): string {
     const c = this.core;
     const hex = (v: bigint) => BigInt.asUintN(64, v).toString(16).padStart(16, "0");
     const names = GPR_NAMES;
     const lines = [
-      ` pc       ${hex(c.pc)}`,
+      ` pc       ${hex(pc)}`,
       ` mhartid  ${hex(c.csr(0xf14))}`,
       ` mstatus  ${hex(c.csr(0x300))}`,
       ` priv     ${"USHM"[c.priv]}`,

@@ -8,7 +8,7 @@
 // memory"); an unexpected exception becomes a one-line "Error: internal error: ..." reply.
 // Arguments are split as HMP does: a word, or a "double-quoted string" with \\ \" \' \n \r.
 
-import { Disassembler, insnLength } from "./disasm.js";
+import { Disassembler, formatQemuInsn, insnLength } from "./disasm.js";
 import { evaluate, ExprError } from "./monitor-expr.js";
 import { MemoryAccessError, RvmError } from "./errors.js";
 
@@ -253,12 +253,7 @@ export class Monitor {
       const len = bytes.length;
       let word = 0;
       for (let b = Math.min(len, 4) - 1; b >= 0; b--) word = (word << 8) | bytes[b];
-      const insn = dis.decode(word >>> 0, pc);
-      let raw = "";
-      for (let b = len - 2; b >= 0; b -= 2) raw += (bytes[b] | (bytes[b + 1] << 8)).toString(16).padStart(4, "0");
-      let text = raw.padEnd(18) + (insn.operands ? insn.mnemonic.padEnd(24) + insn.operands : insn.mnemonic);
-      if (insn.comment !== undefined) text = text.padEnd(18 + 24 + 24) + "# 0x" + insn.comment.toString(16);
-      lines.push(`0x${pc.toString(16).padStart(16, "0")}:  ${text.trimEnd()}`);
+      lines.push(formatQemuInsn(pc, word, len, dis));
       pc = BigInt.asUintN(64, pc + BigInt(len));
     }
     return lines.join("\n") + "\n";

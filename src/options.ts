@@ -65,8 +65,6 @@ const NOT_IMPLEMENTED: Record<string, string> = {
   incoming: "rvm has no live migration; use savevm and -loadvm",
   "daemonize": "rvm runs in the foreground",
   pidfile: "rvm writes no pid file",
-  D: "rvm has no QEMU log file (see --trace)",
-  d: "rvm has no QEMU log items (see --trace)",
   L: "rvm finds its firmware itself",
 };
 

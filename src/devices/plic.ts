@@ -20,6 +20,7 @@
 // would interrupt it forever, while QEMU (and rvm) deliver it once.
 
 import type { MmioHandler } from "../core.js";
+import { guestLog } from "../guest-log.js";
 
 /** QEMU's VIRT_IRQCHIP_NUM_SOURCES: IDs 0..95, 0 reserved. */
 export const PLIC_NUM_SOURCES = 96;
@@ -166,7 +167,10 @@ export class Plic implements MmioHandler {
   }
 
   write(offset: number, size: number, value: number): void {
-    if (size !== 4 || offset & 3) return;
+    if (size !== 4 || offset & 3) {
+      guestLog("guest_errors", `plic: invalid register write: 0x${offset.toString(16)} (size ${size})`);
+      return;
+    }
     const v = value >>> 0;
     if (offset < PENDING_BASE) {
       const src = (offset - PRIORITY_BASE) >>> 2;

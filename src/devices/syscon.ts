@@ -8,6 +8,7 @@
 // writes); bare-metal tests write it directly. Reads return 0; other values are ignored.
 
 import type { MmioHandler } from "../core.js";
+import { guestLog } from "../guest-log.js";
 
 export const FINISHER_FAIL = 0x3333;
 export const FINISHER_PASS = 0x5555;
@@ -36,6 +37,8 @@ export class Syscon implements MmioHandler {
       case FINISHER_RESET:
         this.onAction("reset", 0);
         break;
+      default: // as QEMU's sifive_test
+        guestLog("guest_errors", `sifive_test_write: write: addr=0x${offset.toString(16)} val=0x${v.toString(16).padStart(16, "0")}`);
     }
   }
 }

@@ -30,6 +30,7 @@
 // latches a request on every call with `true` (see plic.ts for why).
 
 import type { MmioHandler } from "../core.js";
+import { guestLog } from "../guest-log.js";
 
 
 // Register offsets (reg-shift 0).
@@ -322,8 +323,9 @@ export class Uart16550 implements MmioHandler {
       case SCR:
         this.scr = v;
         return;
-      default:
-        return; // LSR and MSR writes are factory test modes: ignored
+      default: // LSR and MSR writes are factory test modes: ignored
+        guestLog("unimp", `serial: write to ${offset === 5 ? "LSR" : "MSR"} (factory test mode) not implemented: 0x${v.toString(16)}`);
+        return;
     }
   }
 
