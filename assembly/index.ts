@@ -6,7 +6,7 @@
 
 import {
   RAM, PAGES, HART, HART_SIZE, HARTS, MACHINE, MACHINE_END, H_PC, H_PRIV, M_MTIME, M_EXTIRQ,
-  H_LASTINSN, H_WFI, XREG, FREG, ROM, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, MAX_HARTS,
+  H_LASTINSN, H_WFI, XREG, FREG, ROM, TLB_FETCH, TLBS, TLB_BYTES, TLB_SIZE, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, MAX_HARTS,
 } from "./layout";
 import { csrInit, csrRead, csrWrite, setIcountShift, csrExists as coreCsrExists } from "./csr";
 import { rvcInit } from "./rvc";
@@ -57,6 +57,9 @@ export function ramPages(): u32 { return g_ramPages; }
 // Hart h's state block while it is not selected (all of them after syncHarts()).
 export function hartSlotAddress(h: u32): usize { return HARTS + <usize>h * HART_SIZE; }
 export function hartSize(): usize { return HART_SIZE; }
+// Hart h's TLBs (fetch, load, store; TLB_SIZE entries of 16 bytes each, tlb.ts), for `info tlb`.
+export function tlbAddress(h: u32): usize { return h == g_hart ? TLB_FETCH : TLBS + <usize>h * TLB_BYTES; }
+export function tlbSize(): u32 { return TLB_SIZE; }
 // The state the harts share: mtime, the CLINT's registers, IRQ lines, whose turn it is.
 export function machineAddress(): usize { return MACHINE; }
 export function machineSize(): usize { return MACHINE_END - MACHINE; }

@@ -75,6 +75,8 @@ interface CoreExports {
   debugSetHeldHarts(mask: number): void;
   debugWatchTable(): number;
   setTraceItems(flags: number): void;
+  tlbAddress(h: number): number;
+  tlbSize(): number;
   debugSetWatchCount(n: number): void;
   debugWatchHitKinds(): number;
   debugWatchHitAddr(): bigint;

@@ -13,6 +13,7 @@ import { FPR_NAMES, GPR_NAMES } from "./disasm.js";
 import { CSR_NUMBERS } from "./csr-names.js";
 import type { StopEvent, Watchpoint } from "./gdb/stub.js";
 import type { Tracer } from "./trace.js";
+import { infoMem, infoTlb } from "./mmu-info.js";
 
 export const MTIME_HZ = 10_000_000;
 /** The core's watchpoint table (assembly/debug.ts WP_MAX). */
@@ -759,6 +760,28 @@ export class Machine {
     const csr = CSR_NUMBERS.get(name);
     if (csr !== undefined) return c.csr(csr);
     return undefined;
+  }
+
+  /** info mem: the monitor hart's address space from its page table, as QEMU prints it. */
+  memInfo(): string {
+    const c = this.core;
+    const satp = BigInt.asUintN(64, c.withHart(this.monitorCpu, () => c.csr(0x180)));
+    // Page-table pages are read as the hart would: RAM only (a page not yet restored is restored).
+    return infoMem(satp, (pa) => (this.mem.inRam(Number(pa), 8) ? this.mem.readU64(Number(pa)) : 0n));
+  }
+
+  /** info tlb: what every hart's software TLBs hold now. */
+  tlbInfo(): string {
+    const ex = this.core.exports;
+    const ram = ex.ramAddress(), rom = ex.romAddress(), entries = ex.tlbSize();
+    const views = Array.from({ length: this.core.harts }, (_, h) => ({
+      hart: h,
+      tables: new DataView(ex.memory.buffer, ex.tlbAddress(h), entries * 16 * 3),
+      entries,
+      physical: (host: number) => host >= ram ? BigInt(host - ram) + BigInt(RAM_BASE)
+        : host >= rom && host < rom + 0x10000 ? BigInt(host - rom) : undefined,
+    }));
+    return infoTlb(views);
   }
 
   /** info pic */

@@ -1,5 +1,5 @@
 // The monitor: a small subset of QEMU's HMP (human monitor protocol), so the commands course
-// material teaches work here: help, info status|registers|mtree|pages|pic|irq|qtree, stop, cont,
+// material teaches work here: help, info status|registers|mtree|pages|pic|irq|qtree|mem|tlb, stop, cont,
 // x, xp (with /i: disassembly), print, system_reset, system_powerdown, quit. The snapshot
 // commands register themselves here too.
 //
@@ -32,8 +32,10 @@ export interface MonitorTarget {
   readonly name?: string;
   /** A register of the selected hart by name (pc, x5, t0, f1, fa0, mstatus, ...), for `print $reg`. */
   register(name: string): bigint | undefined;
-  /** info pic, info irq, info qtree. */
+  /** info pic, info irq, info qtree, info mem, info tlb. */
   pic(): string;
+  mem(): string;
+  tlb(): string;
   irq(): string;
   qtree(): string;
 }
@@ -56,6 +58,8 @@ export function machineTarget(machine: import("./machine.js").Machine, name?: st
     readMemory: (a, n, v) => machine.readMemory(a, n, v),
     register: (r) => machine.register(r),
     pic: () => machine.pic(),
+    mem: () => machine.memInfo(),
+    tlb: () => machine.tlbInfo(),
     irq: () => machine.irq(),
     qtree: () => machine.qtree(),
   };
@@ -102,6 +106,8 @@ export class Monitor {
     this.defineInfo("name", "show the current VM name", () => (target.name !== undefined ? `${target.name}\n` : ""));
     this.defineInfo("pages", "show guest RAM page states (restored, dirty, disk-backed)", () => target.pageSummary());
     this.defineInfo("pic", "show PIC state", () => target.pic());
+    this.defineInfo("mem", "show the active virtual memory mappings", () => target.mem());
+    this.defineInfo("tlb", "show virtual to physical memory mappings", () => target.tlb());
     this.defineInfo("irq", "show the interrupts statistics (if available)", () => target.irq());
     this.defineInfo("qtree", "show device tree", () => target.qtree());
   }

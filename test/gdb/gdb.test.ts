@@ -99,6 +99,8 @@ describe.skipIf(!haveGdb)("gdb-multiarch against the stub", () => {
         "p $priv",
         "x/s 0x40000000",
         "monitor info registers",
+        "monitor info mem",
+        "monitor info tlb",
         "monitor p $pc",
         "delete",
         "detach",
@@ -114,6 +116,12 @@ describe.skipIf(!haveGdb)("gdb-multiarch against the stub", () => {
       expect(out).toMatch(/= 0x800000000008[0-9a-f]{4}\n\$\d+ = 1\n/); // satp Sv39, priv S
       expect(out).toContain('0x40000000:\t"hello through sv39"');
       expect(out).toMatch(/ pc {7}0000000080000[0-9a-f]{3}\n mhartid  0000000000000000/);
+      // What QEMU's monitor prints for the same stop.
+      expect(out).toContain("vaddr            paddr            size             attr\n" +
+        "---------------- ---------------- ---------------- -------\n" +
+        "0000000040000000 0000000080002000 0000000000001000 rw---ad\n" +
+        "0000000080000000 0000000080000000 0000000040000000 rwx--ad\n");
+      expect(out).toMatch(/CPU#0: \d+ pages \(fetch, load and store TLBs: 1024 entries each\)\n[^]*\n0000000080000000 0000000080000000 [r-][w-]x  S\n/);
       expect(out).toContain("[Inferior 1 (process 1) detached]");
       // After detach the guest goes on and finishes by itself (exit code 0: its checks held).
       expect(await rvm.exitCode(60_000)).toBe(0);
