@@ -418,6 +418,9 @@ export function buildProgram(): Command {
       "QEMU's one-dash spellings work too: -M virt -m 256M -smp 1 -nographic -bios fw_dynamic.bin",
       "  -kernel Image -initrd initrd.cpio -append \"console=ttyS0\"",
       "  -drive file=disk.img,format=raw,if=none,id=hd0 -device virtio-blk-device,drive=hd0",
+      // At the start of a line, as in QEMU's -help: xv6's Makefile greps for '^-gdb' to choose
+      // between -gdb tcp::PORT and the old -s -p PORT.
+      "-gdb dev        QEMU's spelling of --gdb (-S -gdb tcp::PORT: wait for gdb-multiarch)",
       "",
       "Console keys (as QEMU -nographic): C-a x quit, C-a c console/monitor, C-a h help, C-a C-a sends C-a.",
       "The exit code is the guest's: HTIF exit (tohost = code << 1 | 1), syscon poweroff (0 or its code),",

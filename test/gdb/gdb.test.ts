@@ -242,6 +242,15 @@ class Raw {
   }
 }
 
+describe("xv6's Makefile", () => {
+  it("finds the -gdb line in rvm run -help (it chooses -gdb tcp::PORT over -s -p PORT by it)", () => {
+    // xv6-riscv: QEMUGDB = $(shell if $(QEMU) -help | grep -q '^-gdb'; then ...
+    const r = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), "run", "-help"], { encoding: "utf8", timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^-gdb /m);
+  });
+});
+
 describe("the stub against bad input", () => {
   it("malformed packets get an error or a nack, a client leaving mid-packet and 1 MB packets leave the guest unharmed", { timeout: 120_000 }, async () => {
     const { rvm, port } = await startRvm();
