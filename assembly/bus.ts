@@ -5,11 +5,12 @@
 // src/board/memmap.ts); RAM sits at RAM_GPA. Nothing here translates: mmu.ts calls these with
 // physical addresses.
 
-import { PAGES, RAM, RAM_GPA, ROM, PG_NOT_RESTORED, PG_DIRTY, PG_DISK, PG_WATCH, PG_ACCESSED } from "./layout";
+import { PAGES, RAM, RAM_GPA, ROM, PG_NOT_RESTORED, PG_DIRTY, PG_DISK, PG_WATCH, PG_ACCESSED, PG_CODE } from "./layout";
 import {
   raiseTrap, exitBeforeEffect, EXIT_PAGE, CAUSE_FETCH_ACCESS, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS,
 } from "./status";
 import { clintRead, clintWrite } from "./clint";
+import { jitInvalidate } from "./jit";
 
 // Devices the host emulates (src/core.ts): called synchronously during the access.
 @external("host", "mmioRead")
@@ -61,9 +62,12 @@ export function accessFault(access: i32, va: u64): void {
   return true;
 }
 
-// Marks a RAM page written (by the hart or a page-table A/D update).
+// Marks a RAM page written (by the hart or a page-table A/D update). A page with translated
+// code loses it: the write may change instructions (jit.ts).
 @inline export function notePageWrite(pa: u64): void {
-  const at = PAGES + <usize>((pa - RAM_GPA) >> 12);
+  const page = <u32>((pa - RAM_GPA) >> 12);
+  const at = PAGES + <usize>page;
+  if (load<u8>(at) & PG_CODE) jitInvalidate(page);
   store<u8>(at, (load<u8>(at) | PG_DIRTY | PG_ACCESSED) & ~PG_DISK);
 }
 

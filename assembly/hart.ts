@@ -18,7 +18,7 @@
 // The basic block is the natural unit for a later WebAssembly JIT (docs/ARCHITECTURE.md).
 
 import {
-  XREG, H_PC, H_LASTINSN, H_PRIV, H_RESV, H_INSTRET, H_WFI, M_MTIME, M_ICOUNT_ACC, CEXP, TLB_LOAD,
+  XREG, H_PC, H_PRIV, RAM, H_RESV, H_INSTRET, H_WFI, M_MTIME, M_ICOUNT_ACC, CEXP, TLB_LOAD,
   TLB_STORE, FREG,
 } from "./layout";
 import { csrCheck, csrRead, csrWrite, setInstretPending, g_icountShift, markFsDirty } from "./csr";
@@ -37,6 +37,17 @@ import { ACCESS_LOAD, ACCESS_STORE } from "./bus";
 import { loadSlow, storeSlow, fetchParcel, amoAddress, g_fetchVpn, g_fetchHost } from "./mmu";
 import { execFp } from "./fpu";
 import { g_fetchWatch, g_debugNoIrq, fetchWatchHit, fetchWatchOnPage } from "./debug";
+import {
+  g_jitOn, g_jitSkip, jitFunction, jitMapAddress, jitProfile, jitProfileEnd, jitEnter, jitNoteEnd, jitLeave, UNIT_CONTINUE, UNIT_TRAP, UNIT_EXIT, UNIT_MISS,
+  UNIT_INTERP,
+} from "./jit";
+
+// After translated code missed (no translation of this offset yet), the interpreter runs this
+// many instructions before it tries the translation again.
+const MISS_RUN: i32 = 256;
+
+// The last instruction run() fetched (for --trace; not hart state).
+export let g_lastInsn: u32 = 0;
 
 @inline function xr(i: u32): u64 {
   return load<u64>(XREG + (<usize>i << 3));
@@ -140,6 +151,10 @@ export function run(maxInsns: i32): i32 {
     let traps: i32 = 0;
     let fetchVpn: u64 = -1;
     let fetchHost: usize = 0;
+    // The cached fetch page has translated code the interpreter is not running (see above):
+    // a taken branch or jump drops the cache, so its target tries the translation.
+    let fetchCode = false;
+
     while (n < limit) {
       n++;
       store<u64>(XREG, 0);
@@ -151,6 +166,7 @@ export function run(maxInsns: i32): i32 {
       if ((pc >> 12) == fetchVpn && off != 0xffe) {
         raw = load<u32>(fetchHost + off);
       } else {
+        if (g_jitOn) jitProfile(fetchHost, n - 1, pc);
         // A debugger's breakpoint (exits before the instruction) or an execute trigger (traps).
         if (g_fetchWatch && fetchWatchHit(pc)) raw = 0;
         else {
@@ -165,7 +181,71 @@ export function run(maxInsns: i32): i32 {
           fetchVpn = -1;
           continue;
         }
-        if (g_fetchVpn == (pc >> 12) && (!g_fetchWatch || !fetchWatchOnPage(g_fetchVpn))) { fetchVpn = g_fetchVpn; fetchHost = g_fetchHost; }
+        if (g_fetchVpn == (pc >> 12) && (!g_fetchWatch || !fetchWatchOnPage(g_fetchVpn))) {
+          const host = g_fetchHost;
+          fetchCode = false;
+          // No translated code while a debugger, a trigger or -d watches fetches.
+          if (!g_jitOn || host < RAM || g_fetchWatch) {
+            fetchVpn = g_fetchVpn;
+            fetchHost = host;
+          } else {
+            // A RAM page while the JIT is on: run its translated code if it has some, else
+            // count it. A page with code is cached here only while its code cannot run (see
+            // fetchCode), so each entry comes this way.
+            const page = <u32>((host - RAM) >> 12);
+            const fn = jitFunction(page);
+            if (fn == 0) {
+              fetchVpn = g_fetchVpn;
+              fetchHost = host;
+            } else if (g_jitSkip) {
+              g_jitSkip = false; // this one instruction is the interpreter's
+            } else {
+              jitEnter(page);
+              const budget = limit - n + 1;
+              const r = call_indirect<u32>(fn, pc & ~(<u64>0xfff), <u32>pc & 0xfff, budget, budget, <u32>jitMapAddress(fn));
+              const done = <i32>(r >> 3);
+              const kind = r & 7;
+              pc = load<u64>(H_PC);
+              jitNoteEnd(kind);
+              jitLeave(page, done, kind == UNIT_MISS ? <u32>pc & 0xfff : 0xffffffff, n - 1, pc);
+              if (kind == UNIT_INTERP) {
+                // pc is at an instruction for the interpreter: it runs that one, and the
+                // translation is entered again after it.
+                if (done != 0) { n += done - 1; g_jitSkip = true; continue; }
+              } else if (kind == UNIT_CONTINUE || kind == UNIT_MISS) {
+                if (done != 0) { n += done - 1; continue; }
+                // Nothing ran. Interpret from here with the page cached: inside a translated
+                // block (a chunk began there) or with too little budget, until a taken branch
+                // or jump, which tries the translation again (fetchCode); in code the
+                // translation does not have (a miss: the host translates the page again with
+                // it), for a while: the chunk ends early, harmlessly (nothing can become
+                // pending inside it), and the next one tries again.
+                fetchVpn = g_fetchVpn;
+                fetchHost = host;
+                if (kind == UNIT_CONTINUE) fetchCode = true;
+                else if (limit - n > MISS_RUN) limit = n + MISS_RUN;
+              } else if (kind == UNIT_TRAP) {
+                n += done;
+                pc = takeTrap(g_cause, g_tval, pc);
+                clearStatus();
+                traps++;
+                fetchVpn = -1;
+                limit = n;
+                continue;
+              } else if (kind == UNIT_EXIT) {
+                n += done - 1;
+                exit = true;
+                break;
+              } else { // UNIT_EVENT: the last instruction completed and ends the chunk
+                n += done - 1;
+                limit = n;
+                if (g_exitReason != EXIT_SLICE) exit = true;
+                clearStatus();
+                continue;
+              }
+            }
+          }
+        }
       }
       if ((raw & 3) != 3) {
         raw &= 0xffff;
@@ -351,6 +431,7 @@ export function run(maxInsns: i32): i32 {
             <i32>(((insn >> 20) & 1) << 11) | <i32>(((insn >> 21) & 0x3ff) << 1));
           xw(rd, npc);
           pc += <u64>imm;
+          if (fetchCode) fetchVpn = -1;
           continue;
         }
         case 0x67: { // JALR
@@ -358,6 +439,7 @@ export function run(maxInsns: i32): i32 {
           const target = (xr(rs1) + <u64>(<i32>insn >> 20)) & ~(<u64>1);
           xw(rd, npc);
           pc = target;
+          if (fetchCode) fetchVpn = -1;
           continue;
         }
         case 0x63: { // BRANCH
@@ -376,6 +458,7 @@ export function run(maxInsns: i32): i32 {
             const imm = ((<i32>insn >> 31) << 12) | <i32>(((insn >> 7) & 1) << 11) |
               <i32>(((insn >> 25) & 0x3f) << 5) | <i32>(((insn >> 8) & 0xf) << 1);
             npc = pc + <u64>imm;
+            if (fetchCode) fetchVpn = -1;
           }
           if (!bad) { pc = npc; continue; }
           break;
@@ -539,6 +622,7 @@ export function run(maxInsns: i32): i32 {
       }
       clearStatus();
     }
+    if (g_jitOn) jitProfileEnd(fetchHost, n);
     // Account for the chunk.
     const retired = <u64>(n - traps);
     store<u64>(H_INSTRET, load<u64>(H_INSTRET) + retired);
@@ -552,7 +636,7 @@ export function run(maxInsns: i32): i32 {
   }
   store<u64>(H_PC, pc);
   store<u64>(XREG, 0);
-  store<u64>(H_LASTINSN, lastRaw);
+  g_lastInsn = lastRaw;
   g_executed = maxInsns - remaining;
   const reason = g_exitReason;
   return exit ? reason : EXIT_SLICE;

@@ -6,9 +6,10 @@
 
 import {
   RAM, PAGES, HART, HART_SIZE, HARTS, MACHINE, MACHINE_END, H_PC, H_PRIV, M_MTIME, M_EXTIRQ,
-  H_LASTINSN, H_WFI, XREG, FREG, ROM, TLB_FETCH, TLBS, TLB_BYTES, TLB_SIZE, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, MAX_HARTS,
+  H_WFI, XREG, FREG, CSRS, ROM, TLB_FETCH, TLB_LOAD, TLB_STORE, TLBS, TLB_BYTES, TLB_SIZE, CEXP, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, MAX_HARTS,
 } from "./layout";
 import { csrInit, csrRead, csrWrite, setIcountShift, csrExists as coreCsrExists } from "./csr";
+import { CSR_MSTATUS } from "./csrdef";
 import { rvcInit } from "./rvc";
 import { updateTranslationContext } from "./tlb";
 import { g_ramPages, setRam, setTohost, setMmioFault } from "./bus";
@@ -22,17 +23,20 @@ import {
   resetHarts, runHarts, selectHart as select, machineTimerDeadline, instretAll, syncHarts as sync,
   hartsRestored as restored, dropReservations as drop, tlbFlushAllHarts, tlbFlushStoresAllHarts,
 } from "./harts";
+import { g_lastInsn } from "./hart";
+import { jitBytes, jitInit, jitFlush } from "./jit";
 
 // Prepares a machine with `ramPages` 4 KiB pages of RAM and `harts` harts (1..MAX_HARTS).
 // Returns false when the memory cannot be had or the hart count is out of range.
 export function init(ramPages: u32, harts: u32): bool {
   if (harts < 1 || harts > MAX_HARTS) return false;
-  const needBytes = <u64>RAM + (<u64>ramPages << 12);
+  const needBytes = <u64>RAM + (<u64>ramPages << 12) + <u64>jitBytes(ramPages);
   if (needBytes > (<u64>65536 << 16)) return false;
   const needPages = <i32>((needBytes + 0xffff) >> 16);
   const have = memory.size();
   if (needPages > have && memory.grow(needPages - have) < 0) return false;
   setRam(ramPages);
+  jitInit(RAM + (<usize>ramPages << 12), ramPages);
   csrInit();
   rvcInit();
   resetHarts(harts);
@@ -42,6 +46,7 @@ export function init(ramPages: u32, harts: u32): bool {
 // Power-on reset of every hart: registers zero, M-mode, pc at the reset ROM (0x1000).
 export function reset(): void {
   resetHarts(g_nharts);
+  jitFlush();
 }
 
 // Runs the harts for at most `maxInsns` instructions in all (harts.ts).
@@ -73,7 +78,8 @@ export function selectHart(h: u32): void { select(h); }
 // Copies the selected hart's state to its slot: every slot is then current (for a save).
 export function syncHarts(): void { sync(); }
 // After the host rewrote the hart slots and the machine block (snapshot restore).
-export function hartsRestored(): void { restored(); }
+// RAM was rewritten too: every translation goes.
+export function hartsRestored(): void { restored(); jitFlush(); }
 // After the host changed the selected hart's privilege state directly (registers, CSRs).
 export function hartStateChanged(): void { updateTranslationContext(); triggersChanged(); tlbFlushAllHarts(); }
 
@@ -90,7 +96,7 @@ export function setPriv(p: u32): void { store<u64>(H_PRIV, p); updateTranslation
 export function readCsr(num: u32): u64 { return csrRead(num & 0xfff); }
 export function writeCsr(num: u32, v: u64): void { csrWrite(num & 0xfff, v); }
 export function csrExists(num: u32): bool { return coreCsrExists(num); }
-export function lastInstruction(): u32 { return <u32>load<u64>(H_LASTINSN); }
+export function lastInstruction(): u32 { return g_lastInsn; }
 // Instructions retired by all harts.
 export function instret(): u64 { return instretAll(); }
 
@@ -181,9 +187,31 @@ export function markAllNotRestored(): void {
     store<u8>(at, PG_NOT_RESTORED | (load<u8>(at) & PG_WATCH));
   }
   tlbFlushAllHarts();
+  jitFlush();
 }
 
 // --- snapshots: whole-page classification (pages.ts) ---
 export { classify, pageHash, pageHashIs, pagesEqual, hashBytes, isZero } from "./pages";
 export function scratchAddress(): usize { return SCRATCH; }
 export function scratchSize(): u32 { return SCRATCH_SIZE; }
+
+// --- the JIT (jit.ts; the host side is src/jit/) ---
+export {
+  jitSetOn, jitSetThreshold, jitInstall, jitInvalidate, jitFlush, jitQueueAddress, jitQueued,
+  jitQueueOverflowed, jitQueueClear, jitTableAddress, jitEpoch, jitInstructions, jitCalls,
+  jitLoadSlow, jitStoreSlow, jitMaps, jitCallsEnded, jitSlots,
+} from "./jit";
+// What generated code reads: the status of the last slow path and the TLB context tags (of the
+// running hart: translated code runs inside run(), never across a hart switch).
+export { g_status } from "./status";
+export { g_loadCtx, g_storeCtx } from "./tlb";
+export function jitXregAddress(): usize { return XREG; }
+export function jitFregAddress(): usize { return FREG; }
+export function jitMstatusAddress(): usize { return CSRS + (<usize>CSR_MSTATUS << 3); }
+// The FP unit for translated code (OP-FP, FMA): false = illegal, nothing changed.
+export { execFp as jitFp } from "./fpu";
+export function jitPcAddress(): usize { return H_PC; }
+export function jitTlbLoadAddress(): usize { return TLB_LOAD; }
+export function jitTlbStoreAddress(): usize { return TLB_STORE; }
+export function jitTlbSize(): u32 { return TLB_SIZE; }
+export function jitRvcAddress(): usize { return CEXP; }

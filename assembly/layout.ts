@@ -21,6 +21,7 @@
 // Several harts: the interpreter always runs "the current hart" at HART / TLB; at a quantum
 // boundary the scheduler (harts.ts) copies it out to its slot and the next one in
 // (docs/ARCHITECTURE.md, "Several harts").
+//   (after RAM)  JIT      per-page arrays of the JIT (jit.ts), placed by init
 
 export const HART: usize = 0x1000;
 // x0..x31, 8 bytes each. x0 is rewritten to zero before every instruction.
@@ -35,7 +36,6 @@ export const H_INSTRET: usize = HART + 0x230;
 export const H_WFI: usize = HART + 0x240; // 1 while stopped in WFI
 export const H_FFLAGS: usize = HART + 0x248; // accrued exception flags (fcsr[4:0])
 export const H_FRM: usize = HART + 0x250; // dynamic rounding mode (fcsr[7:5])
-export const H_LASTINSN: usize = HART + 0x260; // the last instruction run() executed (for --trace)
 // Debug triggers (Sdtrig, debug.ts): TRIGGERS x [tdata1 u64][tdata2 u64]; tselect is a CSR slot.
 export const TRIGGERS: u32 = 2;
 export const H_TRIG: usize = HART + 0x300;
@@ -76,6 +76,7 @@ export const PG_DIRTY: u8 = 2; // written since the host's last mark
 export const PG_DISK: u8 = 4; // still equals a disk block (host keeps which one)
 export const PG_WATCH: u8 = 8; // writes always take the slow path (HTIF tohost)
 export const PG_ACCESSED: u8 = 16; // touched since the host last cleared it
+export const PG_CODE: u8 = 32; // holds translated code: writes take the slow path and invalidate it
 
 // The reset ROM: guest-physical 0x0..0x10000 is held at ROM + address (the host places the
 // mrom region inside it: bus.ts mapDevice).

@@ -4,7 +4,7 @@
 // paths here, which walk the page table, fill the TLB when the page may be accessed without the
 // host knowing, and otherwise go to physical memory through bus.ts.
 
-import { PAGES, RAM, RAM_GPA, TLB_FETCH, TLB_LOAD, TLB_STORE, H_PRIV, PG_DIRTY, PG_DISK, PG_WATCH, PG_ACCESSED } from "./layout";
+import { PAGES, RAM, RAM_GPA, TLB_FETCH, TLB_LOAD, TLB_STORE, H_PRIV, PG_WATCH, PG_ACCESSED } from "./layout";
 import { csrGet, CSR_SATP, CSR_MSTATUS, MSTATUS_MPRV, MSTATUS_MPP_SHIFT, MSTATUS_SUM, MSTATUS_MXR } from "./csrdef";
 import {
   raiseTrap, exitAfterInstruction, g_status, ST_OK, EXIT_HTIF,
@@ -137,7 +137,7 @@ function tlbFill(va: u64, access: i32): isize {
     const state = load<u8>(at);
     if (access == ACCESS_STORE) {
       if (state & PG_WATCH) return 0;
-      store<u8>(at, (state | PG_DIRTY | PG_ACCESSED) & ~PG_DISK);
+      notePageWrite(pa);
     } else {
       store<u8>(at, state | PG_ACCESSED);
     }

@@ -10,8 +10,9 @@
 // Entries are only ever created for pages that may be accessed without the host knowing
 // (mmu.ts, tlbFill):
 //  - no entry for a not-yet-restored page (the touch must exit to the host first),
-//  - a store entry only for a page already marked dirty, not disk-backed, not watched,
-//    so the first write to a page (dirty tracking, page-cache tracking) takes the slow path,
+//  - a store entry only for a page already marked dirty, not disk-backed, not watched, without
+//    translated code (jit.ts), so the first write to a page (dirty tracking, page-cache
+//    tracking, self-modifying code) takes the slow path,
 //  - never an entry for devices (MMIO always takes the slow path).
 // Whoever changes a page's state in a way that withdraws permission flushes the TLBs.
 

@@ -15,14 +15,18 @@ export const ROOT = new URL("..", import.meta.url).pathname;
 /** Seconds QEMU may take on a bare-metal bench ELF before it is killed. */
 export const QEMU_SPIKE_TIMEOUT_S = 60;
 
-/** Runs a bare-metal ELF to its HTIF exit; returns instret, seconds and console output. */
-export async function runElf(file, { ramBytes = 128 << 20, timeoutMs = 600_000 } = {}) {
+/**
+ * Runs a bare-metal ELF to its HTIF exit (with the JIT when `jit`); returns instret, seconds,
+ * CPU seconds, console output and the instructions run translated.
+ */
+export async function runElf(file, { ramBytes = 128 << 20, timeoutMs = 600_000, jit = false } = {}) {
   const out = [];
   const machine = createVirtMachine({
     ramBytes,
     bios: "none",
     kernel: file,
     drives: [],
+    jit,
     console: { write: (_fd, b) => out.push(Buffer.from(b).toString("latin1")), readByte: () => -1 },
   });
   const cpu0 = process.cpuUsage();
@@ -30,7 +34,10 @@ export async function runElf(file, { ramBytes = 128 << 20, timeoutMs = 600_000 }
   const cpu = process.cpuUsage(cpu0);
   // cpuSeconds: this process's CPU time during the run (all its threads: V8 compiles WebAssembly
   // in the background), the figure to compare on a loaded machine.
-  return { ...r, cpuSeconds: (cpu.user + cpu.system) / 1e6, output: out.join("") };
+  return {
+    ...r, cpuSeconds: (cpu.user + cpu.system) / 1e6, output: out.join(""),
+    translated: machine.core.exports.jitInstructions(), jitInfo: jit ? machine.jit.info() : "",
+  };
 }
 
 /**

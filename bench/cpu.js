@@ -1,10 +1,13 @@
-// CPU benchmark: MIPS (guest instructions retired per host second) on CoreMark-class integer code.
+// CPU benchmark: MIPS (guest instructions retired per host second) on CoreMark-class integer code,
+// for the interpreter and the JIT, against QEMU's TCG.
 //
 // What: guests/bench/intbench.elf (a CoreMark-like integer workload of our own, RV64IMAC, bare
 // metal, HTIF exit; it checks its own checksum) run in-process by rvm's core (runElf: machine
-// creation is not timed, only the run to the HTIF exit). MIPS = instret / run seconds; the
-// "cpu" figure divides by the process's CPU time instead (all threads), which is the fairer
-// one on a loaded machine.
+// creation is not timed, only the run to the HTIF exit), once with `--jit off` (the interpreter)
+// and once with `--jit on` (hot pages compiled to WebAssembly; the run includes the time to
+// translate and compile them). MIPS = instret / run seconds; the "cpu" figure divides by the
+// process's CPU time instead (all its threads, so the engine's background compiles count), which
+// is the fairer one on a loaded machine.
 // Reference: the same ELF under `qemu-system-riscv64 -M spike -bios none -kernel FILE`. QEMU's
 // start-up (~0.05-0.1 s, a large share of a sub-second run) is taken out: it also runs a copy
 // with `iterations` patched to 1, and its rate is (instret(N) - instret(1)) / (T(N) - T(1)),
@@ -24,12 +27,20 @@ export async function main(args) {
     process.exit(1);
   }
   console.log(`bench cpu: ${basename(file)}`);
-  const r = await runElf(file);
-  process.stdout.write(r.output);
-  const mips = mipsOf(r);
-  const cpuMips = Number(r.instret) / r.cpuSeconds / 1e6;
-  console.log(`rvm:  ${r.instret} instructions in ${r.seconds.toFixed(3)} s = ${fmt(mips)} MIPS (cpu ${fmt(cpuMips)} MIPS; exit ${r.exitCode})`);
-  if (r.exitCode !== 0) console.log("rvm:  WARNING: the guest reported a wrong checksum");
+  const runs = {};
+  for (const [name, jit] of [["interpreter", false], ["jit", true]]) {
+    const r = await runElf(file, { jit });
+    if (name === "interpreter") process.stdout.write(r.output);
+    const share = r.instret > 0n ? (Number(r.translated) / Number(r.instret)) * 100 : 0;
+    runs[name] = { r, mips: mipsOf(r), cpuMips: Number(r.instret) / r.cpuSeconds / 1e6 };
+    console.log(
+      `${(name + ":").padEnd(12)} ${r.instret} instructions in ${r.seconds.toFixed(3)} s = ${fmt(runs[name].mips)} MIPS ` +
+        `(cpu ${fmt(runs[name].cpuMips)} MIPS; exit ${r.exitCode}${jit ? `; ${share.toFixed(1)}% run translated` : ""})`,
+    );
+    if (r.exitCode !== 0) console.log(`${name}: WARNING: the guest reported a wrong checksum`);
+  }
+  const { interpreter: ri, jit: rj } = runs;
+  console.log(`jit/interpreter: ${(rj.mips / ri.mips).toFixed(2)}x (cpu ${(rj.cpuMips / ri.cpuMips).toFixed(2)}x)`);
   if (!qemuPath()) {
     console.log(QEMU_MISSING);
     return;
@@ -41,7 +52,7 @@ export async function main(args) {
     console.log(`qemu: could not run it: ${q.why} (after ${q.seconds.toFixed(1)} s) - no ratio`);
     return;
   }
-  let insns = Number(r.instret), seconds = q.seconds, cpuSeconds = q.cpuSeconds, how = "incl. start-up";
+  let insns = Number(ri.r.instret), seconds = q.seconds, cpuSeconds = q.cpuSeconds, how = "incl. start-up";
   if (patchElfU64(file, one, "iterations", 1)) {
     const r1 = await runElf(one);
     const q1 = timeQemuSpike(one);
@@ -54,6 +65,7 @@ export async function main(args) {
   }
   const qmips = insns / seconds / 1e6;
   const qcpu = cpuSeconds ? insns / cpuSeconds / 1e6 : undefined;
-  console.log(`qemu: ${q.seconds.toFixed(3)} s wall = ${fmt(qmips)} MIPS (cpu ${fmt(qcpu)} MIPS; ${how}; exit ${q.code})`);
-  console.log(`ratio rvm/qemu speed: ${(mips / qmips).toFixed(3)}x (cpu ${qcpu ? (cpuMips / qcpu).toFixed(3) : "n/a"}x)`);
+  console.log(`${"qemu:".padEnd(12)} ${q.seconds.toFixed(3)} s wall = ${fmt(qmips)} MIPS (cpu ${fmt(qcpu)} MIPS; ${how}; exit ${q.code})`);
+  const ratio = (a, b) => (b ? (a / b).toFixed(3) + "x" : "n/a");
+  console.log(`ratio to qemu: interpreter ${ratio(ri.mips, qmips)} (cpu ${ratio(ri.cpuMips, qcpu)}), jit ${ratio(rj.mips, qmips)} (cpu ${ratio(rj.cpuMips, qcpu)})`);
 }

@@ -101,6 +101,7 @@ interface RunFlags {
   d?: string;
   D?: string;
   icount?: string;
+  jit?: "on" | "off";
   reboot?: boolean;
   name?: string;
   rtc?: string;
@@ -131,10 +132,17 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
     ...(list.rngSlots.length > 0 ? { rng: list.rngSlots } : {}),
     harts,
     ...icountConfig(flags.icount),
+    jit: jitEnabled(flags),
     virtioLegacy: globals.virtioLegacy ?? true, // QEMU 7.2's virtio-mmio default: force-legacy=on
     rtc: flags.rtc !== undefined ? parseRtc(flags.rtc) : undefined,
     restoring: flags.loadvm !== undefined,
   }, { ...flags, dumpdtb }, flags.loadvm);
+}
+
+/** --jit on|off: whether hot guest code is compiled to WebAssembly (src/jit/). */
+const JIT_DEFAULT = "off";
+function jitEnabled(flags: RunFlags): boolean {
+  return (flags.jit ?? JIT_DEFAULT) === "on";
 }
 
 /** -icount SPEC as the board's configuration (nothing when not given). */
@@ -225,6 +233,8 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   const ctl = snapCtl;
   statsFile?.follow(() => ctl.current);
   if (objectStore) addStoreCommands(monitor, machine, objectStore, ctl);
+  monitor.defineInfo("jit", "show the JIT's state: pages translated, blocks, modules, compile time, invalidations, share run translated",
+    () => machine.jit.info());
   const stdioMonitor = monitorSpec.kind === "stdio" || flags.serial === "mon:stdio" || flags.nographic === true || monitorSpec.kind === "none";
   const socketMonitor = monitorSpec.kind === "unix" || monitorSpec.kind === "tcp";
   // With stdin not a terminal there is no Ctrl-A c: the monitor is reachable from stdin only
@@ -307,7 +317,7 @@ async function restoreCommand(target: string, guest: string | undefined, flags: 
     const manifest = await vm.prepare(target);
     const config = manifest.meta.config as unknown as Omit<VirtConfig, "console">;
     config.virtioLegacy ??= false;
-    return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount) }, { ...flags, objectStore: vm }, target);
+    return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount), jit: jitEnabled(flags) }, { ...flags, objectStore: vm }, target);
   }
   if (flags.snapshotStore) flags.dir = storeDir(flags.snapshotStore);
   // A name is looked up in --dir, or next to GUEST, or in the current directory.
@@ -318,7 +328,7 @@ async function restoreCommand(target: string, guest: string | undefined, flags: 
   const config = snap.meta.config as unknown as Omit<VirtConfig, "console">;
   snap.close();
   config.virtioLegacy ??= false; // snapshots from before the legacy transport existed: modern
-  return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount) }, flags, undefined, file);
+  return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount), jit: jitEnabled(flags) }, flags, undefined, file);
 }
 
 /** Whether any drive of the machine already has a journal (snapshots exist that need it). */
@@ -413,6 +423,7 @@ export function buildProgram(): Command {
     .option("--trace", "print every instruction executed (privilege, pc, encoding): -d insn")
     .option("-d <items>", "QEMU's log items, comma separated: in_asm, exec, cpu, int, mmu, guest_errors, unimp (-d help)")
     .option("-D <file>", "write the -d log to FILE instead of stderr")
+    .addOption(new Option("--jit <mode>", `compile hot guest code to WebAssembly: on or off (default ${JIT_DEFAULT})`).choices(["on", "off"]))
     .addHelpText("after", [
       "",
       "QEMU's one-dash spellings work too: -M virt -m 256M -smp 1 -nographic -bios fw_dynamic.bin",
@@ -448,6 +459,7 @@ export function buildProgram(): Command {
     .option("--monitor <spec>", "monitor: stdio, none, unix:PATH,server,nowait or tcp:HOST:PORT,server,nowait")
     .option("--timeout <seconds>", "stop the guest after this much wall-clock time (exit code 124)", parseSeconds)
     .option("--icount <spec>", "deterministic time: [shift=]N[,sleep=on|off]")
+    .addOption(new Option("--jit <mode>", `compile hot guest code to WebAssembly: on or off (default ${JIT_DEFAULT})`).choices(["on", "off"]))
     .option("-S", "start with the machine stopped")
     .action(async (target: string, guest: string | undefined, flags: RunFlags & RestoreFlags & { dir?: string }) => {
       process.exitCode = await restoreCommand(target, guest, { ...flags, machine: [], drive: [], device: [], global: [] });

@@ -24,6 +24,8 @@ export const enum PageState {
   Disk = 4,
   Watch = 8,
   Accessed = 16,
+  /** Holds translated code (src/jit/): a write drops it. */
+  Code = 32,
 }
 
 export const RAM_BASE = 0x8000_0000;
@@ -106,6 +108,37 @@ interface CoreExports {
   isZero(ptr: number, len: number): number;
   scratchAddress(): number;
   scratchSize(): number;
+  // the JIT (assembly/jit.ts, src/jit/)
+  jitSetOn(on: number): void;
+  jitSetThreshold(n: number): void;
+  jitInstall(page: number, fn: number): void;
+  jitInvalidate(page: number): void;
+  jitFlush(): void;
+  jitQueueAddress(): number;
+  jitQueued(): number;
+  jitQueueOverflowed(): number;
+  jitQueueClear(): void;
+  jitTableAddress(): number;
+  jitMaps(): number;
+  jitSlots(): number;
+  jitEpoch(): number;
+  jitInstructions(): bigint;
+  jitCalls(): bigint;
+  jitCallsEnded(kind: number): bigint;
+  jitLoadSlow: Function;
+  jitStoreSlow: Function;
+  g_status: WebAssembly.Global;
+  g_loadCtx: WebAssembly.Global;
+  g_storeCtx: WebAssembly.Global;
+  jitXregAddress(): number;
+  jitFregAddress(): number;
+  jitMstatusAddress(): number;
+  jitFp: Function;
+  jitPcAddress(): number;
+  jitTlbLoadAddress(): number;
+  jitTlbStoreAddress(): number;
+  jitTlbSize(): number;
+  jitRvcAddress(): number;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -240,6 +273,11 @@ export class Core {
   readonly pages: Uint8Array;
   /** The reset ROM, guest-physical 0x0..0x10000. */
   readonly rom: Uint8Array;
+  /**
+   * The core's function table: the JIT (src/jit/) puts translated pages here and the core calls
+   * them with call_indirect. Slot 0 stays empty (0 = no translation).
+   */
+  readonly table = new WebAssembly.Table({ element: "anyfunc", initial: 64 });
   private readonly bus: BusMapping[] = [];
   /** Regions served inside the core (RAM, reset ROM, CLINT), for `info mtree`. */
   private readonly coreRegions: MappedRegion[] = [];
@@ -250,7 +288,7 @@ export class Core {
   constructor(ramBytes: number, harts = 1) {
     if (ramBytes % PAGE_SIZE !== 0 || ramBytes <= 0) throw new RvmError(`memory size must be a positive multiple of 4 KiB`);
     const instance = new WebAssembly.Instance(coreModule(), {
-      env: { memory: newCoreMemory() },
+      env: { memory: newCoreMemory(), table: this.table },
       host: {
         mmioRead: (addr: number, size: number) => this.mmioRead(addr >>> 0, size),
         mmioWrite: (addr: number, size: number, value: number) => this.mmioWrite(addr >>> 0, size, value >>> 0),

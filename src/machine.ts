@@ -14,6 +14,7 @@ import { CSR_NUMBERS } from "./csr-names.js";
 import type { StopEvent, Watchpoint } from "./gdb/stub.js";
 import type { Tracer } from "./trace.js";
 import { infoMem, infoTlb } from "./mmu-info.js";
+import { Jit, JitOptions } from "./jit/jit.js";
 
 export const MTIME_HZ = 10_000_000;
 /** The core's watchpoint table (assembly/debug.ts WP_MAX). */
@@ -44,6 +45,10 @@ export interface MachineOptions {
   icountSleep?: boolean;
   /** Where guest console output goes (UART and HTIF). */
   console?: HtifConsole;
+  /** Compile hot guest code to WebAssembly (src/jit/). */
+  jit?: JitOptions & { enabled?: boolean };
+  /** Instructions per slice (the run loop's unit between host work; default 2^20). */
+  sliceInstructions?: number;
 }
 
 export interface RunOptions {
@@ -112,6 +117,8 @@ export class Machine {
   readonly core: Core;
   readonly mem: GuestMemory;
   readonly console: HtifConsole;
+  /** The JIT: translates hot pages between slices (src/jit/jit.ts). */
+  readonly jit: Jit;
   htif: Htif | undefined;
   /** The board's interrupt controller (the PLIC on virt). */
   interruptController: InterruptController | undefined;
@@ -153,6 +160,7 @@ export class Machine {
   private readonly icountSleep: boolean;
   /** -no-reboot: a guest reset ends the run (exit code 0) instead of rebooting. */
   noReboot = false;
+  private readonly slice: number;
   private stopRequested: { code: number } | undefined;
   private resetRequested = false;
   private paused = false;
@@ -185,6 +193,9 @@ export class Machine {
     this.icount = opts.icountShift;
     this.icountSleep = opts.icountSleep ?? false;
     if (this.icount !== undefined) this.core.exports.setIcount(this.icount);
+    this.slice = opts.sliceInstructions ?? SLICE;
+    this.jit = new Jit(this.core, opts.jit);
+    this.jit.enabled = opts.jit?.enabled ?? false;
   }
 
   /** Loads ELF segments into RAM (guest-physical addresses); returns the entry point. */
@@ -505,7 +516,7 @@ export class Machine {
       const now = performance.now();
       if (realtime) ex.setMtime(mtimeStart + BigInt(Math.floor((now - wallStart) * (MTIME_HZ / 1000))));
       if (opts.until?.()) return finish(0, "budget");
-      let slice = SLICE;
+      let slice = this.slice;
       // A debugger's step, or the step over the breakpoint a hart resumes from: that hart alone
       // runs one instruction, with breakpoints off.
       const stepping = this.debugStepHart !== undefined;
@@ -588,6 +599,7 @@ export class Machine {
         this.source.background();
         this.meter?.enter("host");
       }
+      this.jit.poll();
       const t = performance.now();
       if (t - this.accessEpochStart > ACCESS_EPOCH_MS) this.sweepAccessed(t);
       if (t >= deadline) return finish(124, "timeout");

@@ -129,6 +129,8 @@ export class GuestMemory {
     const pages = this.core.pages;
     const last = (off + len - 1) >>> 12;
     for (let p = off >>> 12; p <= last; p++) {
+      // A page with translated code loses it (a device's DMA writing code, a loader).
+      if (pages[p] & PageState.Code) this.core.exports.jitInvalidate(p);
       pages[p] = (pages[p] | PageState.Dirty | PageState.Accessed) & ~PageState.Disk;
     }
   }

@@ -5,7 +5,7 @@
 
 import { packageRoot, path, writeOut } from "../platform.js";
 import { CoreDevice, RAM_BASE } from "../core.js";
-import { AttachedDrive, Machine } from "../machine.js";
+import { AttachedDrive, Machine, MachineOptions } from "../machine.js";
 import type { HtifConsole } from "../devices/htif.js";
 import { Plic, PlicState } from "../devices/plic.js";
 import { Uart16550, UartState } from "../devices/uart16550.js";
@@ -65,6 +65,10 @@ export interface VirtConfig {
   rng?: number[];
   /** The goldfish RTC's base and clock (-rtc); default: the host's UTC wall clock. */
   rtc?: RtcConfig;
+  /** Compile hot guest code to WebAssembly (src/jit/); options for tests and benchmarks. */
+  jit?: boolean | MachineOptions["jit"];
+  /** Instructions per slice of the run loop (tests). */
+  sliceInstructions?: number;
   console: HtifConsole;
   /** Build the machine for a snapshot restore: no images are loaded (the snapshot has RAM). */
   restoring?: boolean;
@@ -74,7 +78,15 @@ export interface VirtConfig {
 
 export function createVirtMachine(cfg: VirtConfig): Machine {
   const harts = cfg.harts ?? 1;
-  const machine = new Machine({ ramBytes: cfg.ramBytes, harts, icountShift: cfg.icountShift, icountSleep: cfg.icountSleep, console: cfg.console });
+  const machine = new Machine({
+    ramBytes: cfg.ramBytes,
+    harts,
+    icountShift: cfg.icountShift,
+    icountSleep: cfg.icountSleep,
+    console: cfg.console,
+    jit: typeof cfg.jit === "boolean" ? { enabled: cfg.jit } : cfg.jit,
+    sliceInstructions: cfg.sliceInstructions,
+  });
   const core = machine.core;
   const mem = machine.mem;
 
@@ -116,7 +128,7 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     bySlot.set(slot, { drive, index });
   });
   const transports: VirtioMmio[] = [];
-  const { console: _console, openDisk: _openDisk, ...plainConfig } = cfg;
+  const { console: _console, openDisk: _openDisk, jit: _jit, sliceInstructions: _slice, ...plainConfig } = cfg; // (jit, slice: host settings)
   const abs = (p: string | undefined) => (p === undefined || p === "none" || p === "default" ? p : resolvePath(p));
   const legacy = cfg.virtioLegacy ?? true;
   machine.config = {

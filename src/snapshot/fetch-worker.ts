@@ -23,7 +23,9 @@ const ctl = new Int32Array(data.shared.ctl);
 const noDevice = () => {
   throw new Error("no devices in the fetcher thread");
 };
-const core = new WebAssembly.Instance(data.module, { env: { memory: data.memory }, host: { mmioRead: noDevice, mmioWrite: noDevice } })
+// Its own (empty) function table: the JIT's translated code lives in the hart thread's table.
+const table = new WebAssembly.Table({ element: "anyfunc", initial: 64 });
+const core = new WebAssembly.Instance(data.module, { env: { memory: data.memory, table }, host: { mmioRead: noDevice, mmioWrite: noDevice, trace: noDevice } })
   .exports as unknown as { pageHashIs(page: number, lo: number, hi: number): number };
 const ram = new Uint8Array(data.memory.buffer, data.ramAddress, data.setup.pages * PAGE_SIZE);
 const engine = new FetchEngine(data.setup, data.shared, ram, (p, lo, hi) => core.pageHashIs(p, lo, hi) !== 0);

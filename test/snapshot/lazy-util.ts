@@ -8,7 +8,7 @@ import type { Machine } from "../../src/machine.js";
 import type { LazyRestore } from "../../src/snapshot/restore-lazy.js";
 
 // The guest, temp directories and shell helpers are shared with the savevm tests.
-export { cleanup, diskCopy, endMachines, freshDir, GUEST, linuxMachine, PROMPT, runUntil, shell } from "./util.js";
+export { cleanup, diskCopy, endMachines, freshDir, GUEST, linuxMachine, PROMPT, runUntil, shell, TEST_JIT } from "./util.js";
 export type { Guest } from "./util.js";
 export const HELLO = "hello from the rvm disk";
 

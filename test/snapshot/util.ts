@@ -78,7 +78,10 @@ export function endMachines(): void {
  * RTC (a fixed date, counting guest time: Linux reads it at boot, and the wall clock would make
  * two boots differ). With `restoring` nothing is loaded: the machine waits for a snapshot.
  */
-export function linuxMachine(disk: string, restoring = false, ramBytes = 256 << 20): Guest {
+/** The JIT as tests run it: a page translated after 200,000 instructions, compiled at once. */
+export const TEST_JIT = { enabled: true, threshold: 200_000, sync: true };
+
+export function linuxMachine(disk: string, restoring = false, ramBytes = 256 << 20, jit: typeof TEST_JIT | false = false): Guest {
   let out = "";
   const machine = createVirtMachine({
     ramBytes,
@@ -91,6 +94,7 @@ export function linuxMachine(disk: string, restoring = false, ramBytes = 256 << 
     icountShift: 4,
     rtc: { base: { date: Date.UTC(2024, 0, 1) }, clock: "vm" },
     restoring,
+    jit,
     console: { write: (_fd, b) => void (out += Buffer.from(b).toString("latin1")), readByte: () => -1 },
   });
   openMachines.add(machine);

@@ -1,0 +1,349 @@
+// The JIT's host side (docs/ARCHITECTURE.md, "The JIT"): between slices it drains the core's
+// events (hot pages, dispatch misses, invalidations), translates hot pages in batches into one
+// WebAssembly module each (translate.ts), compiles them with WebAssembly.compile off the hot path
+// while the interpreter runs on, and installs finished modules into the core's function table.
+// Only the standard WebAssembly JS API is used, so the same JIT runs in a browser.
+//
+// The code cache is bounded: at most `maxUnits` translated pages and `maxBytes` of generated
+// code are live; beyond that the oldest translations are evicted (their table slots emptied, the
+// core's PG_CODE bit cleared; a module is freed by the engine once none of its functions is in
+// the table).
+
+import type { Core } from "../core.js";
+import { yieldToEventLoop } from "../platform.js";
+import { ModuleBuilder } from "./wasm.js";
+import { CoreLayout, PAGE_BYTES, UNIT_PARAMS, UNIT_RESULTS, declareImports, translatePage } from "./translate.js";
+
+export interface JitOptions {
+  /** Instructions the interpreter runs on a page before it is translated. */
+  threshold?: number;
+  /** Pages per module (one WebAssembly.compile). */
+  batchPages?: number;
+  /** Bound of the code cache: translated pages. */
+  maxUnits?: number;
+  /** Bound of the code cache: bytes of generated WebAssembly. */
+  maxBytes?: number;
+  /** Translations of a page after which it is left as it is (self-modifying code, misses). */
+  maxRetranslations?: number;
+  /**
+   * Compile synchronously and install at once, in the same poll (tests: translated code runs
+   * from the next slice on, wherever the engine's compile threads are).
+   */
+  sync?: boolean;
+}
+
+const EV_HOT = 1, EV_MISS = 2, EV_INVALIDATED = 3;
+
+interface Unit {
+  page: number;
+  slot: number;
+  bytes: number;
+}
+
+interface Pending {
+  page: number;
+  code: Uint8Array;
+  map: Uint8Array;
+}
+
+interface Batch {
+  epoch: number;
+  pages: Pending[];
+  module?: WebAssembly.Module;
+  bytes: number;
+  started: number;
+  error?: unknown;
+}
+
+export interface JitStats {
+  pagesTranslated: number;
+  blocks: number;
+  instructionsTranslated: number;
+  modules: number;
+  compileMs: number;
+  translateMs: number;
+  invalidations: number;
+  evictions: number;
+  discarded: number;
+}
+
+export class Jit {
+  private on = false;
+  readonly threshold: number;
+  private readonly batchPages: number;
+  private readonly maxUnits: number;
+  private readonly maxBytes: number;
+  private readonly maxRetranslations: number;
+  private readonly sync: boolean;
+  private readonly ex: Core["exports"];
+  private readonly layout: CoreLayout;
+  private readonly rvc: Uint32Array;
+  /** Installed translations, oldest first (Map keeps insertion order: FIFO eviction). */
+  private readonly units = new Map<number, Unit>();
+  private liveBytes = 0;
+  /** Entry offsets seen per page (from hot and miss events). */
+  private readonly entries = new Map<number, Set<number>>();
+  /** Translations per page so far. */
+  private readonly translations = new Map<number, number>();
+  /** Pages waiting to be translated, and pages in a batch being compiled. */
+  private readonly queued = new Set<number>();
+  private readonly inFlight = new Set<number>();
+  private compiling: Batch | undefined;
+  private readonly ready: Batch[] = [];
+  private freeSlots: number[] = [];
+  private epoch = 0;
+  private coreEpoch: number;
+  readonly stats: JitStats = {
+    pagesTranslated: 0, blocks: 0, instructionsTranslated: 0, modules: 0, compileMs: 0, translateMs: 0,
+    invalidations: 0, evictions: 0, discarded: 0,
+  };
+  private readonly imports: WebAssembly.Imports;
+  /** The last module built (for debugging: `wasm-objdump`, tests). */
+  lastModule: Uint8Array | undefined;
+
+  constructor(private readonly core: Core, opts: JitOptions = {}) {
+    this.ex = core.exports;
+    this.threshold = opts.threshold ?? 4_000_000;
+    this.batchPages = opts.batchPages ?? 32;
+    this.maxUnits = Math.min(opts.maxUnits ?? 4095, core.exports.jitSlots() - 1);
+    this.maxBytes = opts.maxBytes ?? 64 << 20;
+    this.maxRetranslations = opts.maxRetranslations ?? 16;
+    this.sync = opts.sync ?? false;
+    const ex = this.ex;
+    this.layout = {
+      xreg: ex.jitXregAddress(), freg: ex.jitFregAddress(), mstatus: ex.jitMstatusAddress(), pc: ex.jitPcAddress(), tlbLoad: ex.jitTlbLoadAddress(),
+      tlbStore: ex.jitTlbStoreAddress(), tlbSize: ex.jitTlbSize(),
+    };
+    this.rvc = new Uint32Array(ex.memory.buffer, ex.jitRvcAddress(), 65536);
+    this.coreEpoch = ex.jitEpoch();
+    for (let i = core.table.length - 1; i >= 1; i--) this.freeSlots.push(i);
+    ex.jitSetThreshold(this.threshold);
+    this.imports = {
+      core: {
+        memory: ex.memory, loadSlow: ex.jitLoadSlow, storeSlow: ex.jitStoreSlow, fp: ex.jitFp,
+        status: ex.g_status, loadCtx: ex.g_loadCtx, storeCtx: ex.g_storeCtx,
+      },
+    };
+  }
+
+  get enabled(): boolean {
+    return this.on;
+  }
+
+  set enabled(on: boolean) {
+    this.on = on;
+    this.ex.jitSetOn(on ? 1 : 0);
+  }
+
+  /** Between slices: take the core's events, start a compile, install what finished. */
+  poll(): void {
+    if (this.ex.jitEpoch() !== this.coreEpoch) this.forget();
+    if (this.ex.jitQueued() > 0) this.drain();
+    if (this.ready.length > 0) this.installReady();
+    if (this.on && !this.compiling && this.queued.size > 0) this.startBatch();
+  }
+
+  /** The core flushed every translation (reset, restore): drop ours. */
+  private forget(): void {
+    this.coreEpoch = this.ex.jitEpoch();
+    for (const u of this.units.values()) this.freeSlot(u.slot);
+    this.units.clear();
+    this.liveBytes = 0;
+    this.queued.clear();
+    this.entries.clear();
+    this.epoch++;
+  }
+
+  /** Drops every translation (the monitor, tests). */
+  flush(): void {
+    this.ex.jitFlush();
+    this.forget();
+  }
+
+  private drain(): void {
+    const ex = this.ex;
+    const n = ex.jitQueued();
+    const q = new BigUint64Array(ex.memory.buffer, ex.jitQueueAddress(), n);
+    for (let i = 0; i < n; i++) {
+      const e = q[i];
+      const kind = Number(e >> 32n);
+      const page = Number((e >> 12n) & 0xfffffn);
+      const off = Number(e & 0xfffn);
+      if (kind === EV_INVALIDATED) {
+        const u = this.units.get(page);
+        if (u) this.drop(u);
+        this.stats.invalidations++;
+        continue;
+      }
+      let set = this.entries.get(page);
+      if (!set) this.entries.set(page, (set = new Set()));
+      if (kind === EV_MISS && set.has(off)) continue; // (a translation with it is on its way)
+      set.add(off);
+      if ((this.translations.get(page) ?? 0) >= this.maxRetranslations) continue;
+      if (!this.inFlight.has(page)) this.queued.add(page);
+    }
+    const overflowed = ex.jitQueueOverflowed() !== 0;
+    ex.jitQueueClear();
+    if (overflowed) {
+      // Invalidations may have been lost: keep only what the core still has installed.
+      const table = new Uint32Array(ex.memory.buffer, ex.jitTableAddress(), this.core.ramBytes / PAGE_BYTES);
+      for (const u of [...this.units.values()]) if (table[u.page] !== u.slot) this.drop(u);
+    }
+  }
+
+  private drop(u: Unit): void {
+    this.units.delete(u.page);
+    this.liveBytes -= u.bytes;
+    this.freeSlot(u.slot);
+  }
+
+  private freeSlot(slot: number): void {
+    this.core.table.set(slot, null);
+    this.freeSlots.push(slot);
+  }
+
+  /** A free function-table slot (1 .. jitSlots - 1; makeRoom keeps one available). */
+  private allocSlot(): number {
+    const s = this.freeSlots.pop();
+    if (s !== undefined) return s;
+    const t = this.core.table;
+    const slot = Math.max(1, t.length);
+    t.grow(Math.min(Math.max(64, t.length >> 1), this.ex.jitSlots() - t.length));
+    for (let i = t.length - 1; i > slot; i--) this.freeSlots.push(i);
+    return slot;
+  }
+
+  private startBatch(): void {
+    const t0 = performance.now();
+    const m = new ModuleBuilder();
+    const imp = declareImports(m, this.ex.memory);
+    const batch: Batch = { epoch: this.epoch, pages: [], bytes: 0, started: 0 };
+    const ram = this.core.ram;
+    for (const page of this.queued) {
+      if (batch.pages.length >= this.batchPages) break;
+      this.queued.delete(page);
+      const code = ram.slice(page * PAGE_BYTES, (page + 1) * PAGE_BYTES);
+      const entries = [...(this.entries.get(page) ?? [])];
+      const t = translatePage(m, code, entries, this.rvc, this.layout, imp);
+      this.translations.set(page, (this.translations.get(page) ?? 0) + 1);
+      if (!t) continue;
+      m.exportFunction(`p${batch.pages.length}`, t.entry);
+      batch.pages.push({ page, code, map: t.info.map });
+      this.inFlight.add(page);
+      this.stats.blocks += t.info.blocks;
+      this.stats.instructionsTranslated += t.info.instructions;
+    }
+    this.stats.translateMs += performance.now() - t0;
+    if (batch.pages.length === 0) return;
+    const bytes = m.toBytes();
+    this.lastModule = bytes;
+    batch.bytes = bytes.length;
+    batch.started = performance.now();
+    this.compiling = batch;
+    if (this.sync) {
+      try {
+        batch.module = new WebAssembly.Module(bytes);
+      } catch (e) {
+        batch.error = e;
+      }
+      this.finished(batch);
+      this.installReady();
+      return;
+    }
+    WebAssembly.compile(bytes).then(
+      (module) => {
+        batch.module = module;
+        this.finished(batch);
+      },
+      (error) => {
+        batch.error = error;
+        this.finished(batch);
+      },
+    );
+  }
+
+  private finished(batch: Batch): void {
+    this.stats.compileMs += performance.now() - batch.started;
+    this.compiling = undefined;
+    this.ready.push(batch);
+  }
+
+  private installReady(): void {
+    const ex = this.ex;
+    const ram = this.core.ram;
+    for (const batch of this.ready.splice(0)) {
+      for (const p of batch.pages) this.inFlight.delete(p.page);
+      if (batch.error !== undefined) throw new Error(`JIT: generated module rejected: ${String(batch.error)}`);
+      if (batch.epoch !== this.epoch || !batch.module) {
+        this.stats.discarded += batch.pages.length;
+        continue;
+      }
+      const instance = new WebAssembly.Instance(batch.module, this.imports);
+      this.stats.modules++;
+      const per = Math.ceil(batch.bytes / batch.pages.length);
+      batch.pages.forEach((p, i) => {
+        // The page must still hold the bytes that were translated (a write in the meantime
+        // went to a page without PG_CODE and left no other trace).
+        const now = ram.subarray(p.page * PAGE_BYTES, (p.page + 1) * PAGE_BYTES);
+        if (!sameBytes(now, p.code)) {
+          this.stats.discarded++;
+          return;
+        }
+        const old = this.units.get(p.page);
+        if (old) this.drop(old);
+        this.makeRoom(per);
+        const slot = this.allocSlot();
+        new Uint8Array(ex.memory.buffer, ex.jitMaps() + slot * 2048, 2048).set(p.map);
+        this.core.table.set(slot, instance.exports[`p${i}`] as WebAssembly.ExportValue as Function);
+        ex.jitInstall(p.page, slot);
+        this.units.set(p.page, { page: p.page, slot, bytes: per });
+        this.liveBytes += per;
+        this.stats.pagesTranslated++;
+      });
+    }
+  }
+
+  private makeRoom(bytes: number): void {
+    for (const u of this.units.values()) {
+      if (this.units.size < this.maxUnits && this.liveBytes + bytes <= this.maxBytes) return;
+      this.ex.jitInstall(u.page, 0);
+      this.drop(u);
+      this.stats.evictions++;
+    }
+  }
+
+  /** Waits until nothing is queued or compiling, installing as it goes (tests, benchmarks). */
+  async settle(): Promise<void> {
+    for (;;) {
+      this.poll();
+      if (!this.compiling && this.queued.size === 0 && this.ready.length === 0) return;
+      await yieldToEventLoop();
+    }
+  }
+
+  /** `info jit`. */
+  info(): string {
+    const s = this.stats;
+    const insns = this.ex.jitInstructions();
+    const total = this.core.instret;
+    const share = total > 0n ? Number((insns * 10000n) / total) / 100 : 0;
+    return [
+      `jit: ${this.on ? "on" : "off"} (threshold ${this.threshold})`,
+      `  pages translated   ${s.pagesTranslated} (${this.units.size} live, ${(this.liveBytes / 1024).toFixed(0)} KiB of code)`,
+      `  blocks             ${s.blocks} (${s.instructionsTranslated} instructions)`,
+      `  modules            ${s.modules} (compile ${s.compileMs.toFixed(1)} ms, translate ${s.translateMs.toFixed(1)} ms)`,
+      `  invalidations      ${s.invalidations}`,
+      `  evictions          ${s.evictions}, discarded ${s.discarded}`,
+      `  calls              ${this.ex.jitCalls()}: ended ${["jump out/budget", "trap", "page exit", "event", "miss", "interp"].map((n, k) => `${n} ${this.ex.jitCallsEnded(k)}`).join(", ")}; ${this.ex.jitCallsEnded(8)} completed nothing`,
+      `  instructions run translated: ${insns} of ${total} (${share}%)`,
+    ].join("\n") + "\n";
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  const wa = new BigUint64Array(a.buffer, a.byteOffset, a.length >> 3);
+  const wb = new BigUint64Array(b.buffer, b.byteOffset, b.length >> 3);
+  for (let i = 0; i < wa.length; i++) if (wa[i] !== wb[i]) return false;
+  return true;
+}
