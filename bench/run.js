@@ -19,6 +19,8 @@
 //         demand faults, reads, spawn -> echo of a typed command; QEMU's -loadvm of the 1 GiB
 //         guest when installed, and the verdict on issue 6's target (lazy <= 50% of QEMU).
 //   web   CPU of a guest idle at its prompt in a chromium tab (`rvm web`) vs `rvm run` vs QEMU.
+//   linux  CPU-bound commands (gzip, busybox awk) inside the booted Linux guest: rvm's
+//         interpreter, rvm's JIT and QEMU, the same images, and the ratios.
 // QEMU is looked up on PATH; RVM_BENCH_QEMU=/path/to/qemu-system-riscv64 picks another one and
 // RVM_BENCH_QEMU=none runs without it (rvm's figures only).
 import { argv, exit } from "node:process";
@@ -32,6 +34,7 @@ const benches = {
   snapshot: () => import("./snapshot.js"),
   restore: () => import("./restore.js"),
   web: () => import("./web.js"),
+  linux: () => import("./linux.js"),
 };
 
 const name = argv[2] ?? "cpu";
