@@ -207,7 +207,12 @@ export function run(maxInsns: i32): i32 {
               const kind = r & 7;
               pc = load<u64>(H_PC);
               jitNoteEnd(kind);
-              jitLeave(page, done, kind == UNIT_MISS ? <u32>pc & 0xfff : 0xffffffff, n - 1, pc);
+              // A miss at the chunk's first instruction is not reported: a chunk begins wherever
+              // the last one ended (a slice, an interrupt, a host exit), not where control
+              // enters the code; reporting those points filled hot pages with entries at
+              // nearly every instruction. Control that reaches unknown code does report it.
+              const chunkStart = n == 1;
+              jitLeave(page, done, kind == UNIT_MISS && !chunkStart ? <u32>pc & 0xfff : 0xffffffff, n - 1, pc);
               if (kind == UNIT_INTERP) {
                 // pc is at an instruction for the interpreter: it runs that one, and the
                 // translation is entered again after it.
@@ -215,14 +220,15 @@ export function run(maxInsns: i32): i32 {
               } else if (kind == UNIT_CONTINUE || kind == UNIT_MISS) {
                 if (done != 0) { n += done - 1; continue; }
                 // Nothing ran. Interpret from here with the page cached: inside a translated
-                // block (a chunk began there) or with too little budget, until a taken branch
-                // or jump, which tries the translation again (fetchCode); in code the
-                // translation does not have (a miss: the host translates the page again with
-                // it), for a while: the chunk ends early, harmlessly (nothing can become
-                // pending inside it), and the next one tries again.
+                // block or in unknown code where a chunk began, or with too little budget,
+                // until a taken branch or jump, which tries the translation again (fetchCode);
+                // in code the translation does not have, reached by control (a miss: the host
+                // translates the page again with it), for a while: the chunk ends early,
+                // harmlessly (nothing can become pending inside it), and the next one tries
+                // again.
                 fetchVpn = g_fetchVpn;
                 fetchHost = host;
-                if (kind == UNIT_CONTINUE) fetchCode = true;
+                if (kind == UNIT_CONTINUE || chunkStart) fetchCode = true;
                 else if (limit - n > MISS_RUN) limit = n + MISS_RUN;
               } else if (kind == UNIT_TRAP) {
                 n += done;

@@ -81,8 +81,13 @@ export class Jit {
   /** Installed translations, oldest first (Map keeps insertion order: FIFO eviction). */
   private readonly units = new Map<number, Unit>();
   private liveBytes = 0;
-  /** Entry offsets seen per page (from hot and miss events). */
-  private readonly entries = new Map<number, Set<number>>();
+  /**
+   * Entry offsets seen per page (from hot and miss events), each with how often it was reported:
+   * a translation holds at most MAX_BLOCKS blocks, and when a page's entries are more than that
+   * (a large hot page entered at many points: chunks that begin anywhere in code not yet
+   * translated report those points too), the most reported ones are kept.
+   */
+  private readonly entries = new Map<number, Map<number, number>>();
   /** Translations per page so far. */
   private readonly translations = new Map<number, number>();
   /** Pages waiting to be translated, and pages in a batch being compiled. */
@@ -175,10 +180,12 @@ export class Jit {
         this.stats.invalidations++;
         continue;
       }
-      let set = this.entries.get(page);
-      if (!set) this.entries.set(page, (set = new Set()));
-      if (kind === EV_MISS && set.has(off)) continue; // (a translation with it is on its way)
-      set.add(off);
+      let seen = this.entries.get(page);
+      if (!seen) this.entries.set(page, (seen = new Map()));
+      const count = seen.get(off) ?? 0;
+      seen.set(off, count + 1);
+      // (a translation with it is on its way, or it did not fit: the next one ranks it higher)
+      if (kind === EV_MISS && count > 0) continue;
       if ((this.translations.get(page) ?? 0) >= this.maxRetranslations) continue;
       if (!this.inFlight.has(page)) this.queued.add(page);
     }
@@ -223,7 +230,7 @@ export class Jit {
       if (batch.pages.length >= this.batchPages) break;
       this.queued.delete(page);
       const code = ram.slice(page * PAGE_BYTES, (page + 1) * PAGE_BYTES);
-      const entries = [...(this.entries.get(page) ?? [])];
+      const entries = [...(this.entries.get(page) ?? [])].sort((a, b) => b[1] - a[1]).map(([off]) => off);
       const t = translatePage(m, code, entries, this.rvc, this.layout, imp);
       this.translations.set(page, (this.translations.get(page) ?? 0) + 1);
       if (!t) continue;
