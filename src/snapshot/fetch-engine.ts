@@ -94,6 +94,25 @@ export function newFetchShared(pages: number, dataSlots: number, shared: boolean
   return s;
 }
 
+/**
+ * Copies `src[start, end)` into guest RAM at `offset`. Node's Buffer.copy takes any Uint8Array
+ * as its target and is ~3x faster than TypedArray.set into the shared core memory (4.75 vs
+ * 13.2 us per 4 KiB page); the browser's Buffer (the `buffer` package) copies only into another
+ * Buffer, so there it is `set`.
+ */
+export function copyIntoRam(src: Buffer, ram: Uint8Array, offset: number, start = 0, end = src.length): void {
+  if (BUFFER_COPY_TAKES_ANY_TARGET) src.copy(ram, offset, start, end);
+  else ram.set(src.subarray(start, end), offset);
+}
+const BUFFER_COPY_TAKES_ANY_TARGET = (() => {
+  try {
+    Buffer.alloc(1).copy(new Uint8Array(1));
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 const MESSAGE_BYTES = 1024;
 
 /**
@@ -322,7 +341,7 @@ export class FetchEngine {
       const src = view.subarray((i - lo) * PAGE_SIZE, (i - lo + 1) * PAGE_SIZE);
       for (const p of this.pagesOf(t, order[run.first + i], twins)) {
         if (Atomics.compareExchange(claims, p, CLAIM.free, CLAIM.busy) !== CLAIM.free) continue;
-        src.copy(this.ram, p * PAGE_SIZE); // (Buffer.copy: TypedArray.set into shared memory is ~3x slower)
+        copyIntoRam(src, this.ram, p * PAGE_SIZE);
         if (!this.pageHashIs(p, t.hashLo(p), t.hashHi(p))) this.verifyFailed(p);
         this.ready(p, restoredClass(t.kind(p)));
       }
@@ -373,7 +392,7 @@ export class FetchEngine {
       for (let k = lo; k <= hi; k++) {
         const p = ix.page[k];
         if (p >= pages || Atomics.compareExchange(claims, p, CLAIM.free, CLAIM.busy) !== CLAIM.free) continue;
-        view.copy(this.ram, p * PAGE_SIZE, (k - lo) * PAGE_SIZE, (k - lo + 1) * PAGE_SIZE);
+        copyIntoRam(view, this.ram, p * PAGE_SIZE, (k - lo) * PAGE_SIZE, (k - lo + 1) * PAGE_SIZE);
         if (!this.pageHashIs(p, ix.hashLo[k], ix.hashHi[k])) this.verifyFailed(p);
         this.ready(p, PageClass.Prefetched);
       }

@@ -30,7 +30,7 @@ import { Interval, ttrTable, utilizationCurve } from "./ttr.js";
 import { RestoreTimeline, TimelineJson } from "./timeline.js";
 import { PageClass, restoredClass } from "./pictures.js";
 import { BackgroundFetcher, FetcherStats } from "./fetcher.js";
-import { CLAIM } from "./fetch-engine.js";
+import { CLAIM, copyIntoRam } from "./fetch-engine.js";
 import type { PageSource } from "./source.js";
 import { RvmError } from "../errors.js";
 
@@ -296,7 +296,7 @@ export class LazyRestore implements PageSource {
       const p = ix.page[k];
       if (p >= this.total) throw new SnapshotError(this.file, "corrupted working-set index (page out of range)");
       if (this.isRestored(p) || !this.tryTake(p)) continue;
-      buf.copy(core.ram, p * PAGE_SIZE, k * PAGE_SIZE, (k + 1) * PAGE_SIZE); // (TypedArray.set into shared memory is slower)
+      copyIntoRam(buf, core.ram, p * PAGE_SIZE, k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
       if (!core.exports.pageHashIs(p, ix.hashLo[k], ix.hashHi[k])) this.source.verify(p); // throws, naming the page
       core.pages[p] &= ~PageState.NotRestored;
       this.prefetched++;
@@ -378,7 +378,7 @@ export class LazyRestore implements PageSource {
       const off = first + k * PAGE_SIZE;
       const q = off === offset ? p : slots![slotOf(off)];
       if (q < 0 || this.isRestored(q) || (q !== p && !this.tryTake(q))) continue;
-      buf.copy(core.ram, q * PAGE_SIZE, k * PAGE_SIZE, (k + 1) * PAGE_SIZE); // (TypedArray.set into shared memory is slower)
+      copyIntoRam(buf, core.ram, q * PAGE_SIZE, k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
       if (q === p) {
         this.source.verify(q);
       } else {
