@@ -213,6 +213,8 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   if (!objectStore && hasJournals(store, machine)) attachJournals(machine, store);
   const restoreOpts: RestoreOptions = {
     mode: flags.restore ?? "lazy", order: flags.order ?? "workingset", rateBytesPerSec: flags.restoreRate !== undefined ? flags.restoreRate * 2 ** 20 : undefined,
+    // The eager restore's progress bar: on a terminal only (a pipe or a log gets none).
+    progress: process.stderr.isTTY ? (text) => process.stderr.write(text) : undefined,
   };
   let restore: ActiveRestore | undefined;
   // --stats-json is kept up to date while the VM runs (first input, the answer, every second

@@ -74,6 +74,8 @@ export interface RestoreOptions {
   order: FetchOrder;
   /** Lazy: the background fetcher's read-rate limit, bytes per second (0 or absent: none). */
   rateBytesPerSec?: number;
+  /** Eager: where a progress bar is drawn (a terminal), if anywhere. */
+  progress?: (text: string) => void;
 }
 
 /** A restore that ran or is running, as `info restore` and --stats see it. */
@@ -95,7 +97,7 @@ export function startRestore(
   if (opts.mode === "lazy") return new LazyRestore(machine, store, file, { order: opts.order, rateBytesPerSec: opts.rateBytesPerSec, timeline });
   const t0 = performance.now();
   cancelActiveRestore(machine);
-  const r = restoreEager(machine, store, file);
+  const r = restoreEager(machine, store, file, opts.progress && progressBar(opts.progress, "loadvm"));
   timeline.mark(`every page read (${(r.bytesRead / MiB).toFixed(0)} MiB in ${r.reads} reads, ${r.ms.toFixed(0)} ms)`);
   machine.meter = timeline;
   let ttfi: number | undefined;
@@ -155,6 +157,23 @@ export function formatRestoreStats(s: RestoreStats): string {
   return lines.join("\n") + "\n";
 }
 
+/**
+ * A progress bar for savevm and the eager loadvm, where `show` writes to a terminal:
+ * "\rLABEL [#########...........]  45% of 794 MiB", redrawn at each whole percent and cleared
+ * when done. Only work on more than 16 MiB of pages gets one. `done` and `total` count pages.
+ */
+export function progressBar(show: (text: string) => void, label: string): (done: number, total: number) => void {
+  let last = -1;
+  return (done, total) => {
+    if (total < 4096) return;
+    const pct = Math.floor((100 * done) / total);
+    if (pct === last) return;
+    last = pct;
+    const bar = "#".repeat(Math.floor(pct / 5)).padEnd(20, ".");
+    show(`\r${label} [${bar}] ${String(pct).padStart(3)}% of ${size(total * 4096)}${done >= total ? "\r\x1b[K" : ""}`);
+  };
+}
+
 export interface SnapshotControl {
   store: SnapshotStore;
   /** Where a large save shows its progress (a terminal), if anywhere. */
@@ -179,17 +198,7 @@ export function addSnapshotCommands(monitor: Monitor, machine: Machine, ctl: Sna
   const wrap = monitorWork;
   monitor.define("savevm", "savevm [tag]", "save a VM snapshot. If no tag is provided, a new snapshot is created", (args) =>
     wrap(() => machine.atBoundary(() => {
-      const show = ctl.progress;
-      let last = -1;
-      const meta = saveSnapshot(machine, ctl.store, args[0] ?? defaultName(), show && ((done, total) => {
-        // Only saves of more than 16 MiB of page data get a progress bar.
-        if (total < 4096) return;
-        const pct = Math.floor((100 * done) / total);
-        if (pct === last) return;
-        last = pct;
-        const bar = "#".repeat(Math.floor(pct / 5)).padEnd(20, ".");
-        show(`\rsavevm [${bar}] ${String(pct).padStart(3)}% of ${size(total * 4096)}${done === total ? "\r\x1b[K" : ""}`);
-      }));
+      const meta = saveSnapshot(machine, ctl.store, args[0] ?? defaultName(), ctl.progress && progressBar(ctl.progress, "savevm"));
       const s = meta.stats;
       return `saved ${meta.name}: ${size(s.fileBytes)} (zero ${s.zero}, disk-backed ${s.disk}, same-as ${s.same}, stored ${s.stored}, inherited ${s.inherited} pages) in ${s.saveMs} ms\n`;
     })));

@@ -58,8 +58,17 @@ export interface FetchPlanSetup {
   /** The snapshot file, then the files it refers to (ref 1, 2, ...). */
   files: string[];
   dataOffset: number;
-  order: "workingset" | "page";
+  /**
+   * workingset: the working set from its own index first, then the rest in file order; page:
+   * page order; file: the data area in file order, no working-set phase (the eager restore).
+   */
+  order: "workingset" | "page" | "file";
   runPages: number;
+  /**
+   * Nothing but the fetch writes guest RAM (the eager restore, before the first instruction): a
+   * run of slots holding consecutive pages is claimed and copied into RAM as a whole.
+   */
+  wholeRuns?: boolean;
   /** Read-rate limit (0: none). */
   bytesPerSecond: number;
   /** Guest RAM is all zero (untouched): zero pages need no writing. */
@@ -299,7 +308,7 @@ export class FetchEngine {
     // This file's slots in file order (working set first), or its pages in page order; then the
     // referenced files' pages by file and offset.
     const order: number[] = [];
-    if (this.setup.order === "workingset") {
+    if (this.setup.order !== "page") {
       for (const p of this.slotPage) if (p >= 0) order.push(p);
     } else {
       for (let p = 0; p < n; p++) if (t.kind(p) === PageKind.Stored && t.ref(p) === 0) order.push(p);
@@ -307,9 +316,11 @@ export class FetchEngine {
     other.sort((a, b) => t.ref(a) - t.ref(b) || t.value(a) - t.value(b));
     for (const p of other) order.push(p); // (a spread of 200k pages would overflow the stack)
     // Same-as pages whose twin is not a stored page of the plan (it is inherited): read on their own.
-    const planned = new Set<number>();
-    for (const p of order) planned.add(t.ref(p) * 2 ** 44 + t.value(p));
-    for (const [key, list] of twins) if (!planned.has(key)) order.push(list[0]);
+    if (twins.size > 0) {
+      const planned = new Set<number>();
+      for (const p of order) planned.add(t.ref(p) * 2 ** 44 + t.value(p));
+      for (const [key, list] of twins) if (!planned.has(key)) order.push(list[0]);
+    }
 
     const runs: Run[] = [];
     for (let i = 0; i < order.length; i++) {
@@ -329,6 +340,7 @@ export class FetchEngine {
 
   private fetchRun(files: SnapshotFile[], t: PageTable, run: Run, order: Int32Array, twins: Map<number, number[]>, buf: Buffer): void {
     const claims = this.claims;
+    if (this.setup.wholeRuns && this.fetchWholeRun(files, t, run, order, twins, buf)) return;
     const free = (i: number) => this.pagesOf(t, order[run.first + i], twins).some((p) => Atomics.load(claims, p) === CLAIM.free);
     // Read only the span that still has missing pages (demand faults may have taken some).
     let lo = 0, hi = run.count - 1;
@@ -347,6 +359,41 @@ export class FetchEngine {
       }
     }
     this.worked(t0);
+  }
+
+  /**
+   * A run whose slots hold consecutive pages, all still free: one read, one copy into RAM, then
+   * each page checked in the core; false (nothing done) for any other run. (Not a read straight
+   * into RAM: where the kernel's read faults in fresh guest memory, the first access from the
+   * core afterwards costs as much again - measured 4.5 s against 3.0 s of CPU for 792 MiB.)
+   */
+  private fetchWholeRun(files: SnapshotFile[], t: PageTable, run: Run, order: Int32Array, twins: Map<number, number[]>, buf: Buffer): boolean {
+    const claims = this.claims;
+    const p0 = order[run.first];
+    for (let i = 1; i < run.count; i++) if (order[run.first + i] !== p0 + i) return false;
+    for (let i = 0; i < run.count; i++) {
+      if (Atomics.compareExchange(claims, p0 + i, CLAIM.free, CLAIM.busy) !== CLAIM.free) {
+        for (let k = 0; k < i; k++) Atomics.store(claims, p0 + k, CLAIM.free);
+        return false;
+      }
+    }
+    const view = buf.subarray(0, run.count * PAGE_SIZE);
+    const t0 = this.read(files[run.file], run.offset, view);
+    copyIntoRam(view, this.ram, p0 * PAGE_SIZE);
+    for (let p = p0; p < p0 + run.count; p++) {
+      if (!this.pageHashIs(p, t.hashLo(p), t.hashHi(p))) this.verifyFailed(p);
+      this.ready(p, restoredClass(t.kind(p)));
+      const list = twins.get(t.ref(p) * 2 ** 44 + t.value(p));
+      if (!list) continue;
+      for (const q of list) {
+        if (q === p || Atomics.compareExchange(claims, q, CLAIM.free, CLAIM.busy) !== CLAIM.free) continue;
+        this.ram.copyWithin(q * PAGE_SIZE, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+        if (!this.pageHashIs(q, t.hashLo(q), t.hashHi(q))) this.verifyFailed(q);
+        this.ready(q, restoredClass(t.kind(q)));
+      }
+    }
+    this.worked(t0);
+    return true;
   }
 
   private *fetchZeros(zeros: Int32Array): Generator<void, void, void> {

@@ -3,7 +3,7 @@
 // `rvm snapshot ls|info`.
 
 import { describe, expect, it } from "vitest";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,6 +67,8 @@ describe("savevm / loadvm through the CLI", () => {
         r.kill();
       }
       expect(r.stderr).toContain("time to first instruction");
+      // stderr is a pipe here, not a terminal: no progress bar in it.
+      expect(r.stderr).not.toMatch(/loadvm \[|savevm \[/);
       // The guest sat idle at its shell: there is no workload view, and --stats says nothing of one.
       expect(r.stderr).not.toContain("workload");
       const j = JSON.parse(readFileSync(stats, "utf8"));
@@ -78,6 +80,44 @@ describe("savevm / loadvm through the CLI", () => {
       if (args.includes("eager")) expect(j.demandFaults).toBe(0);
       else expect(j.demandFaults).toBeGreaterThan(0);
     }
+  });
+});
+
+describe("progress bars", () => {
+  it("the eager restore and savevm draw one on a terminal (a pty), none on a pipe", { timeout: 300_000 }, async () => {
+    const dir = mkdtempSync(join(base, "rvm-e2e-bar-"));
+    const snaps = join(dir, "snaps");
+    // 24 MiB of pseudo-random pages the guest keeps (memfill, as bench restore uses it): a save
+    // with more than 16 MiB of stored pages, which is when savevm draws its bar.
+    await saveLinuxGuest(dir, snaps, "s1", async (s) => {
+      s.type("mkfifo /tmp/mf; memfill 24 < /tmp/mf &");
+      s.type("exec 3> /tmp/mf");
+      await s.waitFor("memfill: ready 24 MiB", 120_000);
+    });
+    const sock = join(dir, "bar.sock");
+    // util-linux `script` gives rvm a pseudo-terminal as stdin, stdout and stderr.
+    const cmd = [process.execPath, join(ROOT, "bin/rvm.js"), "restore", "s1", "--dir", snaps, "--restore", "eager", "--monitor", `unix:${sock},server,nowait`]
+      .map((a) => `'${a}'`).join(" ");
+    const child = spawn("script", ["-qfec", cmd, "/dev/null"], { stdio: "pipe" });
+    let out = "";
+    child.stdout.on("data", (b: Buffer) => (out += b.toString("latin1")));
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    try {
+      const m = await MonitorClient.open(sock, 180_000);
+      // Without s1 (the parent) s2 is a full save, large enough for a bar. Over the socket; the
+      // bar goes to rvm's stderr, the terminal.
+      await m.cmd("delvm s1");
+      expect(await m.cmd("savevm s2")).toMatch(/saved s2: .* inherited 0 pages/);
+      m.cmd("quit").catch(() => undefined);
+      expect(await exited).toBe(0);
+      m.close();
+    } finally {
+      child.kill("SIGKILL");
+    }
+    // The restore of 256 MiB: the bar from 0% to 100%, then cleared (the save's too).
+    expect(out).toContain("\rloadvm [....................]   0% of 256 MiB");
+    expect(out).toContain("\rloadvm [####################] 100% of 256 MiB\r\x1b[K");
+    expect(out).toMatch(/\rsavevm \[#+\.*\] +\d+% of \d/);
   });
 });
 
