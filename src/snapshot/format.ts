@@ -232,10 +232,11 @@ export function encodeMap(map: Buffer, at: number): Buffer {
 export function encodeWorkingSetIndex(pages: number[], hashes: BigUint64Array): Buffer {
   const n = pages.length;
   const w = new Uint32Array(3 * n);
+  const hw = new Uint32Array(hashes.buffer, hashes.byteOffset, hashes.length * 2); // little-endian halves: no BigInt
   pages.forEach((p, k) => {
     w[k] = p;
-    w[n + k] = Number(hashes[p] & 0xffffffffn);
-    w[2 * n + k] = Number(hashes[p] >> 32n);
+    w[n + k] = hw[2 * p];
+    w[2 * n + k] = hw[2 * p + 1];
   });
   return Buffer.from(w.buffer);
 }

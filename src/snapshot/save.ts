@@ -15,7 +15,7 @@ import { PageState, PAGE_SIZE } from "../core.js";
 import type { Machine } from "../machine.js";
 import { GuestMemory } from "../memory.js";
 import {
-  SNAPSHOT_VERSION, digestOf, encodeEntry, encodeHeader, encodeMap, FLAG_MAP_DEFLATED, mapIndex, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageEntry, PageKind,
+  SNAPSHOT_VERSION, digestOf, encodeHeader, encodeMap, FLAG_MAP_DEFLATED, mapIndex, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageKind,
   SnapshotDisk, SnapshotFile, SnapshotMeta, SnapshotStats, encodeWorkingSetIndex,
 } from "./format.js";
 import { checkName, journalName, SnapshotStore } from "./store.js";
@@ -160,45 +160,62 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
       hashes.set(scratch.subarray(0, count), first);
     }
 
+    // The page map is built in place, as the file has it: six little-endian u32 words per page
+    // (kind | ref << 8, mark, value low, value high, hash low, hash high; see PageTable). No
+    // object or BigInt per page: a 1 GiB guest has 262144 of them.
     const map = Buffer.alloc(pages * MAP_ENTRY_SIZE);
+    const words = new Uint32Array(map.buffer, map.byteOffset, pages * 6);
+    const hashWords = new Uint32Array(hashes.buffer, hashes.byteOffset, pages * 2);
+    const put = (p: number, kind: PageKind, ref: number, mark: number, value: number, hashLo: number, hashHi: number) => {
+      const o = p * 6;
+      words[o] = kind | (ref << 8);
+      words[o + 1] = mark >>> 0;
+      words[o + 2] = value % 2 ** 32;
+      words[o + 3] = Math.floor(value / 2 ** 32);
+      words[o + 4] = hashLo;
+      words[o + 5] = hashHi;
+    };
     const stats: SnapshotStats = {
       pages, zero: 0, disk: 0, same: 0, stored: 0, inherited: 0, fileBytes: 0, zeroSkipBytes: 0, saveMs: 0, pauseMs: 0,
     };
     const storedPages: number[] = [];
-    const firstWithHash = new Map<bigint, number>();
-    const entries: (PageEntry | undefined)[] = new Array(pages);
-    const sameAs = new Map<number, number>();
+    // First stored page with each hash, by its low 32 bits (a number key: a Map of BigInts is
+    // slow); a twin is confirmed by the high half and byte for byte.
+    const firstWithHash = new Map<number, number>();
+    const sameAs: number[] = []; // pairs: page, its twin (entries made once the twin's offset is known)
+    const entryMarks = new Set<string>(); // "disk:mark" of the disk-backed entries
     const state = core.pages;
     for (let p = 0; p < pages; p++) {
-      const h = hashes[p];
-      if (h !== 0n) stats.zeroSkipBytes += PAGE_SIZE;
+      const lo = hashWords[2 * p], hi = hashWords[2 * p + 1];
+      const zero = lo === 0 && hi === 0;
+      if (!zero) stats.zeroSkipBytes += PAGE_SIZE;
       if (parent && (state[p] & PageState.Dirty) === 0) {
         const pe = parent.entry(p);
         // Re-base the parent's reference: 0 (the parent itself) or one of its refs.
         const target = pe.ref === 0 ? { id: parent.meta.id, name: parent.meta.name } : parent.meta.refs[pe.ref - 1];
-        const e: PageEntry = pe.kind === PageKind.Zero || pe.kind === PageKind.Disk ? { ...pe, ref: 0 } : { ...pe, ref: refOf(target.id, target.name) };
-        entries[p] = e;
+        const ref = pe.kind === PageKind.Zero || pe.kind === PageKind.Disk ? 0 : refOf(target.id, target.name);
+        put(p, pe.kind, ref, pe.mark, pe.value, Number(pe.hash & 0xffffffffn), Number(pe.hash >> 32n));
+        if (pe.kind === PageKind.Disk) entryMarks.add(`${GuestMemory.splitBlockKey(pe.value).disk}:${pe.mark}`);
         stats.inherited++;
         continue;
       }
-      if (h === 0n) {
-        entries[p] = { kind: PageKind.Zero, ref: 0, mark: 0, value: 0, hash: 0n };
-        stats.zero++;
+      if (zero) {
+        stats.zero++; // kind 0, all words 0
         continue;
       }
       const key = machine.mem.diskBlockOf(p);
       if (key >= 0) {
-        entries[p] = { kind: PageKind.Disk, ref: 0, mark: markOf(GuestMemory.splitBlockKey(key).disk), value: key, hash: h };
+        put(p, PageKind.Disk, 0, markOf(GuestMemory.splitBlockKey(key).disk), key, lo, hi);
         stats.disk++;
         continue;
       }
-      const twin = firstWithHash.get(h);
-      if (twin !== undefined && ex.pagesEqual(twin, p)) {
-        sameAs.set(p, twin); // its entry is made once the twin's offset is known
+      const twin = firstWithHash.get(lo);
+      if (twin !== undefined && hashWords[2 * twin + 1] === hi && ex.pagesEqual(twin, p)) {
+        sameAs.push(p, twin);
         stats.same++;
         continue;
       }
-      if (twin === undefined) firstWithHash.set(h, p);
+      if (twin === undefined) firstWithHash.set(lo, p);
       storedPages.push(p);
       stats.stored++;
     }
@@ -239,22 +256,17 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
 
     // The data follows the metadata; the map, deflated, comes last (the data offsets are in it).
     const dataOffset = alignUp(HEADER_SIZE + metaRoom);
-    const offsetOfPage = new Map<number, number>();
-    order.forEach((p, k) => {
-      const off = dataOffset + k * PAGE_SIZE;
-      offsetOfPage.set(p, off);
-      entries[p] = { kind: PageKind.Stored, ref: 0, mark: 0, value: off, hash: hashes[p] };
-    });
-    for (const [p, twin] of sameAs) {
-      entries[p] = { kind: PageKind.Same, ref: 0, mark: 0, value: offsetOfPage.get(twin)!, hash: hashes[p] };
+    order.forEach((p, k) => put(p, PageKind.Stored, 0, 0, dataOffset + k * PAGE_SIZE, hashWords[2 * p], hashWords[2 * p + 1]));
+    for (let i = 0; i < sameAs.length; i += 2) {
+      const p = sameAs[i], twin = sameAs[i + 1];
+      const value = words[twin * 6 + 2] + words[twin * 6 + 3] * 2 ** 32; // the twin's data offset
+      put(p, PageKind.Same, 0, 0, value, hashWords[2 * p], hashWords[2 * p + 1]);
     }
-    for (let p = 0; p < pages; p++) {
-      const e = entries[p]!;
-      encodeEntry(map, p, e);
-      if (e.kind === PageKind.Disk) {
-        const d = disks.find((x) => x.index === GuestMemory.splitBlockKey(e.value).disk);
-        if (d && e.mark !== d.mark && !(d.entryMarks ??= []).includes(e.mark)) d.entryMarks.push(e.mark);
-      }
+    // Every mark the disk-backed entries use, beyond the snapshot's own (inherited ones may be older).
+    for (const k of entryMarks) {
+      const [disk, mark] = k.split(":").map(Number);
+      const d = disks.find((x) => x.index === disk);
+      if (d && mark !== d.mark && !(d.entryMarks ??= []).includes(mark)) d.entryMarks.push(mark);
     }
 
     const dataLength = order.length * PAGE_SIZE;
