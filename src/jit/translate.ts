@@ -195,7 +195,11 @@ export function findBlocks(code: Uint8Array, entries: Iterable<number>, rvc: Uin
   // those nearest to where it is entered.
   for (let w = 0; w < work.length && leaders.size < MAX_BLOCKS; w++) {
     let off = work[w];
-    for (;;) {
+    for (let k = 0; ; k++) {
+      if (k === MAX_BLOCK) {
+        lead(off); // a long straight run goes on in a block of its own
+        break;
+      }
       const d = decodeAt(code, off, rvc);
       if (!d) {
         if (off < PAGE_BYTES) lead(off); // straddles the page end: a block that hands it over
