@@ -197,7 +197,7 @@ export function scratchSize(): u32 { return SCRATCH_SIZE; }
 
 // --- the JIT (jit.ts; the host side is src/jit/) ---
 export {
-  jitSetOn, jitSetThreshold, jitInstall, jitInvalidate, jitFlush, jitQueueAddress, jitQueued,
+  jitSetOn, jitSetThreshold, jitInstall, jitDefer, jitInvalidate, jitFlush, jitQueueAddress, jitQueued,
   jitQueueOverflowed, jitQueueClear, jitTableAddress, jitEpoch, jitInstructions, jitCalls,
   jitLoadSlow, jitStoreSlow, jitMaps, jitCallsEnded, jitSlots,
 } from "./jit";

@@ -198,6 +198,14 @@ export function jitInstall(page: u32, fn: u32): void {
   }
 }
 
+/**
+ * The host defers a hot page (its translation would cost more than the interpreter has run on
+ * it so far): it is reported hot again after `more` further instructions.
+ */
+export function jitDefer(page: u32, more: u32): void {
+  store<u32>(g_count + (<usize>page << 2), more >= g_threshold ? 0 : g_threshold - more);
+}
+
 export function jitQueueAddress(): usize { return g_queue; }
 /** Events in the queue; the host reads them and then calls jitQueueClear. */
 export function jitQueued(): u32 { return g_queued; }

@@ -112,6 +112,7 @@ interface CoreExports {
   jitSetOn(on: number): void;
   jitSetThreshold(n: number): void;
   jitInstall(page: number, fn: number): void;
+  jitDefer(page: number, more: number): void;
   jitInvalidate(page: number): void;
   jitFlush(): void;
   jitQueueAddress(): number;

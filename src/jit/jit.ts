@@ -12,11 +12,19 @@
 import type { Core } from "../core.js";
 import { yieldToEventLoop } from "../platform.js";
 import { ModuleBuilder } from "./wasm.js";
-import { CoreLayout, PAGE_BYTES, UNIT_PARAMS, UNIT_RESULTS, declareImports, translatePage } from "./translate.js";
+import { CoreLayout, PAGE_BYTES, UNIT_PARAMS, UNIT_RESULTS, declareImports, findBlocks, translatePage } from "./translate.js";
 
 export interface JitOptions {
-  /** Instructions the interpreter runs on a page before it is translated. */
+  /**
+   * Instructions the interpreter runs on a page before it is translated; a page whose
+   * translation would be larger than `typicalSize` runs proportionally more first.
+   */
   threshold?: number;
+  /**
+   * The translation size (instructions + 1 per block) that `threshold` pays for (default 500;
+   * with `threshold` given and this not, every page is translated at exactly `threshold`).
+   */
+  typicalSize?: number;
   /** Pages per module (one WebAssembly.compile). */
   batchPages?: number;
   /** Bound of the code cache: translated pages. */
@@ -70,6 +78,7 @@ export interface JitStats {
 export class Jit {
   private on = false;
   readonly threshold: number;
+  private readonly typicalSize: number;
   private readonly batchPages: number;
   private readonly maxUnits: number;
   private readonly maxBytes: number;
@@ -88,6 +97,11 @@ export class Jit {
    * translated report those points too), the most reported ones are kept.
    */
   private readonly entries = new Map<number, Map<number, number>>();
+  /**
+   * Pages reported hot whose translation would cost more than the interpreter has run on them
+   * so far (ripen), with the instructions counted on them until now.
+   */
+  private readonly ripening = new Map<number, number>();
   /** Translations per page so far. */
   private readonly translations = new Map<number, number>();
   /** Pages waiting to be translated, and pages in a batch being compiled. */
@@ -109,6 +123,7 @@ export class Jit {
   constructor(private readonly core: Core, opts: JitOptions = {}) {
     this.ex = core.exports;
     this.threshold = opts.threshold ?? 4_000_000;
+    this.typicalSize = opts.typicalSize ?? (opts.threshold !== undefined ? Infinity : 500);
     this.batchPages = opts.batchPages ?? 32;
     this.maxUnits = Math.min(opts.maxUnits ?? 4095, core.exports.jitSlots() - 1);
     this.maxBytes = opts.maxBytes ?? 64 << 20;
@@ -156,6 +171,7 @@ export class Jit {
     this.liveBytes = 0;
     this.queued.clear();
     this.entries.clear();
+    this.ripening.clear();
     this.epoch++;
   }
 
@@ -187,6 +203,7 @@ export class Jit {
       // (a translation with it is on its way, or it did not fit: the next one ranks it higher)
       if (kind === EV_MISS && count > 0) continue;
       if ((this.translations.get(page) ?? 0) >= this.maxRetranslations) continue;
+      if (kind === EV_HOT && !this.translations.has(page) && this.ripen(page)) continue;
       if (!this.inFlight.has(page)) this.queued.add(page);
     }
     const overflowed = ex.jitQueueOverflowed() !== 0;
@@ -196,6 +213,30 @@ export class Jit {
       const table = new Uint32Array(ex.memory.buffer, ex.jitTableAddress(), this.core.ramBytes / PAGE_BYTES);
       for (const u of [...this.units.values()]) if (table[u.page] !== u.slot) this.drop(u);
     }
+  }
+
+  /**
+   * A page reported hot for its first translation: whether it must run longer first. Compiling
+   * costs about in proportion to the code translated (the engine's optimizing tier most of
+   * all), so a page whose translation is larger than typical must have run proportionally more
+   * instructions: a Linux boot runs each of its hottest pages (OpenSBI's, chacha20's: 1,100-1,300
+   * instructions and up to 253 blocks each) for 5-8 million instructions and then hardly again,
+   * which does not pay for compiling them.
+   */
+  private ripen(page: number): boolean {
+    const ran = this.ripening.get(page) ?? this.threshold;
+    const code = this.core.ram.subarray(page * PAGE_BYTES, (page + 1) * PAGE_BYTES);
+    const blocks = findBlocks(code, this.entries.get(page)?.keys() ?? [], this.rvc);
+    const size = blocks.reduce((n, b) => n + b.insns.length + 1, 0);
+    const need = (this.threshold * size) / this.typicalSize;
+    if (ran >= need) {
+      this.ripening.delete(page);
+      return false;
+    }
+    const more = Math.min(Math.ceil(need - ran), this.threshold);
+    this.ex.jitDefer(page, more);
+    this.ripening.set(page, ran + more);
+    return true;
   }
 
   private drop(u: Unit): void {
