@@ -19,7 +19,7 @@
 
 import {
   XREG, H_PC, H_PRIV, RAM, H_RESV, H_INSTRET, H_WFI, M_MTIME, M_ICOUNT_ACC, CEXP, TLB_LOAD,
-  TLB_STORE, FREG,
+  TLB_STORE, TLB_FETCH, FREG,
 } from "./layout";
 import { csrCheck, csrRead, csrWrite, setInstretPending, g_icountShift, markFsDirty } from "./csr";
 import {
@@ -32,7 +32,7 @@ import {
   CAUSE_USER_ECALL, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
 } from "./status";
 import { takeTrap, pendingInterrupt, wfiWakeup, trapReturnM, trapReturnS } from "./trap";
-import { tlbEntry, tlbFlushAll, g_loadCtx, g_storeCtx } from "./tlb";
+import { tlbEntry, tlbFlushAll, g_loadCtx, g_storeCtx, g_fetchCtx } from "./tlb";
 import { ACCESS_LOAD, ACCESS_STORE } from "./bus";
 import { loadSlow, storeSlow, fetchParcel, amoAddress, g_fetchVpn, g_fetchHost } from "./mmu";
 import { execFp } from "./fpu";
@@ -182,7 +182,7 @@ export function run(maxInsns: i32): i32 {
           continue;
         }
         if (g_fetchVpn == (pc >> 12) && (!g_fetchWatch || !fetchWatchOnPage(g_fetchVpn))) {
-          const host = g_fetchHost;
+          let host = g_fetchHost;
           fetchCode = false;
           // No translated code while a debugger, a trigger or -d watches fetches.
           if (!g_jitOn || host < RAM || g_fetchWatch) {
@@ -192,27 +192,58 @@ export function run(maxInsns: i32): i32 {
             // A RAM page while the JIT is on: run its translated code if it has some, else
             // count it. A page with code is cached here only while its code cannot run (see
             // fetchCode), so each entry comes this way.
-            const page = <u32>((host - RAM) >> 12);
-            const fn = jitFunction(page);
+            let page = <u32>((host - RAM) >> 12);
+            let fn = jitFunction(page);
             if (fn == 0) {
               fetchVpn = g_fetchVpn;
               fetchHost = host;
             } else if (g_jitSkip) {
               g_jitSkip = false; // this one instruction is the interpreter's
             } else {
-              jitEnter(page);
-              const budget = limit - n + 1;
-              const r = call_indirect<u32>(fn, pc & ~(<u64>0xfff), <u32>pc & 0xfff, budget, budget, <u32>jitMapAddress(fn));
-              const done = <i32>(r >> 3);
-              const kind = r & 7;
-              pc = load<u64>(H_PC);
-              jitNoteEnd(kind);
-              // A miss at the chunk's first instruction is not reported: a chunk begins wherever
-              // the last one ended (a slice, an interrupt, a host exit), not where control
-              // enters the code; reporting those points filled hot pages with entries at
-              // nearly every instruction. Control that reaches unknown code does report it.
-              const chunkStart = n == 1;
-              jitLeave(page, done, kind == UNIT_MISS && !chunkStart ? <u32>pc & 0xfff : 0xffffffff, n - 1, pc);
+              let codeVpn = g_fetchVpn;
+              let r: u32;
+              let done: i32;
+              let kind: u32;
+              let chunkStart: bool;
+              let chained = false;
+              for (;;) {
+                jitEnter(page);
+                const budget = limit - n + 1;
+                r = call_indirect<u32>(fn, pc & ~(<u64>0xfff), <u32>pc & 0xfff, budget, budget, <u32>jitMapAddress(fn));
+                done = <i32>(r >> 3);
+                kind = r & 7;
+                pc = load<u64>(H_PC);
+                jitNoteEnd(kind);
+                // A miss at the chunk's first instruction is not reported: a chunk begins wherever
+                // the last one ended (a slice, an interrupt, a host exit), not where control
+                // enters the code; reporting those points filled hot pages with entries at
+                // nearly every instruction. Control that reaches unknown code does report it.
+                chunkStart = n == 1;
+                jitLeave(page, done, kind == UNIT_MISS && !chunkStart ? <u32>pc & 0xfff : 0xffffffff, n - 1, pc);
+                // Control left the page for another page with translated code, whose fetch
+                // translation is in the TLB, with budget left: call that page's code at once,
+                // as the fetch slow path would after the same checks (fetches are not watched
+                // here, and nothing between two translated instructions changes that).
+                if (kind != UNIT_CONTINUE || done == 0 || n + done > limit) break;
+                const vpn = pc >> 12;
+                if ((<u32>pc & 0xfff) == 0xffe) break; // (may straddle: the slow path's business)
+                const e = tlbEntry(TLB_FETCH, vpn);
+                if (load<u64>(e) != (vpn | g_fetchCtx)) break;
+                const h = <usize>load<u32>(e, 8);
+                if (h < RAM) break;
+                const p2 = <u32>((h - RAM) >> 12);
+                const f2 = jitFunction(p2);
+                if (f2 == 0) break;
+                n += done;
+                page = p2;
+                fn = f2;
+                host = h;
+                codeVpn = vpn;
+                chained = true;
+              }
+              // (a chained call that completed nothing leaves its instruction to the
+              // interpreter: fetch it; pc & 0xfff != 0xffe, so it is inside the page)
+              if (chained && done == 0) raw = load<u32>(host + <usize>(<u32>pc & 0xfff));
               if (kind == UNIT_INTERP) {
                 // pc is at an instruction for the interpreter: it runs that one, and the
                 // translation is entered again after it.
@@ -226,7 +257,7 @@ export function run(maxInsns: i32): i32 {
                 // translates the page again with it), for a while: the chunk ends early,
                 // harmlessly (nothing can become pending inside it), and the next one tries
                 // again.
-                fetchVpn = g_fetchVpn;
+                fetchVpn = codeVpn;
                 fetchHost = host;
                 if (kind == UNIT_CONTINUE || chunkStart) fetchCode = true;
                 else if (limit - n > MISS_RUN) limit = n + MISS_RUN;
