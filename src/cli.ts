@@ -27,6 +27,7 @@ import { ActiveRestore, addSnapshotCommands, formatRestoreStats, RestoreOptions,
 import { findSnapshot, isSnapshotFile, snapshotCommands } from "./snapshot/cli.js";
 import { attachJournals } from "./snapshot/save.js";
 import { restoreSvg } from "./snapshot/pictures.js";
+import { configWithImages } from "./snapshot/bundle.js";
 import { serveWeb } from "./web/server.js";
 import type { FetchOrder } from "./snapshot/restore-lazy.js";
 import { markProcess, RestoreTimeline } from "./snapshot/timeline.js";
@@ -327,7 +328,10 @@ async function restoreCommand(target: string, guest: string | undefined, flags: 
   const { file, store } = findSnapshot(target, { dir }, guest);
   flags.snapshotDir = store.dir;
   const snap = SnapshotFile.open(file);
-  const config = snap.meta.config as unknown as Omit<VirtConfig, "console">;
+  // GUEST is the VM's first disk: the snapshot's drive 0 is that image wherever it was saved
+  // (a snapshot from another host or from the browser page: rvm snapshot import).
+  const config = (guest !== undefined ? configWithImages(snap.meta, [{ index: 0, file: resolve(guest) }])
+    : snap.meta.config) as unknown as Omit<VirtConfig, "console">;
   snap.close();
   config.virtioLegacy ??= false; // snapshots from before the legacy transport existed: modern
   return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount), jit: jitEnabled(flags) }, flags, undefined, file);

@@ -2,8 +2,8 @@
 // (by name in a directory — --dir, or next to the guest's disk image — or by file).
 
 import { Command, Option } from "commander";
-import { existsSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { ImageError, RvmError, UsageError } from "../errors.js";
 import { RawDisk } from "../devices/disk.js";
 import { SnapshotFile } from "./format.js";
@@ -12,6 +12,7 @@ import { formatInfo, formatList } from "./commands.js";
 import { checkSnapshot, dependencySizes, type CheckReport } from "./check.js";
 import { checkpointClasses, checkpointSvg } from "./pictures.js";
 import { writeFileAtomic } from "../files.js";
+import { BUNDLE_EXT, exportBundle, importBundle } from "./bundle.js";
 import { isObjectStoreUrl, storeCommand, storeDir } from "../store/vm.js";
 
 const MiB = 1024 * 1024;
@@ -175,5 +176,33 @@ export function snapshotCommands(program: Command): void {
     .action(async (name: string, guest: string | undefined, flags: Where) => {
       if (await inObjectStore(flags, "rm", name)) return;
       removeSnapshot(storeFor(flags, guest), name);
+    });
+  snap
+    .command("export")
+    .description("write a snapshot, its disk images and journals as one file (NAME.rvmsnap.zip) for another host or the browser page")
+    .argument("<snapshot>", "a snapshot name (with --dir or GUEST) or a .rvmsnap file")
+    .argument("[guest]", "the guest's first disk image")
+    .addOption(dirOption())
+    .option("-o, --output <file>", "where to write it (default: NAME.rvmsnap.zip in the current directory)")
+    .action((name: string, guest: string | undefined, flags: { dir?: string; output?: string }) => {
+      const { file, store } = findSnapshot(name, flags, guest);
+      const bundle = exportBundle(store, file);
+      const out = flags.output ?? `${bundle.name}${BUNDLE_EXT}`;
+      writeFileAtomic(out, bundle.bytes);
+      process.stdout.write(`exported ${bundle.name} to ${out} (${size(bundle.bytes.length)})\n`);
+    });
+  snap
+    .command("import")
+    .description("unpack a snapshot archive (NAME.rvmsnap.zip, from rvm snapshot export or the browser page) into a directory")
+    .argument("<archive>", "the .rvmsnap.zip file")
+    .argument("[dir]", "where to unpack it (default: the archive's name without .rvmsnap.zip)")
+    .action((archive: string, dir: string | undefined) => {
+      if (!existsSync(archive)) throw new RvmError(`${archive}: no such file`);
+      const dest = resolve(dir ?? archive.replace(/(\.rvmsnap)?\.zip$/, "") + (archive.endsWith(".zip") ? "" : ".d"));
+      const imported = importBundle(readFileSync(archive), dest, archive);
+      const disk = imported.images[0]?.file;
+      process.stdout.write(`imported ${imported.manifest.snapshot} into ${dest}\n` +
+        `restore it: rvm restore ${imported.manifest.snapshot.includes(" ") ? `"${imported.manifest.snapshot}"` : imported.manifest.snapshot} ` +
+        `${disk ? relative(process.cwd(), disk) || disk : `--dir ${relative(process.cwd(), imported.dir)}`}\n`);
     });
 }

@@ -221,7 +221,15 @@ export class BackgroundFetcher {
     Atomics.notify(this.ctl, CTL.stop);
     const claims = this.claims;
     for (let p = 0; p < claims.length; p++) {
-      while (Atomics.compareExchange(claims, p, CLAIM.free, CLAIM.taken) === CLAIM.busy) Atomics.wait(claims, p, CLAIM.busy, 50);
+      while (Atomics.compareExchange(claims, p, CLAIM.free, CLAIM.taken) === CLAIM.busy) {
+        // Without a thread the fetch runs on this one: a page still busy is one its turn left
+        // when it failed, and nobody is copying it (nor could this thread wait on plain memory).
+        if (!this.threaded) {
+          claims[p] = CLAIM.taken;
+          break;
+        }
+        Atomics.wait(claims, p, CLAIM.busy, 50);
+      }
     }
     this.thread?.terminate();
     this.steps?.return();

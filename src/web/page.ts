@@ -159,7 +159,8 @@ function onMessage(msg: FromWorker): void {
       break;
     case "running":
       running = true;
-      status.textContent = `running ${msg.label} (${msg.ramBytes >> 20} MiB)`;
+      storageKind = msg.storage;
+      status.textContent = `running ${msg.label} (${msg.ramBytes >> 20} MiB) · snapshots kept ${STORAGE_NAMES[msg.storage] ?? msg.storage}`;
       monitorTerm.write("rvm monitor - type 'help' for more information\r\n(rvm) ");
       consoleTerm.focus();
       break;
@@ -195,8 +196,14 @@ function onMessage(msg: FromWorker): void {
 }
 
 let manifest: Manifest | undefined;
+let storageKind = "";
+const STORAGE_NAMES: Record<string, string> = {
+  opfs: "in the browser's storage (OPFS)", indexeddb: "in the browser's storage (IndexedDB)", memory: "in this tab only",
+};
+/** ?storage=indexeddb (or memory) picks the storage; by default OPFS where the browser has it. */
+const storageWanted = new URLSearchParams(location.search).get("storage") ?? undefined;
 
-async function boot(dropped?: { name: string; bytes: Uint8Array }): Promise<void> {
+async function boot(dropped?: { name: string; bytes: Uint8Array }, bundle?: { name: string; bytes: Uint8Array }): Promise<void> {
   worker?.terminate();
   running = false;
   consoleTerm.reset();
@@ -205,7 +212,8 @@ async function boot(dropped?: { name: string; bytes: Uint8Array }): Promise<void
   worker = new Worker("worker.js");
   worker.onmessage = (ev: MessageEvent<FromWorker>) => onMessage(ev.data);
   worker.onerror = (ev) => onMessage({ type: "error", text: ev.message });
-  send({ type: "start", manifest, base: location.href, dropped: dropped ? [dropped] : undefined }, dropped ? [dropped.bytes.buffer] : []);
+  send({ type: "start", manifest, base: location.href, dropped: dropped ? [dropped] : undefined, bundle, storage: storageWanted },
+    [...(dropped ? [dropped.bytes.buffer] : []), ...(bundle ? [bundle.bytes.buffer] : [])]);
 }
 
 async function runFile(file: File): Promise<void> {
@@ -221,7 +229,13 @@ $<HTMLInputElement>("upload").addEventListener("change", async (ev) => {
   const f = (ev.target as HTMLInputElement).files?.[0];
   if (!f) return;
   const bytes = new Uint8Array(await f.arrayBuffer());
-  send({ type: "upload", name: f.name, bytes }, [bytes.buffer]);
+  (ev.target as HTMLInputElement).value = "";
+  // An archive (NAME.rvmsnap.zip: the snapshot with its disks) is restored in a new machine;
+  // a bare NAME.rvmsnap joins this guest's snapshots.
+  if (f.name.endsWith(".zip")) {
+    status.textContent = `restoring ${f.name}`;
+    await boot(undefined, { name: f.name, bytes });
+  } else send({ type: "upload", name: f.name, bytes }, [bytes.buffer]);
 });
 $<HTMLInputElement>("open").addEventListener("change", (ev) => {
   const f = (ev.target as HTMLInputElement).files?.[0];
@@ -258,6 +272,7 @@ function text(term: Terminal): string {
   monitorText: () => text(monitorTerm),
   gridCounts: () => Object.fromEntries(PAGE_CLASSES.map((c, i) => [c.name, counts[i] ?? 0])),
   get running() { return running; },
+  get storage() { return storageKind; },
 };
 
 void boot();

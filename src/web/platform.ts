@@ -43,30 +43,93 @@ export const path = {
   },
 };
 
-/** A file's bytes, growing as it is written. */
-class MemFile {
+/** An OPFS file opened for synchronous access (FileSystemSyncAccessHandle), as far as WebFs uses it. */
+export interface SyncHandle {
+  read(buffer: Uint8Array, opts: { at: number }): number;
+  write(buffer: Uint8Array, opts: { at: number }): number;
+  getSize(): number;
+  truncate(size: number): void;
+  flush(): void;
+  close(): void;
+}
+
+/** The unit in which the IndexedDB backend stores a file and tracks what changed. */
+export const CHUNK = 1 << 20;
+
+/**
+ * A file: its bytes in memory, growing as it is written — or, once the browser's storage keeps
+ * it (src/web/storage.ts), in an OPFS file read and written synchronously through `handle`.
+ */
+export class MemFile {
   data: Uint8Array = new Uint8Array(0);
   size = 0;
   mtimeMs = Date.now();
+  handle?: SyncHandle;
+  /** Bumped by every change; the storage remembers the version it holds. */
+  version = 0;
+  /** CHUNK-sized pieces changed since the storage last wrote them (the IndexedDB backend). */
+  readonly dirty = new Set<number>();
+
+  private touch(position: number, length: number): void {
+    this.version++;
+    this.mtimeMs = Date.now();
+    for (let c = Math.floor(position / CHUNK); c * CHUNK < position + length; c++) this.dirty.add(c);
+  }
 
   read(buf: Uint8Array, offset: number, length: number, position: number): number {
     const n = Math.max(0, Math.min(length, this.size - position));
+    if (n === 0) return 0;
+    if (this.handle) return this.handle.read(buf.subarray(offset, offset + n), { at: position });
     buf.set(this.data.subarray(position, position + n), offset);
     return n;
   }
 
   write(buf: Uint8Array, offset: number, length: number, position: number): number {
     const end = position + length;
-    if (end > this.data.length) {
-      const grown = new Uint8Array(Math.max(end, Math.min(this.data.length * 2, end + (64 << 20))));
-      grown.set(this.data.subarray(0, this.size));
-      this.data = grown;
+    if (this.handle) {
+      this.handle.write(buf.subarray(offset, offset + length), { at: position });
+    } else {
+      if (end > this.data.length) {
+        const grown = new Uint8Array(Math.max(end, Math.min(this.data.length * 2, end + (64 << 20))));
+        grown.set(this.data.subarray(0, this.size));
+        this.data = grown;
+      }
+      this.data.set(buf.subarray(offset, offset + length), position);
     }
-    this.data.set(buf.subarray(offset, offset + length), position);
+    this.touch(Math.min(position, this.size), end - Math.min(position, this.size));
     this.size = Math.max(this.size, end);
-    this.mtimeMs = Date.now();
     return length;
   }
+
+  truncate(length: number): void {
+    if (this.handle) this.handle.truncate(length);
+    else if (length < this.size) this.data.fill(0, length, this.size);
+    else if (length > this.data.length) this.data = grow(this.data, this.size, length);
+    this.touch(Math.min(length, this.size), Math.abs(this.size - length));
+    this.size = length;
+  }
+
+  /** The whole file (a view of it when it is in memory). */
+  bytes(): Uint8Array {
+    if (!this.handle) return this.data.subarray(0, this.size);
+    const all = new Uint8Array(this.size);
+    this.handle.read(all, { at: 0 });
+    return all;
+  }
+
+  /** Brings an OPFS-backed file's bytes into memory and lets its handle go. */
+  toMemory(): void {
+    if (!this.handle) return;
+    this.data = this.bytes();
+    this.handle.close();
+    this.handle = undefined;
+  }
+}
+
+function grow(data: Uint8Array, size: number, to: number): Uint8Array {
+  const grown = new Uint8Array(to);
+  grown.set(data.subarray(0, size));
+  return grown;
 }
 
 function stats(size: number, mtimeMs: number, dir: boolean): FileStats {
@@ -80,6 +143,30 @@ export class WebFs implements PlatformFs {
   private readonly dirs = new Set<string>(["/"]);
   private readonly fds = new Map<number, { file: MemFile; writable: boolean }>();
   private nextFd = 3;
+
+  /** Paths (files, and directories with everything under them) the browser's storage keeps. */
+  private kept: string[] = [];
+
+  /** Says which paths the browser's storage keeps (src/web/storage.ts). */
+  keep(paths: string[]): void {
+    this.kept = paths.map(normalize);
+  }
+
+  /** Whether the browser's storage keeps `file`. */
+  isKept(file: string): boolean {
+    const p = normalize(file);
+    return this.kept.some((k) => p === k || p.startsWith(k + "/"));
+  }
+
+  /** The files the browser's storage keeps, by path. */
+  keptFiles(): Map<string, MemFile> {
+    return new Map([...this.files].filter(([p]) => this.isKept(p)));
+  }
+
+  /** Puts a file the storage had under its path (when the worker starts). */
+  adopt(file: string, f: MemFile): void {
+    this.files.set(normalize(file), f);
+  }
 
   /** Puts a whole file in place (the worker's loading of images). */
   put(file: string, bytes: Uint8Array): void {
@@ -113,7 +200,7 @@ export class WebFs implements PlatformFs {
     const p = normalize(file);
     const f = this.files.get(p);
     if (!f) throw fsError(this.isDir(p) ? "EISDIR" : "ENOENT", "cannot read", file);
-    return f.data.subarray(0, f.size);
+    return f.bytes();
   }
 
   openSync(file: string, flags: "r" | "r+" | "w" | "a+"): number {
@@ -180,9 +267,7 @@ export class WebFs implements PlatformFs {
   }
 
   ftruncateSync(fd: number, length: number): void {
-    const f = this.handle(fd).file;
-    if (length < f.size) f.data.fill(0, length, f.size);
-    f.size = length;
+    this.handle(fd).file.truncate(length);
   }
 
   writevSync(fd: number, buffers: Uint8Array[], position: number): number {

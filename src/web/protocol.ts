@@ -25,7 +25,13 @@ export interface Manifest {
 }
 
 export type ToWorker =
-  | { type: "start"; manifest: Manifest; base: string; dropped?: { name: string; bytes: Uint8Array }[] }
+  | {
+    type: "start"; manifest: Manifest; base: string; dropped?: { name: string; bytes: Uint8Array }[];
+    /** A snapshot archive (NAME.rvmsnap.zip) to restore, with its disks, instead of booting the guest. */
+    bundle?: { name: string; bytes: Uint8Array };
+    /** The browser storage to keep snapshots and disks in: opfs, indexeddb or memory (default: the best there is). */
+    storage?: string;
+  }
   | { type: "input"; bytes: Uint8Array }
   | { type: "monitor"; line: string }
   | { type: "quit" }
@@ -51,7 +57,7 @@ export type FromWorker =
   | { type: "console"; bytes: Uint8Array }
   | { type: "stderr"; text: string }
   | { type: "monitor"; text: string }
-  | { type: "running"; ramBytes: number; label: string }
+  | { type: "running"; ramBytes: number; label: string; storage: string }
   | { type: "pages"; report: PagesReport }
   /** The snapshots in the store (after every monitor command). */
   | { type: "snapshots"; names: string[] }

@@ -10,9 +10,14 @@ import { guestConfig } from "../guest.js";
 import { Machine } from "../machine.js";
 import { machineTarget, Monitor } from "../monitor.js";
 import { liveClasses, restoreSvg } from "../snapshot/pictures.js";
-import { addSnapshotCommands, SnapshotControl } from "../snapshot/commands.js";
+import { addSnapshotCommands, type RestoreOptions, SnapshotControl, startRestore } from "../snapshot/commands.js";
 import { LazyRestore } from "../snapshot/restore-lazy.js";
-import { defaultSnapshotDir, SNAPSHOT_EXT, SnapshotStore } from "../snapshot/store.js";
+import { defaultSnapshotDir, journalName, SnapshotStore } from "../snapshot/store.js";
+import { BUNDLE_EXT, configWithImages, exportBundle, importBundle } from "../snapshot/bundle.js";
+import { SnapshotFile } from "../snapshot/format.js";
+import { attachJournals } from "../snapshot/save.js";
+import { openStorage, type Storage } from "./storage.js";
+import type { VirtConfig } from "../board/virt.js";
 import { RvmError } from "../errors.js";
 
 const post = (msg: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(msg, transfer);
@@ -47,6 +52,20 @@ let machine: Machine | undefined;
 let monitor: Monitor | undefined;
 let snapshots: SnapshotControl | undefined;
 let monitorChain = Promise.resolve();
+let storage: Storage | undefined;
+let storageChain = Promise.resolve();
+
+/** Snapshots uploaded as archives (NAME.rvmsnap.zip) are unpacked here, each into a directory of its own. */
+const IMPORTED = "/imported";
+
+/** Makes the browser's storage match the files (after each command, and every 2 s). */
+function syncStorage(): Promise<void> {
+  storageChain = storageChain.then(() => storage?.sync()).catch((e: unknown) => {
+    post({ type: "stderr", text: `rvm: the browser's storage: ${(e as Error).message}\n` });
+  });
+  return storageChain;
+}
+setInterval(() => void syncStorage(), 2000);
 
 /** Fetches the manifest's files into the worker's file system. */
 async function load(manifest: Manifest, base: string): Promise<void> {
@@ -63,6 +82,8 @@ async function start(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const { manifest } = msg;
   setPackageRoot(manifest.packageRoot);
   await load(manifest, msg.base);
+  storage = await openStorage(msg.storage);
+  if (msg.bundle) return restoreBundle(msg.bundle);
   let guest = manifest.guest;
   let label = manifest.label;
   for (const d of msg.dropped ?? []) {
@@ -72,16 +93,47 @@ async function start(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
     label = d.name;
   }
   const config = guestConfig(guest, { memory: manifest.memory });
+  const store = new SnapshotStore(defaultSnapshotDir(config));
+  // The shipped guest's writable disks and its snapshots (with the disks' journals) are kept in
+  // the browser's storage: a snapshot needs the disk as it was at savevm. A guest dropped on the
+  // page is the user's file, read afresh each time: its snapshots last as long as the tab.
+  fs.keep(msg.dropped?.length ? [IMPORTED] : [store.dir, IMPORTED, ...config.drives.filter((d) => !d.readonly && !d.snapshot).map((d) => d.file)]);
+  post({ type: "loading", text: `opening the browser's storage (${storage.kind})` });
+  await storage.load(); // a disk kept from before replaces the one just fetched
+  await syncStorage(); // the first time: the disk goes into storage
+  await run(config, store, label);
+}
+
+/** An archive from `rvm snapshot export` or the page's Download: unpacked, then restored with its disks. */
+async function restoreBundle(bundle: { name: string; bytes: Uint8Array }): Promise<void> {
+  fs.keep([IMPORTED]);
+  await storage!.load();
+  const dest = path.join(IMPORTED, path.basename(bundle.name).replace(/(\.rvmsnap)?\.zip$/, "").replace(/[^A-Za-z0-9_.+-]/g, "_"));
+  for (const [file] of fs.keptFiles()) if (file.startsWith(dest + "/")) fs.unlinkSync(file); // uploaded again: replaced
+  const imported = importBundle(bundle.bytes, dest, bundle.name);
+  await syncStorage();
+  const snap = SnapshotFile.open(imported.snapshot);
+  const config = configWithImages(snap.meta, imported.images) as Omit<VirtConfig, "console">;
+  snap.close();
+  config.virtioLegacy ??= false;
+  await run({ ...config, restoring: true }, new SnapshotStore(imported.dir), `${imported.manifest.snapshot} (restored from ${bundle.name})`, imported.snapshot);
+}
+
+/** Builds the machine (restoring `restoreFile` if given) with the CLI's monitor commands, and runs it. */
+async function run(config: Omit<VirtConfig, "console">, store: SnapshotStore, label: string, restoreFile?: string): Promise<void> {
   const m = createVirtMachine({ ...config, console: { write: (_fd, bytes) => consoleWrite(bytes), readByte: () => -1 } });
   machine = m;
   monitor = new Monitor(machineTarget(m));
-  // savevm / loadvm / delvm as in the CLI; the snapshots sit next to the disk in the worker's files.
-  snapshots = addSnapshotCommands(monitor, m, {
-    store: new SnapshotStore(defaultSnapshotDir(m.config)),
-    restore: { mode: "lazy", order: "workingset" },
-  });
-  post({ type: "running", ramBytes: m.core.ramBytes, label });
+  // Journals kept from an earlier visit go on recording the disk's writes, as in the CLI.
+  if (m.drives.some((d) => fs.existsSync(path.join(store.dir, `${journalName(d.index, d.file)}.journal`)))) attachJournals(m, store);
+  // savevm / loadvm / delvm as in the CLI; the snapshots sit next to the disk.
+  const restore: RestoreOptions = { mode: "lazy", order: "workingset" };
+  snapshots = addSnapshotCommands(monitor, m, { store, restore });
+  if (restoreFile) snapshots.current = startRestore(m, store, restoreFile, restore);
+  post({ type: "running", ramBytes: m.core.ramBytes, label, storage: storage?.kind ?? "memory" });
+  listSnapshots();
   const result = await m.run();
+  await syncStorage();
   post({ type: "exit", code: result.exitCode, text: `rvm: the guest ended (exit code ${result.exitCode})` });
 }
 
@@ -132,7 +184,9 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       monitorChain = monitorChain.then(async () => {
         if (!monitor) return;
         try {
-          post({ type: "monitor", text: await monitor.execute(line) });
+          const text = await monitor.execute(line);
+          await syncStorage(); // what savevm wrote is kept before it says so
+          post({ type: "monitor", text });
           if (/^\s*loadvm\b/.test(line)) pages(); // the page sees the restore from its start
           listSnapshots();
         } catch (e) {
@@ -151,8 +205,9 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       monitorChain = monitorChain.then(() => {
         if (!snapshots) return;
         try {
-          const bytes = fs.readFileSync(snapshots.store.find(msg.name)).slice();
-          post({ type: "file", name: `${msg.name}${SNAPSHOT_EXT}`, bytes }, [bytes.buffer]);
+          // The snapshot with its disks and journals, as `rvm snapshot export` writes it.
+          const { name, bytes } = exportBundle(snapshots.store, msg.name);
+          post({ type: "file", name: `${name}${BUNDLE_EXT}`, bytes }, [bytes.buffer]);
         } catch (e) {
           post({ type: "monitor", text: `Error: ${(e as Error).message}\n` });
         }
@@ -170,6 +225,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
         fs.closeSync(fd);
         post({ type: "monitor", text: `uploaded ${name}\n` });
         listSnapshots();
+        return syncStorage();
       });
       break;
   }
