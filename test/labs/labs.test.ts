@@ -30,9 +30,12 @@ describe("lab handouts", () => {
     rmSync(run.dir, { recursive: true, force: true });
   });
 
-  it("lab 3: tracing traps and page faults (the parts that exist today)", { timeout: 900_000 }, async () => {
+  it("lab 3: tracing traps and page faults (--trace, -d int, the monitor, gdb-multiarch)", { timeout: 900_000 }, async () => {
     const run = await runHandout(lab("lab3-traps.md"));
     expect(readFileSync(join(run.dir, "lab3/trace.txt"), "utf8").split("\n").length).toBeGreaterThan(1000);
+    // Every page memfill wrote was a store page fault from U-mode in the -d int log.
+    const faults = readFileSync(join(run.dir, "lab3/linux-int.log"), "utf8").split("desc=store_page_fault, priv:U->S").length - 1;
+    expect(faults).toBeGreaterThanOrEqual(40960);
     rmSync(run.dir, { recursive: true, force: true });
   });
 });

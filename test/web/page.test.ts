@@ -75,9 +75,11 @@ describe.skipIf(!hasChromium)("the page in chromium", () => {
       // Downloaded, the browser's snapshot is a file the CLI reads.
       const dir = mkdtempSync(join(tmpdir(), "rvm-web-snap-"));
       const [download] = await Promise.all([b.page.waitForEvent("download"), b.page.click("#download")]);
-      expect(download.suggestedFilename()).toBe("s1.rvmsnap");
-      await download.saveAs(join(dir, "s1.rvmsnap"));
-      const info = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), "snapshot", "info", join(dir, "s1.rvmsnap"), "--plot", join(dir, "s1.svg")], { encoding: "utf8" });
+      expect(download.suggestedFilename()).toBe("s1.rvmsnap.zip");
+      await download.saveAs(join(dir, "s1.rvmsnap.zip"));
+      const imp = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), "snapshot", "import", join(dir, "s1.rvmsnap.zip"), join(dir, "vm")], { encoding: "utf8" });
+      expect(imp.status, imp.stderr).toBe(0);
+      const info = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), "snapshot", "info", "s1", join(dir, "vm/linux.img"), "--plot", join(dir, "s1.svg")], { encoding: "utf8" });
       expect(info.status, info.stderr).toBe(0);
       expect(info.stdout).toMatch(/snapshot s1 .*\n[\s\S]*disk-backed\s+[1-9]/);
       // And a snapshot the CLI's code saved, uploaded, is one the page lists.
