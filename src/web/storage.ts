@@ -106,16 +106,26 @@ class OpfsStorage implements Storage {
   async load(): Promise<void> {
     const names: string[] = [];
     for await (const name of (this.dir as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(name);
-    for (const name of names) {
-      if (name.endsWith(".part")) {
-        await this.dir.removeEntry(name).catch(() => undefined); // a sync that did not finish
-        continue;
+    // All or nothing: a file another tab holds leaves this tab with none of them.
+    const opened: [string, MemFile][] = [];
+    try {
+      for (const name of names) {
+        if (name.endsWith(".part")) {
+          await this.dir.removeEntry(name).catch(() => undefined); // a sync that did not finish
+          continue;
+        }
+        const path = decodeURIComponent(name);
+        if (!fs.isKept(path)) continue; // another guest's
+        const f = new MemFile();
+        f.handle = await this.access(name);
+        f.size = f.handle.getSize();
+        opened.push([path, f]);
       }
-      const path = decodeURIComponent(name);
-      if (!fs.isKept(path)) continue; // another guest's
-      const f = new MemFile();
-      f.handle = await this.access(name);
-      f.size = f.handle.getSize();
+    } catch (e) {
+      for (const [, f] of opened) f.handle?.close();
+      throw e;
+    }
+    for (const [path, f] of opened) {
       fs.adopt(path, f);
       this.stored.set(path, f);
     }

@@ -54,14 +54,17 @@ let snapshots: SnapshotControl | undefined;
 let monitorChain = Promise.resolve();
 let storage: Storage | undefined;
 let storageChain = Promise.resolve();
+let storageProblem: string | undefined;
 
 /** Snapshots uploaded as archives (NAME.rvmsnap.zip) are unpacked here, each into a directory of its own. */
 const IMPORTED = "/imported";
 
 /** Makes the browser's storage match the files (after each command, and every 2 s). */
 function syncStorage(): Promise<void> {
-  storageChain = storageChain.then(() => storage?.sync()).catch((e: unknown) => {
-    post({ type: "stderr", text: `rvm: the browser's storage: ${(e as Error).message}\n` });
+  storageChain = storageChain.then(() => storage?.sync()).then(() => (storageProblem = undefined), (e: unknown) => {
+    const text = `rvm: the browser's storage: ${(e as Error).message}\n`;
+    if (text !== storageProblem) post({ type: "stderr", text }); // once, not every 2 s
+    storageProblem = text;
   });
   return storageChain;
 }
@@ -99,7 +102,14 @@ async function start(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
   // page is the user's file, read afresh each time: its snapshots last as long as the tab.
   fs.keep(msg.dropped?.length ? [IMPORTED] : [store.dir, IMPORTED, ...config.drives.filter((d) => !d.readonly && !d.snapshot).map((d) => d.file)]);
   post({ type: "loading", text: `opening the browser's storage (${storage.kind})` });
-  await storage.load(); // a disk kept from before replaces the one just fetched
+  try {
+    await storage.load(); // a disk kept from before replaces the one just fetched
+  } catch (e) {
+    // Another tab of this site has the files open: this one keeps its snapshots in memory.
+    post({ type: "stderr", text: `rvm: ${(e as Error).message}: this tab keeps its snapshots in memory only\n` });
+    fs.keep([]);
+    storage = await openStorage("memory");
+  }
   await syncStorage(); // the first time: the disk goes into storage
   await run(config, store, label);
 }

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../helpers.js";
 import { MonitorClient, Session } from "../e2e/session.js";
-import { hasChromium, monitorCommand, openBrowser, screenshotPath, Server, waitForConsole } from "./browser.js";
+import { consoleText, hasChromium, monitorCommand, openBrowser, screenshotPath, Server, waitForConsole } from "./browser.js";
 import type { Page } from "playwright-core";
 
 const rvm = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), ...args], { encoding: "utf8", timeout: 120_000 });
@@ -75,6 +75,14 @@ describe.skipIf(!hasChromium)("snapshots in the page's storage, and between the 
       } finally {
         s.kill();
       }
+
+      // A second tab of the site while this one holds the files: it runs, keeping its snapshots in memory.
+      const second = await b.context.newPage();
+      await second.goto(server.url);
+      await waitForConsole(second, "~ # ", 180_000);
+      expect(await storageOf(second)).toBe("memory");
+      expect(await consoleText(second)).toMatch(/this tab keeps its snapshots in memory only/);
+      await second.close();
 
       // delvm in the page: gone, also after another reload.
       expect(await monitorCommand(b.page, "delvm s1")).toBe("");
