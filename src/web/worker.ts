@@ -119,8 +119,20 @@ async function restoreBundle(bundle: { name: string; bytes: Uint8Array }): Promi
   fs.keep([IMPORTED]);
   await storage!.load();
   const dest = path.join(IMPORTED, path.basename(bundle.name).replace(/(\.rvmsnap)?\.zip$/, "").replace(/[^A-Za-z0-9_.+-]/g, "_"));
-  for (const [file] of fs.keptFiles()) if (file.startsWith(dest + "/")) fs.unlinkSync(file); // uploaded again: replaced
-  const imported = importBundle(bundle.bytes, dest, bundle.name);
+  // Unpacked next to the place first: an archive uploaded again replaces the earlier one only
+  // once it has unpacked and checked.
+  const incoming = `${dest}.incoming`;
+  const inside = (dir: string) => [...fs.keptFiles().keys()].filter((f) => f.startsWith(dir + "/"));
+  for (const f of inside(incoming)) fs.unlinkSync(f); // a tab that died while unpacking
+  const unpacked = importBundle(bundle.bytes, incoming, bundle.name);
+  for (const f of inside(dest)) fs.unlinkSync(f);
+  for (const f of inside(incoming)) {
+    fs.mkdirSync(path.dirname(dest + f.slice(incoming.length)));
+    fs.renameSync(f, dest + f.slice(incoming.length));
+  }
+  const moved = (f: string) => dest + f.slice(incoming.length);
+  const imported = { ...unpacked, snapshot: moved(unpacked.snapshot), dir: moved(unpacked.dir),
+    images: unpacked.images.map((i) => ({ index: i.index, file: moved(i.file) })) };
   await syncStorage();
   const snap = SnapshotFile.open(imported.snapshot);
   const config = configWithImages(snap.meta, imported.images) as Omit<VirtConfig, "console">;
@@ -142,6 +154,7 @@ async function run(config: Omit<VirtConfig, "console">, store: SnapshotStore, la
   if (restoreFile) snapshots.current = startRestore(m, store, restoreFile, restore);
   post({ type: "running", ramBytes: m.core.ramBytes, label, storage: storage?.kind ?? "memory" });
   listSnapshots();
+  if (restoreFile) pages(); // the page sees the restore from its start
   const result = await m.run();
   await syncStorage();
   post({ type: "exit", code: result.exitCode, text: `rvm: the guest ended (exit code ${result.exitCode})` });

@@ -154,6 +154,12 @@ describe.skipIf(!hasChromium)("snapshots in the page's storage, and between the 
       await waitForConsole(b.page, "from-cli\ncli-42", 60_000);
       expect(await notRestored(b.page)).toBe(0);
       await b.page.screenshot({ path: screenshotPath("web-restored-from-cli.png") });
+      // Uploaded again: it replaces the copy kept from the first upload, and restores the same.
+      await b.page.setInputFiles("#upload", join(dir, "c1.rvmsnap.zip"));
+      await restoreRuns(b.page);
+      await b.page.click("#console");
+      await b.page.keyboard.type("echo $MARK; cat /mnt/note\r");
+      await waitForConsole(b.page, "from-cli\ncli-42", 60_000);
     } finally {
       await b.close();
       server.stop();
