@@ -56,6 +56,12 @@ export function findSnapshot(target: string, flags: { dir?: string }, guest?: st
   }
 }
 
+/** A path relative to the current directory when it is inside it, else absolute. */
+function shortPath(p: string): string {
+  const r = relative(process.cwd(), p);
+  return r === "" || r.startsWith("..") ? p : r;
+}
+
 function size(bytes: number): string {
   return bytes >= 10 * MiB ? `${(bytes / MiB).toFixed(0)} MiB` : bytes >= MiB ? `${(bytes / MiB).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }
@@ -203,6 +209,6 @@ export function snapshotCommands(program: Command): void {
       const disk = imported.images[0]?.file;
       process.stdout.write(`imported ${imported.manifest.snapshot} into ${dest}\n` +
         `restore it: rvm restore ${imported.manifest.snapshot.includes(" ") ? `"${imported.manifest.snapshot}"` : imported.manifest.snapshot} ` +
-        `${disk ? relative(process.cwd(), disk) || disk : `--dir ${relative(process.cwd(), imported.dir)}`}\n`);
+        `${disk ? shortPath(disk) : `--dir ${shortPath(imported.dir)}`}\n`);
     });
 }

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "../helpers.js";
+import { Session } from "../e2e/session.js";
 import { createVirtMachine } from "../../src/board/virt.js";
 import { saveSnapshot } from "../../src/snapshot/save.js";
 import { SnapshotStore } from "../../src/snapshot/store.js";
@@ -47,6 +48,7 @@ describe.skipIf(!hasChromium)("the page in chromium", () => {
     const server = await Server.start("python3", ["-u", "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory", join(ROOT, "dist/web")],
       /http:\/\/127\.0\.0\.1:\d+\//);
     const b = await openBrowser();
+    const dir = mkdtempSync(join(tmpdir(), "rvm-web-static-"));
     try {
       await b.page.goto(server.url);
       await waitForConsole(b.page, "~ # ", 180_000);
@@ -54,9 +56,26 @@ describe.skipIf(!hasChromium)("the page in chromium", () => {
       await b.page.keyboard.type("cat /proc/cpuinfo | grep -c processor\r");
       await waitForConsole(b.page, "\n1\n", 30_000);
       expect(await consoleText(b.page)).toMatch(/U-Boot/);
+      // A snapshot of the static page (its files under /rvm/ in the worker) restores in the CLI.
+      await b.page.keyboard.type("export MARK=static-$((3+4))\r");
+      await waitForConsole(b.page, "~ # ", 30_000, 3);
+      expect(await monitorCommand(b.page, "savevm st", 120_000)).toMatch(/^saved st: /);
+      const [download] = await Promise.all([b.page.waitForEvent("download"), b.page.click("#download")]);
+      await download.saveAs(join(dir, "st.rvmsnap.zip"));
+      const imp = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), "snapshot", "import", join(dir, "st.rvmsnap.zip"), join(dir, "vm")], { encoding: "utf8" });
+      expect(imp.status, imp.stderr).toBe(0);
+      const s = new Session(["restore", "st", join(dir, "vm/linux.img")]);
+      try {
+        s.type("");
+        await s.waitFor("~ # ", 120_000);
+        expect(await s.command("echo $MARK")).toBe("static-7");
+      } finally {
+        s.kill();
+      }
     } finally {
       await b.close();
       server.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
