@@ -100,7 +100,8 @@ async function start(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
   // The shipped guest's writable disks and its snapshots (with the disks' journals) are kept in
   // the browser's storage: a snapshot needs the disk as it was at savevm. A guest dropped on the
   // page is the user's file, read afresh each time: its snapshots last as long as the tab.
-  fs.keep(msg.dropped?.length ? [IMPORTED] : [store.dir, IMPORTED, ...config.drives.filter((d) => !d.readonly && !d.snapshot).map((d) => d.file)]);
+  // (Archives unpacked before stay in storage untouched: only their restore opens them.)
+  fs.keep(msg.dropped?.length ? [] : [store.dir, ...config.drives.filter((d) => !d.readonly && !d.snapshot).map((d) => d.file)]);
   post({ type: "loading", text: `opening the browser's storage (${storage.kind})` });
   try {
     await storage.load(); // a disk kept from before replaces the one just fetched
@@ -116,12 +117,12 @@ async function start(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
 
 /** An archive from `rvm snapshot export` or the page's Download: unpacked, then restored with its disks. */
 async function restoreBundle(bundle: { name: string; bytes: Uint8Array }): Promise<void> {
-  fs.keep([IMPORTED]);
-  await storage!.load();
   const dest = path.join(IMPORTED, path.basename(bundle.name).replace(/(\.rvmsnap)?\.zip$/, "").replace(/[^A-Za-z0-9_.+-]/g, "_"));
+  const incoming = `${dest}.incoming`;
+  fs.keep([dest, incoming]);
+  await storage!.load();
   // Unpacked next to the place first: an archive uploaded again replaces the earlier one only
   // once it has unpacked and checked.
-  const incoming = `${dest}.incoming`;
   const inside = (dir: string) => [...fs.keptFiles().keys()].filter((f) => f.startsWith(dir + "/"));
   for (const f of inside(incoming)) fs.unlinkSync(f); // a tab that died while unpacking
   const unpacked = importBundle(bundle.bytes, incoming, bundle.name);
