@@ -1,9 +1,13 @@
 // The content-addressed snapshot store in an object store (docs/ARCHITECTURE.md, "Snapshots in
 // an object store"). Layout under the store's prefix:
 //
-//   packs/<id>.pack       4 KiB pages back to back (a few MiB; a save writes the working set first)
-//   packs/<id>.idx        the pack's index: the SHA-256 of each page, in slot order; written after
-//                         its pack, so an index always has its pack
+//   packs/<id>.pack       pages back to back (a few MiB; a save writes the working set first):
+//                         version 2 (the pack id's sequence has its top bit set) holds each page
+//                         deflated (raw deflate), or as is where that is not smaller; version 1
+//                         (older saves, still read) 4 KiB pages as they are
+//   packs/<id>.idx        the pack's index: the SHA-256 of each page (of its 4 KiB, not of what is
+//                         stored), in slot order, and for version 2 the byte offset of each slot;
+//                         written after its pack, so an index always has its pack
 //   chunks/<sha256>       a piece of a page map: 1024 entries of 56 bytes (a RAM page or disk
 //                         block each: zero, or the page's pack, slot and SHA-256), deflated, named
 //                         by the SHA-256 of its bytes. Maps are lists of chunks, so the parts
@@ -28,7 +32,7 @@
 // save's manifest appeared still sees, in the second listing of locks, what that save reused.
 
 import { createHash, randomBytes } from "node:crypto";
-import { deflateSync, inflateSync } from "node:zlib";
+import { deflateRawSync, deflateSync, inflateRawSync, inflateSync } from "node:zlib";
 import { RvmError } from "../errors.js";
 import type { ObjectStore } from "./objects.js";
 import { checkName } from "../snapshot/store.js";
@@ -76,10 +80,24 @@ export function newId(): string {
   return Date.now().toString(16).padStart(12, "0") + randomBytes(6).toString("hex");
 }
 
-/** The id of a save's n-th pack: the save's id and 8 hex digits (16 bytes in a map entry). */
+/**
+ * The id of a save's n-th pack: the save's id and 8 hex digits (16 bytes in a map entry). The
+ * sequence's top bit marks a version 2 pack (pages deflated, byte offsets in its index): a
+ * reader knows how to address a pack from its id alone, and map entries keep their layout.
+ */
 export function packId(save: string, n: number): string {
-  return save + n.toString(16).padStart(8, "0");
+  return save + (PACK_V2_BIT + n).toString(16).padStart(8, "0");
 }
+
+const PACK_V2_BIT = 0x80000000;
+
+/** Whether pack `id` is a version 2 pack (pages deflated); version 1 packs hold raw pages. */
+export function isPackV2(id: string): boolean {
+  return id.length === 32 && parseInt(id[24], 16) >= 8;
+}
+
+/** Pages per version 2 pack at most (its index then stays under 150 KiB). */
+export const PACK_MAX_PAGES = 4096;
 
 export const keys = {
   pack: (id: string) => `packs/${id}.pack`,
@@ -93,26 +111,94 @@ export const keys = {
 // --- pack indexes ---
 
 const IDX_MAGIC = "RVMPIDX1";
+const IDX2_MAGIC = "RVMPIDX2";
 
-export function encodeIndex(hashes: Buffer[]): Buffer {
-  const b = Buffer.alloc(16 + hashes.length * 32 + 32);
-  b.write(IDX_MAGIC, 0, "latin1");
-  b.writeUInt32LE(hashes.length, 8);
+/** A pack's index: each slot's page hash and, for a version 2 pack, each slot's byte offset. */
+export interface PackLayout {
+  hashes: Buffer[];
+  /** Version 2: count + 1 byte offsets (slot i is stored in [offsets[i], offsets[i + 1])). */
+  offsets?: Uint32Array;
+}
+
+/**
+ * Version 1: magic, count, the hashes, SHA-256 of all before. Version 2 (with `offsets`):
+ * magic, count, 4 bytes 0, the hashes, count + 1 u32 offsets, SHA-256 of all before.
+ */
+export function encodeIndex(hashes: Buffer[], offsets?: number[]): Buffer {
+  const n = hashes.length;
+  const b = Buffer.alloc(16 + n * 32 + (offsets ? 4 * (n + 1) : 0) + 32);
+  b.write(offsets ? IDX2_MAGIC : IDX_MAGIC, 0, "latin1");
+  b.writeUInt32LE(n, 8);
   hashes.forEach((h, i) => h.copy(b, 16 + i * 32));
+  offsets?.forEach((o, i) => b.writeUInt32LE(o, 16 + n * 32 + 4 * i));
   sha256(b.subarray(0, b.length - 32)).copy(b, b.length - 32);
   return b;
 }
 
-export function decodeIndex(b: Uint8Array, where: string): Buffer[] {
+export function decodeLayout(b: Uint8Array, where: string): PackLayout {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
-  if (buf.length < 48 || buf.toString("latin1", 0, 8) !== IDX_MAGIC) throw new StoreDataError(where, "not a pack index");
+  const magic = buf.length >= 48 ? buf.toString("latin1", 0, 8) : "";
+  if (magic !== IDX_MAGIC && magic !== IDX2_MAGIC) throw new StoreDataError(where, "not a pack index");
   const n = buf.readUInt32LE(8);
-  if (buf.length !== 16 + n * 32 + 32 || !sha256(buf.subarray(0, buf.length - 32)).equals(buf.subarray(buf.length - 32))) {
+  const v2 = magic === IDX2_MAGIC;
+  if (buf.length !== 16 + n * 32 + (v2 ? 4 * (n + 1) : 0) + 32 || !sha256(buf.subarray(0, buf.length - 32)).equals(buf.subarray(buf.length - 32))) {
     throw new StoreDataError(where, "corrupted pack index (checksum mismatch)");
   }
-  const out: Buffer[] = [];
-  for (let i = 0; i < n; i++) out.push(buf.subarray(16 + i * 32, 48 + i * 32));
+  const hashes: Buffer[] = [];
+  for (let i = 0; i < n; i++) hashes.push(buf.subarray(16 + i * 32, 48 + i * 32));
+  if (!v2) return { hashes };
+  const offsets = new Uint32Array(n + 1);
+  for (let i = 0; i <= n; i++) offsets[i] = buf.readUInt32LE(16 + n * 32 + 4 * i);
+  for (let i = 0; i < n; i++) {
+    const len = offsets[i + 1] - offsets[i];
+    if (offsets[i + 1] < offsets[i] || len > PAGE) throw new StoreDataError(where, "corrupted pack index (bad offsets)");
+  }
+  return { hashes, offsets };
+}
+
+export function decodeIndex(b: Uint8Array, where: string): Buffer[] {
+  return decodeLayout(b, where).hashes;
+}
+
+/** The bytes of pack `id` that hold `count` slots from `slot`. */
+export function packRange(id: string, layout: PackLayout | undefined, slot: number, count: number): { offset: number; length: number } {
+  if (!isPackV2(id)) return { offset: slot * PAGE, length: count * PAGE };
+  const o = layout!.offsets!;
+  if (slot < 0 || count < 1 || slot + count >= o.length) throw new StoreDataError(keys.pack(id), `no slots ${slot}..${slot + count - 1} (the pack has ${o.length - 1})`);
+  return { offset: o[slot], length: o[slot + count] - o[slot] };
+}
+
+/**
+ * The 4 KiB pages of `count` slots from `slot`, from the pack's stored bytes (packRange). A
+ * version 2 slot of 4096 bytes is the page as is, a shorter one is inflated; one that does not
+ * inflate to 4096 bytes is left as its stored bytes, so it fails its hash like any corruption.
+ */
+export function unpackPages(id: string, layout: PackLayout | undefined, slot: number, count: number, stored: Uint8Array): Uint8Array {
+  if (!isPackV2(id)) return stored;
+  const o = layout!.offsets!;
+  const out = new Uint8Array(count * PAGE);
+  const base = o[slot];
+  for (let k = 0; k < count; k++) {
+    const z = stored.subarray(o[slot + k] - base, o[slot + k + 1] - base);
+    if (z.length === PAGE) {
+      out.set(z, k * PAGE);
+      continue;
+    }
+    let page: Buffer | undefined;
+    try {
+      page = inflateRawSync(z);
+    } catch {
+      page = undefined;
+    }
+    out.set(page && page.length === PAGE ? page : z, k * PAGE);
+  }
   return out;
+}
+
+/** A page as a version 2 pack stores it: raw deflate when that is smaller, else as is. */
+export function packPage(page: Uint8Array): Uint8Array {
+  const z = deflateRawSync(page, { level: 1 });
+  return z.length < PAGE ? z : page;
 }
 
 // --- page maps ---
@@ -325,7 +411,8 @@ export interface DiskRecord {
 
 export interface Manifest {
   format: "rvm-store-snapshot";
-  version: 1;
+  /** 2: its new packs are version 2 (it may also refer to version 1 packs of older saves). */
+  version: 1 | 2;
   name: string;
   id: string;
   created: string;
@@ -350,7 +437,7 @@ export interface Manifest {
 
 export interface ImageManifest {
   format: "rvm-store-image";
-  version: 1;
+  version: 1 | 2;
   id: string;
   created: string;
   /** The file it was pushed from (informational). */
@@ -378,11 +465,17 @@ function unseal<T extends { digest?: string }>(bytes: Uint8Array, where: string,
   if (m.format !== format) throw new StoreDataError(where, `not a ${format} object`);
   const body = { ...m, digest: undefined };
   if (sha256(Buffer.from(JSON.stringify(body))).toString("hex") !== digest) throw new StoreDataError(where, "corrupted (checksum mismatch)");
+  const version = (m as { version?: unknown }).version;
+  if (version !== 1 && version !== 2) throw new RvmError(`${where}: format version ${String(version)}, made by a newer rvm (this one reads 1 and 2)`);
   return m;
 }
 
 /** The content-addressed store over an object store. */
 export class ContentStore {
+  /** Pack indexes read so far (packs never change once written). */
+  private readonly layouts = new Map<string, PackLayout>();
+  private readonly loadingLayouts = new Map<string, Promise<PackLayout>>();
+
   constructor(readonly objects: ObjectStore) {}
 
   get url(): string {
@@ -443,16 +536,50 @@ export class ContentStore {
     await this.objects.delete([keys.manifest(name)]);
   }
 
-  /** The SHA-256 of every page of a pack (cached by the caller: packs never change). */
+  /** The SHA-256 of every page of a pack. */
   async packIndex(id: string): Promise<Buffer[]> {
-    const b = await this.objects.get(keys.index(id));
-    if (!b) throw new StoreDataError(`${this.url}/${keys.index(id)}`, "missing pack index");
-    return decodeIndex(b, `${this.url}/${keys.index(id)}`);
+    return (await this.packLayout(id)).hashes;
   }
 
-  /** Reads `count` pages from slot `slot` of pack `id` (one ranged GET). */
-  readPages(id: string, slot: number, count: number): Promise<Uint8Array> {
-    return this.objects.getRange(keys.pack(id), slot * PAGE, count * PAGE);
+  /** Pack `id`'s index (read once; concurrent callers share the request). */
+  packLayout(id: string): Promise<PackLayout> {
+    const have = this.layouts.get(id);
+    if (have) return Promise.resolve(have);
+    let p = this.loadingLayouts.get(id);
+    if (!p) {
+      p = this.objects.get(keys.index(id)).then((b) => this.addLayout(id, b), (e) => {
+        this.loadingLayouts.delete(id);
+        throw e;
+      });
+      this.loadingLayouts.set(id, p);
+    }
+    return p;
+  }
+
+  /** The index of pack `id` if it was read already. */
+  cachedLayout(id: string): PackLayout | undefined {
+    return this.layouts.get(id);
+  }
+
+  /** Pack `id`'s index object `b` (read by other means: a synchronous read), checked and kept. */
+  addLayout(id: string, b: Uint8Array | undefined): PackLayout {
+    const where = `${this.url}/${keys.index(id)}`;
+    this.loadingLayouts.delete(id);
+    if (!b) throw new StoreDataError(where, "missing pack index");
+    const l = decodeLayout(b, where);
+    if (isPackV2(id) !== !!l.offsets) throw new StoreDataError(where, "pack index of the wrong version");
+    this.layouts.set(id, l);
+    return l;
+  }
+
+  /**
+   * Reads `count` pages from slot `slot` of pack `id`: one ranged GET (of a version 2 pack's
+   * stored bytes, after its index), the pages as 4 KiB each (not yet verified).
+   */
+  async readPages(id: string, slot: number, count: number): Promise<Uint8Array> {
+    const layout = isPackV2(id) ? await this.packLayout(id) : undefined;
+    const { offset, length } = packRange(id, layout, slot, count);
+    return unpackPages(id, layout, slot, count, await this.objects.getRange(keys.pack(id), offset, length));
   }
 
   /** The locks younger than LOCK_TTL_MS; the names of older ones in `stale`. */
@@ -616,12 +743,14 @@ export interface IndexCache {
 export class PackWriter {
   private buf: Buffer;
   private hashes: Buffer[] = [];
+  private offsets: number[] = [0];
   private fill = 0;
   private seq = 0;
   private readonly inflight = new Set<Promise<void>>();
   private failure: Error | undefined;
   /** Packs written (or being written), in order. */
   readonly written: string[] = [];
+  /** Bytes stored (pages deflated where that is smaller). */
   bytes = 0;
   pages = 0;
   private readonly known = new Map<string, { pack: string; slot: number }>();
@@ -641,7 +770,7 @@ export class PackWriter {
     return this.known.get(hash.toString("latin1"));
   }
 
-  /** Adds a page (copied); resolves when there is room for more (backpressure). */
+  /** Adds a page (deflated, or copied); resolves when there is room for more (backpressure). */
   async add(hash: Buffer, page: Uint8Array): Promise<{ pack: string; slot: number }> {
     if (this.failure) throw this.failure;
     const k = hash.toString("latin1");
@@ -649,11 +778,13 @@ export class PackWriter {
     if (dup) return dup;
     const ref = { pack: packId(this.saveId, this.seq), slot: this.hashes.length };
     this.known.set(k, ref);
-    this.buf.set(page, this.fill);
-    this.fill += PAGE;
+    const stored = packPage(page);
+    this.buf.set(stored, this.fill);
+    this.fill += stored.length;
+    this.offsets.push(this.fill);
     this.hashes.push(Buffer.from(hash));
     this.pages++;
-    if (this.fill + PAGE > this.packBytes) await this.seal();
+    if (this.fill + PAGE > this.packBytes || this.hashes.length >= PACK_MAX_PAGES) await this.seal();
     return ref;
   }
 
@@ -661,13 +792,14 @@ export class PackWriter {
     if (this.fill === 0) return;
     const id = packId(this.saveId, this.seq);
     const body = this.buf.subarray(0, this.fill);
-    const index = encodeIndex(this.hashes);
+    const index = encodeIndex(this.hashes, this.offsets);
     this.written.push(id);
     this.bytes += body.length;
     this.seq++;
     this.buf = Buffer.allocUnsafe(this.packBytes);
     this.fill = 0;
     this.hashes = [];
+    this.offsets = [0];
     await this.start(async () => {
       await this.cs.objects.put(keys.pack(id), body);
       await this.cs.objects.put(keys.index(id), index);
@@ -793,7 +925,7 @@ export class PageReader {
   /** One page's bytes, verified. */
   async read(e: MapEntry, what: string): Promise<Uint8Array> {
     if (e.kind === EntryKind.Zero) return new Uint8Array(PAGE);
-    const b = await this.cs.objects.getRange(keys.pack(e.pack), e.slot * PAGE, PAGE);
+    const b = await this.cs.readPages(e.pack, e.slot, 1);
     this.verify(e, b, what);
     return b;
   }

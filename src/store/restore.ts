@@ -17,7 +17,8 @@ import type { BlockBackend } from "../devices/disk.js";
 import { RvmError } from "../errors.js";
 import { GuestMemory } from "../memory.js";
 import {
-  CHUNK_PAGES, ContentStore, decodeWorkingSet, EntryKind, keys, Manifest, MapEntry, PageReader, sha256, StoreDataError, StoreMap, WorkingSetPage,
+  CHUNK_PAGES, ContentStore, decodeWorkingSet, EntryKind, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap,
+  unpackPages, WorkingSetPage,
 } from "./cas.js";
 import { StoreError } from "./objects.js";
 import { sleepSync, SyncReader } from "./sync.js";
@@ -134,6 +135,15 @@ function syncChunk(link: StoreLink, map: StoreMap, c: number, what: string): voi
   map.insert(c, z);
 }
 
+/** `count` pages from `slot` of `pack`, read synchronously (device DMA, disk reads; not yet verified). */
+function readPagesSync(link: StoreLink, pack: string, slot: number, count: number, what: string): Uint8Array {
+  const cs = link.cs;
+  let layout: PackLayout | undefined;
+  if (isPackV2(pack)) layout = cs.cachedLayout(pack) ?? cs.addLayout(pack, link.runSync(what, (t) => link.sync.get(keys.index(pack), 1 << 20, t)));
+  const { offset, length } = packRange(pack, layout, slot, count);
+  return unpackPages(pack, layout, slot, count, link.runSync(what, (t) => link.sync.getRange(keys.pack(pack), offset, length, t)));
+}
+
 /**
  * A drive of a VM whose snapshots live in an object store. Its content is a base — the image
  * file (only read), or a snapshot's disk map whose blocks are read lazily from the store through
@@ -221,7 +231,7 @@ export class StoreDisk implements BlockBackend {
       run.push(f);
     }
     const what = `disk ${this.name} block ${b}`;
-    const bytes = this.link.runSync(what, (t) => this.link.sync.getRange(keys.pack(e.pack), e.slot * PAGE_SIZE, run.length * PAGE_SIZE, t));
+    const bytes = readPagesSync(this.link, e.pack, e.slot, run.length, what);
     this.bytesRead += bytes.length;
     this.reads++;
     run.forEach((f, k) => {
@@ -666,7 +676,7 @@ export class StoreRestore implements PageSource {
       if (e.kind === EntryKind.Zero) {
         this.installZero(p);
       } else {
-        const bytes = this.link.runSync(`page ${p}`, (tm) => this.link.sync.getRange(keys.pack(e.pack), e.slot * PAGE_SIZE, PAGE_SIZE, tm));
+        const bytes = readPagesSync(this.link, e.pack, e.slot, 1, `page ${p}`);
         this.bytesRead += bytes.length;
         this.reads++;
         this.place(e.pack, e.slot, bytes, p);
