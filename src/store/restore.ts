@@ -290,6 +290,8 @@ export interface StoreRestoreOptions {
   readAhead?: number;
   /** Where the restore notes its phases and demand faults (made here if not given). */
   timeline?: RestoreTimeline;
+  /** The manifest's RAM map, if already made (its first chunk may be on its way). */
+  ram?: StoreMap;
 }
 
 /** Checks a manifest fits the machine before anything is changed. */
@@ -356,7 +358,7 @@ export class StoreRestore implements PageSource {
   readonly t0 = performance.now();
   private readonly ram: StoreMap;
   private readonly reader: PageReader;
-  private readonly opts: Required<Omit<StoreRestoreOptions, "mode" | "timeline">> & { mode: "lazy" | "eager" };
+  private readonly opts: Required<Omit<StoreRestoreOptions, "mode" | "timeline" | "ram">> & { mode: "lazy" | "eager" };
   private resident = 0;
   private readonly total: number;
   private demandFaults = 0;
@@ -400,7 +402,7 @@ export class StoreRestore implements PageSource {
     opts: StoreRestoreOptions,
   ) {
     this.opts = { mode: opts.mode, inflight: opts.inflight ?? 4, runPages: opts.runPages ?? 256, budgetMs: opts.budgetMs ?? 2, readAhead: opts.readAhead ?? 16 };
-    this.ram = new StoreMap(link.cs.objects, manifest.map, `snapshot ${manifest.name}`);
+    this.ram = opts.ram ?? new StoreMap(link.cs.objects, manifest.map, `snapshot ${manifest.name}`);
     this.reader = new PageReader(link.cs);
     this.total = machine.core.pages.length;
     this.timeline = opts.timeline ?? new RestoreTimeline(machine, false);

@@ -16,7 +16,7 @@ import type { BlockBackend } from "../devices/disk.js";
 import { RawDisk } from "../devices/disk.js";
 import type { DriveConfig } from "../options.js";
 import {
-  beginSave, ContentStore, finishSave, ImageManifest, IndexCache, keys, Manifest, MapBuilder, newId, PackWriter, sha256, StoreMap,
+  beginSave, ContentStore, decodeWorkingSet, finishSave, ImageManifest, IndexCache, keys, Manifest, MapBuilder, newId, PackWriter, sha256, StoreMap,
 } from "./cas.js";
 import { S3ObjectStore } from "./objects.js";
 import { SyncReader } from "./sync.js";
@@ -70,6 +70,8 @@ export class StoreVm {
   private readonly objects: S3ObjectStore;
   /** The manifest to restore at start (rvm restore / -loadvm), read before the machine is built. */
   private initial: Manifest | undefined;
+  /** The RAM map of `initial` (its first chunk requested by prepare). */
+  private initialRam: StoreMap | undefined;
   /** Each drive's disk, by index. */
   readonly disks = new Map<number, StoreDisk>();
   current: StoreRestore | undefined;
@@ -88,7 +90,19 @@ export class StoreVm {
     // disk reads need it early in the restore).
     this.link.sync.warm(keys.manifest(name));
     this.initial = await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
-    return this.initial;
+    // The restore's first requests go out now, while the machine is built from the manifest:
+    // the RAM map's first chunk and the indexes of the packs the working set is in (failures
+    // are left to the restore, which makes these requests again with its retries).
+    const m = this.initial;
+    this.initialRam = new StoreMap(this.cs.objects, m.map, `snapshot ${name}`);
+    this.initialRam.load(0).catch(() => undefined);
+    try {
+      const packs = new Set(m.workingSet ? decodeWorkingSet(m.workingSet, m.packs, name).map((x) => x.pack) : []);
+      for (const p of packs) this.cs.packLayout(p).catch(() => undefined);
+    } catch {
+      // a damaged list: the restore reports it
+    }
+    return m;
   }
 
   /**
@@ -117,11 +131,13 @@ export class StoreVm {
     const manifest = this.initial?.name === name ? this.initial : await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
     const maps = new Map(manifest.disks.map((d) => [d.index, new StoreMap(this.cs.objects, d.map, `snapshot ${name}`)]));
     this.current?.cancel();
-    const r = await StoreRestore.start(machine, this.link, manifest, { mode, timeline }, maps, () => {
+    const ram = this.initial?.name === name ? this.initialRam : undefined;
+    const r = await StoreRestore.start(machine, this.link, manifest, { mode, timeline, ram }, maps, () => {
       for (const d of manifest.disks) this.disks.get(d.index)?.reset(maps.get(d.index)!);
     });
     this.current = r;
     this.initial = undefined;
+    this.initialRam = undefined;
     return r;
   }
 
