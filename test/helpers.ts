@@ -1,11 +1,21 @@
 // Shared test helpers: run guest ELFs in-process with captured console output.
 
 import { readdirSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { Machine, RunResult } from "../src/machine.js";
 import { createVirtMachine } from "../src/board/virt.js";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a listener the test starts). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
 
 export interface GuestRun extends RunResult {
   stdout: string;

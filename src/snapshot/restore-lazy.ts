@@ -30,9 +30,10 @@ import { Interval, ttrTable, utilizationCurve } from "./ttr.js";
 import { RestoreTimeline, TimelineJson } from "./timeline.js";
 import { PageClass, restoredClass } from "./pictures.js";
 import { BackgroundFetcher, FetcherStats } from "./fetcher.js";
-import { CLAIM, copyIntoRam } from "./fetch-engine.js";
+import { CLAIM } from "./fetch-engine.js";
 import type { PageSource } from "./source.js";
 import { RvmError } from "../errors.js";
+import { copyIntoRam } from "../platform.js";
 
 /**
  * What comes in besides demand faults: "workingset" (default): the fetcher thread reads the

@@ -388,6 +388,14 @@ export function gunzip(data: Uint8Array): Uint8Array {
   return gunzipSync(data);
 }
 
+/**
+ * Copies `src[start, end)` into guest RAM at `offset`. The browser's Buffer (the `buffer` package)
+ * copies only into another Buffer, so this is TypedArray.set.
+ */
+export function copyIntoRam(src: Buffer, ram: Uint8Array, offset: number, start = 0, end = src.length): void {
+  ram.set(src.subarray(start, end), offset);
+}
+
 let output: (fd: 1 | 2, data: Uint8Array | string) => void = () => undefined;
 
 /** Where writeOut goes: the worker sends it to the page. */

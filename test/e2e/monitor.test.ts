@@ -3,20 +3,12 @@
 // fuzzer would: random and malformed lines, an endless line, while the guest keeps running.
 
 import { describe, expect, it } from "vitest";
-import { createServer } from "node:net";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MonitorClient, Session } from "./session.js";
+import { freePort } from "../helpers.js";
 import { LINE_TOO_LONG } from "../../src/monitor-input.js";
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 describe("monitor", () => {
   const dir = mkdtempSync(join(tmpdir(), "rvm-mon-"));

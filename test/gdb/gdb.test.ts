@@ -6,26 +6,18 @@
 
 import { describe, expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
-import { connect, createServer, Socket } from "node:net";
+import { connect, Socket } from "node:net";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Session } from "../e2e/session.js";
-import { ROOT } from "../helpers.js";
+import { freePort, ROOT } from "../helpers.js";
 import { framePacket } from "../../src/gdb/protocol.js";
 
 const GDB = "gdb-multiarch";
 const haveGdb = spawnSync(GDB, ["--version"]).status === 0;
 if (!haveGdb) console.warn(`SKIPPED: ${GDB} is not installed (apt-get install gdb-multiarch); the gdb stub is not checked against gdb`);
 const GUEST = join(ROOT, "guests/gdb/debugee.elf");
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 /** Runs gdb-multiarch in batch mode with these commands; returns what it printed. */
 async function gdb(commands: string[], timeoutMs: number): Promise<string> {
