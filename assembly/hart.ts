@@ -46,9 +46,6 @@ import {
 // many instructions before it tries the translation again.
 const MISS_RUN: i32 = 256;
 
-// The last instruction run() fetched (for --trace; not hart state).
-export let g_lastInsn: u32 = 0;
-
 @inline function xr(i: u32): u64 {
   return load<u64>(XREG + (<usize>i << 3));
 }
@@ -132,7 +129,6 @@ export function run(maxInsns: i32): i32 {
   }
   let remaining = maxInsns;
   let exit = false;
-  let lastRaw: u32 = 0;
   while (remaining > 0 && !exit) {
     const irq = g_debugNoIrq ? 0 : pendingInterrupt();
     if (irq != 0) pc = takeTrap(irq, 0, pc);
@@ -292,7 +288,6 @@ export function run(maxInsns: i32): i32 {
         insn = raw;
         ilen = 4;
       }
-      lastRaw = raw;
       let npc = pc + ilen;
       const rd = (insn >> 7) & 31;
       const rs1 = (insn >> 15) & 31;
@@ -673,7 +668,6 @@ export function run(maxInsns: i32): i32 {
   }
   store<u64>(H_PC, pc);
   store<u64>(XREG, 0);
-  g_lastInsn = lastRaw;
   g_executed = maxInsns - remaining;
   const reason = g_exitReason;
   return exit ? reason : EXIT_SLICE;

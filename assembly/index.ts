@@ -23,7 +23,6 @@ import {
   resetHarts, runHarts, selectHart as select, machineTimerDeadline, instretAll, syncHarts as sync,
   hartsRestored as restored, dropReservations as drop, tlbFlushAllHarts, tlbFlushStoresAllHarts,
 } from "./harts";
-import { g_lastInsn } from "./hart";
 import { jitBytes, jitInit, jitFlush } from "./jit";
 
 // Prepares a machine with `ramPages` 4 KiB pages of RAM and `harts` harts (1..MAX_HARTS).
@@ -96,7 +95,6 @@ export function setPriv(p: u32): void { store<u64>(H_PRIV, p); updateTranslation
 export function readCsr(num: u32): u64 { return csrRead(num & 0xfff); }
 export function writeCsr(num: u32, v: u64): void { csrWrite(num & 0xfff, v); }
 export function csrExists(num: u32): bool { return coreCsrExists(num); }
-export function lastInstruction(): u32 { return g_lastInsn; }
 // Instructions retired by all harts.
 export function instret(): u64 { return instretAll(); }
 

@@ -82,7 +82,6 @@ interface CoreExports {
   debugSetWatchCount(n: number): void;
   debugWatchHitKinds(): number;
   debugWatchHitAddr(): bigint;
-  lastInstruction(): number;
   instret(): bigint;
   getMtime(): bigint;
   setMtime(t: bigint): void;
