@@ -46,6 +46,8 @@ export interface Mark {
   what: string;
   /** ms since the timeline's origin. */
   at: number;
+  /** Process CPU time (user + system, all threads) then, ms (not for Node's start). */
+  cpuMs?: number;
 }
 
 export interface ConsoleEvent {
@@ -116,7 +118,7 @@ const early: Mark[] = [];
 
 /** Notes a process phase that ended now (before any restore began). */
 export function markProcess(what: string): void {
-  if (early.length < 64) early.push({ what, at: performance.now() });
+  if (early.length < 64) early.push({ what, at: performance.now(), cpuMs: cpuMs() });
 }
 
 export class RestoreTimeline implements RunMeter {
@@ -159,7 +161,7 @@ export class RestoreTimeline implements RunMeter {
   }
 
   mark(what: string, t = performance.now()): void {
-    this.marks.push({ what, at: t });
+    this.marks.push({ what, at: t, cpuMs: cpuMs() });
   }
 
   /** The first guest instruction is about to run: the run phase starts. */
@@ -273,7 +275,7 @@ export class RestoreTimeline implements RunMeter {
     const t = performance.now();
     const b = this.breakdown(t);
     const totalMs = this.first === undefined ? 0 : t - this.first;
-    const shift = (m: Mark) => ({ what: m.what, at: this.now(m.at) });
+    const shift = (m: Mark) => ({ ...m, at: this.now(m.at) });
     return {
       origin: this.offset === null ? "process start" : "spawn",
       spawnToProcessMs: this.offset,
@@ -301,7 +303,8 @@ export function formatTimeline(j: TimelineJson): string {
   let prev = 0;
   for (const m of j.marks) {
     if (m.what === "spawn") continue;
-    lines.push(`  ${m.at.toFixed(1).padStart(9)}  ${m.what.padEnd(44)} +${(m.at - prev).toFixed(1)}`);
+    const cpu = m.cpuMs === undefined ? "" : `  (CPU ${f1(m.cpuMs)})`;
+    lines.push(`  ${m.at.toFixed(1).padStart(9)}  ${m.what.padEnd(44)} +${(m.at - prev).toFixed(1)}${cpu}`);
     prev = m.at;
   }
   const part = (label: string, b: Breakdown, total: number, instret: number) => {

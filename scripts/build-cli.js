@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// Part of `npm run build:host`: rvm's host as one CommonJS file, dist/src/cli.bundle.cjs
+// (esbuild, from tsc's output; commander and fflate bundled in, the AWS SDK and the native
+// fs-native-extensions left outside), and V8's code cache of it, dist/src/cli.bundle.cjs.cache,
+// which bin/rvm.js loads it with (src/code-cache.ts). Compiling the bundle is on the way to every
+// restored guest's first answer: with the cache a process compiles none of rvm's code again.
+//
+// The cache is written by a child process (`--train`, stdin closed) after a run that goes the
+// restore's way: a bare-metal guest started stopped, `savevm` on its monitor, `quit`, then
+// `rvm restore` of that snapshot until the guest ends; so the functions of a restore (the
+// commands, machine build, core, snapshot open, lazy restore, run loop) are in the cache, not
+// only the bundle's top level. Without this file bin/rvm.js loads tsc's output (dist/src/cli.js).
+
+import * as esbuild from "esbuild";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const root = resolve(new URL("..", import.meta.url).pathname);
+const out = join(root, "dist", "src", "cli.bundle.cjs");
+
+if (process.argv[2] === "--train") {
+  await train();
+  process.exit(0);
+}
+
+await esbuild.build({
+  entryPoints: [join(root, "dist", "src", "cli.js")],
+  outfile: out,
+  bundle: true,
+  format: "cjs",
+  platform: "node",
+  target: "node20",
+  external: ["@aws-sdk/*", "@smithy/*", "fs-native-extensions"],
+  // A vm.Script has no import.meta and no dynamic import(): the bundle's own URL stands in for
+  // import.meta.url, and import() of Node's modules becomes require().
+  define: { "import.meta.url": "__rvmBundleUrl" },
+  banner: { js: 'var __rvmBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  supported: { "dynamic-import": false },
+  logLevel: "warning",
+});
+
+const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, "--train"], {
+  stdio: ["ignore", "ignore", "inherit"],
+  timeout: 120_000,
+  killSignal: "SIGKILL",
+});
+if (r.status !== 0) {
+  console.error(`build-cli: the code cache run failed (${r.error?.message ?? `exit ${r.status}`}); rvm works without it, slower to start`);
+}
+
+/** One monitor command over a unix socket: resolves once the reply's prompt came back. */
+function monitor(sock, cmds) {
+  return new Promise((res, rej) => {
+    const c = createConnection(sock);
+    let buf = "";
+    const todo = [...cmds];
+    c.setEncoding("utf8");
+    c.on("error", rej);
+    c.on("close", res);
+    c.on("data", (d) => {
+      buf += d;
+      if (!buf.endsWith("(rvm) ")) return;
+      buf = "";
+      if (todo.length) c.write(todo.shift() + "\n");
+    });
+  });
+}
+
+async function train() {
+  const { loadCachedBundle } = await import(join(root, "dist", "src", "code-cache.js"));
+  const bundle = loadCachedBundle(out, { useCache: false });
+  const { main } = bundle.exports;
+  const dir = mkdtempSync(join(tmpdir(), "rvm-cache-"));
+  try {
+    const sock = join(dir, "m.sock");
+    const elf = join(root, "guests", "isa", "access.elf");
+    const run = main(["node", "rvm", "run", "-M", "virt", "-m", "16M", "-nographic", "-bios", "none", "-kernel", elf, "-S",
+      "--monitor", `unix:${sock},server,nowait`, "--snapshot-dir", dir]);
+    for (let i = 0; ; i++) {
+      try {
+        await monitor(sock, ["savevm t", "quit"]);
+        break;
+      } catch (e) {
+        if (i > 200) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    await run;
+    await main(["node", "rvm", "restore", join(dir, "t.rvmsnap")]);
+    if (process.exitCode) throw new Error(`restore exited ${process.exitCode}`);
+    bundle.writeCache();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
