@@ -9,10 +9,10 @@
 //
 // A browser build implements ObjectStore over its own storage (OPFS, IndexedDB).
 
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { createRequire, Module } from "node:module";
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { Script } from "node:vm";
+import { loadCachedBundle } from "../code-cache.js";
 import { RvmError, UsageError } from "../errors.js";
 
 /** An object store as the snapshot store uses it: whole-object put, ranged get, list, delete. */
@@ -69,7 +69,7 @@ const requireCjs = createRequire(import.meta.url);
 /**
  * dist/s3-sdk.cjs: the parts of the SDK rvm uses, bundled at build time (scripts/build-s3.js)
  * from the SDK's ES modules, and dist/s3-sdk.cjs.cache, V8's compiled code of it. Found from
- * dist/src/cli.bundle.js, dist/src/store/objects.js and (tests) src/store/objects.ts.
+ * dist/src/cli.bundle.cjs, dist/src/store/objects.js and (tests) src/store/objects.ts.
  */
 function sdkBundle(): string | undefined {
   for (const rel of ["../s3-sdk.cjs", "../../s3-sdk.cjs", "../../dist/s3-sdk.cjs"]) {
@@ -81,20 +81,14 @@ function sdkBundle(): string | undefined {
 
 /**
  * Loads the SDK bundle `file` with V8's code cache next to it (`produce`: writes that cache,
- * after making a client and one request, so the functions a restore runs are in it). A cache
- * from another Node or V8 is rejected by V8 and the bundle is compiled as usual.
+ * after making a client and one request, so the functions a restore runs are in it).
  */
 export function loadSdkBundle(file: string, produce?: (parts: SdkParts) => Promise<void>): SdkParts | Promise<SdkParts> {
-  const cacheFile = file + ".cache";
-  const cachedData = !produce && existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
-  const script = new Script(Module.wrap(readFileSync(file, "utf8")), { filename: file, cachedData });
-  const mod = { exports: {} as SdkParts };
-  const fn = script.runInThisContext() as (e: object, r: NodeRequire, m: object, f: string, d: string) => void;
-  fn.call(mod.exports, mod.exports, createRequire(file), mod, file, fileURLToPath(new URL(".", `file://${file}`)));
-  if (!produce) return mod.exports;
-  return produce(mod.exports).then(() => {
-    writeFileSync(cacheFile, script.createCachedData());
-    return mod.exports;
+  const b = loadCachedBundle<SdkParts>(file, { useCache: !produce });
+  if (!produce) return b.exports;
+  return produce(b.exports).then(() => {
+    b.writeCache();
+    return b.exports;
   });
 }
 
