@@ -450,7 +450,7 @@ export class Machine {
     this.core.ram.fill(0);
     this.mem.untouched = false;
     this.core.pages.fill(0);
-    this.mem.diskBlock.fill(-1);
+    this.mem.clearDiskBlocks();
     if (this.htif) ex.setHtif(BigInt(this.htif.tohost));
     for (const d of this.resettables) d.reset();
     this.mtimeBase = 0n;

@@ -12,10 +12,14 @@ export class GuestMemory {
   /** Called for a page that is not yet restored before the host touches it (Machine.attachSource sets it). */
   restorePage: ((page: number) => void) | undefined;
   /**
-   * For each disk-backed page: the disk block it still equals, as a key
-   * `disk * 2^36 + block` (block in 4 KiB units, disk the drive's index), else -1.
+   * For each disk-backed page: 1 + the disk block it still equals, as a key
+   * `disk * 2^36 + block` (block in 4 KiB units, disk the drive's index), else 0. Zero for none:
+   * a new array is then ready as it is (filling 2 MiB per GiB of RAM with -1 made the host commit
+   * that memory, 5-6 ms of CPU on the way to a restored guest's first instruction).
    */
   readonly diskBlock: Float64Array;
+  /** False while no entry of diskBlock was set since it was last cleared. */
+  private diskBlocksSet = false;
   /**
    * True while guest RAM is all zero because nothing has written it yet (a machine built for a
    * restore): a restore then need not write zero pages — writing them would make the host
@@ -26,7 +30,14 @@ export class GuestMemory {
   private readonly blockPages = new Map<number, number[]>();
 
   constructor(readonly core: Core) {
-    this.diskBlock = new Float64Array(core.ramBytes / PAGE_SIZE).fill(-1);
+    this.diskBlock = new Float64Array(core.ramBytes / PAGE_SIZE);
+  }
+
+  /** No page mirrors a disk block any more (reset, restore). */
+  clearDiskBlocks(): void {
+    if (this.diskBlocksSet) this.diskBlock.fill(0);
+    this.diskBlocksSet = false;
+    this.blockPages.clear();
   }
 
   static blockKey(disk: number, block: number): number {
@@ -145,7 +156,8 @@ export class GuestMemory {
     block = GuestMemory.blockKey(disk, block);
     this.forgetDisk(page);
     this.core.pages[page] |= PageState.Disk;
-    this.diskBlock[page] = block;
+    this.diskBlock[page] = block + 1;
+    this.diskBlocksSet = true;
     const list = this.blockPages.get(block);
     if (list) list.push(page);
     else this.blockPages.set(block, [page]);
@@ -159,9 +171,9 @@ export class GuestMemory {
     const list = this.blockPages.get(block);
     if (!list) return;
     for (const page of list) {
-      if (this.diskBlock[page] === block) {
+      if (this.diskBlock[page] === block + 1) {
         this.core.pages[page] &= ~PageState.Disk;
-        this.diskBlock[page] = -1;
+        this.diskBlock[page] = 0;
       }
     }
     this.blockPages.delete(block);
@@ -170,13 +182,13 @@ export class GuestMemory {
   /** The block key a page still mirrors, or -1 (checks the core's bit: a hart store clears it). */
   diskBlockOf(page: number): number {
     if ((this.core.pages[page] & PageState.Disk) === 0) return -1;
-    return this.diskBlock[page];
+    return this.diskBlock[page] - 1;
   }
 
   private forgetDisk(page: number): void {
-    const old = this.diskBlock[page];
+    const old = this.diskBlock[page] - 1;
     if (old < 0) return;
-    this.diskBlock[page] = -1;
+    this.diskBlock[page] = 0;
     const list = this.blockPages.get(old);
     if (!list) return;
     const i = list.indexOf(page);

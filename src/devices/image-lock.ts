@@ -23,8 +23,9 @@
 // POSIX record locks are. When a lock is refused, rvm names the holder from /proc (the
 // processes with the file open whose fdinfo lists a lock on it) where it can.
 
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { ImageError } from "../errors.js";
 
 interface FsExt {
@@ -52,10 +53,53 @@ const ROLES: Record<LockRole, { perms: number[]; deny: number[] }> = {
 let fsExt: FsExt | null | undefined;
 let warned = false;
 
+/** The native functions (fs-native-extensions 1.x's binding): EAGAIN thrown where the package returns false. */
+interface FsExtBinding {
+  tryLock(fd: number, offset: number, length: number, exclusive: boolean): void;
+  tryDowngradeLock(fd: number, offset: number, length: number): void;
+  unlock(fd: number, offset: number, length: number): void;
+}
+
+/**
+ * fs-native-extensions' prebuilt binding for this platform, opened directly, with the package's
+ * own wrappers of the three functions rvm uses. The package's loader (require-addon: it resolves
+ * the addon through a JavaScript module resolver) costs 18-22 ms of CPU on every start of rvm,
+ * on the way to a restored guest's first answer; the binding itself 2 ms. Undefined where there
+ * is no such prebuild or it does not load (then the package's loader is used).
+ */
+function prebuiltBinding(req: NodeRequire): FsExt | undefined {
+  try {
+    const dir = dirname(req.resolve("fs-native-extensions/package.json"));
+    const file = join(dir, "prebuilds", `${process.platform}-${process.arch}`, "fs-native-extensions.node");
+    if (!existsSync(file)) return undefined;
+    const m = { exports: {} as FsExtBinding };
+    process.dlopen(m, file);
+    const b = m.exports;
+    if (typeof b.tryLock !== "function" || typeof b.tryDowngradeLock !== "function" || typeof b.unlock !== "function") return undefined;
+    const unlessBusy = (f: () => void): boolean => {
+      try {
+        f();
+        return true;
+      } catch (e) {
+        if ((e as { code?: string }).code === "EAGAIN") return false;
+        throw e;
+      }
+    };
+    return {
+      tryLock: (fd, offset, length, opts) => unlessBusy(() => b.tryLock(fd, offset, length, opts?.shared !== true)),
+      tryDowngradeLock: (fd, offset, length) => unlessBusy(() => b.tryDowngradeLock(fd, offset, length)),
+      unlock: (fd, offset, length) => b.unlock(fd, offset, length),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 function locks(): FsExt | null {
   if (fsExt === undefined) {
     try {
-      fsExt = createRequire(import.meta.url)("fs-native-extensions") as FsExt;
+      const req = createRequire(import.meta.url);
+      fsExt = prebuiltBinding(req) ?? (req("fs-native-extensions") as FsExt);
     } catch (e) {
       fsExt = null;
       if (!warned) {

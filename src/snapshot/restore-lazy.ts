@@ -206,7 +206,7 @@ export class LazyRestore implements PageSource {
     this.revert = revertDisks(m, this.store, this.snap.meta);
     restoreHartAndDevices(m, this.snap.meta);
     core.exports.markAllNotRestored();
-    m.mem.diskBlock.fill(-1);
+    m.mem.clearDiskBlocks();
     core.exports.markClean(); // dirty tracking relative to this snapshot starts now
     setLineage(m, { id: this.snap.meta.id, file: this.file });
     m.meter = this.timeline;

@@ -278,7 +278,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
           order: "file", runPages: EAGER_RUN_PAGES, bytesPerSecond: 0, ramZero: machine.mem.untouched, runnableShare: 1, wholeRuns: true,
         }, shared, core.ram, (p, lo, hi) => core.exports.pageHashIs(p, lo, hi) !== 0);
         core.pages.fill(0);
-        machine.mem.diskBlock.fill(-1);
+        machine.mem.clearDiskBlocks();
         const ctl = new Int32Array(shared.ctl);
         try {
           for (const _ of engine.run()) progress?.(ctl[CTL.readyCount], pages);

@@ -455,7 +455,7 @@ export class StoreRestore implements PageSource {
     this.diskMaps = diskMaps;
     restoreHartAndDevices(m, this.manifest.meta as unknown as SnapshotMeta);
     core.exports.markAllNotRestored();
-    m.mem.diskBlock.fill(-1);
+    m.mem.clearDiskBlocks();
     core.exports.markClean();
     takeDiskWrites(m);
     setStoreLineage(m, { cs: this.link.cs, manifest: this.manifest, ram: this.ram, disks: diskMaps });
