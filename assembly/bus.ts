@@ -114,10 +114,10 @@ export function ioWrite(pa: u64, size: i32, value: u64, va: u64): void {
 
 // --- configuration from the host ---
 
-export function setRam(pages: u32): void {
+export function setRam(pages: u32, clear: bool = true): void {
   g_ramPages = pages;
   g_ramSize = <u64>pages << 12;
-  memory.fill(PAGES, 0, pages);
+  if (clear) memory.fill(PAGES, 0, pages);
 }
 
 // Places one of the core's devices (DEV_*) at [base, base + size).

@@ -61,13 +61,15 @@ export function jitBytes(pages: u32): usize {
   return (<usize>pages << 3) + <usize>QUEUE_SIZE * 8 + <usize>JIT_SLOTS * MAP_BYTES + 16;
 }
 
-export function jitInit(base: usize, pages: u32): void {
+/** `clear`: false when the memory is new (all zero): nothing to flush but the epoch. */
+export function jitInit(base: usize, pages: u32, clear: bool = true): void {
   g_pages = pages;
   g_table = (base + 7) & ~(<usize>7);
   g_count = g_table + (<usize>pages << 2);
   g_queue = g_count + (<usize>pages << 2);
   g_maps = g_queue + <usize>QUEUE_SIZE * 8;
-  jitFlush();
+  if (clear) jitFlush();
+  else g_epoch++;
 }
 
 /** Drops every translation (reset, restore): clears PG_CODE, the table and the counters. */
