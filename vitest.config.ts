@@ -4,6 +4,9 @@
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // src/code-cache.cts is CommonJS TypeScript (bin/rvm.js requires its output): Vite transforms
+  // .ts, .mts and .tsx only unless told.
+  oxc: { include: /\.(c|m)?tsx?$/ },
   test: {
     testTimeout: 60_000,
     hookTimeout: 180_000,

@@ -2,20 +2,18 @@
 // The `rvm` command: the compiled host lives in dist/ (built by `npm install`), as one CommonJS
 // file with V8's code cache of it (dist/src/cli.bundle.cjs, scripts/build-cli.js: one file
 // instead of ~80 modules, none of it compiled again; both are on the way to a restored guest's
-// first answer) or, without it, as tsc left it.
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+// first answer) or, without it, as tsc left it. This file is CommonJS (bin/package.json): an ES
+// module here would start Node's ES module loader for nothing, ~15 ms of CPU.
+"use strict";
+const { existsSync } = require("node:fs");
+const { join } = require("node:path");
 
-const bundle = fileURLToPath(new URL("../dist/src/cli.bundle.cjs", import.meta.url));
-let cli;
-if (existsSync(bundle)) {
-  const { loadCachedBundle } = await import("../dist/src/code-cache.js");
-  cli = loadCachedBundle(bundle).exports;
-} else {
-  cli = await import("../dist/src/cli.js");
-}
-const { main } = cli;
-
-await main(process.argv);
-// Nothing may keep a finished machine alive (stdin, monitor sockets, timers).
-process.exit(process.exitCode ?? 0);
+(async () => {
+  const bundle = join(__dirname, "..", "dist", "src", "cli.bundle.cjs");
+  const { main } = existsSync(bundle)
+    ? require("../dist/src/code-cache.cjs").loadCachedBundle(bundle).exports
+    : await import("../dist/src/cli.js");
+  await main(process.argv);
+  // Nothing may keep a finished machine alive (stdin, monitor sockets, timers).
+  process.exit(process.exitCode ?? 0);
+})();

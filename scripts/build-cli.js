@@ -2,7 +2,7 @@
 // Part of `npm run build:host`: rvm's host as one CommonJS file, dist/src/cli.bundle.cjs
 // (esbuild, from tsc's output; commander and fflate bundled in, the AWS SDK and the native
 // fs-native-extensions left outside), and V8's code cache of it, dist/src/cli.bundle.cjs.cache,
-// which bin/rvm.js loads it with (src/code-cache.ts). Compiling the bundle is on the way to every
+// which bin/rvm.js loads it with (src/code-cache.cts). Compiling the bundle is on the way to every
 // restored guest's first answer: with the cache a process compiles none of rvm's code again.
 //
 // The cache is written by a child process (`--train`, stdin closed) after a run that goes the
@@ -84,7 +84,7 @@ function monitor(sock, cmds) {
 }
 
 async function train() {
-  const { loadCachedBundle } = await import(join(root, "dist", "src", "code-cache.js"));
+  const { loadCachedBundle } = await import(join(root, "dist", "src", "code-cache.cjs"));
   const bundle = loadCachedBundle(out, { useCache: false });
   const { main } = bundle.exports;
   const dir = mkdtempSync(join(tmpdir(), "rvm-cache-"));

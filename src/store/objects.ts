@@ -12,7 +12,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { loadCachedBundle } from "../code-cache.js";
+import { loadCachedBundle } from "../code-cache.cjs";
 import { RvmError, UsageError } from "../errors.js";
 
 /** An object store as the snapshot store uses it: whole-object put, ranged get, list, delete. */

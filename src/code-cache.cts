@@ -8,7 +8,7 @@
 // bundle is then compiled as usual, just slower. Node 22's module.enableCompileCache does the
 // same for ES modules; Node 20 has only this (vm.Script's cachedData), hence CommonJS bundles.
 //
-// Imports nothing of rvm's: bin/rvm.js loads this file before the bundle.
+// CommonJS (.cts), importing nothing of rvm's: bin/rvm.js, CommonJS too, requires it before the bundle.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire, Module } from "node:module";
