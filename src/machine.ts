@@ -144,6 +144,8 @@ export class Machine {
   private source: PageSource | undefined;
   /** Called before each slice (the lazy restore notes the first guest instruction). */
   beforeSlice: (() => void) | undefined;
+  /** Called after each slice, before its exit is handled (the board writes the UART's output). */
+  readonly afterSlice: (() => void)[] = [];
   /**
    * While a page source with a background turn is attached, how long the hart's thread may sleep
    * in WFI before it calls it again (ms): short when the turn has work only this thread can do,
@@ -535,6 +537,7 @@ export class Machine {
       this.meter?.enter("guest");
       const reason = alone === undefined ? core.run(slice) : ex.debugRunHart(alone, 1) as Exit;
       this.meter?.enter("host");
+      for (const f of this.afterSlice) f();
       if (alone !== undefined) {
         ex.debugSetBreakpointCount(this.breakpoints.length);
         ex.debugSetNoIrq(0);
