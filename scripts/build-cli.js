@@ -56,6 +56,8 @@ await esbuild.build({
   logLevel: "warning",
 });
 
+// A cache of an earlier build would only be read and rejected: gone before the new one is made.
+rmSync(out + ".cache", { force: true });
 const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, "--train"], {
   stdio: ["ignore", "ignore", "inherit"],
   timeout: 120_000,
