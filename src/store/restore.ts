@@ -16,6 +16,7 @@ import type { Machine } from "../machine.js";
 import type { BlockBackend } from "../devices/disk.js";
 import { RvmError } from "../errors.js";
 import { GuestMemory } from "../memory.js";
+import { copyIntoRam } from "../platform.js";
 import {
   CHUNK_PAGES, ContentStore, decodeWorkingSet, EntryKind, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap,
   unpackPages, WorkingSetPage,
@@ -136,7 +137,7 @@ function syncChunk(link: StoreLink, map: StoreMap, c: number, what: string): voi
 }
 
 /** `count` pages from `slot` of `pack`, read synchronously (device DMA, disk reads; not yet verified). */
-function readPagesSync(link: StoreLink, pack: string, slot: number, count: number, what: string): Uint8Array {
+function readPagesSync(link: StoreLink, pack: string, slot: number, count: number, what: string): Buffer {
   const cs = link.cs;
   let layout: PackLayout | undefined;
   if (isPackV2(pack)) layout = cs.cachedLayout(pack) ?? cs.addLayout(pack, link.runSync(what, (t) => link.sync.get(keys.index(pack), 1 << 20, t)));
@@ -349,7 +350,7 @@ async function inPool(tasks: (() => Promise<void>)[], n: number): Promise<void> 
 }
 
 /** A background read: `count` slots of a pack from `slot` (pack "" = the zero pages, `zero`). */
-type Fetch = { pack: string; slot: number; count: number; zero?: number[]; buf?: Uint8Array; pending?: Promise<void>; error?: Error };
+type Fetch = { pack: string; slot: number; count: number; zero?: number[]; buf?: Buffer; pending?: Promise<void>; error?: Error };
 
 const active = new WeakMap<Machine, StoreRestore>();
 
@@ -519,7 +520,7 @@ export class StoreRestore implements PageSource {
    * `must` (a demand fault's cluster) only that page must verify: a neighbour that fails stays
    * missing and fails when it is needed; a background read that fails verification fails.
    */
-  private place(pack: string, slot: number, bytes: Uint8Array, must?: number): void {
+  private place(pack: string, slot: number, bytes: Buffer, must?: number): void {
     const core = this.machine.core;
     const s = this.slots.get(pack);
     for (let k = 0; k * PAGE_SIZE < bytes.length; k++) {
@@ -534,7 +535,7 @@ export class StoreRestore implements PageSource {
           if (q === must || must === undefined) this.reader.verify(e, page, `page ${q}`);
           continue;
         }
-        core.ram.set(page, q * PAGE_SIZE);
+        copyIntoRam(bytes, core.ram, q * PAGE_SIZE, k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
         if (q !== must) this.prefetched++;
         this.installed(q);
       }
@@ -612,9 +613,9 @@ export class StoreRestore implements PageSource {
       const core = this.machine.core;
       for (const { page: p, slot } of r.items) {
         if (this.isRestored(p) || this.failure || this.complete) continue;
-        const page = bytes.subarray((slot - r.first) * PAGE_SIZE, (slot - r.first + 1) * PAGE_SIZE);
-        if (!hashes[slot] || !sha256(page).equals(hashes[slot])) continue;
-        core.ram.set(page, p * PAGE_SIZE);
+        const at = (slot - r.first) * PAGE_SIZE;
+        if (!hashes[slot] || !sha256(bytes.subarray(at, at + PAGE_SIZE)).equals(hashes[slot])) continue;
+        copyIntoRam(bytes, core.ram, p * PAGE_SIZE, at, at + PAGE_SIZE);
         this.prefetched++;
         this.installed(p);
       }
@@ -736,7 +737,7 @@ export class StoreRestore implements PageSource {
       while (lo <= hi && !this.slotMissing(f.pack, lo)) lo++;
       while (hi >= lo && !this.slotMissing(f.pack, hi)) hi--;
       if (lo > hi) {
-        f.buf = new Uint8Array(0);
+        f.buf = Buffer.alloc(0);
         continue;
       }
       f.slot = lo;

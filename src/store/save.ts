@@ -351,7 +351,7 @@ export async function saveToStore(
     stats.saveMs = Math.round(performance.now() - t0);
     if (!opts.background) stats.pauseMs = stats.saveMs;
     const manifest = (await finishSave(cs, pool, lock, writer, maps, {
-      format: "rvm-store-snapshot", version: 2, name, id: saveId, created: new Date().toISOString(),
+      format: "rvm-store-snapshot", version: 3, name, id: saveId, created: new Date().toISOString(),
       map: maps[0].ref, disks, meta: { ...state, stats, workingSet: order.findIndex((p) => !hot(p)) }, parent: sameStore ? parent.manifest.id : null,
       ...workingSetOf(ram.raw, order.filter((p) => hot(p)), packs),
     }, packs))!;

@@ -346,7 +346,7 @@ export async function pushImage(url: string, file: string): Promise<{ manifest: 
     const enc = map.encode();
     const id = sha256(Buffer.from(enc.ref.chunks.join(""))).toString("hex").slice(0, 32);
     const manifest: ImageManifest = {
-      format: "rvm-store-image", version: 2, id, created: new Date().toISOString(), source: resolve(file), size: bytes, packs: [...map.packs()].sort(), map: enc.ref,
+      format: "rvm-store-image", version: 3, id, created: new Date().toISOString(), source: resolve(file), size: bytes, packs: [...map.packs()].sort(), map: enc.ref,
     };
     // Like a snapshot's manifest, the image's is written last (finishSave's order).
     await finishSave(cs, pool, lock, writer, [enc], null, map.packs(), () => cs.writeImage(manifest));

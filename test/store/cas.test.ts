@@ -1,9 +1,11 @@
 // The content-addressed layer against a real radosgw: packs, indexes, page maps, manifests
 // (written last), dedup across saves, corruption refused, and gc (also with a save running).
 
+import { deflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import {
-  beginSave, ContentStore, encodeIndex, EntryKind, finishSave, isPackV2, keys, MapBuilder, newId, PackWriter, PageReader, PoolIndex, sha256, StoreMap,
+  beginSave, ContentStore, encodeIndex, EntryKind, finishSave, isPackV2, keys, MapBuilder, newId, PackWriter, packVersion, PageReader, PoolIndex, sha256,
+  StoreMap,
 } from "../../src/store/cas.js";
 import { S3ObjectStore } from "../../src/store/objects.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
@@ -38,7 +40,7 @@ async function save(cs: ContentStore, name: string, seeds: number[], opts: { bef
   await opts.beforeManifest?.();
   const enc = map.encode();
   const m = await finishSave(cs, pool, lock, writer, [enc], {
-    format: "rvm-store-snapshot", version: 2, name, id: saveId, created: new Date().toISOString(), map: enc.ref, disks: [],
+    format: "rvm-store-snapshot", version: 3, name, id: saveId, created: new Date().toISOString(), map: enc.ref, disks: [],
     meta: { ramBytes: seeds.length * PAGE }, parent: null,
   }, map.packs());
   return { m: m!, map, writer };
@@ -181,8 +183,8 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     expect(EntryKind.Page).toBe(1);
   }, 60_000);
 
-  it("stores pages deflated (version 2 packs), reads each page by its byte range, verified", async () => {
-    const cs = new ContentStore(S3ObjectStore.fromUrl(`s3://${freshBucket()}/v2`));
+  it("stores pages deflated (version 3 packs), reads each page and runs of slots by their byte range, verified", async () => {
+    const cs = new ContentStore(S3ObjectStore.fromUrl(`s3://${freshBucket()}/v3`));
     // Pages that deflate (text-like), random ones (kept as they are), interleaved.
     const text = (i: number) => Buffer.from(`page ${i}: ${"the quick brown fox ".repeat(220)}`.slice(0, PAGE));
     const saveId = newId();
@@ -196,16 +198,22 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     }
     const enc = map.encode();
     const m = (await finishSave(cs, pool, lock, writer, [enc], {
-      format: "rvm-store-snapshot", version: 2, name: "z", id: saveId, created: new Date().toISOString(), map: enc.ref, disks: [],
+      format: "rvm-store-snapshot", version: 3, name: "z", id: saveId, created: new Date().toISOString(), map: enc.ref, disks: [],
       meta: { ramBytes: 40 * PAGE }, parent: null,
     }, map.packs()))!;
-    expect(m.packs.every(isPackV2)).toBe(true);
+    expect(m.packs.map(packVersion)).toEqual([3]);
+    expect(m.packs.every(isPackV2)).toBe(true); // addressed by byte offsets, as version 2
     expect(writer.bytes).toBeLessThan(40 * PAGE * 0.4); // 10 random pages as they are, 30 deflated
+    const index = Buffer.from((await cs.objects.get(keys.index(m.packs[0])))!);
+    expect(index.toString("latin1", 0, 8)).toBe("RVMPIDX3");
     expect((await readAll(cs, "z")).every((b, i) => b.equals(want[i]))).toBe(true);
-    // Runs of slots come back as 4 KiB pages.
+    // Runs of slots (one inflate of the run's segments) come back as 4 KiB pages.
     const run = Buffer.from(await cs.readPages(m.packs[0], 2, 3));
     expect(run.equals(Buffer.concat([want[2], want[3], want[4]]))).toBe(true);
-    // A flipped byte in a deflated page: that page is refused, the others read.
+    expect(Buffer.from(await cs.readPages(m.packs[0], 0, 40)).equals(Buffer.concat(want))).toBe(true);
+    expect(Buffer.from(await cs.readPages(m.packs[0], 4, 3)).equals(Buffer.concat(want.slice(4, 7)))).toBe(true); // one stream
+    // A flipped byte in a deflated page: that page is refused, the others read; a run that
+    // holds it gives the damaged slot as garbage (refused by its hash), the rest intact.
     const fresh = new ContentStore(S3ObjectStore.fromUrl(`s3://${cs.url.slice(5)}`));
     const pk = keys.pack(m.packs[0]);
     const body = Buffer.from((await cs.objects.get(pk))!);
@@ -215,6 +223,54 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     const sm = new StoreMap(fresh.objects, m.map, "z");
     await expect(reader.read(await sm.entryAsync(0), "page 0")).rejects.toThrow(/page 0: checksum mismatch \(corrupted object\)/);
     expect(Buffer.from(await reader.read(await sm.entryAsync(5), "page 5")).equals(want[5])).toBe(true);
+    const damaged = Buffer.from(await fresh.readPages(m.packs[0], 0, 8));
+    expect(damaged.length).toBe(8 * PAGE);
+    expect(sha256(damaged.subarray(0, PAGE)).equals(sha256(want[0]))).toBe(false);
+    expect(Buffer.from(await fresh.readPages(m.packs[0], 1, 7)).equals(Buffer.concat(want.slice(1, 8)))).toBe(true);
+  }, 60_000);
+
+  it("still reads version 2 packs (a deflate stream per page), and new saves dedup against them", async () => {
+    const cs = new ContentStore(S3ObjectStore.fromUrl(`s3://${freshBucket()}/v2`));
+    // A pack and manifest as a version 2 rvm wrote them: each page raw-deflated on its own, or
+    // as is where that is not smaller; the sequence's top bits 10; an RVMPIDX2 index.
+    const saveId = newId();
+    const pack = saveId + "80000000";
+    expect(packVersion(pack)).toBe(2);
+    const text = (i: number) => Buffer.from(`v2 page ${i}: ${"lorem ipsum dolor ".repeat(240)}`.slice(0, PAGE));
+    const pages = [text(1), page(21), text(2), text(3), page(22)];
+    const stored = pages.map((p) => {
+      const z = deflateRawSync(p, { level: 1 });
+      return z.length < PAGE ? z : p;
+    });
+    const offsets = [0];
+    for (const z of stored) offsets.push(offsets[offsets.length - 1] + z.length);
+    await cs.objects.ensure();
+    await cs.objects.put(keys.pack(pack), Buffer.concat(stored));
+    await cs.objects.put(keys.index(pack), encodeIndex(pages.map(sha256), offsets, 2));
+    const raw = Buffer.alloc(pages.length * 56);
+    pages.forEach((p, i) => {
+      raw.writeUInt8(EntryKind.Page, i * 56);
+      raw.writeUInt32LE(i, i * 56 + 4);
+      raw.write(pack, i * 56 + 8, 16, "hex");
+      sha256(p).copy(raw, i * 56 + 24);
+    });
+    const { pool, lock } = await beginSave(cs, saveId);
+    const writer = new PackWriter(cs, saveId);
+    const mb = new MapBuilder(pages.length, pool, writer);
+    raw.copy(mb.raw);
+    const enc = mb.encode();
+    await finishSave(cs, pool, lock, writer, [enc], {
+      format: "rvm-store-snapshot", version: 2, name: "old2", id: saveId, created: new Date().toISOString(), map: enc.ref, disks: [],
+      meta: { ramBytes: pages.length * PAGE }, parent: null,
+    }, new Set([pack]));
+    expect((await readAll(cs, "old2")).every((b, i) => b.equals(pages[i]))).toBe(true);
+    expect(Buffer.from(await cs.readPages(pack, 0, 5)).equals(Buffer.concat(pages))).toBe(true);
+    // A new save of some of the same pages refers to the version 2 pack; its own pack is version 3.
+    const s = await save(cs, "new", [21, 23]);
+    expect(s.map.uploaded).toBe(1);
+    expect(s.m.packs).toContain(pack);
+    expect(s.m.packs.map(packVersion).sort()).toEqual([2, 3]);
+    expect((await readAll(cs, "new"))[0].equals(page(21))).toBe(true);
   }, 60_000);
 
   it("still reads version 1 packs (raw pages), and new saves dedup against them", async () => {
@@ -223,6 +279,7 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     const saveId = newId();
     const pack = saveId + "00000000";
     expect(isPackV2(pack)).toBe(false);
+    expect(packVersion(pack)).toBe(1);
     const seeds = [11, 12, 13];
     await cs.objects.ensure();
     await cs.objects.put(keys.pack(pack), Buffer.concat(seeds.map(page)));
