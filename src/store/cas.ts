@@ -373,6 +373,12 @@ export function encodeMap(raw: Buffer): { ref: MapRef; bodies: Map<string, Buffe
 export class StoreMap {
   private readonly chunks = new Map<number, Buffer>();
   private readonly loading = new Map<number, Promise<Buffer>>();
+  /**
+   * GETs of chunk objects, by name: chunks with the same entries have the same name (a RAM
+   * map's all-zero regions: the page-cache guest's 64 chunks are 9 objects, its disk's 16 are
+   * 4), and each object is read once (its few KiB are kept with the map).
+   */
+  private readonly gets = new Map<string, Promise<Uint8Array | undefined>>();
 
   constructor(private readonly store: ObjectStore, readonly ref: MapRef, private readonly where: string) {}
 
@@ -402,7 +408,9 @@ export class StoreMap {
     if (!p) {
       const name = this.ref.chunks[c];
       if (!name) return Promise.reject(new StoreDataError(this.where, `page map has no chunk ${c}`));
-      p = this.store.get(keys.chunk(name)).then((z) => {
+      let get = this.gets.get(name);
+      if (!get) this.gets.set(name, (get = this.store.get(keys.chunk(name))));
+      p = get.then((z) => {
         if (!z) throw new StoreDataError(this.where, `page map chunk ${keys.chunk(name)} is missing`);
         const b = this.decode(c, z);
         this.chunks.set(c, b);
@@ -410,6 +418,7 @@ export class StoreMap {
         return b;
       }, (e) => {
         this.loading.delete(c);
+        this.gets.delete(name);
         throw e;
       });
       this.loading.set(c, p);
