@@ -181,7 +181,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
   const objectStore = flags.objectStore ?? (flags.snapshotStore && isObjectStoreUrl(flags.snapshotStore)
     ? new StoreVm(flags.snapshotStore, { deadlineMs: flags.storeDeadline !== undefined ? flags.storeDeadline * 1000 : undefined }) : undefined);
   // -loadvm from an object store: the snapshot's disks come from the store.
-  if (objectStore && loadvm !== undefined && !flags.objectStore) await objectStore.prepare(loadvm);
+  if (objectStore && loadvm !== undefined && !flags.objectStore) await objectStore.prepare(loadvm, flags.restore ?? "lazy");
   const machine = createVirtMachine({
     ...cfg,
     openDisk: objectStore?.openDisk,
@@ -317,7 +317,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
 async function restoreCommand(target: string, guest: string | undefined, flags: RunFlags & RestoreFlags & { dir?: string }): Promise<number> {
   if (flags.snapshotStore && isObjectStoreUrl(flags.snapshotStore)) {
     const vm = new StoreVm(flags.snapshotStore, { deadlineMs: flags.storeDeadline !== undefined ? flags.storeDeadline * 1000 : undefined });
-    const manifest = await vm.prepare(target);
+    const manifest = await vm.prepare(target, flags.restore ?? "lazy");
     const config = manifest.meta.config as unknown as Omit<VirtConfig, "console">;
     config.virtioLegacy ??= false;
     return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount), jit: jitEnabled(flags) }, { ...flags, objectStore: vm }, target);

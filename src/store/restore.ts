@@ -293,6 +293,8 @@ export interface StoreRestoreOptions {
   timeline?: RestoreTimeline;
   /** The manifest's RAM map, if already made (its first chunk may be on its way). */
   ram?: StoreMap;
+  /** Working-set reads already sent (prefetchWorkingSet). */
+  wsReads?: WsPrefetch;
 }
 
 /** Checks a manifest fits the machine before anything is changed. */
@@ -337,6 +339,44 @@ interface WsRun {
   read?: Promise<void>;
 }
 
+/**
+ * The working set's reads: runs of consecutive slots (at most WS_RUN_PAGES) per pack, in the
+ * order of the list (the save's: page order).
+ */
+export function workingSetRuns(items: WorkingSetPage[]): WsRun[] {
+  const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
+  const of = new Map<number, WsRun>();
+  for (let i = 0; i < byPack.length; ) {
+    let j = i + 1;
+    while (j < byPack.length && byPack[j].pack === byPack[i].pack && byPack[j].slot - byPack[i].slot < WS_RUN_PAGES &&
+      byPack[j].slot - byPack[j - 1].slot <= 1) j++;
+    const run: WsRun = { pack: byPack[i].pack, first: byPack[i].slot, count: byPack[j - 1].slot - byPack[i].slot + 1, items: byPack.slice(i, j) };
+    for (const { page } of run.items) of.set(page, run);
+    i = j;
+  }
+  return [...new Set(items.map((x) => of.get(x.page)!))];
+}
+
+/** The working set's first reads, sent before the machine is built (StoreVm.prepare), by run. */
+export type WsPrefetch = Map<string, Promise<Buffer>>;
+
+const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}:${r.first}:${r.count}`;
+
+/**
+ * Sends the working set's first WS_INFLIGHT reads (the ones the restore starts with) right
+ * after the manifest is read: they travel while the machine is built.
+ */
+export function prefetchWorkingSet(cs: ContentStore, m: Manifest): WsPrefetch {
+  const out: WsPrefetch = new Map();
+  if (!m.workingSet) return out;
+  for (const r of workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name)).slice(0, WS_INFLIGHT)) {
+    const read = cs.readPages(r.pack, r.first, r.count);
+    read.catch(() => undefined); // the restore reads it again, with its retries
+    out.set(runKey(r), read);
+  }
+  return out;
+}
+
 /** Map chunks the restore's plan loads at once. */
 const PLAN_INFLIGHT = 8;
 
@@ -359,7 +399,8 @@ export class StoreRestore implements PageSource {
   readonly t0 = performance.now();
   private readonly ram: StoreMap;
   private readonly reader: PageReader;
-  private readonly opts: Required<Omit<StoreRestoreOptions, "mode" | "timeline" | "ram">> & { mode: "lazy" | "eager" };
+  private readonly opts: Required<Omit<StoreRestoreOptions, "mode" | "timeline" | "ram" | "wsReads">> & { mode: "lazy" | "eager" };
+  private readonly wsReads: WsPrefetch;
   private resident = 0;
   private readonly total: number;
   private demandFaults = 0;
@@ -387,8 +428,15 @@ export class StoreRestore implements PageSource {
   private wsInflight = 0;
   /** The indexes of the packs the working set is in (each page's hash, by slot). */
   private readonly wsIndex = new Map<string, Promise<Buffer[]>>();
+  /**
+   * Working-set pages read and inflated but not yet checked and put into RAM, by page: the
+   * hart's touch installs one (a page exit), the fetcher's turns install the rest.
+   */
+  private readonly staged = new Map<number, { buf: Buffer; at: number; hash: Buffer; pack: string; slot: number }>();
   private inflight = 0;
   private cursor = 0;
+  /** When the fetcher's next turn may come while the hart can run (performance.now()). */
+  private nextTurn = 0;
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
   private readonly samples: number[] = [];
@@ -404,6 +452,7 @@ export class StoreRestore implements PageSource {
   ) {
     this.opts = { mode: opts.mode, inflight: opts.inflight ?? 4, runPages: opts.runPages ?? 256, budgetMs: opts.budgetMs ?? 2, readAhead: opts.readAhead ?? 16 };
     this.ram = opts.ram ?? new StoreMap(link.cs.objects, manifest.map, `snapshot ${manifest.name}`);
+    this.wsReads = opts.wsReads ?? new Map();
     this.reader = new PageReader(link.cs);
     this.total = machine.core.pages.length;
     this.timeline = opts.timeline ?? new RestoreTimeline(machine, false);
@@ -487,6 +536,7 @@ export class StoreRestore implements PageSource {
   }
 
   private installed(p: number): void {
+    if (this.staged.size) this.staged.delete(p);
     this.machine.core.pages[p] &= ~PageState.NotRestored;
     this.resident++;
     if (this.resident === this.total) this.finish();
@@ -509,10 +559,41 @@ export class StoreRestore implements PageSource {
     }
   }
 
-  /** Whether a page that slot `slot` of `pack` holds is still missing. */
+  /** Whether a page that slot `slot` of `pack` holds is still missing (neither in RAM nor staged). */
   private slotMissing(pack: string, slot: number): boolean {
     const list = this.slots.get(pack)?.get(slot);
-    return !!list && list.some((q) => !this.isRestored(q));
+    return !!list && list.some((q) => !this.isRestored(q) && !this.staged.has(q));
+  }
+
+  /**
+   * Installs staged page p if it matches its hash (true); one that does not is dropped and
+   * stays missing: a fault or the plan then reads it the usual way, and reports the damage (if
+   * the plan is under way, it gets a read of that slot at its end).
+   */
+  private installStaged(p: number): boolean {
+    const s = this.staged.get(p);
+    if (!s) return false;
+    this.staged.delete(p);
+    if (this.isRestored(p)) return true;
+    if (!sha256(s.buf.subarray(s.at, s.at + PAGE_SIZE)).equals(s.hash)) {
+      if (this.planned) this.queue.push({ pack: s.pack, slot: s.slot, count: 1 });
+      return false;
+    }
+    copyIntoRam(s.buf, this.machine.core.ram, p * PAGE_SIZE, s.at, s.at + PAGE_SIZE);
+    this.prefetched++;
+    this.installed(p);
+    return true;
+  }
+
+  /** Installs staged pages until `deadline`; whether all are. */
+  private installStagedUntil(deadline: number): boolean {
+    let n = 0;
+    for (const p of this.staged.keys()) {
+      if ((++n & 15) === 0 && performance.now() >= deadline) return false;
+      this.installStaged(p);
+      if (this.complete) break;
+    }
+    return this.staged.size === 0;
   }
 
   /**
@@ -569,21 +650,10 @@ export class StoreRestore implements PageSource {
       index.catch(() => undefined); // awaited by the runs of that pack (which then leave their pages to the plan)
       this.wsIndex.set(x.pack, index);
     }
-    // Runs in the working set's order (the save's: page order), cut where slots are not
-    // consecutive; WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read
-    // starts that run at once.
-    const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
-    for (let i = 0; i < byPack.length; ) {
-      let j = i + 1;
-      while (j < byPack.length && byPack[j].pack === byPack[i].pack && byPack[j].slot - byPack[i].slot < WS_RUN_PAGES &&
-        byPack[j].slot - byPack[j - 1].slot <= 1) j++;
-      const run: WsRun = { pack: byPack[i].pack, first: byPack[i].slot, count: byPack[j - 1].slot - byPack[i].slot + 1, items: byPack.slice(i, j) };
-      for (const { page } of run.items) this.wsRun.set(page, run);
-      i = j;
-    }
-    const runs = new Set<WsRun>();
-    for (const { page } of items) runs.add(this.wsRun.get(page)!);
-    this.wsQueue = [...runs];
+    // WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read starts that run
+    // at once.
+    this.wsQueue = workingSetRuns(items);
+    for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
     const total = this.wsQueue.length;
     await new Promise<void>((resolve) => {
       const pump = () => {
@@ -604,36 +674,48 @@ export class StoreRestore implements PageSource {
     this.timeline.mark(`working set in (${items.length} pages in ${total} reads)`);
   }
 
-  /** Reads a working-set run (once) and installs its pages. */
+  /**
+   * Reads a working-set run (once) and stages its pages: checking a page against its hash and
+   * copying it into RAM (its first touch of that memory: most of the cost) waits until the
+   * hart touches it or the fetcher's turn comes, so that the pages the guest needs first do
+   * not queue behind the others.
+   */
   private readWsRun(r: WsRun): Promise<void> {
     const index = this.wsIndex.get(r.pack)!;
-    r.read ??= Promise.all([this.link.run("working set", () => this.link.cs.readPages(r.pack, r.first, r.count)), index]).then(([bytes, hashes]) => {
+    const read = () => this.link.run("working set", () => this.link.cs.readPages(r.pack, r.first, r.count));
+    const sent = this.wsReads.get(runKey(r));
+    this.wsReads.delete(runKey(r));
+    r.read ??= Promise.all([sent ? sent.catch(read) : read(), index]).then(([bytes, hashes]) => {
       this.bytesRead += bytes.length;
       this.reads++;
-      const core = this.machine.core;
       for (const { page: p, slot } of r.items) {
-        if (this.isRestored(p) || this.failure || this.complete) continue;
-        const at = (slot - r.first) * PAGE_SIZE;
-        if (!hashes[slot] || !sha256(bytes.subarray(at, at + PAGE_SIZE)).equals(hashes[slot])) continue;
-        copyIntoRam(bytes, core.ram, p * PAGE_SIZE, at, at + PAGE_SIZE);
-        this.prefetched++;
-        this.installed(p);
+        if (this.isRestored(p) || this.failure || this.complete || !hashes[slot]) continue;
+        this.staged.set(p, { buf: bytes, at: (slot - r.first) * PAGE_SIZE, hash: hashes[slot], pack: r.pack, slot });
       }
     }, () => undefined);
     return r.read;
   }
 
-  /** The hart touched page p: fetch it (and its cluster); the host goes on meanwhile. */
-  async demand(p: number): Promise<void> {
+  /** The hart touched page p: install it if staged, else fetch it (and its cluster); the host goes on meanwhile. */
+  demand(p: number): void | Promise<void> {
     if (this.failure) throw this.failure;
     if (this.isRestored(p)) return;
+    if (this.staged.has(p)) {
+      const t = performance.now();
+      const before = this.resident;
+      if (this.installStaged(p)) return this.stalled(p, t, before, "hart");
+    }
+    return this.fetch(p);
+  }
+
+  private async fetch(p: number): Promise<void> {
     const t = performance.now();
     const before = this.resident;
     const ws = this.wsRun.get(p);
     if (ws) {
       // A page of the working set: its run's read (started now if it was still queued).
       await this.readWsRun(ws);
-      if (this.isRestored(p)) return this.stalled(p, t, before, "hart");
+      if (this.isRestored(p) || this.installStaged(p)) return this.stalled(p, t, before, "hart");
     }
     try {
       const c = this.ram.chunkOf(p);
@@ -677,6 +759,7 @@ export class StoreRestore implements PageSource {
     if (this.isRestored(p)) return;
     const t = performance.now();
     const before = this.resident;
+    if (this.installStaged(p)) return this.stalled(p, t, before, "host");
     try {
       const c = this.ram.chunkOf(p);
       syncChunk(this.link, this.ram, c, `page ${p}`);
@@ -758,6 +841,8 @@ export class StoreRestore implements PageSource {
 
   /** Installs completed reads in queue order until `deadline`. */
   private install(deadline: number): void {
+    // Working-set pages read but not installed yet first.
+    if (this.staged.size && !this.installStagedUntil(deadline)) return;
     while (this.cursor < this.queue.length && performance.now() < deadline) {
       const f = this.queue[this.cursor];
       if (f.error) this.fail(f.error, this.slots.get(f.pack)?.get(f.slot)?.[0]);
@@ -792,12 +877,23 @@ export class StoreRestore implements PageSource {
     const t = performance.now();
     this.samples.push(t - this.t0, Number(this.machine.core.instret - this.instret0));
     if (this.complete) return;
-    if (!this.planned) return; // begin() starts it after the working set
     const idle = this.machine.idleNow;
-    this.issue();
-    this.install(t + (idle ? this.opts.budgetMs * 5 : this.opts.budgetMs));
+    // While the hart can run, the fetcher's turns take at most a fifth of the thread: they come
+    // after every exit, and a page exit can come every few microseconds.
+    if (!idle && t < this.nextTurn) return;
+    const deadline = t + (idle ? this.opts.budgetMs * 5 : this.opts.budgetMs);
+    if (!this.planned) {
+      // begin() starts the plan after the working set; staged working-set pages wait for the
+      // hart's touch, or for the hart to idle.
+      if (!idle || !this.staged.size) return;
+      this.installStagedUntil(deadline);
+    } else {
+      this.issue();
+      this.install(deadline);
+    }
     const end = performance.now();
     this.fetchMs += end - t;
+    if (!idle) this.nextTurn = end + 4 * (end - t);
     if (!idle && end - t > 0.05) this.intervals.push({ start: t - this.t0, end: end - this.t0 });
   }
 
@@ -815,6 +911,7 @@ export class StoreRestore implements PageSource {
   private finish(): void {
     this.finishedAt = performance.now() - this.t0;
     this.timeline.mark("every page resident");
+    this.staged.clear();
     const m = this.machine;
     active.delete(m);
     m.detachSource(this);
@@ -826,6 +923,7 @@ export class StoreRestore implements PageSource {
     this.machine.detachSource(this);
     if (this.finishedAt !== undefined) return;
     this.failure ??= new RvmError("restore abandoned");
+    this.staged.clear();
     active.delete(this.machine);
     this.finishedAt = performance.now() - this.t0;
     this.resolveDone();

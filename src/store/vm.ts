@@ -21,12 +21,12 @@ import {
 import { S3ObjectStore } from "./objects.js";
 import { SyncReader } from "./sync.js";
 import { BackgroundCapture, machineState, saveToStore, stoppedCapture, StoreSaveStats } from "./save.js";
-import { DEFAULT_DEADLINE_MS, PageCache, StoreDisk, StoreLink, StoreRestore } from "./restore.js";
+import { DEFAULT_DEADLINE_MS, PageCache, prefetchWorkingSet, StoreDisk, StoreLink, StoreRestore, type WsPrefetch } from "./restore.js";
 import { defaultName } from "../snapshot/save.js";
 import { checkName } from "../snapshot/store.js";
 import { RestoreFailedError } from "../snapshot/restore.js";
 import { monitorWork, type SnapshotControl } from "../snapshot/commands.js";
-import type { RestoreTimeline } from "../snapshot/timeline.js";
+import { markProcess, type RestoreTimeline } from "../snapshot/timeline.js";
 
 const MiB = 1 << 20;
 const ZERO_BLOCK = Buffer.alloc(4096);
@@ -72,6 +72,8 @@ export class StoreVm {
   private initial: Manifest | undefined;
   /** The RAM map of `initial` (its first chunk requested by prepare). */
   private initialRam: StoreMap | undefined;
+  /** The working set's first reads of `initial` (sent by prepare). */
+  private initialWs: WsPrefetch | undefined;
   /** Each drive's disk, by index. */
   readonly disks = new Map<number, StoreDisk>();
   current: StoreRestore | undefined;
@@ -85,23 +87,28 @@ export class StoreVm {
   }
 
   /** Reads the manifest a start-up restore uses (before the machine exists: its config). */
-  async prepare(name: string): Promise<Manifest> {
+  async prepare(name: string, mode: "lazy" | "eager" = "lazy"): Promise<Manifest> {
     // The synchronous reader's thread gets ready meanwhile (DMA into a page not yet restored and
     // disk reads need it early in the restore).
     this.link.sync.warm(keys.manifest(name));
     this.initial = await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
+    markProcess("manifest read");
     // The restore's first requests go out now, while the machine is built from the manifest:
-    // the RAM map's first chunk and the indexes of the packs the working set is in (failures
-    // are left to the restore, which makes these requests again with its retries).
+    // the RAM map's first chunk, the indexes of the packs the working set is in and the
+    // working set's first reads (failures are left to the restore, which makes these
+    // requests again with its retries).
     const m = this.initial;
     this.initialRam = new StoreMap(this.cs.objects, m.map, `snapshot ${name}`);
     this.initialRam.load(0).catch(() => undefined);
     try {
       const packs = new Set(m.workingSet ? decodeWorkingSet(m.workingSet, m.packs, name).map((x) => x.pack) : []);
       for (const p of packs) this.cs.packLayout(p).catch(() => undefined);
+      if (mode === "lazy") this.initialWs = prefetchWorkingSet(this.cs, m);
     } catch {
       // a damaged list: the restore reports it
     }
+    // Let the requests leave before the machine is built (synchronous work).
+    await new Promise((r) => setImmediate(r));
     return m;
   }
 
@@ -132,12 +139,14 @@ export class StoreVm {
     const maps = new Map(manifest.disks.map((d) => [d.index, new StoreMap(this.cs.objects, d.map, `snapshot ${name}`)]));
     this.current?.cancel();
     const ram = this.initial?.name === name ? this.initialRam : undefined;
-    const r = await StoreRestore.start(machine, this.link, manifest, { mode, timeline, ram }, maps, () => {
+    const wsReads = this.initial?.name === name ? this.initialWs : undefined;
+    const r = await StoreRestore.start(machine, this.link, manifest, { mode, timeline, ram, wsReads }, maps, () => {
       for (const d of manifest.disks) this.disks.get(d.index)?.reset(maps.get(d.index)!);
     });
     this.current = r;
     this.initial = undefined;
     this.initialRam = undefined;
+    this.initialWs = undefined;
     return r;
   }
 
