@@ -12,7 +12,7 @@
 import type { Core } from "../core.js";
 import { yieldToEventLoop } from "../platform.js";
 import { ModuleBuilder } from "./wasm.js";
-import { CoreLayout, PAGE_BYTES, UNIT_PARAMS, UNIT_RESULTS, declareImports, findBlocks, translatePage } from "./translate.js";
+import { CoreLayout, PAGE_BYTES, UNIT_PARAMS, UNIT_RESULTS, declareImports, findBlocks, isDelayLoop, translatePage } from "./translate.js";
 
 export interface JitOptions {
   /**
@@ -41,6 +41,8 @@ export interface JitOptions {
 }
 
 const EV_HOT = 1, EV_MISS = 2, EV_INVALIDATED = 3;
+/** Times a page entered at a delay routine is left interpreted before it is translated anyway. */
+const MAX_DELAY_DEFERRALS = 8;
 
 interface Unit {
   page: number;
@@ -102,6 +104,10 @@ export class Jit {
    * so far (ripen), with the instructions counted on them until now.
    */
   private readonly ripening = new Map<number, number>();
+  /** Pages left interpreted so far because they were entered at a delay routine, and how often. */
+  private readonly delays = new Map<number, number>();
+  /** Translated pages whose misses wait for the page to be reported hot (deferMiss). */
+  private readonly missed = new Set<number>();
   /** Translations per page so far. */
   private readonly translations = new Map<number, number>();
   /** Pages waiting to be translated, and pages in a batch being compiled. */
@@ -172,6 +178,8 @@ export class Jit {
     this.queued.clear();
     this.entries.clear();
     this.ripening.clear();
+    this.delays.clear();
+    this.missed.clear();
     this.epoch++;
   }
 
@@ -196,12 +204,15 @@ export class Jit {
         this.stats.invalidations++;
         continue;
       }
+      if (kind === EV_HOT && !this.translations.has(page) && this.waitsOnClock(page, off)) continue;
       let seen = this.entries.get(page);
       if (!seen) this.entries.set(page, (seen = new Map()));
       const count = seen.get(off) ?? 0;
       seen.set(off, count + 1);
       // (a translation with it is on its way, or it did not fit: the next one ranks it higher)
       if (kind === EV_MISS && count > 0) continue;
+      if (kind === EV_MISS && this.units.has(page) && this.deferMiss(page)) continue;
+      if (kind === EV_HOT) this.missed.delete(page);
       if ((this.translations.get(page) ?? 0) >= this.maxRetranslations) continue;
       if (kind === EV_HOT && !this.translations.has(page) && this.ripen(page)) continue;
       if (!this.inFlight.has(page)) this.queued.add(page);
@@ -239,8 +250,44 @@ export class Jit {
     return true;
   }
 
+  /**
+   * A page reported hot for its first translation, entered at a delay routine (translate.ts
+   * isDelayLoop): it runs on interpreted, reported again after another `threshold`
+   * instructions; after MAX_DELAY_DEFERRALS of those it is translated as any other page.
+   */
+  private waitsOnClock(page: number, off: number): boolean {
+    const n = this.delays.get(page) ?? 0;
+    if (n >= MAX_DELAY_DEFERRALS) return false;
+    const code = this.core.ram.subarray(page * PAGE_BYTES, (page + 1) * PAGE_BYTES);
+    if (!isDelayLoop(code, off, this.rvc)) return false;
+    this.delays.set(page, n + 1);
+    this.ex.jitDefer(page, this.threshold);
+    return true;
+  }
+
+  /**
+   * Translated code of `page` met an entry it does not have. Translating the page again costs
+   * what its first translation cost, so, as for that one (ripen), the interpreter first runs as
+   * many instructions on the page as the new translation's size asks for (the page is then
+   * reported hot and translated with every entry seen until then). Translating at once compiled
+   * the hot page of a Linux boot's inflate (~55 KB of wasm) a second time for an entry met
+   * shortly before the prompt.
+   */
+  private deferMiss(page: number): boolean {
+    if (this.missed.has(page)) return true;
+    const code = this.core.ram.subarray(page * PAGE_BYTES, (page + 1) * PAGE_BYTES);
+    const blocks = findBlocks(code, this.entries.get(page)?.keys() ?? [], this.rvc);
+    const size = blocks.reduce((n, b) => n + b.insns.length + 1, 0);
+    const more = Math.min(Math.ceil((this.threshold * size) / this.typicalSize), this.threshold);
+    if (!(more > 0)) return false;
+    this.ex.jitDefer(page, more);
+    this.missed.add(page);
+    return true;
+  }
+
   private drop(u: Unit): void {
     this.units.delete(u.page);
+    this.missed.delete(u.page);
     this.liveBytes -= u.bytes;
     this.freeSlot(u.slot);
   }

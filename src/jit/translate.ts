@@ -249,6 +249,58 @@ export function findBlocks(code: Uint8Array, entries: Iterable<number>, rvc: Uin
   return blocks;
 }
 
+/** Reads the `time` CSR (csrrs/csrrc rd, time or timeh, x0: rdtime, rdtimeh). */
+const readsClock = (i: number) => (bits(i, 6, 0) === 0x73 && (bits(i, 14, 12) === 2 || bits(i, 14, 12) === 3) &&
+  bits(i, 19, 15) === 0 && ((i >>> 20) === 0xc01 || (i >>> 20) === 0xc81));
+
+/** The most instructions a delay routine reaches from its entry (udelay and its kind: ~50). */
+const DELAY_ROUTINE = 128;
+/** The most instructions in a loop that waits on the clock (Linux's __delay: 6). */
+const CLOCK_LOOP = 16;
+
+/**
+ * Whether the code entered at `entry` is a delay routine: at most DELAY_ROUTINE instructions
+ * reachable in the page without calls or returns (branches, jumps and fall-through followed),
+ * with a loop of at most CLOCK_LOOP instructions that reads the `time` CSR. Such a loop runs
+ * until the clock (the host's, unless -icount) says so, however fast each pass is, and every
+ * pass leaves translated code for the interpreter at the CSR read: translating it costs a
+ * compile and saves nothing (Linux's udelay, the one page a Linux boot made hot enough to be
+ * compiled: ~30 ms more CPU to the prompt).
+ */
+export function isDelayLoop(code: Uint8Array, entry: number, rvc: Uint32Array): boolean {
+  const seen = new Set<number>();
+  const work = [entry];
+  const loops: [number, number][] = [];
+  while (work.length > 0) {
+    let off = work.pop()!;
+    while (!seen.has(off)) {
+      const d = decodeAt(code, off, rvc);
+      if (!d) break;
+      seen.add(off);
+      if (seen.size > DELAY_ROUTINE) return false;
+      const next = off + d.len;
+      let to: number | undefined;
+      if (d.kind === Kind.Branch) to = off + immB(d.insn);
+      else if (d.kind === Kind.Jal && bits(d.insn, 11, 7) === 0) to = off + immJ(d.insn);
+      if (to !== undefined && to >= 0 && to < PAGE_BYTES) {
+        if (to <= off) loops.push([to, off]);
+        work.push(to);
+      }
+      if (d.kind === Kind.Jalr || (d.kind === Kind.Jal && bits(d.insn, 11, 7) === 0)) break;
+      off = next; // (a call's return point too: the routine goes on there)
+    }
+  }
+  return loops.some(([from, to]) => {
+    for (let off = from, n = 0; off <= to && n < CLOCK_LOOP; n++) {
+      const d = decodeAt(code, off, rvc);
+      if (!d) return false;
+      if (readsClock(d.insn)) return true;
+      off += d.len;
+    }
+    return false;
+  });
+}
+
 // ---------------------------------------------------------------- emission
 
 /** What a module's functions import from the core (indices in the module being built). */
