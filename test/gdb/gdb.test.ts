@@ -23,7 +23,9 @@ const GUEST = join(ROOT, "guests/gdb/debugee.elf");
 async function gdb(commands: string[], timeoutMs: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "rvm-gdb-"));
   const script = join(dir, "cmds.gdb");
-  writeFileSync(script, ["set pagination off", "set confirm off", ...commands].join("\n") + "\n");
+  // (the ELF's debug info names the directory it was built in, elsewhere: gdb finds debugee.c
+  // and crt0.S for its source lines here)
+  writeFileSync(script, ["set pagination off", "set confirm off", `directory ${join(ROOT, "guests/gdb")}`, ...commands].join("\n") + "\n");
   const child = spawn(GDB, ["-nx", "-batch", "-x", script], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
