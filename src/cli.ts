@@ -141,7 +141,7 @@ async function runCommand(file: string | undefined, flags: RunFlags): Promise<nu
 }
 
 /** --jit on|off: whether hot guest code is compiled to WebAssembly (src/jit/). */
-const JIT_DEFAULT = "off";
+const JIT_DEFAULT = "on";
 function jitEnabled(flags: RunFlags): boolean {
   return (flags.jit ?? JIT_DEFAULT) === "on";
 }

@@ -45,7 +45,7 @@ export interface MachineOptions {
   icountSleep?: boolean;
   /** Where guest console output goes (UART and HTIF). */
   console?: HtifConsole;
-  /** Compile hot guest code to WebAssembly (src/jit/). */
+  /** Compile hot guest code to WebAssembly (src/jit/); on unless `enabled: false`. */
   jit?: JitOptions & { enabled?: boolean };
   /** Instructions per slice (the run loop's unit between host work; default 2^20). */
   sliceInstructions?: number;
@@ -197,7 +197,7 @@ export class Machine {
     if (this.icount !== undefined) this.core.exports.setIcount(this.icount);
     this.slice = opts.sliceInstructions ?? SLICE;
     this.jit = new Jit(this.core, opts.jit);
-    this.jit.enabled = opts.jit?.enabled ?? false;
+    this.jit.enabled = opts.jit?.enabled ?? true;
   }
 
   /** Loads ELF segments into RAM (guest-physical addresses); returns the entry point. */

@@ -65,7 +65,7 @@ export interface VirtConfig {
   rng?: number[];
   /** The goldfish RTC's base and clock (-rtc); default: the host's UTC wall clock. */
   rtc?: RtcConfig;
-  /** Compile hot guest code to WebAssembly (src/jit/); options for tests and benchmarks. */
+  /** Compile hot guest code to WebAssembly (src/jit/): on unless false; options for tests and benchmarks. */
   jit?: boolean | MachineOptions["jit"];
   /** Instructions per slice of the run loop (tests). */
   sliceInstructions?: number;
