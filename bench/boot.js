@@ -27,17 +27,22 @@
 // core for rvm, QEMU's start-up for QEMU). Then "poweroff\n" is written to stdin and the exit is
 // awaited; its time (busybox init's two 1 s pauses, ~2 s) and exit code (0 expected: OpenSBI's
 // SRST -> the sifive,test poweroff) are reported but not part of the boot figure. Each
-// measurement runs twice (rvm and QEMU alternating) and the best is printed. Bounded: a child is
+// measurement runs RUNS times (rvm and QEMU alternating) and the best is printed. Bounded: a child is
 // killed if it shows no prompt within BOOT_TIMEOUT_S or does not exit within EXIT_TIMEOUT_S of
 // the poweroff; a measurement that failed once is not repeated.
+// rvm boots each way twice: with its defaults (the JIT on) and with `--jit off` (the
+// interpreter alone), alternating with QEMU, RUNS times each; besides the wall time, the CPU
+// time the process had used when the prompt appeared (all its threads: V8 compiles the JIT's
+// WebAssembly on its own; from /proc, Linux) is printed, and the median CPU of the JIT's runs
+// against the interpreter's (the JIT must not make a boot cost more than it saves).
 // Prints figures only; never asserts. Other load on the host (tests running in parallel) shows up
 // directly in these wall times.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, QEMU_MISSING, gunzipTo, makeTempDir, qemuPath, timeToPrompt } from "./common.js";
 
-const RUNS = 2;
-const BOOT_TIMEOUT_S = { rvm: 300, qemu: 120 };
+const RUNS = 3;
+const BOOT_TIMEOUT_S = { rvm: 300, "rvm --jit off": 300, qemu: 120 };
 const EXIT_TIMEOUT_S = 60;
 const G = (p) => join(ROOT, "guests", p);
 
@@ -61,13 +66,14 @@ function describe(r) {
     return `FAILED: ${why}; last output: ${last || "(none)"}`;
   }
   const kt = initKernelTime(r.output);
+  const cpu = r.promptCpuSeconds !== undefined ? ` (CPU ${r.promptCpuSeconds.toFixed(2)} s)` : "";
   const exit = r.killed === "exit" ? `did not exit within ${EXIT_TIMEOUT_S} s of poweroff, killed` : `poweroff -> exit ${r.exitSeconds.toFixed(2)} s, exit code ${r.code}${r.signal ? ` (${r.signal})` : ""}`;
   const delay = autobootDelay(r.output);
   const notes = [
     delay !== undefined ? `U-Boot autoboot delay ${delay} s` : undefined,
     kt !== undefined ? `kernel ran /init at ${kt.toFixed(2)} s kernel time` : undefined,
   ].filter(Boolean);
-  return `prompt after ${r.promptSeconds.toFixed(2)} s${notes.length ? ` (${notes.join("; ")})` : ""}; ${exit}`;
+  return `prompt after ${r.promptSeconds.toFixed(2)} s${cpu}${notes.length ? ` (${notes.join("; ")})` : ""}; ${exit}`;
 }
 
 export async function main() {
@@ -98,6 +104,7 @@ export async function main() {
       {
         name: "boot (kernel+initrd)",
         rvm: ["bin/rvm.js", "run", ...board, "-kernel", G("linux/Image.gz"), ...direct],
+        "rvm --jit off": ["bin/rvm.js", "run", ...board, "-kernel", G("linux/Image.gz"), ...direct, "--jit", "off"],
         qemu: [...board, "-bios", fw, "-kernel", image, ...direct],
       },
     ];
@@ -105,6 +112,7 @@ export async function main() {
       cases.push({
         name: "boot (bootable disk: OpenSBI+U-Boot+extlinux; rvm's default path sets bootdelay=0, QEMU waits U-Boot's 2 s)",
         rvm: ["bin/rvm.js", "run", bootImg, "-m", "256M"],
+        "rvm --jit off": ["bin/rvm.js", "run", bootImg, "-m", "256M", "--jit", "off"],
         qemu: [...board, "-bios", fw, "-kernel", G("linux/u-boot.bin"), ...diskOpts(bootImg)],
       });
     } else {
@@ -117,19 +125,27 @@ export async function main() {
     for (const c of cases) {
       console.log(`${c.name}:`);
       const best = {};
+      const cpus = {};
       const failed = {};
       for (let i = 1; i <= RUNS; i++) {
-        for (const who of qemu ? ["rvm", "qemu"] : ["rvm"]) {
+        for (const who of qemu ? ["rvm", "rvm --jit off", "qemu"] : ["rvm", "rvm --jit off"]) {
           if (failed[who]) continue;
-          const cmd = who === "rvm" ? process.execPath : qemu;
+          const cmd = who === "qemu" ? qemu : process.execPath;
           const r = await timeToPrompt(cmd, c[who], { promptTimeoutS: BOOT_TIMEOUT_S[who], exitTimeoutS: EXIT_TIMEOUT_S });
-          console.log(`  ${who.padEnd(4)} run ${i}: ${describe(r)}`);
+          console.log(`  ${who.padEnd(13)} run ${i}: ${describe(r)}`);
           if (r.promptSeconds === undefined) failed[who] = true;
           else if (best[who] === undefined || r.promptSeconds < best[who]) best[who] = r.promptSeconds;
+          if (r.promptCpuSeconds !== undefined) (cpus[who] ??= []).push(r.promptCpuSeconds);
         }
       }
       const fig = (who) => (best[who] === undefined ? "failed" : `${best[who].toFixed(2)} s`);
-      let line = `${c.name}: rvm ${fig("rvm")}`;
+      const median = (a) => [...a].sort((x, y) => x - y)[(a.length - 1) >> 1];
+      const [cj, ci] = [cpus.rvm, cpus["rvm --jit off"]];
+      if (cj?.length && ci?.length && !failed.rvm && !failed["rvm --jit off"]) {
+        summary.push(`${c.name}: CPU to the prompt, median of ${RUNS}: rvm (JIT) ${median(cj).toFixed(2)} s, ` +
+          `--jit off ${median(ci).toFixed(2)} s, JIT/interpreter ${(median(cj) / median(ci)).toFixed(2)}x`);
+      }
+      let line = `${c.name}: rvm ${fig("rvm")}, rvm --jit off ${fig("rvm --jit off")}`;
       if (qemu) {
         line += `, qemu ${fig("qemu")}`;
         if (best.rvm !== undefined && best.qemu !== undefined) line += `, rvm/qemu ${(best.rvm / best.qemu).toFixed(2)}x`;

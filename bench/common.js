@@ -56,6 +56,21 @@ export function childCpuSeconds() {
   }
 }
 
+/**
+ * CPU seconds (user + system, every thread: V8 compiles WebAssembly on its own threads) a live
+ * process `pid` has used so far, from /proc/PID/stat (Linux; undefined elsewhere).
+ */
+export function processCpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields 14 and 15 of proc(5) (utime, stime) are at 11 and 12 after the command name.
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Guest MIPS of a runElf result. */
 export function mipsOf(r) {
   return Number(r.instret) / r.seconds / 1e6;
@@ -137,8 +152,9 @@ export async function gunzipTo(src, dst) {
  * in its stdout; then writes `then` (e.g. "poweroff\n") to its stdin and waits for it to exit.
  * Bounded: the child is killed (SIGKILL) if the prompt has not appeared after `promptTimeoutS`,
  * or if it has not exited `exitTimeoutS` after `then` was sent.
- * Returns { promptSeconds (undefined if never seen), totalSeconds, exitSeconds (prompt to exit),
- *           code, signal, killed: undefined | "prompt" | "exit", error, output (stdout+stderr) }.
+ * Returns { promptSeconds (undefined if never seen), promptCpuSeconds (the child's CPU time, all
+ *           its threads, when the prompt appeared; Linux), totalSeconds, exitSeconds (prompt to
+ *           exit), code, signal, killed: undefined | "prompt" | "exit", error, output (stdout+stderr) }.
  */
 export function timeToPrompt(cmd, args, { prompt = "~ # ", then = "poweroff\n", promptTimeoutS = 300, exitTimeoutS = 60, cwd = ROOT } = {}) {
   return new Promise((resolve) => {
@@ -146,6 +162,7 @@ export function timeToPrompt(cmd, args, { prompt = "~ # ", then = "poweroff\n", 
     const child = spawn(cmd, args, { cwd, stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let promptAt;
+    let promptCpu;
     let killed;
     let spawnError;
     const keep = (s) => (s.length > 1 << 20 ? s.slice(-(1 << 20)) : s); // the last 1 MiB
@@ -160,6 +177,7 @@ export function timeToPrompt(cmd, args, { prompt = "~ # ", then = "poweroff\n", 
       recent = (recent + text).slice(-(text.length + prompt.length));
       if (promptAt === undefined && recent.includes(prompt)) {
         promptAt = performance.now();
+        promptCpu = processCpuSeconds(child.pid);
         clearTimeout(timer);
         timer = setTimeout(() => {
           killed = "exit";
@@ -176,6 +194,7 @@ export function timeToPrompt(cmd, args, { prompt = "~ # ", then = "poweroff\n", 
       const end = performance.now();
       resolve({
         promptSeconds: promptAt === undefined ? undefined : (promptAt - t0) / 1000,
+        promptCpuSeconds: promptCpu,
         totalSeconds: (end - t0) / 1000,
         exitSeconds: promptAt === undefined ? undefined : (end - promptAt) / 1000,
         code,

@@ -18,7 +18,9 @@
 // the time is the run to the HTIF exit, machine creation excluded), once with the shipped
 // count and once a copy with `iterations` patched to 10x that count (a long run: the default
 // run is short enough that the WebAssembly tiers still warming up show). MFLOPS = FLOPs /
-// seconds; MIPS = instret / seconds. Then intbench.elf for the integer MIPS figure.
+// seconds; MIPS = instret / seconds. Each run is made with the JIT (rvm's default) and then with
+// the interpreter alone (--jit off; "int:" lines). Then intbench.elf (JIT) for the integer MIPS
+// figure.
 // Reference: QEMU (`qemu-system-riscv64 -M spike -bios none -kernel FILE`, wall time from spawn
 // to exit, so including QEMU's start-up) on the same two ELFs, when installed, each with a 60 s
 // limit and its exit status checked. The long run's checksum (no recorded reference) is
@@ -74,8 +76,8 @@ export async function main(args) {
   const { n } = order;
   const { dir, cleanup } = makeTempDir("rvm-bench-fp-");
   try {
-    // rvm, shipped count
-    const r = await runElf(file, { timeoutMs: RVM_TIMEOUT_MS });
+    // rvm (the JIT on, as by default), shipped count
+    const r = await runElf(file, { timeoutMs: RVM_TIMEOUT_MS, jit: true });
     process.stdout.write(r.output);
     const p = parse(r.output);
     if (r.reason !== "exit" || !Number.isFinite(p.iterations)) {
@@ -87,16 +89,22 @@ export async function main(args) {
     const line = (who, iters, seconds, fl, extra) =>
       console.log(`${who.padEnd(5)} ${String(iters).padStart(5)} iterations: ${seconds.toFixed(3)} s = ${(fl / seconds / 1e6).toFixed(1)} MFLOPS${extra}`);
     line("rvm:", p.iterations, r.seconds, flops, `, ${mipsOf(r).toFixed(1)} MIPS (${r.instret} instructions; exit ${r.exitCode}, checksum ${p.verdict})`);
+    // the interpreter alone (--jit off), same count
+    const r0 = await runElf(file, { timeoutMs: RVM_TIMEOUT_MS, jit: false });
+    const p0 = parse(r0.output);
+    if (r0.reason === "exit") line("--jit off:", p0.iterations, r0.seconds, flops, `, ${mipsOf(r0).toFixed(1)} MIPS (checksum ${p0.verdict}); JIT/interpreter ${(r0.seconds / r.seconds).toFixed(2)}x faster`);
 
     // rvm, long run on a patched copy
     const longIters = p.iterations * LONG_FACTOR;
     const longFile = join(dir, `fpbench-${longIters}.elf`);
     let rl, pl;
     if (patchElfU64(file, longFile, "iterations", longIters)) {
-      rl = await runElf(longFile, { timeoutMs: RVM_TIMEOUT_MS });
+      rl = await runElf(longFile, { timeoutMs: RVM_TIMEOUT_MS, jit: true });
       pl = parse(rl.output);
       if (rl.reason === "exit" && pl.iterations === longIters) {
         line("rvm:", longIters, rl.seconds, fpbenchFlops(longIters, n), `, ${mipsOf(rl).toFixed(1)} MIPS (copy with iterations=${longIters}; exit ${rl.exitCode})`);
+        const rl0 = await runElf(longFile, { timeoutMs: RVM_TIMEOUT_MS, jit: false });
+        if (rl0.reason === "exit") line("--jit off:", longIters, rl0.seconds, fpbenchFlops(longIters, n), `, ${mipsOf(rl0).toFixed(1)} MIPS (checksum ${parse(rl0.output).checksum === pl.checksum ? "same as the JIT's" : "DIFFERS"}); JIT/interpreter ${(rl0.seconds / rl.seconds).toFixed(2)}x faster`);
       } else {
         console.log(`rvm:  the long run (iterations=${longIters}) did not complete (${rl.reason}, exit ${rl.exitCode})`);
         rl = undefined;
@@ -106,7 +114,7 @@ export async function main(args) {
     }
 
     // integer MIPS, the same runner as `bench cpu`
-    const ri = await runElf(intFile, { timeoutMs: RVM_TIMEOUT_MS });
+    const ri = await runElf(intFile, { timeoutMs: RVM_TIMEOUT_MS, jit: true });
     console.log(`int:  intbench ${mipsOf(ri).toFixed(1)} MIPS (${ri.instret} instructions in ${ri.seconds.toFixed(3)} s, exit ${ri.exitCode})`);
 
     if (!qemuPath()) {

@@ -10,10 +10,12 @@
 //          running in the guest: branches, calls, hash-table lookups
 // QEMU runs `qemu-system-riscv64 -M virt -m 256M -nographic -bios fw_dynamic.bin -kernel Image
 // -initrd ... -append console=ttyS0` with the same disk; rvm the same options through its CLI.
-// Each workload runs twice per guest; the better time counts. Prints figures and ratios only.
+// Each workload runs twice per guest; the better time counts. The boot to the first prompt is
+// printed too: wall time from spawn, and the CPU time the process had used then (all its
+// threads; /proc, Linux). Prints figures and ratios only.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { GuestConsole, QEMU_MISSING, ROOT, gunzipTo, makeTempDir, qemuPath } from "./common.js";
+import { GuestConsole, QEMU_MISSING, ROOT, gunzipTo, makeTempDir, processCpuSeconds, qemuPath } from "./common.js";
 
 const G = (p) => join(ROOT, "guests", p);
 const PROMPT = "~ # ";
@@ -24,12 +26,13 @@ const WORKLOADS = [
 
 async function measure(who, cmd, args) {
   const g = new GuestConsole(cmd, args);
+  const t0 = performance.now();
   try {
     await g.waitFor(PROMPT, 300_000);
+    const times = { boot: (performance.now() - t0) / 1000, bootCpu: processCpuSeconds(g.child.pid) };
     let at = g.mark;
     g.type("mount /dev/vda /mnt");
     await g.waitFor(PROMPT, 60_000, at + 1);
-    const times = {};
     for (const [name, line] of WORKLOADS) {
       for (let i = 0; i < 2; i++) {
         at = g.mark;
@@ -77,6 +80,11 @@ export async function main() {
     const qemu = qemuPath();
     if (qemu) rows.qemu = await measure("qemu", qemu, [...common, "-bios", G("linux/fw_dynamic.bin"), "-kernel", image, ...(await disk("c.img"))]);
     else console.log(QEMU_MISSING);
+    const b = (who) => (rows[who] ? `${rows[who].boot.toFixed(2)} s${rows[who].bootCpu !== undefined ? ` (CPU ${rows[who].bootCpu.toFixed(2)} s)` : ""}` : "n/a");
+    let boot = `boot : interpreter ${b("interpreter")}, jit ${b("jit")}`;
+    if (rows.qemu) boot += `, qemu ${b("qemu")}`;
+    if (rows.interpreter?.bootCpu && rows.jit?.bootCpu) boot += `; CPU jit/interpreter ${(rows.jit.bootCpu / rows.interpreter.bootCpu).toFixed(2)}x`;
+    console.log(boot);
     for (const [name] of WORKLOADS) {
       const f = (who) => (rows[who]?.[name] !== undefined ? `${rows[who][name].toFixed(2)} s` : "n/a");
       let line = `${name.padEnd(5)}: interpreter ${f("interpreter")}, jit ${f("jit")}`;
