@@ -291,13 +291,14 @@ export function isDelayLoop(code: Uint8Array, entry: number, rvc: Uint32Array): 
     }
   }
   return loops.some(([from, to]) => {
-    for (let off = from, n = 0; off <= to && n < CLOCK_LOOP; n++) {
+    let clock = false;
+    for (let off = from, n = 0; off <= to; n++) {
       const d = decodeAt(code, off, rvc);
-      if (!d) return false;
-      if (readsClock(d.insn)) return true;
+      if (!d || n === CLOCK_LOOP) return false;
+      clock ||= readsClock(d.insn);
       off += d.len;
     }
-    return false;
+    return clock;
   });
 }
 

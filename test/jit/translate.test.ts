@@ -3,7 +3,12 @@
 // translated code hands over is a miss (a report to the host and a translation again).
 
 import { describe, expect, it } from "vitest";
-import { findBlocks } from "../../src/jit/translate.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { Core } from "../../src/core.js";
+import { findBlocks, isDelayLoop } from "../../src/jit/translate.js";
+import { ROOT } from "../helpers.js";
 import { enc } from "./gen.js";
 
 const NO_RVC = new Uint32Array(65536); // (the pages here hold no compressed instructions)
@@ -33,5 +38,38 @@ describe("findBlocks", () => {
     }
     expect(covered).toBe(n + 1);
     expect(Math.min(...starts)).toBe(0);
+  });
+});
+
+describe("isDelayLoop: a hot page entered at a wait on the clock is left to the interpreter", () => {
+  const TIME = 0xc01, A0 = 10, A5 = 15, RA = 1;
+  const rdtime = (rd: number) => enc.csrrs(rd, TIME, 0);
+  const ret = enc.jalr(0, RA, 0);
+
+  it("a small routine with a loop reading the time CSR is one; a loop that does not read it is not", () => {
+    // wait: rdtime a5; addi a5, a5, 1; bne a5, a0, wait; ret
+    expect(isDelayLoop(page([rdtime(A5), enc.addi(A5, A5, 1), enc.bne(A5, A0, -8), ret]), 0, NO_RVC)).toBe(true);
+    // the same loop without rdtime (a compute loop)
+    expect(isDelayLoop(page([enc.addi(A5, A5, 1), enc.addi(A5, A5, 1), enc.bne(A5, A0, -8), ret]), 0, NO_RVC)).toBe(false);
+    // rdtime once before a compute loop (a timestamp, not a wait)
+    expect(isDelayLoop(page([rdtime(A0), enc.addi(A5, A5, 1), enc.bne(A5, A0, -4), ret]), 0, NO_RVC)).toBe(false);
+  });
+
+  it("not when the loop is long or the routine large (real work that happens to read the clock)", () => {
+    const body = Array.from({ length: 20 }, () => enc.addi(A5, A5, 1));
+    expect(isDelayLoop(page([rdtime(A5), ...body, enc.bne(A5, A0, -(body.length + 1) * 4), ret]), 0, NO_RVC)).toBe(false);
+    const before = Array.from({ length: 200 }, () => enc.addi(A0, A0, 1));
+    expect(isDelayLoop(page([...before, rdtime(A5), enc.bne(A5, A0, -4), ret]), 0, NO_RVC)).toBe(false);
+  });
+
+  it("the shipped Linux kernel: udelay is one, inflate_fast is not (offsets from System.map)", () => {
+    const core = new Core(1 << 20);
+    const ex = core.exports;
+    const rvc = new Uint32Array(ex.memory.buffer, ex.jitRvcAddress(), 65536);
+    const image = gunzipSync(readFileSync(join(ROOT, "guests/linux/Image.gz")));
+    // Image is linked at 0xffffffff80000000: udelay at ...801f9db6, inflate_fast at ...8019452e
+    const at = (va: number) => new Uint8Array(image.subarray(va & ~0xfff, (va & ~0xfff) + 4096));
+    expect(isDelayLoop(at(0x1f9db6), 0xdb6, rvc)).toBe(true);
+    expect(isDelayLoop(at(0x19452e), 0x52e, rvc)).toBe(false);
   });
 });
