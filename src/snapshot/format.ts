@@ -80,6 +80,8 @@ export interface SnapshotStats {
   zeroSkipBytes: number;
   saveMs: number;
   pauseMs: number;
+  /** The data area went to the file past the page cache (O_DIRECT; absent: written buffered). */
+  directIo?: boolean;
 }
 
 export interface SnapshotMeta {

@@ -384,6 +384,11 @@ export function openTemporaryFile(_dir?: string): number {
   return fs.openAnonymous();
 }
 
+/** No page cache to bypass in a tab: savevm writes the normal way. */
+export function openDirect(_file: string, _mode: "r" | "w"): number | undefined {
+  return undefined;
+}
+
 export function gunzip(data: Uint8Array): Uint8Array {
   return gunzipSync(data);
 }
