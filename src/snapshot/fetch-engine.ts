@@ -13,8 +13,8 @@
 // hart's thread: their list goes back there.
 
 import { PAGE_SIZE } from "../core.js";
-import { copyIntoRam } from "../platform.js";
-import { PageKind, PageTable, SnapshotFile } from "./format.js";
+import { copyIntoRam, fs, openDirect } from "../platform.js";
+import { PageKind, PageTable, SnapshotError, SnapshotFile } from "./format.js";
 import { PageClass, restoredClass } from "./pictures.js";
 
 export const CLAIM = { free: 0, busy: 1, ready: 2, taken: 3 } as const;
@@ -70,6 +70,12 @@ export interface FetchPlanSetup {
    * run of slots holding consecutive pages is claimed and copied into RAM as a whole.
    */
   wholeRuns?: boolean;
+  /**
+   * The data area read past the page cache (O_DIRECT, where the file system takes it) into a
+   * page-aligned buffer: the eager restore reads each page once, and right after an O_DIRECT
+   * savevm none of them is cached.
+   */
+  directReads?: boolean;
   /** Read-rate limit (0: none). */
   bytesPerSecond: number;
   /** Guest RAM is all zero (untouched): zero pages need no writing. */
@@ -164,6 +170,8 @@ export class FetchEngine {
   private readonly origin: Uint8Array;
   private readonly t0 = performance.now();
   private busy = 0;
+  /** Per file: its O_DIRECT descriptor (setup.directReads), if it has one. */
+  private readonly direct: (number | undefined)[] = [];
   /** Bytes read so far. */
   bytes = 0;
   /** Time spent working since the driver last paused it (for the share it may take). */
@@ -203,7 +211,12 @@ export class FetchEngine {
     const files: SnapshotFile[] = [];
     try {
       for (const f of this.setup.files) files.push(SnapshotFile.open(f));
-      const buf = Buffer.allocUnsafe(this.setup.runPages * PAGE_SIZE);
+      const bytes = this.setup.runPages * PAGE_SIZE;
+      if (this.setup.directReads) for (const f of this.setup.files) this.direct.push(openDirect(f, "r"));
+      // A buffer for O_DIRECT must be aligned: a WebAssembly memory's is (page-aligned mapping).
+      const buf = this.direct.some((fd) => fd !== undefined)
+        ? Buffer.from(new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) }).buffer, 0, bytes)
+        : Buffer.allocUnsafe(bytes);
       if (this.setup.order === "workingset") yield* this.workingSet(files[0], buf);
       const table = files[0].table();
       yield;
@@ -218,6 +231,8 @@ export class FetchEngine {
     } finally {
       Atomics.store(this.ctl, CTL.busyMs, Math.round(this.busy));
       for (const f of files) f.close();
+      for (const fd of this.direct) if (fd !== undefined) fs.closeSync(fd);
+      this.direct.length = 0;
     }
   }
 
@@ -243,11 +258,38 @@ export class FetchEngine {
     this.pace();
     if (this.stopRequested()) throw new Stopped();
     const t = performance.now();
-    file.read(offset, view);
+    const k = this.direct.length ? this.setup.files.indexOf(file.file) : -1;
+    if (k < 0 || this.direct[k] === undefined || !this.readDirect(k, file, offset, view)) file.read(offset, view);
     this.bytes += view.length;
     Atomics.add(this.ctl, CTL.reads, 1);
     Atomics.store(this.ctl, CTL.kibRead, Math.round(this.bytes / 1024));
     return t;
+  }
+
+  /**
+   * An O_DIRECT read of whole pages into the aligned buffer; false where the file system refuses
+   * it after all (EINVAL: its descriptor is dropped, and the caller reads the normal way).
+   */
+  private readDirect(k: number, file: SnapshotFile, offset: number, view: Uint8Array): boolean {
+    const fd = this.direct[k]!;
+    let done = 0;
+    while (done < view.length) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, view, done, view.length - done, offset + done);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "EINVAL" && done === 0) {
+          fs.closeSync(fd);
+          this.direct[k] = undefined;
+          return false;
+        }
+        throw new SnapshotError(file.file, `read error (${code ?? e})`);
+      }
+      if (n === 0) throw new SnapshotError(file.file, `truncated file (page data at ${offset} missing)`);
+      done += n;
+    }
+    return true;
   }
 
   private worked(since: number): void {

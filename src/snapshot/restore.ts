@@ -276,6 +276,9 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
         const engine = new FetchEngine({
           createdAt: performance.timeOrigin + performance.now(), pages, files: source.paths, dataOffset: snap.header.dataOffset,
           order: "file", runPages: EAGER_RUN_PAGES, bytesPerSecond: 0, ramZero: machine.mem.untouched, runnableShare: 1, wholeRuns: true,
+          // Read the way it was written: after an O_DIRECT save none of the data is in the page
+          // cache, and filling the cache as it goes by costs ~0.4 s of CPU per 768 MiB here.
+          directReads: snap.meta.stats.directIo === true,
         }, shared, core.ram, (p, lo, hi) => core.exports.pageHashIs(p, lo, hi) !== 0);
         core.pages.fill(0);
         machine.mem.clearDiskBlocks();

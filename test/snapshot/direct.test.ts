@@ -5,7 +5,7 @@
 
 import { afterAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { closeSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { saveSnapshot } from "../../src/snapshot/save.js";
@@ -104,5 +104,19 @@ describe("savevm's data area past the page cache", () => {
   it.skipIf(!ramfs)("on ramfs (O_DIRECT refused: EINVAL): written buffered, restored exactly", { timeout: 120_000 }, () => {
     expect(takesDirect(ramfs!)).toBe(false);
     expect(saveAndRestore(ramfs!).stats.directIo).toBe(false);
+  });
+
+  it.skipIf(!ramfs || !takesDirect(diskRoot))("a snapshot written with O_DIRECT, moved to a file system that refuses it: read back buffered, exactly", { timeout: 120_000 }, () => {
+    const from = new SnapshotStore(join(diskRoot, "moved-from"));
+    const a = filled();
+    expect(saveSnapshot(a, from, "m").stats.directIo).toBe(true);
+    from.close();
+    const to = new SnapshotStore(join(ramfs!, "moved-to"));
+    to.ensureDir();
+    copyFileSync(from.pathFor("m"), to.pathFor("m"));
+    const b = bareMachine(RAM).machine;
+    restoreEager(b, to, to.pathFor("m")); // the eager restore asks for O_DIRECT reads: refused at open
+    expect(Buffer.compare(Buffer.from(b.core.ram), Buffer.from(a.core.ram))).toBe(0);
+    to.close();
   });
 });
