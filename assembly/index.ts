@@ -163,9 +163,16 @@ export function setTraceItems(flags: u32): void { setTrace(flags); armed(); }
 export function exitPage(): u32 { return g_exitPage; }
 // The host changed page states in a way that withdraws access (not-yet-restored, watch).
 export function pagesChanged(): void { tlbFlushAllHarts(); }
+// Whether every RAM page without PG_DIRTY is all zero: true from init (RAM starts zero and every
+// write marks its page dirty) until the first markClean or markAllNotRestored (a snapshot saved
+// or restored: pages then hold data without being dirty). savevm need not read such pages (the
+// first read of never-touched memory costs the host a page fault each).
+let g_cleanIsZero: bool = true;
+export function cleanPagesAreZero(): bool { return g_cleanIsZero; }
 // Starts a new dirty-tracking epoch: clears PG_DIRTY on every page and makes the next write
 // to each page take the slow path again.
 export function markClean(): void {
+  g_cleanIsZero = false;
   const n = g_ramPages;
   for (let i: u32 = 0; i < n; i++) {
     const at = PAGES + <usize>i;
@@ -187,6 +194,7 @@ export function storesChanged(): void { tlbFlushStoresAllHarts(); }
 // Marks every RAM page not yet restored (lazy restore).
 // Keeps only the watch bit (HTIF tohost stays watched).
 export function markAllNotRestored(): void {
+  g_cleanIsZero = false;
   const n = g_ramPages;
   for (let i: u32 = 0; i < n; i++) {
     const at = PAGES + <usize>i;

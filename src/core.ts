@@ -96,6 +96,8 @@ interface CoreExports {
   debugTranslate(va: bigint, access: number): bigint;
   pagesChanged(): void;
   markClean(): void;
+  /** 1 while every page without PG_DIRTY is all zero (no markClean or markAllNotRestored yet). */
+  cleanPagesAreZero(): number;
   clearAccessed(): void;
   storesChanged(): void;
   markAllNotRestored(): void;
@@ -267,7 +269,12 @@ export const enum CoreDevice {
 export class Core {
   readonly exports: CoreExports;
   readonly ramBytes: number;
-  /** Guest RAM: byte 0 is guest-physical 0x8000_0000. */
+  /**
+   * Guest RAM: byte 0 is guest-physical 0x8000_0000. Writes go through GuestMemory (which marks
+   * pages dirty, as a hart's store does) or come from a restore (after markClean or
+   * markAllNotRestored): savevm trusts the dirty bits (incremental saves; a page never dirty in a
+   * machine never saved nor restored is not even read: exports.cleanPagesAreZero).
+   */
   readonly ram: Uint8Array;
   /** One state byte per RAM page (PageState bits). */
   readonly pages: Uint8Array;

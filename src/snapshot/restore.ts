@@ -280,6 +280,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
           // cache, and filling the cache as it goes by costs ~0.4 s of CPU per 768 MiB here.
           directReads: snap.meta.stats.directIo === true,
         }, shared, core.ram, (p, lo, hi) => core.exports.pageHashIs(p, lo, hi) !== 0);
+        core.exports.markClean(); // (RAM is overwritten from here: its clean pages are no longer zero)
         core.pages.fill(0);
         machine.mem.clearDiskBlocks();
         const ctl = new Int32Array(shared.ctl);

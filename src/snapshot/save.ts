@@ -156,12 +156,25 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     };
 
     // Classify every page in the core: zero test and hash, in bulk, over RAM in place.
+    // While no snapshot has been saved or restored into this machine, a page never written is
+    // zero (the core's cleanPagesAreZero): only the dirty pages are read. Reading the others
+    // would only make the host fault in memory the guest never touched (~0.4 s per 256 MiB here).
     const scratch = new BigUint64Array(ex.memory.buffer, ex.scratchAddress(), ex.scratchSize() / 8);
-    const hashes = new BigUint64Array(pages);
-    for (let first = 0; first < pages; first += scratch.length) {
-      const count = Math.min(scratch.length, pages - first);
+    const hashes = new BigUint64Array(pages); // 0: a zero page
+    const onlyDirty = ex.cleanPagesAreZero() !== 0;
+    const state = core.pages;
+    for (let first = 0; first < pages; ) {
+      if (onlyDirty && (state[first] & PageState.Dirty) === 0) {
+        first++;
+        continue;
+      }
+      let count = 1;
+      const most = Math.min(scratch.length, pages - first);
+      if (onlyDirty) while (count < most && state[first + count] & PageState.Dirty) count++;
+      else count = most;
       ex.classify(first, count);
       hashes.set(scratch.subarray(0, count), first);
+      first += count;
     }
 
     // The page map is built in place, as the file has it: six little-endian u32 words per page
@@ -189,7 +202,6 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     const firstWithHash = new Map<number, number>();
     const sameAs: number[] = []; // pairs: page, its twin (entries made once the twin's offset is known)
     const entryMarks = new Set<string>(); // "disk:mark" of the disk-backed entries
-    const state = core.pages;
     for (let p = 0; p < pages; p++) {
       const lo = hashWords[2 * p], hi = hashWords[2 * p + 1];
       const zero = lo === 0 && hi === 0;
