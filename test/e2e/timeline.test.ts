@@ -112,10 +112,12 @@ describe("restore timeline", () => {
     // Not done: the fetcher thread had brought in only part of RAM, and the guest answered anyway.
     expect(t.marks.some((m) => /^every page resident/.test(m.what) && m.at <= line.at)).toBe(false);
     expect(stats.worker!.pages).toBeLessThan(stats.pages);
-    // The hart's thread spent (next to) nothing on the fetcher before the answer: its share is
-    // marking pages resident, a bit each.
+    // The hart's thread spent little on the fetcher before the answer: its share is marking
+    // pages resident, a bit each (when the fetch ran on this thread it took 70-90% of it). The
+    // bound leaves room for a loaded host, where a descheduled thread stretches any span: 5% + 5
+    // ms failed once at 25.6 ms beside other tests.
     const toAnswer = line.at - t.firstInstructionMs;
-    expect(line.run.fetch + line.run.fetchIdle).toBeLessThan(0.05 * toAnswer + 5);
+    expect(line.run.fetch + line.run.fetchIdle).toBeLessThan(0.2 * toAnswer + 20);
     expect(line.run.fault).toBeGreaterThan(0); // what the guest needed came by demand
   });
 });
