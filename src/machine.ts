@@ -639,6 +639,32 @@ export class Machine {
     return (p) => (now[p] & PageState.Accessed) !== 0 || (last !== undefined && last[p] !== 0 && (epoch - last[p]) * ACCESS_EPOCH_MS <= WORKING_SET_MS);
   }
 
+  /**
+   * The RAM pages the harts need first once restored: each hart's pc page, then its stack (sp)
+   * page, guest-physical through that hart's own translation without side effects (no A/D
+   * update, no trap, no page restored); what does not translate or is not RAM is left out. savevm
+   * puts them at the head of the working set, so a lazy restore brings them in first.
+   */
+  firstPages(): number[] {
+    const core = this.core;
+    const out: number[] = [];
+    const add = (va: bigint, access: number) => {
+      const pa = core.exports.debugTranslate(va, access);
+      if (pa < 0n) return;
+      const p = Number(pa);
+      if (!this.mem.inRam(p, 1)) return;
+      const page = Math.floor((p - RAM_BASE) / 4096);
+      if (!out.includes(page)) out.push(page);
+    };
+    for (let h = 0; h < core.harts; h++) {
+      core.withHart(h, () => {
+        add(core.pc, 0); // fetch
+        add(core.x(2), 1); // load
+      });
+    }
+    return out;
+  }
+
   /** Whether the guest touched `page` in the last WORKING_SET_MS it ran (its working set). */
   recentlyAccessed(page: number): boolean {
     return this.touchAge(page) <= WORKING_SET_MS;

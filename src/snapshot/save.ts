@@ -246,7 +246,10 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     // Most recent first: sort keys age (in epochs) * 2^32 + page. (No spread of the result into
     // a call: a working set of 200k pages would overflow the stack.)
     const keys = Float64Array.from(recent, (p) => machine.touchAge(p) * 2 ** 32 + p).sort();
-    const hot = Array.from(keys, (k) => k % 2 ** 32);
+    // Ahead of them all, the pages the harts need first (pc, stack): the restore's first read
+    // then carries what the hart's first instructions fault on.
+    const head = machine.firstPages().filter((p) => machine.recentlyAccessed(p) && storedPages.includes(p));
+    const hot = head.concat(Array.from(keys, (k) => k % 2 ** 32).filter((p) => !head.includes(p)));
     const order = hot.concat(cold);
     const wsIndex = encodeWorkingSetIndex(hot, hashes);
 

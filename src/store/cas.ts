@@ -507,9 +507,10 @@ export interface Manifest {
   /**
    * The working set (pages the guest touched last before the save, at most WORKING_SET_MAX):
    * each page's pack and slot (encodeWorkingSet). A restore reads those pages first, before it
-   * has the RAM map. Optional: older snapshots have none.
+   * has the RAM map. Optional: older snapshots have none. `first`: pages of the list the harts
+   * need first (pc, stack; Machine.firstPages), whose reads go out first (older snapshots: none).
    */
-  workingSet?: { pages: number; data: string };
+  workingSet?: { pages: number; data: string; first?: number[] };
   /** SHA-256 of the JSON of everything else (hex). */
   digest?: string;
 }

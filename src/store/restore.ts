@@ -341,9 +341,11 @@ interface WsRun {
 
 /**
  * The working set's reads: runs of consecutive slots (at most WS_RUN_PAGES) per pack, in the
- * order of the list (the save's: page order).
+ * order of the list (the save's: page order), except that each page of `first` (the pages the
+ * harts need first: pc, stack; the manifest's workingSet.first) is a one-slot read of its own,
+ * and those go out before all others, in that order.
  */
-export function workingSetRuns(items: WorkingSetPage[]): WsRun[] {
+export function workingSetRuns(items: WorkingSetPage[], first: number[] = []): WsRun[] {
   const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
   const of = new Map<number, WsRun>();
   for (let i = 0; i < byPack.length; ) {
@@ -354,7 +356,36 @@ export function workingSetRuns(items: WorkingSetPage[]): WsRun[] {
     for (const { page } of run.items) of.set(page, run);
     i = j;
   }
-  return [...new Set(items.map((x) => of.get(x.page)!))];
+  // Each first page is cut out of its run into a read of its own (one slot: one round trip, not
+  // a run's transfer), and those reads go out first.
+  const head: WsRun[] = [];
+  for (const p of first) {
+    const r = of.get(p);
+    if (!r || r.count === 1) {
+      if (r) head.push(r);
+      continue;
+    }
+    const x = r.items.find((i) => i.page === p)!;
+    const lo = r.items.filter((i) => i.slot < x.slot), hi = r.items.filter((i) => i.slot > x.slot);
+    const one: WsRun = { pack: r.pack, first: x.slot, count: 1, items: [x] };
+    of.set(p, one);
+    head.push(one);
+    if (lo.length) {
+      const a: WsRun = { pack: r.pack, first: lo[0].slot, count: lo[lo.length - 1].slot - lo[0].slot + 1, items: lo };
+      for (const i of lo) of.set(i.page, a);
+    }
+    if (hi.length) {
+      const b: WsRun = { pack: r.pack, first: hi[0].slot, count: hi[hi.length - 1].slot - hi[0].slot + 1, items: hi };
+      for (const i of hi) of.set(i.page, b);
+    }
+  }
+  return [...new Set([...head, ...items.map((x) => of.get(x.page)!)])];
+}
+
+/** The manifest's pages the harts need first (none in older snapshots, or a list that is not one). */
+function wsFirst(m: Manifest): number[] {
+  const f = m.workingSet?.first;
+  return Array.isArray(f) ? f.filter((p) => Number.isSafeInteger(p)) : [];
 }
 
 /** The working set's first reads, sent before the machine is built (StoreVm.prepare), by run. */
@@ -369,7 +400,7 @@ const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}
 export function prefetchWorkingSet(cs: ContentStore, m: Manifest): WsPrefetch {
   const out: WsPrefetch = new Map();
   if (!m.workingSet) return out;
-  for (const r of workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name)).slice(0, WS_INFLIGHT)) {
+  for (const r of workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m)).slice(0, WS_INFLIGHT)) {
     const read = cs.readPages(r.pack, r.first, r.count);
     read.catch(() => undefined); // the restore reads it again, with its retries
     out.set(runKey(r), read);
@@ -652,7 +683,7 @@ export class StoreRestore implements PageSource {
     }
     // WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read starts that run
     // at once.
-    this.wsQueue = workingSetRuns(items);
+    this.wsQueue = workingSetRuns(items, wsFirst(this.manifest));
     for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
     const total = this.wsQueue.length;
     await new Promise<void>((resolve) => {

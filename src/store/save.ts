@@ -61,13 +61,16 @@ export function takeDiskWrites(m: Machine): Map<number, Set<number>> {
  * The manifest's working set: where each hot page's content is (at most WORKING_SET_MAX pages),
  * so that a restore fetches them before it has the RAM map.
  */
-function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>): Pick<Manifest, "workingSet"> {
+function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>, first: number[]): Pick<Manifest, "workingSet"> {
   const items = hot.filter((p) => raw[p * ENTRY] === EntryKind.Page).slice(0, WORKING_SET_MAX)
     .map((page) => {
       const e = decodeEntry(raw, page);
       return { page, pack: e.pack, slot: e.slot };
-    });
-  return items.length ? { workingSet: { pages: items.length, data: encodeWorkingSet(items, [...packs].sort()) } } : {};
+    }).sort((a, b) => a.page - b.page); // the list is by page (encodeWorkingSet)
+  if (!items.length) return {};
+  const listed = new Set(items.map((x) => x.page));
+  const head = first.filter((p) => listed.has(p));
+  return { workingSet: { pages: items.length, data: encodeWorkingSet(items, [...packs].sort()), ...(head.length ? { first: head } : {}) } };
 }
 
 /** RAM and disk content as of the save's instant. */
@@ -258,6 +261,11 @@ export interface StoreSaveOptions {
   t0?: number;
   /** Checked as the save goes: true abandons it (no manifest is written). */
   cancelled?: () => boolean;
+  /**
+   * The pages the harts need first (Machine.firstPages at the save's instant): ahead of the rest
+   * of the working set in the packs, and named in the manifest so a restore reads them first.
+   */
+  first?: number[];
 }
 
 /**
@@ -286,10 +294,12 @@ export async function saveToStore(
       pages, zero: 0, deduped: 0, inherited: 0, uploaded: 0, uploadedBytes: 0, diskBlocks: 0, diskUploaded: 0, saveMs: 0, pauseMs: opts.pauseMs ?? 0,
     };
     // RAM: the working set first (those pages go into the first packs: a lazy restore's
-    // background fetch takes them first), then the rest in page order.
+    // background fetch takes them first), the harts' first pages (pc, stack) at its head, then
+    // the rest in page order.
     const ram = new MapBuilder(pages, pool, writer);
-    const order: number[] = [];
-    for (let p = 0; p < pages; p++) if (hot(p)) order.push(p);
+    const first = (opts.first ?? []).filter((p) => p < pages && hot(p));
+    const order: number[] = [...first];
+    for (let p = 0; p < pages; p++) if (hot(p) && !first.includes(p)) order.push(p);
     for (let p = 0; p < pages; p++) if (!hot(p)) order.push(p);
     let done = 0;
     for (const p of order) {
@@ -353,7 +363,7 @@ export async function saveToStore(
     const manifest = (await finishSave(cs, pool, lock, writer, maps, {
       format: "rvm-store-snapshot", version: 3, name, id: saveId, created: new Date().toISOString(),
       map: maps[0].ref, disks, meta: { ...state, stats, workingSet: order.findIndex((p) => !hot(p)) }, parent: sameStore ? parent.manifest.id : null,
-      ...workingSetOf(ram.raw, order.filter((p) => hot(p)), packs),
+      ...workingSetOf(ram.raw, order.filter((p) => hot(p)), packs, first),
     }, packs))!;
     // From here on, saves build on this one (its maps are at hand: no GET).
     const ramMap = StoreMap.fromRaw(cs.objects, manifest.map, name, ram.raw);

@@ -157,8 +157,9 @@ export class StoreVm {
     const writes = new Map([...this.disks].map(([i, d]) => [i, d.takeDirty()]));
     const capture = stoppedCapture(machine, writes);
     const state = machineState(machine);
+    const first = machine.firstPages();
     machine.core.exports.markClean();
-    return saveToStore(machine, this.cs, name, state, capture, (p) => machine.recentlyAccessed(p), { progress, cache: this.indexCache, t0 });
+    return saveToStore(machine, this.cs, name, state, capture, (p) => machine.recentlyAccessed(p), { progress, cache: this.indexCache, t0, first });
   }
 
   /**
@@ -172,14 +173,15 @@ export class StoreVm {
     if (this.current && !this.current.complete) await this.current.completeNow();
     const job = await machine.atBoundary(() => {
       const t0 = performance.now();
+      const first = machine.firstPages(); // before the capture marks every page not restored
       const capture = new BackgroundCapture(machine, this.disks);
       const state = machineState(machine);
       const pauseMs = performance.now() - t0;
-      return new BackgroundSave(name, capture, state, pauseMs, t0);
+      return new BackgroundSave(name, capture, state, pauseMs, t0, first);
     });
     this.saving = job;
     job.promise = saveToStore(machine, this.cs, name, job.state, job.capture, (p) => job.capture.isHot(p), {
-      background: true, pauseMs: job.pauseMs, t0: job.t0, cache: this.indexCache,
+      background: true, pauseMs: job.pauseMs, t0: job.t0, cache: this.indexCache, first: job.first,
       progress: (done, total) => {
         job.done = done;
         job.total = total;
@@ -216,7 +218,7 @@ export class BackgroundSave {
   promise: Promise<Manifest | undefined> = Promise.resolve(undefined);
   constructor(
     readonly name: string, readonly capture: BackgroundCapture, readonly state: Record<string, unknown> & { ramBytes: number },
-    readonly pauseMs: number, readonly t0: number,
+    readonly pauseMs: number, readonly t0: number, readonly first: number[] = [],
   ) {}
 
   /** `info savevm`. */

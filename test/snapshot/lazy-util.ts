@@ -30,3 +30,43 @@ export const isRestored = (m: Machine, p: number) => (m.core.pages[p] & PageStat
 export const pageBytes = (m: Machine, p: number) => Buffer.from(m.core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE));
 export const ramOf = (m: Machine) => Buffer.from(m.core.ram);
 export const hartOf = (m: Machine) => Buffer.from(m.core.hartState());
+
+/**
+ * The RAM page (0-based from the start of RAM) that virtual address `va` of the selected hart
+ * maps to, found by walking its page table in RAM here (Sv39/Sv48/Sv57, as the privileged spec
+ * describes it; bare in M-mode or with satp's mode 0), independently of the core's MMU; -1 if it
+ * does not map to RAM. For checking which pages savevm puts first.
+ */
+export function ramPageOf(m: Machine, va: bigint, fetch: boolean): number {
+  const core = m.core;
+  const ramBase = 0x8000_0000n;
+  const ramEnd = ramBase + BigInt(core.ram.length);
+  const mstatus = core.csr(0x300);
+  let priv = core.priv;
+  if (!fetch && priv === 3 && (mstatus >> 17n) & 1n) priv = Number((mstatus >> 11n) & 3n); // MPRV: MPP
+  const satp = core.csr(0x180);
+  const mode = Number(satp >> 60n);
+  let pa = va;
+  if (priv < 3 && mode !== 0) {
+    const levels = mode === 8 ? 3 : mode === 9 ? 4 : 5;
+    let table = (satp & ((1n << 44n) - 1n)) << 12n;
+    pa = -1n;
+    for (let i = levels - 1; i >= 0; i--) {
+      const vpn = (va >> (12n + 9n * BigInt(i))) & 0x1ffn;
+      const at = table + vpn * 8n;
+      if (at < ramBase || at + 8n > ramEnd) return -1;
+      const pte = Buffer.from(core.ram.buffer, core.ram.byteOffset + Number(at - ramBase), 8).readBigUInt64LE();
+      if ((pte & 1n) === 0n) return -1;
+      const ppn = (pte >> 10n) & ((1n << 44n) - 1n);
+      if (pte & 0xan) { // R or X: a leaf (a superpage keeps the low VPNs of va)
+        const low = (1n << (12n + 9n * BigInt(i))) - 1n;
+        pa = ((ppn << 12n) & ~low) | (va & low);
+        break;
+      }
+      table = ppn << 12n;
+    }
+    if (pa < 0n) return -1;
+  }
+  if (pa < ramBase || pa >= ramEnd) return -1;
+  return Number((pa - ramBase) >> 12n);
+}

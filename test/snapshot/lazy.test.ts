@@ -25,7 +25,7 @@ import type { Machine } from "../../src/machine.js";
 import { ROOT } from "../helpers.js";
 import {
   cleanup, diskCopy, endMachines, fetchAll, freshDir, Guest, hartOf, HELLO, isRestored, linuxMachine, pageBytes, PROMPT, ramOf,
-  runUntil, shell, TEST_JIT,
+  ramPageOf, runUntil, shell, TEST_JIT,
 } from "./lazy-util.js";
 
 afterAll(cleanup);
@@ -43,6 +43,9 @@ let meta: SnapshotMeta;
 let entries: PageEntry[];
 let ramAtSave: Buffer;
 let hartAtSave: Buffer;
+/** The RAM pages of the hart's pc and sp at the save (page-table walk in the test). */
+let pcPage: number;
+let spPage: number;
 /** The source machine (kept: the store's disk journal was opened with its disk). */
 let source: Guest;
 
@@ -120,6 +123,8 @@ beforeAll(async () => {
   const at = source.out().length;
   source.machine.input(Buffer.from("sleep 100000 | memfill 8 &\n"));
   await runUntil(source, "memfill: ready 8 MiB\r\n", at);
+  pcPage = ramPageOf(source.machine, source.machine.core.pc, true);
+  spPage = ramPageOf(source.machine, source.machine.core.x(2), false);
   meta = saveSnapshot(source.machine, store, "s");
   file = store.pathFor("s");
   ramAtSave = ramOf(source.machine);
@@ -132,6 +137,20 @@ beforeAll(async () => {
 afterAll(() => store?.close());
 
 describe("lazy restore: content", () => {
+  it("the working set starts with the hart's pc page, then its stack page: the first read brings them", { timeout: 60_000 }, () => {
+    expect(pcPage).toBeGreaterThanOrEqual(0);
+    const snap = SnapshotFile.open(file);
+    try {
+      const ix = snap.workingSetIndex()!;
+      expect(ix.page[0]).toBe(pcPage);
+      // The first slot of the data area holds it.
+      expect(snap.entry(pcPage).value).toBe(Math.min(...entries.filter((e) => e.kind === PageKind.Stored && e.ref === 0).map((e) => e.value)));
+      if (spPage >= 0 && spPage !== pcPage && entries[spPage].kind === PageKind.Stored) expect(ix.page[1]).toBe(spPage);
+    } finally {
+      snap.close();
+    }
+  });
+
   it("the snapshot has every page kind", { timeout: 180_000 }, () => {
     const s = meta.stats;
     expect(s.zero).toBeGreaterThan(0);
