@@ -348,12 +348,17 @@ interface WsRun {
 export function workingSetRuns(items: WorkingSetPage[], first: number[] = []): WsRun[] {
   const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
   const of = new Map<number, WsRun>();
+  // A run over `its` (one pack, slots ascending), which its pages then map to.
+  const runOf = (its: WorkingSetPage[]): WsRun => {
+    const run: WsRun = { pack: its[0].pack, first: its[0].slot, count: its[its.length - 1].slot - its[0].slot + 1, items: its };
+    for (const { page } of its) of.set(page, run);
+    return run;
+  };
   for (let i = 0; i < byPack.length; ) {
     let j = i + 1;
     while (j < byPack.length && byPack[j].pack === byPack[i].pack && byPack[j].slot - byPack[i].slot < WS_RUN_PAGES &&
       byPack[j].slot - byPack[j - 1].slot <= 1) j++;
-    const run: WsRun = { pack: byPack[i].pack, first: byPack[i].slot, count: byPack[j - 1].slot - byPack[i].slot + 1, items: byPack.slice(i, j) };
-    for (const { page } of run.items) of.set(page, run);
+    runOf(byPack.slice(i, j));
     i = j;
   }
   // Each first page is cut out of its run into a read of its own (one slot: one round trip, not
@@ -367,17 +372,9 @@ export function workingSetRuns(items: WorkingSetPage[], first: number[] = []): W
     }
     const x = r.items.find((i) => i.page === p)!;
     const lo = r.items.filter((i) => i.slot < x.slot), hi = r.items.filter((i) => i.slot > x.slot);
-    const one: WsRun = { pack: r.pack, first: x.slot, count: 1, items: [x] };
-    of.set(p, one);
-    head.push(one);
-    if (lo.length) {
-      const a: WsRun = { pack: r.pack, first: lo[0].slot, count: lo[lo.length - 1].slot - lo[0].slot + 1, items: lo };
-      for (const i of lo) of.set(i.page, a);
-    }
-    if (hi.length) {
-      const b: WsRun = { pack: r.pack, first: hi[0].slot, count: hi[hi.length - 1].slot - hi[0].slot + 1, items: hi };
-      for (const i of hi) of.set(i.page, b);
-    }
+    head.push(runOf([x]));
+    if (lo.length) runOf(lo);
+    if (hi.length) runOf(hi);
   }
   return [...new Set([...head, ...items.map((x) => of.get(x.page)!)])];
 }
