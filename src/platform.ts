@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { deflateSync, gunzipSync, inflateSync } from "node:zlib";
 import { createHash, randomBytes } from "node:crypto";
 import { performance as perf } from "node:perf_hooks";
-import { availableParallelism } from "node:os";
+import { availableParallelism, loadavg } from "node:os";
 import { Worker } from "node:worker_threads";
 import { ImageLock, type LockRole } from "./devices/image-lock.js";
 
@@ -169,6 +169,11 @@ export const packageRoot: string = nodeFs.existsSync(nodePath.join(here, "..", "
 
 /** How many CPUs the host has (a background thread keeps to a share of one when they are few). */
 export const hostCores: number = availableParallelism();
+
+/** The host's load average over the last minute (runnable threads; 0 where unknown). */
+export function hostLoad(): number {
+  return loadavg()[0];
+}
 
 /** A thread sharing memory with this one (the lazy restore's background fetcher). */
 export interface HostThread {

@@ -76,6 +76,13 @@ export interface FetchPlanSetup {
    * savevm none of them is cached.
    */
   directReads?: boolean;
+  /**
+   * The eager restore split over two threads (both with wholeRuns, both claiming pages): "front"
+   * (the hart's thread) takes the runs from the first on, "back" (a helper thread) from the last
+   * one down; each stops at the first run whose first page the other has claimed. "back" leaves
+   * the zero pages to "front".
+   */
+  half?: "front" | "back";
   /** Read-rate limit (0: none). */
   bytesPerSecond: number;
   /** Guest RAM is all zero (untouched): zero pages need no writing. */
@@ -218,16 +225,21 @@ export class FetchEngine {
         ? Buffer.from(new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) }).buffer, 0, bytes)
         : Buffer.allocUnsafe(bytes);
       if (this.setup.order === "workingset") yield* this.workingSet(files[0], buf);
+      if (this.stopRequested()) throw new Stopped();
       const table = files[0].table();
       yield;
       const plan = yield* this.plan(table);
       Atomics.store(this.ctl, CTL.planMs, this.sinceCreated());
-      for (const run of plan.runs) {
+      const { half } = this.setup, runs = plan.runs;
+      for (let k = 0; k < runs.length; k++) {
+        const run = runs[half === "back" ? runs.length - 1 - k : k];
         if (this.stopRequested()) throw new Stopped();
+        // Split with another thread: it has this run and the rest, from here on.
+        if (half && Atomics.load(this.claims, plan.order[run.first]) !== CLAIM.free) break;
         this.fetchRun(files, table, run, plan.order, plan.twins, buf);
         yield;
       }
-      yield* this.fetchZeros(plan.zeros);
+      if (half !== "back") yield* this.fetchZeros(plan.zeros);
     } finally {
       Atomics.store(this.ctl, CTL.busyMs, Math.round(this.busy));
       for (const f of files) f.close();

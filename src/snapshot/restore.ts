@@ -14,11 +14,13 @@
 // the disks' revert (DiskRevert.undo: the journal brings each disk back to its state before the
 // restore, with what the guest wrote since) before the error is reported.
 
-import { PAGE_SIZE, RAM_BASE } from "../core.js";
+import { compiledCore, PAGE_SIZE, RAM_BASE, sharedMemoryWorks } from "../core.js";
 import type { Machine } from "../machine.js";
 import { GuestMemory } from "../memory.js";
 import { PageEntry, PageKind, SnapshotError, SnapshotFile, SnapshotMeta } from "./format.js";
-import { CTL, FetchEngine, newFetchShared, PageError } from "./fetch-engine.js";
+import { CLAIM, CTL, FetchEngine, FetchPlanSetup, FetchShared, failureOf, newFetchShared, PageError, STATE } from "./fetch-engine.js";
+import type { FetchThreadData } from "./fetch-worker.js";
+import { hostCores, hostLoad, startThread } from "../platform.js";
 import { attachJournals, setLineage } from "./save.js";
 import { SnapshotStore } from "./store.js";
 import { RvmError } from "../errors.js";
@@ -242,10 +244,94 @@ export interface RestoreResult {
   ms: number;
   bytesRead: number;
   reads: number;
+  /** Pages the helper thread brought in (0: it had none, or there was none). */
+  helperPages: number;
 }
 
 /** The eager restore's progress: pages in so far, of all. */
 export type RestoreProgress = (done: number, total: number) => void;
+
+export interface EagerOptions {
+  /**
+   * Whether half of the data area is read and checked on a helper thread (where guest RAM is
+   * shared memory and the host has two cores); default: when it holds 64 MiB or more and the
+   * host has a core to spare (load average below cores - 0.5: on a busy host the second thread
+   * only adds CPU time, measured below under EAGER_HELPER_MIN_BYTES). "split"
+   * (tests): always, and the hart's thread begins only once the helper has its plan, so that
+   * both surely take part.
+   */
+  helper?: boolean | "split";
+}
+
+/**
+ * Below this much page data a helper thread costs more than it saves (it takes ~0.1 s of CPU to
+ * start, and decodes the page map again). What it saves: on these hosts the first touch of a
+ * fresh page of RAM is the restore's main cost (docs/ARCHITECTURE.md, issue 15), and two cores
+ * take it in parallel (1.7x in C on an idle host); on a host whose cores are busy it added
+ * 0.5-1.0 s of CPU time to a 792 MiB restore and no speed (load 4.5-5 on 2 cores).
+ */
+const EAGER_HELPER_MIN_BYTES = 64 << 20;
+
+/** The eager restore's helper thread, running the back half of the fetch (fetch-worker.ts). */
+interface EagerHelper {
+  readonly ctl: Int32Array;
+  readonly shared: FetchShared;
+  bytes(): number;
+  /** Waits until it has made its plan (or ended). */
+  planned(): void;
+  /** Returns once it will write no more page (waiting for it if it started); stops it first if `failed`. */
+  finish(failed: boolean, tick: () => void): void;
+}
+
+/**
+ * Where guest RAM is shared memory and the host has a second core: a starter for a helper
+ * thread. It shares the page claims (and origins) with the hart's thread and has the rest of the
+ * control block to itself.
+ */
+function eagerHelper(machine: Machine): { start(setup: FetchPlanSetup, main: FetchShared, dataSlots: number): EagerHelper | undefined } | undefined {
+  if (!sharedMemoryWorks || hostCores < 2) return undefined;
+  const core = machine.core;
+  return {
+    start(setup, main, dataSlots) {
+      const own = newFetchShared(setup.pages, dataSlots, true);
+      const shared: FetchShared = { ...own, claims: main.claims, origin: main.origin };
+      const ctl = new Int32Array(shared.ctl);
+      const data: FetchThreadData = { setup, shared, module: compiledCore(), memory: core.exports.memory, ramAddress: core.exports.ramAddress() };
+      // (A thread that fails before its fetch starts never claims a page: the hart's thread
+      // then does them all, and does not wait for it.)
+      const thread = startThread("snapshot/fetch-worker.js", data, () => undefined);
+      if (!thread) return undefined;
+      return {
+        ctl, shared,
+        bytes: () => Atomics.load(ctl, CTL.kibRead) * 1024,
+        planned() {
+          const t = performance.now();
+          while (Atomics.load(ctl, CTL.planMs) === 0 && Atomics.load(ctl, CTL.state) === STATE.running && performance.now() - t < 60_000) {
+            Atomics.wait(ctl, CTL.slotsReady, 0, 20);
+          }
+        },
+        finish(failed, tick) {
+          // A thread that had not started its fetch when every page was claimed here can write
+          // none of them: it is told to stop, and not waited for. One that started always
+          // settles (fetch-worker.ts); it is stopped only when the restore failed (a page it
+          // claimed and was then stopped before reading stays unfinished).
+          const started = Atomics.load(ctl, CTL.startedMs) !== 0;
+          if (failed || !started) {
+            Atomics.store(ctl, CTL.stop, 1);
+            Atomics.notify(ctl, CTL.stop);
+          }
+          if (started) {
+            while (Atomics.load(ctl, CTL.state) === STATE.running) {
+              Atomics.wait(ctl, CTL.state, STATE.running, 100);
+              tick();
+            }
+          }
+          thread.terminate();
+        },
+      };
+    },
+  };
+}
 
 /** Pages per read of the eager restore (1 MiB: the bounce buffer stays in the CPU's cache). */
 const EAGER_RUN_PAGES = 256;
@@ -260,41 +346,69 @@ const EAGER_RUN_PAGES = 256;
  * object or BigInt), same-as pages copied from their twin; zero pages are not written at all to
  * a machine whose RAM is untouched (writing would only make the host commit the memory). Then
  * the disk-backed pages, from the journals as of the marks (the disks are not reverted yet).
+ * A large data area on a host with a core to spare is split with a helper thread (EagerOptions):
+ * it takes the runs from the last one down, over the same page claims.
  */
-export function restoreEager(machine: Machine, store: SnapshotStore, file: string, progress?: RestoreProgress): RestoreResult {
+export function restoreEager(machine: Machine, store: SnapshotStore, file: string, progress?: RestoreProgress, opts: EagerOptions = {}): RestoreResult {
   const t0 = performance.now();
   const snap = SnapshotFile.open(file);
   try {
     checkCompatible(snap, machine);
     const source = new SnapshotPages(snap, machine, store);
     try {
-      let bytesRead = 0, reads = 0;
+      let bytesRead = 0, reads = 0, helperPages = 0;
       try {
         const core = machine.core;
         const pages = snap.pages;
-        const shared = newFetchShared(pages, snap.header.dataLength / PAGE_SIZE, false);
-        const engine = new FetchEngine({
+        const dataSlots = snap.header.dataLength / PAGE_SIZE;
+        const helper = (opts.helper ?? (snap.header.dataLength >= EAGER_HELPER_MIN_BYTES && hostLoad() < hostCores - 0.5)) ? eagerHelper(machine) : undefined;
+        const shared = newFetchShared(pages, dataSlots, helper !== undefined);
+        const setup: FetchPlanSetup = {
           createdAt: performance.timeOrigin + performance.now(), pages, files: source.paths, dataOffset: snap.header.dataOffset,
           order: "file", runPages: EAGER_RUN_PAGES, bytesPerSecond: 0, ramZero: machine.mem.untouched, runnableShare: 1, wholeRuns: true,
           // Read the way it was written: after an O_DIRECT save none of the data is in the page
           // cache, and filling the cache as it goes by costs ~0.4 s of CPU per 768 MiB here.
           directReads: snap.meta.stats.directIo === true,
-        }, shared, core.ram, (p, lo, hi) => core.exports.pageHashIs(p, lo, hi) !== 0);
+        };
         core.exports.markClean(); // (RAM is overwritten from here: its clean pages are no longer zero)
         core.pages.fill(0);
         machine.mem.clearDiskBlocks();
         const ctl = new Int32Array(shared.ctl);
+        // The other half of the data area on a thread of its own (the first write to each fresh
+        // page of RAM is the restore's main cost: two cores take it in parallel).
+        const other = helper?.start({ ...setup, half: "back" }, shared, dataSlots);
+        if (other) setup.half = "front";
+        if (other && opts.helper === "split") other.planned();
+        const engine = new FetchEngine(setup, shared, core.ram, (p, lo, hi) => core.exports.pageHashIs(p, lo, hi) !== 0);
+        const done = () => ctl[CTL.readyCount] + (other ? Atomics.load(other.ctl, CTL.readyCount) : 0);
         try {
-          for (const _ of engine.run()) progress?.(ctl[CTL.readyCount], pages);
+          let ok = false;
+          try {
+            for (const _ of engine.run()) progress?.(done(), pages);
+            ok = true;
+          } finally {
+            // Whatever happened here, the helper is done before RAM is anyone else's.
+            other?.finish(!ok, () => progress?.(done(), pages));
+          }
+          const failed = other && failureOf(other.shared);
+          if (failed?.page !== undefined) throw new PageError(failed.page, failed.message);
+          if (failed) throw new SnapshotError(file, failed.message);
         } catch (e) {
           // The page's bytes are in RAM: the check again, with the page named as everywhere.
           if (e instanceof PageError) source.verify(e.page);
           throw e;
         }
-        bytesRead = engine.bytes;
-        reads = ctl[CTL.reads];
+        helperPages = other ? Atomics.load(other.ctl, CTL.readyCount) : 0;
+        bytesRead = engine.bytes + (other?.bytes() ?? 0);
+        reads = ctl[CTL.reads] + (other ? Atomics.load(other.ctl, CTL.reads) : 0);
         const disk = new Int32Array(shared.disk).subarray(0, ctl[CTL.diskCount]);
-        for (const p of disk) source.install(p);
+        const claims = new Int32Array(shared.claims);
+        for (const p of disk) {
+          source.install(p);
+          claims[p] = CLAIM.ready;
+        }
+        // (A guard: every page is in, whichever thread brought it.)
+        for (let p = 0; p < pages; p++) if (claims[p] !== CLAIM.ready) throw new SnapshotError(file, `page ${p} was not restored (internal error)`);
         progress?.(pages, pages);
         // Every page checked: now the disks, then hart and devices (which set the HTIF watch bit).
         revertDisks(machine, store, snap.meta).commit();
@@ -306,7 +420,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
       machine.core.exports.markClean();
       machine.core.exports.pagesChanged();
       setLineage(machine, { id: snap.meta.id, file });
-      return { meta: snap.meta, ms: performance.now() - t0, bytesRead: bytesRead + source.bytesRead, reads: reads + source.reads };
+      return { meta: snap.meta, ms: performance.now() - t0, bytesRead: bytesRead + source.bytesRead, reads: reads + source.reads, helperPages };
     } finally {
       source.close();
     }

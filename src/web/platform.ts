@@ -434,6 +434,11 @@ export function setPackageRoot(dir: string): void {
 /** The host's CPUs as the browser reports them. */
 export const hostCores: number = globalThis.navigator?.hardwareConcurrency ?? 1;
 
+/** The host's load average: unknown in a browser (0). */
+export function hostLoad(): number {
+  return 0;
+}
+
 export interface HostThread {
   terminate(): void;
 }

@@ -37,6 +37,21 @@ function filled(): Machine {
   return m;
 }
 
+/** A saved snapshot of `filled()` with one byte of stored page `page`'s data changed. */
+function savedWithDamage(name: string, page: number, at: number): { store: SnapshotStore; file: string } {
+  const store = new SnapshotStore(join(freshDir(name), "snaps"));
+  saveSnapshot(filled(), store, "s");
+  const file = store.pathFor("s");
+  const snap = SnapshotFile.open(file);
+  const e = snap.entry(page);
+  snap.close();
+  expect(e.kind).toBe(PageKind.Stored);
+  const fd = openSync(file, "r+");
+  writeSync(fd, Buffer.from([0x5a]), 0, 1, e.value + at);
+  closeSync(fd);
+  return { store, file };
+}
+
 describe("eager restore", () => {
   it("brings RAM back exactly: into an untouched machine and into one whose RAM is full of other data", { timeout: 180_000 }, async () => {
     const dir = freshDir("eager");
@@ -76,21 +91,53 @@ describe("eager restore", () => {
   });
 
   it("a stored page damaged in the file: refused, naming the page", { timeout: 120_000 }, () => {
-    const dir = freshDir("eagerbad");
-    const store = new SnapshotStore(join(dir, "snaps"));
-    saveSnapshot(filled(), store, "s");
-    const file = store.pathFor("s");
-    const snap = SnapshotFile.open(file);
-    const page = 7000;
-    const e = snap.entry(page);
-    snap.close();
-    expect(e.kind).toBe(PageKind.Stored);
-    const fd = openSync(file, "r+");
-    writeSync(fd, Buffer.from([0x5a]), 0, 1, e.value + 100);
-    closeSync(fd);
+    const { store, file } = savedWithDamage("eagerbad", 7000, 100);
     const b = bareMachine(RAM).machine;
     expect(() => restoreEager(b, store, file)).toThrow(RestoreFailedError);
     expect(() => restoreEager(bareMachine(RAM).machine, store, file)).toThrow(/page 7000 \(guest-physical 0x8[0-9a-f]+\): checksum mismatch/);
     store.close();
+  });
+
+  // The data area split with a helper thread (half from the last run down, on a thread of its
+  // own over the shared guest RAM): the same exact result, each page read once, and a damaged
+  // page in either half refused by name.
+  it("with a helper thread: RAM exact, both threads took part, each page read once", { timeout: 180_000 }, () => {
+    const dir = freshDir("eagerhelper");
+    const store = new SnapshotStore(join(dir, "snaps"));
+    const a = filled();
+    const meta = saveSnapshot(a, store, "s");
+    const ramA = Buffer.from(a.core.ram);
+    const progress: [number, number][] = [];
+    const b = bareMachine(RAM).machine;
+    const r = restoreEager(b, store, store.pathFor("s"), (done, total) => progress.push([done, total]), { helper: "split" });
+    expect(Buffer.compare(Buffer.from(b.core.ram), ramA)).toBe(0);
+    expect(b.core.pages.every((s) => (s & (PageState.NotRestored | PageState.Dirty)) === 0)).toBe(true);
+    expect(r.helperPages).toBeGreaterThan(0);
+    expect(r.helperPages).toBeLessThan(PAGES);
+    // Each stored page read once (two reads of the run where the threads meet at most).
+    expect(r.bytesRead).toBeGreaterThanOrEqual(meta.stats.stored * PAGE_SIZE);
+    expect(r.bytesRead).toBeLessThanOrEqual((meta.stats.stored + 512) * PAGE_SIZE);
+    expect(progress.at(-1)).toEqual([PAGES, PAGES]);
+    expect(progress.every(([d, t], i) => t === PAGES && (i === 0 || d >= progress[i - 1][0]))).toBe(true);
+    // Into RAM that held other data (zero pages written too), the helper's default choice (off:
+    // less than 64 MiB of data), and with none: all the same bytes.
+    const c = bareMachine(RAM).machine;
+    for (let p = 0; p < PAGES; p++) c.mem.write(GuestMemory.pageAddress(p), prngBytes(64, 1000 + p));
+    restoreEager(c, store, store.pathFor("s"), undefined, { helper: "split" });
+    expect(Buffer.compare(Buffer.from(c.core.ram), ramA)).toBe(0);
+    const d = bareMachine(RAM).machine;
+    expect(restoreEager(d, store, store.pathFor("s")).helperPages).toBe(0);
+    expect(Buffer.compare(Buffer.from(d.core.ram), ramA)).toBe(0);
+    store.close();
+  });
+
+  it("with a helper thread: a damaged page in its half or in the hart thread's half is refused by name", { timeout: 180_000 }, () => {
+    for (const page of [16300, 700]) {
+      const { store, file } = savedWithDamage(`eagerhelperbad${page}`, page, 4000);
+      const re = new RegExp(`page ${page} \\(guest-physical 0x8[0-9a-f]+\\): checksum mismatch`);
+      expect(() => restoreEager(bareMachine(RAM).machine, store, file, undefined, { helper: "split" })).toThrow(RestoreFailedError);
+      expect(() => restoreEager(bareMachine(RAM).machine, store, file, undefined, { helper: "split" })).toThrow(re);
+      store.close();
+    }
   });
 });
