@@ -344,18 +344,24 @@ export class FetchEngine {
     // This file's slots in file order (working set first), or its pages in page order; then the
     // referenced files' pages by file and offset.
     const order: number[] = [];
+    const slotPage = this.slotPage;
     if (this.setup.order !== "page") {
-      for (const p of this.slotPage) if (p >= 0) order.push(p);
+      for (let i = 0; i < slotPage.length; i++) if (slotPage[i] >= 0) order.push(slotPage[i]);
     } else {
       for (let p = 0; p < n; p++) if (t.kind(p) === PageKind.Stored && t.ref(p) === 0) order.push(p);
     }
     other.sort((a, b) => t.ref(a) - t.ref(b) || t.value(a) - t.value(b));
     for (const p of other) order.push(p); // (a spread of 200k pages would overflow the stack)
     // Same-as pages whose twin is not a stored page of the plan (it is inherited): read on their own.
+    // (A twin in this file is planned when its slot holds a stored page: no set of all the keys.)
     if (twins.size > 0) {
       const planned = new Set<number>();
-      for (const p of order) planned.add(t.ref(p) * 2 ** 44 + t.value(p));
-      for (const [key, list] of twins) if (!planned.has(key)) order.push(list[0]);
+      for (const p of other) planned.add(t.ref(p) * 2 ** 44 + t.value(p));
+      for (const [key, list] of twins) {
+        const slot = (key - dataOffset) / PAGE_SIZE; // (key < 2^44: file 0, the offset itself)
+        const inPlan = key < 2 ** 44 ? Number.isInteger(slot) && slot >= 0 && slot < slotPage.length && slotPage[slot] >= 0 : planned.has(key);
+        if (!inPlan) order.push(list[0]);
+      }
     }
 
     const runs: Run[] = [];
