@@ -255,8 +255,8 @@ export interface EagerOptions {
   /**
    * Whether half of the data area is read and checked on a helper thread (where guest RAM is
    * shared memory and the host has two cores); default: when it holds 64 MiB or more and the
-   * host has a core to spare (load average below cores - 0.5: on a busy host the second thread
-   * only adds CPU time, measured below under EAGER_HELPER_MIN_BYTES). "split"
+   * host is not busy (load average below its cores: on a busy host the second thread only adds
+   * CPU time, measured below under EAGER_HELPER_MIN_BYTES). "split"
    * (tests): always, and the hart's thread begins only once the helper has its plan, so that
    * both surely take part.
    */
@@ -361,7 +361,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
         const core = machine.core;
         const pages = snap.pages;
         const dataSlots = snap.header.dataLength / PAGE_SIZE;
-        const helper = (opts.helper ?? (snap.header.dataLength >= EAGER_HELPER_MIN_BYTES && hostLoad() < hostCores - 0.5)) ? eagerHelper(machine) : undefined;
+        const helper = (opts.helper ?? (snap.header.dataLength >= EAGER_HELPER_MIN_BYTES && hostLoad() < hostCores)) ? eagerHelper(machine) : undefined;
         const shared = newFetchShared(pages, dataSlots, helper !== undefined);
         const setup: FetchPlanSetup = {
           createdAt: performance.timeOrigin + performance.now(), pages, files: source.paths, dataOffset: snap.header.dataOffset,
