@@ -640,26 +640,50 @@ export class Machine {
   }
 
   /**
-   * The RAM pages the harts need first once restored: each hart's pc page, then its stack (sp)
-   * page, guest-physical through that hart's own translation without side effects (no A/D
-   * update, no trap, no page restored); what does not translate or is not RAM is left out. savevm
-   * puts them at the head of the working set, so a lazy restore brings them in first.
+   * The RAM pages the harts need first once restored: for each hart, the page-table pages its
+   * translation of pc walks (root first) and the pc page, then the same for its stack pointer
+   * (sp), its trap vector (stvec) and its thread pointer (tp); guest-physical through that
+   * hart's own translation without side effects (no A/D update, no trap, no page restored); what
+   * does not translate or is not RAM is left out. Measured on the page-cache guest (demand
+   * faults of a store restore, in order): the page-table root, the pc walk's tables, the trap
+   * vector (a timer interrupt is taken at once), the stack's tables, the task at tp, the stack.
+   * savevm puts them at the head of the working set, so a lazy restore brings them in first.
    */
   firstPages(): number[] {
     const core = this.core;
     const out: number[] = [];
+    const page = (pa: number): number | undefined => {
+      if (!this.mem.inRam(pa, 8)) return undefined;
+      const p = Math.floor((pa - RAM_BASE) / 4096);
+      if (!out.includes(p)) out.push(p);
+      return (core.pages[p] & PageState.NotRestored) === 0 ? p : undefined;
+    };
+    // The page-table pages a Sv39/Sv48/Sv57 walk of `va` reads (satp's root first), up to the leaf.
+    const walk = (va: bigint) => {
+      const satp = BigInt.asUintN(64, core.csr(0x180));
+      const levels = [0, 0, 0, 0, 0, 0, 0, 0, 3, 4, 5][Number(satp >> 60n)] ?? 0;
+      let table = (satp & ((1n << 44n) - 1n)) << 12n;
+      for (let i = levels - 1; i >= 0; i--) {
+        const pte = table + ((va >> BigInt(12 + 9 * i)) & 511n) * 8n;
+        if (pte > BigInt(Number.MAX_SAFE_INTEGER) || page(Number(pte)) === undefined) return;
+        const v = this.mem.readU64(Number(pte));
+        if ((v & 1n) === 0n || (v & 0xan) !== 0n) return; // invalid, or a leaf (R or X)
+        table = ((v >> 10n) & ((1n << 44n) - 1n)) << 12n;
+      }
+    };
     const add = (va: bigint, access: number) => {
+      walk(va);
       const pa = core.exports.debugTranslate(va, access);
-      if (pa < 0n) return;
-      const p = Number(pa);
-      if (!this.mem.inRam(p, 1)) return;
-      const page = Math.floor((p - RAM_BASE) / 4096);
-      if (!out.includes(page)) out.push(page);
+      if (pa >= 0n) page(Number(pa));
     };
     for (let h = 0; h < core.harts; h++) {
       core.withHart(h, () => {
         add(core.pc, 0); // fetch
         add(core.x(2), 1); // load
+        // A restored hart often takes an interrupt at once (a timer due while it was saved):
+        // the trap vector, and what a kernel's entry touches first (Linux: the task at tp).
+        add(BigInt.asUintN(64, core.csr(0x105)) & ~3n, 0); // stvec
+        add(core.x(4), 1); // tp
       });
     }
     return out;

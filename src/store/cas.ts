@@ -508,9 +508,12 @@ export interface Manifest {
    * The working set (pages the guest touched last before the save, at most WORKING_SET_MAX):
    * each page's pack and slot (encodeWorkingSet). A restore reads those pages first, before it
    * has the RAM map. Optional: older snapshots have none. `first`: pages of the list the harts
-   * need first (pc, stack; Machine.firstPages), whose reads go out first (older snapshots: none).
+   * need first (their page-table pages, pc, stack; Machine.firstPages), whose reads go out
+   * first (older snapshots: none). `firstAt`: for each page of `first`, where its slot is stored
+   * in its pack ([byte offset, length]) and the SHA-256 of the page (hex), or null: a restore
+   * reads and checks those pages without waiting for their pack's index (newer snapshots only).
    */
-  workingSet?: { pages: number; data: string; first?: number[] };
+  workingSet?: { pages: number; data: string; first?: number[]; firstAt?: ([number, number, string] | null)[] };
   /** SHA-256 of the JSON of everything else (hex). */
   digest?: string;
 }
@@ -660,6 +663,23 @@ export class ContentStore {
     const layout = isPackV2(id) ? await this.packLayout(id) : undefined;
     const { offset, length } = packRange(id, layout, slot, count);
     return unpackPages(id, layout, slot, count, await this.objects.getRange(keys.pack(id), offset, length));
+  }
+
+  /**
+   * Reads the pages of slots `slot`.. of pack `id` whose stored bytes are known without its
+   * index (the manifest's `workingSet.firstAt`): `lengths[k]` bytes for slot + k, back to back
+   * from byte `offset`. One ranged GET; the pages as 4 KiB each (not yet verified).
+   */
+  async readStored(id: string, slot: number, offset: number, lengths: number[]): Promise<Buffer> {
+    const o = new Uint32Array(slot + lengths.length + 1);
+    let end = offset;
+    lengths.forEach((n, k) => {
+      o[slot + k] = end;
+      end += n;
+    });
+    o[slot + lengths.length] = end;
+    const stored = await this.objects.getRange(keys.pack(id), offset, end - offset);
+    return unpackPages(id, isPackV2(id) ? { hashes: [], offsets: o, version: packVersion(id) } : undefined, slot, lengths.length, stored);
   }
 
   /** The locks younger than LOCK_TTL_MS; the names of older ones in `stale`. */
@@ -834,6 +854,8 @@ export class PackWriter {
   bytes = 0;
   pages = 0;
   private readonly known = new Map<string, { pack: string; slot: number }>();
+  /** The slot offsets of the packs sealed so far (storedRange). */
+  private readonly sealed = new Map<string, number[]>();
 
   constructor(
     private readonly cs: ContentStore,
@@ -868,11 +890,22 @@ export class PackWriter {
     return ref;
   }
 
+  /**
+   * Where slot `slot` of pack `id` is stored: [byte offset, length], for this save's packs and
+   * for packs whose index this process has read (dedup); undefined otherwise.
+   */
+  storedRange(id: string, slot: number): [number, number] | undefined {
+    if (!isPackV2(id)) return [slot * PAGE, PAGE];
+    const o = id === packId(this.saveId, this.seq) ? this.offsets : this.sealed.get(id) ?? this.cs.cachedLayout(id)?.offsets;
+    return o && slot + 1 < o.length ? [o[slot], o[slot + 1] - o[slot]] : undefined;
+  }
+
   private async seal(): Promise<void> {
     if (this.fill === 0) return;
     const id = packId(this.saveId, this.seq);
     const body = this.buf.subarray(0, this.fill);
     const index = encodeIndex(this.hashes, this.offsets);
+    this.sealed.set(id, this.offsets);
     this.written.push(id);
     this.bytes += body.length;
     this.seq++;

@@ -10,6 +10,8 @@
 // A browser build implements ObjectStore over its own storage (OPFS, IndexedDB).
 
 import { existsSync } from "node:fs";
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { loadCachedBundle } from "../code-cache.cjs";
@@ -145,14 +147,50 @@ export class S3ObjectStore implements ObjectStore {
     return new S3ObjectStore(parseS3Url(url), opts);
   }
 
+  /** The client's connections (keep-alive): made before the SDK, so that preconnect can fill them. */
+  private agents: { http: import("node:http").Agent; https: import("node:https").Agent } | undefined;
+
+  private agentsNow() {
+    const agentOpts = { keepAlive: true, maxSockets: 16, noDelay: true };
+    this.agents ??= { http: new HttpAgent(agentOpts), https: new HttpsAgent(agentOpts) };
+    return this.agents;
+  }
+
+  /**
+   * Opens `n` keep-alive connections to the endpoint (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL;
+   * nothing without one) before the SDK is loaded, each with an unsigned HEAD of the bucket
+   * (its answer, 403 or 200, does not matter): the requests a restore sends while its machine
+   * is built (synchronous work, during which no new connection can complete) then find
+   * connections open and leave at once, instead of after the build.
+   */
+  preconnect(n: number): void {
+    const endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+    if (!endpoint || this.client) return;
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      return; // the SDK reports a bad endpoint
+    }
+    const https = url.protocol === "https:";
+    if (!https && url.protocol !== "http:") return;
+    const agent = https ? this.agentsNow().https : this.agentsNow().http;
+    for (let i = 0; i < n; i++) {
+      const req = (https ? httpsRequest : httpRequest)({
+        agent, method: "HEAD", host: url.hostname, port: url.port || undefined, path: `/${this.location.bucket}`, timeout: 5000,
+      }, (res) => res.resume());
+      req.on("error", () => undefined);
+      req.on("timeout", () => req.destroy());
+      req.end();
+    }
+  }
+
   private connect() {
     this.client ??= (async () => {
+      const agents = this.agentsNow();
       const m = await sdk();
       const { NodeHttpHandler } = m;
-      const { Agent } = await import("node:http");
-      const { Agent: HttpsAgent } = await import("node:https");
       const timeout = this.opts.requestTimeoutMs ?? 30_000;
-      const agentOpts = { keepAlive: true, maxSockets: 16, noDelay: true };
       const config = {
         // S3-compatible servers (radosgw, MinIO) are addressed by path; AWS accepts it too.
         forcePathStyle: true,
@@ -160,8 +198,8 @@ export class S3ObjectStore implements ObjectStore {
         requestHandler: new NodeHttpHandler({
           connectionTimeout: Math.min(timeout, 5000),
           requestTimeout: timeout,
-          httpAgent: new Agent(agentOpts),
-          httpsAgent: new HttpsAgent(agentOpts),
+          httpAgent: agents.http,
+          httpsAgent: agents.https,
         }),
       };
       let c = new m.S3Client(config);
@@ -279,9 +317,14 @@ export class S3ObjectStore implements ObjectStore {
 
   /** Closes the client's connections (the process can then exit). */
   async close(): Promise<void> {
-    if (!this.client) return;
-    const { c } = await this.client;
-    c.destroy();
-    this.client = undefined;
+    const agents = this.agents;
+    this.agents = undefined;
+    if (this.client) {
+      const { c } = await this.client;
+      c.destroy();
+      this.client = undefined;
+    }
+    agents?.http.destroy();
+    agents?.https.destroy();
   }
 }

@@ -337,6 +337,11 @@ interface WsRun {
   count: number;
   items: WorkingSetPage[];
   read?: Promise<void>;
+  /**
+   * Where the run's slots are stored and their pages' hashes, from the manifest (the first
+   * pages' `firstAt`): the run is read and checked without its pack's index.
+   */
+  at?: { offset: number; lengths: number[]; hashes: Buffer[] };
 }
 
 /**
@@ -345,7 +350,7 @@ interface WsRun {
  * harts need first: pc, stack; the manifest's workingSet.first) is a one-slot read of its own,
  * and those go out before all others, in that order.
  */
-export function workingSetRuns(items: WorkingSetPage[], first: number[] = []): WsRun[] {
+export function workingSetRuns(items: WorkingSetPage[], first: number[] = [], firstAt?: Map<number, { offset: number; length: number; hash: Buffer }>): WsRun[] {
   const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
   const of = new Map<number, WsRun>();
   // A run over `its` (one pack, slots ascending), which its pages then map to.
@@ -376,13 +381,55 @@ export function workingSetRuns(items: WorkingSetPage[], first: number[] = []): W
     if (lo.length) runOf(lo);
     if (hi.length) runOf(hi);
   }
-  return [...new Set([...head, ...items.map((x) => of.get(x.page)!)])];
+  // First pages whose stored bytes the manifest gives (firstAt) need no index: those in
+  // consecutive slots of one pack (the save wrote them so, in this order) are one read.
+  const out: WsRun[] = [];
+  for (const r of new Set(head)) {
+    const ref = r.count === 1 ? firstAt?.get(r.items[0].page) : undefined;
+    if (!ref) {
+      out.push(r);
+      continue;
+    }
+    const g = out[out.length - 1];
+    if (g?.at && g.pack === r.pack && g.first + g.count === r.first && g.at.offset + g.at.lengths.reduce((a, b) => a + b, 0) === ref.offset) {
+      g.count++;
+      g.items.push(...r.items);
+      g.at.lengths.push(ref.length);
+      g.at.hashes.push(ref.hash);
+      for (const { page } of r.items) of.set(page, g);
+    } else {
+      out.push({ ...r, items: [...r.items], at: { offset: ref.offset, lengths: [ref.length], hashes: [ref.hash] } });
+      for (const { page } of r.items) of.set(page, out[out.length - 1]);
+    }
+  }
+  return [...new Set([...out, ...items.map((x) => of.get(x.page)!)])];
+}
+
+/** The manifest's firstAt, by page: where each first page is stored and its hash (malformed entries left out). */
+export function wsFirstAt(m: Manifest): Map<number, { offset: number; length: number; hash: Buffer }> {
+  const out = new Map<number, { offset: number; length: number; hash: Buffer }>();
+  const at = m.workingSet?.firstAt;
+  const first = wsFirst(m);
+  if (!Array.isArray(at) || at.length !== first.length) return out;
+  at.forEach((a, i) => {
+    if (!Array.isArray(a) || a.length !== 3) return;
+    const [offset, length, hash] = a;
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 1 || length > PAGE_SIZE) return;
+    if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) return;
+    out.set(first[i], { offset, length, hash: Buffer.from(hash, "hex") });
+  });
+  return out;
 }
 
 /** The manifest's pages the harts need first (none in older snapshots, or a list that is not one). */
 function wsFirst(m: Manifest): number[] {
   const f = m.workingSet?.first;
   return Array.isArray(f) ? f.filter((p) => Number.isSafeInteger(p)) : [];
+}
+
+/** A working-set run's pages (not yet verified): without the pack's index if the manifest says where they are. */
+function readRun(cs: ContentStore, r: WsRun): Promise<Buffer> {
+  return r.at ? cs.readStored(r.pack, r.first, r.at.offset, r.at.lengths) : cs.readPages(r.pack, r.first, r.count);
 }
 
 /** The working set's first reads, sent before the machine is built (StoreVm.prepare), by run. */
@@ -392,16 +439,21 @@ const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}
 
 /**
  * Sends the working set's first WS_INFLIGHT reads (the ones the restore starts with) right
- * after the manifest is read: they travel while the machine is built.
+ * after the manifest is read: they travel while the machine is built. The reads the manifest
+ * locates (the harts' first pages) go out first, then `between` runs (the restore's other
+ * first requests), then the others (which wait for their pack's index).
  */
-export function prefetchWorkingSet(cs: ContentStore, m: Manifest): WsPrefetch {
+export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: () => void): WsPrefetch {
   const out: WsPrefetch = new Map();
-  if (!m.workingSet) return out;
-  for (const r of workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m)).slice(0, WS_INFLIGHT)) {
-    const read = cs.readPages(r.pack, r.first, r.count);
+  const runs = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m)).slice(0, WS_INFLIGHT) : [];
+  const send = (r: WsRun) => {
+    const read = readRun(cs, r);
     read.catch(() => undefined); // the restore reads it again, with its retries
     out.set(runKey(r), read);
-  }
+  };
+  for (const r of runs) if (r.at) send(r);
+  between?.();
+  for (const r of runs) if (!r.at) send(r);
   return out;
 }
 
@@ -553,7 +605,11 @@ export class StoreRestore implements PageSource {
     if (this.opts.mode === "lazy") {
       // The working set is an optimization: the plan brings in whatever it misses. The plan
       // waits for it (its requests would slow the working set's down).
-      void this.fetchWorkingSet().catch(() => undefined).then(() => this.plan()).catch((e: Error) => {
+      // The synchronous reader's thread starts once the working set is in (StoreVm.prepare).
+      void this.fetchWorkingSet().catch(() => undefined).then(() => {
+        this.link.sync.warm(keys.manifest(this.manifest.name));
+        return this.plan();
+      }).catch((e: Error) => {
         this.failure ??= e instanceof RvmError ? new RestoreFailedError(e) : e;
       });
     }
@@ -680,7 +736,7 @@ export class StoreRestore implements PageSource {
     }
     // WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read starts that run
     // at once.
-    this.wsQueue = workingSetRuns(items, wsFirst(this.manifest));
+    this.wsQueue = workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest));
     for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
     const total = this.wsQueue.length;
     await new Promise<void>((resolve) => {
@@ -709,8 +765,15 @@ export class StoreRestore implements PageSource {
    * not queue behind the others.
    */
   private readWsRun(r: WsRun): Promise<void> {
-    const index = this.wsIndex.get(r.pack)!;
-    const read = () => this.link.run("working set", () => this.link.cs.readPages(r.pack, r.first, r.count));
+    // A run the manifest locates is checked against the manifest's hashes (no wait for the index).
+    const at = r.at;
+    let index = this.wsIndex.get(r.pack)!;
+    if (at) {
+      const hashes: Buffer[] = [];
+      at.hashes.forEach((h, k) => (hashes[r.first + k] = h));
+      index = Promise.resolve(hashes);
+    }
+    const read = () => this.link.run("working set", () => readRun(this.link.cs, r));
     const sent = this.wsReads.get(runKey(r));
     this.wsReads.delete(runKey(r));
     r.read ??= Promise.all([sent ? sent.catch(read) : read(), index]).then(([bytes, hashes]) => {
@@ -722,6 +785,25 @@ export class StoreRestore implements PageSource {
       }
     }, () => undefined);
     return r.read;
+  }
+
+  /**
+   * Reads working-set page p alone (slot `slot` of `pack`) and installs it if it matches its
+   * hash in the pack's index; whether it did (false: the run's read serves the fault).
+   */
+  private async readWsPage(pack: string, slot: number, p: number): Promise<boolean> {
+    try {
+      const [hashes, bytes] = await Promise.all([this.wsIndex.get(pack)!, this.link.cs.readPages(pack, slot, 1)]);
+      this.bytesRead += bytes.length;
+      this.reads++;
+      if (this.isRestored(p)) return true;
+      if (this.failure || this.complete || !hashes[slot] || !sha256(bytes.subarray(0, PAGE_SIZE)).equals(hashes[slot])) return false;
+      copyIntoRam(bytes, this.machine.core.ram, p * PAGE_SIZE, 0, PAGE_SIZE);
+      this.installed(p);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The hart touched page p: install it if staged, else fetch it (and its cluster); the host goes on meanwhile. */
@@ -741,8 +823,17 @@ export class StoreRestore implements PageSource {
     const before = this.resident;
     const ws = this.wsRun.get(p);
     if (ws) {
-      // A page of the working set: its run's read (started now if it was still queued).
-      await this.readWsRun(ws);
+      // A page of the working set: its run's read (started now if it was still queued), and,
+      // for a run of several slots, a read of the page's slot alone: whichever comes first
+      // serves the fault (a run of 256 slots is ~0.3-0.7 MiB, and it may queue behind others).
+      const whole = this.readWsRun(ws);
+      const item = ws.count > 1 ? ws.items.find((i) => i.page === p) : undefined;
+      if (item) {
+        const own = this.readWsPage(ws.pack, item.slot, p);
+        await Promise.race([whole, own.then((ok) => (ok ? undefined : whole))]);
+      } else {
+        await whole;
+      }
       if (this.isRestored(p) || this.installStaged(p)) return this.stalled(p, t, before, "hart");
     }
     try {

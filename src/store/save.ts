@@ -61,7 +61,7 @@ export function takeDiskWrites(m: Machine): Map<number, Set<number>> {
  * The manifest's working set: where each hot page's content is (at most WORKING_SET_MAX pages),
  * so that a restore fetches them before it has the RAM map.
  */
-function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>, first: number[]): Pick<Manifest, "workingSet"> {
+function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>, first: number[], writer: PackWriter): Pick<Manifest, "workingSet"> {
   const items = hot.filter((p) => raw[p * ENTRY] === EntryKind.Page).slice(0, WORKING_SET_MAX)
     .map((page) => {
       const e = decodeEntry(raw, page);
@@ -70,7 +70,17 @@ function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>, first: num
   if (!items.length) return {};
   const listed = new Set(items.map((x) => x.page));
   const head = first.filter((p) => listed.has(p));
-  return { workingSet: { pages: items.length, data: encodeWorkingSet(items, [...packs].sort()), ...(head.length ? { first: head } : {}) } };
+  // Where the first pages are stored and their hashes: the restore reads them at once.
+  const at = head.map((p): [number, number, string] | null => {
+    const e = decodeEntry(raw, p);
+    const r = writer.storedRange(e.pack, e.slot);
+    return r ? [r[0], r[1], e.hash.toString("hex")] : null;
+  });
+  return {
+    workingSet: {
+      pages: items.length, data: encodeWorkingSet(items, [...packs].sort()), ...(head.length ? { first: head, firstAt: at } : {}),
+    },
+  };
 }
 
 /** RAM and disk content as of the save's instant. */
@@ -363,7 +373,7 @@ export async function saveToStore(
     const manifest = (await finishSave(cs, pool, lock, writer, maps, {
       format: "rvm-store-snapshot", version: 3, name, id: saveId, created: new Date().toISOString(),
       map: maps[0].ref, disks, meta: { ...state, stats, workingSet: order.findIndex((p) => !hot(p)) }, parent: sameStore ? parent.manifest.id : null,
-      ...workingSetOf(ram.raw, order.filter((p) => hot(p)), packs, first),
+      ...workingSetOf(ram.raw, order.filter((p) => hot(p)), packs, first, writer),
     }, packs))!;
     // From here on, saves build on this one (its maps are at hand: no GET).
     const ramMap = StoreMap.fromRaw(cs.objects, manifest.map, name, ram.raw);

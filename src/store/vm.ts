@@ -88,25 +88,38 @@ export class StoreVm {
 
   /** Reads the manifest a start-up restore uses (before the machine exists: its config). */
   async prepare(name: string, mode: "lazy" | "eager" = "lazy"): Promise<Manifest> {
-    // The synchronous reader's thread gets ready meanwhile (DMA into a page not yet restored and
-    // disk reads need it early in the restore).
-    this.link.sync.warm(keys.manifest(name));
+    // Connections for the requests sent below, opened while the SDK loads.
+    this.objects.preconnect(8);
+    // The synchronous reader's thread (DMA into a page not yet restored, disk reads) boots its
+    // own isolate and SDK: in a lazy restore it starts once the working set is in
+    // (StoreRestore), not here, where it took the CPU the path to the first instruction needs.
+    if (mode === "eager") this.link.sync.warm(keys.manifest(name));
     this.initial = await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
     markProcess("manifest read");
     // The restore's first requests go out now, while the machine is built from the manifest:
-    // the RAM map's first chunk, the indexes of the packs the working set is in and the
-    // working set's first reads (failures are left to the restore, which makes these
-    // requests again with its retries).
+    // the working set's reads the manifest locates (the harts' first pages), the RAM map's first
+    // chunk, the indexes of the packs the working set is in and the working set's other first
+    // reads (failures are left to the restore, which makes these requests again with its
+    // retries).
     const m = this.initial;
     this.initialRam = new StoreMap(this.cs.objects, m.map, `snapshot ${name}`);
-    this.initialRam.load(0).catch(() => undefined);
+    let restSent = false;
+    const rest = () => {
+      restSent = true;
+      this.initialRam!.load(0).catch(() => undefined);
+      try {
+        const packs = new Set(m.workingSet ? decodeWorkingSet(m.workingSet, m.packs, name).map((x) => x.pack) : []);
+        for (const p of packs) this.cs.packLayout(p).catch(() => undefined);
+      } catch {
+        // a damaged list: the restore reports it
+      }
+    };
     try {
-      const packs = new Set(m.workingSet ? decodeWorkingSet(m.workingSet, m.packs, name).map((x) => x.pack) : []);
-      for (const p of packs) this.cs.packLayout(p).catch(() => undefined);
-      if (mode === "lazy") this.initialWs = prefetchWorkingSet(this.cs, m);
+      if (mode === "lazy") this.initialWs = prefetchWorkingSet(this.cs, m, rest);
     } catch {
       // a damaged list: the restore reports it
     }
+    if (!restSent) rest();
     // Let the requests leave before the machine is built (synchronous work).
     await new Promise((r) => setImmediate(r));
     return m;

@@ -35,9 +35,10 @@ export const hartOf = (m: Machine) => Buffer.from(m.core.hartState());
  * The RAM page (0-based from the start of RAM) that virtual address `va` of the selected hart
  * maps to, found by walking its page table in RAM here (Sv39/Sv48/Sv57, as the privileged spec
  * describes it; bare in M-mode or with satp's mode 0), independently of the core's MMU; -1 if it
- * does not map to RAM. For checking which pages savevm puts first.
+ * does not map to RAM. `tables` gets the RAM pages of the page-table entries the walk read, in
+ * order. For checking which pages savevm puts first.
  */
-export function ramPageOf(m: Machine, va: bigint, fetch: boolean): number {
+export function ramPageOf(m: Machine, va: bigint, fetch: boolean, tables?: number[]): number {
   const core = m.core;
   const ramBase = 0x8000_0000n;
   const ramEnd = ramBase + BigInt(core.ram.length);
@@ -55,6 +56,7 @@ export function ramPageOf(m: Machine, va: bigint, fetch: boolean): number {
       const vpn = (va >> (12n + 9n * BigInt(i))) & 0x1ffn;
       const at = table + vpn * 8n;
       if (at < ramBase || at + 8n > ramEnd) return -1;
+      tables?.push(Number((at - ramBase) >> 12n));
       const pte = Buffer.from(core.ram.buffer, core.ram.byteOffset + Number(at - ramBase), 8).readBigUInt64LE();
       if ((pte & 1n) === 0n) return -1;
       const ppn = (pte >> 10n) & ((1n << 44n) - 1n);

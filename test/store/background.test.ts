@@ -1,9 +1,10 @@
 // savevm -b into the object store under deterministic time (icount): the guest runs on and
 // writes all over its memory while the save goes, and the snapshot is exactly memory at the
 // instant the save started — the same as a stop-and-save at the same instruction count.
-// And both kinds of save put the pages the hart needs first (its pc page, its stack page; found
-// by a page-table walk in the test) at the head of the working set, named in the manifest, so a
-// lazy restore's first read carries them.
+// And both kinds of save put the pages the hart needs first (the page tables of its pc, its pc
+// page, its stack page; found by a page-table walk in the test) at the head of the working set,
+// named in the manifest with where they are stored and their hashes, so a lazy restore's first
+// read carries them without waiting for a pack's index.
 
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
@@ -11,10 +12,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createVirtMachine } from "../../src/board/virt.js";
 import type { Machine } from "../../src/machine.js";
-import { decodeWorkingSet, Manifest, StoreMap } from "../../src/store/cas.js";
+import { decodeWorkingSet, Manifest, sha256, StoreMap } from "../../src/store/cas.js";
 import { StoreVm } from "../../src/store/vm.js";
 import { setStoreLineage } from "../../src/store/save.js";
-import { workingSetRuns } from "../../src/store/restore.js";
+import { workingSetRuns, wsFirstAt } from "../../src/store/restore.js";
 import { GUEST, diskCopy, PROMPT } from "../snapshot/util.js";
 import { ramPageOf } from "../snapshot/lazy-util.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
@@ -35,17 +36,40 @@ function guest(vm: StoreVm, disk: string): { machine: Machine; out: () => string
   return { machine, out: () => out };
 }
 
-/** The manifest's working set starts (in the restore's read order) with `pc`, then `sp`. */
-function expectFirst(m: Manifest, pc: number, sp: number): void {
+/**
+ * The manifest's working set starts (in the restore's read order) with the page tables of pc's
+ * translation (`pcTables`, root first), `pc`, then `sp` (after its own tables); the manifest
+ * says where each of these pages is stored and its hash, and reading them there gives pages
+ * with those hashes, the ones the RAM map has.
+ */
+async function expectFirst(vm: StoreVm, m: Manifest, pc: number, sp: number, pcTables: number[]): Promise<void> {
   expect(pc).toBeGreaterThanOrEqual(0);
   const items = decodeWorkingSet(m.workingSet!, m.packs, m.name);
   for (let i = 1; i < items.length; i++) expect(items[i].page).toBeGreaterThan(items[i - 1].page); // still by page
-  expect(m.workingSet!.first![0]).toBe(pc);
-  if (sp >= 0 && sp !== pc && items.some((x) => x.page === sp)) expect(m.workingSet!.first![1]).toBe(sp);
-  // The restore's first read is the pc page's slot alone; every page is still read exactly once.
-  const runs = workingSetRuns(items, m.workingSet!.first);
-  expect(runs[0].items.map((x) => x.page)).toEqual([pc]);
-  expect(runs[0].count).toBe(1);
+  const first = m.workingSet!.first!;
+  const listed = new Set(items.map((x) => x.page));
+  expect(pcTables.length).toBeGreaterThan(0); // the guest (Linux, S-mode) translates
+  const at = first.indexOf(pc);
+  expect(at).toBeGreaterThanOrEqual(0);
+  expect(first.slice(0, at)).toEqual([...new Set(pcTables)].filter((p) => listed.has(p) && p !== pc));
+  if (sp >= 0 && sp !== pc && listed.has(sp)) expect(first.indexOf(sp)).toBeGreaterThan(at);
+  // Where each first page is stored, and its hash: reading it there gives that page.
+  const firstAt = m.workingSet!.firstAt!;
+  expect(firstAt.length).toBe(first.length);
+  const ram = new StoreMap(vm.cs.objects, m.map, m.name);
+  for (const [i, p] of first.entries()) {
+    const item = items.find((x) => x.page === p)!;
+    const [offset, length, hash] = firstAt[i]!;
+    const page = await vm.cs.readStored(item.pack, item.slot, offset, [length]);
+    expect(sha256(page).toString("hex")).toBe(hash);
+    await ram.load(ram.chunkOf(p));
+    expect(ram.entry(p).hash.toString("hex")).toBe(hash);
+  }
+  // The restore's first read is the first pages (consecutive slots: one read, located by the
+  // manifest); every page is still read exactly once.
+  const runs = workingSetRuns(items, first, wsFirstAt(m));
+  expect(runs[0].at).toBeDefined();
+  expect(runs[0].items.map((x) => x.page)).toEqual(first.slice(0, runs[0].count));
   expect(runs.flatMap((r) => r.items.map((x) => x.page)).sort((a, b) => a - b)).toEqual(items.map((x) => x.page));
   for (const r of runs) expect(r.items.every((x) => x.pack === r.pack && x.slot >= r.first && x.slot < r.first + r.count)).toBe(true);
   // Without the list (an older snapshot), the runs are as before: whole runs in the list's order.
@@ -109,7 +133,7 @@ describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", ()
     }
   });
 
-  it("stop-and-save and savevm -b put the pc page, then the stack page, at the head of the working set", { timeout: 600_000 }, async () => {
+  it("stop-and-save and savevm -b put pc's page tables, the pc page, then the stack page at the head of the working set, located in the manifest", { timeout: 600_000 }, async () => {
     const url = `s3://${freshBucket("first")}/vms`;
     const dir = mkdtempSync(join(tmpdir(), "rvm-first-"));
     const vm = new StoreVm(url);
@@ -119,15 +143,17 @@ describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", ()
       a.machine.input(Buffer.from("echo quit | memfill 16 >/dev/null; echo ok\n"));
       await a.machine.run({ instructions: 100_000_000 });
       const core = a.machine.core;
-      let pc = ramPageOf(a.machine, core.pc, true), sp = ramPageOf(a.machine, core.x(2), false);
-      expectFirst(await vm.save(a.machine, "stopped"), pc, sp);
+      let tables: number[] = [];
+      let pc = ramPageOf(a.machine, core.pc, true, tables), sp = ramPageOf(a.machine, core.x(2), false);
+      await expectFirst(vm, await vm.save(a.machine, "stopped"), pc, sp, tables);
       await a.machine.run({ instructions: 30_000_000 });
-      pc = ramPageOf(a.machine, core.pc, true);
+      tables = [];
+      pc = ramPageOf(a.machine, core.pc, true, tables);
       sp = ramPageOf(a.machine, core.x(2), false);
       const job = await vm.saveBackground(a.machine, "background");
       await a.machine.run({ until: () => job.finished !== undefined, timeoutMs: 300_000 });
       expect(job.error).toBeUndefined();
-      expectFirst(job.manifest!, pc, sp);
+      await expectFirst(vm, job.manifest!, pc, sp, tables);
     } finally {
       vm.close();
       rmSync(dir, { recursive: true, force: true });
