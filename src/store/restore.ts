@@ -605,11 +605,7 @@ export class StoreRestore implements PageSource {
     if (this.opts.mode === "lazy") {
       // The working set is an optimization: the plan brings in whatever it misses. The plan
       // waits for it (its requests would slow the working set's down).
-      // The synchronous reader's thread starts once the working set is in (StoreVm.prepare).
-      void this.fetchWorkingSet().catch(() => undefined).then(() => {
-        this.link.sync.warm(keys.manifest(this.manifest.name));
-        return this.plan();
-      }).catch((e: Error) => {
+      void this.fetchWorkingSet().catch(() => undefined).then(() => this.plan()).catch((e: Error) => {
         this.failure ??= e instanceof RvmError ? new RestoreFailedError(e) : e;
       });
     }
@@ -1030,6 +1026,8 @@ export class StoreRestore implements PageSource {
   private finish(): void {
     this.finishedAt = performance.now() - this.t0;
     this.timeline.mark("every page resident");
+    // The synchronous reader's thread, if no disk read or DMA has started it yet (StoreVm.prepare).
+    this.link.sync.warm(keys.manifest(this.manifest.name));
     this.staged.clear();
     const m = this.machine;
     active.delete(m);

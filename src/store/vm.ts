@@ -91,8 +91,9 @@ export class StoreVm {
     // Connections for the requests sent below, opened while the SDK loads.
     this.objects.preconnect(8);
     // The synchronous reader's thread (DMA into a page not yet restored, disk reads) boots its
-    // own isolate and SDK: in a lazy restore it starts once the working set is in
-    // (StoreRestore), not here, where it took the CPU the path to the first instruction needs.
+    // own isolate and SDK (~0.1-0.3 s of CPU): in a lazy restore it starts on its first use or
+    // once every page is resident (StoreRestore), not here, where it took CPU on the 2-core host
+    // that the way to the guest's first answer needs.
     if (mode === "eager") this.link.sync.warm(keys.manifest(name));
     this.initial = await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
     markProcess("manifest read");
