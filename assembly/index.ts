@@ -188,6 +188,41 @@ export function clearAccessed(): void {
   }
   tlbFlushAllHarts();
 }
+// The end of an access epoch (the host's working-set tracking, machine.ts sweepAccessed): the
+// RAM pages from `from` on whose accessed bit is set go into SCRATCH (u32 page numbers) and
+// their bits are cleared, until SCRATCH is full or every page was looked at; returns how many.
+// sweepNext() says where to go on (the number of RAM pages once done: the TLBs are flushed
+// then, so the next touch of each page sets its bit again). Eight page states at a time, as
+// few pages are touched in an epoch; in the host's JavaScript the first sweeps (before V8
+// optimized the loop, one of them soon after a restored guest starts) took 5-15 ms per GiB.
+let g_sweepNext: u32 = 0;
+export function collectAccessed(from: u32): u32 {
+  const n = g_ramPages;
+  const most = SCRATCH_SIZE >> 2;
+  const mask: u64 = 0x0101010101010101 * <u64>PG_ACCESSED;
+  let k: u32 = 0;
+  let i = from;
+  while (i < n && k + 8 <= most) {
+    if (i + 8 <= n && (load<u64>(PAGES + <usize>i) & mask) == 0) {
+      i += 8;
+      continue;
+    }
+    const end = i + 8 < n ? i + 8 : n;
+    for (; i < end; i++) {
+      const at = PAGES + <usize>i;
+      const s = load<u8>(at);
+      if (s & PG_ACCESSED) {
+        store<u8>(at, s & ~PG_ACCESSED);
+        store<u32>(SCRATCH + (<usize>k << 2), i);
+        k++;
+      }
+    }
+  }
+  g_sweepNext = i;
+  if (i >= n) tlbFlushAllHarts();
+  return k;
+}
+export function sweepNext(): u32 { return g_sweepNext; }
 // The host's view of a page write it made itself (DMA): the store TLB must not hold the
 // page if it is now disk-backed or watched.
 export function storesChanged(): void { tlbFlushStoresAllHarts(); }

@@ -99,6 +99,9 @@ interface CoreExports {
   /** 1 while every page without PG_DIRTY is all zero (no markClean or markAllNotRestored yet). */
   cleanPagesAreZero(): number;
   clearAccessed(): void;
+  /** Accessed pages from `from` into the scratch buffer (u32 each), bits cleared; how many (sweepNext: where to go on). */
+  collectAccessed(from: number): number;
+  sweepNext(): number;
   storesChanged(): void;
   markAllNotRestored(): void;
   classify(first: number, count: number): number;

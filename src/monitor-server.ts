@@ -2,7 +2,7 @@
 // Each connection gets a banner and a "(rvm) " prompt, line by line, like QEMU's HMP. Commands
 // run one at a time in arrival order; input lines are bounded (monitor-input.ts).
 
-import { createServer, Server } from "node:net";
+import type { Server } from "node:net";
 import { unlinkSync } from "node:fs";
 import type { Monitor } from "./monitor.js";
 import type { MonitorSpec } from "./options.js";
@@ -13,6 +13,7 @@ export { MONITOR_BANNER };
 
 export async function serveMonitor(spec: MonitorSpec & { kind: "unix" | "tcp" }, monitor: Monitor): Promise<Server> {
   const clients = new Set<import("node:net").Socket>();
+  const { createServer } = await import("node:net"); // (only when a monitor socket is asked for: ~6 ms)
   const server = createServer((sock) => {
     clients.add(sock);
     sock.on("close", () => clients.delete(sock));

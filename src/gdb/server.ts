@@ -2,7 +2,7 @@
 // tcp:HOST:PORT, unix:PATH[,server][,nowait] — and `-s` (= tcp::1234). One debugger at a time,
 // as QEMU: a second connection is refused while one is attached.
 
-import { createServer, Server, Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import { existsSync, unlinkSync } from "node:fs";
 import { UsageError } from "../errors.js";
 import { DebugTarget, GdbSession } from "./stub.js";
@@ -43,6 +43,7 @@ export interface GdbServer {
 export async function serveGdb(spec: GdbSpec, target: DebugTarget): Promise<GdbServer> {
   let active: Socket | undefined;
   let activeSpoke = false;
+  const { createServer } = await import("node:net"); // (only when a gdb stub is asked for)
   const server: Server = createServer((sock) => {
     if (active && activeSpoke) {
       sock.end();

@@ -81,7 +81,8 @@ export interface RestoreOptions {
 /** A restore that ran or is running, as `info restore` and --stats see it. */
 export interface ActiveRestore {
   progress(): string;
-  stats(withCurve?: boolean): RestoreStats;
+  /** `interim`: while it runs, for --stats-json's interim writes (may leave out the costly TTR figures). */
+  stats(withCurve?: boolean, interim?: boolean): RestoreStats;
   /** Its timeline (phases, demand faults, console): the console notes input and output here. */
   readonly timeline: RestoreTimeline;
   /** Every page is resident. */

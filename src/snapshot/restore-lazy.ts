@@ -625,7 +625,8 @@ export class LazyRestore implements PageSource {
     return out;
   }
 
-  stats(withCurve = false): RestoreStats {
+  /** `interim` (while it runs, --stats-json): without TTR and the workload view (computed at the end). */
+  stats(withCurve = false, interim = false): RestoreStats {
     const end = this.finishedAt ?? performance.now() - this.t0;
     const w = this.workerStats ?? this.fetcher?.stats();
     const bytesRead = this.source.bytesRead + (w?.bytesRead ?? 0);
@@ -644,8 +645,8 @@ export class LazyRestore implements PageSource {
       bytesRead,
       reads,
       meanReadBytes: reads ? bytesRead / reads : 0,
-      ttr: ttrTable(this.intervals, end),
-      workload: this.workload(end),
+      ttr: interim ? {} : ttrTable(this.intervals, end),
+      workload: interim ? undefined : this.workload(end),
       worker: w,
       timeline: this.timeline.json(),
     };

@@ -3,7 +3,7 @@
 // host is reachable: the server answers the page's own files and the guest's, by index.
 
 import { createReadStream, existsSync, readdirSync, statSync } from "node:fs";
-import { createServer, Server } from "node:http";
+import type { Server } from "node:http";
 import { basename, extname, join, resolve } from "node:path";
 import type { AddressInfo } from "node:net";
 import { packageRoot } from "../platform.js";
@@ -64,6 +64,8 @@ export async function serveWeb(opts: WebOptions): Promise<{ url: string; server:
   const { manifest, paths } = manifestFor(opts.guest ?? join(packageRoot, "guests", "linux.img"), opts.memory, opts.guest ?? "guests/linux.img");
   const guestJson = JSON.stringify(manifest);
 
+  // node:http is loaded here, not with rvm's modules: every other command would pay ~10 ms for it.
+  const { createServer } = await import("node:http");
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const send = (status: number, type: string, body: string) => {
