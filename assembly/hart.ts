@@ -36,6 +36,7 @@ import { tlbEntry, tlbFlushAll, g_loadCtx, g_storeCtx, g_fetchCtx } from "./tlb"
 import { ACCESS_LOAD, ACCESS_STORE } from "./bus";
 import { loadSlow, storeSlow, fetchParcel, amoAddress, g_fetchVpn, g_fetchHost } from "./mmu";
 import { execFp } from "./fpu";
+import { rvcExpand } from "./rvc";
 import { g_fetchWatch, g_debugNoIrq, fetchWatchHit, fetchWatchOnPage } from "./debug";
 import {
   g_jitOn, g_jitSkip, jitFunction, jitMapAddress, jitProfile, jitProfileEnd, jitEnter, jitNoteEnd, jitLeave, UNIT_CONTINUE, UNIT_TRAP, UNIT_EXIT, UNIT_MISS,
@@ -283,6 +284,7 @@ export function run(maxInsns: i32): i32 {
       if ((raw & 3) != 3) {
         raw &= 0xffff;
         insn = load<u32>(CEXP + (<usize>raw << 2));
+        if (insn == 0) insn = rvcExpand(raw); // first time this parcel is met (or an illegal one)
         ilen = 2;
       } else {
         insn = raw;

@@ -10,7 +10,7 @@ import {
 } from "./layout";
 import { csrInit, csrRead, csrWrite, setIcountShift, csrExists as coreCsrExists } from "./csr";
 import { CSR_MSTATUS } from "./csrdef";
-import { rvcInit } from "./rvc";
+import { rvcFillAll } from "./rvc";
 import { updateTranslationContext } from "./tlb";
 import { g_ramPages, setRam, setTohost, setMmioFault } from "./bus";
 import { translateProbe } from "./mmu";
@@ -45,8 +45,7 @@ export function init(ramPages: u32, harts: u32): bool {
   setRam(ramPages, clear);
   jitInit(RAM + (<usize>ramPages << 12), ramPages, clear);
   csrInit();
-  rvcInit();
-  resetHarts(harts);
+  resetHarts(harts); // (the RVC table fills as it is used: rvc.ts)
   return true;
 }
 
@@ -263,4 +262,5 @@ export function jitPcAddress(): usize { return H_PC; }
 export function jitTlbLoadAddress(): usize { return TLB_LOAD; }
 export function jitTlbStoreAddress(): usize { return TLB_STORE; }
 export function jitTlbSize(): u32 { return TLB_SIZE; }
-export function jitRvcAddress(): usize { return CEXP; }
+// The RVC expansion table, complete (the interpreter alone fills it as it goes: rvc.ts).
+export function jitRvcAddress(): usize { rvcFillAll(); return CEXP; }

@@ -1,9 +1,16 @@
 // The compressed instruction set, RV64C (unprivileged spec chapter 16 "C" Standard Extension).
 //
-// Every 16-bit parcel is expanded once, at start-up, into the 32-bit instruction it stands
-// for; the table (CEXP, 64 Ki x u32) then makes a compressed instruction cost one extra
-// load in the interpreter. Reserved and illegal encodings expand to 0, which is itself an
-// illegal instruction; the interpreter reports the original 16 bits in tval.
+// Every 16-bit parcel is expanded once into the 32-bit instruction it stands for; the table
+// (CEXP, 64 Ki x u32) then makes a compressed instruction cost one extra load in the
+// interpreter. Reserved and illegal encodings expand to 0, which is itself an illegal
+// instruction; the interpreter reports the original 16 bits in tval.
+//
+// The table fills as parcels are met: it starts all 0 (the core's memory is new), the
+// interpreter expands a parcel whose entry is 0 (rvcExpand; an illegal one again each time it
+// is met), and the JIT's translator, which reads the table itself, gets it complete
+// (jitRvcAddress -> rvcFillAll). Expanding all 64 Ki parcels when the core was made took ~10 ms
+// of CPU (the core runs baseline-compiled code then), on the way to every guest's first
+// instruction, a restored one's too.
 
 import { CEXP } from "./layout";
 
@@ -166,8 +173,20 @@ export function expand(c: u32): u32 {
   return 0;
 }
 
-export function rvcInit(): void {
+/** The 32-bit instruction compressed parcel `c` stands for (0: illegal), now in the table too. */
+export function rvcExpand(c: u32): u32 {
+  const insn = expand(c);
+  store<u32>(CEXP + (<usize>c << 2), insn);
+  return insn;
+}
+
+let g_rvcFull = false;
+
+/** Every entry of the table (the JIT's translator reads it as a whole). */
+export function rvcFillAll(): void {
+  if (g_rvcFull) return;
   for (let c: u32 = 0; c < 0x10000; c++) {
-    store<u32>(CEXP + (<usize>c << 2), (c & 3) == 3 ? 0 : expand(c));
+    if ((c & 3) != 3) store<u32>(CEXP + (<usize>c << 2), expand(c));
   }
+  g_rvcFull = true;
 }

@@ -88,7 +88,15 @@ export class Jit {
   private readonly sync: boolean;
   private readonly ex: Core["exports"];
   private readonly layout: CoreLayout;
-  private readonly rvc: Uint32Array;
+  private rvcTable: Uint32Array | undefined;
+  /**
+   * The core's RVC expansion table, asked for when the first page is translated: the core fills
+   * it completely then (the interpreter alone fills it as it meets parcels; filling it at the
+   * machine's creation cost ~10 ms of CPU before the guest's first instruction).
+   */
+  private get rvc(): Uint32Array {
+    return (this.rvcTable ??= new Uint32Array(this.ex.memory.buffer, this.ex.jitRvcAddress(), 65536));
+  }
   /** Installed translations, oldest first (Map keeps insertion order: FIFO eviction). */
   private readonly units = new Map<number, Unit>();
   private liveBytes = 0;
@@ -140,7 +148,6 @@ export class Jit {
       xreg: ex.jitXregAddress(), freg: ex.jitFregAddress(), mstatus: ex.jitMstatusAddress(), pc: ex.jitPcAddress(), tlbLoad: ex.jitTlbLoadAddress(),
       tlbStore: ex.jitTlbStoreAddress(), tlbSize: ex.jitTlbSize(),
     };
-    this.rvc = new Uint32Array(ex.memory.buffer, ex.jitRvcAddress(), 65536);
     this.coreEpoch = ex.jitEpoch();
     for (let i = core.table.length - 1; i >= 1; i--) this.freeSlots.push(i);
     ex.jitSetThreshold(this.threshold);
