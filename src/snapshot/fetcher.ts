@@ -49,6 +49,11 @@ export interface FetcherOptions {
   runPages: number;
   bytesPerSecond?: number;
   ramZero?: boolean;
+  /**
+   * With a thread: do not start it yet (`startThread` does). Until then the claims work as
+   * usual (the hart's thread takes what it installs), and nothing is fetched in the background.
+   */
+  deferThread?: boolean;
 }
 
 /** Where the fetch writes and how it checks: the core's memory, on this thread or shared with another. */
@@ -73,10 +78,14 @@ export class BackgroundFetcher {
   /** A failure of the fetcher's thread itself (an uncaught error, not the fetch's). */
   private threadError: string | undefined;
   private readonly shared: FetchShared;
-  /** The fetcher's thread, if it has one. */
-  private readonly thread: HostThread | undefined;
+  /** The fetcher's thread, once started. */
+  private thread: HostThread | undefined;
+  /** What its thread gets, until it is started (deferThread). */
+  private threadData: FetchThreadData | undefined;
+  private readonly target: FetcherTarget;
+  private readonly setup: FetchPlanSetup;
   /** Without a thread: the fetch, run in turns by `turn`. */
-  private readonly steps: Generator<void, void, void> | undefined;
+  private steps: Generator<void, void, void> | undefined;
 
   constructor(target: FetcherTarget, pages: number, dataSlots: number, opts: FetcherOptions) {
     const setup: FetchPlanSetup = {
@@ -92,20 +101,45 @@ export class BackgroundFetcher {
     this.slotPage = new Int32Array(shared.slots);
     this.disk = new Int32Array(shared.disk);
     this.origin = new Uint8Array(shared.origin);
+    this.target = target;
+    this.setup = setup;
     if (target.thread) {
-      const data: FetchThreadData = { setup, shared, ...target.thread };
-      this.thread = startThread("snapshot/fetch-worker.js", data, (e) => (this.threadError ??= e.message));
-    }
-    if (!this.thread) {
-      const engine = new FetchEngine(setup, shared, target.ram, (p, lo, hi) => target.pageHashIs(p, lo, hi));
-      Atomics.store(this.ctl, CTL.startedMs, engine.sinceCreated());
-      this.steps = engine.run();
+      this.threadData = { setup, shared, ...target.thread };
+      if (!opts.deferThread) this.startThread();
+    } else {
+      this.runHere();
     }
   }
 
-  /** It runs on a thread of its own (else it needs `turn`s). */
+  /** The fetch runs in turns on this thread (no thread of its own). */
+  private runHere(): void {
+    this.threadData = undefined;
+    const engine = new FetchEngine(this.setup, this.shared, this.target.ram, (p, lo, hi) => this.target.pageHashIs(p, lo, hi));
+    Atomics.store(this.ctl, CTL.startedMs, engine.sinceCreated());
+    this.steps = engine.run();
+  }
+
+  /**
+   * Starts the fetcher's thread, if it has one that is not started yet (deferThread). Its times
+   * (startedMs, ...) count from here.
+   */
+  startThread(): void {
+    const data = this.threadData;
+    if (!data) return;
+    data.setup.createdAt = performance.timeOrigin + performance.now();
+    this.thread = startThread("snapshot/fetch-worker.js", data, (e) => (this.threadError ??= e.message));
+    if (this.thread) this.threadData = undefined;
+    else this.runHere(); // (no threads here after all)
+  }
+
+  /** The thread is yet to be started (deferThread). */
+  get threadPending(): boolean {
+    return this.threadData !== undefined;
+  }
+
+  /** It runs on a thread of its own, or will (else it needs `turn`s). */
   get threaded(): boolean {
-    return this.thread !== undefined;
+    return this.thread !== undefined || this.threadData !== undefined;
   }
 
   /**
@@ -181,6 +215,7 @@ export class BackgroundFetcher {
    */
   diskPages(wait = false): Int32Array | undefined {
     if (wait && !this.slotsReady) {
+      this.startThread(); // (the plan is the thread's first work)
       if (this.steps) this.turn(Infinity, true);
       const t0 = performance.now();
       while (!this.slotsReady && this.state === STATE.running && performance.now() - t0 < 30_000) Atomics.wait(this.ctl, CTL.slotsReady, 0, 100);
@@ -217,6 +252,7 @@ export class BackgroundFetcher {
    * waited for. Afterwards nothing writes guest RAM behind the hart's back.
    */
   stop(): void {
+    this.threadData = undefined; // (a thread not started yet never will be)
     Atomics.store(this.ctl, CTL.stop, 1);
     Atomics.notify(this.ctl, CTL.stop);
     const claims = this.claims;
@@ -237,6 +273,7 @@ export class BackgroundFetcher {
 
   /** Every page is resident: the fetcher has nothing left to write (it may still be reading). */
   finished(): void {
+    this.threadData = undefined;
     this.thread?.terminate();
     this.steps?.return();
   }

@@ -22,7 +22,7 @@
 import { compiledCore, PageState, PAGE_SIZE, sharedMemoryWorks } from "../core.js";
 import type { Machine } from "../machine.js";
 import { GuestMemory } from "../memory.js";
-import { PageKind, SnapshotError, SnapshotFile } from "./format.js";
+import { PageEntry, PageKind, SnapshotError, SnapshotFile } from "./format.js";
 import { checkCompatible, DiskRevert, SnapshotPages, RestoreFailedError, restoreHartAndDevices, revertDisks } from "./restore.js";
 import { setLineage } from "./save.js";
 import { SnapshotStore } from "./store.js";
@@ -54,6 +54,19 @@ export function faultHistogram(times: number[], endMs: number): { binMs: number;
   for (const t of times) counts[Math.floor(t / binMs)]++;
   return { binMs, counts };
 }
+
+/**
+ * When the fetcher's thread starts (LazyOptions.fetcherDelayMs): not with the restore, but once
+ * the guest has run FETCHER_IDLE_START_MS and idles (WFI), or FETCHER_START_MS after the restore
+ * began. A Node worker costs ~100 ms of CPU to boot (an isolate of its own, Node's start), and
+ * what a restored guest needs first to answer (kernel, shell) is not what the background fetch
+ * brings first (the working set is mostly what the guest touched in bulk before savevm): on a
+ * 2-core host the thread's start competed with the hart for the time the guest needed to answer.
+ * Measured on the 1 GiB memfill-768 snapshot, a line typed at the spawn (6 rounds alternating,
+ * load 4.5-5.5): process CPU at the echo, median 515 -> 350 ms (the hart's thread 340 -> 290 ms).
+ */
+const FETCHER_START_MS = 400;
+const FETCHER_IDLE_START_MS = 150;
 
 /** How long guest progress is sampled after the restore, for the fully resident rate (ms). */
 const FULL_RATE_MS = 1000;
@@ -95,6 +108,12 @@ export interface LazyOptions {
    * browser page that is not cross-origin isolated.
    */
   fetcherThread?: boolean;
+  /**
+   * With the fetcher on a thread of its own: when that thread starts, in ms after the restore
+   * began (0: at once; default FETCHER_START_MS), or earlier, once the guest has run
+   * FETCHER_IDLE_START_MS and waits in WFI. Until then demand faults alone bring pages in.
+   */
+  fetcherDelayMs?: number;
   /** Where the restore notes its phases and demand faults (made here if not given). */
   timeline?: RestoreTimeline;
 }
@@ -167,6 +186,7 @@ export class LazyRestore implements PageSource {
     this.opts = {
       order: opts.order ?? "workingset", runPages: opts.runPages ?? 256, budgetMs: opts.budgetMs ?? 2, readAhead: opts.readAhead ?? 16,
       rateBytesPerSec: opts.rateBytesPerSec ?? 0, preloadBytes: opts.preloadBytes ?? 0, fetcherThread: (opts.fetcherThread ?? true) && sharedMemoryWorks,
+      fetcherDelayMs: opts.fetcherDelayMs ?? FETCHER_START_MS,
     };
     if (this.opts.order === "demand") this.opts.budgetMs = 0;
     this.order = this.opts.order;
@@ -224,9 +244,12 @@ export class LazyRestore implements PageSource {
         pageHashIs: (p: number, lo: number, hi: number) => core.exports.pageHashIs(p, lo, hi) !== 0,
         thread: this.opts.fetcherThread ? { module: compiledCore(), memory: core.exports.memory, ramAddress: core.exports.ramAddress() } : undefined,
       };
-      this.fetcher = new BackgroundFetcher(target, this.total, dataLength / PAGE_SIZE, {
-        files: this.source.paths, dataOffset, order: this.order, runPages: this.opts.runPages, bytesPerSecond: this.opts.rateBytesPerSec, ramZero,
+      const deferThread = this.opts.fetcherDelayMs > 0;
+      const fetcher = new BackgroundFetcher(target, this.total, dataLength / PAGE_SIZE, {
+        files: this.source.paths, dataOffset, order: this.order, runPages: this.opts.runPages, bytesPerSecond: this.opts.rateBytesPerSec, ramZero, deferThread,
       });
+      this.fetcher = fetcher;
+      if (deferThread) setTimeout(() => fetcher.startThread(), this.opts.fetcherDelayMs).unref();
     }
     if (this.order === "workingset" && this.opts.preloadBytes > 0) this.preloadWorkingSet();
     // Demand faults, host accesses, the fetcher's turns and disk writes come here from now on
@@ -261,11 +284,11 @@ export class LazyRestore implements PageSource {
   }
 
   /** This thread put page p in RAM (it had taken it): it becomes resident. */
-  private installed(p: number, demand = false): void {
+  private installed(p: number, demand = false, stored = false): void {
     const core = this.machine.core;
     core.pages[p] &= ~PageState.NotRestored;
-    this.origin[p] = demand ? PageClass.Demand : restoredClass(this.snap.entry(p).kind);
-    this.source.remarkDiskBacked(p);
+    this.origin[p] = demand ? PageClass.Demand : restoredClass(stored ? PageKind.Stored : this.snap.entry(p).kind);
+    if (!stored) this.source.remarkDiskBacked(p); // (a stored page is not disk-backed: no need to decode its entry again)
     this.resident++;
     if (this.resident === this.total) this.finish();
   }
@@ -330,7 +353,7 @@ export class LazyRestore implements PageSource {
         this.prefetched--;
       } else {
         const e = this.snap.entry(p);
-        if (e.kind === PageKind.Stored && e.ref === 0) this.readAround(p, e.value);
+        if (e.kind === PageKind.Stored && e.ref === 0) this.readAround(p, e);
         else {
           this.source.install(p);
           this.installed(p, true);
@@ -347,12 +370,15 @@ export class LazyRestore implements PageSource {
     this.timeline.fault(p, t, end, this.resident - before, byHart ? "hart" : "host");
   }
 
+  private faultBuf = Buffer.allocUnsafe(0);
+
   /**
    * A demand fault on a stored page reads a cluster of the file around it in one read (the
    * pages saved next to it were, mostly, used together: the working set, or neighbours in page
    * order) and installs those still missing.
    */
-  private readAround(p: number, offset: number): void {
+  private readAround(p: number, e: PageEntry): void {
+    const offset = e.value;
     const { dataOffset } = this.snap.header;
     // The neighbours are known once the fetcher has mapped the file's slots (the working set's
     // as soon as it has read the set's index, all once it has planned).
@@ -372,7 +398,10 @@ export class LazyRestore implements PageSource {
       while (first < offset && !wanted(first)) first += PAGE_SIZE;
       while (end - PAGE_SIZE > offset && !wanted(end - PAGE_SIZE)) end -= PAGE_SIZE;
     }
-    const buf = Buffer.allocUnsafe(end - first);
+    // One buffer for every fault's read (a new one each time was an allocation, and often memory
+    // the host had to commit, per fault).
+    if (this.faultBuf.length < end - first) this.faultBuf = Buffer.allocUnsafe(end - first);
+    const buf = this.faultBuf.subarray(0, end - first);
     this.source.readStored(0, first, buf);
     const core = this.machine.core;
     for (let k = 0; k * PAGE_SIZE < buf.length; k++) {
@@ -381,7 +410,7 @@ export class LazyRestore implements PageSource {
       if (q < 0 || this.isRestored(q) || (q !== p && !this.tryTake(q))) continue;
       copyIntoRam(buf, core.ram, q * PAGE_SIZE, k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
       if (q === p) {
-        this.source.verify(q);
+        this.source.verify(q, e);
       } else {
         // A neighbour that fails its check stays missing: it fails when it is needed.
         try {
@@ -392,7 +421,7 @@ export class LazyRestore implements PageSource {
         }
         this.prefetched++;
       }
-      this.installed(q, q === p);
+      this.installed(q, q === p, true); // (p and its neighbours in the file are stored pages)
     }
   }
 
@@ -493,6 +522,8 @@ export class LazyRestore implements PageSource {
       if (p !== undefined && !this.isRestored(p)) this.demandNow(p);
       this.fail(new RvmError(failed.message), p);
     }
+    // The thread, if not started yet: once the guest has run a while and now idles.
+    if (f.threadPending && idle && this.ttfi !== undefined && t - this.t0 - this.ttfi >= Math.min(FETCHER_IDLE_START_MS, this.opts.fetcherDelayMs)) f.startThread();
     f.drain((p) => this.activate(p));
     f.hartIdle = idle;
     if (!this.diskQueue) this.diskQueue = f.diskPages();
