@@ -282,6 +282,9 @@ export class GuestConsole {
     // rvm's restore timeline counts from the spawn when told when it was (RVM_SPAWN_TIME).
     const env = { ...process.env, RVM_SPAWN_TIME: String(performance.timeOrigin + performance.now()) };
     this.child = spawn(cmd, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+    // waitFor wakes on every chunk of output (polling alone would add up to its period to every
+    // time it measures: the restore bench's echo probe came out on a 50 ms grid).
+    this.wakers = [];
     const keep = (s) => {
       this.output += s;
       if (this.output.length > 4 << 20) {
@@ -289,6 +292,7 @@ export class GuestConsole {
         this.output = this.output.slice(drop);
         this.base += drop;
       }
+      for (const w of this.wakers.splice(0)) w();
     };
     this.child.stdout.setEncoding("latin1");
     this.child.stderr.setEncoding("latin1");
@@ -333,7 +337,13 @@ export class GuestConsole {
       if (performance.now() - t0 > timeoutMs) {
         throw new Error(`no "${text}" within ${(timeoutMs / 1000).toFixed(0)} s; last output: ${this.tail()}`);
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => {
+        const timer = setTimeout(r, 50);
+        this.wakers.push(() => {
+          clearTimeout(timer);
+          r();
+        });
+      });
     }
   }
 
