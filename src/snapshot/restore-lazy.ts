@@ -249,7 +249,8 @@ export class LazyRestore implements PageSource {
         files: this.source.paths, dataOffset, order: this.order, runPages: this.opts.runPages, bytesPerSecond: this.opts.rateBytesPerSec, ramZero, deferThread,
       });
       this.fetcher = fetcher;
-      if (deferThread) setTimeout(() => fetcher.startThread(), this.opts.fetcherDelayMs).unref();
+      // (unref where there is one: a browser's timers have none, and keep nothing alive)
+      if (deferThread) (setTimeout(() => fetcher.startThread(), this.opts.fetcherDelayMs) as { unref?: () => void }).unref?.();
     }
     if (this.order === "workingset" && this.opts.preloadBytes > 0) this.preloadWorkingSet();
     // Demand faults, host accesses, the fetcher's turns and disk writes come here from now on
