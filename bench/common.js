@@ -272,7 +272,8 @@ export const secs = (s) => `${s.toFixed(s < 10 ? 3 : 2)} s`;
  * and `end()` kills the child (SIGKILL) when it has not exited in time.
  */
 export class GuestConsole {
-  constructor(cmd, args, { cwd = ROOT } = {}) {
+  /** `env`: variables set (or, with the value undefined, removed) for the child on top of ours. */
+  constructor(cmd, args, { cwd = ROOT, env: extraEnv = {} } = {}) {
     this.cmd = cmd;
     this.output = "";
     this.base = 0; // characters dropped from the front of `output` (it keeps the last 4 MiB)
@@ -280,7 +281,8 @@ export class GuestConsole {
     this.signal = undefined;
     this.spawnError = undefined;
     // rvm's restore timeline counts from the spawn when told when it was (RVM_SPAWN_TIME).
-    const env = { ...process.env, RVM_SPAWN_TIME: String(performance.timeOrigin + performance.now()) };
+    const env = { ...process.env, ...extraEnv, RVM_SPAWN_TIME: String(performance.timeOrigin + performance.now()) };
+    for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
     this.child = spawn(cmd, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
     // waitFor wakes on every chunk of output (polling alone would add up to its period to every
     // time it measures: the restore bench's echo probe came out on a 50 ms grid).
