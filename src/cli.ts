@@ -166,7 +166,8 @@ interface RestoreFlags {
 }
 
 /** Builds the machine, restores a snapshot if asked, wires terminal and monitor, and runs. */
-async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & RestoreFlags, loadvm?: string, snapshotFile?: string): Promise<number> {
+/** `opened`: `snapshotFile`, opened already (its restore takes it over). */
+async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & RestoreFlags, loadvm?: string, snapshotFile?: string, opened?: SnapshotFile): Promise<number> {
   const monitorSpec: MonitorSpec = flags.monitor ? parseMonitor(flags.monitor) : { kind: "none" };
   // -snapshot: the disks are temporary, and so are snapshots of the VM (they refer to disk
   // blocks): savevm writes to a temporary directory, gone with rvm, as QEMU's go with its overlay.
@@ -225,7 +226,7 @@ async function startMachine(cfg: Omit<VirtConfig, "console">, flags: RunFlags & 
     restore = await objectStore.restore(machine, loadvm, restoreOpts.mode, new RestoreTimeline(machine, true));
   } else if (loadvm !== undefined || snapshotFile !== undefined) {
     const timeline = new RestoreTimeline(machine, true);
-    restore = startRestore(machine, store, snapshotFile ?? store.find(loadvm!), restoreOpts, timeline);
+    restore = startRestore(machine, store, snapshotFile ?? store.find(loadvm!), restoreOpts, timeline, snapshotFile !== undefined ? opened : undefined);
   }
   const monitor = new Monitor(machineTarget(machine, guestName?.name));
   snapCtl = addSnapshotCommands(monitor, machine, {
@@ -327,14 +328,19 @@ async function restoreCommand(target: string, guest: string | undefined, flags: 
   const dir = flags.dir ?? flags.snapshotDir ?? (guest === undefined && !isSnapshotFile(target) ? "." : undefined);
   const { file, store } = findSnapshot(target, { dir }, guest);
   flags.snapshotDir = store.dir;
+  // Opened once: the restore reads from it (opening it again took ~1 ms of header, metadata
+  // and index reads, checks and parsing). Closed here if the VM ended or failed before that.
   const snap = SnapshotFile.open(file);
-  // GUEST is the VM's first disk: the snapshot's drive 0 is that image wherever it was saved
-  // (a snapshot from another host or from the browser page: rvm snapshot import).
-  const config = (guest !== undefined ? configWithImages(snap.meta, [{ index: 0, file: resolve(guest) }])
-    : snap.meta.config) as unknown as Omit<VirtConfig, "console">;
-  snap.close();
-  config.virtioLegacy ??= false; // snapshots from before the legacy transport existed: modern
-  return startMachine({ ...config, restoring: true, ...icountConfig(flags.icount), jit: jitEnabled(flags) }, flags, undefined, file);
+  try {
+    // GUEST is the VM's first disk: the snapshot's drive 0 is that image wherever it was saved
+    // (a snapshot from another host or from the browser page: rvm snapshot import).
+    const config = (guest !== undefined ? configWithImages(snap.meta, [{ index: 0, file: resolve(guest) }])
+      : snap.meta.config) as unknown as Omit<VirtConfig, "console">;
+    config.virtioLegacy ??= false; // snapshots from before the legacy transport existed: modern
+    return await startMachine({ ...config, restoring: true, ...icountConfig(flags.icount), jit: jitEnabled(flags) }, flags, undefined, file, snap);
+  } finally {
+    snap.close();
+  }
 }
 
 /** Whether any drive of the machine already has a journal (snapshots exist that need it). */

@@ -93,9 +93,11 @@ export interface ActiveRestore {
 
 /** Starts a restore of `file` into `machine`: lazy (returns at once) or eager (all pages in). */
 export function startRestore(
-  machine: Machine, store: SnapshotStore, file: string, opts: RestoreOptions, timeline = new RestoreTimeline(machine, false),
+  machine: Machine, store: SnapshotStore, file: string, opts: RestoreOptions, timeline = new RestoreTimeline(machine, false), opened?: SnapshotFile,
 ): ActiveRestore {
-  if (opts.mode === "lazy") return new LazyRestore(machine, store, file, { order: opts.order, rateBytesPerSec: opts.rateBytesPerSec, timeline });
+  // `opened`: `file`, opened already; the restore takes it over (the lazy one reads from it).
+  if (opts.mode === "lazy") return new LazyRestore(machine, store, file, { order: opts.order, rateBytesPerSec: opts.rateBytesPerSec, timeline, snapshot: opened });
+  opened?.close();
   const t0 = performance.now();
   cancelActiveRestore(machine);
   const r = restoreEager(machine, store, file, opts.progress && progressBar(opts.progress, "loadvm"));

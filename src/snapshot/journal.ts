@@ -122,6 +122,8 @@ export interface RevertHandle {
   /** The mark of the disk as it was before the revert. */
   readonly undoMark: number;
   readonly savepoint: JournalSavepoint;
+  /** This revert pinned its undo mark (and unpins it when committed or undone). */
+  readonly pinnedHere: boolean;
 }
 
 function le64(v: bigint): Buffer {
@@ -471,6 +473,16 @@ export class DiskJournal {
   beginRevert(g: number): RevertHandle {
     this.checkMark(g);
     const targets = this.targetsOf(g);
+    if (targets.length === 0) {
+      // No block changed since mark g: the disk is at g already, and g (a live mark) serves as
+      // the undo mark. What the guest writes from now on is preserved for g as for any live
+      // mark, and an undo brings those blocks back to g, which is the disk as it was before.
+      // No RESTORE and REVERTED records (two fdatasyncs) nor disk flush: nothing was written. A
+      // crash leaves the disk as the guest left it, g kept, as after a revert that wrote records.
+      const pinnedHere = !this.pinned.has(g);
+      this.pinned.add(g); // kept by a compaction while the restore may still fail
+      return { undoMark: g, savepoint: this.savepoint(), pinnedHere };
+    }
     const buf = new Uint8Array(JOURNAL_BLOCK_SIZE);
     for (const [block, e] of targets) this.readEntry(e, block, buf); // all checked before any write
     const savepoint = this.savepoint();
@@ -484,7 +496,7 @@ export class DiskJournal {
     this.live.add(u);
     this.pinned.add(u);
     this.maxLive = Math.max(this.maxLive, u);
-    const handle = { undoMark: u, savepoint };
+    const handle = { undoMark: u, savepoint, pinnedHere: true };
     try {
       this.rewrite(targets);
       this.appendRecords(new Uint8Array(HEADER), [{ at: 0, kind: KIND_REVERTED, gen: u, length: 0, block: 0 }]);
@@ -503,7 +515,7 @@ export class DiskJournal {
 
   /** The revert stands: its undo mark is no longer kept for it (the next compaction drops it). */
   commitRevert(h: RevertHandle): void {
-    this.pinned.delete(h.undoMark);
+    if (h.pinnedHere) this.pinned.delete(h.undoMark);
   }
 
   /**
@@ -513,7 +525,7 @@ export class DiskJournal {
   undoRevert(h: RevertHandle): void {
     this.handle();
     this.rewrite(this.targetsOf(h.undoMark), false);
-    this.pinned.delete(h.undoMark);
+    if (h.pinnedHere) this.pinned.delete(h.undoMark);
     this.rollback(h.savepoint);
   }
 

@@ -109,6 +109,11 @@ export interface LazyOptions {
    */
   fetcherThread?: boolean;
   /**
+   * The snapshot file, opened already (by `rvm restore`, which read the machine's configuration
+   * from it): the restore takes it over (closes it) instead of opening `file` again.
+   */
+  snapshot?: SnapshotFile;
+  /**
    * With the fetcher on a thread of its own: when that thread starts, in ms after the restore
    * began (0: at once; default FETCHER_START_MS), or earlier, once the guest has run
    * FETCHER_IDLE_START_MS and waits in WFI. Until then demand faults alone bring pages in.
@@ -175,7 +180,7 @@ export class LazyRestore implements PageSource {
   private diskPages: Map<number, number[]> | undefined;
   private workerStats: RestoreStats["worker"];
   private failure: Error | undefined;
-  private readonly opts: Required<Omit<LazyOptions, "timeline">>;
+  private readonly opts: Required<Omit<LazyOptions, "timeline" | "snapshot">>;
   readonly timeline: RestoreTimeline;
   /** The disks' reverts: undone if the restore fails, committed when every page is in. */
   private revert: DiskRevert | undefined;
@@ -192,7 +197,7 @@ export class LazyRestore implements PageSource {
     this.order = this.opts.order;
     this.timeline = opts.timeline ?? new RestoreTimeline(machine, false);
     this.done = new Promise((r) => (this.resolveDone = r));
-    this.snap = SnapshotFile.open(file);
+    this.snap = opts.snapshot ?? SnapshotFile.open(file);
     try {
       checkCompatible(this.snap, machine);
       this.source = new SnapshotPages(this.snap, machine, store);

@@ -513,6 +513,40 @@ describe("disk journal: reverts that can be undone", { timeout: 60_000 }, () => 
     k.close();
   });
 
+  it("a revert to a mark no block changed since writes nothing, and still can be undone and keeps the mark", () => {
+    const dir = freshDir();
+    const disk = patterned();
+    const j = DiskJournal.open(dir, "hd0", disk);
+    const g = j.mark();
+    const atMark = sha(disk.data);
+    const file = join(dir, "hd0.journal");
+    const journalBefore = readFileSync(file);
+    const marks = j.liveMarks;
+    // Undone: the restored guest's writes are preserved for g and taken back, the journal cut back.
+    const h = j.beginRevert(g);
+    expect(readFileSync(file).equals(journalBefore)).toBe(true); // no RESTORE/REVERTED records
+    write(j, disk, 2 * BS, fill(BS + 5, 9));
+    expect(sha(disk.data)).not.toBe(atMark);
+    expect(block(j, 2, g)).toEqual(diskBlock(patterned().data, 2));
+    j.compact([]); // the snapshot deleted meanwhile: the pending revert keeps its mark
+    expect(j.liveMarks).toContain(g);
+    j.undoRevert(h);
+    expect(sha(disk.data)).toBe(atMark);
+    // Committed: the guest's writes stay, and the snapshot's disk still reads as it was.
+    const k = DiskJournal.open(freshDir(), "hd0", disk);
+    const g2 = k.mark();
+    const h2 = k.beginRevert(g2);
+    write(k, disk, 0, fill(3 * BS, 4));
+    k.commitRevert(h2);
+    expect(k.liveMarks).toEqual([g2]);
+    for (let b = 0; b < 6; b++) expect(block(k, b, g2)).toEqual(diskBlock(patterned().data, b));
+    k.revertTo(g2);
+    expect(sha(disk.data)).toBe(atMark);
+    k.close();
+    j.close();
+    expect(marks).toEqual([g]);
+  });
+
   it("a revert rvm did not finish (it died while rewriting blocks) is undone when the journal is opened", () => {
     const dir = freshDir();
     const data = patterned().data;
