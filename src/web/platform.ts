@@ -350,7 +350,8 @@ export function deflateSync(data: Uint8Array, opts?: { level?: number }): Buffer
   return Buffer.from(zlibSync(data, { level: (opts?.level ?? 6) as 1 }));
 }
 
-export function inflateSync(data: Uint8Array): Buffer {
+/** (`opts`: node:zlib's output buffer size and limit, nothing to fflate.) */
+export function inflateSync(data: Uint8Array, _opts?: { chunkSize?: number; maxOutputLength?: number }): Buffer {
   return Buffer.from(unzlibSync(data));
 }
 
