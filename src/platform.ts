@@ -47,6 +47,8 @@ export interface PlatformFs {
   fdatasyncSync(fd: number): void;
   ftruncateSync(fd: number, length: number): void;
   writevSync(fd: number, buffers: Uint8Array[], position: number): number;
+  /** Scattered positioned read (the eager restore's O_DIRECT reads of runs of non-consecutive pages). */
+  readvSync?(fd: number, buffers: Uint8Array[], position: number): number;
   readdirSync(path: string): string[];
   mkdirSync(path: string, opts: { recursive: true }): void;
   renameSync(from: string, to: string): void;

@@ -16,6 +16,7 @@ import { PAGE_SIZE } from "../core.js";
 import { copyIntoRam, fs, openDirect } from "../platform.js";
 import { PageKind, PageTable, SnapshotError, SnapshotFile } from "./format.js";
 import { PageClass, restoredClass } from "./pictures.js";
+import type { ReadQueue } from "./read-queue.js";
 
 export const CLAIM = { free: 0, busy: 1, ready: 2, taken: 3 } as const;
 export const STATE = { running: 0, done: 1, stopped: 2, failed: 3 } as const;
@@ -159,6 +160,12 @@ export class PageError extends Error {
   }
 }
 
+/**
+ * Runs posted to the reader thread ahead of the one being checked (1 MiB each): enough to keep
+ * its reads in flight while this thread checks (READ_IN_FLIGHT in restore.ts).
+ */
+const READ_AHEAD = 8;
+
 /** A read of `count` consecutive 4 KiB slots of file `file` from `offset`; slot k goes to the pages of order[first + k]. */
 interface Run {
   file: number;
@@ -184,6 +191,13 @@ export class FetchEngine {
   workedSinceSleep = 0;
   /** Called before each read: a thread keeps to its rate and its share there. */
   pace: () => void = () => undefined;
+  /**
+   * The eager restore's reader thread (read-worker.ts), where there is one: whole runs read with
+   * O_DIRECT are posted to it, up to READ_AHEAD ahead, and their pages checked as they come in.
+   */
+  reader?: ReadQueue;
+  /** Runs posted to the reader and not yet checked, oldest first. */
+  private readonly queued: { run: Run; p0: number }[] = [];
 
   constructor(
     readonly setup: FetchPlanSetup,
@@ -241,7 +255,20 @@ export class FetchEngine {
         if (this.stopRequested()) throw new Stopped();
         // Split with another thread: it has this run and the rest, from here on.
         if (half && Atomics.load(this.claims, plan.order[run.first]) !== CLAIM.free) break;
+        if (this.reader && this.postWholeRun(files, run, plan.order)) {
+          // Checked while the reader reads the next ones (the device's time off the wall).
+          while (this.queued.length >= READ_AHEAD) {
+            this.checkQueued(files, table, plan.twins);
+            yield;
+          }
+          continue;
+        }
+        while (this.queued.length) this.checkQueued(files, table, plan.twins);
         this.fetchRun(files, table, run, plan.order, plan.twins, buf);
+        yield;
+      }
+      while (this.queued.length) {
+        this.checkQueued(files, table, plan.twins);
         yield;
       }
       if (half !== "back") yield* this.fetchZeros(plan.zeros);
@@ -388,6 +415,7 @@ export class FetchEngine {
   private fetchRun(files: SnapshotFile[], t: PageTable, run: Run, order: Int32Array, twins: Map<number, number[]>, buf: Buffer): void {
     const claims = this.claims;
     if (this.setup.wholeRuns && this.fetchWholeRun(files, t, run, order, twins, buf)) return;
+    if (this.setup.wholeRuns && this.fetchScattered(files, t, run, order, twins)) return;
     const free = (i: number) => this.pagesOf(t, order[run.first + i], twins).some((p) => Atomics.load(claims, p) === CLAIM.free);
     // Read only the span that still has missing pages (demand faults may have taken some).
     let lo = 0, hi = run.count - 1;
@@ -418,15 +446,9 @@ export class FetchEngine {
    * core's first access costs as much again: 4.5 s against 3.0 s of CPU for 792 MiB), so not that.
    */
   private fetchWholeRun(files: SnapshotFile[], t: PageTable, run: Run, order: Int32Array, twins: Map<number, number[]>, buf: Buffer): boolean {
-    const claims = this.claims;
     const p0 = order[run.first];
     for (let i = 1; i < run.count; i++) if (order[run.first + i] !== p0 + i) return false;
-    for (let i = 0; i < run.count; i++) {
-      if (Atomics.compareExchange(claims, p0 + i, CLAIM.free, CLAIM.busy) !== CLAIM.free) {
-        for (let k = 0; k < i; k++) Atomics.store(claims, p0 + k, CLAIM.free);
-        return false;
-      }
-    }
+    if (!this.claimRange(p0, run.count)) return false;
     let t0: number;
     if (this.direct[this.setup.files.indexOf(files[run.file].file)] !== undefined) {
       // (Should O_DIRECT be refused at this first read after all, read() reads it buffered.)
@@ -436,9 +458,64 @@ export class FetchEngine {
       t0 = this.read(files[run.file], run.offset, view);
       copyIntoRam(view, this.ram, p0 * PAGE_SIZE);
     }
-    for (let p = p0; p < p0 + run.count; p++) {
+    this.checkWhole(t, p0, run.count, twins);
+    this.worked(t0);
+    return true;
+  }
+
+  /**
+   * With a reader thread: claims a run of consecutive pages of a file read with O_DIRECT and
+   * posts its read straight into RAM; false (nothing done) for any other run.
+   */
+  private postWholeRun(files: SnapshotFile[], run: Run, order: Int32Array): boolean {
+    const k = this.setup.files.indexOf(files[run.file].file);
+    if (this.direct[k] === undefined) return false;
+    const p0 = order[run.first];
+    for (let i = 1; i < run.count; i++) if (order[run.first + i] !== p0 + i) return false;
+    if (!this.claimRange(p0, run.count)) return false;
+    this.pace();
+    this.reader!.post(k, run.offset, p0 * PAGE_SIZE, run.count * PAGE_SIZE);
+    this.queued.push({ run, p0 });
+    this.bytes += run.count * PAGE_SIZE;
+    Atomics.add(this.ctl, CTL.reads, 1);
+    Atomics.store(this.ctl, CTL.kibRead, Math.round(this.bytes / 1024));
+    return true;
+  }
+
+  /** Claims pages [p0, p0 + count), all free; false (none claimed) if one is not. */
+  private claimRange(p0: number, count: number): boolean {
+    for (let i = 0; i < count; i++) {
+      if (Atomics.compareExchange(this.claims, p0 + i, CLAIM.free, CLAIM.busy) !== CLAIM.free) {
+        for (let k = 0; k < i; k++) Atomics.store(this.claims, p0 + k, CLAIM.free);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** The oldest posted run: waits for its read (or reads it here if the reader could not), then checks its pages. */
+  private checkQueued(files: SnapshotFile[], t: PageTable, twins: Map<number, number[]>): void {
+    const { run, p0 } = this.queued[0];
+    const t0 = performance.now();
+    const got = this.reader!.take();
+    if (got === "stopped") throw new Stopped();
+    this.queued.shift();
+    if (got === "failed") {
+      // The reader's read failed or O_DIRECT was refused: read here, which says why or falls back.
+      this.bytes -= run.count * PAGE_SIZE;
+      this.read(files[run.file], run.offset, this.ram.subarray(p0 * PAGE_SIZE, (p0 + run.count) * PAGE_SIZE));
+    }
+    this.checkWhole(t, p0, run.count, twins);
+    this.worked(t0);
+  }
+
+  /** Checks pages [p0, p0 + count), now in RAM, and makes them ready; copies and checks their same-as twins. */
+  private checkWhole(t: PageTable, p0: number, count: number, twins: Map<number, number[]>): void {
+    const claims = this.claims;
+    for (let p = p0; p < p0 + count; p++) {
       if (!this.pageHashIs(p, t.hashLo(p), t.hashHi(p))) this.verifyFailed(p);
       this.ready(p, restoredClass(t.kind(p)));
+      if (twins.size === 0) continue;
       const list = twins.get(t.ref(p) * 2 ** 44 + t.value(p));
       if (!list) continue;
       for (const q of list) {
@@ -448,6 +525,43 @@ export class FetchEngine {
         this.ready(q, restoredClass(t.kind(q)));
       }
     }
+  }
+
+  /**
+   * A run whose slots hold pages that are not consecutive (the working set's, out of page order),
+   * all still free, from a file read with O_DIRECT: one readv straight into RAM, a page per iovec
+   * (guest RAM is page-aligned), instead of a read into the buffer and a copy of each page; false
+   * (nothing done) where that does not apply or the file system refuses it.
+   */
+  private fetchScattered(files: SnapshotFile[], t: PageTable, run: Run, order: Int32Array, twins: Map<number, number[]>): boolean {
+    const k = this.setup.files.indexOf(files[run.file].file);
+    const fd = this.direct[k];
+    if (fd === undefined || !fs.readvSync) return false;
+    const claims = this.claims;
+    const pages = order.subarray(run.first, run.first + run.count);
+    let i = 0;
+    for (; i < pages.length; i++) if (Atomics.compareExchange(claims, pages[i], CLAIM.free, CLAIM.busy) !== CLAIM.free) break;
+    if (i < pages.length) {
+      for (let j = 0; j < i; j++) Atomics.store(claims, pages[j], CLAIM.free);
+      return false;
+    }
+    this.pace();
+    const t0 = performance.now();
+    const views = Array.from(pages, (p) => this.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE));
+    let n = 0;
+    try {
+      n = fs.readvSync(fd, views, run.offset);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw new SnapshotError(files[run.file].file, `read error (${(e as NodeJS.ErrnoException).code ?? e})`);
+      for (const p of pages) Atomics.store(claims, p, CLAIM.free);
+      return false; // (the buffer and its copies, as before)
+    }
+    // A short read (rare for a file): the rest page by page, which names a truncated file.
+    for (let j = Math.floor(n / PAGE_SIZE); j < pages.length; j++) this.read(files[run.file], run.offset + j * PAGE_SIZE, views[j]);
+    this.bytes += Math.min(Math.floor(n / PAGE_SIZE), pages.length) * PAGE_SIZE;
+    Atomics.add(this.ctl, CTL.reads, 1);
+    Atomics.store(this.ctl, CTL.kibRead, Math.round(this.bytes / 1024));
+    for (const p of pages) this.checkWhole(t, p, 1, twins);
     this.worked(t0);
     return true;
   }

@@ -6,6 +6,7 @@
 import { workerData } from "node:worker_threads";
 import { PAGE_SIZE } from "../core.js";
 import { CTL, FetchEngine, FetchPlanSetup, FetchShared, settle } from "./fetch-engine.js";
+import { ReadQueue, ReadQueueShared } from "./read-queue.js";
 
 export interface FetchThreadData {
   setup: FetchPlanSetup;
@@ -14,6 +15,8 @@ export interface FetchThreadData {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   ramAddress: number;
+  /** The eager restore's reader thread (its second queue is this thread's). */
+  reader?: ReadQueueShared;
 }
 
 const data = workerData as FetchThreadData;
@@ -29,6 +32,7 @@ const core = new WebAssembly.Instance(data.module, { env: { memory: data.memory,
   .exports as unknown as { pageHashIs(page: number, lo: number, hi: number): number };
 const ram = new Uint8Array(data.memory.buffer, data.ramAddress, data.setup.pages * PAGE_SIZE);
 const engine = new FetchEngine(data.setup, data.shared, ram, (p, lo, hi) => core.pageHashIs(p, lo, hi) !== 0);
+if (data.reader) engine.reader = new ReadQueue(data.reader, 1);
 Atomics.store(ctl, CTL.startedMs, engine.sinceCreated());
 
 const t0 = performance.now();

@@ -20,6 +20,7 @@ import { GuestMemory } from "../memory.js";
 import { PageEntry, PageKind, SnapshotError, SnapshotFile, SnapshotMeta } from "./format.js";
 import { CLAIM, CTL, FetchEngine, FetchPlanSetup, FetchShared, failureOf, newFetchShared, PageError, STATE } from "./fetch-engine.js";
 import type { FetchThreadData } from "./fetch-worker.js";
+import { newReadQueues, ReaderData, ReadQueue, ReadQueueShared, stopReader } from "./read-queue.js";
 import { hostCores, hostLoad, startThread } from "../platform.js";
 import { attachJournals, setLineage } from "./save.js";
 import { SnapshotStore } from "./store.js";
@@ -261,6 +262,8 @@ export interface EagerOptions {
    * both surely take part.
    */
   helper?: boolean | "split";
+  /** false (tests, measurements): no reader thread; each checking thread reads its runs itself. */
+  reader?: boolean;
 }
 
 /**
@@ -288,15 +291,15 @@ interface EagerHelper {
  * thread. It shares the page claims (and origins) with the hart's thread and has the rest of the
  * control block to itself.
  */
-function eagerHelper(machine: Machine): { start(setup: FetchPlanSetup, main: FetchShared, dataSlots: number): EagerHelper | undefined } | undefined {
+function eagerHelper(machine: Machine): { start(setup: FetchPlanSetup, main: FetchShared, dataSlots: number, reader?: ReadQueueShared): EagerHelper | undefined } | undefined {
   if (!sharedMemoryWorks || hostCores < 2) return undefined;
   const core = machine.core;
   return {
-    start(setup, main, dataSlots) {
+    start(setup, main, dataSlots, reader) {
       const own = newFetchShared(setup.pages, dataSlots, true);
       const shared: FetchShared = { ...own, claims: main.claims, origin: main.origin };
       const ctl = new Int32Array(shared.ctl);
-      const data: FetchThreadData = { setup, shared, module: compiledCore(), memory: core.exports.memory, ramAddress: core.exports.ramAddress() };
+      const data: FetchThreadData = { setup, shared, module: compiledCore(), memory: core.exports.memory, ramAddress: core.exports.ramAddress(), reader };
       // (A thread that fails before its fetch starts never claims a page: the hart's thread
       // then does them all, and does not wait for it.)
       const thread = startThread("snapshot/fetch-worker.js", data, () => undefined);
@@ -333,6 +336,36 @@ function eagerHelper(machine: Machine): { start(setup: FetchPlanSetup, main: Fet
   };
 }
 
+/** Reads in flight per checking thread on the reader thread (1 MiB each). */
+const READ_IN_FLIGHT = 4;
+
+/**
+ * The eager restore's reader thread (read-worker.ts), for a data area read with O_DIRECT:
+ * `queues` checking threads post their runs' reads to it and check earlier runs meanwhile.
+ * Undefined where guest RAM is not shared memory (or threads cannot be started).
+ */
+function startReader(machine: Machine, files: string[], queues: number): ReadQueueShared | undefined {
+  if (!sharedMemoryWorks) return undefined;
+  const shared = newReadQueues(queues);
+  const core = machine.core;
+  const data: ReaderData = {
+    ...shared, files, queues, inFlight: READ_IN_FLIGHT, memory: core.exports.memory, ramAddress: core.exports.ramAddress(), ramBytes: core.ramBytes,
+  };
+  // (A thread that never starts reads nothing: the checking threads' waits give up after a minute.)
+  const thread = startThread("snapshot/read-worker.js", data, () => undefined);
+  if (!thread) return undefined;
+  readerThreads.set(shared, thread);
+  return shared;
+}
+const readerThreads = new WeakMap<ReadQueueShared, { terminate(): void }>();
+
+/** The reader is told to stop and, once it will write nothing more, ended; throws if it does not settle. */
+function endReader(shared: ReadQueueShared, file: string): void {
+  const settled = stopReader(shared, 60_000);
+  readerThreads.get(shared)?.terminate();
+  if (!settled) throw new SnapshotError(file, "the restore's reader thread did not finish");
+}
+
 /** Pages per read of the eager restore (1 MiB: the bounce buffer stays in the CPU's cache). */
 const EAGER_RUN_PAGES = 256;
 
@@ -347,7 +380,9 @@ const EAGER_RUN_PAGES = 256;
  * a machine whose RAM is untouched (writing would only make the host commit the memory). Then
  * the disk-backed pages, from the journals as of the marks (the disks are not reverted yet).
  * A large data area on a host with a core to spare is split with a helper thread (EagerOptions):
- * it takes the runs from the last one down, over the same page claims.
+ * it takes the runs from the last one down, over the same page claims. A data area read with
+ * O_DIRECT is read by a reader thread (read-worker.ts), up to 8 MiB ahead of each checking
+ * thread, so that the device's time no longer adds to the wall time.
  */
 export function restoreEager(machine: Machine, store: SnapshotStore, file: string, progress?: RestoreProgress, opts: EagerOptions = {}): RestoreResult {
   const t0 = performance.now();
@@ -376,10 +411,13 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
         const ctl = new Int32Array(shared.ctl);
         // The other half of the data area on a thread of its own (the first write to each fresh
         // page of RAM is the restore's main cost: two cores take it in parallel).
-        const other = helper?.start({ ...setup, half: "back" }, shared, dataSlots);
+        // The device's reads on a thread of their own, ahead of the checks (both threads' queues).
+        const reader = setup.directReads && opts.reader !== false ? startReader(machine, source.paths, helper ? 2 : 1) : undefined;
+        const other = helper?.start({ ...setup, half: "back" }, shared, dataSlots, reader);
         if (other) setup.half = "front";
         if (other && opts.helper === "split") other.planned();
         const engine = new FetchEngine(setup, shared, core.ram, (p, lo, hi) => core.exports.pageHashIs(p, lo, hi) !== 0);
+        if (reader) engine.reader = new ReadQueue(reader, 0);
         const done = () => ctl[CTL.readyCount] + (other ? Atomics.load(other.ctl, CTL.readyCount) : 0);
         try {
           let ok = false;
@@ -387,8 +425,14 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
             for (const _ of engine.run()) progress?.(done(), pages);
             ok = true;
           } finally {
-            // Whatever happened here, the helper is done before RAM is anyone else's.
-            other?.finish(!ok, () => progress?.(done(), pages));
+            // Whatever happened here, the helper and the reader are done before RAM is anyone
+            // else's (on a failure the reader is stopped first: a helper waiting for a read ends).
+            if (!ok && reader) stopReader(reader, 0);
+            try {
+              other?.finish(!ok, () => progress?.(done(), pages));
+            } finally {
+              if (reader) endReader(reader, file);
+            }
           }
           const failed = other && failureOf(other.shared);
           if (failed?.page !== undefined) throw new PageError(failed.page, failed.message);
