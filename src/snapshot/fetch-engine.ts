@@ -196,6 +196,8 @@ export class FetchEngine {
    * O_DIRECT are posted to it, up to READ_AHEAD ahead, and their pages checked as they come in.
    */
   reader?: ReadQueue;
+  /** Runs the reader thread read (the rest of the posted ones this thread read itself). */
+  readerRuns = 0;
   /** Runs posted to the reader and not yet checked, oldest first. */
   private readonly queued: { run: Run; p0: number }[] = [];
 
@@ -500,6 +502,7 @@ export class FetchEngine {
     const got = this.reader!.take();
     if (got === "stopped") throw new Stopped();
     this.queued.shift();
+    if (got === "done") this.readerRuns++;
     if (got === "failed") {
       // The reader's read failed or O_DIRECT was refused: read here, which says why or falls back.
       this.bytes -= run.count * PAGE_SIZE;

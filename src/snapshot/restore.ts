@@ -247,6 +247,8 @@ export interface RestoreResult {
   reads: number;
   /** Pages the helper thread brought in (0: it had none, or there was none). */
   helperPages: number;
+  /** Runs of the hart thread's share that the reader thread read (0: no reader). */
+  readerRuns: number;
 }
 
 /** The eager restore's progress: pages in so far, of all. */
@@ -391,7 +393,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
     checkCompatible(snap, machine);
     const source = new SnapshotPages(snap, machine, store);
     try {
-      let bytesRead = 0, reads = 0, helperPages = 0;
+      let bytesRead = 0, reads = 0, helperPages = 0, readerRuns = 0;
       try {
         const core = machine.core;
         const pages = snap.pages;
@@ -443,6 +445,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
           throw e;
         }
         helperPages = other ? Atomics.load(other.ctl, CTL.readyCount) : 0;
+        readerRuns = engine.readerRuns;
         bytesRead = engine.bytes + (other?.bytes() ?? 0);
         reads = ctl[CTL.reads] + (other ? Atomics.load(other.ctl, CTL.reads) : 0);
         const disk = new Int32Array(shared.disk).subarray(0, ctl[CTL.diskCount]);
@@ -464,7 +467,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
       machine.core.exports.markClean();
       machine.core.exports.pagesChanged();
       setLineage(machine, { id: snap.meta.id, file });
-      return { meta: snap.meta, ms: performance.now() - t0, bytesRead: bytesRead + source.bytesRead, reads: reads + source.reads, helperPages };
+      return { meta: snap.meta, ms: performance.now() - t0, bytesRead: bytesRead + source.bytesRead, reads: reads + source.reads, helperPages, readerRuns };
     } finally {
       source.close();
     }

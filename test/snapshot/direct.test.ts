@@ -80,8 +80,14 @@ function saveAndRestore(dir: string) {
   snap.close();
   // Every page back, each checked against its hash in the map.
   const b = bareMachine(RAM).machine;
-  restoreEager(b, store, store.pathFor("s"));
+  const r = restoreEager(b, store, store.pathFor("s"));
   expect(Buffer.compare(Buffer.from(b.core.ram), ram)).toBe(0);
+  // Read with O_DIRECT: the whole runs by the reader thread, ahead of the checks (issue 15).
+  expect(r.readerRuns > 0).toBe(meta.stats.directIo === true);
+  // Without it (each run read by the checking thread itself): the same RAM.
+  const c = bareMachine(RAM).machine;
+  expect(restoreEager(c, store, store.pathFor("s"), undefined, { reader: false }).readerRuns).toBe(0);
+  expect(Buffer.compare(Buffer.from(c.core.ram), ram)).toBe(0);
   store.close();
   return meta;
 }
