@@ -657,6 +657,11 @@ export class Machine {
    * faults of a store restore, in order): the page-table root, the pc walk's tables, the trap
    * vector (a timer interrupt is taken at once), the stack's tables, the task at tp, the stack.
    * savevm puts them at the head of the working set, so a lazy restore brings them in first.
+   * The kernel's addresses go through satp whatever the hart's mode: in M-mode (OpenSBI, e.g.
+   * in an SBI call: pc and sp are OpenSBI's, physical) the trap vector, the task at tp (OpenSBI
+   * keeps the caller's tp outside its trap entry) and, when MPP is S or U, mepc (where the hart
+   * returns); in U-mode the trap vector and the task in sscratch (Linux keeps it there while in
+   * user mode; pc, sp and tp are then the process's).
    */
   firstPages(): number[] {
     const core = this.core;
@@ -667,32 +672,50 @@ export class Machine {
       if (!out.includes(p)) out.push(p);
       return (core.pages[p] & PageState.NotRestored) === 0 ? p : undefined;
     };
-    // The page-table pages a Sv39/Sv48/Sv57 walk of `va` reads (satp's root first), up to the leaf.
-    const walk = (va: bigint) => {
+    // The page-table pages a Sv39/Sv48/Sv57 walk of `va` reads (satp's root first), up to the leaf;
+    // the guest-physical address `va` maps to (undefined: no valid leaf, or satp is Bare).
+    const walk = (va: bigint): bigint | undefined => {
       const satp = BigInt.asUintN(64, core.csr(0x180));
       const levels = [0, 0, 0, 0, 0, 0, 0, 0, 3, 4, 5][Number(satp >> 60n)] ?? 0;
       let table = (satp & ((1n << 44n) - 1n)) << 12n;
       for (let i = levels - 1; i >= 0; i--) {
         const pte = table + ((va >> BigInt(12 + 9 * i)) & 511n) * 8n;
-        if (pte > BigInt(Number.MAX_SAFE_INTEGER) || page(Number(pte)) === undefined) return;
+        if (pte > BigInt(Number.MAX_SAFE_INTEGER) || page(Number(pte)) === undefined) return undefined;
         const v = this.mem.readU64(Number(pte));
-        if ((v & 1n) === 0n || (v & 0xan) !== 0n) return; // invalid, or a leaf (R or X)
-        table = ((v >> 10n) & ((1n << 44n) - 1n)) << 12n;
+        if ((v & 1n) === 0n) return undefined; // invalid
+        const ppn = (v >> 10n) & ((1n << 44n) - 1n);
+        if ((v & 0xan) !== 0n) {
+          // A leaf (R or X): a superpage keeps va's low bits below its level.
+          const low = (1n << BigInt(12 + 9 * i)) - 1n;
+          return ((ppn << 12n) & ~low) | (va & low);
+        }
+        table = ppn << 12n;
       }
+      return undefined;
     };
-    const add = (va: bigint, access: number) => {
-      walk(va);
-      const pa = core.exports.debugTranslate(va, access);
+    // `va` as the hart sees it now; a supervisor address (`sv`) through satp whatever the hart's
+    // mode: a hart saved in M-mode (OpenSBI: an SBI call or a timer) translates nothing, yet
+    // returns to the kernel, whose trap vector, task and code come first after the restore.
+    const add = (va: bigint, access: number, sv = false) => {
+      const machineMode = core.priv === 3;
+      const leaf = machineMode && !sv ? undefined : walk(va);
+      const pa = machineMode && sv ? -1n : core.exports.debugTranslate(va, access);
       if (pa >= 0n) page(Number(pa));
+      else if (leaf !== undefined && leaf <= BigInt(Number.MAX_SAFE_INTEGER)) page(Number(leaf));
     };
     for (let h = 0; h < core.harts; h++) {
       core.withHart(h, () => {
+        const priv = core.priv;
         add(core.pc, 0); // fetch
         add(core.x(2), 1); // load
+        // In M-mode (OpenSBI), where the hart returns to: mepc, when MPP is S or U.
+        if (priv === 3 && ((core.csr(0x300) >> 11n) & 3n) !== 3n) add(core.csr(0x341), 0, true);
         // A restored hart often takes an interrupt at once (a timer due while it was saved):
-        // the trap vector, and what a kernel's entry touches first (Linux: the task at tp).
-        add(BigInt.asUintN(64, core.csr(0x105)) & ~3n, 0); // stvec
-        add(core.x(4), 1); // tp
+        // the trap vector, and what a kernel's entry touches first (Linux: the task at tp, which
+        // OpenSBI leaves in tp, and keeps in sscratch while the hart is in U-mode).
+        add(BigInt.asUintN(64, core.csr(0x105)) & ~3n, 0, true); // stvec
+        add(core.x(4), 1, priv !== 0); // tp
+        if (priv === 0 && core.csr(0x140) !== 0n) add(core.csr(0x140), 1, true); // sscratch
       });
     }
     return out;

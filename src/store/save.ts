@@ -309,7 +309,8 @@ export async function saveToStore(
     const ram = new MapBuilder(pages, pool, writer);
     const first = (opts.first ?? []).filter((p) => p < pages && hot(p));
     const order: number[] = [...first];
-    for (let p = 0; p < pages; p++) if (hot(p) && !first.includes(p)) order.push(p);
+    const isFirst = new Set(first);
+    for (let p = 0; p < pages; p++) if (hot(p) && !isFirst.has(p)) order.push(p);
     for (let p = 0; p < pages; p++) if (!hot(p)) order.push(p);
     let done = 0;
     for (const p of order) {
