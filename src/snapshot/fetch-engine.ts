@@ -166,6 +166,13 @@ export class PageError extends Error {
  */
 const READ_AHEAD = 8;
 
+/** The run's first page when its slots hold consecutive pages (p0, p0 + 1, ...), else -1. */
+function consecutiveStart(run: Run, order: Int32Array): number {
+  const p0 = order[run.first];
+  for (let i = 1; i < run.count; i++) if (order[run.first + i] !== p0 + i) return -1;
+  return p0;
+}
+
 /** A read of `count` consecutive 4 KiB slots of file `file` from `offset`; slot k goes to the pages of order[first + k]. */
 interface Run {
   file: number;
@@ -448,8 +455,8 @@ export class FetchEngine {
    * core's first access costs as much again: 4.5 s against 3.0 s of CPU for 792 MiB), so not that.
    */
   private fetchWholeRun(files: SnapshotFile[], t: PageTable, run: Run, order: Int32Array, twins: Map<number, number[]>, buf: Buffer): boolean {
-    const p0 = order[run.first];
-    for (let i = 1; i < run.count; i++) if (order[run.first + i] !== p0 + i) return false;
+    const p0 = consecutiveStart(run, order);
+    if (p0 < 0) return false;
     if (!this.claimRange(p0, run.count)) return false;
     let t0: number;
     if (this.direct[this.setup.files.indexOf(files[run.file].file)] !== undefined) {
@@ -472,8 +479,8 @@ export class FetchEngine {
   private postWholeRun(files: SnapshotFile[], run: Run, order: Int32Array): boolean {
     const k = this.setup.files.indexOf(files[run.file].file);
     if (this.direct[k] === undefined) return false;
-    const p0 = order[run.first];
-    for (let i = 1; i < run.count; i++) if (order[run.first + i] !== p0 + i) return false;
+    const p0 = consecutiveStart(run, order);
+    if (p0 < 0) return false;
     if (!this.claimRange(p0, run.count)) return false;
     this.pace();
     this.reader!.post(k, run.offset, p0 * PAGE_SIZE, run.count * PAGE_SIZE);
