@@ -19,6 +19,9 @@
 //         demand faults, reads, spawn -> echo of a typed command; QEMU's -loadvm of the 1 GiB
 //         guest when installed, and the verdict on issue 6's target (lazy <= 50% of QEMU).
 //   web   CPU of a guest idle at its prompt in a chromium tab (`rvm web`) vs `rvm run` vs QEMU.
+//   savevm  the plain savevm (stop, save, continue) of rvm and QEMU, repeated on a 1 GiB guest with
+//         768 MiB of pseudo-random memory and a 256 MiB one with 128 MiB: wall and CPU, best / median
+//         (`--base DIR` alternates another checkout's rvm; `--strace`).
 //   linux  CPU-bound commands (gzip, busybox awk) inside the booted Linux guest: rvm's
 //         interpreter, rvm's JIT and QEMU, the same images, and the ratios.
 // QEMU is looked up on PATH; RVM_BENCH_QEMU=/path/to/qemu-system-riscv64 picks another one and
@@ -35,6 +38,7 @@ const benches = {
   restore: () => import("./restore.js"),
   web: () => import("./web.js"),
   linux: () => import("./linux.js"),
+  savevm: () => import("./savevm.js"),
 };
 
 const name = argv[2] ?? "cpu";

@@ -231,15 +231,16 @@ export function encodeMap(map: Buffer, at: number): Buffer {
  * (u32 each), then their hashes' low halves, then the high halves (columns, so a reader takes
  * them as typed arrays without a loop).
  */
-export function encodeWorkingSetIndex(pages: number[], hashes: BigUint64Array): Buffer {
+export function encodeWorkingSetIndex(pages: ArrayLike<number>, hashes: BigUint64Array): Buffer {
   const n = pages.length;
   const w = new Uint32Array(3 * n);
   const hw = new Uint32Array(hashes.buffer, hashes.byteOffset, hashes.length * 2); // little-endian halves: no BigInt
-  pages.forEach((p, k) => {
+  for (let k = 0; k < n; k++) {
+    const p = pages[k];
     w[k] = p;
     w[n + k] = hw[2 * p];
     w[2 * n + k] = hw[2 * p + 1];
-  });
+  }
   return Buffer.from(w.buffer);
 }
 

@@ -9,10 +9,10 @@
 //   stored    — the bytes, working-set pages first, then in page order.
 // The file is written to a temporary name, fsynced and renamed: a reader never sees half of it.
 
-import { createHash, fs, openDirect, path, pid } from "../platform.js";
+import { createHash, fs, openDirect, path, pid, startThread, type HostThread } from "../platform.js";
 
-import { PageState, PAGE_SIZE } from "../core.js";
-import type { Machine } from "../machine.js";
+import { PageState, PAGE_SIZE, sharedMemoryWorks } from "../core.js";
+import { WORKING_SET_MS, type Machine } from "../machine.js";
 import { GuestMemory } from "../memory.js";
 import {
   SNAPSHOT_VERSION, digestOf, encodeHeader, encodeMap, FLAG_MAP_DEFLATED, mapIndex, HEADER_SIZE, MAP_ENTRY_SIZE, newSnapshotId, PageKind,
@@ -21,6 +21,7 @@ import {
 import { checkName, journalName, SnapshotStore } from "./store.js";
 import type { DiskJournal, JournalSavepoint } from "./journal.js";
 import { RvmError } from "../errors.js";
+import { requestViews, WRITE, WRITE_SLOTS, WRITE_STATE, type WriterData } from "./write-queue.js";
 
 const { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, writevSync } = fs;
 const { dirname, basename, join } = path;
@@ -50,6 +51,136 @@ export function attachJournals(machine: Machine, store: SnapshotStore): void {
 /** savevm writes the data area in requests of up to this many bytes (and iovecs: IOV_MAX). */
 const WRITE_BATCH_BYTES = 4 << 20;
 const WRITE_BATCH_IOVECS = 1024;
+
+export interface SaveOptions {
+  /**
+   * Write the data area on a writer thread while the save goes on (default: when the save may
+   * store at least WRITER_MIN_PAGES pages and guest RAM is shared memory); false: on this thread.
+   */
+  writerThread?: boolean;
+}
+
+/** A save that may store fewer pages than this (32 MiB) writes them itself: a thread's start is not worth it. */
+const WRITER_MIN_PAGES = 8192;
+
+/** The pages the save may store: the dirty ones where the others are zero or inherited, else all. */
+function candidatePages(machine: Machine, incremental: boolean): number {
+  const state = machine.core.pages;
+  if (!incremental && machine.core.exports.cleanPagesAreZero() === 0) return state.length;
+  let n = 0;
+  for (let p = 0; p < state.length; p++) if (state[p] & PageState.Dirty) n++;
+  return n;
+}
+
+interface Writer {
+  ctl: Int32Array;
+  order: SharedArrayBuffer;
+  error: SharedArrayBuffer;
+  thread: HostThread;
+}
+
+/** Starts the writer thread (write-worker.ts) for temporary file `file`; undefined where it cannot run. */
+function startWriter(machine: Machine, file: string): Writer | undefined {
+  const ex = machine.core.exports;
+  if (!sharedMemoryWorks || !(ex.memory.buffer instanceof SharedArrayBuffer)) return undefined;
+  const data: WriterData = {
+    ctl: new SharedArrayBuffer(WRITE_SLOTS * 4), order: new SharedArrayBuffer(machine.core.pages.length * 4), error: new SharedArrayBuffer(128),
+    file, memory: ex.memory, ramAddress: ex.ramAddress(), ramBytes: machine.core.ramBytes, batchBytes: WRITE_BATCH_BYTES, batchIovecs: WRITE_BATCH_IOVECS,
+  };
+  let thread: HostThread | undefined;
+  try {
+    thread = startThread("snapshot/write-worker.js", data, () => undefined);
+  } catch {
+    return undefined; // (not built: this thread writes)
+  }
+  return thread && { ctl: new Int32Array(data.ctl), order: data.order, error: data.error, thread };
+}
+
+/** Posts the first `count` pages of the writer's order, all of them, with the data area at `dataOffset`. */
+function postAll(w: Writer, count: number, dataOffset: number): void {
+  Atomics.store(w.ctl, WRITE.dataPage, dataOffset / PAGE_SIZE);
+  Atomics.store(w.ctl, WRITE.posted, count);
+  Atomics.store(w.ctl, WRITE.closed, 1);
+  Atomics.add(w.ctl, WRITE.seq, 1);
+  Atomics.notify(w.ctl, WRITE.seq);
+}
+
+/** The writer thread's start, at most (it takes milliseconds). */
+const WRITER_START_MS = 10_000;
+
+/**
+ * Waits for the writer to write the `total` posted pages (progress meanwhile); then it has ended.
+ * Returns whether they all went past the page cache, or undefined if the writer did not write
+ * them all (failed, or did not start): the caller writes them.
+ */
+function finishWriter(w: Writer, total: number, progress?: SaveProgress): boolean | undefined {
+  const t0 = performance.now();
+  for (;;) {
+    if (Atomics.load(w.ctl, WRITE.state) !== WRITE_STATE.running) break;
+    if (Atomics.load(w.ctl, WRITE.started) === 0 && performance.now() - t0 > WRITER_START_MS) {
+      abortWriter(w);
+      return undefined;
+    }
+    const written = Atomics.load(w.ctl, WRITE.written);
+    progress?.(written, total);
+    Atomics.wait(w.ctl, WRITE.written, written, 100);
+  }
+  w.thread.terminate();
+  if (Atomics.load(w.ctl, WRITE.state) !== WRITE_STATE.done) return undefined;
+  return Atomics.load(w.ctl, WRITE.buffered) === 0;
+}
+
+/** Stops the writer after its request in flight and waits (bounded) until it writes nothing more. */
+function abortWriter(w: Writer): void {
+  Atomics.store(w.ctl, WRITE.abort, 1);
+  Atomics.add(w.ctl, WRITE.seq, 1);
+  Atomics.notify(w.ctl, WRITE.seq);
+  const t0 = performance.now();
+  // (A thread that never started writes nothing; one that did stops within its request.)
+  while (Atomics.load(w.ctl, WRITE.state) === WRITE_STATE.running && performance.now() - t0 < WRITER_START_MS) {
+    if (Atomics.load(w.ctl, WRITE.started) === 0 && performance.now() - t0 > 100) break;
+    Atomics.wait(w.ctl, WRITE.state, WRITE_STATE.running, 50);
+  }
+  w.thread.terminate();
+}
+
+/**
+ * Writes the data area on this thread: the stored pages in `order` from guest RAM, slot k at
+ * `dataOffset` + k pages. The data goes straight from guest RAM to the file through a second
+ * descriptor that bypasses the page cache (O_DIRECT) where the file system takes it: the copy
+ * into hundreds of MiB of new page-cache pages was most of a save's CPU time (issue 15).
+ * Offsets and lengths are whole pages, and RAM's pages are page-aligned in the wasm memory.
+ * Where O_DIRECT is refused (tmpfs; EINVAL at open or at the first write), buffered writes
+ * through `fd`; the caller's fsync of `fd` covers both descriptors. Returns whether it all went
+ * past the page cache.
+ */
+function writeData(file: string, fd: number, order: Int32Array, ram: Uint8Array, dataOffset: number, progress?: SaveProgress): boolean {
+  let direct = openDirect(file, "w");
+  try {
+    const views: Uint8Array[] = [];
+    for (let k = 0; k < order.length; ) {
+      const next = requestViews(order, k, order.length, ram, WRITE_BATCH_BYTES, WRITE_BATCH_IOVECS, views);
+      const pos = dataOffset + k * PAGE_SIZE, bytes = (next - k) * PAGE_SIZE;
+      let n = -1;
+      if (direct !== undefined) {
+        try {
+          n = writevSync(direct, views, pos);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
+          closeSync(direct);
+          direct = undefined;
+        }
+      }
+      if (n < 0) n = writevSync(fd, views, pos);
+      while (n < bytes) n += writeSync(fd, Buffer.concat(views).subarray(n), 0, bytes - n, pos + n);
+      k = next;
+      progress?.(k, order.length);
+    }
+    return direct !== undefined;
+  } finally {
+    if (direct !== undefined) closeSync(direct);
+  }
+}
 
 export interface SaveProgress {
   (done: number, total: number): void;
@@ -88,7 +219,7 @@ export function machineState(machine: Machine) {
 }
 
 /** Saves the (stopped) machine as snapshot `name` in `store`. Returns the metadata written. */
-export function saveSnapshot(machine: Machine, store: SnapshotStore, name: string, progress?: SaveProgress): SnapshotMeta {
+export function saveSnapshot(machine: Machine, store: SnapshotStore, name: string, progress?: SaveProgress, opts: SaveOptions = {}): SnapshotMeta {
   checkName(name);
   const t0 = performance.now();
   for (const d of machine.drives) {
@@ -115,6 +246,14 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
   // savevm leaves the journals as they were and holds no space for a snapshot that does not exist.
   const marked: { journal: DiskJournal; savepoint: JournalSavepoint }[] = [];
   let meta: SnapshotMeta;
+  let tmp: string | undefined;
+  let fd: number | undefined;
+  let writer: Writer | undefined;
+  const cannotWrite = (e: unknown): RvmError => {
+    if (e instanceof RvmError) return e;
+    const code = (e as NodeJS.ErrnoException).code;
+    return new RvmError(`savevm ${name}: cannot write ${store.pathFor(name)} (${code === "ENOSPC" ? "disk full" : code ?? (e as Error).message})`);
+  };
   try {
     const disks: SnapshotDisk[] = machine.drives.map((d) => {
       const journal = journalName(d.index, d.file);
@@ -154,6 +293,16 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
       }
       return k;
     };
+
+    // The temporary file, and (for a large save) the writer thread, started now so that its
+    // start overlaps the classification below.
+    tmp = join(dirname(store.pathFor(name)), `.${basename(store.pathFor(name))}.${pid}.tmp`);
+    try {
+      fd = openSync(tmp, "w");
+    } catch (e) {
+      throw cannotWrite(e);
+    }
+    if (opts.writerThread ?? candidatePages(machine, parent !== undefined) >= WRITER_MIN_PAGES) writer = startWriter(machine, tmp);
 
     // Classify every page in the core: zero test and hash, in bulk, over RAM in place.
     // While no snapshot has been saved or restored into this machine, a page never written is
@@ -196,10 +345,16 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
       pages, zero: 0, disk: 0, same: 0, stored: 0, inherited: 0, fileBytes: 0, zeroSkipBytes: 0, saveMs: 0, pauseMs: 0,
       directIo: false, // (its room in the metadata reserved: true is shorter)
     };
-    const storedPages: number[] = [];
-    // First stored page with each hash, by its low 32 bits (a number key: a Map of BigInts is
-    // slow); a twin is confirmed by the high half and byte for byte.
-    const firstWithHash = new Map<number, number>();
+    // The stored pages, in page order (a typed array: 200k pushes onto a JS array and a Map of
+    // 200k hashes were a third of a 1 GiB save's CPU time).
+    const storedPages = new Int32Array(pages);
+    let storedCount = 0;
+    // First stored page with each hash, by its low 32 bits (open addressing, page + 1; 0 = empty);
+    // a twin is confirmed by the high half and byte for byte. A second page whose low half
+    // matches but whose high half does not is stored and not entered (as before: rare).
+    const slots = 1 << Math.max(10, 32 - Math.clz32(pages * 2 - 1));
+    const slotMask = slots - 1, slotShift = 32 - Math.log2(slots);
+    const firstWithHash = new Int32Array(slots);
     const sameAs: number[] = []; // pairs: page, its twin (entries made once the twin's offset is known)
     const entryMarks = new Set<string>(); // "disk:mark" of the disk-backed entries
     for (let p = 0; p < pages; p++) {
@@ -220,20 +375,33 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
         stats.zero++; // kind 0, all words 0
         continue;
       }
-      const key = machine.mem.diskBlockOf(p);
-      if (key >= 0) {
-        put(p, PageKind.Disk, 0, markOf(GuestMemory.splitBlockKey(key).disk), key, lo, hi);
-        stats.disk++;
-        continue;
+      if (state[p] & PageState.Disk) {
+        const key = machine.mem.diskBlockOf(p);
+        if (key >= 0) {
+          put(p, PageKind.Disk, 0, markOf(GuestMemory.splitBlockKey(key).disk), key, lo, hi);
+          stats.disk++;
+          continue;
+        }
       }
-      const twin = firstWithHash.get(lo);
-      if (twin !== undefined && hashWords[2 * twin + 1] === hi && ex.pagesEqual(twin, p)) {
+      // Linear probing from a mix of the low half (the hash's bits are already uniform).
+      let h = Math.imul(lo, 0x9e3779b1) >>> slotShift;
+      let twin = -1;
+      for (;;) {
+        const e = firstWithHash[h];
+        if (e === 0) break;
+        if (hashWords[2 * (e - 1)] === lo) {
+          twin = e - 1;
+          break;
+        }
+        h = (h + 1) & slotMask;
+      }
+      if (twin >= 0 && hashWords[2 * twin + 1] === hi && ex.pagesEqual(twin, p)) {
         sameAs.push(p, twin);
         stats.same++;
         continue;
       }
-      if (twin === undefined) firstWithHash.set(lo, p);
-      storedPages.push(p);
+      if (twin < 0) firstWithHash[h] = p + 1;
+      storedPages[storedCount++] = p;
       stats.stored++;
     }
     parent?.close();
@@ -241,16 +409,47 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     // Data order: the working set (touched in the last WORKING_SET_MS), the most recently touched
     // first, then the rest by page. The working set's pages and hashes are also written in an index
     // of their own, so a restore reads it, then the set, in one sequential read each, at once.
-    const recent: number[] = [], cold: number[] = [];
-    for (const p of storedPages) (machine.recentlyAccessed(p) ? recent : cold).push(p);
-    // Most recent first: sort keys age (in epochs) * 2^32 + page. (No spread of the result into
-    // a call: a working set of 200k pages would overflow the stack.)
-    const keys = Float64Array.from(recent, (p) => machine.touchAge(p) * 2 ** 32 + p).sort();
+    // Most recent first: sort keys age (in epochs) * 2^32 + page, in a typed array (no spread of
+    // a list into a call: a working set of 200k pages would overflow the stack).
+    // Ages are whole ms up to WORKING_SET_MS: a counting sort by age, stable in page order.
+    const order = writer ? new Int32Array(writer.order, 0, storedCount) : new Int32Array(storedCount);
+    const hotPages = new Int32Array(storedCount), hotAge = new Uint16Array(storedCount);
+    const ageCount = new Int32Array(WORKING_SET_MS + 2);
+    let hotCount = 0, coldCount = 0;
+    for (let i = 0; i < storedCount; i++) {
+      const p = storedPages[i];
+      const age = machine.touchAge(p);
+      if (age <= WORKING_SET_MS) {
+        const a = Math.max(0, Math.round(age));
+        hotPages[hotCount] = p;
+        hotAge[hotCount++] = a;
+        ageCount[a + 1]++;
+      } else order[storedCount - 1 - coldCount++] = p; // from the end, reversed below
+    }
+    order.subarray(hotCount).reverse();
+    for (let a = 1; a < ageCount.length; a++) ageCount[a] += ageCount[a - 1];
+    const sorted = new Int32Array(hotCount);
+    for (let i = 0; i < hotCount; i++) sorted[ageCount[hotAge[i]]++] = hotPages[i];
     // Ahead of them all, the pages the harts need first (pc, stack): the restore's first read
     // then carries what the hart's first instructions fault on.
-    const head = machine.firstPages().filter((p) => machine.recentlyAccessed(p) && storedPages.includes(p));
-    const hot = head.concat(Array.from(keys, (k) => k % 2 ** 32).filter((p) => !head.includes(p)));
-    const order = hot.concat(cold);
+    const isStored = (p: number) => {
+      // storedPages is sorted: binary search
+      let a = 0, b = storedCount;
+      while (a < b) {
+        const m = (a + b) >>> 1;
+        if (storedPages[m] < p) a = m + 1;
+        else b = m;
+      }
+      return a < storedCount && storedPages[a] === p;
+    };
+    const head = machine.firstPages().filter((p) => machine.recentlyAccessed(p) && isStored(p));
+    let k = 0;
+    for (const p of head) order[k++] = p;
+    for (let i = 0; i < hotCount; i++) {
+      const p = sorted[i];
+      if (!head.includes(p)) order[k++] = p;
+    }
+    const hot = order.subarray(0, hotCount);
     const wsIndex = encodeWorkingSetIndex(hot, hashes);
 
     meta = {
@@ -276,7 +475,10 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
 
     // The data follows the metadata; the map, deflated, comes last (the data offsets are in it).
     const dataOffset = alignUp(HEADER_SIZE + metaRoom);
-    order.forEach((p, k) => put(p, PageKind.Stored, 0, 0, dataOffset + k * PAGE_SIZE, hashWords[2 * p], hashWords[2 * p + 1]));
+    for (let k = 0; k < order.length; k++) {
+      const p = order[k];
+      put(p, PageKind.Stored, 0, 0, dataOffset + k * PAGE_SIZE, hashWords[2 * p], hashWords[2 * p + 1]);
+    }
     for (let i = 0; i < sameAs.length; i += 2) {
       const p = sameAs[i], twin = sameAs[i + 1];
       const value = words[twin * 6 + 2] + words[twin * 6 + 3] * 2 ** 32; // the twin's data offset
@@ -291,86 +493,43 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
 
     const dataLength = order.length * PAGE_SIZE;
     const mapOffset = dataOffset + dataLength;
-    const mapOnDisk = encodeMap(map, mapOffset);
-    const wsIndexOffset = mapOffset + mapOnDisk.length;
-    meta.workingSetIndex = { offset: wsIndexOffset, length: wsIndex.length, sha256: createHash("sha256").update(wsIndex).digest().toString("hex") };
-    stats.fileBytes = wsIndexOffset + wsIndex.length;
-    stats.pauseMs = Math.round(performance.now() - t0); // updated after writing
-    stats.saveMs = stats.pauseMs;
 
-    const tmp = join(dirname(store.pathFor(name)), `.${basename(store.pathFor(name))}.${pid}.tmp`);
-    let fd: number | undefined;
-    let direct: number | undefined;
     try {
-      fd = openSync(tmp, "w");
-      // The data area (the bulk) goes straight from guest RAM to the file through a second
-      // descriptor that bypasses the page cache (O_DIRECT) where the file system takes it: the
-      // copy into hundreds of MiB of new page-cache pages was most of a save's CPU time (issue 15).
-      // Offsets and lengths are whole pages, and RAM's pages are page-aligned in the wasm memory.
-      // Where O_DIRECT is refused (tmpfs; EINVAL at open or at the first write), buffered writes.
-      // Map, metadata and header go the normal way; the fsync below covers both descriptors.
-      direct = openDirect(tmp, "w");
-      const views: Uint8Array[] = [];
-      let pos = dataOffset;
-      let batch = 0; // bytes in views
-      let written = 0; // pages
-      let lastPage = -2;
-      const flush = () => {
-        if (views.length === 0) return;
-        let n = -1;
-        if (direct !== undefined) {
-          try {
-            n = writevSync(direct, views, pos);
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
-            closeSync(direct);
-            direct = undefined;
-          }
-        }
-        if (n < 0) n = writevSync(fd!, views, pos);
-        while (n < batch) n += writeSync(fd!, Buffer.concat(views).subarray(n), 0, batch - n, pos + n);
-        pos += batch;
-        written += batch / PAGE_SIZE;
-        batch = 0;
-        views.length = 0;
-        lastPage = -2;
-        progress?.(written, order.length);
-      };
-      for (const p of order) {
-        if (p === lastPage + 1) {
-          // The next page in RAM too: one longer buffer (fewer iovecs, larger requests).
-          const v = views[views.length - 1];
-          views[views.length - 1] = core.ram.subarray(v.byteOffset - core.ram.byteOffset, (p + 1) * PAGE_SIZE);
-        } else {
-          views.push(core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE));
-        }
-        lastPage = p;
-        batch += PAGE_SIZE;
-        if (batch >= WRITE_BATCH_BYTES || views.length === WRITE_BATCH_IOVECS) flush();
+      if (writer) {
+        // The writer thread writes the data area from here on, while this thread encodes the
+        // map and writes it (another part of the file).
+        postAll(writer, order.length, dataOffset);
       }
-      flush();
-      if (direct !== undefined) {
-        closeSync(direct);
-        direct = undefined;
-        stats.directIo = true;
+      const mapOnDisk = encodeMap(map, mapOffset);
+      const wsIndexOffset = mapOffset + mapOnDisk.length;
+      meta.workingSetIndex = { offset: wsIndexOffset, length: wsIndex.length, sha256: createHash("sha256").update(wsIndex).digest().toString("hex") };
+      stats.fileBytes = wsIndexOffset + wsIndex.length;
+      writeSync(fd!, mapOnDisk, 0, mapOnDisk.length, mapOffset);
+      if (wsIndex.length) writeSync(fd!, wsIndex, 0, wsIndex.length, wsIndexOffset);
+      // Whatever the writer did not write (it failed, or could not start), this thread writes:
+      // the same bytes at the same offsets, and any error is this thread's to report.
+      let direct: boolean | undefined;
+      if (writer) {
+        direct = finishWriter(writer, order.length, progress);
+        writer = undefined;
       }
+      stats.directIo = direct ?? writeData(tmp, fd!, order, core.ram, dataOffset, progress);
       progress?.(order.length, order.length);
-      writeSync(fd, mapOnDisk, 0, mapOnDisk.length, mapOffset);
-      if (wsIndex.length) writeSync(fd, wsIndex, 0, wsIndex.length, wsIndexOffset);
       stats.saveMs = Math.round(performance.now() - t0);
       stats.pauseMs = stats.saveMs;
       const metaBytes = Buffer.from(JSON.stringify(meta));
       if (metaBytes.length > metaRoom) throw new RvmError("internal: snapshot metadata outgrew its room");
       const metaPadded = Buffer.alloc(metaRoom, 0x20); // JSON tolerates trailing spaces
       metaBytes.copy(metaPadded);
-      writeSync(fd, metaPadded, 0, metaRoom, HEADER_SIZE);
+      writeSync(fd!, metaPadded, 0, metaRoom, HEADER_SIZE);
       const header = encodeHeader({
         id, metaOffset: HEADER_SIZE, metaLength: metaRoom, mapOffset, mapLength: mapOnDisk.length, dataOffset, dataLength,
         digest: digestOf(metaPadded, mapIndex(mapOnDisk)), created: Date.now(), flags: FLAG_MAP_DEFLATED,
       });
-      writeSync(fd, header, 0, header.length, 0);
-      fsyncSync(fd);
-      closeSync(fd);
+      writeSync(fd!, header, 0, header.length, 0);
+      // Durable before it is listed: the data (both descriptors), map, metadata and header.
+      fsyncSync(fd!);
+      closeSync(fd!);
       fd = undefined;
       // savevm of an existing name replaces it (as QEMU does); the old file stays, hidden, for as
       // long as some snapshot (perhaps this one) refers to it.
@@ -378,18 +537,19 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
       renameSync(tmp, store.pathFor(name));
       fsyncDir(store.dir);
     } catch (e) {
-      if (direct !== undefined) closeSync(direct);
-      if (fd !== undefined) closeSync(fd);
+      throw cannotWrite(e);
+    }
+  } catch (e) {
+    // No temporary file left behind, and no writer thread still writing into it.
+    if (writer) abortWriter(writer);
+    if (fd !== undefined) closeSync(fd);
+    if (tmp !== undefined) {
       try {
         unlinkSync(tmp);
       } catch {
         // nothing left behind
       }
-      if (e instanceof RvmError) throw e;
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new RvmError(`savevm ${name}: cannot write ${store.pathFor(name)} (${code === "ENOSPC" ? "disk full" : code ?? (e as Error).message})`);
     }
-  } catch (e) {
     for (const m of marked.reverse()) {
       try {
         m.journal.rollback(m.savepoint);

@@ -67,10 +67,11 @@ function filled(): Machine {
   return m;
 }
 
-function saveAndRestore(dir: string) {
-  const store = new SnapshotStore(join(dir, "snaps"));
+/** `writerThread`: the data area written by savevm's writer thread (true), by the hart's thread (false), as it decides (undefined). */
+function saveAndRestore(dir: string, writerThread?: boolean) {
+  const store = new SnapshotStore(join(dir, `snaps-${writerThread}`));
   const a = filled();
-  const meta = saveSnapshot(a, store, "s");
+  const meta = saveSnapshot(a, store, "s", undefined, { writerThread });
   const ram = Buffer.from(a.core.ram);
   // The file opens (header, metadata and map digest), the map says where each stored page is.
   const snap = SnapshotFile.open(store.pathFor("s"));
@@ -101,6 +102,15 @@ describe("savevm's data area past the page cache", () => {
     expect(meta.stats.directIo).toBe(takesDirect(diskRoot));
   });
 
+  it("written by savevm's writer thread or by the hart's thread: the same layout, restored exactly", { timeout: 120_000 }, () => {
+    const direct = takesDirect(diskRoot);
+    for (const writerThread of [true, false]) {
+      const meta = saveAndRestore(diskRoot, writerThread);
+      expect(meta.stats.stored).toBe(PAGES - 105 - 8);
+      expect(meta.stats.directIo).toBe(direct);
+    }
+  });
+
   it("on tmpfs (O_DIRECT since Linux 6.6): as the file system allows, restored exactly", { timeout: 120_000 }, () => {
     if (!existsSync("/dev/shm")) return; // (freshDir is on tmpfs only where /dev/shm is)
     const dir = freshDir("tmpfs");
@@ -110,6 +120,7 @@ describe("savevm's data area past the page cache", () => {
   it.skipIf(!ramfs)("on ramfs (O_DIRECT refused: EINVAL): written buffered, restored exactly", { timeout: 120_000 }, () => {
     expect(takesDirect(ramfs!)).toBe(false);
     expect(saveAndRestore(ramfs!).stats.directIo).toBe(false);
+    expect(saveAndRestore(ramfs!, true).stats.directIo).toBe(false); // (the writer thread falls back too)
   });
 
   it.skipIf(!ramfs || !takesDirect(diskRoot))("a snapshot written with O_DIRECT, moved to a file system that refuses it: read back buffered, exactly", { timeout: 120_000 }, () => {

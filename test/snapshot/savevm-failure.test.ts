@@ -66,14 +66,14 @@ describe("a savevm that fails changes nothing", { timeout: 120_000 }, () => {
     store.close();
   });
 
-  it("the directory is full (ENOSPC): one line saying so, the journal as before, no temp file, the guest's disk writes go on", () => {
+  it.each([false, true])("the directory is full (ENOSPC): one line saying so, the journal as before, no temp file, the guest's disk writes go on (writer thread: %s)", (writerThread) => {
     const { store, m, journal, disk } = setup();
     store.ensureDir();
     // The save's temp file leads to /dev/full: every write to it fails with ENOSPC.
     symlinkSync("/dev/full", join(store.dir, `.x.rvmsnap.${process.pid}.tmp`));
     let err: unknown;
     try {
-      saveSnapshot(m, store, "x");
+      saveSnapshot(m, store, "x", undefined, { writerThread });
     } catch (e) {
       err = e;
     }
@@ -87,7 +87,7 @@ describe("a savevm that fails changes nothing", { timeout: 120_000 }, () => {
     expect(records(journal)).toBe(r);
     expect(readFileSync(disk).subarray(7 * PAGE_SIZE, 7 * PAGE_SIZE + 4)).toEqual(Buffer.alloc(4, 7));
     // Space again: the next savevm works and restores.
-    saveSnapshot(m, store, "x");
+    saveSnapshot(m, store, "x", undefined, { writerThread });
     const back = bareMachine(RAM, disk).machine;
     restoreEager(back, store, store.pathFor("x"));
     expect(Buffer.compare(Buffer.from(back.core.ram), Buffer.from(m.core.ram))).toBe(0);
