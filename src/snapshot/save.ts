@@ -96,10 +96,17 @@ function startWriter(machine: Machine, file: string): Writer | undefined {
   return thread && { ctl: new Int32Array(data.ctl), order: data.order, error: data.error, thread };
 }
 
-/** Posts the first `count` pages of the writer's order, all of them, with the data area at `dataOffset`. */
-function postAll(w: Writer, count: number, dataOffset: number): void {
+/** Posts the first `count` pages of the writer's order, with the data area at `dataOffset`. */
+function post(w: Writer, count: number, dataOffset: number): void {
+  if (count === Atomics.load(w.ctl, WRITE.posted)) return;
   Atomics.store(w.ctl, WRITE.dataPage, dataOffset / PAGE_SIZE);
   Atomics.store(w.ctl, WRITE.posted, count);
+  Atomics.add(w.ctl, WRITE.seq, 1);
+  Atomics.notify(w.ctl, WRITE.seq);
+}
+
+/** Tells the writer that everything is posted. */
+function close(w: Writer): void {
   Atomics.store(w.ctl, WRITE.closed, 1);
   Atomics.add(w.ctl, WRITE.seq, 1);
   Atomics.notify(w.ctl, WRITE.seq);
@@ -304,6 +311,59 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     }
     if (opts.writerThread ?? candidatePages(machine, parent !== undefined) >= WRITER_MIN_PAGES) writer = startWriter(machine, tmp);
 
+    // The stored pages' data order: the working set (touched in the last WORKING_SET_MS), the
+    // most recently touched first, then the rest by page; ahead of them all, the pages the harts
+    // need first (pc, stack): the restore's first read then carries what the hart's first
+    // instructions fault on. The working set's pages and hashes are also written in an index of
+    // their own, so a restore reads it, then the set, in one sequential read each, at once.
+    // Every page is visited in that order (the candidates), so that each stored page's place in
+    // the file is known as soon as the page is classified, and the writer thread writes the data
+    // area while the rest is classified. Ages are whole ms up to WORKING_SET_MS: a counting sort
+    // by age, stable in page order.
+    const candidates = new Int32Array(pages);
+    const inHead = new Uint8Array(pages);
+    let hotCandidates = 0;
+    {
+      const age = new Int16Array(pages);
+      const ageCount = new Int32Array(WORKING_SET_MS + 2);
+      for (let p = 0; p < pages; p++) {
+        const a = machine.touchAge(p);
+        age[p] = a <= WORKING_SET_MS ? Math.max(0, Math.round(a)) : -1;
+      }
+      const head = machine.firstPages().filter((p) => p >= 0 && p < pages && age[p] >= 0);
+      for (const p of head) inHead[p] = 1;
+      let k = 0;
+      for (const p of head) candidates[k++] = p;
+      for (let p = 0; p < pages; p++) if (age[p] >= 0 && !inHead[p]) ageCount[age[p] + 1]++;
+      ageCount[0] = k;
+      for (let a = 1; a < ageCount.length; a++) ageCount[a] += ageCount[a - 1];
+      hotCandidates = ageCount[ageCount.length - 1];
+      for (let p = 0; p < pages; p++) if (age[p] >= 0 && !inHead[p]) candidates[ageCount[age[p]]++] = p;
+      k = hotCandidates;
+      for (let p = 0; p < pages; p++) if (age[p] < 0) candidates[k++] = p;
+    }
+
+    // The metadata's room, reserved before any page has its place (the data follows it): the
+    // largest it can be - every reference the parent's entries may bring, its marks, numbers
+    // at their widest; the final metadata is padded with spaces to it.
+    const big = 2 ** 50;
+    const state0 = machineState(machine);
+    const upper: SnapshotMeta = {
+      format: "rvm-snapshot", version: SNAPSHOT_VERSION, name, id, created: new Date().toISOString(), ...state0,
+      disks: disks.map((d) => {
+        const pd = parent?.meta.disks.find((x) => x.index === d.index);
+        return pd ? { ...d, entryMarks: [pd.mark, ...(pd.entryMarks ?? [])] } : d;
+      }),
+      refs: parent ? [{ id: parent.meta.id, name: parent.meta.name }, ...parent.meta.refs] : [],
+      parent: parentLineage ? parentLineage.id : null,
+      workingSet: big,
+      workingSetIndex: { offset: big, length: big, sha256: "0".repeat(64) },
+      stats: { pages: big, zero: big, disk: big, same: big, stored: big, inherited: big, fileBytes: big, zeroSkipBytes: big, saveMs: big, pauseMs: big, directIo: false },
+    };
+    const metaRoom = Buffer.byteLength(JSON.stringify(upper)) + 256;
+    const alignUp = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+    const dataOffset = alignUp(HEADER_SIZE + metaRoom);
+
     // Classify every page in the core: zero test and hash, in bulk, over RAM in place.
     // While no snapshot has been saved or restored into this machine, a page never written is
     // zero (the core's cleanPagesAreZero): only the dirty pages are read. Reading the others
@@ -312,19 +372,6 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     const hashes = new BigUint64Array(pages); // 0: a zero page
     const onlyDirty = ex.cleanPagesAreZero() !== 0;
     const state = core.pages;
-    for (let first = 0; first < pages; ) {
-      if (onlyDirty && (state[first] & PageState.Dirty) === 0) {
-        first++;
-        continue;
-      }
-      let count = 1;
-      const most = Math.min(scratch.length, pages - first);
-      if (onlyDirty) while (count < most && state[first + count] & PageState.Dirty) count++;
-      else count = most;
-      ex.classify(first, count);
-      hashes.set(scratch.subarray(0, count), first);
-      first += count;
-    }
 
     // The page map is built in place, as the file has it: six little-endian u32 words per page
     // (kind | ref << 8, mark, value low, value high, hash low, hash high; see PageTable). No
@@ -345,145 +392,104 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
       pages, zero: 0, disk: 0, same: 0, stored: 0, inherited: 0, fileBytes: 0, zeroSkipBytes: 0, saveMs: 0, pauseMs: 0,
       directIo: false, // (its room in the metadata reserved: true is shorter)
     };
-    // The stored pages, in page order (a typed array: 200k pushes onto a JS array and a Map of
-    // 200k hashes were a third of a 1 GiB save's CPU time).
-    const storedPages = new Int32Array(pages);
-    let storedCount = 0;
+    // The stored pages in data order (in the writer's shared memory when there is a writer).
+    const order = writer ? new Int32Array(writer.order) : new Int32Array(pages);
+    let storedCount = 0, hotCount = 0;
     // First stored page with each hash, by its low 32 bits (open addressing, page + 1; 0 = empty);
     // a twin is confirmed by the high half and byte for byte. A second page whose low half
     // matches but whose high half does not is stored and not entered (as before: rare).
+    // (A typed table: a Map of 200k numbers, and pushes onto JS arrays, were a third of a 1 GiB
+    // save's CPU time.)
     const slots = 1 << Math.max(10, 32 - Math.clz32(pages * 2 - 1));
     const slotMask = slots - 1, slotShift = 32 - Math.log2(slots);
     const firstWithHash = new Int32Array(slots);
-    const sameAs: number[] = []; // pairs: page, its twin (entries made once the twin's offset is known)
     const entryMarks = new Set<string>(); // "disk:mark" of the disk-backed entries
-    for (let p = 0; p < pages; p++) {
-      const lo = hashWords[2 * p], hi = hashWords[2 * p + 1];
-      const zero = lo === 0 && hi === 0;
-      if (!zero) stats.zeroSkipBytes += PAGE_SIZE;
-      if (parent && (state[p] & PageState.Dirty) === 0) {
-        const pe = parent.entry(p);
-        // Re-base the parent's reference: 0 (the parent itself) or one of its refs.
-        const target = pe.ref === 0 ? { id: parent.meta.id, name: parent.meta.name } : parent.meta.refs[pe.ref - 1];
-        const ref = pe.kind === PageKind.Zero || pe.kind === PageKind.Disk ? 0 : refOf(target.id, target.name);
-        put(p, pe.kind, ref, pe.mark, pe.value, Number(pe.hash & 0xffffffffn), Number(pe.hash >> 32n));
-        if (pe.kind === PageKind.Disk) entryMarks.add(`${GuestMemory.splitBlockKey(pe.value).disk}:${pe.mark}`);
-        stats.inherited++;
-        continue;
-      }
-      if (zero) {
-        stats.zero++; // kind 0, all words 0
-        continue;
-      }
-      if (state[p] & PageState.Disk) {
-        const key = machine.mem.diskBlockOf(p);
-        if (key >= 0) {
-          put(p, PageKind.Disk, 0, markOf(GuestMemory.splitBlockKey(key).disk), key, lo, hi);
-          stats.disk++;
+    const CHUNK = WRITE_BATCH_BYTES / PAGE_SIZE;
+    for (let c0 = 0; c0 < pages; c0 += CHUNK) {
+      const c1 = Math.min(pages, c0 + CHUNK);
+      // Hash the chunk's pages that need it, by runs of consecutive pages.
+      for (let i = c0; i < c1; ) {
+        const first = candidates[i];
+        if (onlyDirty && (state[first] & PageState.Dirty) === 0) {
+          i++;
           continue;
         }
+        let count = 1;
+        while (i + count < c1 && count < scratch.length && candidates[i + count] === first + count && (!onlyDirty || state[first + count] & PageState.Dirty)) count++;
+        ex.classify(first, count);
+        hashes.set(scratch.subarray(0, count), first);
+        i += count;
       }
-      // Linear probing from a mix of the low half (the hash's bits are already uniform).
-      let h = Math.imul(lo, 0x9e3779b1) >>> slotShift;
-      let twin = -1;
-      for (;;) {
-        const e = firstWithHash[h];
-        if (e === 0) break;
-        if (hashWords[2 * (e - 1)] === lo) {
-          twin = e - 1;
-          break;
+      for (let i = c0; i < c1; i++) {
+        const p = candidates[i];
+        const lo = hashWords[2 * p], hi = hashWords[2 * p + 1];
+        const zero = lo === 0 && hi === 0;
+        if (!zero) stats.zeroSkipBytes += PAGE_SIZE;
+        if (parent && (state[p] & PageState.Dirty) === 0) {
+          const pe = parent.entry(p);
+          // Re-base the parent's reference: 0 (the parent itself) or one of its refs.
+          const target = pe.ref === 0 ? { id: parent.meta.id, name: parent.meta.name } : parent.meta.refs[pe.ref - 1];
+          const ref = pe.kind === PageKind.Zero || pe.kind === PageKind.Disk ? 0 : refOf(target.id, target.name);
+          put(p, pe.kind, ref, pe.mark, pe.value, Number(pe.hash & 0xffffffffn), Number(pe.hash >> 32n));
+          if (pe.kind === PageKind.Disk) entryMarks.add(`${GuestMemory.splitBlockKey(pe.value).disk}:${pe.mark}`);
+          stats.inherited++;
+          continue;
         }
-        h = (h + 1) & slotMask;
+        if (zero) {
+          stats.zero++; // kind 0, all words 0
+          continue;
+        }
+        if (state[p] & PageState.Disk) {
+          const key = machine.mem.diskBlockOf(p);
+          if (key >= 0) {
+            put(p, PageKind.Disk, 0, markOf(GuestMemory.splitBlockKey(key).disk), key, lo, hi);
+            stats.disk++;
+            continue;
+          }
+        }
+        // Linear probing from a mix of the low half (the hash's bits are already uniform).
+        let h = Math.imul(lo, 0x9e3779b1) >>> slotShift;
+        let twin = -1;
+        for (;;) {
+          const e = firstWithHash[h];
+          if (e === 0) break;
+          if (hashWords[2 * (e - 1)] === lo) {
+            twin = e - 1;
+            break;
+          }
+          h = (h + 1) & slotMask;
+        }
+        if (twin >= 0 && hashWords[2 * twin + 1] === hi && ex.pagesEqual(twin, p)) {
+          const value = words[twin * 6 + 2] + words[twin * 6 + 3] * 2 ** 32; // the twin's data offset
+          put(p, PageKind.Same, 0, 0, value, lo, hi);
+          stats.same++;
+          continue;
+        }
+        if (twin < 0) firstWithHash[h] = p + 1;
+        put(p, PageKind.Stored, 0, 0, dataOffset + storedCount * PAGE_SIZE, lo, hi);
+        order[storedCount++] = p;
+        if (i < hotCandidates) hotCount = storedCount;
+        stats.stored++;
       }
-      if (twin >= 0 && hashWords[2 * twin + 1] === hi && ex.pagesEqual(twin, p)) {
-        sameAs.push(p, twin);
-        stats.same++;
-        continue;
-      }
-      if (twin < 0) firstWithHash[h] = p + 1;
-      storedPages[storedCount++] = p;
-      stats.stored++;
+      if (writer) post(writer, storedCount, dataOffset);
     }
     parent?.close();
-
-    // Data order: the working set (touched in the last WORKING_SET_MS), the most recently touched
-    // first, then the rest by page. The working set's pages and hashes are also written in an index
-    // of their own, so a restore reads it, then the set, in one sequential read each, at once.
-    // Most recent first: sort keys age (in epochs) * 2^32 + page, in a typed array (no spread of
-    // a list into a call: a working set of 200k pages would overflow the stack).
-    // Ages are whole ms up to WORKING_SET_MS: a counting sort by age, stable in page order.
-    const order = writer ? new Int32Array(writer.order, 0, storedCount) : new Int32Array(storedCount);
-    const hotPages = new Int32Array(storedCount), hotAge = new Uint16Array(storedCount);
-    const ageCount = new Int32Array(WORKING_SET_MS + 2);
-    let hotCount = 0, coldCount = 0;
-    for (let i = 0; i < storedCount; i++) {
-      const p = storedPages[i];
-      const age = machine.touchAge(p);
-      if (age <= WORKING_SET_MS) {
-        const a = Math.max(0, Math.round(age));
-        hotPages[hotCount] = p;
-        hotAge[hotCount++] = a;
-        ageCount[a + 1]++;
-      } else order[storedCount - 1 - coldCount++] = p; // from the end, reversed below
-    }
-    order.subarray(hotCount).reverse();
-    for (let a = 1; a < ageCount.length; a++) ageCount[a] += ageCount[a - 1];
-    const sorted = new Int32Array(hotCount);
-    for (let i = 0; i < hotCount; i++) sorted[ageCount[hotAge[i]]++] = hotPages[i];
-    // Ahead of them all, the pages the harts need first (pc, stack): the restore's first read
-    // then carries what the hart's first instructions fault on.
-    const isStored = (p: number) => {
-      // storedPages is sorted: binary search
-      let a = 0, b = storedCount;
-      while (a < b) {
-        const m = (a + b) >>> 1;
-        if (storedPages[m] < p) a = m + 1;
-        else b = m;
-      }
-      return a < storedCount && storedPages[a] === p;
-    };
-    const head = machine.firstPages().filter((p) => machine.recentlyAccessed(p) && isStored(p));
-    let k = 0;
-    for (const p of head) order[k++] = p;
-    for (let i = 0; i < hotCount; i++) {
-      const p = sorted[i];
-      if (!head.includes(p)) order[k++] = p;
-    }
     const hot = order.subarray(0, hotCount);
     const wsIndex = encodeWorkingSetIndex(hot, hashes);
-
     meta = {
       format: "rvm-snapshot",
       version: SNAPSHOT_VERSION,
       name,
       id,
-      created: new Date().toISOString(),
-      ...machineState(machine),
+      created: upper.created,
+      ...state0,
       disks,
       refs,
       parent: parentLineage && refIndex.has(parentLineage.id) ? parentLineage.id : null,
       workingSet: hot.length,
-      // Placeholder values as long as any real ones (the metadata's room is reserved below).
-      workingSetIndex: { offset: 2 ** 52, length: 2 ** 40, sha256: "0".repeat(64) },
+      workingSetIndex: { offset: 0, length: 0, sha256: "" }, // (below)
       stats,
     };
-    // Offsets: header, meta (its length depends on the stats, filled in below), map, data.
-    const metaLength = (s: SnapshotMeta) => Buffer.byteLength(JSON.stringify(s));
-    const alignUp = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
-    // Reserve room for the final statistics' digits.
-    const metaRoom = metaLength(meta) + 256;
-
-    // The data follows the metadata; the map, deflated, comes last (the data offsets are in it).
-    const dataOffset = alignUp(HEADER_SIZE + metaRoom);
-    for (let k = 0; k < order.length; k++) {
-      const p = order[k];
-      put(p, PageKind.Stored, 0, 0, dataOffset + k * PAGE_SIZE, hashWords[2 * p], hashWords[2 * p + 1]);
-    }
-    for (let i = 0; i < sameAs.length; i += 2) {
-      const p = sameAs[i], twin = sameAs[i + 1];
-      const value = words[twin * 6 + 2] + words[twin * 6 + 3] * 2 ** 32; // the twin's data offset
-      put(p, PageKind.Same, 0, 0, value, hashWords[2 * p], hashWords[2 * p + 1]);
-    }
     // Every mark the disk-backed entries use, beyond the snapshot's own (inherited ones may be older).
     for (const k of entryMarks) {
       const [disk, mark] = k.split(":").map(Number);
@@ -491,14 +497,14 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
       if (d && mark !== d.mark && !(d.entryMarks ??= []).includes(mark)) d.entryMarks.push(mark);
     }
 
-    const dataLength = order.length * PAGE_SIZE;
+    const dataLength = storedCount * PAGE_SIZE;
     const mapOffset = dataOffset + dataLength;
 
     try {
       if (writer) {
         // The writer thread writes the data area from here on, while this thread encodes the
         // map and writes it (another part of the file).
-        postAll(writer, order.length, dataOffset);
+        close(writer);
       }
       const mapOnDisk = encodeMap(map, mapOffset);
       const wsIndexOffset = mapOffset + mapOnDisk.length;
@@ -510,11 +516,11 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
       // the same bytes at the same offsets, and any error is this thread's to report.
       let direct: boolean | undefined;
       if (writer) {
-        direct = finishWriter(writer, order.length, progress);
+        direct = finishWriter(writer, storedCount, progress);
         writer = undefined;
       }
-      stats.directIo = direct ?? writeData(tmp, fd!, order, core.ram, dataOffset, progress);
-      progress?.(order.length, order.length);
+      stats.directIo = direct ?? writeData(tmp, fd!, order.subarray(0, storedCount), core.ram, dataOffset, progress);
+      progress?.(storedCount, storedCount);
       stats.saveMs = Math.round(performance.now() - t0);
       stats.pauseMs = stats.saveMs;
       const metaBytes = Buffer.from(JSON.stringify(meta));
