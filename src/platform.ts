@@ -138,6 +138,77 @@ export function openDirect(file: string, mode: "r" | "w"): number | undefined {
   }
 }
 
+/**
+ * Reads of this process's own memory through the kernel (Linux's /proc/self/mem), at the
+ * addresses `memoryAddress` found. The eager restore checks the pages the device wrote into
+ * guest RAM this way (restore.ts, issue 15): the kernel copies them out through its own mapping
+ * of the memory, so the check does not touch each fresh page from user space - which on a host
+ * with shadow page tables costs a trip to the hypervisor per 4 KiB page. Undefined where there is
+ * no such file (other systems, a kernel that refuses it).
+ */
+export interface SelfMemory {
+  /** Reads `dst.length` bytes at virtual address `address`; false if the kernel would not. */
+  read(dst: Uint8Array, address: number): boolean;
+  close(): void;
+}
+
+export function openSelfMemory(): SelfMemory | undefined {
+  let fd: number;
+  try {
+    fd = nodeFs.openSync("/proc/self/mem", "r");
+  } catch {
+    return undefined;
+  }
+  return {
+    read(dst, address) {
+      let done = 0;
+      try {
+        while (done < dst.length) {
+          const n = nodeFs.readSync(fd, dst, done, dst.length - done, address + done);
+          if (n <= 0) return false;
+          done += n;
+        }
+      } catch {
+        return false;
+      }
+      return true;
+    },
+    close: () => nodeFs.closeSync(fd),
+  };
+}
+
+/**
+ * The virtual address at which `memory`'s bytes begin in this process, for openSelfMemory's reads;
+ * undefined where it cannot be told for certain. Found among the writable mappings large enough to
+ * hold it (/proc/self/maps) by a random marker written at `probeAt` (then put back as it was) and
+ * read back through the kernel at the candidate's address: only a mapping that holds the marker
+ * there is taken.
+ */
+export function memoryAddress(memory: WebAssembly.Memory, probeAt: number): number | undefined {
+  const mem = openSelfMemory();
+  if (!mem) return undefined;
+  const bytes = new Uint8Array(memory.buffer, probeAt, 64);
+  const saved = bytes.slice();
+  try {
+    const marker = randomBytes(64);
+    bytes.set(marker);
+    const back = new Uint8Array(64);
+    for (const line of nodeFs.readFileSync("/proc/self/maps", "utf8").split("\n")) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+) rw/.exec(line);
+      if (!m) continue;
+      const start = parseInt(m[1], 16), end = parseInt(m[2], 16);
+      if (end - start < memory.buffer.byteLength || !Number.isSafeInteger(end)) continue;
+      if (mem.read(back, start + probeAt) && Buffer.from(back).equals(marker)) return start;
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  } finally {
+    bytes.set(saved);
+    mem.close();
+  }
+}
+
 /** Unpacks gzip data (guest images may be gzipped). Throws on corrupt data. */
 export function gunzip(data: Uint8Array): Uint8Array {
   return new Uint8Array(gunzipSync(data));

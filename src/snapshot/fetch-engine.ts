@@ -17,6 +17,7 @@ import { copyIntoRam, fs, openDirect } from "../platform.js";
 import { PageKind, PageTable, SnapshotError, SnapshotFile } from "./format.js";
 import { PageClass, restoredClass } from "./pictures.js";
 import type { ReadQueue } from "./read-queue.js";
+import { RAM_CHECK_PAGES, type RamCheck } from "./ram-check.js";
 
 export const CLAIM = { free: 0, busy: 1, ready: 2, taken: 3 } as const;
 export const STATE = { running: 0, done: 1, stopped: 2, failed: 3 } as const;
@@ -205,6 +206,11 @@ export class FetchEngine {
   reader?: ReadQueue;
   /** Runs the reader thread read (the rest of the posted ones this thread read itself). */
   readerRuns = 0;
+  /**
+   * The eager restore's check of whole runs through the kernel's copy (ram-check.ts), where the
+   * data area is read with O_DIRECT straight into RAM: no user-space first touch of each page.
+   */
+  ramCheck?: RamCheck;
   /** Runs posted to the reader and not yet checked, oldest first. */
   private readonly queued: { run: Run; p0: number }[] = [];
 
@@ -521,18 +527,25 @@ export class FetchEngine {
 
   /** Checks pages [p0, p0 + count), now in RAM, and makes them ready; copies and checks their same-as twins. */
   private checkWhole(t: PageTable, p0: number, count: number, twins: Map<number, number[]>): void {
-    const claims = this.claims;
-    for (let p = p0; p < p0 + count; p++) {
-      if (!this.pageHashIs(p, t.hashLo(p), t.hashHi(p))) this.verifyFailed(p);
-      this.ready(p, restoredClass(t.kind(p)));
-      if (twins.size === 0) continue;
-      const list = twins.get(t.ref(p) * 2 ** 44 + t.value(p));
-      if (!list) continue;
-      for (const q of list) {
-        if (q === p || Atomics.compareExchange(claims, q, CLAIM.free, CLAIM.busy) !== CLAIM.free) continue;
-        this.ram.copyWithin(q * PAGE_SIZE, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
-        if (!this.pageHashIs(q, t.hashLo(q), t.hashHi(q))) this.verifyFailed(q);
-        this.ready(q, restoredClass(t.kind(q)));
+    const claims = this.claims, rc = this.ramCheck;
+    for (let c0 = p0; c0 < p0 + count; c0 += RAM_CHECK_PAGES) {
+      const end = Math.min(p0 + count, c0 + RAM_CHECK_PAGES);
+      // The kernel's copy of these pages of RAM, checked in a buffer (ram-check.ts); a page whose
+      // copy does not match, or all of them if the kernel would not copy, checked in place.
+      const copied = rc !== undefined && rc.load(c0, end - c0);
+      for (let p = c0; p < end; p++) {
+        const lo = t.hashLo(p), hi = t.hashHi(p);
+        if (!(copied && rc.pageIs(p - c0, lo, hi)) && !this.pageHashIs(p, lo, hi)) this.verifyFailed(p);
+        this.ready(p, restoredClass(t.kind(p)));
+        if (twins.size === 0) continue;
+        const list = twins.get(t.ref(p) * 2 ** 44 + t.value(p));
+        if (!list) continue;
+        for (const q of list) {
+          if (q === p || Atomics.compareExchange(claims, q, CLAIM.free, CLAIM.busy) !== CLAIM.free) continue;
+          this.ram.copyWithin(q * PAGE_SIZE, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+          if (!this.pageHashIs(q, t.hashLo(q), t.hashHi(q))) this.verifyFailed(q);
+          this.ready(q, restoredClass(t.kind(q)));
+        }
       }
     }
   }

@@ -7,6 +7,7 @@ import { workerData } from "node:worker_threads";
 import { PAGE_SIZE } from "../core.js";
 import { CTL, FetchEngine, FetchPlanSetup, FetchShared, settle } from "./fetch-engine.js";
 import { ReadQueue, ReadQueueShared } from "./read-queue.js";
+import { RamCheck } from "./ram-check.js";
 
 export interface FetchThreadData {
   setup: FetchPlanSetup;
@@ -17,6 +18,8 @@ export interface FetchThreadData {
   ramAddress: number;
   /** The eager restore's reader thread (its second queue is this thread's). */
   reader?: ReadQueueShared;
+  /** The virtual address of guest RAM, for the eager restore's checks through the kernel (ram-check.ts). */
+  ramVirtual?: number;
 }
 
 const data = workerData as FetchThreadData;
@@ -33,6 +36,7 @@ const core = new WebAssembly.Instance(data.module, { env: { memory: data.memory,
 const ram = new Uint8Array(data.memory.buffer, data.ramAddress, data.setup.pages * PAGE_SIZE);
 const engine = new FetchEngine(data.setup, data.shared, ram, (p, lo, hi) => core.pageHashIs(p, lo, hi) !== 0);
 if (data.reader) engine.reader = new ReadQueue(data.reader, 1);
+engine.ramCheck = RamCheck.open(data.ramVirtual, data.module, data.ramAddress);
 Atomics.store(ctl, CTL.startedMs, engine.sinceCreated());
 
 const t0 = performance.now();
@@ -60,4 +64,5 @@ try {
 } catch (e) {
   failure = e;
 }
+engine.ramCheck?.close();
 settle(data.shared, failure);

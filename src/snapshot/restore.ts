@@ -21,7 +21,8 @@ import { PageEntry, PageKind, SnapshotError, SnapshotFile, SnapshotMeta } from "
 import { CLAIM, CTL, FetchEngine, FetchPlanSetup, FetchShared, failureOf, newFetchShared, PageError, STATE } from "./fetch-engine.js";
 import type { FetchThreadData } from "./fetch-worker.js";
 import { newReadQueues, ReaderData, ReadQueue, ReadQueueShared, stopReader } from "./read-queue.js";
-import { hostCores, hostLoad, startThread } from "../platform.js";
+import { hostCores, hostLoad, memoryAddress, startThread } from "../platform.js";
+import { RamCheck } from "./ram-check.js";
 import { attachJournals, setLineage } from "./save.js";
 import { SnapshotStore } from "./store.js";
 import { RvmError } from "../errors.js";
@@ -249,6 +250,8 @@ export interface RestoreResult {
   helperPages: number;
   /** Runs of the hart thread's share that the reader thread read (0: no reader). */
   readerRuns: number;
+  /** The pages read straight into RAM were checked through the kernel's copy (ram-check.ts). */
+  kernelCopyCheck: boolean;
 }
 
 /** The eager restore's progress: pages in so far, of all. */
@@ -266,6 +269,8 @@ export interface EagerOptions {
   helper?: boolean | "split";
   /** false (tests, measurements): no reader thread; each checking thread reads its runs itself. */
   reader?: boolean;
+  /** false (tests, measurements): pages read straight into RAM are checked in place, not through the kernel's copy. */
+  kernelCopyCheck?: boolean;
 }
 
 /**
@@ -293,15 +298,15 @@ interface EagerHelper {
  * thread. It shares the page claims (and origins) with the hart's thread and has the rest of the
  * control block to itself.
  */
-function eagerHelper(machine: Machine): { start(setup: FetchPlanSetup, main: FetchShared, dataSlots: number, reader?: ReadQueueShared): EagerHelper | undefined } | undefined {
+function eagerHelper(machine: Machine): { start(setup: FetchPlanSetup, main: FetchShared, dataSlots: number, reader?: ReadQueueShared, ramVirtual?: number): EagerHelper | undefined } | undefined {
   if (!sharedMemoryWorks || hostCores < 2) return undefined;
   const core = machine.core;
   return {
-    start(setup, main, dataSlots, reader) {
+    start(setup, main, dataSlots, reader, ramVirtual) {
       const own = newFetchShared(setup.pages, dataSlots, true);
       const shared: FetchShared = { ...own, claims: main.claims, origin: main.origin };
       const ctl = new Int32Array(shared.ctl);
-      const data: FetchThreadData = { setup, shared, module: compiledCore(), memory: core.exports.memory, ramAddress: core.exports.ramAddress(), reader };
+      const data: FetchThreadData = { setup, shared, module: compiledCore(), memory: core.exports.memory, ramAddress: core.exports.ramAddress(), reader, ramVirtual };
       // (A thread that fails before its fetch starts never claims a page: the hart's thread
       // then does them all, and does not wait for it.)
       const thread = startThread("snapshot/fetch-worker.js", data, () => undefined);
@@ -393,7 +398,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
     checkCompatible(snap, machine);
     const source = new SnapshotPages(snap, machine, store);
     try {
-      let bytesRead = 0, reads = 0, helperPages = 0, readerRuns = 0;
+      let bytesRead = 0, reads = 0, helperPages = 0, readerRuns = 0, kernelCopyCheck = false;
       try {
         const core = machine.core;
         const pages = snap.pages;
@@ -415,11 +420,17 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
         // page of RAM is the restore's main cost: two cores take it in parallel).
         // The device's reads on a thread of their own, ahead of the checks (both threads' queues).
         const reader = setup.directReads && opts.reader !== false ? startReader(machine, source.paths, helper ? 2 : 1) : undefined;
-        const other = helper?.start({ ...setup, half: "back" }, shared, dataSlots, reader);
+        // Pages the device writes straight into RAM are checked through the kernel's copy of them
+        // (ram-check.ts: no user-space first touch of each fresh page before the guest runs).
+        const base = setup.directReads && opts.kernelCopyCheck !== false ? memoryAddress(core.exports.memory, core.exports.scratchAddress()) : undefined;
+        const ramVirtual = base === undefined ? undefined : base + core.exports.ramAddress();
+        const other = helper?.start({ ...setup, half: "back" }, shared, dataSlots, reader, ramVirtual);
         if (other) setup.half = "front";
         if (other && opts.helper === "split") other.planned();
         const engine = new FetchEngine(setup, shared, core.ram, (p, lo, hi) => core.exports.pageHashIs(p, lo, hi) !== 0);
         if (reader) engine.reader = new ReadQueue(reader, 0);
+        engine.ramCheck = RamCheck.open(ramVirtual, compiledCore(), core.exports.ramAddress());
+        kernelCopyCheck = engine.ramCheck !== undefined;
         const done = () => ctl[CTL.readyCount] + (other ? Atomics.load(other.ctl, CTL.readyCount) : 0);
         try {
           let ok = false;
@@ -433,6 +444,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
             try {
               other?.finish(!ok, () => progress?.(done(), pages));
             } finally {
+              engine.ramCheck?.close();
               if (reader) endReader(reader, file);
             }
           }
@@ -467,7 +479,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
       machine.core.exports.markClean();
       machine.core.exports.pagesChanged();
       setLineage(machine, { id: snap.meta.id, file });
-      return { meta: snap.meta, ms: performance.now() - t0, bytesRead: bytesRead + source.bytesRead, reads: reads + source.reads, helperPages, readerRuns };
+      return { meta: snap.meta, ms: performance.now() - t0, bytesRead: bytesRead + source.bytesRead, reads: reads + source.reads, helperPages, readerRuns, kernelCopyCheck };
     } finally {
       source.close();
     }

@@ -390,6 +390,20 @@ export function openDirect(_file: string, _mode: "r" | "w"): number | undefined 
   return undefined;
 }
 
+/** No process memory to read through a kernel in a tab (the eager restore checks pages in place). */
+export interface SelfMemory {
+  read(dst: Uint8Array, address: number): boolean;
+  close(): void;
+}
+
+export function openSelfMemory(): SelfMemory | undefined {
+  return undefined;
+}
+
+export function memoryAddress(_memory: WebAssembly.Memory, _probeAt: number): number | undefined {
+  return undefined;
+}
+
 export function gunzip(data: Uint8Array): Uint8Array {
   return gunzipSync(data);
 }
