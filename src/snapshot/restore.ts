@@ -260,9 +260,11 @@ export type RestoreProgress = (done: number, total: number) => void;
 export interface EagerOptions {
   /**
    * Whether half of the data area is read and checked on a helper thread (where guest RAM is
-   * shared memory and the host has two cores); default: when it holds 64 MiB or more and the
-   * host is not busy (load average below its cores: on a busy host the second thread only adds
-   * CPU time, measured below under EAGER_HELPER_MIN_BYTES). "split"
+   * shared memory and the host has two cores); default: when it holds 64 MiB or more, the host
+   * is not busy (load average below its cores: on a busy host the second thread only adds CPU
+   * time, measured below under EAGER_HELPER_MIN_BYTES), and the pages are checked in place (what
+   * the second core shares is their first touches; checked through the kernel's copy there are
+   * none, and the helper only added CPU time and wall time: docs/ARCHITECTURE.md). "split"
    * (tests): always, and the hart's thread begins only once the helper has its plan, so that
    * both surely take part.
    */
@@ -403,14 +405,20 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
         const core = machine.core;
         const pages = snap.pages;
         const dataSlots = snap.header.dataLength / PAGE_SIZE;
-        const helper = (opts.helper ?? (snap.header.dataLength >= EAGER_HELPER_MIN_BYTES && hostLoad() < hostCores)) ? eagerHelper(machine) : undefined;
+        const directReads = snap.meta.stats.directIo === true;
+        // Pages the device writes straight into RAM are checked through the kernel's copy of them
+        // (ram-check.ts: no user-space first touch of each fresh page before the guest runs).
+        const base = directReads && opts.kernelCopyCheck !== false ? memoryAddress(core.exports.memory, core.exports.scratchAddress()) : undefined;
+        const ramVirtual = base === undefined ? undefined : base + core.exports.ramAddress();
+        // A helper thread where the first touches are this thread's to take (see EagerOptions).
+        const helper = (opts.helper ?? (ramVirtual === undefined && snap.header.dataLength >= EAGER_HELPER_MIN_BYTES && hostLoad() < hostCores)) ? eagerHelper(machine) : undefined;
         const shared = newFetchShared(pages, dataSlots, helper !== undefined);
         const setup: FetchPlanSetup = {
           createdAt: performance.timeOrigin + performance.now(), pages, files: source.paths, dataOffset: snap.header.dataOffset,
           order: "file", runPages: EAGER_RUN_PAGES, bytesPerSecond: 0, ramZero: machine.mem.untouched, runnableShare: 1, wholeRuns: true,
           // Read the way it was written: after an O_DIRECT save none of the data is in the page
           // cache, and filling the cache as it goes by costs ~0.4 s of CPU per 768 MiB here.
-          directReads: snap.meta.stats.directIo === true,
+          directReads,
         };
         core.exports.markClean(); // (RAM is overwritten from here: its clean pages are no longer zero)
         core.pages.fill(0);
@@ -420,10 +428,6 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
         // page of RAM is the restore's main cost: two cores take it in parallel).
         // The device's reads on a thread of their own, ahead of the checks (both threads' queues).
         const reader = setup.directReads && opts.reader !== false ? startReader(machine, source.paths, helper ? 2 : 1) : undefined;
-        // Pages the device writes straight into RAM are checked through the kernel's copy of them
-        // (ram-check.ts: no user-space first touch of each fresh page before the guest runs).
-        const base = setup.directReads && opts.kernelCopyCheck !== false ? memoryAddress(core.exports.memory, core.exports.scratchAddress()) : undefined;
-        const ramVirtual = base === undefined ? undefined : base + core.exports.ramAddress();
         const other = helper?.start({ ...setup, half: "back" }, shared, dataSlots, reader, ramVirtual);
         if (other) setup.half = "front";
         if (other && opts.helper === "split") other.planned();
