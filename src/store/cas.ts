@@ -260,6 +260,45 @@ export function unpackPages(id: string, layout: PackLayout | undefined, slot: nu
 }
 
 /**
+ * Slots `slot`.. (`count` of them) of pack `id` as stored (packRange's bytes), unpacked later:
+ * one page alone (`page`: one inflate call, what a touch of the hart needs) or all of them at
+ * once (`all`: one call for a version 3 run, what the background wants). A restore from the
+ * store reads its working set so: the hart touches ~10% of those pages before the guest
+ * answers, and inflating every run as it arrived took the hart's thread ~70-100 ms then.
+ */
+export class StoredRun {
+  private unpacked: Buffer | undefined;
+  private stored: Uint8Array | undefined;
+
+  constructor(readonly id: string, private readonly layout: PackLayout | undefined, readonly slot: number, readonly count: number, stored: Uint8Array) {
+    this.stored = stored;
+  }
+
+  /** Whether the pages are unpacked already (all of them). */
+  get isUnpacked(): boolean {
+    return this.unpacked !== undefined;
+  }
+
+  /** Every page (4 KiB each, not yet verified), unpacked once. */
+  all(): Buffer {
+    if (!this.unpacked) {
+      this.unpacked = unpackPages(this.id, this.layout, this.slot, this.count, this.stored!);
+      this.stored = undefined;
+    }
+    return this.unpacked;
+  }
+
+  /** The page of slot `slot + k` (4 KiB, not yet verified); unpacks that slot alone unless all are. */
+  page(k: number): Buffer {
+    if (this.unpacked) return this.unpacked.subarray(k * PAGE, (k + 1) * PAGE);
+    if (packVersion(this.id) === 1) return Buffer.from(this.stored!.buffer, this.stored!.byteOffset + k * PAGE, PAGE);
+    const o = this.layout!.offsets!;
+    const base = o[this.slot];
+    return unpackPages(this.id, this.layout, this.slot + k, 1, this.stored!.subarray(o[this.slot + k] - base, o[this.slot + k + 1] - base));
+  }
+}
+
+/**
  * A page as a version 3 pack stores it: raw deflate (level 1) of the page alone, ended by a sync
  * flush instead of a final block, or the page as is where that is not smaller. Each deflated
  * segment starts on a byte boundary, refers to nothing before it and ends the stream's bits
@@ -338,6 +377,19 @@ export function encodeWorkingSet(items: WorkingSetPage[], packs: string[]): stri
 }
 
 export function decodeWorkingSet(ws: { pages: number; data: string }, packs: string[], where: string): WorkingSetPage[] {
+  // A restore decodes its manifest's list up to three times (StoreVm.prepare's first reads and
+  // pack indexes, then the restore itself), once each in cold code: ~5 ms each under load.
+  const known = decodedWorkingSets.get(ws);
+  if (known?.packs === packs) return known.items;
+  const items = decodeWorkingSetNow(ws, packs, where);
+  decodedWorkingSets.set(ws, { packs, items });
+  return items;
+}
+
+/** decodeWorkingSet's lists, by the manifest's working-set record (read only: callers copy). */
+const decodedWorkingSets = new WeakMap<object, { packs: string[]; items: WorkingSetPage[] }>();
+
+function decodeWorkingSetNow(ws: { pages: number; data: string }, packs: string[], where: string): WorkingSetPage[] {
   let b: Buffer;
   try {
     b = inflateSync(Buffer.from(ws.data, "base64"));
@@ -660,9 +712,14 @@ export class ContentStore {
    * stored bytes, after its index), the pages as 4 KiB each (not yet verified).
    */
   async readPages(id: string, slot: number, count: number): Promise<Buffer> {
+    return (await this.readRun(id, slot, count)).all();
+  }
+
+  /** Like readPages, but the slots as stored (a StoredRun: unpacked by page or all at once, later). */
+  async readRun(id: string, slot: number, count: number): Promise<StoredRun> {
     const layout = isPackV2(id) ? await this.packLayout(id) : undefined;
     const { offset, length } = packRange(id, layout, slot, count);
-    return unpackPages(id, layout, slot, count, await this.objects.getRange(keys.pack(id), offset, length));
+    return new StoredRun(id, layout, slot, count, await this.objects.getRange(keys.pack(id), offset, length));
   }
 
   /**
@@ -671,6 +728,11 @@ export class ContentStore {
    * from byte `offset`. One ranged GET; the pages as 4 KiB each (not yet verified).
    */
   async readStored(id: string, slot: number, offset: number, lengths: number[]): Promise<Buffer> {
+    return (await this.readStoredRun(id, slot, offset, lengths)).all();
+  }
+
+  /** Like readStored, but the slots as stored (a StoredRun). */
+  async readStoredRun(id: string, slot: number, offset: number, lengths: number[]): Promise<StoredRun> {
     const o = new Uint32Array(slot + lengths.length + 1);
     let end = offset;
     lengths.forEach((n, k) => {
@@ -679,7 +741,7 @@ export class ContentStore {
     });
     o[slot + lengths.length] = end;
     const stored = await this.objects.getRange(keys.pack(id), offset, end - offset);
-    return unpackPages(id, isPackV2(id) ? { hashes: [], offsets: o, version: packVersion(id) } : undefined, slot, lengths.length, stored);
+    return new StoredRun(id, isPackV2(id) ? { hashes: [], offsets: o, version: packVersion(id) } : undefined, slot, lengths.length, stored);
   }
 
   /** The locks younger than LOCK_TTL_MS; the names of older ones in `stale`. */

@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { createRequire } from "node:module";
+import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { loadCachedBundle } from "../code-cache.cjs";
 import { RvmError, UsageError } from "../errors.js";
@@ -127,6 +128,25 @@ function describe(e: unknown, what: string): StoreError {
   return new StoreError(`object store: ${what}: ${reason}`, transient);
 }
 
+/**
+ * A GET's body as bytes. In Node the SDK's body is the response stream (a Readable): its chunks
+ * are gathered here and joined with one native copy (Buffer.concat; a body of one chunk as is).
+ * The SDK's transformToByteArray pipes them through a Writable and joins them in a JavaScript
+ * loop into zeroed memory: on a restore's working set (~14 MiB of runs) that was 40-60 ms of
+ * the hart's thread before the guest answered (--cpu-prof). Other bodies (a browser's web
+ * stream, a Blob) go to the SDK's own.
+ */
+async function bodyBytes(body: { transformToByteArray(): Promise<Uint8Array> }): Promise<Uint8Array> {
+  if (!(body instanceof Readable)) return body.transformToByteArray();
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body as AsyncIterable<Buffer>) {
+    chunks.push(c);
+    n += c.length;
+  }
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, n);
+}
+
 export interface S3Options {
   /** Per-request timeout in ms (a stalled server is a transient fault, not a hang). */
   requestTimeoutMs?: number;
@@ -236,7 +256,7 @@ export class S3ObjectStore implements ObjectStore {
     const { c, m } = await this.connect();
     try {
       const r = await c.send(new m.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
-      return await r.Body!.transformToByteArray();
+      return await bodyBytes(r.Body!);
     } catch (e) {
       const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
       if (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) return undefined;
@@ -251,7 +271,7 @@ export class S3ObjectStore implements ObjectStore {
       const r = await c.send(new m.GetObjectCommand({
         Bucket: this.location.bucket, Key: this.key(key), Range: `bytes=${offset}-${offset + length - 1}`,
       }));
-      bytes = await r.Body!.transformToByteArray();
+      bytes = await bodyBytes(r.Body!);
     } catch (e) {
       const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
       if (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) throw new StoreError(`object store: ${this.where(key)} is missing`, false);

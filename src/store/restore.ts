@@ -19,7 +19,7 @@ import { GuestMemory } from "../memory.js";
 import { copyIntoRam } from "../platform.js";
 import {
   CHUNK_PAGES, ContentStore, decodeWorkingSet, EntryKind, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap,
-  unpackPages, WorkingSetPage,
+  StoredRun, unpackPages, WorkingSetPage,
 } from "./cas.js";
 import { StoreError } from "./objects.js";
 import { sleepSync, SyncReader } from "./sync.js";
@@ -427,13 +427,22 @@ function wsFirst(m: Manifest): number[] {
   return Array.isArray(f) ? f.filter((p) => Number.isSafeInteger(p)) : [];
 }
 
-/** A working-set run's pages (not yet verified): without the pack's index if the manifest says where they are. */
-function readRun(cs: ContentStore, r: WsRun): Promise<Buffer> {
-  return r.at ? cs.readStored(r.pack, r.first, r.at.offset, r.at.lengths) : cs.readPages(r.pack, r.first, r.count);
+/**
+ * A working-set run's slots as stored (not yet unpacked nor verified): without the pack's index
+ * if the manifest says where they are.
+ */
+function readRun(cs: ContentStore, r: WsRun): Promise<StoredRun> {
+  return r.at ? cs.readStoredRun(r.pack, r.first, r.at.offset, r.at.lengths) : cs.readRun(r.pack, r.first, r.count);
 }
 
+/**
+ * The working set's runs prefetchWorkingSet computed, for the restore of that manifest to take
+ * (once: a restore marks its runs read) instead of computing them again on the way to the guest.
+ */
+const preparedRuns = new WeakMap<Manifest, WsRun[]>();
+
 /** The working set's first reads, sent before the machine is built (StoreVm.prepare), by run. */
-export type WsPrefetch = Map<string, Promise<Buffer>>;
+export type WsPrefetch = Map<string, Promise<StoredRun>>;
 
 const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}:${r.first}:${r.count}`;
 
@@ -445,7 +454,9 @@ const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}
  */
 export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: () => void): WsPrefetch {
   const out: WsPrefetch = new Map();
-  const runs = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m)).slice(0, WS_INFLIGHT) : [];
+  const all = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m)) : [];
+  preparedRuns.set(m, all);
+  const runs = all.slice(0, WS_INFLIGHT);
   const send = (r: WsRun) => {
     const read = readRun(cs, r);
     read.catch(() => undefined); // the restore reads it again, with its retries
@@ -509,10 +520,11 @@ export class StoreRestore implements PageSource {
   /** The indexes of the packs the working set is in (each page's hash, by slot). */
   private readonly wsIndex = new Map<string, Promise<Buffer[]>>();
   /**
-   * Working-set pages read and inflated but not yet checked and put into RAM, by page: the
-   * hart's touch installs one (a page exit), the fetcher's turns install the rest.
+   * Working-set pages read but not yet unpacked, checked and put into RAM, by page: the hart's
+   * touch installs one (a page exit; its slot alone is inflated), the fetcher's turns install
+   * the rest (a run inflated in one call).
    */
-  private readonly staged = new Map<number, { buf: Buffer; at: number; hash: Buffer; pack: string; slot: number }>();
+  private readonly staged = new Map<number, { run: StoredRun; k: number; hash: Buffer; pack: string; slot: number }>();
   private inflight = 0;
   private cursor = 0;
   /** When the fetcher's next turn may come while the hart can run (performance.now()). */
@@ -650,16 +662,19 @@ export class StoreRestore implements PageSource {
    * stays missing: a fault or the plan then reads it the usual way, and reports the damage (if
    * the plan is under way, it gets a read of that slot at its end).
    */
-  private installStaged(p: number): boolean {
+  private installStaged(p: number, wholeRun = false): boolean {
     const s = this.staged.get(p);
     if (!s) return false;
     this.staged.delete(p);
     if (this.isRestored(p)) return true;
-    if (!sha256(s.buf.subarray(s.at, s.at + PAGE_SIZE)).equals(s.hash)) {
+    // The hart's touch unpacks its page alone; the fetcher's turns unpack the whole run once.
+    if (wholeRun) s.run.all();
+    const page = s.run.page(s.k);
+    if (!sha256(page).equals(s.hash)) {
       if (this.planned) this.queue.push({ pack: s.pack, slot: s.slot, count: 1 });
       return false;
     }
-    copyIntoRam(s.buf, this.machine.core.ram, p * PAGE_SIZE, s.at, s.at + PAGE_SIZE);
+    copyIntoRam(page, this.machine.core.ram, p * PAGE_SIZE, 0, PAGE_SIZE);
     this.prefetched++;
     this.installed(p);
     return true;
@@ -670,7 +685,7 @@ export class StoreRestore implements PageSource {
     let n = 0;
     for (const p of this.staged.keys()) {
       if ((++n & 15) === 0 && performance.now() >= deadline) return false;
-      this.installStaged(p);
+      this.installStaged(p, true);
       if (this.complete) break;
     }
     return this.staged.size === 0;
@@ -732,7 +747,9 @@ export class StoreRestore implements PageSource {
     }
     // WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read starts that run
     // at once.
-    this.wsQueue = workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest));
+    const prepared = preparedRuns.get(this.manifest);
+    preparedRuns.delete(this.manifest);
+    this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest));
     for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
     const total = this.wsQueue.length;
     await new Promise<void>((resolve) => {
@@ -772,12 +789,12 @@ export class StoreRestore implements PageSource {
     const read = () => this.link.run("working set", () => readRun(this.link.cs, r));
     const sent = this.wsReads.get(runKey(r));
     this.wsReads.delete(runKey(r));
-    r.read ??= Promise.all([sent ? sent.catch(read) : read(), index]).then(([bytes, hashes]) => {
-      this.bytesRead += bytes.length;
+    r.read ??= Promise.all([sent ? sent.catch(read) : read(), index]).then(([run, hashes]) => {
+      this.bytesRead += run.count * PAGE_SIZE;
       this.reads++;
       for (const { page: p, slot } of r.items) {
         if (this.isRestored(p) || this.failure || this.complete || !hashes[slot]) continue;
-        this.staged.set(p, { buf: bytes, at: (slot - r.first) * PAGE_SIZE, hash: hashes[slot], pack: r.pack, slot });
+        this.staged.set(p, { run, k: slot - r.first, hash: hashes[slot], pack: r.pack, slot });
       }
     }, () => undefined);
     return r.read;

@@ -212,6 +212,13 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     expect(run.equals(Buffer.concat([want[2], want[3], want[4]]))).toBe(true);
     expect(Buffer.from(await cs.readPages(m.packs[0], 0, 40)).equals(Buffer.concat(want))).toBe(true);
     expect(Buffer.from(await cs.readPages(m.packs[0], 4, 3)).equals(Buffer.concat(want.slice(4, 7)))).toBe(true); // one stream
+    // A run read as stored (the restore's working set): each page unpacked alone (a hart's
+    // touch), then all at once (the background), the same pages; raw slots (3, 7) among them.
+    const stored = await cs.readRun(m.packs[0], 1, 9);
+    for (const k of [6, 0, 2, 8]) expect(stored.page(k).equals(want[1 + k])).toBe(true);
+    expect(stored.isUnpacked).toBe(false);
+    expect(stored.all().equals(Buffer.concat(want.slice(1, 10)))).toBe(true);
+    expect(stored.page(5).equals(want[6])).toBe(true);
     // A flipped byte in a deflated page: that page is refused, the others read; a run that
     // holds it gives the damaged slot as garbage (refused by its hash), the rest intact.
     const fresh = new ContentStore(S3ObjectStore.fromUrl(`s3://${cs.url.slice(5)}`));
@@ -227,6 +234,11 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     expect(damaged.length).toBe(8 * PAGE);
     expect(sha256(damaged.subarray(0, PAGE)).equals(sha256(want[0]))).toBe(false);
     expect(Buffer.from(await fresh.readPages(m.packs[0], 1, 7)).equals(Buffer.concat(want.slice(1, 8)))).toBe(true);
+    // Unpacked alone, the damaged slot is refused by its hash and its neighbours read intact.
+    const storedBad = await fresh.readRun(m.packs[0], 0, 3);
+    expect(sha256(storedBad.page(0)).equals(sha256(want[0]))).toBe(false);
+    expect(storedBad.page(1).equals(want[1])).toBe(true);
+    expect(storedBad.page(2).equals(want[2])).toBe(true);
   }, 60_000);
 
   it("still reads version 2 packs (a deflate stream per page), and new saves dedup against them", async () => {
