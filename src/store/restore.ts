@@ -1081,13 +1081,16 @@ export class StoreRestore implements PageSource {
       `${rate.toFixed(1)} MiB/s read, ${secs.toFixed(2)} s\n${waiting ? waiting + "\n" : ""}`;
   }
 
-  stats(withCurve = false): RestoreStats {
+  /** `interim`: a --stats-json write while the VM runs (no TTR: as the local restore's, with the last write). */
+  stats(withCurve = false, interim = false): RestoreStats {
     const end = this.finishedAt ?? performance.now() - this.t0;
     const s: RestoreStats = {
       mode: this.opts.mode, order: this.opts.mode === "lazy" ? "workingset" : null, snapshot: this.manifest.name, pages: this.total,
       ttfiMs: this.ttfi ?? NaN, totalMs: end, demandFaults: this.demandFaults, prefetched: this.prefetched, stallMs: this.stallMs,
       fetchMs: this.fetchMs, bytesRead: this.bytesRead, reads: this.reads, meanReadBytes: this.reads ? this.bytesRead / this.reads : 0,
-      ttr: ttrTable(this.intervals, end), workload: null, timeline: this.timeline.json(),
+      // TTR over every interval so far took ~10-20 ms of the hart's thread at each interim write
+      // (--cpu-prof), one of them at the first input, on the way to the guest's answer.
+      ttr: interim ? {} : ttrTable(this.intervals, end), workload: null, timeline: this.timeline.json(),
     };
     if (withCurve) s.utilization = { w100: utilizationCurve(this.intervals, end, 100, 10), w1000: utilizationCurve(this.intervals, end, 1000, 50) };
     return s;
