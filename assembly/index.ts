@@ -7,17 +7,19 @@
 import {
   RAM, PAGES, HART, HART_SIZE, HARTS, MACHINE, MACHINE_END, H_PC, H_PRIV, M_MTIME, M_EXTIRQ,
   H_WFI, XREG, FREG, CSRS, ROM, TLB_FETCH, TLB_LOAD, TLB_STORE, TLBS, TLB_BYTES, TLB_SIZE, CEXP, SCRATCH, SCRATCH_SIZE, PG_DIRTY, PG_WATCH, PG_NOT_RESTORED, PG_ACCESSED, MAX_HARTS,
+  WALK_LOG, WALK_LOG_MAX,
 } from "./layout";
 import { csrInit, csrRead, csrWrite, setIcountShift, csrExists as coreCsrExists } from "./csr";
 import { CSR_MSTATUS } from "./csrdef";
 import { rvcFillAll } from "./rvc";
 import { updateTranslationContext } from "./tlb";
 import { g_ramPages, setRam, setTohost, setMmioFault } from "./bus";
-import { translateProbe } from "./mmu";
+import { translateProbe, walkProbe } from "./mmu";
 import { setWpCount, triggersChanged, armed } from "./debug";
 import { setTrace } from "./trace";
 import {
   g_exitPage, g_status, g_hart, g_nharts, exitAfterInstruction, clearStatus, EXIT_STOP, EXIT_SLICE, ST_OK, ST_EXIT,
+  statusSave, statusRestore,
 } from "./status";
 import {
   resetHarts, runHarts, selectHart as select, machineTimerDeadline, instretAll, syncHarts as sync,
@@ -147,6 +149,33 @@ export function debugTranslate(va: u64, access: i32): i64 {
   if (st != ST_OK) return -1;
   return <i64>pa;
 }
+
+// The page-table walk of `va` for `access` (0 fetch, 1 load, 2 store) under `satp` at privilege
+// `priv` (0 U, 1 S; 3 M: `va` is physical), with mstatus's SUM and MXR taken from `status`, for
+// the host (Machine.firstPages: the pages a restored hart needs first): the core's own walk, and
+// no side effects: no A/D update, no TLB fill, no trap, no page restored, no hart state or core
+// status changed (the running hart's own satp, privilege and mstatus are not looked at).
+// Returns the physical address; -1 if `va` does not map or `access` is not permitted (or an
+// argument is out of range: a satp mode other than Bare, Sv39, Sv48, Sv57; priv 2; access > 2);
+// -2 if a page-table page is not restored. debugWalkLog() then holds the walk's record: a u64
+// count, then the guest-physical address of each page-table entry the walk read (u64 each, root
+// first; the last is the leaf's, or the entry that stopped the walk: invalid, or on a page not
+// restored). A walk that did not start (Bare, M-mode, non-canonical va) or whose table pointer
+// left RAM logs nothing beyond the entries read before.
+export function debugWalk(va: u64, access: i32, satp: u64, priv: u32, status: u64): i64 {
+  store<u64>(WALK_LOG, 0);
+  const mode = satp >> 60;
+  if (<u32>access > 2 || priv == 2 || priv > 3 || (mode != 0 && (mode < 8 || mode > 10))) return -1;
+  statusSave();
+  const pa = walkProbe(va, access, satp, priv, status);
+  const st = g_status;
+  statusRestore();
+  if (st == ST_EXIT) return -2;
+  if (st != ST_OK) return -1;
+  return <i64>pa;
+}
+export function debugWalkLog(): usize { return WALK_LOG; }
+export function debugWalkLogMax(): u32 { return <u32>WALK_LOG_MAX; }
 
 // --- debugger (src/gdb/): breakpoints by virtual address, interrupts masked while stepping ---
 export { bpTable as debugBreakpointTable, setBpCount as debugSetBreakpointCount, setDebugNoIrq as debugSetNoIrq } from "./debug";

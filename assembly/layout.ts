@@ -8,6 +8,7 @@
 //
 //   0x0000_1000  HART     the running hart's state, one contiguous block
 //   0x0000_a000  MACHINE  state the harts share: mtime, the CLINT's msip/mtimecmp, IRQ lines
+//   0x0000_b000  WALK_LOG the page-table entries the last debug walk read (mmu.ts debugWalk)
 //   0x0002_0000  TLB      the running hart's software TLBs for fetch / load / store
 //   0x0004_0000  CEXP     RVC expansion table: 65536 x u32
 //   0x0010_0000  PAGES    one state byte per 4 KiB RAM page (up to 4 GiB)
@@ -56,6 +57,12 @@ export const M_MSIP: usize = MACHINE + 0x100; // u64 per hart
 export const M_MTIMECMP: usize = MACHINE + 0x140; // u64 per hart
 export const M_EXTIRQ: usize = MACHINE + 0x180; // u64 per hart: bit 9 SEIP, bit 11 MEIP
 export const MACHINE_END: usize = MACHINE + 0x1c0;
+
+// The log of the last side-effect-free walk (mmu.ts translateProbe / walkProbe, for the host's
+// debugWalk): [count u64] then the guest-physical address of each page-table entry read, root
+// first (u64 each; at most WALK_LOG_MAX, Sv57's five levels).
+export const WALK_LOG: usize = 0xb000;
+export const WALK_LOG_MAX: u64 = 5;
 
 // Per-CSR write masks and access kind (csr.ts fills them at init).
 export const CSR_WMASK: usize = 0x10000 + 0x1000; // up to 0x19000 (not part of saved state)

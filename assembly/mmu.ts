@@ -4,7 +4,7 @@
 // paths here, which walk the page table, fill the TLB when the page may be accessed without the
 // host knowing, and otherwise go to physical memory through bus.ts.
 
-import { PAGES, RAM, RAM_GPA, TLB_FETCH, TLB_LOAD, TLB_STORE, H_PRIV, PG_WATCH, PG_ACCESSED } from "./layout";
+import { PAGES, RAM, RAM_GPA, TLB_FETCH, TLB_LOAD, TLB_STORE, H_PRIV, PG_WATCH, PG_ACCESSED, WALK_LOG, WALK_LOG_MAX } from "./layout";
 import { csrGet, CSR_SATP, CSR_MSTATUS, MSTATUS_MPRV, MSTATUS_MPP_SHIFT, MSTATUS_SUM, MSTATUS_MXR } from "./csrdef";
 import {
   raiseTrap, exitAfterInstruction, g_status, ST_OK, EXIT_HTIF,
@@ -29,15 +29,29 @@ function pageFault(access: i32, va: u64): void {
 let g_walkProt: i32 = 0;
 let g_walkIdx: u64 = 0;
 
-// While probing (the monitor's `x` command), a walk has no side effects: no A/D update, and a
-// fault or a not-yet-restored table page is reported through g_status like any other.
+// While probing (the monitor's `x` command, debugWalk), a walk has no side effects: no A/D
+// update, and a fault or a not-yet-restored table page is reported through g_status like any
+// other; the guest-physical address of each page-table entry it reads is logged at WALK_LOG.
 let g_probe: bool = false;
 
 // Translates for the host without side effects. Returns the physical address, or -1 with
 // g_status = ST_TRAP (no mapping) or ST_EXIT (a page-table page is not restored: g_exitPage).
+// The page-table entries the walk read are at WALK_LOG.
 export function translateProbe(va: u64, access: i32): u64 {
+  store<u64>(WALK_LOG, 0);
   g_probe = true;
   const pa = translate(va, access);
+  g_probe = false;
+  return pa;
+}
+
+// Walks `va` for `access` for the host under a context it gives (satp, the effective privilege,
+// mstatus's SUM and MXR), without side effects, as translateProbe does; the hart's own context is
+// not looked at. The page-table entries the walk read are at WALK_LOG.
+export function walkProbe(va: u64, access: i32, satp: u64, effPriv: u64, status: u64): u64 {
+  store<u64>(WALK_LOG, 0);
+  g_probe = true;
+  const pa = walk(va, access, satp, effPriv, status);
   g_probe = false;
   return pa;
 }
@@ -51,7 +65,21 @@ export function translate(va: u64, access: i32): u64 {
   if (access != ACCESS_FETCH && p == 3 && (status & MSTATUS_MPRV) != 0) {
     effPriv = (status >> MSTATUS_MPP_SHIFT) & 3;
   }
-  const satp = csrGet(CSR_SATP);
+  return walk(va, access, csrGet(CSR_SATP), effPriv, status);
+}
+
+// While probing, each page-table entry a walk reads is logged at WALK_LOG (debugWalk).
+function logPte(pteAddr: u64): void {
+  const n = load<u64>(WALK_LOG);
+  if (n < WALK_LOG_MAX) store<u64>(WALK_LOG + 8 + (<usize>n << 3), pteAddr);
+  store<u64>(WALK_LOG, n + 1);
+}
+
+// The page-table walk (the one the harts and every debug view use): `va` for `access` under
+// `satp`, at the effective privilege `effPriv` (0 U, 1 S, 3 M: no translation), with SUM and
+// MXR from `status`. Returns the physical address; on failure raises the trap (or the
+// not-restored exit) and returns -1.
+function walk(va: u64, access: i32, satp: u64, effPriv: u64, status: u64): u64 {
   const mode = satp >> 60;
   g_walkIdx = effPriv;
   g_walkProt = 7;
@@ -75,6 +103,7 @@ export function translate(va: u64, access: i32): u64 {
       accessFault(access, va);
       return -1;
     }
+    if (g_probe) logPte(pteAddr);
     if (!ramPageReady(pteAddr)) return -1;
     pte = load<u64>(RAM + <usize>(pteAddr - RAM_GPA));
     const v = pte & 1, r = (pte >> 1) & 1, w = (pte >> 2) & 1, x = (pte >> 3) & 1;

@@ -42,6 +42,17 @@ export const EXIT_DEBUG: i32 = 5; // a debugger breakpoint at pc (before the ins
 export let g_exitReason: i32 = EXIT_SLICE;
 export let g_exitPage: u32 = 0;
 
+// What a side-effect-free probe (index.ts debugWalk) keeps as it found it: the status, the
+// recorded trap and the exit reason and page.
+let s_status: i32 = 0, s_cause: u64 = 0, s_tval: u64 = 0, s_exitReason: i32 = 0, s_exitPage: u32 = 0;
+export function statusSave(): void {
+  s_status = g_status; s_cause = g_cause; s_tval = g_tval; s_exitReason = g_exitReason; s_exitPage = g_exitPage;
+  g_status = ST_OK;
+}
+export function statusRestore(): void {
+  g_status = s_status; g_cause = s_cause; g_tval = s_tval; g_exitReason = s_exitReason; g_exitPage = s_exitPage;
+}
+
 export function setExitReason(reason: i32): void {
   g_exitReason = reason;
 }

@@ -94,6 +94,10 @@ interface CoreExports {
   mapDevice(device: number, base: bigint, size: bigint): void;
   exitPage(): number;
   debugTranslate(va: bigint, access: number): bigint;
+  /** The core's walk of va under a given satp/privilege/mstatus, side-effect free; log at debugWalkLog (Core.walk). */
+  debugWalk(va: bigint, access: number, satp: bigint, priv: number, status: bigint): bigint;
+  debugWalkLog(): number;
+  debugWalkLogMax(): number;
   pagesChanged(): void;
   markClean(): void;
   /** 1 while every page without PG_DIRTY is all zero (no markClean or markAllNotRestored yet). */
@@ -411,6 +415,23 @@ export class Core {
   /** Instructions retired by all harts. */
   get instret(): bigint {
     return this.exports.instret();
+  }
+
+  /**
+   * The core's own page-table walk (Sv39/48/57, assembly/mmu.ts) of `va` for `access` (0 fetch,
+   * 1 load, 2 store) under `satp`, at privilege `priv` (0 U, 1 S; 3 M: `va` is physical) with
+   * mstatus's SUM and MXR from `status`, without side effects (no A/D update, no TLB fill, no
+   * trap, no page restored, no hart state changed; the selected hart's own context is not used).
+   * `pa`: the physical address; -1 if `va` does not map or `access` is not permitted; -2 if a
+   * page-table page is not restored. `ptes`: the guest-physical address of each page-table entry
+   * the walk read, root first (the last is the leaf's or the one the walk stopped at).
+   */
+  walk(va: bigint, access: number, satp: bigint, priv: number, status: bigint): { pa: bigint; ptes: bigint[] } {
+    const ex = this.exports;
+    const pa = ex.debugWalk(BigInt.asUintN(64, va), access, BigInt.asUintN(64, satp), priv, BigInt.asUintN(64, status));
+    const log = new BigUint64Array(ex.memory.buffer, ex.debugWalkLog(), 1 + ex.debugWalkLogMax());
+    const n = Math.min(Number(log[0]), log.length - 1);
+    return { pa, ptes: Array.from(log.subarray(1, 1 + n)) };
   }
 
   /** The hart the accessors above (pc, x, csr, priv) read: the running one unless selected. */

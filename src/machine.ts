@@ -651,9 +651,10 @@ export class Machine {
   /**
    * The RAM pages the harts need first once restored: for each hart, the page-table pages its
    * translation of pc walks (root first) and the pc page, then the same for its stack pointer
-   * (sp), its trap vector (stvec) and its thread pointer (tp); guest-physical through that
-   * hart's own translation without side effects (no A/D update, no trap, no page restored); what
-   * does not translate or is not RAM is left out. Measured on the page-cache guest (demand
+   * (sp), its trap vector (stvec) and its thread pointer (tp); guest-physical through the core's
+   * own page-table walk (Core.walk, which lists the page-table entries it read) without side
+   * effects (no A/D update, no trap, no page restored); what does not translate or is not RAM is
+   * left out. Measured on the page-cache guest (demand
    * faults of a store restore, in order): the page-table root, the pc walk's tables, the trap
    * vector (a timer interrupt is taken at once), the stack's tables, the task at tp, the stack.
    * savevm puts them at the head of the working set, so a lazy restore brings them in first.
@@ -672,36 +673,24 @@ export class Machine {
       if (!out.includes(p)) out.push(p);
       return (core.pages[p] & PageState.NotRestored) === 0 ? p : undefined;
     };
-    // The page-table pages a Sv39/Sv48/Sv57 walk of `va` reads (satp's root first), up to the leaf;
-    // the guest-physical address `va` maps to (undefined: no valid leaf, or satp is Bare).
-    const walk = (va: bigint): bigint | undefined => {
-      const satp = BigInt.asUintN(64, core.csr(0x180));
-      const levels = [0, 0, 0, 0, 0, 0, 0, 0, 3, 4, 5][Number(satp >> 60n)] ?? 0;
-      let table = (satp & ((1n << 44n) - 1n)) << 12n;
-      for (let i = levels - 1; i >= 0; i--) {
-        const pte = table + ((va >> BigInt(12 + 9 * i)) & 511n) * 8n;
-        if (pte > BigInt(Number.MAX_SAFE_INTEGER) || page(Number(pte)) === undefined) return undefined;
-        const v = this.mem.readU64(Number(pte));
-        if ((v & 1n) === 0n) return undefined; // invalid
-        const ppn = (v >> 10n) & ((1n << 44n) - 1n);
-        if ((v & 0xan) !== 0n) {
-          // A leaf (R or X): a superpage keeps va's low bits below its level.
-          const low = (1n << BigInt(12 + 9 * i)) - 1n;
-          return ((ppn << 12n) & ~low) | (va & low);
-        }
-        table = ppn << 12n;
-      }
-      return undefined;
-    };
-    // `va` as the hart sees it now; a supervisor address (`sv`) through satp whatever the hart's
+    // `va` as the hart sees it now, with the page-table pages its walk reads (satp's root first,
+    // up to the leaf) ahead of the page it maps to; the core walks (Core.walk: no A/D update, no
+    // trap, no page restored). A supervisor address (`sv`) goes through satp whatever the hart's
     // mode: a hart saved in M-mode (OpenSBI: an SBI call or a timer) translates nothing, yet
-    // returns to the kernel, whose trap vector, task and code come first after the restore.
+    // returns to the kernel, whose trap vector, task and code come first after the restore. The
+    // walk is the kernel's S-mode load with SUM and MXR: any valid leaf maps, whatever its
+    // permissions (the pages are wanted even where this access would fault).
+    const SUM_MXR = (1n << 18n) | (1n << 19n);
     const add = (va: bigint, access: number, sv = false) => {
-      const machineMode = core.priv === 3;
-      const leaf = machineMode && !sv ? undefined : walk(va);
-      const pa = machineMode && sv ? -1n : core.exports.debugTranslate(va, access);
-      if (pa >= 0n) page(Number(pa));
-      else if (leaf !== undefined && leaf <= BigInt(Number.MAX_SAFE_INTEGER)) page(Number(leaf));
+      if (core.priv === 3 && !sv) {
+        // Physical (or through satp under MPRV, for a load): no page-table pages wanted.
+        const pa = core.exports.debugTranslate(va, access);
+        if (pa >= 0n) page(Number(pa));
+        return;
+      }
+      const { pa, ptes } = core.walk(va, 1, core.csr(0x180), 1, SUM_MXR);
+      for (const pte of ptes) if (page(Number(pte)) === undefined) return;
+      if (pa >= 0n && pa <= BigInt(Number.MAX_SAFE_INTEGER)) page(Number(pa));
     };
     for (let h = 0; h < core.harts; h++) {
       core.withHart(h, () => {
