@@ -101,7 +101,7 @@ export function startRestore(
   const t0 = performance.now();
   cancelActiveRestore(machine);
   const r = restoreEager(machine, store, file, opts.progress && progressBar(opts.progress, "loadvm"));
-  timeline.mark(`every page read (${(r.bytesRead / MiB).toFixed(0)} MiB in ${r.reads} reads, ${r.ms.toFixed(0)} ms${r.helperPages ? `; ${r.helperPages} pages by a helper thread` : ""}${r.kernelCopyCheck ? "; checked through the kernel's copy" : ""})`);
+  timeline.mark(`every page read (${(r.bytesRead / MiB).toFixed(0)} MiB in ${r.reads} reads, ${r.ms.toFixed(0)} ms${r.planMs !== undefined ? `, planned at ${r.planMs.toFixed(0)} ms` : ""}${r.helperPages ? `; ${r.helperPages} pages by a helper thread` : ""}${r.kernelCopyCheck ? "; checked through the kernel's copy" : ""})`);
   machine.meter = timeline;
   let ttfi: number | undefined;
   machine.beforeSlice = () => {

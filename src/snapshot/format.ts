@@ -152,31 +152,30 @@ export function decodeEntry(buf: Buffer, page: number): PageEntry {
 }
 
 /**
- * The whole page map as one array of 32-bit words, six per page (the entry's bytes, little-endian):
- * the bulk form of `entry`, with no object or BigInt per page, so a walk of a 1 GiB map takes
- * milliseconds.
+ * The whole page map as 32-bit words, six per page (the entry's bytes, little-endian), one array
+ * per map chunk (the inflated chunks themselves: no copy into one table): the bulk form of
+ * `entry`, with no object or BigInt per page, so a walk of a 1 GiB map takes milliseconds.
  */
 export class PageTable {
-  constructor(readonly words: Uint32Array) {}
+  /** `chunks[c]` holds the entries of pages c·MAP_CHUNK_PAGES.. (MAP_CHUNK_PAGES = 2^12). */
+  constructor(readonly chunks: Uint32Array[], readonly pages: number) {}
 
-  get pages(): number {
-    return this.words.length / 6;
-  }
   kind(p: number): PageKind {
-    return (this.words[p * 6] & 0xff) as PageKind;
+    return (this.chunks[p >>> 12][(p & 4095) * 6] & 0xff) as PageKind;
   }
   ref(p: number): number {
-    return (this.words[p * 6] >>> 8) & 0xff;
+    return (this.chunks[p >>> 12][(p & 4095) * 6] >>> 8) & 0xff;
   }
   /** Byte offset (stored, same-as) or drive·2^36 + block (disk). */
   value(p: number): number {
-    return this.words[p * 6 + 2] + this.words[p * 6 + 3] * 2 ** 32;
+    const w = this.chunks[p >>> 12], o = (p & 4095) * 6;
+    return w[o + 2] + w[o + 3] * 2 ** 32;
   }
   hashLo(p: number): number {
-    return this.words[p * 6 + 4];
+    return this.chunks[p >>> 12][(p & 4095) * 6 + 4];
   }
   hashHi(p: number): number {
-    return this.words[p * 6 + 5];
+    return this.chunks[p >>> 12][(p & 4095) * 6 + 5];
   }
 }
 
@@ -302,10 +301,16 @@ export class SnapshotFile {
     const o = 8 + c * INDEX_ENTRY;
     const offset = Number(this.index.readBigUInt64LE(o));
     const length = this.index.readUInt32LE(o + 8);
-    const z = Buffer.alloc(length);
     if (this.fd === undefined) throw new SnapshotError(this.file, "closed");
     if (offset + length > this.fileSize) throw new SnapshotError(this.file, `truncated file (page map chunk ${c} missing)`);
-    readExactly(this.fd, z, offset, this.file);
+    const { mapOffset, mapLength } = this.header, whole = this.mapBytes;
+    let z: Buffer;
+    if (whole && offset >= mapOffset && offset + length <= mapOffset + mapLength) {
+      z = whole.subarray(offset - mapOffset, offset - mapOffset + length);
+    } else {
+      z = Buffer.alloc(length);
+      readExactly(this.fd, z, offset, this.file);
+    }
     if (!createHash("sha256").update(z).digest().subarray(0, 8).equals(this.index.subarray(o + 16, o + 24))) {
       throw new SnapshotError(this.file, `corrupted page map (chunk ${c}, pages ${c * MAP_CHUNK_PAGES}..)`);
     }
@@ -321,7 +326,23 @@ export class SnapshotFile {
     }
     if (b.length !== want) throw new SnapshotError(this.file, `corrupted page map (chunk ${c} has ${b.length} bytes)`);
     this.chunks.set(c, b);
+    if (this.chunks.size === this.mapChunks) this.mapBytes = undefined; // (all inflated)
     return b;
+  }
+
+  /** The whole map area, read at once by `readWholeMap` for a walk of every chunk. */
+  private mapBytes: Buffer | undefined;
+
+  /**
+   * Reads the whole map area in one read (each chunk is still checked against the index as it
+   * is inflated): one system call and one buffer instead of one per chunk (64 per GiB of RAM).
+   */
+  readWholeMap(): void {
+    if (this.mapBytes || this.chunks.size === this.mapChunks) return;
+    if (this.fd === undefined) throw new SnapshotError(this.file, "closed");
+    const b = Buffer.allocUnsafe(this.header.mapLength); // (every byte is read into it)
+    readExactly(this.fd, b, this.header.mapOffset, this.file);
+    this.mapBytes = b;
   }
 
   /** Reads just the id and metadata (for listings); throws SnapshotError if unusable. */
@@ -397,13 +418,30 @@ export class SnapshotFile {
     return out;
   }
 
+  /**
+   * The entries of map chunk `c` as 32-bit words (six per page), read, checked and inflated on
+   * first use: a view of the inflated chunk, not a copy.
+   */
+  chunkWords(c: number): Uint32Array {
+    const b = this.chunk(c);
+    if (b.byteOffset % 4 === 0) return new Uint32Array(b.buffer, b.byteOffset, b.length / 4);
+    const w = new Uint32Array(b.length / 4); // (an inflated chunk has its own memory: not seen)
+    new Uint8Array(w.buffer).set(b);
+    return w;
+  }
+
+  /** The number of map chunks. */
+  get mapChunks(): number {
+    return Math.ceil(this.pages / MAP_CHUNK_PAGES);
+  }
+
   /** The whole map as a PageTable (every chunk read, checked and inflated). */
   table(): PageTable {
-    const words = new Uint32Array(this.pages * (MAP_ENTRY_SIZE / 4));
-    const bytes = new Uint8Array(words.buffer);
-    for (let c = 0; c * MAP_CHUNK_PAGES < this.pages; c++) bytes.set(this.chunk(c), c * MAP_CHUNK_PAGES * MAP_ENTRY_SIZE);
     if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error("rvm needs a little-endian host");
-    return new PageTable(words);
+    const chunks: Uint32Array[] = [];
+    this.readWholeMap();
+    for (let c = 0; c < this.mapChunks; c++) chunks.push(this.chunkWords(c));
+    return new PageTable(chunks, this.pages);
   }
 
   entry(page: number): PageEntry {

@@ -8,7 +8,7 @@
 
 import * as fs from "node:fs";
 import { workerData } from "node:worker_threads";
-import { READ, ReaderData, READ_RING, READ_STATUS } from "./read-queue.js";
+import { begunSlot, READ, ReaderData, READ_RING, READ_STATUS } from "./read-queue.js";
 
 const data = workerData as ReaderData;
 const ctl = new Int32Array(data.ctl);
@@ -66,7 +66,14 @@ function pump(): void {
     return;
   }
   for (let q = 0; q < data.queues; q++) {
-    while (busy[q] < data.inFlight && next[q] < Atomics.load(ctl, READ.posted + q)) start(q, next[q]++);
+    // What was started is published, then the posted count read again: a poster publishes its
+    // job, then reads this (read-queue.ts), so either it sees everything started and wakes this
+    // thread, or this loop sees its job. A job left over at the end (all reads in flight) starts
+    // when one of them ends.
+    do {
+      while (busy[q] < data.inFlight && next[q] < Atomics.load(ctl, READ.posted + q)) start(q, next[q]++);
+      Atomics.store(ctl, begunSlot(data.queues, q), next[q]);
+    } while (busy[q] < data.inFlight && next[q] < Atomics.load(ctl, READ.posted + q));
   }
 }
 

@@ -252,6 +252,8 @@ export interface RestoreResult {
   readerRuns: number;
   /** The pages read straight into RAM were checked through the kernel's copy (ram-check.ts). */
   kernelCopyCheck: boolean;
+  /** When the hart thread's plan was made and its first read could go out (ms after the restore began). */
+  planMs?: number;
 }
 
 /** The eager restore's progress: pages in so far, of all. */
@@ -400,7 +402,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
     checkCompatible(snap, machine);
     const source = new SnapshotPages(snap, machine, store);
     try {
-      let bytesRead = 0, reads = 0, helperPages = 0, readerRuns = 0, kernelCopyCheck = false;
+      let bytesRead = 0, reads = 0, helperPages = 0, readerRuns = 0, kernelCopyCheck = false, planMs: number | undefined;
       try {
         const core = machine.core;
         const pages = snap.pages;
@@ -462,6 +464,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
         }
         helperPages = other ? Atomics.load(other.ctl, CTL.readyCount) : 0;
         readerRuns = engine.readerRuns;
+        planMs = ctl[CTL.planMs] + (setup.createdAt - performance.timeOrigin - t0);
         bytesRead = engine.bytes + (other?.bytes() ?? 0);
         reads = ctl[CTL.reads] + (other ? Atomics.load(other.ctl, CTL.reads) : 0);
         const disk = new Int32Array(shared.disk).subarray(0, ctl[CTL.diskCount]);
@@ -483,7 +486,7 @@ export function restoreEager(machine: Machine, store: SnapshotStore, file: strin
       machine.core.exports.markClean();
       machine.core.exports.pagesChanged();
       setLineage(machine, { id: snap.meta.id, file });
-      return { meta: snap.meta, ms: performance.now() - t0, bytesRead: bytesRead + source.bytesRead, reads: reads + source.reads, helperPages, readerRuns, kernelCopyCheck };
+      return { meta: snap.meta, ms: performance.now() - t0, bytesRead: bytesRead + source.bytesRead, reads: reads + source.reads, helperPages, readerRuns, kernelCopyCheck, planMs };
     } finally {
       source.close();
     }
