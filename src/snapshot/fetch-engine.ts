@@ -202,7 +202,12 @@ function planChunk(w: Uint32Array, p0: number, count: number, dataOffset: number
     const w0 = w[o], k = w0 & 0xff, ref = (w0 >>> 8) & 0xff, p = p0 + i;
     if (k === PageKind.Zero) zeros[z++] = p;
     else if (k === PageKind.Disk) diskList[disk++] = p;
-    else if (k === PageKind.Stored && ref === 0) slotPage[(w[o + 2] + w[o + 3] * 2 ** 32 - dataOffset) / PAGE_SIZE] = p;
+    else if (k === PageKind.Stored && ref === 0) {
+      // (Only a whole slot inside the data area; the index made an int32 first: a key that is a
+      // double would take the typed array's slow store path.)
+      const slot = (w[o + 2] + w[o + 3] * 2 ** 32 - dataOffset) / PAGE_SIZE;
+      if (slot >= 0 && slot < slotPage.length && slot === Math.floor(slot)) slotPage[slot | 0] = p;
+    }
     else if (k === PageKind.Stored) acc.other.push(p);
     else {
       const key = ref * 2 ** 44 + w[o + 2] + w[o + 3] * 2 ** 32;
