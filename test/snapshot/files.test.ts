@@ -131,6 +131,25 @@ describe("bad snapshot files are refused", { timeout: 120_000 }, () => {
     opened.close();
   });
 
+  it("the page map read whole (the eager restore's plan) says what it says entry by entry; a flipped chunk byte is still found", () => {
+    const whole = SnapshotFile.open(base), single = SnapshotFile.open(base);
+    const t = whole.table();
+    const got: number[] = [], want: number[] = [];
+    for (let p = 0; p < whole.pages; p++) {
+      const e = single.entry(p);
+      got.push(t.kind(p), t.ref(p), t.value(p), t.hashLo(p), t.hashHi(p));
+      want.push(e.kind, e.ref, e.value, Number(e.hash & 0xffffffffn), Number(e.hash >> 32n));
+    }
+    expect(got).toEqual(want);
+    expect(new Set(got.filter((_, i) => i % 5 === 0))).toEqual(new Set([PageKind.Zero, PageKind.Stored, PageKind.Same, PageKind.Disk]));
+    whole.close();
+    single.close();
+    const chunk = Number(readFileSync(base).readBigUInt64LE(whole.header.mapOffset + 8)); // chunk 0's offset
+    const opened = SnapshotFile.open(damaged((file) => flip(file, chunk + 3)));
+    expect(() => opened.table()).toThrow(/corrupted page map \(chunk 0/);
+    opened.close();
+  });
+
   it("a foreign format version", () => {
     refused(damaged((f, b) => {
       b.writeUInt32LE(99, 8);
