@@ -298,18 +298,6 @@ export class StoredRun {
   }
 }
 
-/** Slots `slot`.. of pack `id` as stored (`lengths[k]` bytes for slot + k, back to back from byte `offset` of the pack). */
-export function storedRun(id: string, slot: number, offset: number, lengths: number[], stored: Uint8Array): StoredRun {
-  const o = new Uint32Array(slot + lengths.length + 1);
-  let end = offset;
-  lengths.forEach((n, k) => {
-    o[slot + k] = end;
-    end += n;
-  });
-  o[slot + lengths.length] = end;
-  return new StoredRun(id, isPackV2(id) ? { hashes: [], offsets: o, version: packVersion(id) } : undefined, slot, lengths.length, stored);
-}
-
 /**
  * A page as a version 3 pack stores it: raw deflate (level 1) of the page alone, ended by a sync
  * flush instead of a final block, or the page as is where that is not smaller. Each deflated
@@ -386,51 +374,6 @@ export function encodeWorkingSet(items: WorkingSetPage[], packs: string[]): stri
     w[2 * n + i] = x.slot;
   });
   return deflateSync(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).toString("base64");
-}
-
-/**
- * The manifest's workingSet.at: for each page of the list (in its order), where its slot is
- * stored in its pack, [byte offset, length] (length 0: not known); two columns of 32-bit words
- * (the offset as the distance from the end of the last known slot before it, modulo 2^32: mostly
- * 0, as the save writes the list's pages in its order), deflated, base64 (~7 KiB of base64 for
- * 3450 pages).
- */
-export function encodeWorkingSetAt(ranges: ([number, number] | undefined)[]): string {
-  const n = ranges.length;
-  const w = new Uint32Array(2 * n);
-  let end = 0; // where the last known slot ended: the offsets are stored from there (mostly 0)
-  ranges.forEach((r, i) => {
-    if (!r || !(r[0] >= 0 && r[0] <= 0xffffffff && r[1] > 0 && r[1] <= PAGE)) return;
-    w[i] = (r[0] - end) >>> 0;
-    w[n + i] = r[1];
-    end = r[0] + r[1];
-  });
-  return deflateSync(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).toString("base64");
-}
-
-/**
- * workingSet.at decoded: offsets and lengths by list position (length 0: not known); undefined
- * for a snapshot without it or one that does not decode (the restore then waits for the indexes).
- */
-export function decodeWorkingSetAt(ws: { pages: number; at?: string }): { offsets: Uint32Array; lengths: Uint32Array } | undefined {
-  if (typeof ws.at !== "string") return undefined;
-  let b: Buffer;
-  try {
-    b = inflateSync(Buffer.from(ws.at, "base64"));
-  } catch {
-    return undefined;
-  }
-  const n = ws.pages;
-  if (b.length !== 8 * n) return undefined;
-  const w = new Uint32Array(2 * n);
-  for (let k = 0; k < 2 * n; k++) w[k] = b.readUInt32LE(4 * k);
-  let end = 0;
-  for (let i = 0; i < n; i++) {
-    if (w[n + i] === 0) continue;
-    w[i] = (end + w[i]) >>> 0;
-    end = w[i] + w[n + i];
-  }
-  return { offsets: w.subarray(0, n), lengths: w.subarray(n) };
 }
 
 export function decodeWorkingSet(ws: { pages: number; data: string }, packs: string[], where: string): WorkingSetPage[] {
@@ -627,11 +570,8 @@ export interface Manifest {
    * first (older snapshots: none). `firstAt`: for each page of `first`, where its slot is stored
    * in its pack ([byte offset, length]) and the SHA-256 of the page (hex), or null: a restore
    * reads and checks those pages without waiting for their pack's index (newer snapshots only).
-   * `at`: where every listed page's slot is stored (encodeWorkingSetAt): a restore sends its
-   * working-set reads without waiting for the packs' indexes, which it still checks each page
-   * against (newer snapshots only).
    */
-  workingSet?: { pages: number; data: string; first?: number[]; firstAt?: ([number, number, string] | null)[]; at?: string };
+  workingSet?: { pages: number; data: string; first?: number[]; firstAt?: ([number, number, string] | null)[] };
   /** SHA-256 of the JSON of everything else (hex). */
   digest?: string;
 }
@@ -798,10 +738,16 @@ export class ContentStore {
   }
 
   /** Like readStored, but the slots as stored (a StoredRun). */
-  async readStoredRun(id: string, slot: number, offset: number, lengths: number[], onData?: (b: Buffer) => void): Promise<StoredRun> {
-    const length = lengths.reduce((a, b) => a + b, 0);
-    const stored = await this.objects.getRange(keys.pack(id), offset, length, onData);
-    return storedRun(id, slot, offset, lengths, stored);
+  async readStoredRun(id: string, slot: number, offset: number, lengths: number[]): Promise<StoredRun> {
+    const o = new Uint32Array(slot + lengths.length + 1);
+    let end = offset;
+    lengths.forEach((n, k) => {
+      o[slot + k] = end;
+      end += n;
+    });
+    o[slot + lengths.length] = end;
+    const stored = await this.objects.getRange(keys.pack(id), offset, end - offset);
+    return new StoredRun(id, isPackV2(id) ? { hashes: [], offsets: o, version: packVersion(id) } : undefined, slot, lengths.length, stored);
   }
 
   /** The locks younger than LOCK_TTL_MS; the names of older ones in `stale`. */

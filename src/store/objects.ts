@@ -26,8 +26,7 @@ export interface ObjectStore {
   /** The whole object, or undefined when there is none. */
   get(key: string): Promise<Uint8Array | undefined>;
   /** `length` bytes from `offset` (exactly; a short object is an error). */
-  /** `onData`: each piece of the body as it arrives (in order; not for every store). */
-  getRange(key: string, offset: number, length: number, onData?: (b: Buffer) => void): Promise<Uint8Array>;
+  getRange(key: string, offset: number, length: number): Promise<Uint8Array>;
   /** Keys under `prefix` with their size and last-modified time. */
   list(prefix: string): Promise<{ key: string; size: number; modified: number }[]>;
   delete(keys: string[]): Promise<void>;
@@ -137,12 +136,11 @@ function describe(e: unknown, what: string): StoreError {
  * the hart's thread before the guest answered (--cpu-prof). Other bodies (a browser's web
  * stream, a Blob) go to the SDK's own.
  */
-async function bodyBytes(body: { transformToByteArray(): Promise<Uint8Array> }, onData?: (b: Buffer) => void): Promise<Uint8Array> {
+async function bodyBytes(body: { transformToByteArray(): Promise<Uint8Array> }): Promise<Uint8Array> {
   if (!(body instanceof Readable)) return body.transformToByteArray();
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of body as AsyncIterable<Buffer>) {
-    onData?.(c);
     chunks.push(c);
     n += c.length;
   }
@@ -266,14 +264,14 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async getRange(key: string, offset: number, length: number, onData?: (b: Buffer) => void): Promise<Uint8Array> {
+  async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
     const { c, m } = await this.connect();
     let bytes: Uint8Array;
     try {
       const r = await c.send(new m.GetObjectCommand({
         Bucket: this.location.bucket, Key: this.key(key), Range: `bytes=${offset}-${offset + length - 1}`,
       }));
-      bytes = await bodyBytes(r.Body!, onData);
+      bytes = await bodyBytes(r.Body!);
     } catch (e) {
       const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
       if (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) throw new StoreError(`object store: ${this.where(key)} is missing`, false);

@@ -18,7 +18,7 @@ import { RvmError } from "../errors.js";
 import { GuestMemory } from "../memory.js";
 import { copyIntoRam } from "../platform.js";
 import {
-  CHUNK_PAGES, ContentStore, decodeWorkingSet, decodeWorkingSetAt, EntryKind, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap, storedRun,
+  CHUNK_PAGES, ContentStore, decodeWorkingSet, EntryKind, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap,
   StoredRun, unpackPages, WorkingSetPage,
 } from "./cas.js";
 import { StoreError } from "./objects.js";
@@ -341,73 +341,7 @@ interface WsRun {
    * Where the run's slots are stored and their pages' hashes, from the manifest (the first
    * pages' `firstAt`): the run is read and checked without its pack's index.
    */
-  at?: { offset: number; lengths: number[]; hashes?: Buffer[] };
-  /** The bytes of a located run's read as they arrive (a fault on one of its pages takes its slot from there). */
-  stream?: RunStream;
-}
-
-/** A working-set read's body so far; waiters for `need` bytes get true once they are in, false if the read ends without. */
-interface RunStream {
-  chunks: Buffer[];
-  n: number;
-  waiters: { need: number; done: (ok: boolean) => void }[];
-}
-
-/** Bytes [a, b) of a stream's chunks. */
-function streamBytes(st: RunStream, a: number, b: number): Buffer {
-  const out = Buffer.allocUnsafe(b - a);
-  let pos = 0;
-  for (const c of st.chunks) {
-    const lo = Math.max(a - pos, 0), hi = Math.min(b - pos, c.length);
-    if (hi > lo) c.copy(out, pos + lo - a, lo, hi);
-    pos += c.length;
-    if (pos >= b) break;
-  }
-  return out;
-}
-
-/** Where each working-set page's slot is stored, by page (the manifest's workingSet.at). */
-type WsStored = Map<number, { offset: number; length: number }>;
-
-const wsStoredOf = new WeakMap<Manifest, WsStored | null>();
-
-/**
- * The manifest's workingSet.at by page (undefined: an older snapshot without it, or one that
- * does not decode: the working set's reads then wait for their packs' indexes, as before).
- */
-export function wsStored(m: Manifest): WsStored | undefined {
-  const known = wsStoredOf.get(m);
-  if (known !== undefined) return known ?? undefined;
-  let out: WsStored | null = null;
-  const ws = m.workingSet;
-  const at = ws && decodeWorkingSetAt(ws);
-  if (ws && at) {
-    out = new Map();
-    const items = decodeWorkingSet(ws, m.packs, m.name);
-    for (let i = 0; i < items.length; i++) {
-      const length = at.lengths[i];
-      if (length > 0 && length <= PAGE_SIZE) out.set(items[i].page, { offset: at.offsets[i], length });
-    }
-  }
-  wsStoredOf.set(m, out);
-  return out ?? undefined;
-}
-
-/**
- * Where run r's slots are stored, from `stored` (all of its slots known and back to back), or
- * undefined. Pages with the same content share a slot.
- */
-function locate(r: WsRun, stored: WsStored): WsRun["at"] {
-  const bySlot: ({ offset: number; length: number } | undefined)[] = new Array(r.count);
-  for (const x of r.items) bySlot[x.slot - r.first] ??= stored.get(x.page);
-  const lengths: number[] = [];
-  let end = bySlot[0]?.offset;
-  for (const s of bySlot) {
-    if (!s || s.offset !== end) return undefined;
-    lengths.push(s.length);
-    end += s.length;
-  }
-  return end === undefined ? undefined : { offset: bySlot[0]!.offset, lengths };
+  at?: { offset: number; lengths: number[]; hashes: Buffer[] };
 }
 
 /**
@@ -416,9 +350,7 @@ function locate(r: WsRun, stored: WsStored): WsRun["at"] {
  * harts need first: pc, stack; the manifest's workingSet.first) is a one-slot read of its own,
  * and those go out before all others, in that order.
  */
-export function workingSetRuns(
-  items: WorkingSetPage[], first: number[] = [], firstAt?: Map<number, { offset: number; length: number; hash: Buffer }>, stored?: WsStored,
-): WsRun[] {
+export function workingSetRuns(items: WorkingSetPage[], first: number[] = [], firstAt?: Map<number, { offset: number; length: number; hash: Buffer }>): WsRun[] {
   const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
   const of = new Map<number, WsRun>();
   // A run over `its` (one pack, slots ascending), which its pages then map to.
@@ -459,7 +391,7 @@ export function workingSetRuns(
       continue;
     }
     const g = out[out.length - 1];
-    if (g?.at?.hashes && g.pack === r.pack && g.first + g.count === r.first && g.at.offset + g.at.lengths.reduce((a, b) => a + b, 0) === ref.offset) {
+    if (g?.at && g.pack === r.pack && g.first + g.count === r.first && g.at.offset + g.at.lengths.reduce((a, b) => a + b, 0) === ref.offset) {
       g.count++;
       g.items.push(...r.items);
       g.at.lengths.push(ref.length);
@@ -470,11 +402,7 @@ export function workingSetRuns(
       for (const { page } of r.items) of.set(page, out[out.length - 1]);
     }
   }
-  const runs = [...new Set([...out, ...items.map((x) => of.get(x.page)!)])];
-  // The other runs, where the manifest says where they are stored (workingSet.at): sent without
-  // waiting for their pack's index (their pages are still checked against it).
-  if (stored) for (const r of runs) r.at ??= locate(r, stored);
-  return runs;
+  return [...new Set([...out, ...items.map((x) => of.get(x.page)!)])];
 }
 
 /** The manifest's firstAt, by page: where each first page is stored and its hash (malformed entries left out). */
@@ -504,29 +432,7 @@ function wsFirst(m: Manifest): number[] {
  * if the manifest says where they are.
  */
 function readRun(cs: ContentStore, r: WsRun): Promise<StoredRun> {
-  if (!r.at) return cs.readRun(r.pack, r.first, r.count);
-  // The body's pieces are kept as they come (a new stream per attempt), so that a fault on one
-  // of the run's pages need not wait for the whole run.
-  const st: RunStream = { chunks: [], n: 0, waiters: [] };
-  r.stream = st;
-  const wake = () => {
-    st.waiters = st.waiters.filter((w) => (st.n >= w.need ? (w.done(true), false) : true));
-  };
-  const end = () => {
-    wake();
-    for (const w of st.waiters) w.done(false);
-    st.waiters = [];
-    if (r.stream === st) r.stream = undefined; // its bytes go with the last waiter
-  };
-  const at = r.at;
-  const go = () => cs.readStoredRun(r.pack, r.first, at.offset, at.lengths, (c) => {
-    st.chunks.push(c);
-    st.n += c.length;
-    if (st.waiters.length) wake();
-  });
-  const read = go();
-  read.then(end, end);
-  return read;
+  return r.at ? cs.readStoredRun(r.pack, r.first, r.at.offset, r.at.lengths) : cs.readRun(r.pack, r.first, r.count);
 }
 
 /**
@@ -543,15 +449,12 @@ const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}
 /**
  * Sends the working set's first WS_INFLIGHT reads (the ones the restore starts with) right
  * after the manifest is read: they travel while the machine is built. The reads the manifest
- * locates with their hashes (the harts' first pages) go out first, then `between` runs (the
- * restore's other first requests), then the others, once what `between` returns is settled (the
- * RAM map's first chunk, which the restore needs before the first instruction: runs sent with it
- * delayed it, and their bytes took the thread that builds the machine; without the manifest's
- * workingSet.at they wait for their pack's index anyway).
+ * locates (the harts' first pages) go out first, then `between` runs (the restore's other
+ * first requests), then the others (which wait for their pack's index).
  */
-export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: () => Promise<unknown> | void): WsPrefetch {
+export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: () => void): WsPrefetch {
   const out: WsPrefetch = new Map();
-  const all = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m), wsStored(m)) : [];
+  const all = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m)) : [];
   preparedRuns.set(m, all);
   const runs = all.slice(0, WS_INFLIGHT);
   const send = (r: WsRun) => {
@@ -559,18 +462,9 @@ export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: () =
     read.catch(() => undefined); // the restore reads it again, with its retries
     out.set(runKey(r), read);
   };
-  for (const r of runs) if (r.at?.hashes) send(r);
-  const after = between?.();
-  for (const r of runs) {
-    if (r.at?.hashes) continue;
-    if (!after) {
-      send(r);
-      continue;
-    }
-    const read = after.then(() => undefined, () => undefined).then(() => readRun(cs, r));
-    read.catch(() => undefined); // the restore reads it again, with its retries
-    out.set(runKey(r), read);
-  }
+  for (const r of runs) if (r.at) send(r);
+  between?.();
+  for (const r of runs) if (!r.at) send(r);
   return out;
 }
 
@@ -855,7 +749,7 @@ export class StoreRestore implements PageSource {
     // at once.
     const prepared = preparedRuns.get(this.manifest);
     preparedRuns.delete(this.manifest);
-    this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest), wsStored(this.manifest));
+    this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest));
     for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
     const total = this.wsQueue.length;
     await new Promise<void>((resolve) => {
@@ -884,11 +778,10 @@ export class StoreRestore implements PageSource {
    * not queue behind the others.
    */
   private readWsRun(r: WsRun): Promise<void> {
-    // A run whose hashes the manifest gives (the first pages) is checked against them (no wait
-    // for the index); the others against their pack's index.
+    // A run the manifest locates is checked against the manifest's hashes (no wait for the index).
     const at = r.at;
     let index = this.wsIndex.get(r.pack)!;
-    if (at?.hashes) {
+    if (at) {
       const hashes: Buffer[] = [];
       at.hashes.forEach((h, k) => (hashes[r.first + k] = h));
       index = Promise.resolve(hashes);
@@ -911,21 +804,9 @@ export class StoreRestore implements PageSource {
    * Reads working-set page p alone (slot `slot` of `pack`) and installs it if it matches its
    * hash in the pack's index; whether it did (false: the run's read serves the fault).
    */
-  private async readWsPage(r: WsRun, slot: number, p: number): Promise<boolean> {
-    const pack = r.pack;
+  private async readWsPage(pack: string, slot: number, p: number): Promise<boolean> {
     try {
-      // Where the manifest says the run is stored, the slot's read is sent at once (the check
-      // still waits for the pack's index).
-      let read: Promise<Buffer>;
-      if (r.at) {
-        const k = slot - r.first;
-        let offset = r.at.offset;
-        for (let i = 0; i < k; i++) offset += r.at.lengths[i];
-        read = this.link.cs.readStored(pack, slot, offset, [r.at.lengths[k]]);
-      } else {
-        read = this.link.cs.readPages(pack, slot, 1);
-      }
-      const [hashes, bytes] = await Promise.all([this.wsIndex.get(pack)!, read]);
+      const [hashes, bytes] = await Promise.all([this.wsIndex.get(pack)!, this.link.cs.readPages(pack, slot, 1)]);
       this.bytesRead += bytes.length;
       this.reads++;
       if (this.isRestored(p)) return true;
@@ -936,39 +817,6 @@ export class StoreRestore implements PageSource {
     } catch {
       return false;
     }
-  }
-
-  /**
-   * Working-set page p (slot `slot` of located run r) from r's read as its bytes arrive: once
-   * its slot's are in, unpacked alone, checked against its hash and installed; whether it was
-   * (false: the run's read or the page's own serves the fault).
-   */
-  private async readWsStreamed(r: WsRun, st: RunStream, slot: number, p: number): Promise<boolean> {
-    const at = r.at!;
-    const k = slot - r.first;
-    const b = this.slotEnd(r, slot), a = b - at.lengths[k];
-    if (st.n < b && !(await new Promise<boolean>((done) => st.waiters.push({ need: b, done })))) return false;
-    const bytes = streamBytes(st, a, b);
-    try {
-      const hashes = at.hashes ? [] : await this.wsIndex.get(r.pack)!;
-      if (at.hashes) hashes[slot] = at.hashes[k];
-      if (this.isRestored(p)) return true;
-      if (this.failure || this.complete || !hashes[slot]) return false;
-      const page = storedRun(r.pack, slot, at.offset + a, [at.lengths[k]], bytes).page(0);
-      if (!sha256(page).equals(hashes[slot])) return false;
-      copyIntoRam(page, this.machine.core.ram, p * PAGE_SIZE, 0, PAGE_SIZE);
-      this.installed(p);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Where slot `slot` of located run r ends, in bytes from the run's start. */
-  private slotEnd(r: WsRun, slot: number): number {
-    let b = 0;
-    for (let i = 0; i <= slot - r.first; i++) b += r.at!.lengths[i];
-    return b;
   }
 
   /** The hart touched page p: install it if staged, else fetch it (and its cluster); the host goes on meanwhile. */
@@ -994,11 +842,8 @@ export class StoreRestore implements PageSource {
       const whole = this.readWsRun(ws);
       const item = ws.count > 1 ? ws.items.find((i) => i.page === p) : undefined;
       if (item) {
-        // A located run's read in flight serves the fault as soon as the page's slot is in (its
-        // bytes arrive in order); the page's own read only if they are not in yet.
-        const streamed = ws.stream ? this.readWsStreamed(ws, ws.stream, item.slot, p) : undefined;
-        const own = streamed && ws.stream!.n >= this.slotEnd(ws, item.slot) ? Promise.resolve(false) : this.readWsPage(ws, item.slot, p);
-        await Promise.race([whole, own.then((ok) => (ok ? undefined : whole)), ...(streamed ? [streamed.then((ok) => (ok ? undefined : whole))] : [])]);
+        const own = this.readWsPage(ws.pack, item.slot, p);
+        await Promise.race([whole, own.then((ok) => (ok ? undefined : whole))]);
       } else {
         await whole;
       }

@@ -13,7 +13,7 @@ import { RvmError } from "../errors.js";
 import type { PageSource } from "../snapshot/source.js";
 export { machineState } from "../snapshot/save.js";
 import {
-  beginSave, CHUNK_PAGES, ContentStore, decodeEntry, DiskRecord, encodeWorkingSet, encodeWorkingSetAt, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
+  beginSave, CHUNK_PAGES, ContentStore, decodeEntry, DiskRecord, encodeWorkingSet, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
   PackWriter, StoreMap, WORKING_SET_MAX,
 } from "./cas.js";
 
@@ -76,13 +76,9 @@ function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>, first: num
     const r = writer.storedRange(e.pack, e.slot);
     return r ? [r[0], r[1], e.hash.toString("hex")] : null;
   });
-  // Where every listed page's slot is stored ([byte offset, length], 0 length: not known): the
-  // restore sends each working-set read (and a fault's read of one of its pages) at once,
-  // without waiting for the pack's index (which it still checks every page against).
-  const stored = encodeWorkingSetAt(items.map((x) => writer.storedRange(x.pack, x.slot)));
   return {
     workingSet: {
-      pages: items.length, data: encodeWorkingSet(items, [...packs].sort()), ...(head.length ? { first: head, firstAt: at } : {}), at: stored,
+      pages: items.length, data: encodeWorkingSet(items, [...packs].sort()), ...(head.length ? { first: head, firstAt: at } : {}),
     },
   };
 }

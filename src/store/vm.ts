@@ -107,15 +107,13 @@ export class StoreVm {
     let restSent = false;
     const rest = () => {
       restSent = true;
-      const chunk = this.initialRam!.load(0);
-      chunk.catch(() => undefined);
+      this.initialRam!.load(0).catch(() => undefined);
       try {
         const packs = new Set(m.workingSet ? decodeWorkingSet(m.workingSet, m.packs, name).map((x) => x.pack) : []);
         for (const p of packs) this.cs.packLayout(p).catch(() => undefined);
       } catch {
         // a damaged list: the restore reports it
       }
-      return chunk;
     };
     try {
       if (mode === "lazy") this.initialWs = prefetchWorkingSet(this.cs, m, rest);

@@ -79,22 +79,10 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
     expect(rvm(["snapshot", "ls", "--snapshot-store", url]).out).toMatch(/\bs1\b/);
     expect(rvm(["snapshot", "info", "s1", "--snapshot-store", url]).out).toMatch(/uploaded\s+\d+/);
 
-    // The same snapshot as an older rvm wrote it: no workingSet.at (where the working set's
-    // pages are stored), and another with a workingSet.at that does not decode: the restore
-    // then reads the working set after its packs' indexes, as before.
-    const cs0 = new ContentStore(S3ObjectStore.fromUrl(url));
-    const m1 = await cs0.readManifest("s1");
-    expect(typeof m1.workingSet?.at).toBe("string");
-    const old = structuredClone(m1);
-    delete old.workingSet!.at;
-    await cs0.writeManifest({ ...old, name: "s1old" });
-    await cs0.writeManifest({ ...structuredClone(m1), name: "s1bad", workingSet: { ...m1.workingSet!, at: "AAAA" } });
-    await (cs0.objects as S3ObjectStore).close();
-
-    for (const [mode, name] of [["lazy", "s1"], ["eager", "s1"], ["lazy", "s1old"], ["lazy", "s1bad"]]) {
+    for (const mode of ["lazy", "eager"]) {
       const b = mkdtempSync(join(base, `rvm-hostB-${mode}-`));
       const sock = join(b, "mon.sock");
-      const r = new Session(["restore", name, "--snapshot-store", url, "--restore", mode, "-monitor", `unix:${sock},server,nowait`], { cwd: b });
+      const r = new Session(["restore", "s1", "--snapshot-store", url, "--restore", mode, "-monitor", `unix:${sock},server,nowait`], { cwd: b });
       try {
         r.type("");
         await r.waitFor("~ # ", 60_000);
@@ -134,7 +122,7 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
     expect(badLazy.code).toBe(1);
     expect(badLazy.err).toMatch(/^rvm: .*checksum mismatch \(corrupted object\)/);
     // rm + gc reclaim the snapshot's packs.
-    for (const n of ["s1", "s1old", "s1bad"]) expect(rvm(["snapshot", "rm", n, "--snapshot-store", url]).code).toBe(0);
+    expect(rvm(["snapshot", "rm", "s1", "--snapshot-store", url]).code).toBe(0);
     expect(rvm(["snapshot", "ls", "--snapshot-store", url]).out).toMatch(/no snapshot/);
     const gc = rvm(["store", "gc", "--snapshot-store", url]);
     expect(gc.out).toMatch(/removed [1-9]\d* pack/);
