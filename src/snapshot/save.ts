@@ -521,6 +521,10 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
       }
       stats.directIo = direct ?? writeData(tmp, fd!, order.subarray(0, storedCount), core.ram, dataOffset, progress);
       progress?.(storedCount, storedCount);
+      // The body (data, map, working-set index) durable first; then the metadata and the header,
+      // which name the save's time including that flush (the VM's whole pause, as the monitor
+      // reports it), and a second, small flush. A file cut short anywhere is only ever a temp file.
+      fsyncSync(fd!);
       stats.saveMs = Math.round(performance.now() - t0);
       stats.pauseMs = stats.saveMs;
       const metaBytes = Buffer.from(JSON.stringify(meta));
@@ -533,7 +537,7 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
         digest: digestOf(metaPadded, mapIndex(mapOnDisk)), created: Date.now(), flags: FLAG_MAP_DEFLATED,
       });
       writeSync(fd!, header, 0, header.length, 0);
-      // Durable before it is listed: the data (both descriptors), map, metadata and header.
+      // Durable before it is listed: the metadata and header too.
       fsyncSync(fd!);
       closeSync(fd!);
       fd = undefined;
