@@ -21,9 +21,9 @@ import {
 import { checkName, journalName, SnapshotStore } from "./store.js";
 import type { DiskJournal, JournalSavepoint } from "./journal.js";
 import { RvmError } from "../errors.js";
-import { requestViews, WRITE, WRITE_SLOTS, WRITE_STATE, type WriterData } from "./write-queue.js";
+import { requestViews, WRITE, WRITE_SLOTS, WRITE_STATE, type WriterData, writeRequest } from "./write-queue.js";
 
-const { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, writevSync } = fs;
+const { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } = fs;
 const { dirname, basename, join } = path;
 
 /** The snapshot a machine's dirty tracking is relative to (set by savevm and loadvm). */
@@ -167,19 +167,7 @@ function writeData(file: string, fd: number, order: Int32Array, ram: Uint8Array,
     const views: Uint8Array[] = [];
     for (let k = 0; k < order.length; ) {
       const next = requestViews(order, k, order.length, ram, WRITE_BATCH_BYTES, WRITE_BATCH_IOVECS, views);
-      const pos = dataOffset + k * PAGE_SIZE, bytes = (next - k) * PAGE_SIZE;
-      let n = -1;
-      if (direct !== undefined) {
-        try {
-          n = writevSync(direct, views, pos);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
-          closeSync(direct);
-          direct = undefined;
-        }
-      }
-      if (n < 0) n = writevSync(fd, views, pos);
-      while (n < bytes) n += writeSync(fd, Buffer.concat(views).subarray(n), 0, bytes - n, pos + n);
+      direct = writeRequest(fs, direct, fd, views, dataOffset + k * PAGE_SIZE, (next - k) * PAGE_SIZE);
       k = next;
       progress?.(k, order.length);
     }

@@ -67,3 +67,33 @@ export function requestViews(order: Int32Array, from: number, to: number, ram: U
   }
   return k;
 }
+
+/** The file calls writeRequest makes (node:fs's on the writer thread, the platform's on the hart's). */
+export interface WriteIo {
+  writevSync(fd: number, buffers: Uint8Array[], position: number): number;
+  writeSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
+  closeSync(fd: number): void;
+}
+
+/**
+ * Writes one request (`views`, `bytes` long, at `pos`): through `direct` (O_DIRECT) where there
+ * is one, else, or where the file system refuses it at this write (EINVAL: `direct` is closed),
+ * buffered through `fd`; a short write is finished buffered. Returns the O_DIRECT descriptor for
+ * the next request (undefined from then on once refused). The writer thread and the hart's own
+ * writes (save.ts) both write this way.
+ */
+export function writeRequest(io: WriteIo, direct: number | undefined, fd: number, views: Uint8Array[], pos: number, bytes: number): number | undefined {
+  let n = -1;
+  if (direct !== undefined) {
+    try {
+      n = io.writevSync(direct, views, pos);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
+      io.closeSync(direct);
+      direct = undefined;
+    }
+  }
+  if (n < 0) n = io.writevSync(fd, views, pos);
+  while (n < bytes) n += io.writeSync(fd, Buffer.concat(views).subarray(n), 0, bytes - n, pos + n);
+  return direct;
+}

@@ -9,7 +9,7 @@
 
 import * as fs from "node:fs";
 import { workerData } from "node:worker_threads";
-import { requestViews, WRITE, WRITE_STATE, WriterData } from "./write-queue.js";
+import { requestViews, WRITE, WRITE_STATE, WriterData, writeRequest } from "./write-queue.js";
 
 const data = workerData as WriterData;
 const ctl = new Int32Array(data.ctl);
@@ -58,19 +58,8 @@ function run(): void {
       done = requestViews(order, first, posted, ram, data.batchBytes, data.batchIovecs, views);
       const batch = (done - first) * PAGE;
       const pos = (Atomics.load(ctl, WRITE.dataPage) + first) * PAGE;
-      let n = -1;
-      if (direct !== undefined) {
-        try {
-          n = fs.writevSync(direct, views, pos);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
-          fs.closeSync(direct);
-          direct = undefined;
-          Atomics.store(ctl, WRITE.buffered, 1);
-        }
-      } else Atomics.store(ctl, WRITE.buffered, 1);
-      if (n < 0) n = fs.writevSync(fd, views, pos);
-      while (n < batch) n += fs.writeSync(fd, Buffer.concat(views).subarray(n), 0, batch - n, pos + n);
+      direct = writeRequest(fs, direct, fd, views, pos, batch);
+      if (direct === undefined) Atomics.store(ctl, WRITE.buffered, 1);
       Atomics.store(ctl, WRITE.written, done);
       Atomics.notify(ctl, WRITE.written);
     }
