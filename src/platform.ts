@@ -121,22 +121,9 @@ export function openTemporaryFile(dir = tmpdir()): number {
   }
 }
 
-/**
- * A second descriptor of an existing file that bypasses the page cache (O_DIRECT): savevm writes
- * the data area through it straight from guest RAM. Buffers, offsets and lengths must be aligned
- * (4 KiB pages of the wasm memory are). Undefined where there is no such thing: no O_DIRECT on
- * this system, or a file system that refuses it (tmpfs: EINVAL) - the caller writes buffered.
- */
-export function openDirect(file: string, mode: "r" | "w"): number | undefined {
-  const direct = nodeFs.constants.O_DIRECT;
-  if (!direct) return undefined;
-  try {
-    return nodeFs.openSync(file, (mode === "r" ? nodeFs.constants.O_RDONLY : nodeFs.constants.O_WRONLY) | direct);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EINVAL") return undefined;
-    throw e;
-  }
-}
+// A second descriptor of a file that bypasses the page cache (O_DIRECT): in a module of its own,
+// importing node:fs only, so that the savevm and eager-restore threads start fast (direct-io.ts).
+export { openDirect } from "./direct-io.js";
 
 /**
  * Reads of this process's own memory through the kernel (Linux's /proc/self/mem), at the

@@ -276,7 +276,10 @@ export class FetchEngine {
   private readonly origin: Uint8Array;
   private readonly t0 = performance.now();
   private busy = 0;
-  /** Per file: its O_DIRECT descriptor (setup.directReads), if it has one. */
+  /**
+   * Per file, by its index in setup.files (a run's `file`, the reader thread's file number): its
+   * O_DIRECT descriptor (setup.directReads), if it has one.
+   */
   private readonly direct: (number | undefined)[] = [];
   /** Bytes read so far. */
   bytes = 0;
@@ -343,7 +346,7 @@ export class FetchEngine {
       const buf = this.direct.some((fd) => fd !== undefined)
         ? Buffer.from(new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) }).buffer, 0, bytes)
         : Buffer.allocUnsafe(bytes);
-      if (this.setup.order === "workingset") yield* this.workingSet(files[0], buf);
+      if (this.setup.order === "workingset") yield* this.workingSet(files, buf);
       if (this.stopRequested()) throw new Stopped();
       yield;
       const plan = yield* this.plan(files[0]);
@@ -355,7 +358,7 @@ export class FetchEngine {
         if (this.stopRequested()) throw new Stopped();
         // Split with another thread: it has this run and the rest, from here on.
         if (half && Atomics.load(this.claims, plan.order[run.first]) !== CLAIM.free) break;
-        if (this.reader && this.postWholeRun(files, run, plan.order)) {
+        if (this.reader && this.postWholeRun(run, plan.order)) {
           // Checked while the reader reads the next ones (the device's time off the wall).
           while (this.queued.length >= READ_AHEAD) {
             this.checkQueued(files, table, plan.twins);
@@ -397,13 +400,13 @@ export class FetchEngine {
     throw new PageError(p, `page ${p}: checksum mismatch in the snapshot data`);
   }
 
-  /** Reads `view.length` bytes of `file` at `offset`, paced, counted. */
-  private read(file: SnapshotFile, offset: number, view: Uint8Array): number {
+  /** Reads `view.length` bytes of file `k` (of `files`, setup.files opened) at `offset`, paced, counted. */
+  private read(files: SnapshotFile[], k: number, offset: number, view: Uint8Array): number {
     this.pace();
     if (this.stopRequested()) throw new Stopped();
     const t = performance.now();
-    const k = this.direct.length ? this.setup.files.indexOf(file.file) : -1;
-    if (k < 0 || this.direct[k] === undefined || !this.readDirect(k, file, offset, view)) file.read(offset, view);
+    const file = files[k];
+    if (this.direct[k] === undefined || !this.readDirect(k, file, offset, view)) file.read(offset, view);
     this.bytes += view.length;
     Atomics.add(this.ctl, CTL.reads, 1);
     Atomics.store(this.ctl, CTL.kibRead, Math.round(this.bytes / 1024));
@@ -487,7 +490,7 @@ export class FetchEngine {
     while (hi >= lo && !free(hi)) hi--;
     if (lo > hi) return;
     const view = buf.subarray(0, (hi - lo + 1) * PAGE_SIZE);
-    const t0 = this.read(files[run.file], run.offset + lo * PAGE_SIZE, view);
+    const t0 = this.read(files, run.file, run.offset + lo * PAGE_SIZE, view);
     for (let i = lo; i <= hi; i++) {
       const src = view.subarray((i - lo) * PAGE_SIZE, (i - lo + 1) * PAGE_SIZE);
       for (const p of this.pagesOf(t, order[run.first + i], twins)) {
@@ -514,12 +517,12 @@ export class FetchEngine {
     if (p0 < 0) return false;
     if (!this.claimRange(p0, run.count)) return false;
     let t0: number;
-    if (this.direct[this.setup.files.indexOf(files[run.file].file)] !== undefined) {
+    if (this.direct[run.file] !== undefined) {
       // (Should O_DIRECT be refused at this first read after all, read() reads it buffered.)
-      t0 = this.read(files[run.file], run.offset, this.ram.subarray(p0 * PAGE_SIZE, (p0 + run.count) * PAGE_SIZE));
+      t0 = this.read(files, run.file, run.offset, this.ram.subarray(p0 * PAGE_SIZE, (p0 + run.count) * PAGE_SIZE));
     } else {
       const view = buf.subarray(0, run.count * PAGE_SIZE);
-      t0 = this.read(files[run.file], run.offset, view);
+      t0 = this.read(files, run.file, run.offset, view);
       copyIntoRam(view, this.ram, p0 * PAGE_SIZE);
     }
     this.checkWhole(t, p0, run.count, twins);
@@ -531,8 +534,8 @@ export class FetchEngine {
    * With a reader thread: claims a run of consecutive pages of a file read with O_DIRECT and
    * posts its read straight into RAM; false (nothing done) for any other run.
    */
-  private postWholeRun(files: SnapshotFile[], run: Run, order: Int32Array): boolean {
-    const k = this.setup.files.indexOf(files[run.file].file);
+  private postWholeRun(run: Run, order: Int32Array): boolean {
+    const k = run.file;
     if (this.direct[k] === undefined) return false;
     const p0 = consecutiveStart(run, order);
     if (p0 < 0) return false;
@@ -568,7 +571,7 @@ export class FetchEngine {
     if (got === "failed") {
       // The reader's read failed or O_DIRECT was refused: read here, which says why or falls back.
       this.bytes -= run.count * PAGE_SIZE;
-      this.read(files[run.file], run.offset, this.ram.subarray(p0 * PAGE_SIZE, (p0 + run.count) * PAGE_SIZE));
+      this.read(files, run.file, run.offset, this.ram.subarray(p0 * PAGE_SIZE, (p0 + run.count) * PAGE_SIZE));
     }
     this.checkWhole(t, p0, run.count, twins);
     this.worked(t0);
@@ -606,8 +609,7 @@ export class FetchEngine {
    * (nothing done) where that does not apply or the file system refuses it.
    */
   private fetchScattered(files: SnapshotFile[], t: PageTable, run: Run, order: Int32Array, twins: Map<number, number[]>): boolean {
-    const k = this.setup.files.indexOf(files[run.file].file);
-    const fd = this.direct[k];
+    const fd = this.direct[run.file];
     if (fd === undefined || !fs.readvSync) return false;
     const claims = this.claims;
     const pages = order.subarray(run.first, run.first + run.count);
@@ -629,7 +631,7 @@ export class FetchEngine {
       return false; // (the buffer and its copies, as before)
     }
     // A short read (rare for a file): the rest page by page, which names a truncated file.
-    for (let j = Math.floor(n / PAGE_SIZE); j < pages.length; j++) this.read(files[run.file], run.offset + j * PAGE_SIZE, views[j]);
+    for (let j = Math.floor(n / PAGE_SIZE); j < pages.length; j++) this.read(files, run.file, run.offset + j * PAGE_SIZE, views[j]);
     this.bytes += Math.min(Math.floor(n / PAGE_SIZE), pages.length) * PAGE_SIZE;
     Atomics.add(this.ctl, CTL.reads, 1);
     Atomics.store(this.ctl, CTL.kibRead, Math.round(this.bytes / 1024));
@@ -660,8 +662,8 @@ export class FetchEngine {
    * The working set first, from its own index (pages and hashes in data order): it needs no page
    * map, so it streams while the map is still to be decoded.
    */
-  private *workingSet(file: SnapshotFile, buf: Buffer): Generator<void, void, void> {
-    const ix = file.workingSetIndex();
+  private *workingSet(files: SnapshotFile[], buf: Buffer): Generator<void, void, void> {
+    const ix = files[0].workingSetIndex();
     if (!ix) return;
     const { pages, runPages, dataOffset } = this.setup;
     const n = ix.page.length;
@@ -677,7 +679,7 @@ export class FetchEngine {
       while (hi >= lo && !free(hi)) hi--;
       if (lo > hi) continue;
       const view = buf.subarray(0, (hi - lo + 1) * PAGE_SIZE);
-      const t0 = this.read(file, dataOffset + lo * PAGE_SIZE, view);
+      const t0 = this.read(files, 0, dataOffset + lo * PAGE_SIZE, view);
       for (let k = lo; k <= hi; k++) {
         const p = ix.page[k];
         if (p >= pages || Atomics.compareExchange(claims, p, CLAIM.free, CLAIM.busy) !== CLAIM.free) continue;

@@ -5,10 +5,12 @@
 // `order`, data slot k at dataPage*4096 + k*4096) into the temporary file the save created, and
 // only reads guest RAM (the machine is stopped). The save waits for it to say it is done before
 // the file is fsynced and renamed; whatever it did not finish, the save writes itself (the same
-// bytes at the same offsets). Nothing but node:fs here, so that the thread starts in a few ms.
+// bytes at the same offsets). Nothing but node:fs here (direct-io.ts imports only that), so
+// that the thread starts fast.
 
 import * as fs from "node:fs";
 import { workerData } from "node:worker_threads";
+import { openDirect } from "../direct-io.js";
 import { requestViews, WRITE, WRITE_STATE, WriterData, writeRequest } from "./write-queue.js";
 
 const data = workerData as WriterData;
@@ -33,13 +35,7 @@ function run(): void {
   let fd: number | undefined, direct: number | undefined;
   try {
     fd = fs.openSync(data.file, "r+");
-    if (fs.constants.O_DIRECT) {
-      try {
-        direct = fs.openSync(data.file, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EINVAL") throw e;
-      }
-    }
+    direct = openDirect(data.file, "w");
     Atomics.store(ctl, WRITE.started, 1);
     Atomics.notify(ctl, WRITE.started);
     let done = 0;
