@@ -54,4 +54,30 @@ describe("savevm and restore with the JIT on", () => {
       expect(b.machine.core.exports.jitInstructions(), how).toBeGreaterThan(0n);
     }
   });
+
+  it("a flush (restore, savevm -b's capture) clears every translation and counter the guest's run left, wherever in RAM", { timeout: 400_000 }, async () => {
+    const a = linuxMachine(diskCopy(freshDir("jitflush")), false, undefined, TEST_JIT);
+    await boot(a);
+    await shell(a, "mount /dev/vda /mnt && cat /mnt/data/* > /dev/null && md5sum /mnt/data/*");
+    const ex = a.machine.core.exports;
+    const pages = a.machine.core.pages.length;
+    // The table (u32 per page) and the counters (u32 per page) after it, in the core's memory.
+    const arrays = () => new Uint32Array(ex.memory.buffer, ex.jitTableAddress(), 2 * pages);
+    const used = (x: Uint32Array) => {
+      const spans = new Set<number>();
+      x.forEach((v, i) => void (v !== 0 && spans.add((i % pages) >> 10)));
+      return spans;
+    };
+    // The run left entries in several 1024-page spans (the flush's unit), far apart.
+    const before = used(arrays());
+    expect(before.size).toBeGreaterThan(1);
+    expect(Math.max(...before) - Math.min(...before)).toBeGreaterThan(1);
+    ex.jitFlush();
+    expect(used(arrays()).size).toBe(0);
+    // And the guest runs on, translating again.
+    const insns = ex.jitInstructions();
+    expect(await shell(a, "md5sum /mnt/data/* | md5sum")).toMatch(/[0-9a-f]{32}/);
+    expect(ex.jitInstructions()).toBeGreaterThan(insns);
+    expect(used(arrays()).size).toBeGreaterThan(0);
+  });
 });
