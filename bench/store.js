@@ -17,9 +17,12 @@
 //     overlay of the same disk, the same commands, savevm, then `-loadvm` timed the same way.
 //     Target: restore-to-echo from the store <= 1.5x local.
 // (3) savevm pause at 256 MiB (the page-cache guest) and 1 GiB (memfill 768 MiB of pseudo-random
-//     memory): savevm -b (the guest's pause while the capture is taken) vs stop-and-save into the
-//     bucket vs stop-and-save to a local directory, and QEMU's savevm (the VM is stopped for the
-//     whole command) of the same guests. Target: background pause <= 10 ms.
+//     memory): savevm -b (the guest's pause while the capture is taken; 5 saves each, the guest
+//     running between them: best and median, the first save of a machine among them) vs stop-and-save into the
+//     bucket (the guest stopped until the snapshot is complete: its last pack and chunk uploads,
+//     the manifest's PUT and the lock's release included) vs stop-and-save to a local directory
+//     (its data flushed), and QEMU's savevm (the VM is stopped for the whole command) of the same
+//     guests. Target: background pause <= 10 ms.
 // `npm run bench -- store [ten] [echo] [pause]` runs only the parts named (all by default);
 // RVM_BENCH_RUNS sets the runs of (2) (default 5; local and store runs alternate).
 // Prints figures only; never asserts. Bounded: every wait has a limit; children are killed at the
@@ -36,6 +39,7 @@ import { radosgwMissing, startRadosgw } from "../scripts/radosgw.js";
 
 const MiB = 1 << 20;
 const RUNS = Number(process.env.RVM_BENCH_RUNS) || 5;
+const PAUSE_RUNS = 5;
 const G = (p) => join(ROOT, "guests/linux", p);
 const mib = (n) => `${(n / MiB).toFixed(1)} MiB`;
 const ms = (v) => (v === undefined || Number.isNaN(v) ? "-" : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ms`);
@@ -209,11 +213,27 @@ async function pause1g(dir) {
   const local = saveSnapshot(g.machine, ls, "big").stats.pauseMs;
   ls.close();
   const stop = (await vm.save(g.machine, "stop")).meta.stats.pauseMs;
-  const job = await vm.saveBackground(g.machine, "bg");
-  await g.machine.run({ until: () => job.finished !== undefined, timeoutMs: 600_000 });
-  const bgTotal = job.finished - job.t0;
+  const bg = await backgroundSaves(g.machine, vm);
   vm.close();
-  return { local, stop, bg: job.pauseMs, bgTotal, copied: job.capture.copied };
+  return { local, stop, bg: bg.pauses, bgTotal: bg.total, copied: bg.copied };
+}
+
+/**
+ * PAUSE_RUNS background saves of the running guest (each after 0.3 s of it running; each
+ * incremental on the one before): the guest's pause of each (one sample is at the mercy of the
+ * shared host's scheduler), and the last one's whole time and pages copied ahead of the guest.
+ */
+async function backgroundSaves(machine, vm) {
+  const pauses = [];
+  let job;
+  for (let i = 0; i < PAUSE_RUNS; i++) {
+    await machine.run({ timeoutMs: 300 });
+    job = await vm.saveBackground(machine, `bg${i}`);
+    await machine.run({ until: () => job.finished !== undefined, timeoutMs: 600_000 });
+    if (job.error) throw job.error;
+    pauses.push(job.pauseMs);
+  }
+  return { pauses: pauses.sort((a, b) => a - b), total: job.finished - job.t0, copied: job.capture.copied };
 }
 
 export async function main(args = []) {
@@ -238,9 +258,7 @@ export async function main(args = []) {
       // (3) at 256 MiB: savevm -b of a desktop of (1) (its disk is the store's overlay disk).
       const vm = new StoreVm("s3://ten/desktops");
       vm.disks.set(0, g.machine.drives[0].disk);
-      const job = await vm.saveBackground(g.machine, "bg");
-      await g.machine.run({ until: () => job.finished !== undefined, timeoutMs: 600_000 });
-      pauses.bg256 = job.pauseMs;
+      pauses.bg256 = (await backgroundSaves(g.machine, vm)).pauses;
       vm.close();
     }
     const q = parts.has("echo") || parts.has("pause") ? await qemuRuns(dir, parts.has("pause")) : {};
@@ -263,13 +281,16 @@ export async function main(args = []) {
     }
     if (parts.has("pause")) {
       const big = await pause1g(dir);
+      const med = (v) => v[(v.length - 1) >> 1];
       console.log("\n(3) savevm pause (the guest stopped), 256 MiB page-cache guest and 1 GiB guest with memfill 768");
       console.log(`  ${"".padEnd(36)} ${"256 MiB".padStart(10)} ${"1 GiB".padStart(10)}`);
-      console.log(`  ${"rvm savevm -b (background), store".padEnd(36)} ${ms(pauses.bg256).padStart(10)} ${ms(big.bg).padStart(10)}   (whole save ${ms(big.bgTotal)} at 1 GiB, ${big.copied} pages copied ahead of the guest)`);
+      console.log(`  ${"rvm savevm -b (background), store".padEnd(36)} ${ms(pauses.bg256[0]).padStart(10)} ${ms(big.bg[0]).padStart(10)}   best of ${PAUSE_RUNS}; ` +
+        `median ${ms(med(pauses.bg256))} / ${ms(med(big.bg))} (whole save ${ms(big.bgTotal)} at 1 GiB, ${big.copied} pages copied ahead of the guest)`);
       console.log(`  ${"rvm savevm, store (stop-and-save)".padEnd(36)} ${ms(pauses.s3stop256).padStart(10)} ${ms(big.stop).padStart(10)}`);
       console.log(`  ${"rvm savevm, local directory".padEnd(36)} ${ms(pauses.local256).padStart(10)} ${ms(big.local).padStart(10)}`);
       console.log(`  ${"qemu savevm (qcow2)".padEnd(36)} ${ms(q.q256save).padStart(10)} ${ms(q.q1gsave).padStart(10)}${q.why ? `   ${q.why}` : ""}`);
-      console.log(`  background pause target <= 10 ms: ${pauses.bg256 <= 10 && big.bg <= 10 ? "MET" : "NOT MET"}`);
+      const met = (k) => pauses.bg256[k] <= 10 && big.bg[k] <= 10;
+      console.log(`  background pause target <= 10 ms: ${met((PAUSE_RUNS - 1) >> 1) ? "MET (median)" : met(0) ? "MET on the best runs, NOT on the medians" : "NOT MET"}`);
     }
   } finally {
     await gw.stop();

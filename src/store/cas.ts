@@ -1128,12 +1128,13 @@ export async function beginSave(cs: ContentStore, saveId: string, cache?: IndexC
 
 /**
  * The end of a save: uploads the map chunks the store lacks (named in the lock first), then the
- * manifest (the snapshot becomes visible), then marks the lock done.
+ * manifest (the snapshot becomes visible), then marks the lock done. `beforeManifest` runs once
+ * every pack and chunk is stored, just before the manifest is sealed (the save's time so far).
  */
 export async function finishSave(
   cs: ContentStore, pool: PoolIndex, lock: SaveLock, writer: PackWriter,
   maps: { ref: MapRef; bodies: Map<string, Buffer> }[], manifest: Omit<Manifest, "packs"> | null, packs: Set<string>,
-  writeLast?: () => Promise<void>,
+  writeLast?: () => Promise<void>, beforeManifest?: () => void,
 ): Promise<Manifest | null> {
   await writer.finish();
   const fresh = new Map<string, Buffer>();
@@ -1146,6 +1147,7 @@ export async function finishSave(
     await writer.finish();
     for (const h of fresh.keys()) pool.chunks.add(h);
   }
+  beforeManifest?.();
   const full: Manifest | null = manifest && { ...manifest, packs: [...packs].sort() };
   if (full) await cs.writeManifest(full);
   await writeLast?.();

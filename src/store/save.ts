@@ -255,6 +255,12 @@ export interface StoreSaveStats {
   uploadedBytes: number;
   diskBlocks: number;
   diskUploaded: number;
+  /**
+   * The save's time and the guest's pause (ms). In the stored manifest: up to its PUT (every
+   * pack and chunk stored). As returned by the save (the monitor's reply, the bench): to the
+   * end, the manifest's PUT and the lock's release included. A stop-and-save's pause is its
+   * save time (the guest is stopped until the save returns); a background save's is the capture.
+   */
   saveMs: number;
   pauseMs: number;
 }
@@ -368,18 +374,29 @@ export async function saveToStore(
     }
     trace("disks");
     if (opts.cancelled?.()) throw new RvmError("abandoned");
-    stats.uploadedBytes = writer.bytes;
-    stats.saveMs = Math.round(performance.now() - t0);
-    if (!opts.background) stats.pauseMs = stats.saveMs;
-    const manifest = (await finishSave(cs, pool, lock, writer, maps, {
+    // The save's time: a stop-and-save's guest is stopped until this function returns, so its
+    // pause is all of it — the last packs' and the chunks' uploads, the manifest's PUT and the
+    // lock's release included. The manifest cannot carry the time of its own PUT: it says the
+    // time up to it (every pack and chunk stored; `stamp`); the manifest returned (the monitor's
+    // reply, the bench) says the whole time (below).
+    const stamp = () => {
+      stats.uploadedBytes = writer.bytes; // every pack sealed
+      stats.saveMs = Math.round(performance.now() - t0);
+      if (!opts.background) stats.pauseMs = stats.saveMs;
+    };
+    const stored = (await finishSave(cs, pool, lock, writer, maps, {
       format: "rvm-store-snapshot", version: 3, name, id: saveId, created: new Date().toISOString(),
       map: maps[0].ref, disks, meta: { ...state, stats, workingSet: order.findIndex((p) => !hot(p)) }, parent: sameStore ? parent.manifest.id : null,
       ...workingSetOf(ram.raw, order.filter((p) => hot(p)), packs, first, writer),
-    }, packs))!;
+    }, packs, undefined, stamp))!;
+    const saveMs = Math.round(performance.now() - t0);
+    const manifest: Manifest = {
+      ...stored, meta: { ...stored.meta, stats: { ...stats, saveMs, pauseMs: opts.background ? stats.pauseMs : saveMs } },
+    };
     // From here on, saves build on this one (its maps are at hand: no GET).
     const ramMap = StoreMap.fromRaw(cs.objects, manifest.map, name, ram.raw);
     const diskMaps = new Map(manifest.disks.map((d, k) => [d.index, StoreMap.fromRaw(cs.objects, d.map, name, diskRaw[k])]));
-    lineage.set(machine, { cs, manifest, ram: ramMap, disks: diskMaps });
+    lineage.set(machine, { cs, manifest: stored, ram: ramMap, disks: diskMaps });
     return manifest;
   } catch (e) {
     await lock.finish().catch(() => undefined);

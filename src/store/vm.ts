@@ -164,10 +164,14 @@ export class StoreVm {
     return r;
   }
 
-  /** Stop-and-save: the machine is stopped (at a slice boundary) until the manifest is written. */
+  /**
+   * Stop-and-save: the machine is stopped (at a slice boundary) until the save is complete
+   * (manifest written, lock released); the manifest returned says that whole pause, a lazy
+   * restore still running (completed first) included.
+   */
   async save(machine: Machine, name: string, progress?: (done: number, total: number) => void): Promise<Manifest> {
-    if (this.current && !this.current.complete) await this.current.completeNow();
     const t0 = performance.now();
+    if (this.current && !this.current.complete) await this.current.completeNow();
     const writes = new Map([...this.disks].map(([i, d]) => [i, d.takeDirty()]));
     const capture = stoppedCapture(machine, writes);
     const state = machineState(machine);

@@ -4,7 +4,8 @@
 // And both kinds of save put the pages the hart needs first (the page tables of its pc, its pc
 // page, its stack page; found by a page-table walk in the test) at the head of the working set,
 // named in the manifest with where they are stored and their hashes, so a lazy restore's first
-// read carries them without waiting for a pack's index.
+// read carries them without waiting for a pack's index. And a stop-and-save reports the guest's
+// whole pause: its last uploads and the manifest's PUT included.
 
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
@@ -12,11 +13,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createVirtMachine } from "../../src/board/virt.js";
 import type { Machine } from "../../src/machine.js";
-import { decodeWorkingSet, Manifest, sha256, StoreMap } from "../../src/store/cas.js";
+import { ContentStore, decodeWorkingSet, keys, Manifest, sha256, StoreMap } from "../../src/store/cas.js";
+import { ObjectStore, S3ObjectStore } from "../../src/store/objects.js";
 import { StoreVm } from "../../src/store/vm.js";
-import { setStoreLineage } from "../../src/store/save.js";
+import { machineState, saveToStore, setStoreLineage, stoppedCapture, StoreSaveStats } from "../../src/store/save.js";
 import { workingSetRuns, wsFirstAt } from "../../src/store/restore.js";
-import { GUEST, diskCopy, PROMPT } from "../snapshot/util.js";
+import { GUEST, diskCopy, populated, PROMPT } from "../snapshot/util.js";
 import { ramPageOf } from "../snapshot/lazy-util.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
 
@@ -34,6 +36,23 @@ function guest(vm: StoreVm, disk: string): { machine: Machine; out: () => string
     console: { write: (_fd, b) => void (out += Buffer.from(b).toString("latin1")), readByte: () => -1 },
   });
   return { machine, out: () => out };
+}
+
+/**
+ * The radosgw tests' set-up: a fresh bucket, a directory, a StoreVm on it and the guest booted
+ * to its prompt; `test` runs with them, and the StoreVm and directory are closed and removed after.
+ */
+async function withGuest(tag: string, test: (vm: StoreVm, a: { machine: Machine; out: () => string }) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `rvm-${tag}-`));
+  const vm = new StoreVm(`s3://${freshBucket(tag)}/vms`);
+  try {
+    const a = guest(vm, diskCopy(dir, "a.img"));
+    await a.machine.run({ until: () => a.out().includes(PROMPT), timeoutMs: 240_000 });
+    await test(vm, a);
+  } finally {
+    vm.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -80,13 +99,57 @@ async function expectFirst(vm: StoreVm, m: Manifest, pc: number, sp: number, pcT
 describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", () => {
   useRadosgw();
 
-  it("equals a stop-and-save at the same instruction count while the guest writes all over memory", { timeout: 600_000 }, async () => {
-    const url = `s3://${freshBucket("bg")}/vms`;
-    const dir = mkdtempSync(join(tmpdir(), "rvm-bg-"));
-    const vmA = new StoreVm(url);
+  it("a stop-and-save's pause includes its last uploads, the manifest's PUT and the lock's release", { timeout: 120_000 }, async () => {
+    // radosgw behind a slow link for the manifest: every request reaches the real store, the
+    // manifest's PUT HOLD ms late (as a distant store's round trip would be).
+    const HOLD = 1500;
+    const s3 = S3ObjectStore.fromUrl(`s3://${freshBucket("pause")}/vms`);
+    let putAt: [number, number] | undefined;
+    const slow: ObjectStore = {
+      url: s3.url,
+      put: async (key, body) => {
+        if (key !== keys.manifest("stop")) return s3.put(key, body);
+        const t = performance.now();
+        await new Promise((r) => setTimeout(r, HOLD));
+        await s3.put(key, body);
+        putAt = [t, performance.now()];
+      },
+      get: (key) => s3.get(key),
+      getRange: (key, offset, length) => s3.getRange(key, offset, length),
+      list: (prefix) => s3.list(prefix),
+      delete: (list) => s3.delete(list),
+      ensure: () => s3.ensure(),
+    };
     try {
-      const a = guest(vmA, diskCopy(dir, "a.img"));
-      await a.machine.run({ until: () => a.out().includes(PROMPT), timeoutMs: 240_000 });
+      const cs = new ContentStore(slow);
+      const machine = populated(16 << 20);
+      const t0 = performance.now();
+      const m = await saveToStore(machine, cs, "stop", machineState(machine), stoppedCapture(machine, new Map()), () => true, { t0 });
+      const whole = performance.now() - t0;
+      const said = m.meta.stats as StoreSaveStats;
+      // The pause the save reports is the whole save: the manifest's PUT (and the lock's
+      // release after it) included, and no more than the time the caller waited.
+      expect(putAt).toBeDefined();
+      expect(said.pauseMs).toBe(said.saveMs);
+      expect(said.pauseMs).toBeGreaterThanOrEqual(Math.floor(putAt![1] - t0));
+      expect(said.pauseMs).toBeLessThanOrEqual(Math.ceil(whole));
+      // The manifest in the store carries the time up to its own PUT (every pack and chunk
+      // stored): the held PUT is the difference.
+      const stored = (await cs.readManifest("stop")).meta.stats as StoreSaveStats;
+      expect(stored.pauseMs).toBeLessThanOrEqual(Math.ceil(putAt![0] - t0));
+      expect(said.pauseMs - stored.pauseMs).toBeGreaterThanOrEqual(HOLD - 1);
+      // The bytes uploaded count every pack, the last one (sealed at the end) too.
+      const own = (await s3.list("packs/")).filter((o) => o.key.startsWith(`packs/${m.id}`) && o.key.endsWith(".pack"));
+      expect(own.length).toBeGreaterThan(0);
+      expect(stored.uploadedBytes).toBe(own.reduce((n, o) => n + o.size, 0));
+      expect(said.uploadedBytes).toBe(stored.uploadedBytes);
+    } finally {
+      await s3.close();
+    }
+  });
+
+  it("equals a stop-and-save at the same instruction count while the guest writes all over memory", { timeout: 600_000 }, async () => {
+    await withGuest("bg", async (vmA, a) => {
       // A loop that keeps rewriting 64 MiB of fresh anonymous memory.
       a.machine.input(Buffer.from("while :; do echo quit | memfill 64 >/dev/null; done &\n"));
       await a.machine.run({ instructions: 300_000_000 });
@@ -127,19 +190,11 @@ describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", ()
       for (let p = 0; p < ml.entries; p++) if (!ml.entry(p).hash.equals(mb.entry(p).hash)) changed++;
       expect(changed).toBeGreaterThan(1000);
       expect((await vmA.cs.manifests()).map((m) => m.name).sort()).toEqual(["background", "later", "stopped"]);
-    } finally {
-      vmA.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("stop-and-save and savevm -b put pc's page tables, the pc page, then the stack page at the head of the working set, located in the manifest", { timeout: 600_000 }, async () => {
-    const url = `s3://${freshBucket("first")}/vms`;
-    const dir = mkdtempSync(join(tmpdir(), "rvm-first-"));
-    const vm = new StoreVm(url);
-    try {
-      const a = guest(vm, diskCopy(dir, "a.img"));
-      await a.machine.run({ until: () => a.out().includes(PROMPT), timeoutMs: 240_000 });
+    await withGuest("first", async (vm, a) => {
       a.machine.input(Buffer.from("echo quit | memfill 16 >/dev/null; echo ok\n"));
       await a.machine.run({ instructions: 100_000_000 });
       const core = a.machine.core;
@@ -154,9 +209,6 @@ describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", ()
       await a.machine.run({ until: () => job.finished !== undefined, timeoutMs: 300_000 });
       expect(job.error).toBeUndefined();
       await expectFirst(vm, job.manifest!, pc, sp, tables);
-    } finally {
-      vm.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
