@@ -26,6 +26,7 @@ import {
   hartsRestored as restored, dropReservations as drop, tlbFlushAllHarts, tlbFlushStoresAllHarts,
 } from "./harts";
 import { jitBytes, jitInit, jitFlush } from "./jit";
+import { mapPageStates } from "./pages";
 
 // Prepares a machine with `ramPages` 4 KiB pages of RAM and `harts` harts (1..MAX_HARTS).
 // Returns false when the memory cannot be had or the hart count is out of range.
@@ -201,11 +202,7 @@ export function cleanPagesAreZero(): bool { return g_cleanIsZero; }
 // to each page take the slow path again.
 export function markClean(): void {
   g_cleanIsZero = false;
-  const n = g_ramPages;
-  for (let i: u32 = 0; i < n; i++) {
-    const at = PAGES + <usize>i;
-    store<u8>(at, load<u8>(at) & ~PG_DIRTY);
-  }
+  mapPageStates(g_ramPages, ~PG_DIRTY, 0);
   tlbFlushStoresAllHarts();
 }
 export function clearAccessed(): void {
@@ -258,11 +255,7 @@ export function storesChanged(): void { tlbFlushStoresAllHarts(); }
 // Keeps only the watch bit (HTIF tohost stays watched).
 export function markAllNotRestored(): void {
   g_cleanIsZero = false;
-  const n = g_ramPages;
-  for (let i: u32 = 0; i < n; i++) {
-    const at = PAGES + <usize>i;
-    store<u8>(at, PG_NOT_RESTORED | (load<u8>(at) & PG_WATCH));
-  }
+  mapPageStates(g_ramPages, PG_WATCH, PG_NOT_RESTORED);
   tlbFlushAllHarts();
   jitFlush();
 }

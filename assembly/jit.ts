@@ -12,6 +12,7 @@
 // executed those instructions itself.
 
 import { PAGES, PG_CODE, RAM } from "./layout";
+import { mapPageStates } from "./pages";
 import { loadSlow, storeSlow } from "./mmu";
 import { tlbFlushStoresAllHarts } from "./harts";
 import { g_status, ST_OK, exitAfterInstruction, EXIT_SLICE } from "./status";
@@ -104,10 +105,7 @@ export function jitInit(base: usize, pages: u32, clear: bool = true): void {
 /** Drops every translation (reset, restore): clears PG_CODE, the table and the counters. */
 export function jitFlush(): void {
   if (!g_clean) {
-    for (let p: u32 = 0; p < g_pages; p++) {
-      const at = PAGES + <usize>p;
-      store<u8>(at, load<u8>(at) & ~PG_CODE);
-    }
+    mapPageStates(g_pages, ~PG_CODE, 0);
     const spans = <u32>touchBytes(g_pages);
     for (let b: u32 = 0; b < spans; b++) {
       if (load<u8>(g_touched + <usize>b) == 0) continue;

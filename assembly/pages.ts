@@ -6,7 +6,7 @@
 // four independent lanes (the structure of xxHash64, with its primes); it serves to find
 // identical pages (then confirmed byte by byte) and to checksum stored pages and disk blocks.
 
-import { RAM, SCRATCH } from "./layout";
+import { PAGES, RAM, SCRATCH } from "./layout";
 
 const P1: u64 = 0x9e3779b185ebca87;
 const P2: u64 = 0xc2b2ae3d27d4eb4f;
@@ -81,4 +81,20 @@ export function classify(first: u32, count: u32): u32 {
     store<u64>(SCRATCH + (<usize>i << 3), h);
   }
   return zeros;
+}
+
+/**
+ * Every RAM page's state byte v becomes (v & keep) | set, eight at a time: markClean,
+ * markAllNotRestored and the JIT's flush. The first call of each runs in V8's baseline wasm tier,
+ * where a byte-at-a-time loop took 1.8 ms (markClean) and 4.5-5.2 ms (markAllNotRestored, two
+ * loops) per GiB of RAM inside the first savevm -b's pause; eight at a time is 8x fewer turns in
+ * either tier.
+ */
+export function mapPageStates(pages: u32, keep: u8, set: u8): void {
+  const n = <usize>pages;
+  const keep8 = <u64>keep * 0x0101010101010101;
+  const set8 = <u64>set * 0x0101010101010101;
+  let i: usize = 0;
+  for (; i + 8 <= n; i += 8) store<u64>(PAGES + i, (load<u64>(PAGES + i) & keep8) | set8);
+  for (; i < n; i++) store<u8>(PAGES + i, (load<u8>(PAGES + i) & keep) | set);
 }
