@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Part of `npm run build:host`: the parts of the AWS SDK rvm uses (the S3 client, its commands,
-// the Node HTTP handler) as one CommonJS file, dist/s3-sdk.cjs, bundled by esbuild from the
+// the Node HTTP handler, and for a restore's GETs the client's own signer, request and endpoint
+// resolution: S3ObjectStore's direct GETs) as one CommonJS file, dist/s3-sdk.cjs, bundled by esbuild from the
 // SDK's ES modules (tree-shaken, minified), and V8's code cache of it, dist/s3-sdk.cjs.cache.
 // A restore from an object store loads the SDK on its critical path: from the packages that
 // took 373-453 ms under load, from the bundle and its cache 124-236 ms (src/store/objects.ts).
@@ -16,7 +17,10 @@ const out = join(root, "dist", "s3-sdk.cjs");
 await esbuild.build({
   stdin: {
     contents: `export { S3Client, GetObjectCommand, PutObjectCommand, ListObjectsV2Command, DeleteObjectCommand, HeadBucketCommand, CreateBucketCommand } from "@aws-sdk/client-s3";
-export { NodeHttpHandler } from "@smithy/node-http-handler";`,
+export { NodeHttpHandler } from "@smithy/node-http-handler";
+export { SignatureV4 } from "@smithy/signature-v4";
+export { HttpRequest, extendedEncodeURIComponent } from "@smithy/core/protocols";
+export { getEndpointFromInstructions } from "@smithy/core/endpoints";`,
     resolveDir: root,
     sourcefile: "s3-sdk-entry.js",
   },
@@ -34,7 +38,7 @@ export { NodeHttpHandler } from "@smithy/node-http-handler";`,
   logLevel: "warning",
 });
 
-// The code cache, made after one GET through a client (against a server here that answers 404),
+// The code cache, made after one GET through a client and one direct GET (against a server here that answers 404),
 // so the functions of a request (middleware, signing, the HTTP handler, the error parser) are in it.
 const { loadSdkBundle } = await import(join(root, "dist/src/store/objects.js"));
 const server = createServer((_req, res) => {
@@ -49,6 +53,13 @@ await loadSdkBundle(out, async (m) => {
     credentials: { accessKeyId: "build", secretAccessKey: "build" }, requestHandler: new m.NodeHttpHandler({}),
   });
   await c.send(new m.GetObjectCommand({ Bucket: "build", Key: "none", Range: "bytes=0-1" })).catch(() => undefined);
+  // And one as S3ObjectStore's direct GETs make it (the SDK's endpoint rules, signer, handler).
+  const ep = await m.getEndpointFromInstructions({ Bucket: "build", Key: "snapshots" }, m.GetObjectCommand, c.config);
+  const signer = new m.SignatureV4({ service: "s3", region: await c.config.region(), credentials: c.config.credentials, sha256: c.config.sha256, uriEscapePath: false });
+  const path = `${ep.url.pathname}/${"a/none".split("/").map(m.extendedEncodeURIComponent).join("/")}`;
+  const request = new m.HttpRequest({ protocol: ep.url.protocol, hostname: ep.url.hostname, port: Number(ep.url.port), method: "GET", path, headers: { host: ep.url.host, range: "bytes=0-1" } });
+  const { response } = await c.config.requestHandler.handle(await signer.sign(request, { signingDate: new Date() }));
+  response.body.resume();
   c.destroy();
 });
 server.close();

@@ -10,8 +10,6 @@
 // A browser build implements ObjectStore over its own storage (OPFS, IndexedDB).
 
 import { existsSync } from "node:fs";
-import { Agent as HttpAgent, request as httpRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { createRequire } from "node:module";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -63,9 +61,16 @@ export function parseS3Url(url: string): S3Location {
 }
 
 type S3Module = typeof import("@aws-sdk/client-s3");
-/** What rvm uses of the SDK: the S3 client and commands, and the Node HTTP handler. */
+/**
+ * What rvm uses of the SDK: the S3 client and commands, the Node HTTP handler, and for direct
+ * GETs (S3ObjectStore.directGet) the SDK's SigV4 signer, its HTTP request, its key escaping and
+ * its endpoint resolution.
+ */
 type SdkParts = Pick<S3Module, "S3Client" | "GetObjectCommand" | "PutObjectCommand" | "ListObjectsV2Command" | "DeleteObjectCommand" |
-  "HeadBucketCommand" | "CreateBucketCommand"> & Pick<typeof import("@smithy/node-http-handler"), "NodeHttpHandler">;
+  "HeadBucketCommand" | "CreateBucketCommand"> & Pick<typeof import("@smithy/node-http-handler"), "NodeHttpHandler"> &
+  Pick<typeof import("@smithy/signature-v4"), "SignatureV4"> &
+  Pick<typeof import("@smithy/core/protocols"), "HttpRequest" | "extendedEncodeURIComponent"> &
+  Pick<typeof import("@smithy/core/endpoints"), "getEndpointFromInstructions">;
 let s3module: Promise<SdkParts> | undefined;
 const requireCjs = createRequire(import.meta.url);
 
@@ -109,7 +114,15 @@ function sdk(): Promise<SdkParts> {
   s3module ??= (async () => {
     const bundle = process.env.RVM_SDK_BUNDLE === "0" ? undefined : sdkBundle();
     if (bundle) return loadSdkBundle(bundle) as SdkParts;
-    return { ...requireCjs("@aws-sdk/client-s3") as S3Module, NodeHttpHandler: (requireCjs("@smithy/node-http-handler") as SdkParts).NodeHttpHandler };
+    const protocols = requireCjs("@smithy/core/protocols") as SdkParts;
+    return {
+      ...requireCjs("@aws-sdk/client-s3") as S3Module,
+      NodeHttpHandler: (requireCjs("@smithy/node-http-handler") as SdkParts).NodeHttpHandler,
+      SignatureV4: (requireCjs("@smithy/signature-v4") as SdkParts).SignatureV4,
+      HttpRequest: protocols.HttpRequest,
+      extendedEncodeURIComponent: protocols.extendedEncodeURIComponent,
+      getEndpointFromInstructions: (requireCjs("@smithy/core/endpoints") as SdkParts).getEndpointFromInstructions,
+    };
   })();
   return s3module;
 }
@@ -154,10 +167,34 @@ export interface S3Options {
   maxAttempts?: number;
 }
 
+// Node's HTTP modules (with net and tls, ~8 ms of CPU) are loaded on first use, not with rvm's
+// modules: a run or a local restore does not need them.
+const http = () => requireCjs("node:http") as typeof import("node:http");
+const https = () => requireCjs("node:https") as typeof import("node:https");
+
+type Handler = InstanceType<SdkParts["NodeHttpHandler"]>;
+
+/** What a direct GET needs (S3ObjectStore.directGet), resolved once per store. */
+interface Direct {
+  m: SdkParts;
+  handler: Handler;
+  signer: InstanceType<SdkParts["SignatureV4"]>;
+  /** The bucket's endpoint as the SDK resolves it (path-style: ENDPOINT/BUCKET). */
+  url: URL;
+  /** The client's clock-skew correction (the SDK updates it from a server's answers). */
+  clockOffset: () => number;
+}
+
+/** A direct GET that did not end in a body or a 404: the request goes through the client. */
+const VIA_CLIENT = Symbol("via client");
+
 /** An S3 bucket and prefix, through the AWS SDK. */
 export class S3ObjectStore implements ObjectStore {
   readonly url: string;
-  private client: Promise<{ c: import("@aws-sdk/client-s3").S3Client; m: SdkParts }> | undefined;
+  private client: Promise<{ c: import("@aws-sdk/client-s3").S3Client; m: SdkParts; handler: Handler }> | undefined;
+  private direct: Promise<Direct | undefined> | undefined;
+  /** GETs answered without the client's middleware stack (tests). */
+  directGets = 0;
 
   constructor(readonly location: S3Location, private readonly opts: S3Options = {}) {
     this.url = `s3://${location.bucket}/${location.prefix}`.replace(/\/$/, "");
@@ -172,36 +209,59 @@ export class S3ObjectStore implements ObjectStore {
 
   private agentsNow() {
     const agentOpts = { keepAlive: true, maxSockets: 16, noDelay: true };
-    this.agents ??= { http: new HttpAgent(agentOpts), https: new HttpsAgent(agentOpts) };
+    this.agents ??= { http: new (http().Agent)(agentOpts), https: new (https().Agent)(agentOpts) };
     return this.agents;
   }
 
   /**
-   * Opens `n` keep-alive connections to the endpoint (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL;
-   * nothing without one) before the SDK is loaded, each with an unsigned HEAD of the bucket
+   * Opens `n` keep-alive connections to the endpoint, each with an unsigned HEAD of the bucket
    * (its answer, 403 or 200, does not matter): the requests a restore sends while its machine
    * is built (synchronous work, during which no new connection can complete) then find
-   * connections open and leave at once, instead of after the build.
+   * connections open and leave at once, instead of after the build. The endpoint is the one
+   * the SDK uses: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL are read here, before the SDK is
+   * loaded (the SDK takes them first too, unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS); without
+   * them the connections are opened once the SDK has resolved its endpoint (a profile's
+   * `endpoint_url`, AWS's own), as it loads for the first request.
    */
   preconnect(n: number): void {
-    const endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
-    if (!endpoint || this.client) return;
+    if (this.client) return;
+    const ignore = process.env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === "true";
+    const endpoint = ignore ? undefined : process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+    if (!endpoint) {
+      this.endpoint().then((u) => u && this.open(u, u.pathname, n), () => undefined);
+      return;
+    }
     let url: URL;
     try {
       url = new URL(endpoint);
     } catch {
       return; // the SDK reports a bad endpoint
     }
-    const https = url.protocol === "https:";
-    if (!https && url.protocol !== "http:") return;
-    const agent = https ? this.agentsNow().https : this.agentsNow().http;
+    this.open(url, `/${this.location.bucket}`, n);
+  }
+
+  private open(url: URL, path: string, n: number): void {
+    const tls = url.protocol === "https:";
+    if (!tls && url.protocol !== "http:") return;
+    const agent = tls ? this.agentsNow().https : this.agentsNow().http;
     for (let i = 0; i < n; i++) {
-      const req = (https ? httpsRequest : httpRequest)({
-        agent, method: "HEAD", host: url.hostname, port: url.port || undefined, path: `/${this.location.bucket}`, timeout: 5000,
+      const req = (tls ? https().request : http().request)({
+        agent, method: "HEAD", host: url.hostname, port: url.port || undefined, path, timeout: 5000,
       }, (res) => res.resume());
       req.on("error", () => undefined);
       req.on("timeout", () => req.destroy());
       req.end();
+    }
+  }
+
+  /** The bucket's endpoint as the SDK resolves it for a GET (path-style: ENDPOINT/BUCKET). */
+  private async endpoint(): Promise<URL | undefined> {
+    const { c, m } = await this.connect();
+    try {
+      const ep = await m.getEndpointFromInstructions({ Bucket: this.location.bucket, Key: "snapshots" }, m.GetObjectCommand, c.config);
+      return ep.url;
+    } catch {
+      return undefined; // the client's own request reports it
     }
   }
 
@@ -230,9 +290,77 @@ export class S3ObjectStore implements ObjectStore {
         c.destroy();
         c = new m.S3Client({ ...config, region: "us-east-1" });
       }
-      return { c, m };
+      return { c, m, handler: config.requestHandler };
     })();
     return this.client;
+  }
+
+  /**
+   * A GET (whole or ranged) through the SDK's own parts without the client's middleware stack:
+   * the request is built with the SDK's HttpRequest, signed by the SDK's SigV4 signer with the
+   * client's credentials provider, region, hash and clock-skew offset, for the endpoint the
+   * client's rules resolve, and sent by the client's HTTP handler (its agent, timeouts). A
+   * restore makes ~40 GETs before its guest answers, on the hart's thread: the middleware stack
+   * (endpoint rules, schema (de)serialization of GetObject's ~40 output headers, retry and
+   * checksum middlewares) cost ~2-3 ms of CPU per GET, this ~1 ms (ARCHITECTURE.md). Only a
+   * 200/206 (the body) or a 404 (undefined) is taken from it; anything else (an S3 error, a
+   * redirect, a failed connection, an auth scheme other than SigV4) returns VIA_CLIENT and the
+   * caller sends the request through the client, whose retries, clock-skew correction and error
+   * parsing then apply as for every other request; a request that timed out is a transient
+   * StoreError at once. RVM_S3_DIRECT=0 turns it off.
+   */
+  private async directGet(key: string, range?: string): Promise<Uint8Array | undefined | typeof VIA_CLIENT> {
+    this.direct ??= (async (): Promise<Direct | undefined> => {
+      if (process.env.RVM_S3_DIRECT === "0") return undefined;
+      const { c, m, handler } = await this.connect();
+      try {
+        const ep = await m.getEndpointFromInstructions({ Bucket: this.location.bucket, Key: "snapshots" }, m.GetObjectCommand, c.config);
+        const scheme = (ep.properties?.authSchemes as { name?: string; signingName?: string; signingRegion?: string }[] | undefined)?.[0];
+        if (scheme && scheme.name !== "sigv4") return undefined;
+        const region = scheme?.signingRegion ?? await c.config.region();
+        const signer = new m.SignatureV4({
+          service: scheme?.signingName ?? "s3", region, credentials: c.config.credentials, sha256: c.config.sha256,
+          uriEscapePath: c.config.signingEscapePath,
+        });
+        return { m, handler, signer, url: ep.url, clockOffset: () => c.config.systemClockOffset ?? 0 };
+      } catch {
+        return undefined;
+      }
+    })();
+    const d = await this.direct;
+    if (!d) return VIA_CLIENT;
+    const { m, url } = d;
+    const path = url.pathname.replace(/\/$/, "") + "/" + this.key(key).split("/").map(m.extendedEncodeURIComponent).join("/");
+    const headers: Record<string, string> = { host: url.host };
+    if (range) headers.range = range;
+    let response: Awaited<ReturnType<Handler["handle"]>>["response"];
+    try {
+      const request = new m.HttpRequest({ protocol: url.protocol, hostname: url.hostname, port: url.port ? Number(url.port) : undefined, method: "GET", path, headers });
+      const signed = await d.signer.sign(request, { signingDate: new Date(Date.now() + d.clockOffset()) });
+      ({ response } = await d.handler.handle(signed as InstanceType<SdkParts["HttpRequest"]>));
+    } catch (e) {
+      // A server that did not answer within the request timeout: reported now (transient: the
+      // restore's StoreLink retries it with backoff), not waited for again through the client.
+      if ((e as { name?: string }).name === "TimeoutError") throw describe(e, `cannot read ${this.where(key)}`);
+      return VIA_CLIENT;
+    }
+    const body = response.body as Readable;
+    const status = response.statusCode;
+    if (status === 200 || status === 206) {
+      try {
+        const bytes = await bodyBytes(body as unknown as { transformToByteArray(): Promise<Uint8Array> });
+        this.directGets++;
+        return bytes;
+      } catch {
+        return VIA_CLIENT;
+      }
+    }
+    body?.resume();
+    if (status === 404) {
+      this.directGets++;
+      return undefined;
+    }
+    return VIA_CLIENT;
   }
 
   private key(k: string): string {
@@ -253,6 +381,8 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
+    const direct = await this.directGet(key);
+    if (direct !== VIA_CLIENT) return direct;
     const { c, m } = await this.connect();
     try {
       const r = await c.send(new m.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
@@ -265,11 +395,15 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
+    const range = `bytes=${offset}-${offset + length - 1}`;
+    const direct = await this.directGet(key, range);
+    if (direct === undefined) throw new StoreError(`object store: ${this.where(key)} is missing`, false);
+    if (direct !== VIA_CLIENT) return this.checkLength(direct, key, offset, length);
     const { c, m } = await this.connect();
     let bytes: Uint8Array;
     try {
       const r = await c.send(new m.GetObjectCommand({
-        Bucket: this.location.bucket, Key: this.key(key), Range: `bytes=${offset}-${offset + length - 1}`,
+        Bucket: this.location.bucket, Key: this.key(key), Range: range,
       }));
       bytes = await bodyBytes(r.Body!);
     } catch (e) {
@@ -277,6 +411,10 @@ export class S3ObjectStore implements ObjectStore {
       if (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) throw new StoreError(`object store: ${this.where(key)} is missing`, false);
       throw describe(e, `cannot read ${this.where(key)}`);
     }
+    return this.checkLength(bytes, key, offset, length);
+  }
+
+  private checkLength(bytes: Uint8Array, key: string, offset: number, length: number): Uint8Array {
     if (bytes.length !== length) throw new StoreError(`object store: ${this.where(key)} is truncated (${bytes.length} of ${length} bytes at ${offset})`, false);
     return bytes;
   }
@@ -339,6 +477,7 @@ export class S3ObjectStore implements ObjectStore {
   async close(): Promise<void> {
     const agents = this.agents;
     this.agents = undefined;
+    this.direct = undefined;
     if (this.client) {
       const { c } = await this.client;
       c.destroy();

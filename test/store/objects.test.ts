@@ -1,0 +1,140 @@
+// S3ObjectStore against a real radosgw: its direct GETs (the SDK's signer and HTTP handler
+// without the client's middleware stack) answer as the client does, fall back to the client
+// for anything but a body or a 404 (errors as before: one line, bucket and key, no secret),
+// and preconnect finds the endpoint the SDK resolves from a profile's endpoint_url.
+
+import { execFileSync } from "node:child_process";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { S3ObjectStore } from "../../src/store/objects.js";
+import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
+
+const ROOT = resolve(__dirname, "../..");
+
+/** Runs `fn` with environment variables set (undefined: removed), then restores them. */
+async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const saved: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(vars)) {
+    saved[k] = process.env[k];
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
+  const gw = useRadosgw();
+
+  it("answers GETs directly, byte for byte as the client does", async () => {
+    const url = `s3://${freshBucket()}/a prefix/with+odd=chars`;
+    const store = S3ObjectStore.fromUrl(url);
+    await store.ensure();
+    const body = Buffer.alloc(5 * 4096 + 123);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 13 + (i >> 8)) & 0xff;
+    await store.put("packs/p 1.pack", body);
+    await store.put("small", Buffer.from("hello"));
+    const viaClient = await withEnv({ RVM_S3_DIRECT: "0" }, async () => S3ObjectStore.fromUrl(url));
+    // The two stores read alike (the client's store reads RVM_S3_DIRECT at its first GET).
+    const reads = async (s: S3ObjectStore) => [
+      Buffer.from((await s.get("packs/p 1.pack"))!),
+      Buffer.from(await s.getRange("packs/p 1.pack", 4096, 8192)),
+      Buffer.from(await s.getRange("packs/p 1.pack", body.length - 1, 1)),
+      await s.get("none"),
+      await s.getRange("none", 0, 10).catch((e: Error) => e.message),
+      await s.getRange("small", 0, 10).catch((e: Error) => e.message),
+      await s.getRange("small", 100, 10).catch((e: Error) => e.message),
+    ];
+    const direct = await reads(store);
+    const client = await withEnv({ RVM_S3_DIRECT: "0" }, () => reads(viaClient));
+    expect(direct[0]).toEqual(body);
+    expect(direct[1]).toEqual(body.subarray(4096, 4096 + 8192));
+    expect(direct[2]).toEqual(body.subarray(body.length - 1));
+    expect(direct[3]).toBeUndefined();
+    expect(direct[4]).toMatch(/^object store: s3:\/\/.*\/none is missing$/);
+    expect(direct[5]).toMatch(/small is truncated \(5 of 10 bytes at 0\)$/);
+    // A 416 is not the direct path's: the client sends it again and reports the S3 code.
+    expect(direct[6]).toMatch(/^object store: cannot read s3:\/\/.*small: InvalidRange, HTTP 416$/);
+    expect(direct).toEqual(client);
+    expect(store.directGets).toBe(6);
+    expect(viaClient.directGets).toBe(0);
+    await store.close();
+    await viaClient.close();
+  }, 60_000);
+
+  it("reports a refused GET as the client does: one line, the key, no secret", async () => {
+    const bucket = freshBucket();
+    const good = S3ObjectStore.fromUrl(`s3://${bucket}/x`);
+    await good.ensure();
+    await good.put("k", Buffer.from("data"));
+    await good.close();
+    const secret = gw().secretAccessKey;
+    await withEnv({ AWS_SECRET_ACCESS_KEY: "wrong" + secret.slice(5) }, async () => {
+      const store = S3ObjectStore.fromUrl(`s3://${bucket}/x`);
+      for (const read of [() => store.get("k"), () => store.getRange("k", 0, 2)]) {
+        const err = await read().then(() => undefined, (e: Error) => e);
+        expect(err?.message).toMatch(new RegExp(`^object store: cannot read s3://${bucket}/x/k: access denied \\((SignatureDoesNotMatch|AccessDenied)\\)$`));
+        expect(err?.message).not.toContain(secret.slice(5));
+      }
+      expect(store.directGets).toBe(0);
+      await store.close();
+    });
+  }, 60_000);
+
+  it("preconnects to the endpoint a profile's endpoint_url names (no AWS_ENDPOINT_URL)", async () => {
+    const bucket = freshBucket();
+    const setup = S3ObjectStore.fromUrl(`s3://${bucket}`);
+    await setup.ensure();
+    await setup.put("o", Buffer.from("profile"));
+    await setup.close();
+    const dir = mkdtempSync(join(tmpdir(), "rvm-profile-"));
+    const config = join(dir, "config");
+    // With AWS_PROFILE the SDK takes the profile's credentials, not the environment's.
+    writeFileSync(config, `[profile rvmtest]\nendpoint_url = ${gw().endpoint}\n` +
+      `aws_access_key_id = ${gw().accessKeyId}\naws_secret_access_key = ${gw().secretAccessKey}\n`, { mode: 0o600 });
+    const heads: string[] = [];
+    const seen = ({ request }: { request: { method: string; host: string; path: string } }) => {
+      if (request.method === "HEAD") heads.push(`${request.host}${request.path}`);
+    };
+    subscribe("http.client.request.start", seen as (m: unknown) => void);
+    try {
+      await withEnv({ AWS_ENDPOINT_URL: undefined, AWS_ENDPOINT_URL_S3: undefined, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_CONFIG_FILE: config, AWS_PROFILE: "rvmtest" }, async () => {
+        const store = S3ObjectStore.fromUrl(`s3://${bucket}`);
+        store.preconnect(3);
+        expect(Buffer.from((await store.get("o"))!).toString()).toBe("profile");
+        expect(store.directGets).toBe(1);
+        const host = new URL(gw().endpoint).hostname;
+        expect(heads).toEqual([`${host}/${bucket}`, `${host}/${bucket}`, `${host}/${bucket}`]);
+        await store.close();
+      });
+    } finally {
+      unsubscribe("http.client.request.start", seen as (m: unknown) => void);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("makes direct GETs with the SDK's packages too (RVM_SDK_BUNDLE=0)", async () => {
+    const bucket = freshBucket();
+    const store = S3ObjectStore.fromUrl(`s3://${bucket}/p`);
+    await store.ensure();
+    await store.put("o", Buffer.from("from the packages"));
+    await store.close();
+    const script = `import(${JSON.stringify(join(ROOT, "dist/src/store/objects.js"))}).then(async ({ S3ObjectStore }) => {
+      const s = S3ObjectStore.fromUrl("s3://${bucket}/p");
+      const b = Buffer.from(await s.getRange("o", 5, 8)).toString();
+      console.log(JSON.stringify({ b, direct: s.directGets }));
+      await s.close();
+    });`;
+    const out = execFileSync(process.execPath, ["-e", script], { env: { ...process.env, RVM_SDK_BUNDLE: "0" }, encoding: "utf8" });
+    expect(JSON.parse(out)).toEqual({ b: "the pack", direct: 1 });
+  }, 60_000);
+});
