@@ -244,15 +244,29 @@ export class S3ObjectStore implements ObjectStore {
     const tls = url.protocol === "https:";
     if (!tls && url.protocol !== "http:") return;
     const agent = tls ? this.agentsNow().https : this.agentsNow().http;
+    let first!: () => void;
+    this.preconnected = new Promise<void>((r) => (first = r));
     for (let i = 0; i < n; i++) {
       const req = (tls ? https().request : http().request)({
         agent, method: "HEAD", host: url.hostname, port: url.port || undefined, path, timeout: 5000,
-      }, (res) => res.resume());
-      req.on("error", () => undefined);
+      }, (res) => {
+        res.on("end", first);
+        res.resume();
+      });
+      req.on("error", first);
       req.on("timeout", () => req.destroy());
       req.end();
     }
   }
+
+  /**
+   * Resolved once the first of preconnect's connections is back in the pool (or failed). The
+   * first request waits for it: sent at once, as it was, it came in the same turn of the event
+   * loop as the SDK's load (synchronous), before the answers to the HEADs were read, found no
+   * free connection and opened a ninth (measured with `reusedSocket`); over TLS that is a
+   * handshake on the way to the manifest.
+   */
+  private preconnected: Promise<void> | undefined;
 
   /** The bucket's endpoint as the SDK resolves it for a GET (path-style: ENDPOINT/BUCKET). */
   private async endpoint(): Promise<URL | undefined> {
@@ -329,6 +343,10 @@ export class S3ObjectStore implements ObjectStore {
     })();
     const d = await this.direct;
     if (!d) return VIA_CLIENT;
+    if (this.preconnected) {
+      await this.preconnected;
+      this.preconnected = undefined;
+    }
     const { m, url } = d;
     const path = url.pathname.replace(/\/$/, "") + "/" + this.key(key).split("/").map(m.extendedEncodeURIComponent).join("/");
     const headers: Record<string, string> = { host: url.host };
