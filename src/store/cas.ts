@@ -17,6 +17,10 @@
 //                         kernel's pages in two VMs) are stored once
 //   snapshots/<name>.json a snapshot's manifest (machine state, disks, packs, map): written last,
 //                         so a snapshot is listed only once everything it needs is in the store
+//   snapshots/<name>.hot  optional, written by a lazy restore of the snapshot: the working-set
+//                         pages its guest touched first, in that order (the next restore reads
+//                         them first); an order only, under the manifest's id; never listed as a
+//                         snapshot; deleted with the manifest (`snapshot rm`, or gc when orphaned)
 //   images/<id>.json      a disk image pushed with `rvm store push-image` (its blocks, as a map)
 //   locks/<save>.json     a save in progress: the packs it builds on (gc leaves them alone)
 //
@@ -117,11 +121,15 @@ export function isPackV2(id: string): boolean {
 /** Pages per version 2 or 3 pack at most (its index then stays under 150 KiB). */
 export const PACK_MAX_PAGES = 4096;
 
+/** At most this many pages in a snapshot's hot list. */
+export const HOT_MAX = 4096;
+
 export const keys = {
   pack: (id: string) => `packs/${id}.pack`,
   index: (id: string) => `packs/${id}.idx`,
   chunk: (hash: string) => `chunks/${hash}`,
   manifest: (name: string) => `snapshots/${name}.json`,
+  hot: (name: string) => `snapshots/${name}.hot`,
   image: (id: string) => `images/${id}.json`,
   lock: (id: string) => `locks/${id}.json`,
 };
@@ -671,10 +679,36 @@ export class ContentStore {
     return out.filter((m): m is ImageManifest => !!m);
   }
 
-  /** `rvm snapshot rm`: the manifest goes; its packs stay until `rvm store gc`. */
+  /** `rvm snapshot rm`: the manifest (and its hot list) goes; its packs stay until `rvm store gc`. */
   async deleteSnapshot(name: string): Promise<void> {
     await this.readManifest(name); // a clear error for a name that is not there
-    await this.objects.delete([keys.manifest(name)]);
+    await this.objects.delete([keys.manifest(name), keys.hot(name)]);
+  }
+
+  /**
+   * The hot pages of snapshot `name` an earlier restore recorded (`writeHot`), if they belong to
+   * the manifest `id` (a later save under the same name has another id); undefined if there are
+   * none or they cannot be read. An order for the restore's reads only, so nothing in it is
+   * trusted beyond that: page numbers are checked against the machine's RAM by the caller.
+   */
+  async readHot(name: string, id?: string): Promise<{ id: string; pages: number[] } | undefined> {
+    checkName(name);
+    const b = await this.objects.get(keys.hot(name));
+    if (!b) return undefined;
+    try {
+      const j = JSON.parse(Buffer.from(b).toString("utf8"));
+      if (j?.format !== "rvm-store-hot" || typeof j.id !== "string" || !Array.isArray(j.pages) || (id !== undefined && j.id !== id)) return undefined;
+      const pages = (j.pages as unknown[]).filter((p): p is number => Number.isSafeInteger(p) && (p as number) >= 0).slice(0, HOT_MAX);
+      return { id: j.id, pages };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Records the hot pages of snapshot `name` (manifest `id`) for its next restore (readHot). */
+  async writeHot(name: string, id: string, pages: number[]): Promise<void> {
+    checkName(name);
+    await this.objects.put(keys.hot(name), Buffer.from(JSON.stringify({ format: "rvm-store-hot", id, pages: pages.slice(0, HOT_MAX) })));
   }
 
   /** The SHA-256 of every page of a pack. */
@@ -818,6 +852,12 @@ export class ContentStore {
       return ref.packs.has(id) || running.some((s) => id.startsWith(s));
     };
     const victims = objects.filter((o) => !keep(o.key));
+    // Hot lists whose snapshot is gone (`snapshot rm` of an older rvm; a restore that wrote one
+    // after the manifest was deleted). Listed after the manifests: one whose manifest a save
+    // writes now is kept (its id tells the restore it is not that snapshot's).
+    const snaps = await this.objects.list("snapshots/");
+    const named = new Set(snaps.filter((o) => o.key.endsWith(".json")).map((o) => o.key.slice(0, -".json".length)));
+    for (const o of snaps) if (o.key.endsWith(".hot") && !named.has(o.key.slice(0, -".hot".length))) stale.push(o.key);
     // A pack's index goes before the pack: an index never names a missing pack.
     const order = [...victims.filter((v) => v.key.endsWith(".idx")), ...victims.filter((v) => !v.key.endsWith(".idx"))];
     await this.objects.delete(order.map((v) => v.key));

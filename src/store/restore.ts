@@ -18,7 +18,7 @@ import { RvmError } from "../errors.js";
 import { GuestMemory } from "../memory.js";
 import { copyIntoRam } from "../platform.js";
 import {
-  CHUNK_PAGES, ContentStore, decodeWorkingSet, EntryKind, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap,
+  CHUNK_PAGES, ContentStore, decodeWorkingSet, EntryKind, HOT_MAX, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap,
   StoredRun, unpackPages, WorkingSetPage,
 } from "./cas.js";
 import { StoreError } from "./objects.js";
@@ -329,6 +329,8 @@ export function checkManifest(m: Manifest, machine: Machine): void {
  */
 const WS_INFLIGHT = 4;
 const WS_RUN_PAGES = 256;
+/** Hot pages whose slots are at most this far apart are one read (workingSetRuns). */
+const HOT_GAP = 16;
 
 /** A read of consecutive slots of one pack holding working-set pages. */
 interface WsRun {
@@ -350,7 +352,9 @@ interface WsRun {
  * harts need first: pc, stack; the manifest's workingSet.first) is a one-slot read of its own,
  * and those go out before all others, in that order.
  */
-export function workingSetRuns(items: WorkingSetPage[], first: number[] = [], firstAt?: Map<number, { offset: number; length: number; hash: Buffer }>): WsRun[] {
+export function workingSetRuns(
+  items: WorkingSetPage[], first: number[] = [], firstAt?: Map<number, { offset: number; length: number; hash: Buffer }>, hot: number[] = [],
+): WsRun[] {
   const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
   const of = new Map<number, WsRun>();
   // A run over `its` (one pack, slots ascending), which its pages then map to.
@@ -359,11 +363,41 @@ export function workingSetRuns(items: WorkingSetPage[], first: number[] = [], fi
     for (const { page } of its) of.set(page, run);
     return run;
   };
+  // The hot pages (a previous restore's first touches, `readHot`): runs of their own, over
+  // slots at most HOT_GAP apart (the working-set pages between them come along), sent in the
+  // order the pages were first touched, before the other runs.
+  const hotRank = new Map<number, number>();
+  hot.forEach((p, i) => hotRank.has(p) || hotRank.set(p, i));
+  const isHot = (x: WorkingSetPage) => hotRank.has(x.page);
+  const inHot = new Set<WorkingSetPage>();
+  if (hotRank.size) {
+    for (let i = 0; i < byPack.length; i++) {
+      if (!isHot(byPack[i]) || inHot.has(byPack[i])) continue;
+      let end = i; // the last hot item of this run
+      for (let j = i + 1; j < byPack.length && byPack[j].pack === byPack[i].pack && byPack[j].slot - byPack[i].slot < WS_RUN_PAGES &&
+        byPack[j].slot - byPack[j - 1].slot <= HOT_GAP; j++) {
+        if (isHot(byPack[j])) end = j;
+        else if (byPack[j].slot - byPack[end].slot > HOT_GAP) break;
+      }
+      const its = byPack.slice(i, end + 1);
+      for (const x of its) inHot.add(x);
+      runOf(its);
+    }
+  }
+  // The other pages: runs of consecutive slots, as many as fit in WS_RUN_PAGES. A run may span
+  // hot pages' slots (read again, not used: fewer GETs cost the hart's thread less than the bytes).
   for (let i = 0; i < byPack.length; ) {
+    if (inHot.has(byPack[i])) {
+      i++;
+      continue;
+    }
+    const its = [byPack[i]];
     let j = i + 1;
-    while (j < byPack.length && byPack[j].pack === byPack[i].pack && byPack[j].slot - byPack[i].slot < WS_RUN_PAGES &&
-      byPack[j].slot - byPack[j - 1].slot <= 1) j++;
-    runOf(byPack.slice(i, j));
+    for (; j < byPack.length && byPack[j].pack === byPack[i].pack && byPack[j].slot - byPack[i].slot < WS_RUN_PAGES &&
+      byPack[j].slot - byPack[j - 1].slot <= 1; j++) {
+      if (!inHot.has(byPack[j])) its.push(byPack[j]);
+    }
+    runOf(its);
     i = j;
   }
   // Each first page is cut out of its run into a read of its own (one slot: one round trip, not
@@ -402,7 +436,8 @@ export function workingSetRuns(items: WorkingSetPage[], first: number[] = [], fi
       for (const { page } of r.items) of.set(page, out[out.length - 1]);
     }
   }
-  return [...new Set([...out, ...items.map((x) => of.get(x.page)!)])];
+  const hotRuns = [...hotRank.keys()].map((p) => of.get(p)).filter((r): r is WsRun => r !== undefined);
+  return [...new Set([...out, ...hotRuns, ...items.map((x) => of.get(x.page)!)])];
 }
 
 /** The manifest's firstAt, by page: where each first page is stored and its hash (malformed entries left out). */
@@ -420,6 +455,14 @@ export function wsFirstAt(m: Manifest): Map<number, { offset: number; length: nu
   });
   return out;
 }
+
+/**
+ * The hot pages of a snapshot (its `.hot` object, written by an earlier restore of it: the
+ * working-set pages that restore's guest touched first, in that order), by manifest, as
+ * StoreVm.prepare read them. Only an order for the reads: every page is still checked against
+ * its pack's index.
+ */
+export const hotPages = new WeakMap<Manifest, number[]>();
 
 /** The manifest's pages the harts need first (none in older snapshots, or a list that is not one). */
 function wsFirst(m: Manifest): number[] {
@@ -454,7 +497,7 @@ const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}
  */
 export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: () => void): WsPrefetch {
   const out: WsPrefetch = new Map();
-  const all = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m)) : [];
+  const all = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m), hotPages.get(m)) : [];
   preparedRuns.set(m, all);
   const runs = all.slice(0, WS_INFLIGHT);
   const send = (r: WsRun) => {
@@ -532,6 +575,14 @@ export class StoreRestore implements PageSource {
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
   private readonly samples: number[] = [];
+  /**
+   * A lazy restore of a snapshot without a hot list records one for the next restore: the
+   * pages the hart faulted on, in order (`touched`), those of them in the working set
+   * (`wsPages`), then the other working-set pages the guest touched, written next to the
+   * manifest when every page is resident.
+   */
+  private touched: number[] | undefined;
+  private wsPages: number[] | undefined;
   /** The restore timeline (the console notes input and output here; phases as they pass). */
   readonly timeline: RestoreTimeline;
   private instret0 = 0n;
@@ -549,6 +600,7 @@ export class StoreRestore implements PageSource {
     this.total = machine.core.pages.length;
     this.timeline = opts.timeline ?? new RestoreTimeline(machine, false);
     this.done = new Promise((r) => (this.resolveDone = r));
+    if (opts.mode === "lazy" && manifest.workingSet && !hotPages.has(manifest)) this.touched = [];
   }
 
   static async start(
@@ -749,7 +801,7 @@ export class StoreRestore implements PageSource {
     // at once.
     const prepared = preparedRuns.get(this.manifest);
     preparedRuns.delete(this.manifest);
-    this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest));
+    this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest), hotPages.get(this.manifest));
     for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
     const total = this.wsQueue.length;
     await new Promise<void>((resolve) => {
@@ -767,8 +819,10 @@ export class StoreRestore implements PageSource {
       };
       pump();
     });
+    if (this.touched) this.wsPages = items.map((x) => x.page);
     this.wsRun.clear();
-    this.timeline.mark(`working set in (${items.length} pages in ${total} reads)`);
+    const hot = hotPages.get(this.manifest);
+    this.timeline.mark(`working set in (${items.length} pages in ${total} reads${hot ? `, ${hot.length} hot pages first` : ""})`);
   }
 
   /**
@@ -823,6 +877,7 @@ export class StoreRestore implements PageSource {
   demand(p: number): void | Promise<void> {
     if (this.failure) throw this.failure;
     if (this.isRestored(p)) return;
+    if (this.touched && this.touched.length < HOT_MAX) this.touched.push(p);
     if (this.staged.has(p)) {
       const t = performance.now();
       const before = this.resident;
@@ -1045,6 +1100,19 @@ export class StoreRestore implements PageSource {
     this.timeline.mark("every page resident");
     // The synchronous reader's thread, if no disk read or DMA has started it yet (StoreVm.prepare).
     this.link.sync.warm(keys.manifest(this.manifest.name));
+    // For the next restore of this snapshot (best effort: read-only credentials, a store gone
+    // away: the next restore reads in the list's order, as before).
+    if (this.touched && this.wsPages) {
+      // The hot list: the working-set pages the hart faulted on, in that order, then those the
+      // guest touched that the fetcher had put in first (accessed since the restore began).
+      const ws = new Set(this.wsPages);
+      const hot = this.touched.filter((p) => ws.has(p));
+      const listed = new Set(hot);
+      const touchedNow = this.machine.workingSetNow();
+      for (const p of this.wsPages) if (!listed.has(p) && touchedNow(p)) hot.push(p);
+      if (hot.length) void this.link.cs.writeHot(this.manifest.name, this.manifest.id, hot).catch(() => undefined);
+    }
+    this.touched = this.wsPages = undefined;
     this.staged.clear();
     const m = this.machine;
     active.delete(m);

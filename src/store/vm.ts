@@ -21,7 +21,7 @@ import {
 import { S3ObjectStore } from "./objects.js";
 import { SyncReader } from "./sync.js";
 import { BackgroundCapture, machineState, saveToStore, stoppedCapture, StoreSaveStats } from "./save.js";
-import { DEFAULT_DEADLINE_MS, PageCache, prefetchWorkingSet, StoreDisk, StoreLink, StoreRestore, type WsPrefetch } from "./restore.js";
+import { DEFAULT_DEADLINE_MS, hotPages, PageCache, prefetchWorkingSet, StoreDisk, StoreLink, StoreRestore, type WsPrefetch } from "./restore.js";
 import { defaultName } from "../snapshot/save.js";
 import { checkName } from "../snapshot/store.js";
 import { RestoreFailedError } from "../snapshot/restore.js";
@@ -95,7 +95,11 @@ export class StoreVm {
     // once every page is resident (StoreRestore), not here, where it took CPU on the 2-core host
     // that the way to the guest's first answer needs.
     if (mode === "eager") this.link.sync.warm(keys.manifest(name));
+    // The snapshot's hot list (an earlier restore's first pages), asked for with the manifest.
+    const hot = mode === "lazy" ? this.cs.readHot(name).catch(() => undefined) : undefined;
     this.initial = await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
+    const h = await hot;
+    if (h && h.id === this.initial.id) hotPages.set(this.initial, h.pages);
     markProcess("manifest read");
     // The restore's first requests go out now, while the machine is built from the manifest:
     // the working set's reads the manifest locates (the harts' first pages), the RAM map's first

@@ -94,6 +94,23 @@ async function expectFirst(vm: StoreVm, m: Manifest, pc: number, sp: number, pcT
   // Without the list (an older snapshot), the runs are as before: whole runs in the list's order.
   const plain = workingSetRuns(items);
   expect(plain.length).toBeLessThanOrEqual(runs.length);
+  // With a hot list (an earlier restore's first touches; pages outside the working set and
+  // repeats are ignored): the first pages' read still first, then the runs holding hot pages, in
+  // the order of their first hot page, before any run without one; every page still read once.
+  const pick = items.filter((_, i) => i % 29 === 7).map((x) => x.page).reverse();
+  const hot = [...pick, pick[0], 1 << 30, -1];
+  const hr = workingSetRuns(items, first, wsFirstAt(m), hot);
+  expect(hr[0]).toEqual(runs[0]);
+  expect(hr.flatMap((r) => r.items.map((x) => x.page)).sort((a, b) => a - b)).toEqual(items.map((x) => x.page));
+  for (const r of hr) expect(r.items.every((x) => x.pack === r.pack && x.slot >= r.first && x.slot < r.first + r.count && r.count <= 256)).toBe(true);
+  const runOf = (p: number) => hr.findIndex((r) => r.items.some((x) => x.page === p));
+  const hotSet = new Set(pick);
+  const lastHot = Math.max(...pick.map(runOf));
+  for (let i = lastHot + 1; i < hr.length; i++) expect(hr[i].items.some((x) => hotSet.has(x.page))).toBe(false);
+  const heads = hr.findIndex((r) => !r.items.every((x) => first.includes(x.page)));
+  const order = [...new Set(pick.filter((p) => !first.includes(p)).map(runOf))];
+  expect(order[0]).toBe(heads);
+  for (let i = 1; i < order.length; i++) expect(order[i]).toBeGreaterThan(order[i - 1]);
 }
 
 describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", () => {

@@ -79,27 +79,50 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
     expect(rvm(["snapshot", "ls", "--snapshot-store", url]).out).toMatch(/\bs1\b/);
     expect(rvm(["snapshot", "info", "s1", "--snapshot-store", url]).out).toMatch(/uploaded\s+\d+/);
 
-    for (const mode of ["lazy", "eager"]) {
+    // The first lazy restore records the snapshot's hot list (the working-set pages its guest
+    // touched first) once every page is in; the second reads those pages first.
+    const cs = new ContentStore(S3ObjectStore.fromUrl(url));
+    for (const [i, mode] of (["lazy", "lazy", "eager"] as const).entries()) {
       const b = mkdtempSync(join(base, `rvm-hostB-${mode}-`));
       const sock = join(b, "mon.sock");
-      const r = new Session(["restore", "s1", "--snapshot-store", url, "--restore", mode, "-monitor", `unix:${sock},server,nowait`], { cwd: b });
+      const stats = join(b, "stats.json");
+      const r = new Session(["restore", "s1", "--snapshot-store", url, "--restore", mode, "-monitor", `unix:${sock},server,nowait`, "--stats-json", stats], { cwd: b });
       try {
         r.type("");
         await r.waitFor("~ # ", 60_000);
         expect(await fingerprint(r)).toBe(before);
         const rm = await MonitorClient.open(sock);
-        expect(await rm.cmd("info restore")).toMatch(new RegExp(`restore: ${mode} from s3://`));
+        let info = await rm.cmd("info restore");
+        expect(info).toMatch(new RegExp(`restore: ${mode} from s3://`));
+        for (let k = 0; k < 600 && !/complete/.test(info); k++) {
+          await new Promise((w) => setTimeout(w, 100));
+          info = await rm.cmd("info restore");
+        }
+        expect(info).toMatch(/complete/);
         rm.cmd("quit").catch(() => undefined);
         expect(await r.exitCode(60_000)).toBe(0);
         rm.close();
+        const wsMark = (JSON.parse(readFileSync(stats, "utf8")).timeline.marks as { what: string }[]).find((x) => x.what.startsWith("working set in"));
+        if (i === 0) {
+          expect(wsMark?.what).not.toMatch(/hot/);
+          let hot = await cs.readHot("s1");
+          for (let k = 0; k < 50 && !hot; k++) {
+            await new Promise((w) => setTimeout(w, 100));
+            hot = await cs.readHot("s1");
+          }
+          expect(hot?.id).toBe((await cs.readManifest("s1")).id);
+          expect(hot!.pages.length).toBeGreaterThan(10);
+          expect(new Set(hot!.pages).size).toBe(hot!.pages.length);
+        }
+        if (i === 1) expect(wsMark?.what).toMatch(/, \d+ hot pages first\)$/);
       } finally {
         r.kill();
         rmSync(b, { recursive: true, force: true });
       }
     }
+    expect(rvm(["snapshot", "ls", "--snapshot-store", url]).out.trim().split("\n").filter((l) => /\bs1\b/.test(l))).toHaveLength(1);
 
     // No credential in any object of the store.
-    const cs = new ContentStore(S3ObjectStore.fromUrl(url));
     for (const o of await cs.objects.list("")) {
       if (o.key.startsWith("packs/")) continue;
       const body = Buffer.from((await cs.objects.get(o.key))!);
@@ -121,11 +144,16 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
     const badLazy = rvm(["restore", "s1", "--snapshot-store", url, "--timeout", "60"], mkdtempSync(join(base, "rvm-hostD-")));
     expect(badLazy.code).toBe(1);
     expect(badLazy.err).toMatch(/^rvm: .*checksum mismatch \(corrupted object\)/);
-    // rm + gc reclaim the snapshot's packs.
+    // rm + gc reclaim the snapshot's packs; rm takes its hot list along, gc the hot list of a
+    // snapshot no longer there (an older rvm's rm).
+    expect(await cs.objects.get(keys.hot("s1"))).toBeDefined();
     expect(rvm(["snapshot", "rm", "s1", "--snapshot-store", url]).code).toBe(0);
+    expect(await cs.objects.get(keys.hot("s1"))).toBeUndefined();
     expect(rvm(["snapshot", "ls", "--snapshot-store", url]).out).toMatch(/no snapshot/);
+    await cs.objects.put(keys.hot("gone"), Buffer.from(JSON.stringify({ format: "rvm-store-hot", id: "x", pages: [1] })));
     const gc = rvm(["store", "gc", "--snapshot-store", url]);
     expect(gc.out).toMatch(/removed [1-9]\d* pack/);
+    expect(await cs.objects.get(keys.hot("gone"))).toBeUndefined();
     await (cs.objects as S3ObjectStore).close();
   });
 
