@@ -15,7 +15,9 @@
 //     times each; spawn -> output of a typed `echo $((A+B))-probe` (as bench restore), and TTFI
 //     from --stats-json. QEMU (when installed): the same kernel/initramfs/-m 256M with a qcow2
 //     overlay of the same disk, the same commands, savevm, then `-loadvm` timed the same way.
-//     Target: restore-to-echo from the store <= 1.5x local.
+//     Target: restore-to-echo from the store <= 1.5x local. The first lazy restore of the
+//     snapshot (no hot list yet: it records one, snapshots/NAME.hot) is printed apart from the
+//     later ones (which read it); the verdict needs both.
 // (3) savevm pause at 256 MiB (the page-cache guest) and 1 GiB (memfill 768 MiB of pseudo-random
 //     memory): savevm -b (the guest's pause while the capture is taken; 5 saves each, the guest
 //     running between them: best and median, the first save of a machine among them) vs stop-and-save into the
@@ -271,12 +273,19 @@ export async function main(args = []) {
         return { b, m };
       };
       const bl = row("rvm restore, local files, lazy", res.local);
-      const bs = row("rvm restore, object store, lazy", res.s3lazy);
+      // The snapshot's first lazy restore reads no hot list (it records one); the later ones read
+      // it. In the desktop cloud a snapshot is usually restored once: the first is what a user
+      // gets, and the verdict needs it too.
+      const first = res.s3lazy.slice(0, 1), later = res.s3lazy.slice(1);
+      const bf = row("rvm restore, object store, lazy, 1st", first);
+      const bs = row("  later runs (the 1st one's hot list)", later);
       row("rvm restore, object store, eager", res.s3eager);
       const bq = q.loadvm ? row("qemu -loadvm (qcow2)", q.loadvm) : (console.log(`  qemu -loadvm: ${q.why}`), {});
       const ratio = (k) => (bs[k] && bl[k] ? bs[k].echoS / bl[k].echoS : undefined);
-      console.log(`  store / local: best ${x(bs.b?.echoS, bl.b?.echoS)}, median ${x(bs.m?.echoS, bl.m?.echoS)}  target <= 1.5x: ` +
-        `${ratio("b") === undefined ? "-" : ratio("b") <= 1.5 && ratio("m") <= 1.5 ? "MET" : ratio("b") <= 1.5 ? "MET on the best runs, NOT on the medians" : "NOT MET"};` +
+      const firstRatio = bf.b && bl.m ? bf.b.echoS / bl.m.echoS : undefined;
+      console.log(`  store / local: later runs best ${x(bs.b?.echoS, bl.b?.echoS)}, median ${x(bs.m?.echoS, bl.m?.echoS)}; ` +
+        `1st restore (no hot list) / local median ${x(bf.b?.echoS, bl.m?.echoS)}  target <= 1.5x: ` +
+        `${ratio("b") === undefined || firstRatio === undefined ? "-" : firstRatio > 1.5 ? "NOT MET (1st restore)" : ratio("b") <= 1.5 && ratio("m") <= 1.5 ? "MET" : ratio("b") <= 1.5 ? "MET on the best runs, NOT on the medians" : "NOT MET"};` +
         `  store / QEMU: best ${x(bs.b?.echoS, bq.b?.echoS)}, median ${x(bs.m?.echoS, bq.m?.echoS)}`);
     }
     if (parts.has("pause")) {

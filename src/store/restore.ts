@@ -331,6 +331,11 @@ const WS_INFLIGHT = 4;
 const WS_RUN_PAGES = 256;
 /** Hot pages whose slots are at most this far apart are one read (workingSetRuns). */
 const HOT_GAP = 16;
+/**
+ * A restore records its hot list for this long after the first instruction (ms): the guest's
+ * first answers, not what it does next (the pages of a `poweroff` doubled the list).
+ */
+const HOT_WINDOW_MS = 1000;
 
 /** A read of consecutive slots of one pack holding working-set pages. */
 interface WsRun {
@@ -577,12 +582,14 @@ export class StoreRestore implements PageSource {
   private readonly samples: number[] = [];
   /**
    * A lazy restore of a snapshot without a hot list records one for the next restore: the
-   * pages the hart faulted on, in order (`touched`), those of them in the working set
-   * (`wsPages`), then the other working-set pages the guest touched, written next to the
-   * manifest when every page is resident.
+   * pages the hart faulted on, in order (`touched`), for HOT_WINDOW_MS after the first
+   * instruction (freezeHot: those in the working set, `wsPages`, then the other working-set
+   * pages the guest touched: `hotList`), written next to the manifest when every page is
+   * resident.
    */
   private touched: number[] | undefined;
   private wsPages: number[] | undefined;
+  private hotList: number[] | undefined;
   /** The restore timeline (the console notes input and output here; phases as they pass). */
   readonly timeline: RestoreTimeline;
   private instret0 = 0n;
@@ -652,7 +659,7 @@ export class StoreRestore implements PageSource {
     m.mem.clearDiskBlocks();
     core.exports.markClean();
     takeDiskWrites(m);
-    setStoreLineage(m, { cs: this.link.cs, manifest: this.manifest, ram: this.ram, disks: diskMaps });
+    setStoreLineage(m, { cs: this.link.cs, manifest: this.manifest, ram: this.ram, disks: diskMaps, hot: () => this.firstTouches() });
     m.meter = this.timeline;
     m.beforeSlice = () => {
       const t = performance.now();
@@ -797,6 +804,7 @@ export class StoreRestore implements PageSource {
       index.catch(() => undefined); // awaited by the runs of that pack (which then leave their pages to the plan)
       this.wsIndex.set(x.pack, index);
     }
+    if (this.touched) this.wsPages = items.map((x) => x.page);
     // WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read starts that run
     // at once.
     const prepared = preparedRuns.get(this.manifest);
@@ -819,7 +827,6 @@ export class StoreRestore implements PageSource {
       };
       pump();
     });
-    if (this.touched) this.wsPages = items.map((x) => x.page);
     this.wsRun.clear();
     const hot = hotPages.get(this.manifest);
     this.timeline.mark(`working set in (${items.length} pages in ${total} reads${hot ? `, ${hot.length} hot pages first` : ""})`);
@@ -877,7 +884,10 @@ export class StoreRestore implements PageSource {
   demand(p: number): void | Promise<void> {
     if (this.failure) throw this.failure;
     if (this.isRestored(p)) return;
-    if (this.touched && this.touched.length < HOT_MAX) this.touched.push(p);
+    if (this.touched) {
+      if (this.hotWindowOver(performance.now())) this.freezeHot();
+      else if (this.touched.length < HOT_MAX) this.touched.push(p);
+    }
     if (this.staged.has(p)) {
       const t = performance.now();
       const before = this.resident;
@@ -1064,6 +1074,7 @@ export class StoreRestore implements PageSource {
     const t = performance.now();
     this.samples.push(t - this.t0, Number(this.machine.core.instret - this.instret0));
     if (this.complete) return;
+    if (this.touched && this.hotWindowOver(t)) this.freezeHot();
     const idle = this.machine.idleNow;
     // While the hart can run, the fetcher's turns take at most a fifth of the thread: they come
     // after every exit, and a page exit can come every few microseconds.
@@ -1084,6 +1095,39 @@ export class StoreRestore implements PageSource {
     if (!idle && end - t > 0.05) this.intervals.push({ start: t - this.t0, end: end - this.t0 });
   }
 
+  /**
+   * Ends the recording of the hot list (HOT_WINDOW_MS after the first instruction, or when every
+   * page is resident): the working-set pages the hart faulted on, in that order, then those the
+   * guest touched that the fetcher had put in first (accessed since the restore began).
+   */
+  private freezeHot(): void {
+    if (!this.touched) return;
+    const touched = this.touched;
+    this.touched = undefined;
+    if (!this.wsPages) return;
+    const ws = new Set(this.wsPages);
+    const hot = touched.filter((p) => ws.has(p));
+    const listed = new Set(hot);
+    const touchedNow = this.machine.workingSetNow();
+    for (const p of this.wsPages) if (!listed.has(p) && touchedNow(p)) hot.push(p);
+    this.hotList = hot;
+    this.wsPages = undefined;
+  }
+
+  /**
+   * The working-set pages the guest touched first after this restore: the list it recorded (so
+   * far, if still recording) or the one it read; for the machine's next save (StoreLineage.hot).
+   */
+  firstTouches(): number[] | undefined {
+    if (this.touched) this.freezeHot();
+    return this.hotList ?? hotPages.get(this.manifest);
+  }
+
+  /** Whether the hot list's recording window has passed. */
+  private hotWindowOver(t: number): boolean {
+    return this.ttfi !== undefined && t - this.t0 - this.ttfi > HOT_WINDOW_MS;
+  }
+
   private fail(e: Error, page?: number): never {
     if (this.failure) throw this.failure;
     if (page !== undefined && e instanceof RvmError && !/\bpage \d+/.test(e.message)) {
@@ -1102,17 +1146,8 @@ export class StoreRestore implements PageSource {
     this.link.sync.warm(keys.manifest(this.manifest.name));
     // For the next restore of this snapshot (best effort: read-only credentials, a store gone
     // away: the next restore reads in the list's order, as before).
-    if (this.touched && this.wsPages) {
-      // The hot list: the working-set pages the hart faulted on, in that order, then those the
-      // guest touched that the fetcher had put in first (accessed since the restore began).
-      const ws = new Set(this.wsPages);
-      const hot = this.touched.filter((p) => ws.has(p));
-      const listed = new Set(hot);
-      const touchedNow = this.machine.workingSetNow();
-      for (const p of this.wsPages) if (!listed.has(p) && touchedNow(p)) hot.push(p);
-      if (hot.length) void this.link.cs.writeHot(this.manifest.name, this.manifest.id, hot).catch(() => undefined);
-    }
-    this.touched = this.wsPages = undefined;
+    this.freezeHot();
+    if (this.hotList?.length) void this.link.cs.writeHot(this.manifest.name, this.manifest.id, this.hotList).catch(() => undefined);
     this.staged.clear();
     const m = this.machine;
     active.delete(m);

@@ -23,6 +23,12 @@ export interface StoreLineage {
   manifest: Manifest;
   ram: StoreMap;
   disks: Map<number, StoreMap>;
+  /**
+   * The pages the guest touched first after the restore this lineage began with (the restore's
+   * hot list, recorded or read): a save puts them next after the harts' first pages and writes
+   * them as its snapshot's hot list, so that snapshot's first restore reads them first.
+   */
+  hot?: () => number[] | undefined;
 }
 
 const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
@@ -316,6 +322,12 @@ export async function saveToStore(
     const first = (opts.first ?? []).filter((p) => p < pages && hot(p));
     const order: number[] = [...first];
     const isFirst = new Set(first);
+    // The pages the guest touched first after its last restore, next (in that order).
+    const carried = [...new Set(parent?.hot?.() ?? [])].filter((p) => Number.isSafeInteger(p) && p >= 0 && p < pages && hot(p) && !isFirst.has(p));
+    for (const p of carried) {
+      order.push(p);
+      isFirst.add(p);
+    }
     for (let p = 0; p < pages; p++) if (hot(p) && !isFirst.has(p)) order.push(p);
     for (let p = 0; p < pages; p++) if (!hot(p)) order.push(p);
     let done = 0;
@@ -389,6 +401,9 @@ export async function saveToStore(
       map: maps[0].ref, disks, meta: { ...state, stats, workingSet: order.findIndex((p) => !hot(p)) }, parent: sameStore ? parent.manifest.id : null,
       ...workingSetOf(ram.raw, order.filter((p) => hot(p)), packs, first, writer),
     }, packs, undefined, stamp))!;
+    // Best effort, after the manifest (only an order for its restores; see restore.ts hotPages),
+    // inside the save's time: the guest of a stop-and-save waits for it too.
+    if (carried.length) await cs.writeHot(name, stored.id, carried).catch(() => undefined);
     const saveMs = Math.round(performance.now() - t0);
     const manifest: Manifest = {
       ...stored, meta: { ...stored.meta, stats: { ...stats, saveMs, pauseMs: opts.background ? stats.pauseMs : saveMs } },
@@ -396,7 +411,7 @@ export async function saveToStore(
     // From here on, saves build on this one (its maps are at hand: no GET).
     const ramMap = StoreMap.fromRaw(cs.objects, manifest.map, name, ram.raw);
     const diskMaps = new Map(manifest.disks.map((d, k) => [d.index, StoreMap.fromRaw(cs.objects, d.map, name, diskRaw[k])]));
-    lineage.set(machine, { cs, manifest: stored, ram: ramMap, disks: diskMaps });
+    lineage.set(machine, { cs, manifest: stored, ram: ramMap, disks: diskMaps, hot: carried.length ? () => carried : undefined });
     return manifest;
   } catch (e) {
     await lock.finish().catch(() => undefined);

@@ -62,6 +62,9 @@ export interface StoreVmOptions {
 }
 
 /** The object store a running rvm saves to and restores from. */
+/** How long a restore waits for the snapshot's hot list once its manifest is in (ms). */
+const HOT_WAIT_MS = 100;
+
 export class StoreVm {
   readonly cs: ContentStore;
   readonly link: StoreLink;
@@ -98,7 +101,8 @@ export class StoreVm {
     // The snapshot's hot list (an earlier restore's first pages), asked for with the manifest.
     const hot = mode === "lazy" ? this.cs.readHot(name).catch(() => undefined) : undefined;
     this.initial = await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
-    const h = await hot;
+    // Only an order: never waited for beyond a moment after the manifest (a slow store).
+    const h = await Promise.race([hot, new Promise<undefined>((r) => setTimeout(r, HOT_WAIT_MS))]);
     if (h && h.id === this.initial.id) hotPages.set(this.initial, h.pages);
     markProcess("manifest read");
     // The restore's first requests go out now, while the machine is built from the manifest:

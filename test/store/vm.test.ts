@@ -99,6 +99,9 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
           info = await rm.cmd("info restore");
         }
         expect(info).toMatch(/complete/);
+        // A save of the restored VM carries the restore's first touches into its snapshot's hot
+        // list: that snapshot's first restore reads them first.
+        if (i === 0) expect(await rm.cmd("savevm s2", 120_000)).toMatch(/saved s2 to s3:\/\//);
         rm.cmd("quit").catch(() => undefined);
         expect(await r.exitCode(60_000)).toBe(0);
         rm.close();
@@ -113,6 +116,12 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
           expect(hot?.id).toBe((await cs.readManifest("s1")).id);
           expect(hot!.pages.length).toBeGreaterThan(10);
           expect(new Set(hot!.pages).size).toBe(hot!.pages.length);
+          const s2 = await cs.readManifest("s2");
+          const carried = await cs.readHot("s2");
+          expect(carried?.id).toBe(s2.id);
+          expect(carried!.pages.length).toBeGreaterThan(0);
+          expect(carried!.pages.every((p) => hot!.pages.includes(p))).toBe(true);
+          expect(rvm(["snapshot", "rm", "s2", "--snapshot-store", url]).code).toBe(0);
         }
         if (i === 1) expect(wsMark?.what).toMatch(/, \d+ hot pages first\)$/);
       } finally {
