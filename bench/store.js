@@ -277,8 +277,8 @@ export async function main(args = []) {
       // it. In the desktop cloud a snapshot is usually restored once: the first is what a user
       // gets, and the verdict needs it too.
       const first = res.s3lazy.slice(0, 1), later = res.s3lazy.slice(1);
-      const bf = row("rvm restore, object store, lazy, 1st", first);
-      const bs = row("  later runs (the 1st one's hot list)", later);
+      const bf = row("object store, lazy, 1st restore", first);
+      const bs = row("object store, lazy, later runs", later);
       row("rvm restore, object store, eager", res.s3eager);
       const bq = q.loadvm ? row("qemu -loadvm (qcow2)", q.loadvm) : (console.log(`  qemu -loadvm: ${q.why}`), {});
       const ratio = (k) => (bs[k] && bl[k] ? bs[k].echoS / bl[k].echoS : undefined);
