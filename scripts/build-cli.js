@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { startTrainingStore } from "./train-store.js";
 
 const root = resolve(new URL("..", import.meta.url).pathname);
 const out = join(root, "dist", "src", "cli.bundle.cjs");
@@ -124,6 +125,18 @@ function monitor(sock, cmds) {
   });
 }
 
+/** `savevm t` and `quit` on the monitor at `sock`, once the machine listens there. */
+async function saveAndQuit(sock) {
+  for (let i = 0; ; i++) {
+    try {
+      return await monitor(sock, ["savevm t", "quit"]);
+    } catch (e) {
+      if (i > 200) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
 async function train() {
   const { loadCachedBundle } = await import(join(root, "dist", "src", "code-cache.cjs"));
   const bundle = loadCachedBundle(out, { useCache: false });
@@ -134,20 +147,52 @@ async function train() {
     const elf = join(root, "guests", "isa", "access.elf");
     const run = main(["node", "rvm", "run", "-M", "virt", "-m", "16M", "-nographic", "-bios", "none", "-kernel", elf, "-S",
       "--monitor", `unix:${sock},server,nowait`, "--snapshot-dir", dir]);
-    for (let i = 0; ; i++) {
-      try {
-        await monitor(sock, ["savevm t", "quit"]);
-        break;
-      } catch (e) {
-        if (i > 200) throw e;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    await saveAndQuit(sock);
     await run;
     await main(["node", "rvm", "restore", join(dir, "t.rvmsnap")]);
     if (process.exitCode) throw new Error(`restore exited ${process.exitCode}`);
+    try {
+      await trainStoreRestore(main, dir);
+    } catch (e) {
+      // The local restore's functions are cached all the same; a store restore compiles its own.
+      console.error(`build-cli: the code cache run's store restore failed (${e.message}); the cache leaves it out`);
+      process.exitCode = 0;
+    }
     bundle.writeCache();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The same bare-metal guest saved into an object store and restored from it, so that a store
+ * restore's functions (StoreVm, the S3 object store and its direct GETs, the manifest's and the
+ * working set's decoding, StoreRestore) are in the cache too: without them every
+ * `rvm restore --snapshot-store s3://...` compiled them before its first instruction. The
+ * store is scripts/train-store.js's in-memory bucket, in a thread of this process: the build
+ * needs no server. The save runs tsc's modules (dist/src/cli.js), not the bundle, so that only
+ * the restore's functions are added to the cache (its size is paid by every rvm command).
+ */
+async function trainStoreRestore(main, dir) {
+  const store = await startTrainingStore();
+  try {
+    for (const k of ["AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"]) delete process.env[k];
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL: store.endpoint, AWS_ACCESS_KEY_ID: "rvmtrain", AWS_SECRET_ACCESS_KEY: "rvmtrain", AWS_REGION: "us-east-1",
+      AWS_CONFIG_FILE: join(dir, "none"), AWS_SHARED_CREDENTIALS_FILE: join(dir, "none"),
+    });
+    const url = "s3://rvm-train/vm";
+    const sock = join(dir, "s.sock");
+    const elf = join(root, "guests", "isa", "access.elf");
+    const { main: unbundled } = await import(join(root, "dist", "src", "cli.js"));
+    const run = unbundled(["node", "rvm", "run", "-M", "virt", "-m", "16M", "-nographic", "-bios", "none", "-kernel", elf, "-S",
+      "--monitor", `unix:${sock},server,nowait`, "--snapshot-store", url]);
+    await saveAndQuit(sock);
+    await run;
+    if (process.exitCode) throw new Error(`run with savevm exited ${process.exitCode}`);
+    await main(["node", "rvm", "restore", "t", "--snapshot-store", url]);
+    if (process.exitCode) throw new Error(`restore exited ${process.exitCode}`);
+  } finally {
+    await store.stop();
   }
 }
