@@ -14,52 +14,71 @@ import { join, resolve } from "node:path";
 const root = resolve(new URL("..", import.meta.url).pathname);
 const out = join(root, "dist", "s3-sdk.cjs");
 
-await esbuild.build({
-  stdin: {
-    contents: `export { S3Client, GetObjectCommand, PutObjectCommand, ListObjectsV2Command, DeleteObjectCommand, HeadBucketCommand, CreateBucketCommand } from "@aws-sdk/client-s3";
+/** One CommonJS bundle of the SDK's ES modules: `exports` (export lines) into `file`. */
+function bundleSdk(exports, file) {
+  return esbuild.build({
+    stdin: { contents: exports, resolveDir: root, sourcefile: "s3-entry.js" },
+    outfile: file,
+    bundle: true,
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    mainFields: ["module", "main"],
+    // import() of Node's modules becomes require(): the bundle runs as a vm.Script (for its code
+    // cache), which has no dynamic import.
+    supported: { "dynamic-import": false },
+    minify: true,
+    legalComments: "linked",
+    logLevel: "warning",
+  });
+}
+
+await bundleSdk(`export { S3Client, GetObjectCommand, PutObjectCommand, ListObjectsV2Command, DeleteObjectCommand, HeadBucketCommand, CreateBucketCommand } from "@aws-sdk/client-s3";
 export { NodeHttpHandler } from "@smithy/node-http-handler";
 export { SignatureV4 } from "@smithy/signature-v4";
 export { HttpRequest, extendedEncodeURIComponent } from "@smithy/core/protocols";
-export { getEndpointFromInstructions } from "@smithy/core/endpoints";`,
-    resolveDir: root,
-    sourcefile: "s3-sdk-entry.js",
-  },
-  outfile: out,
-  bundle: true,
-  format: "cjs",
-  platform: "node",
-  target: "node20",
-  mainFields: ["module", "main"],
-  // import() of Node's modules becomes require(): the bundle runs as a vm.Script (for its code
-  // cache), which has no dynamic import.
-  supported: { "dynamic-import": false },
-  minify: true,
-  legalComments: "linked",
-  logLevel: "warning",
-});
+export { getEndpointFromInstructions } from "@smithy/core/endpoints";`, out);
 
-// The code cache, made after one GET through a client and one direct GET (against a server here that answers 404),
-// so the functions of a request (middleware, signing, the HTTP handler, the error parser) are in it.
-const { loadSdkBundle } = await import(join(root, "dist/src/store/objects.js"));
+// The parts a GET needs, for stores the environment configures whole (objects.ts lightConfig):
+// a restore then signs and sends its GETs without loading the client above.
+const outGet = join(root, "dist", "s3-get.cjs");
+await bundleSdk(`export { SignatureV4 } from "@smithy/signature-v4";
+export { HttpRequest, extendedEncodeURIComponent } from "@smithy/core/protocols";
+export { NodeHttpHandler } from "@smithy/node-http-handler";
+export { Sha256 } from "@smithy/core/checksum";
+export { fromEnv } from "@aws-sdk/credential-provider-env";`, outGet);
+
+// The code cache, made after the requests a restore makes before its first instruction, as it
+// makes them: an S3ObjectStore with the credentials and endpoint from the environment (the SDK's
+// provider chain and endpoint rules), its client, and GETs through its direct path (the SDK's
+// signer and HTTP handler), against a server here that answers 404. Not one through the client's
+// middleware stack: a restore sends none (only a direct GET that failed goes through it), and
+// its functions (~0.2 MB of the cache) cost V8's deserialization in every store command.
+const { loadGetBundle, loadSdkBundle, S3ObjectStore } = await import(join(root, "dist/src/store/objects.js"));
 const server = createServer((_req, res) => {
   res.writeHead(404, { "content-type": "application/xml" });
   res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>none</Message></Error>');
 });
 await new Promise((r) => server.listen(0, "127.0.0.1", r));
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-await loadSdkBundle(out, async (m) => {
-  const c = new m.S3Client({
-    endpoint: `http://127.0.0.1:${server.address().port}`, region: "us-east-1", forcePathStyle: true, maxAttempts: 1,
-    credentials: { accessKeyId: "build", secretAccessKey: "build" }, requestHandler: new m.NodeHttpHandler({}),
-  });
-  await c.send(new m.GetObjectCommand({ Bucket: "build", Key: "none", Range: "bytes=0-1" })).catch(() => undefined);
-  // And one as S3ObjectStore's direct GETs make it (the SDK's endpoint rules, signer, handler).
-  const ep = await m.getEndpointFromInstructions({ Bucket: "build", Key: "snapshots" }, m.GetObjectCommand, c.config);
-  const signer = new m.SignatureV4({ service: "s3", region: await c.config.region(), credentials: c.config.credentials, sha256: c.config.sha256, uriEscapePath: false });
-  const path = `${ep.url.pathname}/${"a/none".split("/").map(m.extendedEncodeURIComponent).join("/")}`;
-  const request = new m.HttpRequest({ protocol: ep.url.protocol, hostname: ep.url.hostname, port: Number(ep.url.port), method: "GET", path, headers: { host: ep.url.host, range: "bytes=0-1" } });
-  const { response } = await c.config.requestHandler.handle(await signer.sign(request, { signingDate: new Date() }));
-  response.body.resume();
-  c.destroy();
+for (const k of ["AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"]) delete process.env[k];
+Object.assign(process.env, {
+  AWS_ENDPOINT_URL: `http://127.0.0.1:${server.address().port}`, AWS_ACCESS_KEY_ID: "build", AWS_SECRET_ACCESS_KEY: "build", AWS_REGION: "us-east-1",
+  AWS_CONFIG_FILE: join(root, "dist", "none"), AWS_SHARED_CREDENTIALS_FILE: join(root, "dist", "none"),
 });
+// Each bundle's cache from its own run: the GET bundle's through lightConfig's path, the
+// client's with that path off (a store configured otherwise, or the sync reader's fallback).
+await loadGetBundle(outGet, () => train(true));
+process.env.RVM_S3_LIGHT = "0";
+await loadSdkBundle(out, () => train(false));
+delete process.env.RVM_S3_LIGHT;
 server.close();
+
+async function train(light) {
+  const store = S3ObjectStore.fromUrl("s3://build/none", { requestTimeoutMs: 10_000, maxAttempts: 2 });
+  store.preconnect(2);
+  for (const k of ["snapshots/none.json", "packs/none.idx"]) {
+    if ((await store.get(k)) !== undefined) throw new Error("build-s3: the cache run's server answered a GET");
+  }
+  if (store.directGets !== 2 || store.light !== light) throw new Error("build-s3: the cache run's GETs did not take the path meant");
+  await store.close();
+}

@@ -66,3 +66,17 @@ describe("the build's bundle of rvm (npm run build)", () => {
     expect(JSON.parse(r.stdout)).toEqual({ used: true, main: "function" });
   }, 90_000);
 });
+
+describe("the build's bundles of the AWS SDK (npm run build)", () => {
+  it("are loaded from their code caches: the client's and the one a GET needs", () => {
+    const r = spawnSync(process.execPath, ["-e", `
+      const { loadCachedBundle } = require("./dist/src/code-cache.cjs");
+      const full = loadCachedBundle(require("node:path").resolve("dist/s3-sdk.cjs"));
+      const get = loadCachedBundle(require("node:path").resolve("dist/s3-get.cjs"));
+      console.log(JSON.stringify({ full: full.cacheUsed, client: typeof full.exports.S3Client, get: get.cacheUsed,
+        parts: ["SignatureV4", "HttpRequest", "extendedEncodeURIComponent", "NodeHttpHandler", "Sha256", "fromEnv"].map((k) => typeof get.exports[k]) }));`],
+    { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ full: true, client: "function", get: true, parts: Array(6).fill("function") });
+  }, 90_000);
+});

@@ -94,6 +94,8 @@ function sdkBundle(): string | undefined {
 export function loadSdkBundle(file: string, produce?: (parts: SdkParts) => Promise<void>): SdkParts | Promise<SdkParts> {
   const b = loadCachedBundle<SdkParts>(file, { useCache: !produce });
   if (!produce) return b.exports;
+  // The S3 object stores `produce` makes use this bundle: their requests train its cache.
+  s3module = Promise.resolve(b.exports);
   return produce(b.exports).then(() => {
     b.writeCache();
     return b.exports;
@@ -125,6 +127,67 @@ function sdk(): Promise<SdkParts> {
     };
   })();
   return s3module;
+}
+
+/**
+ * What a GET needs and nothing else, for a store whose configuration the environment gives
+ * whole (lightConfig): the SDK's SigV4 signer, its HTTP request and handler, its SHA-256 (the
+ * client's own `sha256` in Node) and its environment credentials provider (the first of the
+ * client's default chain, the one it takes when AWS_PROFILE is not set). dist/s3-get.cjs
+ * (scripts/build-s3.js), 45 KB, against 433 KB for the client's bundle: loading the client cost a
+ * restore 50-75 ms of CPU before its first instruction, on the thread the guest then needs.
+ */
+type GetParts = Pick<SdkParts, "SignatureV4" | "HttpRequest" | "extendedEncodeURIComponent" | "NodeHttpHandler"> &
+  Pick<typeof import("@smithy/core/checksum"), "Sha256"> & Pick<typeof import("@aws-sdk/credential-provider-env"), "fromEnv">;
+let getModule: GetParts | undefined;
+
+/** Loads dist/s3-get.cjs with its code cache (`produce`: writes that cache after `produce` ran). */
+export function loadGetBundle(file: string, produce?: () => Promise<void>): GetParts | Promise<GetParts> {
+  const b = loadCachedBundle<GetParts>(file, { useCache: !produce });
+  getModule = b.exports;
+  if (!produce) return b.exports;
+  return produce().then(() => {
+    b.writeCache();
+    return b.exports;
+  });
+}
+
+function getParts(): GetParts | undefined {
+  if (getModule) return getModule;
+  const f = sdkBundle()?.replace(/s3-sdk\.cjs$/, "s3-get.cjs");
+  return f && existsSync(f) ? loadGetBundle(f) as GetParts : undefined;
+}
+
+/**
+ * The endpoint and region of a direct GET when the environment gives them and the credentials
+ * and nothing else could change them, so that the client (its provider chain, shared config
+ * files, endpoint rules) need not be loaded to know them: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
+ * (http or https, no query), AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, no
+ * AWS_PROFILE (the SDK then takes the profile's credentials and region), no FIPS or dual-stack
+ * endpoint, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS not set. The URL is the client's for a custom
+ * endpoint with path-style addressing: the endpoint's path with a trailing slash, then the
+ * bucket (test/store/objects.test.ts compares it with the client's endpoint rules). Otherwise
+ * undefined, and the client resolves them. RVM_S3_LIGHT=0 (or RVM_SDK_BUNDLE=0, RVM_S3_DIRECT=0)
+ * turns this off.
+ */
+export function lightConfig(bucket: string): { url: URL; region: string } | undefined {
+  const e = process.env;
+  if (e.RVM_S3_LIGHT === "0" || e.RVM_SDK_BUNDLE === "0" || e.RVM_S3_DIRECT === "0") return undefined;
+  if (e.AWS_PROFILE || !e.AWS_ACCESS_KEY_ID || !e.AWS_SECRET_ACCESS_KEY || !e.AWS_REGION) return undefined;
+  for (const k of ["AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"]) {
+    if (e[k] !== undefined && e[k] !== "false") return undefined;
+  }
+  const endpoint = e.AWS_ENDPOINT_URL_S3 || e.AWS_ENDPOINT_URL;
+  if (!endpoint) return undefined;
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return undefined;
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.search || url.hash || url.username || url.password) return undefined;
+  const path = url.pathname.endsWith("/") ? url.pathname : url.pathname + "/";
+  return { url: new URL(`${url.protocol}//${url.host}${path}${bucket}`), region: e.AWS_REGION };
 }
 
 function describe(e: unknown, what: string): StoreError {
@@ -176,7 +239,7 @@ type Handler = InstanceType<SdkParts["NodeHttpHandler"]>;
 
 /** What a direct GET needs (S3ObjectStore.directGet), resolved once per store. */
 interface Direct {
-  m: SdkParts;
+  m: Pick<SdkParts, "HttpRequest" | "extendedEncodeURIComponent">;
   handler: Handler;
   signer: InstanceType<SdkParts["SignatureV4"]>;
   /** The bucket's endpoint as the SDK resolves it (path-style: ENDPOINT/BUCKET). */
@@ -195,6 +258,10 @@ export class S3ObjectStore implements ObjectStore {
   private direct: Promise<Direct | undefined> | undefined;
   /** GETs answered without the client's middleware stack (tests). */
   directGets = 0;
+  /** Whether those GETs go without the client (lightConfig), known at the first GET (tests). */
+  light: boolean | undefined;
+  /** The client once made (its clock-skew correction is the direct GETs' too). */
+  private made: import("@aws-sdk/client-s3").S3Client | undefined;
 
   constructor(readonly location: S3Location, private readonly opts: S3Options = {}) {
     this.url = `s3://${location.bucket}/${location.prefix}`.replace(/\/$/, "");
@@ -281,20 +348,12 @@ export class S3ObjectStore implements ObjectStore {
 
   private connect() {
     this.client ??= (async () => {
-      const agents = this.agentsNow();
       const m = await sdk();
-      const { NodeHttpHandler } = m;
-      const timeout = this.opts.requestTimeoutMs ?? 30_000;
       const config = {
         // S3-compatible servers (radosgw, MinIO) are addressed by path; AWS accepts it too.
         forcePathStyle: true,
         maxAttempts: this.opts.maxAttempts ?? 3,
-        requestHandler: new NodeHttpHandler({
-          connectionTimeout: Math.min(timeout, 5000),
-          requestTimeout: timeout,
-          httpAgent: agents.http,
-          httpsAgent: agents.https,
-        }),
+        requestHandler: this.handler(m.NodeHttpHandler),
       };
       let c = new m.S3Client(config);
       try {
@@ -304,9 +363,22 @@ export class S3ObjectStore implements ObjectStore {
         c.destroy();
         c = new m.S3Client({ ...config, region: "us-east-1" });
       }
+      this.made = c;
       return { c, m, handler: config.requestHandler };
     })();
     return this.client;
+  }
+
+  /** The HTTP handler of the client and of direct GETs: the store's agents, its timeouts. */
+  private handler(NodeHttpHandler: SdkParts["NodeHttpHandler"]): Handler {
+    const agents = this.agentsNow();
+    const timeout = this.opts.requestTimeoutMs ?? 30_000;
+    return new NodeHttpHandler({
+      connectionTimeout: Math.min(timeout, 5000),
+      requestTimeout: timeout,
+      httpAgent: agents.http,
+      httpsAgent: agents.https,
+    });
   }
 
   /**
@@ -326,6 +398,14 @@ export class S3ObjectStore implements ObjectStore {
   private async directGet(key: string, range?: string): Promise<Uint8Array | undefined | typeof VIA_CLIENT> {
     this.direct ??= (async (): Promise<Direct | undefined> => {
       if (process.env.RVM_S3_DIRECT === "0") return undefined;
+      const light = lightConfig(this.location.bucket);
+      const g = light && getParts();
+      this.light = !!g;
+      if (light && g) {
+        // The same signer, hash, credentials and handler as the client's, without the client.
+        const signer = new g.SignatureV4({ service: "s3", region: light.region, credentials: g.fromEnv(), sha256: g.Sha256, uriEscapePath: false });
+        return { m: g, handler: this.handler(g.NodeHttpHandler), signer, url: light.url, clockOffset: () => this.made?.config.systemClockOffset ?? 0 };
+      }
       const { c, m, handler } = await this.connect();
       try {
         const ep = await m.getEndpointFromInstructions({ Bucket: this.location.bucket, Key: "snapshots" }, m.GetObjectCommand, c.config);
@@ -496,6 +576,7 @@ export class S3ObjectStore implements ObjectStore {
     const agents = this.agents;
     this.agents = undefined;
     this.direct = undefined;
+    this.made = undefined;
     if (this.client) {
       const { c } = await this.client;
       c.destroy();

@@ -1,7 +1,10 @@
 // S3ObjectStore against a real radosgw: its direct GETs (the SDK's signer and HTTP handler
 // without the client's middleware stack) answer as the client does, fall back to the client
 // for anything but a body or a 404 (errors as before: one line, bucket and key, no secret),
-// and preconnect finds the endpoint the SDK resolves from a profile's endpoint_url.
+// and preconnect finds the endpoint the SDK resolves from a profile's endpoint_url. With the
+// store configured whole by the environment the GETs go without loading the client at all
+// (lightConfig: the SDK's signer, handler and environment credentials from dist/s3-get.cjs),
+// and read and fail exactly as through the client.
 
 import { execFileSync } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
@@ -9,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { S3ObjectStore } from "../../src/store/objects.js";
+import { lightConfig, S3ObjectStore } from "../../src/store/objects.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
 
 const ROOT = resolve(__dirname, "../..");
@@ -44,6 +47,7 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
     await store.put("packs/p 1.pack", body);
     await store.put("small", Buffer.from("hello"));
     const viaClient = await withEnv({ RVM_S3_DIRECT: "0" }, async () => S3ObjectStore.fromUrl(url));
+    const viaSdk = S3ObjectStore.fromUrl(url);
     // The two stores read alike (the client's store reads RVM_S3_DIRECT at its first GET).
     const reads = async (s: S3ObjectStore) => [
       Buffer.from((await s.get("packs/p 1.pack"))!),
@@ -67,8 +71,16 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
     expect(direct).toEqual(client);
     expect(store.directGets).toBe(6);
     expect(viaClient.directGets).toBe(0);
+    // The environment here (AWS_ENDPOINT_URL, AWS_REGION, the keys) configures the store whole:
+    // its direct GETs were made without the client; with RVM_S3_LIGHT=0 through the client's
+    // signer, endpoint rules and credentials chain, alike.
+    expect(store.light).toBe(true);
+    expect(await withEnv({ RVM_S3_LIGHT: "0" }, () => reads(viaSdk))).toEqual(client);
+    expect(viaSdk.light).toBe(false);
+    expect(viaSdk.directGets).toBe(6);
     await store.close();
     await viaClient.close();
+    await viaSdk.close();
   }, 60_000);
 
   it("reports a refused GET as the client does: one line, the key, no secret", async () => {
@@ -85,6 +97,7 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
         expect(err?.message).toMatch(new RegExp(`^object store: cannot read s3://${bucket}/x/k: access denied \\((SignatureDoesNotMatch|AccessDenied)\\)$`));
         expect(err?.message).not.toContain(secret.slice(5));
       }
+      expect(store.light).toBe(true);
       expect(store.directGets).toBe(0);
       await store.close();
     });
@@ -136,5 +149,37 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
     });`;
     const out = execFileSync(process.execPath, ["-e", script], { env: { ...process.env, RVM_SDK_BUNDLE: "0" }, encoding: "utf8" });
     expect(JSON.parse(out)).toEqual({ b: "the pack", direct: 1 });
+  }, 60_000);
+});
+
+describe("lightConfig", () => {
+  it("finds the client's own endpoint without the client, only when the environment says it all", async () => {
+    const { S3Client, GetObjectCommand } = await import("@aws-sdk/client-s3");
+    const { getEndpointFromInstructions } = await import("@smithy/core/endpoints");
+    const base = { AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s", AWS_REGION: "eu-west-3", AWS_PROFILE: undefined, AWS_ENDPOINT_URL_S3: undefined,
+      AWS_USE_FIPS_ENDPOINT: undefined, AWS_USE_DUALSTACK_ENDPOINT: undefined, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: undefined, RVM_S3_LIGHT: undefined };
+    for (const endpoint of ["http://127.0.0.1:7480", "http://127.0.0.1:7480/", "https://s3.example.com/base", "https://s3.example.com/base/", "https://[::1]:9000/a/b"]) {
+      for (const bucket of ["rvm", "my.bucket-1"]) {
+        await withEnv({ ...base, AWS_ENDPOINT_URL: endpoint }, async () => {
+          const c = new S3Client({ forcePathStyle: true });
+          const ep = await getEndpointFromInstructions({ Bucket: bucket, Key: "snapshots" }, GetObjectCommand, c.config);
+          const scheme = (ep.properties?.authSchemes as { name: string; signingRegion: string }[])[0];
+          const light = lightConfig(bucket);
+          expect(light?.url.href).toBe(ep.url.href);
+          expect(light?.region).toBe(scheme.signingRegion);
+          expect(scheme.name).toBe("sigv4");
+          c.destroy();
+        });
+      }
+    }
+    // Anything the client would resolve otherwise, or take from elsewhere: not without it.
+    const simple = { ...base, AWS_ENDPOINT_URL: "http://127.0.0.1:7480" };
+    expect(await withEnv(simple, async () => lightConfig("b")?.url.href)).toBe("http://127.0.0.1:7480/b");
+    for (const change of [{ AWS_PROFILE: "p" }, { AWS_REGION: undefined }, { AWS_ACCESS_KEY_ID: undefined }, { AWS_SECRET_ACCESS_KEY: undefined },
+      { AWS_ENDPOINT_URL: undefined }, { AWS_ENDPOINT_URL: "ftp://x" }, { AWS_ENDPOINT_URL: "http://x/?q=1" }, { AWS_USE_FIPS_ENDPOINT: "true" },
+      { AWS_USE_DUALSTACK_ENDPOINT: "true" }, { AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: "true" }, { RVM_S3_LIGHT: "0" }, { RVM_SDK_BUNDLE: "0" }, { RVM_S3_DIRECT: "0" }]) {
+      expect(await withEnv({ ...simple, ...change }, async () => lightConfig("b"))).toBeUndefined();
+    }
+    expect(await withEnv({ ...simple, AWS_ENDPOINT_URL_S3: "https://s3.other:1/x" }, async () => lightConfig("b")?.url.href)).toBe("https://s3.other:1/x/b");
   }, 60_000);
 });
