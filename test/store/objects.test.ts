@@ -125,6 +125,8 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
         store.preconnect(3);
         expect(Buffer.from((await store.get("o"))!).toString()).toBe("profile");
         expect(store.directGets).toBe(1);
+        // A profile: its keys and endpoint come through the client's resolution, not lightConfig.
+        expect(store.light).toBe(false);
         const host = new URL(gw().endpoint).hostname;
         expect(heads).toEqual([`${host}/${bucket}`, `${host}/${bucket}`, `${host}/${bucket}`]);
         await store.close();
