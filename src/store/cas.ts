@@ -445,6 +445,8 @@ export class StoreMap {
    * 4), and each object is read once (its few KiB are kept with the map).
    */
   private readonly gets = new Map<string, Promise<Uint8Array | undefined>>();
+  /** Chunks inflated and checked, by name (the page-cache guest's 64 RAM chunks are 9 names). */
+  private readonly decoded = new Map<string, Buffer>();
 
   constructor(private readonly store: ObjectStore, readonly ref: MapRef, private readonly where: string) {}
 
@@ -478,7 +480,11 @@ export class StoreMap {
       if (!get) this.gets.set(name, (get = this.store.get(keys.chunk(name))));
       p = get.then((z) => {
         if (!z) throw new StoreDataError(this.where, `page map chunk ${keys.chunk(name)} is missing`);
-        const b = this.decode(c, z);
+        // Chunks with the same name hold the same entries: inflated and checked once.
+        const b = this.decoded.get(name) ?? this.decode(c, z);
+        const want = Math.min(CHUNK_PAGES, this.ref.entries - c * CHUNK_PAGES) * ENTRY;
+        if (b.length !== want) throw new StoreDataError(this.where, `corrupted page map (chunk ${c} has ${b.length} bytes)`);
+        this.decoded.set(name, b);
         this.chunks.set(c, b);
         this.loading.delete(c);
         return b;
