@@ -356,18 +356,6 @@ export function packsOf(raw: Buffer, into = new Set<string>()): Set<string> {
 }
 
 /** Splits a raw map (ENTRY bytes per entry) into deflated chunks named by their SHA-256. */
-/**
- * A snapshot's hot list (`snapshots/NAME.hot`): the working-set pages an earlier restore's hart
- * faulted on first, in that order, for manifest `id`; and where the first reads over them are
- * stored (`runs`: [pack, first slot, byte offset, each slot's stored length], from the packs'
- * indexes), so that they go out without waiting for the index. Only an order and a hint.
- */
-export interface HotList {
-  id: string;
-  pages: number[];
-  runs: [string, number, number, number[]][];
-}
-
 /** Pages a snapshot's working-set map lists at most (64 MiB of RAM). */
 export const WORKING_SET_MAX = 16384;
 
@@ -709,7 +697,7 @@ export class ContentStore {
    * none or they cannot be read. An order for the restore's reads only, so nothing in it is
    * trusted beyond that: page numbers are checked against the machine's RAM by the caller.
    */
-  async readHot(name: string, id?: string): Promise<HotList | undefined> {
+  async readHot(name: string, id?: string): Promise<{ id: string; pages: number[] } | undefined> {
     checkName(name);
     const b = await this.objects.get(keys.hot(name));
     if (!b) return undefined;
@@ -717,20 +705,16 @@ export class ContentStore {
       const j = JSON.parse(Buffer.from(b).toString("utf8"));
       if (j?.format !== "rvm-store-hot" || typeof j.id !== "string" || !Array.isArray(j.pages) || (id !== undefined && j.id !== id)) return undefined;
       const pages = (j.pages as unknown[]).filter((p): p is number => Number.isSafeInteger(p) && (p as number) >= 0).slice(0, HOT_MAX);
-      const runs = (Array.isArray(j.runs) ? (j.runs as unknown[]) : []).filter((r): r is [string, number, number, number[]] =>
-        Array.isArray(r) && r.length === 4 && typeof r[0] === "string" && /^[0-9a-f]{32}$/.test(r[0]) && Number.isSafeInteger(r[1]) && r[1] >= 0 &&
-        Number.isSafeInteger(r[2]) && r[2] >= 0 && Array.isArray(r[3]) && r[3].length >= 1 && r[3].length <= 256 &&
-        r[3].every((n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= PAGE)).slice(0, 64);
-      return { id: j.id, pages, runs };
+      return { id: j.id, pages };
     } catch {
       return undefined;
     }
   }
 
   /** Records the hot pages of snapshot `name` (manifest `id`) for its next restore (readHot). */
-  async writeHot(name: string, id: string, pages: number[], runs: HotList["runs"] = []): Promise<void> {
+  async writeHot(name: string, id: string, pages: number[]): Promise<void> {
     checkName(name);
-    await this.objects.put(keys.hot(name), Buffer.from(JSON.stringify({ format: "rvm-store-hot", id, pages: pages.slice(0, HOT_MAX), ...(runs.length ? { runs } : {}) })));
+    await this.objects.put(keys.hot(name), Buffer.from(JSON.stringify({ format: "rvm-store-hot", id, pages: pages.slice(0, HOT_MAX) })));
   }
 
   /** The SHA-256 of every page of a pack. */

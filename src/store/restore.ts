@@ -332,16 +332,6 @@ const WS_RUN_PAGES = 256;
 /** Hot pages whose slots are at most this far apart are one read (workingSetRuns). */
 const HOT_GAP = 16;
 /**
- * The hot runs that hold one of the list's first HOT_EARLY pages are cut to at most
- * HOT_EARLY_SLOTS slots: the reads that go out first are small, so that the first pages the
- * hart waits for do not come in behind ~1 MiB of others (radosgw shares its service among the
- * bytes in flight).
- */
-const HOT_EARLY = 32;
-const HOT_EARLY_SLOTS = 32;
-/** The first hot runs whose stored bytes a hot list gives (the reads go out without the pack's index). */
-const HOT_LOCATED = 16;
-/**
  * A restore records its hot list for this long after the first instruction (ms): the guest's
  * first answers, not what it does next (the pages of a `poweroff` doubled the list).
  */
@@ -355,14 +345,10 @@ interface WsRun {
   items: WorkingSetPage[];
   read?: Promise<void>;
   /**
-   * Where the run's slots are stored, and their pages' hashes, from the manifest (the first
-   * pages' `firstAt`): the run is read and checked without its pack's index. From a hot list
-   * (`HotList.runs`): where they are stored only; the run is read without waiting for the index
-   * and its pages checked against the index, which comes alongside.
+   * Where the run's slots are stored and their pages' hashes, from the manifest (the first
+   * pages' `firstAt`): the run is read and checked without its pack's index.
    */
-  at?: { offset: number; lengths: number[]; hashes?: Buffer[] };
-  /** A run over hot pages (workingSetRuns). */
-  hot?: boolean;
+  at?: { offset: number; lengths: number[]; hashes: Buffer[] };
 }
 
 /**
@@ -373,7 +359,6 @@ interface WsRun {
  */
 export function workingSetRuns(
   items: WorkingSetPage[], first: number[] = [], firstAt?: Map<number, { offset: number; length: number; hash: Buffer }>, hot: number[] = [],
-  hotAt?: Map<string, { offset: number; lengths: number[] }>,
 ): WsRun[] {
   const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
   const of = new Map<number, WsRun>();
@@ -401,14 +386,7 @@ export function workingSetRuns(
       }
       const its = byPack.slice(i, end + 1);
       for (const x of its) inHot.add(x);
-      // A run over one of the first hot pages: in pieces of at most HOT_EARLY_SLOTS slots.
-      const early = its.some((x) => (hotRank.get(x.page) ?? HOT_EARLY) < HOT_EARLY);
-      for (let a = 0; a < its.length; ) {
-        let b = a + 1;
-        while (b < its.length && (!early || its[b].slot - its[a].slot < HOT_EARLY_SLOTS)) b++;
-        runOf(its.slice(a, b)).hot = true;
-        a = b;
-      }
+      runOf(its);
     }
   }
   // The other pages: runs of consecutive slots, as many as fit in WS_RUN_PAGES. A run may span
@@ -439,8 +417,8 @@ export function workingSetRuns(
     const x = r.items.find((i) => i.page === p)!;
     const lo = r.items.filter((i) => i.slot < x.slot), hi = r.items.filter((i) => i.slot > x.slot);
     head.push(runOf([x]));
-    if (lo.length) runOf(lo).hot = r.hot;
-    if (hi.length) runOf(hi).hot = r.hot;
+    if (lo.length) runOf(lo);
+    if (hi.length) runOf(hi);
   }
   // First pages whose stored bytes the manifest gives (firstAt) need no index: those in
   // consecutive slots of one pack (the save wrote them so, in this order) are one read.
@@ -452,25 +430,18 @@ export function workingSetRuns(
       continue;
     }
     const g = out[out.length - 1];
-    if (g?.at?.hashes && g.pack === r.pack && g.first + g.count === r.first && g.at.offset + g.at.lengths.reduce((a, b) => a + b, 0) === ref.offset) {
+    if (g?.at && g.pack === r.pack && g.first + g.count === r.first && g.at.offset + g.at.lengths.reduce((a, b) => a + b, 0) === ref.offset) {
       g.count++;
       g.items.push(...r.items);
       g.at.lengths.push(ref.length);
-      g.at.hashes!.push(ref.hash);
+      g.at.hashes.push(ref.hash);
       for (const { page } of r.items) of.set(page, g);
     } else {
       out.push({ ...r, items: [...r.items], at: { offset: ref.offset, lengths: [ref.length], hashes: [ref.hash] } });
       for (const { page } of r.items) of.set(page, out[out.length - 1]);
     }
   }
-  const hotRuns = [...new Set([...hotRank.keys()].map((p) => of.get(p)).filter((r): r is WsRun => r !== undefined && !!r.hot && !r.at))];
-  // Hot runs the hot list locates (where its recorder computed the same runs).
-  if (hotAt?.size) {
-    for (const r of hotRuns) {
-      const a = hotAt.get(runKey(r));
-      if (a && a.lengths.length === r.count) r.at = { offset: a.offset, lengths: a.lengths };
-    }
-  }
+  const hotRuns = [...hotRank.keys()].map((p) => of.get(p)).filter((r): r is WsRun => r !== undefined);
   return [...new Set([...out, ...hotRuns, ...items.map((x) => of.get(x.page)!)])];
 }
 
@@ -498,30 +469,6 @@ export function wsFirstAt(m: Manifest): Map<number, { offset: number; length: nu
  */
 export const hotPages = new WeakMap<Manifest, number[]>();
 
-/**
- * Where the hot list's first runs are stored (by runKey), as its recorder found them in the
- * packs' indexes: those reads go out without waiting for the index (their pages are still
- * checked against it). A wrong entry makes a read fail or its pages fail their check: they are
- * then read the usual way.
- */
-export const hotRunsAt = new WeakMap<Manifest, Map<string, { offset: number; lengths: number[] }>>();
-
-/** The hot list's runs the packs' indexes at hand locate (the first HOT_LOCATED of them), for writeHot. */
-function locateHotRuns(cs: ContentStore, m: Manifest, hot: number[]): [string, number, number, number[]][] {
-  const out: [string, number, number, number[]][] = [];
-  if (!m.workingSet) return out;
-  for (const r of workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m), hot)) {
-    if (!r.hot || r.at || !isPackV2(r.pack)) continue;
-    const o = cs.cachedLayout(r.pack)?.offsets;
-    if (!o || r.first + r.count >= o.length) continue;
-    const lengths: number[] = [];
-    for (let k = 0; k < r.count; k++) lengths.push(o[r.first + k + 1] - o[r.first + k]);
-    out.push([r.pack, r.first, o[r.first], lengths]);
-    if (out.length === HOT_LOCATED) break;
-  }
-  return out;
-}
-
 /** The manifest's pages the harts need first (none in older snapshots, or a list that is not one). */
 function wsFirst(m: Manifest): number[] {
   const f = m.workingSet?.first;
@@ -545,7 +492,7 @@ const preparedRuns = new WeakMap<Manifest, WsRun[]>();
 /** The working set's first reads, sent before the machine is built (StoreVm.prepare), by run. */
 export type WsPrefetch = Map<string, Promise<StoredRun>>;
 
-export const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}:${r.first}:${r.count}`;
+const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}:${r.first}:${r.count}`;
 
 /**
  * Sends the working set's first WS_INFLIGHT reads (the ones the restore starts with) right
@@ -555,7 +502,7 @@ export const runKey = (r: { pack: string; first: number; count: number }) => `${
  */
 export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: () => void): WsPrefetch {
   const out: WsPrefetch = new Map();
-  const all = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m), hotPages.get(m), hotRunsAt.get(m)) : [];
+  const all = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m), hotPages.get(m)) : [];
   preparedRuns.set(m, all);
   const runs = all.slice(0, WS_INFLIGHT);
   const send = (r: WsRun) => {
@@ -882,7 +829,7 @@ export class StoreRestore implements PageSource {
     // at once.
     const prepared = preparedRuns.get(this.manifest);
     preparedRuns.delete(this.manifest);
-    this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest), hotPages.get(this.manifest), hotRunsAt.get(this.manifest));
+    this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest), hotPages.get(this.manifest));
     for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
     const total = this.wsQueue.length;
     await new Promise<void>((resolve) => {
@@ -915,7 +862,7 @@ export class StoreRestore implements PageSource {
     // A run the manifest locates is checked against the manifest's hashes (no wait for the index).
     const at = r.at;
     let index = this.wsIndex.get(r.pack)!;
-    if (at?.hashes) {
+    if (at) {
       const hashes: Buffer[] = [];
       at.hashes.forEach((h, k) => (hashes[r.first + k] = h));
       index = Promise.resolve(hashes);
@@ -1185,11 +1132,12 @@ export class StoreRestore implements PageSource {
     const touched = this.touched;
     this.touched = undefined;
     if (!this.wsPages) return;
-    // Only the pages the hart faulted on (staged or not): those the fetcher had put in before
-    // the guest touched them (its accessed bits) doubled the list (~450 -> ~1000 pages) and made
-    // the hot runs about as large as page-order runs.
     const ws = new Set(this.wsPages);
-    this.hotList = [...new Set(touched)].filter((p) => ws.has(p));
+    const hot = touched.filter((p) => ws.has(p));
+    const listed = new Set(hot);
+    const touchedNow = this.machine.workingSetNow();
+    for (const p of this.wsPages) if (!listed.has(p) && touchedNow(p)) hot.push(p);
+    this.hotList = hot;
     this.wsPages = undefined;
   }
 
@@ -1226,15 +1174,7 @@ export class StoreRestore implements PageSource {
     // For the next restore of this snapshot (best effort: read-only credentials, a store gone
     // away: the next restore reads in the list's order, as before).
     this.freezeHot();
-    if (this.hotList?.length) {
-      let runs: [string, number, number, number[]][] = [];
-      try {
-        runs = locateHotRuns(this.link.cs, this.manifest, this.hotList);
-      } catch {
-        // a damaged list: the runs are left out
-      }
-      void this.link.cs.writeHot(this.manifest.name, this.manifest.id, this.hotList, runs).catch(() => undefined);
-    }
+    if (this.hotList?.length) void this.link.cs.writeHot(this.manifest.name, this.manifest.id, this.hotList).catch(() => undefined);
     this.staged.clear();
     const m = this.machine;
     active.delete(m);
