@@ -159,6 +159,17 @@ function getParts(): GetParts | undefined {
 }
 
 /**
+ * The endpoint the environment names for S3, as the SDK takes it: AWS_ENDPOINT_URL_S3, else
+ * AWS_ENDPOINT_URL (an empty one counts as not set), none if AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
+ * is true. Read without the SDK (preconnect, lightConfig).
+ */
+function envEndpoint(): string | undefined {
+  const e = process.env;
+  if (e.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === "true") return undefined;
+  return e.AWS_ENDPOINT_URL_S3 || e.AWS_ENDPOINT_URL;
+}
+
+/**
  * The endpoint and region of a direct GET when the environment gives them and the credentials
  * and nothing else could change them, so that the client (its provider chain, shared config
  * files, endpoint rules) need not be loaded to know them: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
@@ -177,7 +188,7 @@ export function lightConfig(bucket: string): { url: URL; region: string } | unde
   for (const k of ["AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"]) {
     if (e[k] !== undefined && e[k] !== "false") return undefined;
   }
-  const endpoint = e.AWS_ENDPOINT_URL_S3 || e.AWS_ENDPOINT_URL;
+  const endpoint = envEndpoint();
   if (!endpoint) return undefined;
   let url: URL;
   try {
@@ -292,10 +303,9 @@ export class S3ObjectStore implements ObjectStore {
    */
   preconnect(n: number): void {
     if (this.client) return;
-    const ignore = process.env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === "true";
-    const endpoint = ignore ? undefined : process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+    const endpoint = envEndpoint();
     if (!endpoint) {
-      this.endpoint().then((u) => u && this.open(u, u.pathname, n), () => undefined);
+      this.resolved().then((r) => r && this.open(r.ep.url, r.ep.url.pathname, n), () => undefined);
       return;
     }
     let url: URL;
@@ -335,16 +345,26 @@ export class S3ObjectStore implements ObjectStore {
    */
   private preconnected: Promise<void> | undefined;
 
-  /** The bucket's endpoint as the SDK resolves it for a GET (path-style: ENDPOINT/BUCKET). */
-  private async endpoint(): Promise<URL | undefined> {
-    const { c, m } = await this.connect();
-    try {
-      const ep = await m.getEndpointFromInstructions({ Bucket: this.location.bucket, Key: "snapshots" }, m.GetObjectCommand, c.config);
-      return ep.url;
-    } catch {
-      return undefined; // the client's own request reports it
-    }
+  /**
+   * The client, and the bucket's endpoint as its rules resolve it for a GET (path-style:
+   * ENDPOINT/BUCKET; undefined where they do not resolve: the client's own request reports it).
+   * Resolved once: preconnect's connections and direct GETs go to it.
+   */
+  private resolved() {
+    this.endpointOf ??= this.connect().then(async (client) => {
+      try {
+        const ep = await client.m.getEndpointFromInstructions({ Bucket: this.location.bucket, Key: "snapshots" }, client.m.GetObjectCommand, client.c.config);
+        return { ...client, ep };
+      } catch {
+        return undefined;
+      }
+    });
+    return this.endpointOf;
   }
+
+  private endpointOf: Promise<(Awaited<ReturnType<S3ObjectStore["connect"]>> & {
+    ep: Awaited<ReturnType<SdkParts["getEndpointFromInstructions"]>>;
+  }) | undefined> | undefined;
 
   private connect() {
     this.client ??= (async () => {
@@ -406,9 +426,10 @@ export class S3ObjectStore implements ObjectStore {
         const signer = new g.SignatureV4({ service: "s3", region: light.region, credentials: g.fromEnv(), sha256: g.Sha256, uriEscapePath: false });
         return { m: g, handler: this.handler(g.NodeHttpHandler), signer, url: light.url, clockOffset: () => this.made?.config.systemClockOffset ?? 0 };
       }
-      const { c, m, handler } = await this.connect();
+      const r = await this.resolved();
+      if (!r) return undefined;
+      const { c, m, handler, ep } = r;
       try {
-        const ep = await m.getEndpointFromInstructions({ Bucket: this.location.bucket, Key: "snapshots" }, m.GetObjectCommand, c.config);
         const scheme = (ep.properties?.authSchemes as { name?: string; signingName?: string; signingRegion?: string }[] | undefined)?.[0];
         if (scheme && scheme.name !== "sigv4") return undefined;
         const region = scheme?.signingRegion ?? await c.config.region();
