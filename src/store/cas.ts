@@ -39,7 +39,7 @@
 
 import * as nodeCrypto from "node:crypto";
 import { createHash, randomBytes } from "node:crypto";
-import { constants as zlibConstants, deflateRawSync, deflateSync, inflateRawSync, inflateSync } from "node:zlib";
+import { constants as zlibConstants, deflateRawSync, deflateSync, InflateRaw, inflateRawSync, inflateSync } from "node:zlib";
 import { RvmError } from "../errors.js";
 import type { ObjectStore } from "./objects.js";
 import { checkName } from "../snapshot/store.js";
@@ -199,10 +199,73 @@ export function packRange(id: string, layout: PackLayout | undefined, slot: numb
 }
 
 /**
+ * One raw-inflate engine, reused for every inflate of stored pages: a zlib stream reset and
+ * driven by one synchronous write per call into an output buffer of the exact size, the way
+ * zlib's own inflateRawSync drives the engine it makes per call. That making (a zlib stream,
+ * its 32 KiB window, its output buffer, the JavaScript object around them) was most of an
+ * inflate's cost: ~60 us per call against ~8 us reused (a 4 KiB page), and a restore from the
+ * store makes ~1000 such calls before its guest answers (the hart's touches unpack their page
+ * alone). It uses the engine's handle (`_handle`, `_writeState`: Node's own zlib.js drives it
+ * so in every version since 10); where those are not as expected, or the engine reports an
+ * error (its handle's `onerror`; the engine is then dropped), inflateRawSync does it. Either
+ * way the pages are then checked against their hashes.
+ */
+interface Engine {
+  h: { reset(): void; writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void; onerror: unknown };
+  state: Uint32Array;
+  failed: boolean;
+  z: InflateRaw;
+}
+let engine: Engine | null | undefined;
+
+function inflateEngine(): Engine | undefined {
+  if (engine === undefined) {
+    engine = null;
+    try {
+      const z = new InflateRaw();
+      const { _handle: h, _writeState: state } = z as unknown as { _handle?: Engine["h"]; _writeState?: unknown };
+      if (h && typeof h.writeSync === "function" && typeof h.reset === "function" && state instanceof Uint32Array && state.length === 2) {
+        const e: Engine = { h, state, failed: false, z };
+        h.onerror = () => void (e.failed = true);
+        engine = e;
+      }
+    } catch {
+      // no reusable engine here: inflateRawSync then
+    }
+  }
+  return engine ?? undefined;
+}
+
+/**
  * Inflates deflate data (a version 3 segment or several back to back, or a version 2 stream) of
- * at most `max` bytes out, into one buffer of that size (zlib's output chunk).
+ * at most `max` bytes out, into one buffer of that size (shorter if it gives less).
  */
 function inflateSegments(z: Uint8Array, max: number): Buffer | undefined {
+  const e = inflateEngine();
+  if (e) {
+    const out = Buffer.allocUnsafe(max);
+    e.failed = false;
+    try {
+      e.h.reset();
+      e.h.writeSync(zlibConstants.Z_SYNC_FLUSH, z, 0, z.length, out, 0, max);
+    } catch {
+      e.failed = true;
+    }
+    if (e.failed) {
+      // A corrupted stream: this engine is done (a new one for the next call).
+      engine = undefined;
+      try {
+        e.z.close();
+      } catch {
+        // closed already
+      }
+      return undefined;
+    }
+    // Input left over: it inflates to more than `max` (corrupted, as inflateRawSync's maxOutputLength says).
+    if (e.state[1] !== 0) return undefined;
+    const n = max - e.state[0];
+    return n === max ? out : out.subarray(0, n);
+  }
   try {
     return inflateRawSync(z, { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: max, chunkSize: max });
   } catch {
@@ -270,39 +333,114 @@ export function unpackPages(id: string, layout: PackLayout | undefined, slot: nu
 /**
  * Slots `slot`.. (`count` of them) of pack `id` as stored (packRange's bytes), unpacked later:
  * one page alone (`page`: one inflate call, what a touch of the hart needs) or all of them at
- * once (`all`: one call for a version 3 run, what the background wants). A restore from the
- * store reads its working set so: the hart touches ~10% of those pages before the guest
- * answers, and inflating every run as it arrived took the hart's thread ~70-100 ms then.
+ * once (`unpack`: what the background wants). A restore from the store reads its working set
+ * so: the hart touches ~10% of those pages before the guest answers, and inflating every run as
+ * it arrived took the hart's thread ~70-100 ms then.
+ *
+ * The stored bytes may come as the parts the socket delivered them in (a GET's body chunks,
+ * ~64 KiB each), never joined: joining a run's body into one buffer cost ~20 ms of the hart's
+ * thread per working set (Buffer.concat into fresh memory; each fresh MiB is ~3 ms of page
+ * faults here). `unpack` inflates the slots of each part in one call (version 3: one deflate
+ * stream), a slot cut by a part's end alone (its bytes joined, at most 4 KiB); `page` reads a
+ * slot where it lies.
  */
 export class StoredRun {
-  private unpacked: Buffer | undefined;
-  private stored: Uint8Array | undefined;
+  /** The unpacked pages, in pieces: piece i holds slots from `firstOf[i]` (4 KiB each). */
+  private pieces: Buffer[] | undefined;
+  private firstOf: number[] = [];
+  /** Which piece holds each slot. */
+  private pieceOf: Uint16Array | undefined;
+  /** The stored bytes as received, and where each part starts in them. */
+  private parts: Uint8Array[] | undefined;
+  private partAt: number[] = [];
 
-  constructor(readonly id: string, private readonly layout: PackLayout | undefined, readonly slot: number, readonly count: number, stored: Uint8Array) {
-    this.stored = stored;
+  constructor(readonly id: string, private readonly layout: PackLayout | undefined, readonly slot: number, readonly count: number, stored: Uint8Array | Uint8Array[]) {
+    this.parts = Array.isArray(stored) ? stored.filter((b) => b.length) : [stored];
+    let at = 0;
+    for (const b of this.parts) {
+      this.partAt.push(at);
+      at += b.length;
+    }
+    this.partAt.push(at);
   }
 
   /** Whether the pages are unpacked already (all of them). */
   get isUnpacked(): boolean {
-    return this.unpacked !== undefined;
+    return this.pieces !== undefined;
   }
 
-  /** Every page (4 KiB each, not yet verified), unpacked once. */
-  all(): Buffer {
-    if (!this.unpacked) {
-      this.unpacked = unpackPages(this.id, this.layout, this.slot, this.count, this.stored!);
-      this.stored = undefined;
+  /** Where slot `slot + k` starts in the stored bytes (k = count: their end). */
+  private at(k: number): number {
+    if (packVersion(this.id) === 1) return k * PAGE;
+    const o = this.layout!.offsets!;
+    return o[this.slot + k] - o[this.slot];
+  }
+
+  /** The stored bytes from `from` to `to`: a view where one part holds them, else joined. */
+  private stored(from: number, to: number): Uint8Array {
+    const parts = this.parts!, at = this.partAt;
+    let i = 0;
+    while (i + 1 < parts.length && at[i + 1] <= from) i++;
+    if (to <= at[i + 1] || parts.length === 1) return parts[i].subarray(from - at[i], to - at[i]);
+    const out = Buffer.allocUnsafe(to - from);
+    for (let j = i, n = 0; n < out.length; j++) {
+      const b = parts[j].subarray(Math.max(0, from - at[j]), Math.min(parts[j].length, to - at[j]));
+      out.set(b, n);
+      n += b.length;
     }
-    return this.unpacked;
+    return out;
+  }
+
+  /** Unpacks every page (not yet verified), once: the slots of each part in one call. */
+  unpack(): void {
+    if (this.pieces) return;
+    const pieces: Buffer[] = [], firstOf: number[] = [];
+    const pieceOf = new Uint16Array(this.count);
+    const at = this.partAt;
+    let i = 0; // the part where slot k starts
+    for (let k = 0; k < this.count; ) {
+      const from = this.at(k);
+      while (i + 1 < this.parts!.length && at[i + 1] <= from) i++;
+      // The slots from k that end within part i (at least slot k, wherever it ends).
+      let end = k + 1;
+      while (end < this.count && this.at(end + 1) <= at[i + 1]) end++;
+      pieceOf.fill(pieces.length, k, end);
+      firstOf.push(k);
+      pieces.push(unpackPages(this.id, this.layout, this.slot + k, end - k, this.stored(from, this.at(end))));
+      k = end;
+    }
+    this.pieces = pieces;
+    this.firstOf = firstOf;
+    this.pieceOf = pieceOf;
+    this.parts = undefined;
+  }
+
+  /** Every page (4 KiB each, not yet verified) in one buffer, unpacked once. */
+  all(): Buffer {
+    if (!this.pieces && this.parts!.length === 1) {
+      this.pieces = [unpackPages(this.id, this.layout, this.slot, this.count, this.parts![0])];
+      this.firstOf = [0];
+      this.pieceOf = new Uint16Array(this.count);
+      this.parts = undefined;
+    }
+    this.unpack();
+    if (this.pieces!.length > 1) {
+      this.pieces = [Buffer.concat(this.pieces!, this.count * PAGE)];
+      this.firstOf = [0];
+      this.pieceOf!.fill(0);
+    }
+    return this.pieces![0];
   }
 
   /** The page of slot `slot + k` (4 KiB, not yet verified); unpacks that slot alone unless all are. */
   page(k: number): Buffer {
-    if (this.unpacked) return this.unpacked.subarray(k * PAGE, (k + 1) * PAGE);
-    if (packVersion(this.id) === 1) return Buffer.from(this.stored!.buffer, this.stored!.byteOffset + k * PAGE, PAGE);
-    const o = this.layout!.offsets!;
-    const base = o[this.slot];
-    return unpackPages(this.id, this.layout, this.slot + k, 1, this.stored!.subarray(o[this.slot + k] - base, o[this.slot + k + 1] - base));
+    if (this.pieces) {
+      const i = this.pieceOf![k], first = this.firstOf[i];
+      return this.pieces[i].subarray((k - first) * PAGE, (k - first + 1) * PAGE);
+    }
+    const stored = this.stored(this.at(k), this.at(k + 1));
+    if (packVersion(this.id) === 1) return Buffer.from(stored.buffer, stored.byteOffset, PAGE);
+    return unpackPages(this.id, this.layout, this.slot + k, 1, stored);
   }
 }
 
@@ -765,7 +903,7 @@ export class ContentStore {
   async readRun(id: string, slot: number, count: number): Promise<StoredRun> {
     const layout = isPackV2(id) ? await this.packLayout(id) : undefined;
     const { offset, length } = packRange(id, layout, slot, count);
-    return new StoredRun(id, layout, slot, count, await this.objects.getRange(keys.pack(id), offset, length));
+    return new StoredRun(id, layout, slot, count, await this.range(keys.pack(id), offset, length));
   }
 
   /**
@@ -777,6 +915,11 @@ export class ContentStore {
     return (await this.readStoredRun(id, slot, offset, lengths)).all();
   }
 
+  /** A range of an object, as the store received it (its parts, where it gives them: StoredRun). */
+  private range(key: string, offset: number, length: number): Promise<Uint8Array | Uint8Array[]> {
+    return this.objects.getRangeParts ? this.objects.getRangeParts(key, offset, length) : this.objects.getRange(key, offset, length);
+  }
+
   /** Like readStored, but the slots as stored (a StoredRun). */
   async readStoredRun(id: string, slot: number, offset: number, lengths: number[]): Promise<StoredRun> {
     const o = new Uint32Array(slot + lengths.length + 1);
@@ -786,7 +929,7 @@ export class ContentStore {
       end += n;
     });
     o[slot + lengths.length] = end;
-    const stored = await this.objects.getRange(keys.pack(id), offset, end - offset);
+    const stored = await this.range(keys.pack(id), offset, end - offset);
     return new StoredRun(id, isPackV2(id) ? { hashes: [], offsets: o, version: packVersion(id) } : undefined, slot, lengths.length, stored);
   }
 

@@ -25,6 +25,8 @@ export interface ObjectStore {
   get(key: string): Promise<Uint8Array | undefined>;
   /** `length` bytes from `offset` (exactly; a short object is an error). */
   getRange(key: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Like getRange, but the bytes in the parts they arrived in (not joined), where the store can. */
+  getRangeParts?(key: string, offset: number, length: number): Promise<Uint8Array[]>;
   /** Keys under `prefix` with their size and last-modified time. */
   list(prefix: string): Promise<{ key: string; size: number; modified: number }[]>;
   delete(keys: string[]): Promise<void>;
@@ -216,22 +218,24 @@ function describe(e: unknown, what: string): StoreError {
 }
 
 /**
- * A GET's body as bytes. In Node the SDK's body is the response stream (a Readable): its chunks
- * are gathered here and joined with one native copy (Buffer.concat; a body of one chunk as is).
- * The SDK's transformToByteArray pipes them through a Writable and joins them in a JavaScript
- * loop into zeroed memory: on a restore's working set (~14 MiB of runs) that was 40-60 ms of
- * the hart's thread before the guest answered (--cpu-prof). Other bodies (a browser's web
- * stream, a Blob) go to the SDK's own.
+ * A GET's body as the chunks it arrived in (Node's response stream, a Readable: one Buffer per
+ * socket read, ~64 KiB at most), not joined: a restore's working set is read as such parts
+ * (getRangeParts) and inflated from them, and joining them cost ~20 ms of the hart's thread per
+ * working set (fresh memory: ~3 ms of page faults per MiB here). The SDK's transformToByteArray
+ * pipes them through a Writable and joins them in a JavaScript loop into zeroed memory: on a
+ * restore's working set (~14 MiB of runs) that was 40-60 ms of the hart's thread before the
+ * guest answered (--cpu-prof). Other bodies (a browser's web stream, a Blob) go to the SDK's own.
  */
-async function bodyBytes(body: { transformToByteArray(): Promise<Uint8Array> }): Promise<Uint8Array> {
-  if (!(body instanceof Readable)) return body.transformToByteArray();
+async function bodyParts(body: { transformToByteArray(): Promise<Uint8Array> }): Promise<Uint8Array[]> {
+  if (!(body instanceof Readable)) return [await body.transformToByteArray()];
   const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body as AsyncIterable<Buffer>) {
-    chunks.push(c);
-    n += c.length;
-  }
-  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, n);
+  for await (const c of body as AsyncIterable<Buffer>) chunks.push(c);
+  return chunks;
+}
+
+/** Parts joined into one buffer (with one native copy; one part as is). */
+function joined(parts: Uint8Array[]): Uint8Array {
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
 }
 
 export interface S3Options {
@@ -415,7 +419,7 @@ export class S3ObjectStore implements ObjectStore {
    * parsing then apply as for every other request; a request that timed out is a transient
    * StoreError at once. RVM_S3_DIRECT=0 turns it off.
    */
-  private async directGet(key: string, range?: string): Promise<Uint8Array | undefined | typeof VIA_CLIENT> {
+  private async directGet(key: string, range?: string): Promise<Uint8Array[] | undefined | typeof VIA_CLIENT> {
     this.direct ??= (async (): Promise<Direct | undefined> => {
       if (process.env.RVM_S3_DIRECT === "0") return undefined;
       const light = lightConfig(this.location.bucket);
@@ -467,9 +471,9 @@ export class S3ObjectStore implements ObjectStore {
     const status = response.statusCode;
     if (status === 200 || status === 206) {
       try {
-        const bytes = await bodyBytes(body as unknown as { transformToByteArray(): Promise<Uint8Array> });
+        const parts = await bodyParts(body as unknown as { transformToByteArray(): Promise<Uint8Array> });
         this.directGets++;
-        return bytes;
+        return parts;
       } catch {
         return VIA_CLIENT;
       }
@@ -501,11 +505,11 @@ export class S3ObjectStore implements ObjectStore {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     const direct = await this.directGet(key);
-    if (direct !== VIA_CLIENT) return direct;
+    if (direct !== VIA_CLIENT) return direct && joined(direct);
     const { c, m } = await this.connect();
     try {
       const r = await c.send(new m.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
-      return await bodyBytes(r.Body!);
+      return joined(await bodyParts(r.Body!));
     } catch (e) {
       const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
       if (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) return undefined;
@@ -514,28 +518,34 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async getRange(key: string, offset: number, length: number): Promise<Uint8Array> {
+    return joined(await this.getRangeParts(key, offset, length));
+  }
+
+  async getRangeParts(key: string, offset: number, length: number): Promise<Uint8Array[]> {
     const range = `bytes=${offset}-${offset + length - 1}`;
     const direct = await this.directGet(key, range);
     if (direct === undefined) throw new StoreError(`object store: ${this.where(key)} is missing`, false);
     if (direct !== VIA_CLIENT) return this.checkLength(direct, key, offset, length);
     const { c, m } = await this.connect();
-    let bytes: Uint8Array;
+    let parts: Uint8Array[];
     try {
       const r = await c.send(new m.GetObjectCommand({
         Bucket: this.location.bucket, Key: this.key(key), Range: range,
       }));
-      bytes = await bodyBytes(r.Body!);
+      parts = await bodyParts(r.Body!);
     } catch (e) {
       const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
       if (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) throw new StoreError(`object store: ${this.where(key)} is missing`, false);
       throw describe(e, `cannot read ${this.where(key)}`);
     }
-    return this.checkLength(bytes, key, offset, length);
+    return this.checkLength(parts, key, offset, length);
   }
 
-  private checkLength(bytes: Uint8Array, key: string, offset: number, length: number): Uint8Array {
-    if (bytes.length !== length) throw new StoreError(`object store: ${this.where(key)} is truncated (${bytes.length} of ${length} bytes at ${offset})`, false);
-    return bytes;
+  private checkLength(parts: Uint8Array[], key: string, offset: number, length: number): Uint8Array[] {
+    let n = 0;
+    for (const b of parts) n += b.length;
+    if (n !== length) throw new StoreError(`object store: ${this.where(key)} is truncated (${n} of ${length} bytes at ${offset})`, false);
+    return parts;
   }
 
   async list(prefix: string): Promise<{ key: string; size: number; modified: number }[]> {

@@ -747,7 +747,7 @@ export class StoreRestore implements PageSource {
     this.staged.delete(p);
     if (this.isRestored(p)) return true;
     // The hart's touch unpacks its page alone; the fetcher's turns unpack the whole run once.
-    if (wholeRun) s.run.all();
+    if (wholeRun) s.run.unpack();
     const page = s.run.page(s.k);
     if (!sha256(page).equals(s.hash)) {
       if (this.planned) this.queue.push({ pack: s.pack, slot: s.slot, count: 1 });

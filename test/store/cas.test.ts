@@ -5,7 +5,7 @@ import { deflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import {
   beginSave, ContentStore, encodeIndex, EntryKind, finishSave, isPackV2, keys, MapBuilder, newId, PackWriter, packVersion, PageReader, PoolIndex, sha256,
-  StoreMap,
+  StoreMap, StoredRun, packRange,
 } from "../../src/store/cas.js";
 import { S3ObjectStore } from "../../src/store/objects.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
@@ -219,6 +219,22 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     expect(stored.isUnpacked).toBe(false);
     expect(stored.all().equals(Buffer.concat(want.slice(1, 10)))).toBe(true);
     expect(stored.page(5).equals(want[6])).toBe(true);
+    // The same run in the parts a socket may cut its body into (slots cut across parts, raw
+    // and deflated): each page alone, all unpacked, all in one buffer, the same pages.
+    const layout = await cs.packLayout(m.packs[0]);
+    const range = packRange(m.packs[0], layout, 1, 9);
+    const bytes = Buffer.from(await cs.objects.getRange(keys.pack(m.packs[0]), range.offset, range.length));
+    for (const size of [1, 7, 100, 1000, 4096, 5000, bytes.length]) {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < bytes.length; i += size) parts.push(bytes.subarray(i, i + size));
+      const r = new StoredRun(m.packs[0], layout, 1, 9, parts);
+      for (const k of [8, 0, 2, 3]) expect(r.page(k).equals(want[1 + k])).toBe(true);
+      r.unpack();
+      expect(r.isUnpacked).toBe(true);
+      for (let k = 0; k < 9; k++) expect(r.page(k).equals(want[1 + k])).toBe(true);
+      expect(r.all().equals(Buffer.concat(want.slice(1, 10)))).toBe(true);
+      expect(new StoredRun(m.packs[0], layout, 1, 9, parts).all().equals(Buffer.concat(want.slice(1, 10)))).toBe(true);
+    }
     // A flipped byte in a deflated page: that page is refused, the others read; a run that
     // holds it gives the damaged slot as garbage (refused by its hash), the rest intact.
     const fresh = new ContentStore(S3ObjectStore.fromUrl(`s3://${cs.url.slice(5)}`));
@@ -239,6 +255,16 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     expect(sha256(storedBad.page(0)).equals(sha256(want[0]))).toBe(false);
     expect(storedBad.page(1).equals(want[1])).toBe(true);
     expect(storedBad.page(2).equals(want[2])).toBe(true);
+    // In parts and unpacked at once, the same: the damaged slot garbage, its neighbours intact.
+    const badLayout = await fresh.packLayout(m.packs[0]);
+    const badRange = packRange(m.packs[0], badLayout, 0, 3);
+    const badBytes = Buffer.from(await fresh.objects.getRange(pk, badRange.offset, badRange.length));
+    const inParts = new StoredRun(m.packs[0], badLayout, 0, 3, [badBytes.subarray(0, 5), badBytes.subarray(5)]);
+    inParts.unpack();
+    expect(sha256(inParts.page(0)).equals(sha256(want[0]))).toBe(false);
+    expect(inParts.page(1).equals(want[1])).toBe(true);
+    expect(inParts.page(2).equals(want[2])).toBe(true);
+    expect(Buffer.from(await fresh.readPages(m.packs[0], 1, 7)).equals(Buffer.concat(want.slice(1, 8)))).toBe(true);
   }, 60_000);
 
   it("still reads version 2 packs (a deflate stream per page), and new saves dedup against them", async () => {
