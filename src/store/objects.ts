@@ -11,7 +11,7 @@
 
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { Readable } from "node:stream";
+import { finished, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { loadCachedBundle } from "../code-cache.cjs";
 import { RvmError, UsageError } from "../errors.js";
@@ -228,8 +228,12 @@ function describe(e: unknown, what: string): StoreError {
  */
 async function bodyParts(body: { transformToByteArray(): Promise<Uint8Array> }): Promise<Uint8Array[]> {
   if (!(body instanceof Readable)) return [await body.transformToByteArray()];
+  // A 'data' listener, not `for await`: no promise per chunk. `finished` reports an error or a
+  // body cut short (the connection closed before its end) as the async iterator does.
   const chunks: Buffer[] = [];
-  for await (const c of body as AsyncIterable<Buffer>) chunks.push(c);
+  const stream = body as Readable;
+  stream.on("data", (c: Buffer) => void chunks.push(c));
+  await new Promise<void>((resolve, reject) => finished(stream, (e) => (e ? reject(e) : resolve())));
   return chunks;
 }
 
