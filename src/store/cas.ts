@@ -415,16 +415,19 @@ export class StoredRun {
     this.parts = undefined;
   }
 
-  /** Every page (4 KiB each, not yet verified) in one buffer, unpacked once. */
+  /**
+   * Every page (4 KiB each, not yet verified) in one buffer, unpacked once: from the stored bytes
+   * joined (smaller than the pages: a run of the background's plan, a fault's cluster), or from
+   * the pieces `unpack` left.
+   */
   all(): Buffer {
-    if (!this.pieces && this.parts!.length === 1) {
-      this.pieces = [unpackPages(this.id, this.layout, this.slot, this.count, this.parts![0])];
+    if (!this.pieces) {
+      this.pieces = [unpackPages(this.id, this.layout, this.slot, this.count, this.stored(0, this.at(this.count)))];
       this.firstOf = [0];
       this.pieceOf = new Uint16Array(this.count);
       this.parts = undefined;
     }
-    this.unpack();
-    if (this.pieces!.length > 1) {
+    if (this.pieces.length > 1) {
       this.pieces = [Buffer.concat(this.pieces!, this.count * PAGE)];
       this.firstOf = [0];
       this.pieceOf!.fill(0);
