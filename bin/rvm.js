@@ -9,10 +9,6 @@ const { existsSync } = require("node:fs");
 const { join } = require("node:path");
 
 (async () => {
-  // A restore from an object store the environment configures: its first requests leave now
-  // and travel while the bundle loads (dist/src/store/early.cjs, from src/store/early.cts).
-  const early = join(__dirname, "..", "dist", "src", "store", "early.cjs");
-  if (existsSync(early)) await require(early).startEarly(process.argv);
   const bundle = join(__dirname, "..", "dist", "src", "cli.bundle.cjs");
   const { main } = existsSync(bundle)
     ? require("../dist/src/code-cache.cjs").loadCachedBundle(bundle).exports

@@ -766,19 +766,6 @@ function unseal<T extends { digest?: string }>(bytes: Uint8Array, where: string,
   return m;
 }
 
-/** A hot list from its object's bytes (readHot): undefined if none, unreadable or of another manifest. */
-export function hotOf(b: Uint8Array | undefined, id?: string): { id: string; pages: number[] } | undefined {
-  if (!b) return undefined;
-  try {
-    const j = JSON.parse(Buffer.from(b).toString("utf8"));
-    if (j?.format !== "rvm-store-hot" || typeof j.id !== "string" || !Array.isArray(j.pages) || (id !== undefined && j.id !== id)) return undefined;
-    const pages = (j.pages as unknown[]).filter((p): p is number => Number.isSafeInteger(p) && (p as number) >= 0).slice(0, HOT_MAX);
-    return { id: j.id, pages };
-  } catch {
-    return undefined;
-  }
-}
-
 /** The content-addressed store over an object store. */
 export class ContentStore {
   /** Pack indexes read so far (packs never change once written). */
@@ -793,11 +780,7 @@ export class ContentStore {
 
   async readManifest(name: string): Promise<Manifest> {
     checkName(name);
-    return this.manifestOf(name, await this.objects.get(keys.manifest(name)));
-  }
-
-  /** Snapshot `name`'s manifest from its object's bytes (undefined: there is none), checked. */
-  manifestOf(name: string, b: Uint8Array | undefined): Manifest {
+    const b = await this.objects.get(keys.manifest(name));
     if (!b) throw new RvmError(`no snapshot named "${name}" in ${this.url}`);
     return unseal<Manifest>(b, `${this.url}/${keys.manifest(name)}`, "rvm-store-snapshot");
   }
@@ -857,7 +840,16 @@ export class ContentStore {
    */
   async readHot(name: string, id?: string): Promise<{ id: string; pages: number[] } | undefined> {
     checkName(name);
-    return hotOf(await this.objects.get(keys.hot(name)), id);
+    const b = await this.objects.get(keys.hot(name));
+    if (!b) return undefined;
+    try {
+      const j = JSON.parse(Buffer.from(b).toString("utf8"));
+      if (j?.format !== "rvm-store-hot" || typeof j.id !== "string" || !Array.isArray(j.pages) || (id !== undefined && j.id !== id)) return undefined;
+      const pages = (j.pages as unknown[]).filter((p): p is number => Number.isSafeInteger(p) && (p as number) >= 0).slice(0, HOT_MAX);
+      return { id: j.id, pages };
+    } catch {
+      return undefined;
+    }
   }
 
   /** Records the hot pages of snapshot `name` (manifest `id`) for its next restore (readHot). */

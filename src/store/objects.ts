@@ -14,11 +14,7 @@ import { createRequire } from "node:module";
 import { finished, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { loadCachedBundle } from "../code-cache.cjs";
-import { earlyParts, envEndpoint, lightConfig, type EarlyStore } from "./early.cjs";
 import { RvmError, UsageError } from "../errors.js";
-
-// lightConfig lives with the early start (early.cts: one reading of the environment, shared).
-export { lightConfig };
 
 /** An object store as the snapshot store uses it: whole-object put, ranged get, list, delete. */
 export interface ObjectStore {
@@ -160,11 +156,51 @@ export function loadGetBundle(file: string, produce?: () => Promise<void>): GetP
 
 function getParts(): GetParts | undefined {
   if (getModule) return getModule;
-  // Loaded already by the early start (bin/rvm.js): not loaded twice.
-  const early = earlyParts() as GetParts | undefined;
-  if (early) return (getModule = early);
   const f = sdkBundle()?.replace(/s3-sdk\.cjs$/, "s3-get.cjs");
   return f && existsSync(f) ? loadGetBundle(f) as GetParts : undefined;
+}
+
+/**
+ * The endpoint the environment names for S3, as the SDK takes it: AWS_ENDPOINT_URL_S3, else
+ * AWS_ENDPOINT_URL (an empty one counts as not set), none if AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
+ * is true. Read without the SDK (preconnect, lightConfig).
+ */
+function envEndpoint(): string | undefined {
+  const e = process.env;
+  if (e.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS === "true") return undefined;
+  return e.AWS_ENDPOINT_URL_S3 || e.AWS_ENDPOINT_URL;
+}
+
+/**
+ * The endpoint and region of a direct GET when the environment gives them and the credentials
+ * and nothing else could change them, so that the client (its provider chain, shared config
+ * files, endpoint rules) need not be loaded to know them: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
+ * (http or https, no query), AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, no
+ * AWS_PROFILE (the SDK then takes the profile's credentials and region), no FIPS or dual-stack
+ * endpoint, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS not set. The URL is the client's for a custom
+ * endpoint with path-style addressing: the endpoint's path with a trailing slash, then the
+ * bucket (test/store/objects.test.ts compares it with the client's endpoint rules). Otherwise
+ * undefined, and the client resolves them. RVM_S3_LIGHT=0 (or RVM_SDK_BUNDLE=0, RVM_S3_DIRECT=0)
+ * turns this off.
+ */
+export function lightConfig(bucket: string): { url: URL; region: string } | undefined {
+  const e = process.env;
+  if (e.RVM_S3_LIGHT === "0" || e.RVM_SDK_BUNDLE === "0" || e.RVM_S3_DIRECT === "0") return undefined;
+  if (e.AWS_PROFILE || !e.AWS_ACCESS_KEY_ID || !e.AWS_SECRET_ACCESS_KEY || !e.AWS_REGION) return undefined;
+  for (const k of ["AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"]) {
+    if (e[k] !== undefined && e[k] !== "false") return undefined;
+  }
+  const endpoint = envEndpoint();
+  if (!endpoint) return undefined;
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return undefined;
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.search || url.hash || url.username || url.password) return undefined;
+  const path = url.pathname.endsWith("/") ? url.pathname : url.pathname + "/";
+  return { url: new URL(`${url.protocol}//${url.host}${path}${bucket}`), region: e.AWS_REGION };
 }
 
 function describe(e: unknown, what: string): StoreError {
@@ -256,18 +292,6 @@ export class S3ObjectStore implements ObjectStore {
 
   /** The client's connections (keep-alive): made before the SDK, so that preconnect can fill them. */
   private agents: { http: import("node:http").Agent; https: import("node:https").Agent } | undefined;
-
-  /**
-   * Takes over the early start's connections (early.cts: the restore's first GETs and idle
-   * connections, opened before rvm's bundle loaded) as this store's own: nothing to preconnect.
-   */
-  adopt(early: EarlyStore): void {
-    if (this.agents || this.client) return;
-    const agentOpts = { keepAlive: true, maxSockets: 16, noDelay: true };
-    this.agents = early.tls
-      ? { http: new (http().Agent)(agentOpts), https: early.agent as import("node:https").Agent }
-      : { http: early.agent as import("node:http").Agent, https: new (https().Agent)(agentOpts) };
-  }
 
   private agentsNow() {
     const agentOpts = { keepAlive: true, maxSockets: 16, noDelay: true };

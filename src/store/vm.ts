@@ -16,10 +16,9 @@ import type { BlockBackend } from "../devices/disk.js";
 import { RawDisk } from "../devices/disk.js";
 import type { DriveConfig } from "../options.js";
 import {
-  beginSave, ContentStore, decodeWorkingSet, finishSave, hotOf, ImageManifest, IndexCache, keys, Manifest, MapBuilder, newId, PackWriter, sha256, StoreMap,
+  beginSave, ContentStore, decodeWorkingSet, finishSave, ImageManifest, IndexCache, keys, Manifest, MapBuilder, newId, PackWriter, sha256, StoreMap,
 } from "./cas.js";
 import { S3ObjectStore } from "./objects.js";
-import { EARLY_CONNECTIONS, takeEarly, type EarlyAnswer } from "./early.cjs";
 import { SyncReader } from "./sync.js";
 import { BackgroundCapture, machineState, saveToStore, stoppedCapture, StoreSaveStats } from "./save.js";
 import { DEFAULT_DEADLINE_MS, hotPages, PageCache, prefetchWorkingSet, StoreDisk, StoreLink, StoreRestore, type WsPrefetch } from "./restore.js";
@@ -62,16 +61,6 @@ export interface StoreVmOptions {
   deadlineMs?: number;
 }
 
-/** An early GET that did not end in a body or a 404 (early.cts): sent again the usual way. */
-const ASK_AGAIN = Symbol("ask again");
-
-/** An early GET's object (a 200's body), none (a 404), or ASK_AGAIN. */
-function answered(a: EarlyAnswer): Uint8Array | undefined | typeof ASK_AGAIN {
-  if ("error" in a) return ASK_AGAIN;
-  if (a.status === 200) return a.body;
-  return a.status === 404 ? undefined : ASK_AGAIN;
-}
-
 /** The object store a running rvm saves to and restores from. */
 /** How long a restore waits for the snapshot's hot list once its manifest is in (ms). */
 const HOT_WAIT_MS = 100;
@@ -102,27 +91,20 @@ export class StoreVm {
 
   /** Reads the manifest a start-up restore uses (before the machine exists: its config). */
   async prepare(name: string, mode: "lazy" | "eager" = "lazy"): Promise<Manifest> {
-    // The early start's answers (bin/rvm.js, early.cts: sent before rvm's bundle loaded), or
-    // connections for the requests sent below, opened while the SDK loads.
-    const early = takeEarly(this.objects.location.bucket, this.objects.location.prefix, name);
-    if (early) this.objects.adopt(early);
-    else this.objects.preconnect(EARLY_CONNECTIONS);
+    // Connections for the requests sent below, opened while the SDK loads.
+    this.objects.preconnect(8);
     // The synchronous reader's thread (DMA into a page not yet restored, disk reads) boots its
     // own isolate and SDK (~0.1-0.3 s of CPU): in a lazy restore it starts on its first use or
     // once every page is resident (StoreRestore), not here, where it took CPU on the 2-core host
     // that the way to the guest's first answer needs.
     if (mode === "eager") this.link.sync.warm(keys.manifest(name));
     // The snapshot's hot list (an earlier restore's first pages), asked for with the manifest.
-    const hot = mode === "lazy" ? (early?.hot ? early.hot.then((a) => {
-      const b = answered(a);
-      return b === ASK_AGAIN ? this.cs.readHot(name) : hotOf(b);
-    }) : this.cs.readHot(name)).catch(() => undefined) : undefined;
-    const got = early ? answered(await early.manifest) : ASK_AGAIN;
-    this.initial = got !== ASK_AGAIN ? this.cs.manifestOf(name, got) : await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
+    const hot = mode === "lazy" ? this.cs.readHot(name).catch(() => undefined) : undefined;
+    this.initial = await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
     // Only an order: never waited for beyond a moment after the manifest (a slow store).
     const h = await Promise.race([hot, new Promise<undefined>((r) => setTimeout(r, HOT_WAIT_MS))]);
     if (h && h.id === this.initial.id) hotPages.set(this.initial, h.pages);
-    markProcess(got !== ASK_AGAIN ? "manifest read (asked at process start)" : "manifest read");
+    markProcess("manifest read");
     // The restore's first requests go out now, while the machine is built from the manifest:
     // the working set's reads the manifest locates (the harts' first pages), the RAM map's first
     // chunk, the indexes of the packs the working set is in and the working set's other first
