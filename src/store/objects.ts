@@ -267,6 +267,9 @@ interface Direct {
   clockOffset: () => number;
 }
 
+/** The light path's https agent at an http endpoint (S3ObjectStore.handler): never used. */
+const NO_TLS_AGENT = { destroy() {} } as unknown as import("node:https").Agent;
+
 /** A direct GET that did not end in a body or a 404: the request goes through the client. */
 const VIA_CLIENT = Symbol("via client");
 
@@ -290,12 +293,25 @@ export class S3ObjectStore implements ObjectStore {
     return new S3ObjectStore(parseS3Url(url), opts);
   }
 
-  /** The client's connections (keep-alive): made before the SDK, so that preconnect can fill them. */
-  private agents: { http: import("node:http").Agent; https: import("node:https").Agent } | undefined;
+  /**
+   * The client's connections (keep-alive): made before the SDK, so that preconnect can fill them.
+   * The https agent (and Node's https and tls modules) only when asked for: a store at an http
+   * endpoint never loads them on its light path (lightConfig).
+   */
+  private agents: { http: import("node:http").Agent; readonly https: import("node:https").Agent; made(): import("node:https").Agent | undefined } | undefined;
 
   private agentsNow() {
     const agentOpts = { keepAlive: true, maxSockets: 16, noDelay: true };
-    this.agents ??= { http: new (http().Agent)(agentOpts), https: new (https().Agent)(agentOpts) };
+    if (!this.agents) {
+      let tls: import("node:https").Agent | undefined;
+      this.agents = {
+        http: new (http().Agent)(agentOpts),
+        get https() {
+          return (tls ??= new (https().Agent)(agentOpts));
+        },
+        made: () => tls,
+      };
+    }
     return this.agents;
   }
 
@@ -397,15 +413,21 @@ export class S3ObjectStore implements ObjectStore {
     return this.client;
   }
 
-  /** The HTTP handler of the client and of direct GETs: the store's agents, its timeouts. */
-  private handler(NodeHttpHandler: SdkParts["NodeHttpHandler"]): Handler {
+  /**
+   * The HTTP handler of the client and of direct GETs: the store's agents, its timeouts.
+   * `httpOnly`: every request of this handler goes to an http endpoint (the light path's), and
+   * its https agent is a stand-in, so that Node's https is not loaded (the GET bundle loads it on
+   * first use, scripts/build-s3.js); were it used, the request would fail and go through the
+   * client, whose handler has the real one.
+   */
+  private handler(NodeHttpHandler: SdkParts["NodeHttpHandler"], httpOnly = false): Handler {
     const agents = this.agentsNow();
     const timeout = this.opts.requestTimeoutMs ?? 30_000;
     return new NodeHttpHandler({
       connectionTimeout: Math.min(timeout, 5000),
       requestTimeout: timeout,
       httpAgent: agents.http,
-      httpsAgent: agents.https,
+      httpsAgent: httpOnly ? NO_TLS_AGENT : agents.https,
     });
   }
 
@@ -432,7 +454,7 @@ export class S3ObjectStore implements ObjectStore {
       if (light && g) {
         // The same signer, hash, credentials and handler as the client's, without the client.
         const signer = new g.SignatureV4({ service: "s3", region: light.region, credentials: g.fromEnv(), sha256: g.Sha256, uriEscapePath: false });
-        return { m: g, handler: this.handler(g.NodeHttpHandler), signer, url: light.url, clockOffset: () => this.made?.config.systemClockOffset ?? 0 };
+        return { m: g, handler: this.handler(g.NodeHttpHandler, light.url.protocol === "http:"), signer, url: light.url, clockOffset: () => this.made?.config.systemClockOffset ?? 0 };
       }
       const r = await this.resolved();
       if (!r) return undefined;
@@ -618,6 +640,6 @@ export class S3ObjectStore implements ObjectStore {
       this.client = undefined;
     }
     agents?.http.destroy();
-    agents?.https.destroy();
+    agents?.made()?.destroy();
   }
 }

@@ -35,6 +35,19 @@ async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Pr
   }
 }
 
+/** A fresh bucket with object `p/o` = `text`. */
+async function bucketWith(text: string): Promise<string> {
+  const bucket = freshBucket();
+  const store = S3ObjectStore.fromUrl(`s3://${bucket}/p`);
+  await store.ensure();
+  await store.put("o", Buffer.from(text));
+  await store.close();
+  return bucket;
+}
+
+/** The start of a child process's script: dist's objects.js imported, its S3ObjectStore in scope. */
+const IMPORT_OBJECTS = `import(${JSON.stringify(join(ROOT, "dist/src/store/objects.js"))}).then(async ({ S3ObjectStore }) => {`;
+
 describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
   const gw = useRadosgw();
 
@@ -142,13 +155,27 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
     }
   }, 60_000);
 
+  it("reads from an http endpoint without loading Node's https and tls (light path)", async () => {
+    const bucket = await bucketWith("over plain http");
+    const script = `${IMPORT_OBJECTS}
+      const s = S3ObjectStore.fromUrl("s3://${bucket}/p");
+      s.preconnect(2);
+      const b = Buffer.from(await s.getRange("o", 5, 5)).toString() + Buffer.from(await s.get("o")).toString().length;
+      const none = await s.get("none");
+      const tls = process.moduleLoadList.filter((m) => /^NativeModule (https|tls)$/.test(m)).length;
+      console.log(JSON.stringify({ b, none: none === undefined, light: s.light, direct: s.directGets, tls }));
+      await s.close();
+    });`;
+    expect(gw().endpoint).toMatch(/^http:/);
+    const run = (env: Record<string, string>) => JSON.parse(execFileSync(process.execPath, ["-e", script], { env: { ...process.env, ...env }, encoding: "utf8" }));
+    expect(run({})).toEqual({ b: "plain15", none: true, light: true, direct: 3, tls: 0 });
+    // Through the client (its bundle loads https at its top): the check sees them.
+    expect(run({ RVM_S3_LIGHT: "0" })).toEqual({ b: "plain15", none: true, light: false, direct: 3, tls: 2 });
+  }, 60_000);
+
   it("makes direct GETs with the SDK's packages too (RVM_SDK_BUNDLE=0)", async () => {
-    const bucket = freshBucket();
-    const store = S3ObjectStore.fromUrl(`s3://${bucket}/p`);
-    await store.ensure();
-    await store.put("o", Buffer.from("from the packages"));
-    await store.close();
-    const script = `import(${JSON.stringify(join(ROOT, "dist/src/store/objects.js"))}).then(async ({ S3ObjectStore }) => {
+    const bucket = await bucketWith("from the packages");
+    const script = `${IMPORT_OBJECTS}
       const s = S3ObjectStore.fromUrl("s3://${bucket}/p");
       const b = Buffer.from(await s.getRange("o", 5, 8)).toString();
       console.log(JSON.stringify({ b, direct: s.directGets }));
