@@ -642,10 +642,19 @@ export class Machine {
    * over the pages in JavaScript while the guest waits).
    */
   workingSetNow(): (page: number) => boolean {
+    const age = this.touchAgesNow();
+    return (p) => age(p) <= WORKING_SET_MS;
+  }
+
+  /**
+   * touchAge as of now, for a save that reads it later (savevm -b; a store save orders its
+   * working set by it): copies of the accessed bits and last-touched epochs (two memory copies).
+   */
+  touchAgesNow(): (page: number) => number {
     const now = this.core.pages.slice();
     const last = this.lastTouched?.slice();
     const epoch = this.accessEpoch;
-    return (p) => (now[p] & PageState.Accessed) !== 0 || (last !== undefined && last[p] !== 0 && (epoch - last[p]) * ACCESS_EPOCH_MS <= WORKING_SET_MS);
+    return (p) => ((now[p] & PageState.Accessed) !== 0 ? 0 : last === undefined || last[p] === 0 ? Infinity : (epoch - last[p]) * ACCESS_EPOCH_MS);
   }
 
   /**

@@ -525,6 +525,43 @@ export function encodeWorkingSet(items: WorkingSetPage[], packs: string[]): stri
   return deflateSync(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).toString("base64");
 }
 
+/**
+ * The working set's order in the packs (the save's upload order: the harts' first pages, the
+ * carried hot pages, then the most recently touched first), as the manifest's optional
+ * `workingSet.order`: for each page in that order, its index in the list (which is by page), as
+ * the difference from the previous one (i32; small within an access epoch, whose pages go by
+ * page), deflated. Where dedup found a page in an older pack, this is still where it comes.
+ */
+export function encodeWorkingSetOrder(listIndexes: number[]): string {
+  const w = new Int32Array(listIndexes.length);
+  listIndexes.forEach((i, k) => (w[k] = k === 0 ? i : i - listIndexes[k - 1]));
+  return deflateSync(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).toString("base64");
+}
+
+/**
+ * The manifest's `workingSet.order` as each listed page's rank (0: first), or undefined where
+ * there is none or it is not a permutation of the list (an order only: a restore then reads in
+ * the list's order, nothing else depends on it).
+ */
+export function decodeWorkingSetOrder(ws: { pages: number; order?: unknown }, items: WorkingSetPage[]): Map<number, number> | undefined {
+  if (typeof ws.order !== "string" || items.length !== ws.pages) return undefined;
+  let b: Buffer;
+  try {
+    b = inflateSync(Buffer.from(ws.order, "base64"));
+  } catch {
+    return undefined;
+  }
+  const n = items.length;
+  if (b.length !== 4 * n) return undefined;
+  const rank = new Map<number, number>();
+  for (let k = 0, i = 0; k < n; k++) {
+    i += b.readInt32LE(4 * k);
+    if (i < 0 || i >= n || rank.has(items[i].page)) return undefined;
+    rank.set(items[i].page, k);
+  }
+  return rank;
+}
+
 export function decodeWorkingSet(ws: { pages: number; data: string }, packs: string[], where: string): WorkingSetPage[] {
   // A restore decodes its manifest's list up to three times (StoreVm.prepare's first reads and
   // pack indexes, then the restore itself), once each in cold code: ~5 ms each under load.
@@ -726,7 +763,7 @@ export interface Manifest {
    * in its pack ([byte offset, length]) and the SHA-256 of the page (hex), or null: a restore
    * reads and checks those pages without waiting for their pack's index (newer snapshots only).
    */
-  workingSet?: { pages: number; data: string; first?: number[]; firstAt?: ([number, number, string] | null)[] };
+  workingSet?: { pages: number; data: string; first?: number[]; firstAt?: ([number, number, string] | null)[]; order?: string };
   /** SHA-256 of the JSON of everything else (hex). */
   digest?: string;
 }

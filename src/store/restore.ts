@@ -18,7 +18,7 @@ import { RvmError } from "../errors.js";
 import { GuestMemory } from "../memory.js";
 import { copyIntoRam } from "../platform.js";
 import {
-  CHUNK_PAGES, ContentStore, ENTRY, decodeWorkingSet, EntryKind, HOT_MAX, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap,
+  CHUNK_PAGES, ContentStore, ENTRY, decodeWorkingSet, decodeWorkingSetOrder, EntryKind, HOT_MAX, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap,
   StoredRun, unpackPages, WorkingSetPage,
 } from "./cas.js";
 import { StoreError } from "./objects.js";
@@ -353,12 +353,14 @@ interface WsRun {
 
 /**
  * The working set's reads: runs of consecutive slots (at most WS_RUN_PAGES) per pack, in the
- * order of the list (the save's: page order), except that each page of `first` (the pages the
+ * save's order (`rank`: the manifest's workingSet.order, the most recently touched first; the
+ * list's, by page, for a snapshot without one), except that each page of `first` (the pages the
  * harts need first: pc, stack; the manifest's workingSet.first) is a one-slot read of its own,
  * and those go out before all others, in that order.
  */
 export function workingSetRuns(
   items: WorkingSetPage[], first: number[] = [], firstAt?: Map<number, { offset: number; length: number; hash: Buffer }>, hot: number[] = [],
+  rank?: Map<number, number>,
 ): WsRun[] {
   const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
   const of = new Map<number, WsRun>();
@@ -442,7 +444,13 @@ export function workingSetRuns(
     }
   }
   const hotRuns = [...hotRank.keys()].map((p) => of.get(p)).filter((r): r is WsRun => r !== undefined);
-  return [...new Set([...out, ...hotRuns, ...items.map((x) => of.get(x.page)!)])];
+  const inOrder = rank ? [...items].sort((a, b) => (rank.get(a.page) ?? Infinity) - (rank.get(b.page) ?? Infinity) || a.page - b.page) : items;
+  return [...new Set([...out, ...hotRuns, ...inOrder.map((x) => of.get(x.page)!)])];
+}
+
+/** The manifest's working-set order (its `order`), by page; undefined without one (see decodeWorkingSetOrder). */
+export function wsRank(m: Manifest): Map<number, number> | undefined {
+  return m.workingSet ? decodeWorkingSetOrder(m.workingSet, decodeWorkingSet(m.workingSet, m.packs, m.name)) : undefined;
 }
 
 /** The manifest's firstAt, by page: where each first page is stored and its hash (malformed entries left out). */
@@ -502,7 +510,7 @@ const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}
  */
 export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: () => void): WsPrefetch {
   const out: WsPrefetch = new Map();
-  const all = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m), hotPages.get(m)) : [];
+  const all = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m), hotPages.get(m), wsRank(m)) : [];
   preparedRuns.set(m, all);
   const runs = all.slice(0, WS_INFLIGHT);
   const send = (r: WsRun) => {
@@ -829,7 +837,7 @@ export class StoreRestore implements PageSource {
     // at once.
     const prepared = preparedRuns.get(this.manifest);
     preparedRuns.delete(this.manifest);
-    this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest), hotPages.get(this.manifest));
+    this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest), hotPages.get(this.manifest), wsRank(this.manifest));
     for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
     const total = this.wsQueue.length;
     await new Promise<void>((resolve) => {

@@ -8,12 +8,12 @@
 // block as it was when the save started (a page the guest is about to touch is copied first).
 
 import { PageState, PAGE_SIZE } from "../core.js";
-import type { Machine } from "../machine.js";
+import { type Machine, WORKING_SET_MS } from "../machine.js";
 import { RvmError } from "../errors.js";
 import type { PageSource } from "../snapshot/source.js";
 export { machineState } from "../snapshot/save.js";
 import {
-  beginSave, CHUNK_PAGES, ContentStore, decodeEntry, DiskRecord, encodeWorkingSet, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
+  beginSave, CHUNK_PAGES, ContentStore, decodeEntry, DiskRecord, encodeWorkingSet, encodeWorkingSetOrder, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
   PackWriter, StoreMap, WORKING_SET_MAX,
 } from "./cas.js";
 
@@ -72,8 +72,13 @@ function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>, first: num
     .map((page) => {
       const e = decodeEntry(raw, page);
       return { page, pack: e.pack, slot: e.slot };
-    }).sort((a, b) => a.page - b.page); // the list is by page (encodeWorkingSet)
+    });
+  // The list is by page (encodeWorkingSet); the save's order (`hot`'s) goes along (`order`).
+  const saved = items.map((x) => x.page);
+  items.sort((a, b) => a.page - b.page);
   if (!items.length) return {};
+  const index = new Map(items.map((x, i) => [x.page, i]));
+  const order = encodeWorkingSetOrder(saved.map((p) => index.get(p)!));
   const listed = new Set(items.map((x) => x.page));
   const head = first.filter((p) => listed.has(p));
   // Where the first pages are stored and their hashes: the restore reads them at once.
@@ -84,7 +89,7 @@ function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>, first: num
   });
   return {
     workingSet: {
-      pages: items.length, data: encodeWorkingSet(items, [...packs].sort()), ...(head.length ? { first: head, firstAt: at } : {}),
+      pages: items.length, data: encodeWorkingSet(items, [...packs].sort()), ...(head.length ? { first: head, firstAt: at } : {}), order,
     },
   };
 }
@@ -103,6 +108,11 @@ export interface Capture {
   writtenBlocks(index: number): Set<number> | undefined;
   /** The save is done with page p (a background capture may let the guest have it back). */
   release?(p: number): void;
+  /**
+   * How long before the instant the guest last touched page p (Machine.touchAge, ms; Infinity:
+   * never): the working set's order in the packs, the most recent first.
+   */
+  age?(p: number): number;
 }
 
 /**
@@ -119,6 +129,7 @@ export interface Capture {
 export class BackgroundCapture implements Capture, PageSource {
   private readonly state: Uint8Array;
   private readonly hot: (p: number) => boolean;
+  private readonly ages: (p: number) => number;
   private readonly copies = new Map<number, Uint8Array>();
   private readonly blockCopies = new Map<number, Map<number, Uint8Array>>();
   private readonly blocksRead = new Map<number, Set<number>>();
@@ -136,7 +147,8 @@ export class BackgroundCapture implements Capture, PageSource {
     const core = machine.core;
     // Copies only (the guest's pause must not grow with the RAM size): page states, accessed bits.
     this.state = core.pages.slice();
-    this.hot = machine.workingSetNow();
+    this.ages = machine.touchAgesNow();
+    this.hot = (p) => this.ages(p) <= WORKING_SET_MS;
     for (const [i, d] of disks) this.diskWrites.set(i, d.takeDirty());
     for (const d of machine.drives) {
       this.blockCopies.set(d.index, new Map());
@@ -182,6 +194,10 @@ export class BackgroundCapture implements Capture, PageSource {
 
   isHot(p: number): boolean {
     return this.hot(p);
+  }
+
+  age(p: number): number {
+    return this.ages(p);
   }
 
   page(p: number): Uint8Array {
@@ -241,7 +257,9 @@ export function stoppedCapture(machine: Machine, diskWrites: Map<number, Set<num
     for (let k = 0; k < count; k++) zero[first + k] = scratch[k] === 0n ? 1 : 0;
   }
   const state = Uint8Array.from(core.pages);
+  const age = machine.touchAgesNow();
   return {
+    age,
     page: (p) => core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE),
     isZero: (p) => zero[p] === 1,
     dirty: (p) => (state[p] & PageState.Dirty) !== 0,
@@ -317,7 +335,9 @@ export async function saveToStore(
     };
     // RAM: the working set first (those pages go into the first packs: a lazy restore's
     // background fetch takes them first), the harts' first pages (pc, stack) at its head, then
-    // the rest in page order.
+    // the pages a restore of this machine touched first (carried), then the others the most
+    // recently touched first (as the local save: what the guest did last is what it needs first
+    // after a restore; each access epoch's pages by page); then the rest in page order.
     const ram = new MapBuilder(pages, pool, writer);
     const first = (opts.first ?? []).filter((p) => p < pages && hot(p));
     const order: number[] = [...first];
@@ -328,7 +348,13 @@ export async function saveToStore(
       order.push(p);
       isFirst.add(p);
     }
-    for (let p = 0; p < pages; p++) if (hot(p) && !isFirst.has(p)) order.push(p);
+    const recent: number[] = [];
+    for (let p = 0; p < pages; p++) if (hot(p) && !isFirst.has(p)) recent.push(p);
+    if (capture.age) {
+      const age = new Map(recent.map((p) => [p, capture.age!(p)]));
+      recent.sort((a, b) => (age.get(a)! < age.get(b)! ? -1 : age.get(a)! > age.get(b)! ? 1 : a - b));
+    }
+    order.push(...recent);
     for (let p = 0; p < pages; p++) if (!hot(p)) order.push(p);
     let done = 0;
     for (const p of order) {

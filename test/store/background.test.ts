@@ -13,11 +13,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createVirtMachine } from "../../src/board/virt.js";
 import type { Machine } from "../../src/machine.js";
-import { ContentStore, decodeWorkingSet, keys, Manifest, sha256, StoreMap } from "../../src/store/cas.js";
+import { ContentStore, decodeWorkingSet, keys, Manifest, sha256, StoreMap, WorkingSetPage } from "../../src/store/cas.js";
 import { ObjectStore, S3ObjectStore } from "../../src/store/objects.js";
 import { StoreVm } from "../../src/store/vm.js";
 import { machineState, saveToStore, setStoreLineage, stoppedCapture, StoreSaveStats } from "../../src/store/save.js";
-import { workingSetRuns, wsFirstAt } from "../../src/store/restore.js";
+import { workingSetRuns, wsFirstAt, wsRank } from "../../src/store/restore.js";
 import { GUEST, diskCopy, populated, PROMPT } from "../snapshot/util.js";
 import { ramPageOf } from "../snapshot/lazy-util.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
@@ -61,7 +61,7 @@ async function withGuest(tag: string, test: (vm: StoreVm, a: { machine: Machine;
  * says where each of these pages is stored and its hash, and reading them there gives pages
  * with those hashes, the ones the RAM map has.
  */
-async function expectFirst(vm: StoreVm, m: Manifest, pc: number, sp: number, pcTables: number[]): Promise<void> {
+async function expectFirst(vm: StoreVm, m: Manifest, pc: number, sp: number, pcTables: number[], age?: (p: number) => number): Promise<void> {
   expect(pc).toBeGreaterThanOrEqual(0);
   const items = decodeWorkingSet(m.workingSet!, m.packs, m.name);
   for (let i = 1; i < items.length; i++) expect(items[i].page).toBeGreaterThan(items[i - 1].page); // still by page
@@ -97,6 +97,7 @@ async function expectFirst(vm: StoreVm, m: Manifest, pc: number, sp: number, pcT
   // With a hot list (an earlier restore's first touches; pages outside the working set and
   // repeats are ignored): the first pages' read still first, then the runs holding hot pages, in
   // the order of their first hot page, before any run without one; every page still read once.
+  expectSaveOrder(m, items, first, age);
   const pick = items.filter((_, i) => i % 29 === 7).map((x) => x.page).reverse();
   const hot = [...pick, pick[0], 1 << 30, -1];
   const hr = workingSetRuns(items, first, wsFirstAt(m), hot);
@@ -111,6 +112,35 @@ async function expectFirst(vm: StoreVm, m: Manifest, pc: number, sp: number, pcT
   const order = [...new Set(pick.filter((p) => !first.includes(p)).map(runOf))];
   expect(order[0]).toBe(heads);
   for (let i = 1; i < order.length; i++) expect(order[i]).toBeGreaterThan(order[i - 1]);
+}
+
+/**
+ * The manifest's `workingSet.order` (the save's order): every listed page once, the first pages
+ * first, then (`age`: the guest's touch ages at a stop-and-save) the most recently touched
+ * first; the pages this save uploaded are in its packs in that order (those it found in older
+ * packs are where they were); the restore reads its runs in that order (each run once, by the
+ * lowest rank of its pages), every page once.
+ */
+function expectSaveOrder(m: Manifest, items: WorkingSetPage[], first: number[], age?: (p: number) => number): void {
+  const rank = wsRank(m)!;
+  expect(rank).toBeDefined();
+  expect([...rank.keys()].sort((a, b) => a - b)).toEqual(items.map((x) => x.page));
+  const bySave = [...items].sort((a, b) => rank.get(a.page)! - rank.get(b.page)!);
+  expect(bySave.slice(0, first.length).map((x) => x.page)).toEqual(first);
+  if (age) {
+    const ages = bySave.slice(first.length).map((x) => age(x.page));
+    expect(new Set(ages).size).toBeGreaterThan(2); // the guest ran for several access epochs
+    for (let i = 1; i < ages.length; i++) expect(ages[i]).toBeGreaterThanOrEqual(ages[i - 1]);
+  }
+  // (A page equal to an earlier one of the same save is stored once, in the earlier one's slot.)
+  const seen = new Set<string>();
+  const own = bySave.filter((x) => x.pack.startsWith(m.id) && !seen.has(`${x.pack}/${x.slot}`) && seen.add(`${x.pack}/${x.slot}`));
+  expect(own.length).toBeGreaterThan(0);
+  for (let i = 1; i < own.length; i++) expect(own[i].pack > own[i - 1].pack || (own[i].pack === own[i - 1].pack && own[i].slot > own[i - 1].slot)).toBe(true);
+  const runs = workingSetRuns(items, first, wsFirstAt(m), [], rank);
+  expect(runs.flatMap((r) => r.items.map((x) => x.page)).sort((a, b) => a - b)).toEqual(items.map((x) => x.page));
+  const lowest = runs.map((r) => Math.min(...r.items.map((x) => rank.get(x.page)!)));
+  for (let i = 1; i < lowest.length; i++) expect(lowest[i]).toBeGreaterThan(lowest[i - 1]);
 }
 
 describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", () => {
@@ -217,7 +247,7 @@ describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", ()
       const core = a.machine.core;
       let tables: number[] = [];
       let pc = ramPageOf(a.machine, core.pc, true, tables), sp = ramPageOf(a.machine, core.x(2), false);
-      await expectFirst(vm, await vm.save(a.machine, "stopped"), pc, sp, tables);
+      await expectFirst(vm, await vm.save(a.machine, "stopped"), pc, sp, tables, (p) => a.machine.touchAge(p));
       await a.machine.run({ instructions: 30_000_000 });
       tables = [];
       pc = ramPageOf(a.machine, core.pc, true, tables);

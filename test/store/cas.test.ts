@@ -4,7 +4,7 @@
 import { deflateRawSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import {
-  beginSave, ContentStore, encodeIndex, EntryKind, finishSave, isPackV2, keys, MapBuilder, newId, PackWriter, packVersion, PageReader, PoolIndex, sha256,
+  beginSave, ContentStore, decodeWorkingSetOrder, encodeIndex, encodeWorkingSetOrder, EntryKind, finishSave, isPackV2, keys, MapBuilder, newId, PackWriter, packVersion, PageReader, PoolIndex, sha256,
   StoreMap, StoredRun, packRange,
 } from "../../src/store/cas.js";
 import { S3ObjectStore } from "../../src/store/objects.js";
@@ -54,6 +54,23 @@ async function readAll(cs: ContentStore, name: string): Promise<Buffer[]> {
   for (let i = 0; i < map.entries; i++) out.push(Buffer.from(await reader.read(await map.entryAsync(i), `page ${i}`)));
   return out;
 }
+
+describe("the working set's order in a manifest", () => {
+  it("round-trips a permutation of the list, and is ignored (undefined) where missing, short, damaged or not a permutation", () => {
+    const items = [3, 9, 10, 11, 40, 41, 700].map((page, slot) => ({ page, pack: "p", slot }));
+    const order = [4, 5, 0, 6, 1, 2, 3]; // list indexes in the save's order
+    const ws = { pages: items.length, order: encodeWorkingSetOrder(order) };
+    const rank = decodeWorkingSetOrder(ws, items)!;
+    expect(order.map((i) => rank.get(items[i].page))).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(decodeWorkingSetOrder({ pages: items.length }, items)).toBeUndefined();
+    expect(decodeWorkingSetOrder({ pages: items.length, order: 5 }, items)).toBeUndefined();
+    expect(decodeWorkingSetOrder({ pages: items.length, order: "not deflate" }, items)).toBeUndefined();
+    expect(decodeWorkingSetOrder({ pages: 6, order: ws.order }, items.slice(0, 6))).toBeUndefined();
+    expect(decodeWorkingSetOrder({ pages: items.length, order: encodeWorkingSetOrder([4, 5, 0, 6, 1, 2, 2]) }, items)).toBeUndefined();
+    expect(decodeWorkingSetOrder({ pages: items.length, order: encodeWorkingSetOrder([4, 5, 0, 6, 1, 2, 7]) }, items)).toBeUndefined();
+    expect(decodeWorkingSetOrder({ pages: items.length, order: encodeWorkingSetOrder([4, 5, 0, 6, 1, 2, -1]) }, items)).toBeUndefined();
+  });
+});
 
 describe.skipIf(!haveRadosgw)("content-addressed store", () => {
   useRadosgw();
