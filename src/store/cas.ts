@@ -553,9 +553,12 @@ export function decodeWorkingSetOrder(ws: { pages: number; order?: unknown }, it
   }
   const n = items.length;
   if (b.length !== 4 * n) return undefined;
+  // Through an Int32Array where the host is little-endian and the buffer aligned (cold code, as decodeWorkingSetNow).
+  const le = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+  const w = le && b.byteOffset % 4 === 0 ? new Int32Array(b.buffer, b.byteOffset, n) : undefined;
   const rank = new Map<number, number>();
   for (let k = 0, i = 0; k < n; k++) {
-    i += b.readInt32LE(4 * k);
+    i += w ? w[k] : b.readInt32LE(4 * k);
     if (i < 0 || i >= n || rank.has(items[i].page)) return undefined;
     rank.set(items[i].page, k);
   }
