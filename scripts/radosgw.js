@@ -5,6 +5,8 @@
 // sockets, pid files; nothing in /etc/ceph or /var/lib/ceph, no systemd. Uses Debian's packages:
 //   apt-get install --no-install-recommends ceph-mon ceph-mgr ceph-osd radosgw ceph-common
 // What it takes to make Ceph 16 run like this is recorded in ../shared/DESIGN.md section 7.
+// Ceph's debug logging is off (every subsystem at 0/0: errors only; see DEBUG_SUBSYSTEMS):
+// RVM_CEPH_DEBUG=1 keeps Ceph's default levels.
 //
 //   node scripts/radosgw.js start DIR [--memstore]   prints the AWS_* variables to use
 //   node scripts/radosgw.js stop DIR                   stops the processes that start launched
@@ -70,6 +72,26 @@ async function until(what, ms, probe, daemons) {
   }
 }
 
+/**
+ * Ceph's logging subsystems (Ceph 16). Their default levels (1/5 for most, 4/5 for rocksdb and
+ * leveldb, 2/5 for mgr) format and keep every entry up to level 5 in memory, and radosgw writes
+ * three lines per request to its log file: CPU on every GET, on the 2-core host where rvm and the
+ * cluster share the CPU. Ceph's performance guidance turns debug logging off for measurements:
+ * 0/0 here (errors are still logged). Measured on the bench's 256 MiB guest, a first store
+ * restore, spawn -> answer, one cluster toggled between alternating runs: radosgw's CPU median
+ * 100 -> 75 ms (docs/ARCHITECTURE.md, "The CPU budget of a store restore"). RVM_CEPH_DEBUG=1 keeps
+ * Ceph's default levels (to look into the cluster itself).
+ */
+const DEBUG_SUBSYSTEMS = ("asok auth bdev bluefs bluestore buffer cephfs_mirror cephsqlite civetweb client compressor context crush " +
+  "crypto dpdk eventtrace filer filestore finisher fuse heartbeatmap immutable_obj_cache javaclient journal journaler kstore " +
+  "leveldb lockdep mds mds_balancer mds_locker mds_log mds_log_expire mds_migrator memdb mgr mgrc mon monc ms none objclass " +
+  "objectcacher objecter optracker osd paxos perfcounter prioritycache rados rbd rbd_mirror rbd_pwl rbd_replay refs reserver " +
+  "rgw rgw_sync rocksdb striper test throttle timer tp").split(" ");
+
+function debugLevels() {
+  return process.env.RVM_CEPH_DEBUG === "1" ? "" : DEBUG_SUBSYSTEMS.map((s) => `debug_${s} = 0/0\n`).join("");
+}
+
 function config(dir, monPort, rgwPort, fsid, memstore) {
   return `[global]
 fsid = ${fsid}
@@ -110,7 +132,7 @@ bluestore_cache_size = 134217728
 osd_memory_target = 536870912`}
 rgw_frontends = "beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1"
 rgw_dns_name = 127.0.0.1
-`;
+${debugLevels()}`;
 }
 
 class Daemon {
