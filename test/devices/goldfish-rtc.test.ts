@@ -97,22 +97,25 @@ describe("goldfish RTC", () => {
   });
 
   it("a future alarm fires from a host timer when the clock reaches it and wakes the machine", async () => {
-    // A real clock here: the alarm is 30 ms ahead.
-    const t0 = process.hrtime.bigint();
+    // A real clock here, held still while the alarm is set (on a loaded host more than 30 ms
+    // could pass between reading the time and arming, and the alarm would then fire at once,
+    // from the write, with no host timer): the alarm is 30 ms ahead when it is armed.
+    let t0: bigint | undefined;
     let irq = false;
     const fired = new Promise<void>((resolve) => {
-      const rtc = new GoldfishRtc((l) => (irq = l), { base: "utc", clock: () => process.hrtime.bigint() - t0, wake: resolve });
+      const rtc = new GoldfishRtc((l) => (irq = l), { base: "utc", clock: () => (t0 === undefined ? 0n : process.hrtime.bigint() - t0), wake: resolve });
       rtc.write(RTC_IRQ_ENABLED, 4, 1);
       const lo = BigInt(rtc.read(RTC_TIME_LOW, 4));
       const now = (BigInt(rtc.read(RTC_TIME_HIGH, 4)) << 32n) | lo;
       const at = now + 30_000_000n;
       rtc.write(RTC_ALARM_HIGH, 4, Number(at >> 32n));
       rtc.write(RTC_ALARM_LOW, 4, Number(at & 0xffff_ffffn));
+      t0 = process.hrtime.bigint();
       expect(irq).toBe(false);
     });
     await fired;
     expect(irq).toBe(true);
-    expect(Number(process.hrtime.bigint() - t0) / 1e6).toBeGreaterThanOrEqual(29);
+    expect(Number(process.hrtime.bigint() - t0!) / 1e6).toBeGreaterThanOrEqual(29);
   });
 
   it("a reset turns alarm and interrupt off and keeps the time", () => {
