@@ -15,6 +15,10 @@
 // Only what a live mark needs is preserved: with no live mark (no snapshot ever taken, or all
 // deleted and compacted away) beforeWrite does nothing; a block whose latest entry is newer than
 // the newest live mark is not preserved again (its content at every live mark is already kept).
+// What no snapshot needs any more (a deleted snapshot's entries; a committed revert's undo mark
+// and what was preserved under it) goes at the next compaction: `compact` at delvm, and
+// `compactIfWasteful` (run by rvm when a lazy restore completes and when the VM ends) once it
+// is more than max(AUTO_COMPACT_MIN_DEAD, what is still needed).
 //
 // Reverts can be undone (a restore that fails later must leave the disk as it was): `beginRevert`
 // first reads and checks every entry it will need, then appends a RESTORE record, which is also
@@ -87,6 +91,12 @@ const HEADER = JOURNAL_RECORD_HEADER;
 const RECORD = HEADER + JOURNAL_BLOCK_SIZE;
 const SLOT = 64;
 const SLOT_OFFSETS = [0, 512];
+/**
+ * `compactIfWasteful` compacts when more than max(this, the bytes live marks need) of the file is
+ * dead. Opening a journal checks every byte of it (~2 ms of CPU per MB), so this bounds what a
+ * journal that only needs a little costs every restore.
+ */
+export const AUTO_COMPACT_MIN_DEAD = 4 << 20;
 /** Upper bound on live marks a STATE record may list (sanity check when reading). */
 const MAX_LIVE = 1 << 20;
 
@@ -540,15 +550,8 @@ export class DiskJournal {
     for (const g of liveMarks) {
       if (!this.live.has(g)) throw new JournalError(this.file, `cannot keep mark ${g}: no such live mark`);
     }
-    const live = [...new Set([...liveMarks, ...this.pinned])].sort((a, b) => a - b);
-    const kept: [number, Entry][] = [];
-    for (const [block, arr] of this.index) {
-      let prev = 0;
-      for (const e of arr) {
-        if (DiskJournal.anyIn(live, prev, e.gen)) kept.push([block, e]);
-        prev = e.gen;
-      }
-    }
+    const live = this.keptMarks(liveMarks);
+    const kept = this.keptEntries(live);
     kept.sort((a, b) => a[1].gen - b[1].gen || a[0] - b[0]);
 
     // Copy the kept records (checked) into the new file; their chain values are recomputed.
@@ -572,6 +575,32 @@ export class DiskJournal {
     this.live = new Set(live);
     this.maxLive = live.length > 0 ? live[live.length - 1] : 0;
     this.compactions++;
+  }
+
+  /**
+   * How the journal's bytes split if only the marks in `liveMarks` (and the undo marks of reverts
+   * in progress) were kept: `needed`, the entries they need (what `compact` would keep), and
+   * `dead`, the rest (entries no kept mark needs, mark, restore and reverted records).
+   */
+  waste(liveMarks: number[]): { needed: number; dead: number } {
+    const needed = this.keptEntries(this.keptMarks(liveMarks.filter((g) => this.live.has(g)))).length * RECORD;
+    return { needed, dead: Math.max(0, this.end - JOURNAL_HEAD_SIZE - needed) };
+  }
+
+  /**
+   * Compacts the journal to `liveMarks` (see `compact`) if what no kept mark needs dominates it:
+   * more than max(`minDead`, the bytes still needed). Marks in `liveMarks` that are not live are
+   * ignored. Returns whether it compacted. Its cost is a read of the needed entries and a write
+   * of the new file, so callers run it where nobody waits (rvm's exit, a lazy restore's end);
+   * with less than `minDead` bytes in the file it costs nothing.
+   */
+  compactIfWasteful(liveMarks: number[] | (() => number[]), minDead = AUTO_COMPACT_MIN_DEAD): boolean {
+    if (this.fd === undefined || this.readOnly || this.end - JOURNAL_HEAD_SIZE <= minDead) return false;
+    const marks = (typeof liveMarks === "function" ? liveMarks() : liveMarks).filter((g) => this.live.has(g));
+    const { needed, dead } = this.waste(marks);
+    if (dead <= Math.max(minDead, needed)) return false;
+    this.compact(marks);
+    return true;
   }
 
   /** Bytes the journal occupies on disk. */
@@ -602,6 +631,24 @@ export class DiskJournal {
       else b = m;
     }
     return a < xs.length && xs[a] < hi;
+  }
+
+  /** The marks a compaction to `liveMarks` keeps (the undo marks of reverts in progress too), sorted. */
+  private keptMarks(liveMarks: number[]): number[] {
+    return [...new Set([...liveMarks, ...this.pinned])].sort((a, b) => a - b);
+  }
+
+  /** The entries some mark in `live` (sorted) needs: (B, c) is needed by g iff c > g and no entry (B, c') has g < c' < c. */
+  private keptEntries(live: number[]): [number, Entry][] {
+    const kept: [number, Entry][] = [];
+    for (const [block, arr] of this.index) {
+      let prev = 0;
+      for (const e of arr) {
+        if (DiskJournal.anyIn(live, prev, e.gen)) kept.push([block, e]);
+        prev = e.gen;
+      }
+    }
+    return kept;
   }
 
   private handle(): number {

@@ -573,6 +573,14 @@ export class LazyRestore implements PageSource {
     this.source.close();
     this.snap.close();
     m.core.exports.pagesChanged();
+    // The revert's undo marks were let go: a journal now mostly dead (a snapshot restored again
+    // and again) is compacted here, after the restore, as well as when the VM ends. The guest
+    // pauses for it (keeping 3.3 MB: ~70 ms of CPU and the fsyncs), once in a few restores.
+    try {
+      this.store.tidyJournals();
+    } catch {
+      // the journal stays as it was: valid, only larger
+    }
     this.resolveDone();
   }
 

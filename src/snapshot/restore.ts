@@ -173,9 +173,25 @@ export class DiskRevert {
   }
 }
 
+/** The store whose journals a machine tidies when it ends (see revertDisks). */
+const tidyAtExit = new WeakMap<Machine, SnapshotStore>();
+
 /** Brings every writable disk back to its mark, undoably (see DiskJournal.beginRevert). */
 export function revertDisks(machine: Machine, store: SnapshotStore, meta: SnapshotMeta): DiskRevert {
   attachJournals(machine, store);
+  // Every revert leaves an undo mark, and under it the old contents of what the guest writes
+  // next: when the VM ends, a journal whose dead part dominates is compacted. First among the
+  // exit handlers, while the disks are open and locked (no other rvm can use the journal then).
+  if (!tidyAtExit.has(machine)) {
+    machine.onExit.unshift(() => {
+      try {
+        tidyAtExit.get(machine)?.tidyJournals();
+      } catch {
+        // the journal stays as it was: valid, only larger
+      }
+    });
+  }
+  tidyAtExit.set(machine, store);
   const done: { journal: DiskJournal; handle: RevertHandle }[] = [];
   try {
     for (const d of meta.disks) {

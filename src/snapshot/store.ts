@@ -47,6 +47,9 @@ export function defaultSnapshotDir(config: { drives?: { file: string }[]; kernel
   return join(dirname(resolve(anchor)), `${basename(anchor)}.snapshots`);
 }
 
+/** A tidy that cannot know every snapshot's marks stops. */
+class SkipTidy extends Error {}
+
 export class SnapshotStore {
   private readonly journals = new Map<string, { journal: DiskJournal; disk: BlockBackend }>();
   private swept = false;
@@ -180,9 +183,9 @@ export class SnapshotStore {
   }
 
   /** The marks of a disk journal that snapshots in this directory still need. */
-  liveMarks(journal: string): number[] {
+  liveMarks(journal: string, snapshots: SnapshotListing[] = this.all()): number[] {
     const marks: number[] = [];
-    for (const s of this.all()) {
+    for (const s of snapshots) {
       for (const d of s.meta.disks) {
         if (d.journal !== journal) continue;
         marks.push(d.mark);
@@ -203,6 +206,30 @@ export class SnapshotStore {
     const journal = DiskJournal.open(this.dir, name, disk);
     this.journals.set(name, { journal, disk });
     return journal;
+  }
+
+  /**
+   * Compacts each open journal whose dead part dominates (`DiskJournal.compactIfWasteful`): the
+   * undo marks of committed reverts (every restore leaves one, and the old contents of what the
+   * guest wrote since under it) are dropped here, not only by delvm. The marks kept are those
+   * the directory's snapshots need; if a snapshot file cannot be read, its marks are unknown and
+   * nothing is compacted. A journal whose compaction fails stays as it was (the rename is atomic).
+   */
+  tidyJournals(): void {
+    let failed: unknown;
+    for (const [name, j] of this.journals) {
+      try {
+        j.journal.compactIfWasteful(() => {
+          const skipped: SkippedFile[] = [];
+          const snapshots = this.all(skipped);
+          if (skipped.length > 0) throw new SkipTidy();
+          return this.liveMarks(name, snapshots);
+        });
+      } catch (e) {
+        if (!(e instanceof SkipTidy)) failed ??= e; // the other journals are still tidied
+      }
+    }
+    if (failed !== undefined) throw failed;
   }
 
   close(): void {
