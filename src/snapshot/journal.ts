@@ -17,7 +17,7 @@
 // the newest live mark is not preserved again (its content at every live mark is already kept).
 // What no snapshot needs any more (a deleted snapshot's entries; a committed revert's undo mark
 // and what was preserved under it) goes at the next compaction: `compact` at delvm, and
-// `compactIfWasteful` (run by rvm when a lazy restore completes and when the VM ends) once it
+// `compactIfWasteful` (run by rvm when the VM ends, and when a lazy restore completes past 64 MiB dead) once it
 // is more than max(AUTO_COMPACT_MIN_DEAD, what is still needed).
 //
 // Reverts can be undone (a restore that fails later must leave the disk as it was): `beginRevert`

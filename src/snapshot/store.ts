@@ -11,7 +11,7 @@
 import { fs, path, pid, processAlive } from "../platform.js";
 import { SnapshotError, SnapshotFile, SnapshotMeta } from "./format.js";
 import { RvmError } from "../errors.js";
-import { DiskJournal } from "./journal.js";
+import { AUTO_COMPACT_MIN_DEAD, DiskJournal } from "./journal.js";
 import type { BlockBackend } from "../devices/disk.js";
 
 const { existsSync, mkdirSync, readdirSync, renameSync, unlinkSync } = fs;
@@ -215,7 +215,7 @@ export class SnapshotStore {
    * the directory's snapshots need; if a snapshot file cannot be read, its marks are unknown and
    * nothing is compacted. A journal whose compaction fails stays as it was (the rename is atomic).
    */
-  tidyJournals(): void {
+  tidyJournals(minDead = AUTO_COMPACT_MIN_DEAD): void {
     let failed: unknown;
     for (const [name, j] of this.journals) {
       try {
@@ -224,7 +224,7 @@ export class SnapshotStore {
           const snapshots = this.all(skipped);
           if (skipped.length > 0) throw new SkipTidy();
           return this.liveMarks(name, snapshots);
-        });
+        }, minDead);
       } catch (e) {
         if (!(e instanceof SkipTidy)) failed ??= e; // the other journals are still tidied
       }
