@@ -132,6 +132,12 @@ export class Machine {
   deviceTree: Uint8Array | undefined;
   /** The board's configuration (what a snapshot records to rebuild the machine). */
   config: Record<string, unknown> = {};
+  /**
+   * Called at a slice boundary before commands that run with the hart stopped (savevm, loadvm):
+   * devices complete their requests in flight (virtio-blk's deferred reads), so no snapshot
+   * captures a half-done request.
+   */
+  readonly quiesce: (() => void)[] = [];
   /** Commands that must run while the hart is stopped between slices (savevm, loadvm). */
   private pendingWork: (() => Promise<void> | void)[] = [];
   /** Reloads images after a reset (set by the board). */
@@ -269,7 +275,12 @@ export class Machine {
    * not running). The machine's clock does not advance during it.
    */
   atBoundary<T>(work: () => Promise<T> | T): Promise<T> {
-    if (!this.looping) return Promise.resolve().then(work);
+    if (!this.looping) {
+      return Promise.resolve().then(() => {
+        for (const q of this.quiesce) q();
+        return work();
+      });
+    }
     return new Promise<T>((resolve, reject) => {
       this.pendingWork.push(async () => {
         try {
@@ -496,6 +507,7 @@ export class Machine {
         const work = this.pendingWork;
         this.pendingWork = [];
         this.meter?.enter("stopped");
+        for (const q of this.quiesce) q();
         for (const w of work) await w();
         this.meter?.enter("host");
         // Guest time stood still during the work (or was restored by it).

@@ -175,6 +175,10 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     const transport = new VirtioMmio(mem, blk, plic.line(virtioSlotIrq(slot)),
       (msg) => writeOut(2, `rvm: virtio-blk ${drive.file}: ${msg}\n`), { legacy });
     transports.push(transport);
+    // A read deferred on a remote store completes between slices: wake the hart from WFI; a
+    // command with the hart stopped (savevm, loadvm) first completes it (drain).
+    transport.onDeferredDone = () => machine.wake();
+    machine.quiesce.push(() => transport.drain());
     core.map(region, transport, {
       properties: () => [`bus: virtio-mmio-bus.${slot}`, "  type virtio-mmio-bus", `  dev: virtio-blk-device, id ""`,
         `    drive = "${resolvePath(drive.file)}"`, `    readonly = ${drive.readonly ? "on" : "off"}`],

@@ -30,6 +30,13 @@ export interface BlockBackend {
   /** Makes completed writes durable. */
   flush(): void;
   /**
+   * Whether read() of [offset, offset + length) would wait (for bytes in a remote store): then a
+   * promise that settles once it would not (the bytes fetched and checked; rejected if they
+   * cannot be), and virtio-blk completes that read later, the hart running meanwhile. Undefined:
+   * read() serves it at once (every local backend; StoreDisk for blocks it holds).
+   */
+  whenReadable?(offset: number, length: number): Promise<void> | undefined;
+  /**
    * The guest's writes are not kept on the image file (a compressed image unpacked in memory):
    * such a disk cannot be journaled, and once written it cannot be brought back to a snapshot,
    * so savevm refuses it then. (A -snapshot overlay is not volatile: it lives as long as rvm,

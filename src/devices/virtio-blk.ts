@@ -12,11 +12,16 @@
 // of storing the page. Every VIRTIO_BLK_T_OUT calls `onBeforeDiskWrite` before touching the
 // image (copy-before-write for snapshots) and `GuestMemory.diskWritten` for each 4 KiB block it
 // touched afterwards, so no page claims to mirror a block that has changed.
+//
+// Reads that wait: a VIRTIO_BLK_T_IN whose blocks the backend cannot give at once
+// (`BlockBackend.whenReadable`: a StoreDisk block still in the object store) is deferred, as
+// QEMU's block layer completes AIO: the hart runs on, and the data, status, used-ring entry and
+// interrupt come when the bytes are in and checked. Everything else is served at once, in order.
 
 import { PAGE_SIZE } from "../core.js";
 import type { GuestMemory } from "../memory.js";
 import { SECTOR_SIZE, type BlockBackend } from "./disk.js";
-import { bit, DescriptorChain, sliceSegments, VirtioError, type VirtioDevice } from "./virtio-mmio.js";
+import { bit, DescriptorChain, sliceSegments, VirtioError, type DeferredRequest, type VirtioDevice } from "./virtio-mmio.js";
 
 export const VIRTIO_ID_BLOCK = 2;
 
@@ -99,7 +104,7 @@ export class VirtioBlk implements VirtioDevice {
 
   reset(): void {}
 
-  handle(_queue: number, chain: DescriptorChain): number {
+  handle(_queue: number, chain: DescriptorChain, mayDefer = false): number | DeferredRequest {
     if (chain.readableLength < HEADER_SIZE) throw new VirtioError("virtio-blk request without a header");
     if (chain.writableLength < 1) throw new VirtioError("virtio-blk request without a status byte");
     const header = new DataView(chain.read(0, HEADER_SIZE).buffer);
@@ -113,7 +118,12 @@ export class VirtioBlk implements VirtioDevice {
         const len = statusAt;
         const offset = this.range(sector, len);
         if (offset < 0) status = VIRTIO_BLK_S_IOERR;
-        else {
+        else if (mayDefer && this.disk.whenReadable) {
+          // A read the backend cannot serve at once completes later; the hart runs meanwhile.
+          const wait = this.disk.whenReadable(offset, len);
+          if (wait) return this.deferRead(chain, wait, offset, len, statusAt);
+        }
+        if (offset >= 0) {
           status = this.readDisk(sliceSegments(chain.writable, 0, len), offset);
           written = len;
         }
@@ -142,6 +152,26 @@ export class VirtioBlk implements VirtioDevice {
     }
     chain.write(statusAt, Uint8Array.of(status));
     return written + 1;
+  }
+
+  /**
+   * A VIRTIO_BLK_T_IN completed once `wait` settles: the data is read then (from what the
+   * backend fetched and checked), the status written; a fetch that failed (the store's
+   * deadline, a corrupted object) is VIRTIO_BLK_S_IOERR, as the same read done at once.
+   */
+  private deferRead(chain: DescriptorChain, wait: Promise<void>, offset: number, len: number, statusAt: number): DeferredRequest {
+    let failed = false;
+    const ready = wait.then(() => undefined, () => {
+      failed = true;
+    });
+    return {
+      ready,
+      complete: () => {
+        const status = failed ? VIRTIO_BLK_S_IOERR : this.readDisk(sliceSegments(chain.writable, 0, len), offset);
+        chain.write(statusAt, Uint8Array.of(status));
+        return len + 1;
+      },
+    };
   }
 
   /** The byte offset of a transfer of `len` bytes at `sector`, or -1 if it is not allowed. */

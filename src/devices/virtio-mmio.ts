@@ -12,7 +12,11 @@
 // there is no QueueReady, no ConfigGeneration, no FEATURES_OK negotiation and only the low 32
 // feature bits (no VIRTIO_F_VERSION_1).
 //
-// Requests are served synchronously inside the guest's store to QueueNotify. All guest memory
+// Requests are served synchronously inside the guest's store to QueueNotify, except one the
+// device defers (a virtio-blk read whose blocks are still in a remote object store): it stays
+// in flight while the hart runs and completes (data, used-ring entry, interrupt) when its bytes
+// are in; the requests after it on its queue wait for it (in-order completion), and drain()
+// completes it at once (savevm, loadvm). All guest memory
 // goes through GuestMemory, so pages not yet restored are restored first and pages the device
 // writes are marked. A malformed ring or descriptor chain (out-of-RAM address, loop, chain too
 // long, bad ordering) never throws into the core: the device sets DEVICE_NEEDS_RESET, sends a
@@ -163,6 +167,17 @@ export class DescriptorChain {
   }
 }
 
+/**
+ * A request a device completes later, as QEMU's block layer completes an AIO request: it stays
+ * in flight (popped from the available ring, not yet in the used ring) while the hart runs.
+ */
+export interface DeferredRequest {
+  /** Settles (either way) once complete() no longer waits. */
+  readonly ready: Promise<unknown>;
+  /** Completes it (synchronously, waiting if `ready` has not settled): the used ring's len. */
+  complete(): number;
+}
+
 /** A device type behind the transport (virtio-blk, ...). */
 export interface VirtioDevice {
   readonly deviceId: number;
@@ -174,9 +189,11 @@ export interface VirtioDevice {
   writeConfig(offset: number, size: number, value: number): void;
   /**
    * Serves one request; returns the number of bytes written into its device-writable buffers
-   * (the used ring's len). Throws VirtioError for a malformed request.
+   * (the used ring's len). Throws VirtioError for a malformed request. With `mayDefer`, a request
+   * the device cannot serve at once (virtio-blk: a disk read whose blocks are in a remote store)
+   * may instead return a DeferredRequest, which the transport completes later.
    */
-  handle(queue: number, chain: DescriptorChain): number;
+  handle(queue: number, chain: DescriptorChain, mayDefer?: boolean): number | DeferredRequest;
   /** The driver reset the device (status 0). */
   reset(): void;
 }
@@ -263,6 +280,19 @@ export class VirtioMmio implements MmioHandler {
   readonly features: bigint;
   /** The legacy (version 1) interface. */
   readonly legacy: boolean;
+  /**
+   * The request in flight on each queue, if any (a deferred one). Nothing after it on its queue
+   * is served until it completes: requests complete in the order the driver made them available,
+   * so a WRITE never overtakes a READ of the same blocks made available before it.
+   */
+  private inflight: ({ head: number; req: DeferredRequest } | undefined)[] = [];
+  /** Bumped by a device reset or a state restore: a deferred request of before is dropped. */
+  private generation = 0;
+  /** Requests deferred so far, and the time they were in flight (ms). */
+  deferred = 0;
+  deferredMs = 0;
+  /** Told when a deferred request completed between slices (the run loop wakes from WFI). */
+  onDeferredDone: (() => void) | undefined;
 
   /**
    * @param irq the interrupt line (level = InterruptStatus != 0); called on every update
@@ -496,6 +526,7 @@ export class VirtioMmio implements MmioHandler {
     this.shmSel = 0;
     this.broken = null;
     this.queues = Array.from({ length: this.device.numQueues }, newQueue);
+    this.dropInflight();
     this.device.reset();
     this.updateIrq();
   }
@@ -526,8 +557,43 @@ export class VirtioMmio implements MmioHandler {
 
   /** Serves every request on the available ring of queue `index` (a QueueNotify). */
   processQueue(index: number): void {
+    this.serve(index, undefined, true);
+  }
+
+  /** Requests in flight (deferred, not yet in the used ring). */
+  get inFlight(): number {
+    return this.inflight.filter((f) => f).length;
+  }
+
+  /**
+   * Completes every request in flight now (synchronously), and what queued behind it, with no
+   * deferral: the device then holds no half-done request. The machine calls it at each slice
+   * boundary where a command runs with the hart stopped (savevm, savevm -b's capture, loadvm),
+   * as QEMU drains the block layer before a snapshot.
+   */
+  drain(): void {
+    this.inflight.forEach((f, index) => {
+      if (!f) return;
+      this.inflight[index] = undefined;
+      this.serve(index, f, false);
+    });
+  }
+
+  /** A device reset or restored state: requests in flight are dropped (their completion is ignored). */
+  private dropInflight(): void {
+    this.generation++;
+    this.inflight = [];
+  }
+
+  /**
+   * Serves queue `index`: first `done` (the request that was in flight: completed now and put
+   * in the used ring), then the available ring, up to a request the device defers (with
+   * `mayDefer`), which stays in flight; one interrupt decision for the whole batch.
+   */
+  private serve(index: number, done: { head: number; req: DeferredRequest } | undefined, mayDefer: boolean): void {
     const q = this.queues[index];
     if (!q || !q.ready || !(this.status & VIRTIO_CONFIG_S_DRIVER_OK) || this.broken !== null) return;
+    if (this.inflight[index]) return; // served when it completes
     const mem = this.mem;
     const oldUsed = q.usedIdx;
     try {
@@ -537,6 +603,7 @@ export class VirtioMmio implements MmioHandler {
         throw new VirtioError(`queue ${index}: rings outside RAM`);
       }
       const eventIdx = this.negotiated(VIRTIO_RING_F_EVENT_IDX);
+      if (done) this.publish(q, done.head, done.req.complete());
       const availIdx = mem.readU16(q.driver + 2);
       if (((availIdx - q.lastAvail) & 0xffff) > num) {
         throw new VirtioError(`queue ${index}: available index moved from ${q.lastAvail} to ${availIdx}`);
@@ -545,13 +612,12 @@ export class VirtioMmio implements MmioHandler {
         const head = mem.readU16(q.driver + 4 + 2 * (q.lastAvail % num));
         q.lastAvail = (q.lastAvail + 1) & 0xffff;
         const chain = this.popChain(q, head);
-        const len = this.device.handle(index, chain);
-        // Used element first, then the index that publishes it (2.7.8).
-        const slot = q.device + 4 + 8 * (q.usedIdx % num);
-        mem.writeU32(slot, head);
-        mem.writeU32(slot + 4, len);
-        q.usedIdx = (q.usedIdx + 1) & 0xffff;
-        mem.writeU16(q.device + 2, q.usedIdx);
+        const len = this.device.handle(index, chain, mayDefer);
+        if (typeof len !== "number") {
+          this.defer(index, head, len);
+          break;
+        }
+        this.publish(q, head, len);
       }
       // Ask to be notified of the next buffer (avail_event, 2.7.10).
       if (eventIdx) mem.writeU16(q.device + 4 + 8 * num, q.lastAvail);
@@ -564,6 +630,33 @@ export class VirtioMmio implements MmioHandler {
       const msg = err instanceof Error ? err.message : String(err);
       this.needsReset(`virtio device ${this.device.deviceId}: ${msg}`);
     }
+  }
+
+  /** Used element first, then the index that publishes it (2.7.8). */
+  private publish(q: Virtqueue, head: number, len: number): void {
+    const mem = this.mem;
+    const slot = q.device + 4 + 8 * (q.usedIdx % q.num);
+    mem.writeU32(slot, head);
+    mem.writeU32(slot + 4, len);
+    q.usedIdx = (q.usedIdx + 1) & 0xffff;
+    mem.writeU16(q.device + 2, q.usedIdx);
+  }
+
+  /** Request `head` of queue `index` stays in flight until `req` is ready; then it completes and the queue goes on. */
+  private defer(index: number, head: number, req: DeferredRequest): void {
+    const f = { head, req };
+    this.inflight[index] = f;
+    this.deferred++;
+    const gen = this.generation;
+    const t = performance.now();
+    const settled = () => {
+      if (gen !== this.generation || this.inflight[index] !== f) return; // reset, restored or drained meanwhile
+      this.deferredMs += performance.now() - t;
+      this.inflight[index] = undefined;
+      this.serve(index, f, true);
+      this.onDeferredDone?.();
+    };
+    req.ready.then(settled, settled);
   }
 
   /** Used buffer notification suppression (2.7.7.2, 2.7.10). */
@@ -651,6 +744,7 @@ export class VirtioMmio implements MmioHandler {
     this.broken = s.broken;
     this.guestPageShift = s.guestPageShift ?? 0;
     this.queues = Array.from({ length: this.device.numQueues }, (_, i) => ({ ...newQueue(), ...s.queues[i] }));
+    this.dropInflight();
     this.updateIrq();
   }
 }

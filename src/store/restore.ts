@@ -42,6 +42,8 @@ export class StoreLink {
   retries = 0;
   /** Requests under way, by start time: one outstanding for long means the store is slow. */
   private readonly outstanding = new Set<number>();
+  /** Guest disk reads waiting on the store (virtio-blk requests in flight), by what they read: since when. */
+  readonly diskWaits = new Map<string, number>();
 
   constructor(readonly cs: ContentStore, readonly deadlineMs: number, readonly sync: SyncReader) {}
 
@@ -90,6 +92,12 @@ export class StoreLink {
         sleepSync(this.failed(e, started, what));
       }
     }
+  }
+
+  /** For `info restore`: the guest's disk reads waiting on the store (the hart runs meanwhile). */
+  diskStatus(): string {
+    const now = performance.now();
+    return [...this.diskWaits].map(([what, since]) => `guest read of ${what} waiting on the store for ${Math.round(now - since)} ms (the hart runs meanwhile)`).join("\n");
   }
 
   /** For `info restore`: what the restore waits for, if anything. */
@@ -160,6 +168,13 @@ export class StoreDisk implements BlockBackend {
   private dirty = new Set<number>();
   bytesRead = 0;
   reads = 0;
+  /** Guest reads that waited on the store without stopping the hart (whenReadable), and their time (ms). */
+  asyncReads = 0;
+  asyncMs = 0;
+  /** Synchronous store reads (the hart's thread waited: drain at savevm, host code). */
+  syncReads = 0;
+  /** Where a restore notes the guest's disk reads that wait on the store (set by StoreVm.restore). */
+  timeline: { mark(what: string, t?: number): void } | undefined;
 
   private constructor(
     private readonly link: StoreLink,
@@ -232,7 +247,16 @@ export class StoreDisk implements BlockBackend {
       run.push(f);
     }
     const what = `disk ${this.name} block ${b}`;
+    const t = performance.now();
     const bytes = readPagesSync(this.link, e.pack, e.slot, run.length, what);
+    this.syncReads++;
+    this.timeline?.mark(`disk read on the hart's thread (${what}, synchronous, ${(performance.now() - t).toFixed(1)} ms)`);
+    this.keep(run, b, bytes);
+    return this.cache.get(e.hash)!;
+  }
+
+  /** Checks the blocks `run` (from block b) read in `bytes` against their hashes and caches them. */
+  private keep(run: MapEntry[], b: number, bytes: Buffer): void {
     this.bytesRead += bytes.length;
     this.reads++;
     run.forEach((f, k) => {
@@ -242,7 +266,61 @@ export class StoreDisk implements BlockBackend {
       }
       this.cache.set(f.hash, page);
     });
-    return this.cache.get(e.hash)!;
+  }
+
+  /** Whether block b's bytes need a GET (its map chunk, or its content, not at hand). */
+  private mustFetch(map: StoreMap, b: number): boolean {
+    if (this.overlay.has(b) || b * PAGE_SIZE >= this.size) return false;
+    if (!map.raw(map.chunkOf(b))) return true;
+    const e = map.entry(b);
+    return e.kind === EntryKind.Page && !this.cache.get(e.hash);
+  }
+
+  /**
+   * A guest read of [offset, offset + length) that would wait on the store: the promise of its
+   * blocks fetched (map chunks, then the blocks with their read-ahead, through the restore's
+   * asynchronous store path: the same retries, deadline and hash checks as a demand fault) and
+   * cached; read() then serves it at once. Undefined when nothing needs fetching.
+   */
+  whenReadable(offset: number, length: number): Promise<void> | undefined {
+    const map = this.map;
+    if (!map || length <= 0) return undefined;
+    const first = Math.floor(offset / PAGE_SIZE), last = Math.floor((offset + length - 1) / PAGE_SIZE);
+    let b = first;
+    while (b <= last && !this.mustFetch(map, b)) b++;
+    if (b > last) return undefined;
+    return this.fetchBlocks(map, b, last);
+  }
+
+  private async fetchBlocks(map: StoreMap, first: number, last: number): Promise<void> {
+    const what = `disk ${this.name} block ${first}${last > first ? `-${last}` : ""}`;
+    const t = performance.now();
+    this.link.diskWaits.set(what, t);
+    this.timeline?.mark(`guest disk read waiting on the store (${what}); the hart runs on`, t);
+    try {
+      for (let c = map.chunkOf(first); c <= map.chunkOf(last); c++) if (!map.raw(c)) await this.link.run(what, () => map.load(c));
+      const blocks = Math.ceil(this.size / PAGE_SIZE);
+      for (let b = first; b <= last; b++) {
+        if (!this.mustFetch(map, b)) continue;
+        const e = map.entry(b);
+        // Read ahead, as block(): the following blocks in the following slots of the pack.
+        const run: MapEntry[] = [e];
+        for (let n = b + 1; n < blocks && run.length < 32 && map.raw(map.chunkOf(n)); n++) {
+          if (this.overlay.has(n)) break;
+          const f = map.entry(n);
+          if (f.kind !== EntryKind.Page || f.pack !== e.pack || f.slot !== e.slot + run.length || this.cache.get(f.hash)) break;
+          run.push(f);
+        }
+        const bytes = await this.link.run(what, () => this.link.cs.readPages(e.pack, e.slot, run.length));
+        this.keep(run, b, bytes);
+      }
+    } finally {
+      const end = performance.now();
+      this.link.diskWaits.delete(what);
+      this.asyncReads++;
+      this.asyncMs += end - t;
+      this.timeline?.mark(`guest disk read in (${what}, ${(end - t).toFixed(1)} ms in flight)`, end);
+    }
   }
 
   read(buf: Uint8Array, offset: number): void {
@@ -1213,7 +1291,7 @@ export class StoreRestore implements PageSource {
     const pct = ((100 * this.resident) / this.total).toFixed(1);
     const secs = (this.finishedAt ?? performance.now() - this.t0) / 1000;
     const rate = this.bytesRead / (1 << 20) / Math.max(secs, 1e-3);
-    const waiting = this.link.status();
+    const waiting = [this.link.status(), this.link.diskStatus()].filter((x) => x).join("\n");
     return `restore: ${this.opts.mode} from ${this.link.cs.url} (${this.manifest.name}), ${this.resident}/${this.total} pages resident (${pct}%)` +
       `${this.complete ? ", complete" : ""}, ${this.demandFaults} demand faults, ${this.prefetched} prefetched, ` +
       `${rate.toFixed(1)} MiB/s read, ${secs.toFixed(2)} s\n${waiting ? waiting + "\n" : ""}`;

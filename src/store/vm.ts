@@ -166,6 +166,7 @@ export class StoreVm {
       for (const d of manifest.disks) this.disks.get(d.index)?.reset(maps.get(d.index)!);
     });
     this.current = r;
+    for (const d of this.disks.values()) d.timeline = r.timeline;
     this.initial = undefined;
     this.initialRam = undefined;
     this.initialWs = undefined;

@@ -69,11 +69,11 @@ class Driver {
   avail = AVAIL;
   usedRing = USED;
 
-  constructor(opts: { readOnly?: boolean; serial?: string; legacy?: boolean } = {}) {
+  constructor(opts: { readOnly?: boolean; serial?: string; legacy?: boolean; remote?: boolean } = {}) {
     const words = new Uint32Array(DISK_BYTES / 4);
     for (let i = 0; i < words.length; i++) words[i] = 4 * i; // each word holds its own offset
     const data = new Uint8Array(words.buffer);
-    this.disk = new MemoryDisk(data, opts.readOnly);
+    this.disk = opts.remote ? new RemoteDisk(data) : new MemoryDisk(data, opts.readOnly);
     this.blk = new VirtioBlk(this.mem, this.disk, { serial: opts.serial });
     this.dev = new VirtioMmio(this.mem, this.blk, (l) => (this.irq = l), (e) => this.errors.push(e), { legacy: opts.legacy });
   }
@@ -222,6 +222,34 @@ class Driver {
 }
 
 const page = (pa: number) => (pa - RAM_BASE) / PAGE_SIZE;
+
+/**
+ * A disk whose blocks arrive later (as StoreDisk's from an object store): a read of a block not
+ * yet arrived is "not now" (whenReadable) until arrive(); read() itself always answers (the
+ * synchronous way, as StoreDisk's does when a savevm drains the device).
+ */
+class RemoteDisk extends MemoryDisk {
+  private pending: (() => void)[] = [];
+  arrived = false;
+  syncReads = 0;
+
+  whenReadable(_offset: number, _length: number): Promise<void> | undefined {
+    if (this.arrived) return undefined;
+    return new Promise<void>((resolve) => this.pending.push(resolve));
+  }
+
+  read(buf: Uint8Array, offset: number): void {
+    if (!this.arrived) this.syncReads++;
+    super.read(buf, offset);
+  }
+
+  arrive(): void {
+    this.arrived = true;
+    for (const r of this.pending.splice(0)) r();
+  }
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 0));
 
 /** xv6-riscv's virtio_disk_init up to FEATURES_OK (the low feature word only); returns the status it wrote. */
 function xv6Features(d: Driver): number {
@@ -808,5 +836,82 @@ describe("virtio-mmio legacy transport (version 1, QEMU's force-legacy=on)", () 
     // A system reset forgets GuestPageSize (a Status reset does not).
     d.dev.reset();
     expect(d.dev.state().guestPageShift).toBe(0);
+  });
+});
+
+describe("virtio-blk: reads the backend cannot serve at once complete later", () => {
+  it("a read stays in flight; the requests after it wait; all complete in order when its blocks arrive", async () => {
+    const d = new Driver({ remote: true });
+    expect(d.init()).toBe(true);
+    const disk = d.disk as RemoteDisk;
+    const read = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
+    d.notify();
+    // In flight: no status, no used entry, no interrupt, no data; the hart would run on.
+    expect(d.status()).toBe(0xff);
+    expect(d.usedIdx()).toBe(0);
+    expect(d.irq).toBe(false);
+    expect(d.ramWord(DATA)).toBe(0);
+    expect(d.dev.inFlight).toBe(1);
+    // A WRITE of the same sector made available after it is not served before it.
+    d.mem.writable(DATA + 0x2000, 512).fill(0xab);
+    const write = d.request(VIRTIO_BLK_T_OUT, 8, [{ addr: DATA + 0x2000, len: 512 }], { status: STATUS + 1, header: HEADER + 0x100 });
+    d.notify();
+    expect(d.usedIdx()).toBe(0);
+    expect(d.diskWord(8 * 512)).toBe(8 * 512);
+    disk.arrive();
+    await settle();
+    expect(d.dev.inFlight).toBe(0);
+    expect(d.usedIdx()).toBe(2);
+    expect(d.used(0)).toEqual({ id: read, len: 4097 });
+    expect(d.used(1).id).toBe(write);
+    expect(d.status()).toBe(VIRTIO_BLK_S_OK);
+    expect(d.status(STATUS + 1)).toBe(VIRTIO_BLK_S_OK);
+    expect(d.ramWord(DATA)).toBe(8 * 512); // the data from before the write
+    expect(d.diskWord(8 * 512)).toBe(0xabababab);
+    expect(d.irq).toBe(true);
+    expect(disk.syncReads).toBe(0);
+  });
+
+  it("drain completes a read in flight at once (savevm), and its late arrival changes nothing", async () => {
+    const d = new Driver({ remote: true });
+    expect(d.init()).toBe(true);
+    const disk = d.disk as RemoteDisk;
+    const head = d.request(VIRTIO_BLK_T_IN, 16, [{ addr: DATA, len: 1024, write: true }]);
+    d.notify();
+    expect(d.usedIdx()).toBe(0);
+    d.dev.drain();
+    expect(disk.syncReads).toBe(1);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.used(0)).toEqual({ id: head, len: 1025 });
+    expect(d.status()).toBe(VIRTIO_BLK_S_OK);
+    expect(d.ramWord(DATA)).toBe(16 * 512);
+    expect(d.dev.inFlight).toBe(0);
+    disk.arrive();
+    await settle();
+    expect(d.usedIdx()).toBe(1);
+  });
+
+  it("a device reset drops a read in flight: its arrival writes nothing into guest memory", async () => {
+    const d = new Driver({ remote: true });
+    expect(d.init()).toBe(true);
+    const disk = d.disk as RemoteDisk;
+    d.request(VIRTIO_BLK_T_IN, 16, [{ addr: DATA, len: 1024, write: true }]);
+    d.notify();
+    d.wr(VIRTIO_MMIO_STATUS, 0);
+    expect(d.dev.inFlight).toBe(0);
+    disk.arrive();
+    await settle();
+    expect(d.ramWord(DATA)).toBe(0);
+    expect(d.status()).toBe(0xff);
+    expect(d.usedIdx()).toBe(0);
+  });
+
+  it("reads the backend holds are served at once, as before", () => {
+    const d = new Driver({ remote: true });
+    expect(d.init()).toBe(true);
+    (d.disk as RemoteDisk).arrive();
+    expect(d.run(VIRTIO_BLK_T_IN, 2, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.ramWord(DATA)).toBe(1024);
   });
 });
