@@ -113,6 +113,12 @@ export interface Capture {
    * never): the working set's order in the packs, the most recent first.
    */
   age?(p: number): number;
+  /**
+   * Whether page p was filled by a disk read and not written since (PageState.Disk), as of the
+   * instant: such pages (the page cache of the files the guest read last) go after the working
+   * set's other pages.
+   */
+  diskBacked?(p: number): boolean;
 }
 
 /**
@@ -200,6 +206,10 @@ export class BackgroundCapture implements Capture, PageSource {
     return this.ages(p);
   }
 
+  diskBacked(p: number): boolean {
+    return (this.state[p] & PageState.Disk) !== 0;
+  }
+
   page(p: number): Uint8Array {
     return this.copies.get(p) ?? this.machine.core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
   }
@@ -260,6 +270,7 @@ export function stoppedCapture(machine: Machine, diskWrites: Map<number, Set<num
   const age = machine.touchAgesNow();
   return {
     age,
+    diskBacked: (p) => (state[p] & PageState.Disk) !== 0,
     page: (p) => core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE),
     isZero: (p) => zero[p] === 1,
     dirty: (p) => (state[p] & PageState.Dirty) !== 0,
@@ -354,7 +365,16 @@ export async function saveToStore(
       const age = new Map(recent.map((p) => [p, capture.age!(p)]));
       recent.sort((a, b) => (age.get(a)! < age.get(b)! ? -1 : age.get(a)! > age.get(b)! ? 1 : a - b));
     }
-    order.push(...recent);
+    // Pages filled by a disk read and unchanged since (the page cache of the files read last)
+    // after the working set's others, in the same order: in the page-cache guest they are ~520
+    // of its newest epoch's pages (~2 MB stored), and its echo touches none of them.
+    if (capture.diskBacked) {
+      const disk = recent.filter((p) => capture.diskBacked!(p));
+      if (disk.length) order.push(...recent.filter((p) => !capture.diskBacked!(p)), ...disk);
+      else order.push(...recent);
+    } else {
+      order.push(...recent);
+    }
     for (let p = 0; p < pages; p++) if (!hot(p)) order.push(p);
     let done = 0;
     for (const p of order) {

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createVirtMachine } from "../../src/board/virt.js";
 import type { Machine } from "../../src/machine.js";
+import { PageState } from "../../src/core.js";
 import { ContentStore, decodeWorkingSet, keys, Manifest, sha256, StoreMap, WorkingSetPage } from "../../src/store/cas.js";
 import { ObjectStore, S3ObjectStore } from "../../src/store/objects.js";
 import { StoreVm } from "../../src/store/vm.js";
@@ -61,7 +62,9 @@ async function withGuest(tag: string, test: (vm: StoreVm, a: { machine: Machine;
  * says where each of these pages is stored and its hash, and reading them there gives pages
  * with those hashes, the ones the RAM map has.
  */
-async function expectFirst(vm: StoreVm, m: Manifest, pc: number, sp: number, pcTables: number[], age?: (p: number) => number): Promise<void> {
+async function expectFirst(
+  vm: StoreVm, m: Manifest, pc: number, sp: number, pcTables: number[], age?: (p: number) => number, diskBacked?: (p: number) => boolean,
+): Promise<void> {
   expect(pc).toBeGreaterThanOrEqual(0);
   const items = decodeWorkingSet(m.workingSet!, m.packs, m.name);
   for (let i = 1; i < items.length; i++) expect(items[i].page).toBeGreaterThan(items[i - 1].page); // still by page
@@ -97,7 +100,7 @@ async function expectFirst(vm: StoreVm, m: Manifest, pc: number, sp: number, pcT
   // With a hot list (an earlier restore's first touches; pages outside the working set and
   // repeats are ignored): the first pages' read still first, then the runs holding hot pages, in
   // the order of their first hot page, before any run without one; every page still read once.
-  expectSaveOrder(m, items, first, age);
+  expectSaveOrder(m, items, first, age, diskBacked);
   const pick = items.filter((_, i) => i % 29 === 7).map((x) => x.page).reverse();
   const hot = [...pick, pick[0], 1 << 30, -1];
   const hr = workingSetRuns(items, first, wsFirstAt(m), hot);
@@ -121,15 +124,23 @@ async function expectFirst(vm: StoreVm, m: Manifest, pc: number, sp: number, pcT
  * packs are where they were); the restore reads its runs in that order (each run once, by the
  * lowest rank of its pages), every page once.
  */
-function expectSaveOrder(m: Manifest, items: WorkingSetPage[], first: number[], age?: (p: number) => number): void {
+function expectSaveOrder(m: Manifest, items: WorkingSetPage[], first: number[], age?: (p: number) => number, diskBacked?: (p: number) => boolean): void {
   const rank = wsRank(m)!;
   expect(rank).toBeDefined();
   expect([...rank.keys()].sort((a, b) => a - b)).toEqual(items.map((x) => x.page));
   const bySave = [...items].sort((a, b) => rank.get(a.page)! - rank.get(b.page)!);
   expect(bySave.slice(0, first.length).map((x) => x.page)).toEqual(first);
   if (age) {
-    const ages = bySave.slice(first.length).map((x) => age(x.page));
-    for (let i = 1; i < ages.length; i++) expect(ages[i]).toBeGreaterThanOrEqual(ages[i - 1]);
+    // The pages filled by a disk read and unchanged since (PageState.Disk) after the others,
+    // each part the most recently touched first.
+    const rest = bySave.slice(first.length).map((x) => x.page);
+    const disk = diskBacked ? rest.filter(diskBacked) : [];
+    const other = rest.filter((p) => !disk.includes(p));
+    expect(rest).toEqual([...other, ...disk]);
+    for (const part of [other, disk]) {
+      const ages = part.map(age);
+      for (let i = 1; i < ages.length; i++) expect(ages[i]).toBeGreaterThanOrEqual(ages[i - 1]);
+    }
   }
   // (A page equal to an earlier one of the same save is stored once, in the earlier one's slot.)
   const seen = new Set<string>();
@@ -249,7 +260,7 @@ describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", ()
       const core = a.machine.core;
       let tables: number[] = [];
       let pc = ramPageOf(a.machine, core.pc, true, tables), sp = ramPageOf(a.machine, core.x(2), false);
-      await expectFirst(vm, await vm.save(a.machine, "stopped"), pc, sp, tables, (p) => a.machine.touchAge(p));
+      await expectFirst(vm, await vm.save(a.machine, "stopped"), pc, sp, tables, (p) => a.machine.touchAge(p), (p) => (core.pages[p] & PageState.Disk) !== 0);
       await a.machine.run({ instructions: 30_000_000 });
       tables = [];
       pc = ramPageOf(a.machine, core.pc, true, tables);
