@@ -237,15 +237,7 @@ export class StoreDisk implements BlockBackend {
     if (e.kind === EntryKind.Zero) return new Uint8Array(PAGE_SIZE);
     const hit = this.cache.get(e.hash);
     if (hit) return hit;
-    // Read ahead: the blocks after it that sit in the following slots of the same pack.
-    const run: MapEntry[] = [e];
-    const blocks = Math.ceil(this.size / PAGE_SIZE);
-    for (let n = b + 1; n < blocks && run.length < 32; n++) {
-      if (this.overlay.has(n)) break;
-      const f = this.entry(n);
-      if (f.kind !== EntryKind.Page || f.pack !== e.pack || f.slot !== e.slot + run.length || this.cache.get(f.hash)) break;
-      run.push(f);
-    }
+    const run = this.readAhead(b, e, (n) => this.entry(n));
     const what = `disk ${this.name} block ${b}`;
     const t = performance.now();
     const bytes = readPagesSync(this.link, e.pack, e.slot, run.length, what);
@@ -253,6 +245,23 @@ export class StoreDisk implements BlockBackend {
     this.timeline?.mark(`disk read on the hart's thread (${what}, synchronous, ${(performance.now() - t).toFixed(1)} ms)`);
     this.keep(run, b, bytes);
     return this.cache.get(e.hash)!;
+  }
+
+  /**
+   * What one read of block b (entry e) brings: e and the blocks after it that sit in the
+   * following slots of the same pack (read ahead, up to 32 in all), none the guest wrote or the
+   * cache has. `entryAt(n)`: block n's map entry, or undefined where the map is not at hand.
+   */
+  private readAhead(b: number, e: MapEntry, entryAt: (n: number) => MapEntry | undefined): MapEntry[] {
+    const run: MapEntry[] = [e];
+    const blocks = Math.ceil(this.size / PAGE_SIZE);
+    for (let n = b + 1; n < blocks && run.length < 32; n++) {
+      if (this.overlay.has(n)) break;
+      const f = entryAt(n);
+      if (!f || f.kind !== EntryKind.Page || f.pack !== e.pack || f.slot !== e.slot + run.length || this.cache.get(f.hash)) break;
+      run.push(f);
+    }
+    return run;
   }
 
   /** Checks the blocks `run` (from block b) read in `bytes` against their hashes and caches them. */
@@ -299,18 +308,11 @@ export class StoreDisk implements BlockBackend {
     this.timeline?.mark(`guest disk read waiting on the store (${what}); the hart runs on`, t);
     try {
       for (let c = map.chunkOf(first); c <= map.chunkOf(last); c++) if (!map.raw(c)) await this.link.run(what, () => map.load(c));
-      const blocks = Math.ceil(this.size / PAGE_SIZE);
       for (let b = first; b <= last; b++) {
         if (!this.mustFetch(map, b)) continue;
         const e = map.entry(b);
-        // Read ahead, as block(): the following blocks in the following slots of the pack.
-        const run: MapEntry[] = [e];
-        for (let n = b + 1; n < blocks && run.length < 32 && map.raw(map.chunkOf(n)); n++) {
-          if (this.overlay.has(n)) break;
-          const f = map.entry(n);
-          if (f.kind !== EntryKind.Page || f.pack !== e.pack || f.slot !== e.slot + run.length || this.cache.get(f.hash)) break;
-          run.push(f);
-        }
+        // Read ahead as block() does, within the map chunks at hand (no synchronous chunk read).
+        const run = this.readAhead(b, e, (n) => (map.raw(map.chunkOf(n)) ? map.entry(n) : undefined));
         const bytes = await this.link.run(what, () => this.link.cs.readPages(e.pack, e.slot, run.length));
         this.keep(run, b, bytes);
       }
