@@ -37,6 +37,12 @@ export interface BlockBackend {
    */
   whenReadable?(offset: number, length: number): Promise<void> | undefined;
   /**
+   * The same for write() of [offset, offset + length): a write that changes a block only in
+   * part must first have that block's old content (a read-modify-write), which may be in a
+   * remote store. Undefined: write() takes it at once.
+   */
+  whenWritable?(offset: number, length: number): Promise<void> | undefined;
+  /**
    * The guest's writes are not kept on the image file (a compressed image unpacked in memory):
    * such a disk cannot be journaled, and once written it cannot be brought back to a snapshot,
    * so savevm refuses it then. (A -snapshot overlay is not volatile: it lives as long as rvm,

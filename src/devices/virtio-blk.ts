@@ -13,10 +13,12 @@
 // image (copy-before-write for snapshots) and `GuestMemory.diskWritten` for each 4 KiB block it
 // touched afterwards, so no page claims to mirror a block that has changed.
 //
-// Reads that wait: a VIRTIO_BLK_T_IN whose blocks the backend cannot give at once
-// (`BlockBackend.whenReadable`: a StoreDisk block still in the object store) is deferred, as
-// QEMU's block layer completes AIO: the hart runs on, and the data, status, used-ring entry and
-// interrupt come when the bytes are in and checked. Everything else is served at once, in order.
+// Requests that wait: a VIRTIO_BLK_T_IN whose blocks the backend cannot give at once
+// (`BlockBackend.whenReadable`: a StoreDisk block still in the object store), or a
+// VIRTIO_BLK_T_OUT that changes such a block only in part (`whenWritable`: a read-modify-write),
+// is deferred, as QEMU's block layer completes AIO: the hart runs on, and the data, status,
+// used-ring entry and interrupt come when the bytes are in and checked (a write is merged then).
+// Everything else is served at once, in order.
 
 import { PAGE_SIZE } from "../core.js";
 import type { GuestMemory } from "../memory.js";
@@ -121,7 +123,7 @@ export class VirtioBlk implements VirtioDevice {
         else if (mayDefer && this.disk.whenReadable) {
           // A read the backend cannot serve at once completes later; the hart runs meanwhile.
           const wait = this.disk.whenReadable(offset, len);
-          if (wait) return this.deferRead(chain, wait, offset, len, statusAt);
+          if (wait) return this.defer(chain, wait, statusAt, len, () => this.readDisk(sliceSegments(chain.writable, 0, len), offset));
         }
         if (offset >= 0) {
           status = this.readDisk(sliceSegments(chain.writable, 0, len), offset);
@@ -133,7 +135,14 @@ export class VirtioBlk implements VirtioDevice {
         const len = chain.readableLength - HEADER_SIZE;
         const offset = this.range(sector, len);
         if (offset < 0 || this.disk.readOnly) status = VIRTIO_BLK_S_IOERR;
-        else status = this.writeDisk(sliceSegments(chain.readable, HEADER_SIZE, len), offset, len);
+        else {
+          if (mayDefer && this.disk.whenWritable) {
+            // A write of part of a block still in the store (read-modify-write) completes later too.
+            const wait = this.disk.whenWritable(offset, len);
+            if (wait) return this.defer(chain, wait, statusAt, 0, () => this.writeDisk(sliceSegments(chain.readable, HEADER_SIZE, len), offset, len));
+          }
+          status = this.writeDisk(sliceSegments(chain.readable, HEADER_SIZE, len), offset, len);
+        }
         break;
       }
       case VIRTIO_BLK_T_FLUSH:
@@ -155,11 +164,12 @@ export class VirtioBlk implements VirtioDevice {
   }
 
   /**
-   * A VIRTIO_BLK_T_IN completed once `wait` settles: the data is read then (from what the
-   * backend fetched and checked), the status written; a fetch that failed (the store's
-   * deadline, a corrupted object) is VIRTIO_BLK_S_IOERR, as the same read done at once.
+   * A request completed once `wait` settles: `run` does the transfer then (a read from what the
+   * backend fetched and checked; a write merged into it) and gives its status; a fetch that
+   * failed (the store's deadline, a corrupted object) is VIRTIO_BLK_S_IOERR, as the same request
+   * done at once, and a write then changes nothing. `written`: the data bytes before the status.
    */
-  private deferRead(chain: DescriptorChain, wait: Promise<void>, offset: number, len: number, statusAt: number): DeferredRequest {
+  private defer(chain: DescriptorChain, wait: Promise<void>, statusAt: number, written: number, run: () => number): DeferredRequest {
     let failed = false;
     const ready = wait.then(() => undefined, () => {
       failed = true;
@@ -167,9 +177,8 @@ export class VirtioBlk implements VirtioDevice {
     return {
       ready,
       complete: () => {
-        const status = failed ? VIRTIO_BLK_S_IOERR : this.readDisk(sliceSegments(chain.writable, 0, len), offset);
-        chain.write(statusAt, Uint8Array.of(status));
-        return len + 1;
+        chain.write(statusAt, Uint8Array.of(failed ? VIRTIO_BLK_S_IOERR : run()));
+        return written + 1;
       },
     };
   }

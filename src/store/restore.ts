@@ -301,8 +301,27 @@ export class StoreDisk implements BlockBackend {
     return this.fetchBlocks(map, b, last);
   }
 
-  private async fetchBlocks(map: StoreMap, first: number, last: number): Promise<void> {
-    const what = `disk ${this.name} block ${first}${last > first ? `-${last}` : ""}`;
+  /**
+   * A guest write of [offset, offset + length) that would wait on the store: write() merges a
+   * block it changes only in part (its first or last) into that block's old content, so those
+   * blocks are fetched first, as whenReadable() fetches a read's (QEMU's block layer likewise
+   * reads a read-modify-write's head and tail asynchronously). Blocks it covers whole need
+   * nothing. Undefined when nothing needs fetching.
+   */
+  whenWritable(offset: number, length: number): Promise<void> | undefined {
+    const map = this.map;
+    if (!map || length <= 0) return undefined;
+    const end = offset + length;
+    const first = Math.floor(offset / PAGE_SIZE), last = Math.floor((end - 1) / PAGE_SIZE);
+    const partial = new Set<number>();
+    if (offset % PAGE_SIZE !== 0 || end < (first + 1) * PAGE_SIZE) partial.add(first);
+    if (end % PAGE_SIZE !== 0) partial.add(last);
+    const wait = [...partial].filter((b) => this.mustFetch(map, b)).map((b) => this.fetchBlocks(map, b, b, "a partial-block write"));
+    return wait.length === 0 ? undefined : Promise.all(wait).then(() => undefined);
+  }
+
+  private async fetchBlocks(map: StoreMap, first: number, last: number, why?: string): Promise<void> {
+    const what = `disk ${this.name} block ${first}${last > first ? `-${last}` : ""}${why ? ` (for ${why})` : ""}`;
     const t = performance.now();
     this.link.diskWaits.set(what, t);
     this.timeline?.mark(`guest disk read waiting on the store (${what}); the hart runs on`, t);

@@ -225,17 +225,23 @@ const page = (pa: number) => (pa - RAM_BASE) / PAGE_SIZE;
 
 /**
  * A disk whose blocks arrive later (as StoreDisk's from an object store): a read of a block not
- * yet arrived is "not now" (whenReadable) until arrive(); read() itself always answers (the
- * synchronous way, as StoreDisk's does when a savevm drains the device).
+ * yet arrived, or a write of part of a 4 KiB block (StoreDisk merges it into the block's old
+ * content), is "not now" (whenReadable, whenWritable) until arrive(), or fails after fail();
+ * read() and write() themselves always answer (the synchronous way, as StoreDisk's do when a
+ * savevm drains the device: counted in syncReads).
  */
 class RemoteDisk extends MemoryDisk {
-  private pending: (() => void)[] = [];
+  private pending: { resolve: () => void; reject: (e: Error) => void }[] = [];
   arrived = false;
   syncReads = 0;
 
   whenReadable(_offset: number, _length: number): Promise<void> | undefined {
     if (this.arrived) return undefined;
-    return new Promise<void>((resolve) => this.pending.push(resolve));
+    return new Promise<void>((resolve, reject) => this.pending.push({ resolve, reject }));
+  }
+
+  whenWritable(offset: number, length: number): Promise<void> | undefined {
+    return offset % PAGE_SIZE !== 0 || length % PAGE_SIZE !== 0 ? this.whenReadable(offset, length) : undefined;
   }
 
   read(buf: Uint8Array, offset: number): void {
@@ -243,9 +249,18 @@ class RemoteDisk extends MemoryDisk {
     super.read(buf, offset);
   }
 
+  write(buf: Uint8Array, offset: number): void {
+    if (this.whenWritable(offset, buf.length)) this.syncReads++;
+    super.write(buf, offset);
+  }
+
   arrive(): void {
     this.arrived = true;
-    for (const r of this.pending.splice(0)) r();
+    for (const p of this.pending.splice(0)) p.resolve();
+  }
+
+  fail(): void {
+    for (const p of this.pending.splice(0)) p.reject(new Error("the store's deadline passed"));
   }
 }
 
@@ -904,6 +919,77 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
     expect(d.ramWord(DATA)).toBe(0);
     expect(d.status()).toBe(0xff);
     expect(d.usedIdx()).toBe(0);
+  });
+
+  it("a write of part of a block not at hand completes once the block is in (read-modify-write); whole blocks at once", async () => {
+    const d = new Driver({ remote: true });
+    expect(d.init()).toBe(true);
+    const disk = d.disk as RemoteDisk;
+    d.mem.writable(DATA, 2 * PAGE_SIZE).fill(0xab);
+    // Whole 4 KiB blocks need no old content: served at once, as before.
+    expect(d.run(VIRTIO_BLK_T_OUT, 8, [{ addr: DATA, len: PAGE_SIZE }])).toBe(VIRTIO_BLK_S_OK);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.diskWord(8 * 512)).toBe(0xabababab);
+    // 512 bytes in the middle of block 2: in flight, nothing written, no synchronous read.
+    const write = d.request(VIRTIO_BLK_T_OUT, 17, [{ addr: DATA + PAGE_SIZE, len: 512 }]);
+    d.notify();
+    expect(d.status()).toBe(0xff);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.dev.inFlight).toBe(1);
+    expect(d.diskWord(17 * 512)).toBe(17 * 512);
+    // A READ of that block made available after it waits for it, and sees the write.
+    d.request(VIRTIO_BLK_T_IN, 16, [{ addr: DATA + 0x4000, len: PAGE_SIZE, write: true }], { status: STATUS + 1, header: HEADER + 0x100 });
+    d.notify();
+    expect(d.usedIdx()).toBe(1);
+    expect(disk.syncReads).toBe(0);
+    disk.arrive();
+    await settle();
+    expect(d.usedIdx()).toBe(3);
+    expect(d.used(1)).toEqual({ id: write, len: 1 });
+    expect(d.status()).toBe(VIRTIO_BLK_S_OK);
+    expect(d.status(STATUS + 1)).toBe(VIRTIO_BLK_S_OK);
+    expect(d.diskWord(16 * 512)).toBe(16 * 512);
+    expect(d.diskWord(17 * 512)).toBe(0xabababab);
+    expect(d.diskWord(18 * 512)).toBe(18 * 512);
+    expect(d.ramWord(DATA + 0x4000 + 512)).toBe(0xabababab);
+    expect(disk.syncReads).toBe(0);
+    expect(d.irq).toBe(true);
+  });
+
+  it("a partial-block write in flight: drain completes it (savevm), a reset drops it, a failed fetch fails it and writes nothing", async () => {
+    const drained = new Driver({ remote: true });
+    expect(drained.init()).toBe(true);
+    drained.mem.writable(DATA, 512).fill(0xcd);
+    drained.request(VIRTIO_BLK_T_OUT, 3, [{ addr: DATA, len: 512 }]);
+    drained.notify();
+    expect(drained.usedIdx()).toBe(0);
+    drained.dev.drain();
+    expect((drained.disk as RemoteDisk).syncReads).toBe(1);
+    expect(drained.usedIdx()).toBe(1);
+    expect(drained.status()).toBe(VIRTIO_BLK_S_OK);
+    expect(drained.diskWord(3 * 512)).toBe(0xcdcdcdcd);
+
+    const reset = new Driver({ remote: true });
+    expect(reset.init()).toBe(true);
+    reset.mem.writable(DATA, 512).fill(0xcd);
+    reset.request(VIRTIO_BLK_T_OUT, 3, [{ addr: DATA, len: 512 }]);
+    reset.notify();
+    reset.wr(VIRTIO_MMIO_STATUS, 0);
+    (reset.disk as RemoteDisk).arrive();
+    await settle();
+    expect(reset.diskWord(3 * 512)).toBe(3 * 512);
+    expect(reset.status()).toBe(0xff);
+
+    const failed = new Driver({ remote: true });
+    expect(failed.init()).toBe(true);
+    failed.mem.writable(DATA, 512).fill(0xcd);
+    failed.request(VIRTIO_BLK_T_OUT, 3, [{ addr: DATA, len: 512 }]);
+    failed.notify();
+    (failed.disk as RemoteDisk).fail();
+    await settle();
+    expect(failed.usedIdx()).toBe(1);
+    expect(failed.status()).toBe(VIRTIO_BLK_S_IOERR);
+    expect(failed.diskWord(3 * 512)).toBe(3 * 512);
   });
 
   it("reads the backend holds are served at once, as before", () => {

@@ -2,9 +2,11 @@
 // read of blocks still in the object store stays in flight as a virtio-blk request while the
 // store does not answer (radosgw stopped); the guest keeps running and answers on its console,
 // the monitor says what the read waits for; a savevm taken while it is in flight completes it
-// first (drain), and both the read's data and the snapshot are correct.
+// first (drain), and both the read's data and the snapshot are correct. A write of part of a
+// 4 KiB block still in the store (a read-modify-write) waits the same way, and lands right.
 
 import { describe, expect, it } from "vitest";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,9 +27,17 @@ describe.skipIf(!haveRadosgw)("guest disk reads during a store restore (radosgw)
     const a = mkdtempSync(join(base, "rvm-blkA-"));
     const disk = join(a, "disk.img");
     writeFileSync(disk, gunzipSync(readFileSync(join(G, "disk.img.gz"))));
+    // A second drive the guest never reads (/dev/vdb), for the partial-block write: its block 128
+    // is in the store only, and what it will hold once 512 bytes in it are written is known here.
+    const second = randomBytes(1 << 20);
+    writeFileSync(join(a, "second.img"), second);
+    const block = Buffer.from(second.subarray(128 * 4096, 129 * 4096));
+    block.fill("x", 512, 1024);
+    const patched = createHash("md5").update(block).digest("hex");
     const sockA = join(a, "mon.sock");
     const s = new Session(["run", "-m", "256M", "-kernel", join(G, "Image.gz"), "-initrd", join(G, "initramfs.cpio.gz"),
-      "-append", "console=ttyS0", "-drive", `file=${disk},format=raw,if=virtio`, "--snapshot-store", url,
+      "-append", "console=ttyS0", "-drive", `file=${disk},format=raw,if=virtio`,
+      "-drive", `file=${join(a, "second.img")},format=raw,if=virtio`, "--snapshot-store", url,
       "-monitor", `unix:${sockA},server,nowait`], { cwd: a });
     let sums: string;
     try {
@@ -62,21 +72,28 @@ describe.skipIf(!haveRadosgw)("guest disk reads during a store restore (radosgw)
       expect(info).toMatch(/complete/);
       r.type("");
       await r.waitFor("~ # ", 60_000);
+      /**
+       * Types `line` (a background job) with the store stopped; the guest still answers, and
+       * `info restore` comes to say what waits (before: the hart's thread sat in Atomics.wait,
+       * and neither the guest nor the monitor answered until the store did).
+       */
+      const whileStopped = async (line: string, waits: RegExp, n: number) => {
+        const from = r.output.length;
+        r.type(line);
+        await sleep(500);
+        r.type(`echo alive-$((${n}+1))`);
+        await r.waitFor(new RegExp(`alive-${n + 1}\\r?\\n`), 30_000, from);
+        let now = "";
+        for (let k = 0; k < 50 && !waits.test(now); k++) {
+          await sleep(100);
+          now = await rm.cmd("info restore", 30_000);
+        }
+        expect(now).toMatch(waits);
+        return from;
+      };
       gw().pause();
       try {
-        const from = r.output.length;
-        r.type("md5sum /mnt/big > /tmp/sum &");
-        await sleep(500);
-        // The read waits on the store; the guest still answers (before: the hart's thread sat
-        // in Atomics.wait, and neither the guest nor the monitor answered until the store did).
-        r.type("echo alive-$((40+2))");
-        await r.waitFor(/alive-42\r?\n/, 30_000, from);
-        info = "";
-        for (let k = 0; k < 50 && !/guest read of disk .* waiting on the store/.test(info); k++) {
-          await sleep(100);
-          info = await rm.cmd("info restore", 30_000);
-        }
-        expect(info).toMatch(/guest read of disk .* waiting on the store for \d+ ms/);
+        await whileStopped("md5sum /mnt/big > /tmp/sum &", /guest read of disk .* waiting on the store for \d+ ms/, 41);
         // savevm with the read in flight: it is completed first (the store is back meanwhile).
         const saving = rm.cmd("savevm s2", 180_000);
         await sleep(1000);
@@ -88,6 +105,25 @@ describe.skipIf(!haveRadosgw)("guest disk reads during a store restore (radosgw)
       r.type("wait; cat /tmp/sum");
       await r.waitFor(/[0-9a-f]{32}\s+\/mnt\/big/, 120_000);
       expect(r.output).toContain(sums!.split("\n").find((l) => l.endsWith("/mnt/big"))!.trim());
+
+      // 512 bytes written into block 128 of the second drive are a read-modify-write of a block
+      // still in the store: it waits without stopping the hart (before: the synchronous read of
+      // the block stopped the guest and the monitor until the store was back), then lands merged
+      // into the block's old content. (The drive's block size set to 512 bytes, held open: Linux
+      // then writes back only the 512-byte buffer the guest changed, and reads nothing first.)
+      await r.command("head -c 512 /dev/zero | tr '\\0' x > /tmp/p");
+      await r.command("exec 3<>/dev/vdb; blockdev --setbsz 512 /dev/vdb");
+      gw().pause();
+      try {
+        const from = await whileStopped("(dd if=/tmp/p of=/dev/vdb bs=512 seek=1025 count=1 conv=notrunc,fsync; echo wrote-$((1+1))) &",
+          /guest read of disk \S*second\.img block 128 \(for a partial-block write\) waiting on the store for \d+ ms/, 42);
+        expect(r.output.slice(from)).not.toMatch(/wrote-2/);
+      } finally {
+        gw().resume();
+      }
+      await r.waitFor(/wrote-2\r?\n/, 120_000);
+      await r.command("exec 3<&-; echo 3 > /proc/sys/vm/drop_caches");
+      expect(await r.command("dd if=/dev/vdb bs=4k skip=128 count=1 | md5sum")).toContain(patched);
       rm.cmd("quit").catch(() => undefined);
       expect(await r.exitCode(60_000)).toBe(0);
       rm.close();
