@@ -18,12 +18,14 @@
 // VIRTIO_BLK_T_OUT that changes such a block only in part (`whenWritable`: a read-modify-write),
 // is deferred, as QEMU's block layer completes AIO: the hart runs on, and the data, status,
 // used-ring entry and interrupt come when the bytes are in and checked (a write is merged then).
-// Everything else is served at once, in order.
+// Everything else is served at once, in order. Several requests may be in flight at once and
+// complete out of order (the virtio spec allows it, and QEMU does it) unless they touch the same
+// bytes (`extent`): the transport then serves the later one after the earlier completes.
 
 import { PAGE_SIZE } from "../core.js";
 import type { GuestMemory } from "../memory.js";
 import { SECTOR_SIZE, type BlockBackend } from "./disk.js";
-import { bit, DescriptorChain, sliceSegments, VirtioError, type DeferredRequest, type VirtioDevice } from "./virtio-mmio.js";
+import { bit, DescriptorChain, sliceSegments, VirtioError, type DeferredRequest, type RequestExtent, type VirtioDevice } from "./virtio-mmio.js";
 
 export const VIRTIO_ID_BLOCK = 2;
 
@@ -161,6 +163,22 @@ export class VirtioBlk implements VirtioDevice {
     }
     chain.write(statusAt, Uint8Array.of(status));
     return written + 1;
+  }
+
+  /**
+   * The bytes of the disk a request reads (IN) or writes (OUT), for the transport's ordering of
+   * requests in flight. A FLUSH comes after every write before it, so after all requests in
+   * flight (as any other type: a barrier); GET_ID and a transfer outside the disk (answered at
+   * once with IOERR) touch nothing.
+   */
+  extent(_queue: number, chain: DescriptorChain): RequestExtent {
+    if (chain.readableLength < HEADER_SIZE || chain.writableLength < 1) return "barrier";
+    const header = new DataView(chain.read(0, HEADER_SIZE).buffer);
+    const type = header.getUint32(0, true);
+    if (type !== VIRTIO_BLK_T_IN && type !== VIRTIO_BLK_T_OUT) return type === VIRTIO_BLK_T_GET_ID ? "none" : "barrier";
+    const len = type === VIRTIO_BLK_T_IN ? chain.writableLength - 1 : chain.readableLength - HEADER_SIZE;
+    const start = this.range(header.getBigUint64(8, true), len);
+    return start < 0 ? "none" : { start, end: start + len, write: type === VIRTIO_BLK_T_OUT };
   }
 
   /**

@@ -12,11 +12,13 @@
 // there is no QueueReady, no ConfigGeneration, no FEATURES_OK negotiation and only the low 32
 // feature bits (no VIRTIO_F_VERSION_1).
 //
-// Requests are served synchronously inside the guest's store to QueueNotify, except one the
-// device defers (a virtio-blk read whose blocks are still in a remote object store): it stays
-// in flight while the hart runs and completes (data, used-ring entry, interrupt) when its bytes
-// are in; the requests after it on its queue wait for it (in-order completion), and drain()
-// completes it at once (savevm, loadvm). All guest memory
+// Requests are served synchronously inside the guest's store to QueueNotify, except those the
+// device defers (a virtio-blk request whose blocks are still in a remote object store): each
+// stays in flight while the hart runs and completes (data, used-ring entry, interrupt) when its
+// bytes are in. Several may be in flight on a queue, completing in any order (no
+// VIRTIO_F_IN_ORDER), as long as the device says they do not touch the same data
+// (`VirtioDevice.extent`); a request that does waits, with all after it, in the available ring
+// until the ones it overlaps complete. drain() completes them at once (savevm, loadvm). All guest memory
 // goes through GuestMemory, so pages not yet restored are restored first and pages the device
 // writes are marked. A malformed ring or descriptor chain (out-of-RAM address, loop, chain too
 // long, bad ordering) never throws into the core: the device sets DEVICE_NEEDS_RESET, sends a
@@ -178,6 +180,27 @@ export interface DeferredRequest {
   complete(): number;
 }
 
+/**
+ * What a request touches, for ordering it against the requests in flight on its queue: a range
+ * of the device's data and whether the request changes it; `barrier`: it comes after every
+ * request in flight (a flush); `none`: it touches no data (an ID).
+ */
+export type RequestExtent = { start: number; end: number; write: boolean } | "barrier" | "none";
+
+/** Whether a request of extent `b` must wait for one of extent `a` in flight (a write and anything else on the same bytes). */
+export function overlaps(a: RequestExtent, b: RequestExtent): boolean {
+  if (a === "barrier" || b === "barrier") return true;
+  if (a === "none" || b === "none") return false;
+  return (a.write || b.write) && a.start < b.end && b.start < a.end;
+}
+
+/** A request in flight on a queue: its head descriptor, the device's deferred request, what it touches. */
+interface InFlight {
+  head: number;
+  req: DeferredRequest;
+  extent: RequestExtent;
+}
+
 /** A device type behind the transport (virtio-blk, ...). */
 export interface VirtioDevice {
   readonly deviceId: number;
@@ -194,6 +217,12 @@ export interface VirtioDevice {
    * may instead return a DeferredRequest, which the transport completes later.
    */
   handle(queue: number, chain: DescriptorChain, mayDefer?: boolean): number | DeferredRequest;
+  /**
+   * What request `chain` touches (it must not throw: a request it cannot make sense of is a
+   * `barrier`, and handle() says what is wrong with it). Without it, a queue with a request in
+   * flight serves nothing more until that one completes.
+   */
+  extent?(queue: number, chain: DescriptorChain): RequestExtent;
   /** The driver reset the device (status 0). */
   reset(): void;
 }
@@ -281,11 +310,12 @@ export class VirtioMmio implements MmioHandler {
   /** The legacy (version 1) interface. */
   readonly legacy: boolean;
   /**
-   * The request in flight on each queue, if any (a deferred one). Nothing after it on its queue
-   * is served until it completes: requests complete in the order the driver made them available,
-   * so a WRITE never overtakes a READ of the same blocks made available before it.
+   * The requests in flight on each queue (deferred ones), in the order they were made available.
+   * A request that overlaps one of them (`overlaps`) is not served, nor any after it on its
+   * queue, until they complete: a WRITE never overtakes a READ of the same blocks made
+   * available before it, nor a READ a WRITE.
    */
-  private inflight: ({ head: number; req: DeferredRequest } | undefined)[] = [];
+  private inflight: InFlight[][] = [];
   /** Bumped by a device reset or a state restore: a deferred request of before is dropped. */
   private generation = 0;
   /** Requests deferred so far, and the time they were in flight (ms). */
@@ -562,7 +592,7 @@ export class VirtioMmio implements MmioHandler {
 
   /** Requests in flight (deferred, not yet in the used ring). */
   get inFlight(): number {
-    return this.inflight.filter((f) => f).length;
+    return this.inflight.reduce((n, list) => n + (list?.length ?? 0), 0);
   }
 
   /**
@@ -572,10 +602,10 @@ export class VirtioMmio implements MmioHandler {
    * as QEMU drains the block layer before a snapshot.
    */
   drain(): void {
-    this.inflight.forEach((f, index) => {
-      if (!f) return;
-      this.inflight[index] = undefined;
-      this.serve(index, f, false);
+    this.inflight.forEach((list, index) => {
+      if (!list?.length) return;
+      this.inflight[index] = [];
+      this.serve(index, list, false);
     });
   }
 
@@ -586,14 +616,15 @@ export class VirtioMmio implements MmioHandler {
   }
 
   /**
-   * Serves queue `index`: first `done` (the request that was in flight: completed now and put
-   * in the used ring), then the available ring, up to a request the device defers (with
-   * `mayDefer`), which stays in flight; one interrupt decision for the whole batch.
+   * Serves queue `index`: first `done` (requests that were in flight: completed now, in order,
+   * and put in the used ring), then the available ring, up to a request that overlaps one still
+   * in flight (it stays in the ring); requests the device defers (with `mayDefer`) stay in
+   * flight. One interrupt decision for the whole batch.
    */
-  private serve(index: number, done: { head: number; req: DeferredRequest } | undefined, mayDefer: boolean): void {
+  private serve(index: number, done: InFlight[] | undefined, mayDefer: boolean): void {
     const q = this.queues[index];
     if (!q || !q.ready || !(this.status & VIRTIO_CONFIG_S_DRIVER_OK) || this.broken !== null) return;
-    if (this.inflight[index]) return; // served when it completes
+    const flight = (this.inflight[index] ??= []);
     const mem = this.mem;
     const oldUsed = q.usedIdx;
     try {
@@ -603,19 +634,27 @@ export class VirtioMmio implements MmioHandler {
         throw new VirtioError(`queue ${index}: rings outside RAM`);
       }
       const eventIdx = this.negotiated(VIRTIO_RING_F_EVENT_IDX);
-      if (done) this.publish(q, done.head, done.req.complete());
+      for (const f of done ?? []) this.publish(q, f.head, f.req.complete());
       const availIdx = mem.readU16(q.driver + 2);
       if (((availIdx - q.lastAvail) & 0xffff) > num) {
         throw new VirtioError(`queue ${index}: available index moved from ${q.lastAvail} to ${availIdx}`);
       }
       while (q.lastAvail !== availIdx) {
         const head = mem.readU16(q.driver + 4 + 2 * (q.lastAvail % num));
-        q.lastAvail = (q.lastAvail + 1) & 0xffff;
         const chain = this.popChain(q, head);
+        let extent: RequestExtent = "barrier";
+        if (flight.length > 0) {
+          // Served after the requests in flight it overlaps (left in the ring, with all after it).
+          if (!this.device.extent) break;
+          extent = this.device.extent(index, chain);
+          if (flight.some((f) => overlaps(f.extent, extent))) break;
+        }
+        q.lastAvail = (q.lastAvail + 1) & 0xffff;
         const len = this.device.handle(index, chain, mayDefer);
         if (typeof len !== "number") {
-          this.defer(index, head, len);
-          break;
+          if (flight.length === 0 && this.device.extent) extent = this.device.extent(index, chain);
+          this.defer(index, { head, req: len, extent });
+          continue;
         }
         this.publish(q, head, len);
       }
@@ -642,21 +681,22 @@ export class VirtioMmio implements MmioHandler {
     mem.writeU16(q.device + 2, q.usedIdx);
   }
 
-  /** Request `head` of queue `index` stays in flight until `req` is ready; then it completes and the queue goes on. */
-  private defer(index: number, head: number, req: DeferredRequest): void {
-    const f = { head, req };
-    this.inflight[index] = f;
+  /** Request `f` of queue `index` stays in flight until it is ready; then it completes and the queue goes on. */
+  private defer(index: number, f: InFlight): void {
+    const flight = this.inflight[index];
+    flight.push(f);
     this.deferred++;
     const gen = this.generation;
     const t = performance.now();
     const settled = () => {
-      if (gen !== this.generation || this.inflight[index] !== f) return; // reset, restored or drained meanwhile
+      const at = flight.indexOf(f);
+      if (gen !== this.generation || this.inflight[index] !== flight || at < 0) return; // reset, restored or drained meanwhile
       this.deferredMs += performance.now() - t;
-      this.inflight[index] = undefined;
-      this.serve(index, f, true);
+      flight.splice(at, 1);
+      this.serve(index, [f], true);
       this.onDeferredDone?.();
     };
-    req.ready.then(settled, settled);
+    f.req.ready.then(settled, settled);
   }
 
   /** Used buffer notification suppression (2.7.7.2, 2.7.10). */

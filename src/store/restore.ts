@@ -173,6 +173,8 @@ export class StoreDisk implements BlockBackend {
   asyncMs = 0;
   /** Synchronous store reads (the hart's thread waited: drain at savevm, host code). */
   syncReads = 0;
+  /** Blocks a guest request's fetch is reading now (fetchBlocks), and that read: requests in flight at once share it. */
+  private readonly fetching = new Map<number, Promise<void>>();
   /** Where a restore notes the guest's disk reads that wait on the store (set by StoreVm.restore). */
   timeline: { mark(what: string, t?: number): void } | undefined;
 
@@ -328,12 +330,24 @@ export class StoreDisk implements BlockBackend {
     try {
       for (let c = map.chunkOf(first); c <= map.chunkOf(last); c++) if (!map.raw(c)) await this.link.run(what, () => map.load(c));
       for (let b = first; b <= last; b++) {
+        const other = this.fetching.get(b);
+        if (other) {
+          // Another guest request in flight is fetching this block already: its GET serves both.
+          await other;
+          continue;
+        }
         if (!this.mustFetch(map, b)) continue;
         const e = map.entry(b);
-        // Read ahead as block() does, within the map chunks at hand (no synchronous chunk read).
-        const run = this.readAhead(b, e, (n) => (map.raw(map.chunkOf(n)) ? map.entry(n) : undefined));
-        const bytes = await this.link.run(what, () => this.link.cs.readPages(e.pack, e.slot, run.length));
-        this.keep(run, b, bytes);
+        // Read ahead as block() does, within the map chunks at hand (no synchronous chunk read),
+        // up to a block another request is fetching.
+        const run = this.readAhead(b, e, (n) => (map.raw(map.chunkOf(n)) && !this.fetching.has(n) ? map.entry(n) : undefined));
+        const got = this.link.run(what, () => this.link.cs.readPages(e.pack, e.slot, run.length)).then((bytes) => this.keep(run, b, bytes));
+        run.forEach((_f, k) => this.fetching.set(b + k, got));
+        try {
+          await got;
+        } finally {
+          run.forEach((_f, k) => this.fetching.get(b + k) === got && this.fetching.delete(b + k));
+        }
       }
     } finally {
       const end = performance.now();

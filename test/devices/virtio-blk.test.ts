@@ -231,21 +231,24 @@ const page = (pa: number) => (pa - RAM_BASE) / PAGE_SIZE;
  * savevm drains the device: counted in syncReads).
  */
 class RemoteDisk extends MemoryDisk {
-  private pending: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private pending: { offset: number; length: number; resolve: () => void; reject: (e: Error) => void }[] = [];
   arrived = false;
   syncReads = 0;
 
-  whenReadable(_offset: number, _length: number): Promise<void> | undefined {
+  whenReadable(offset: number, length: number): Promise<void> | undefined {
     if (this.arrived) return undefined;
-    return new Promise<void>((resolve, reject) => this.pending.push({ resolve, reject }));
+    return new Promise<void>((resolve, reject) => this.pending.push({ offset, length, resolve, reject }));
   }
 
   whenWritable(offset: number, length: number): Promise<void> | undefined {
     return offset % PAGE_SIZE !== 0 || length % PAGE_SIZE !== 0 ? this.whenReadable(offset, length) : undefined;
   }
 
+  /** Ranges whose fetch is done (arriveAt). */
+  private landed: { offset: number; length: number }[] = [];
+
   read(buf: Uint8Array, offset: number): void {
-    if (!this.arrived) this.syncReads++;
+    if (!this.arrived && !this.landed.some((l) => l.offset <= offset && offset + buf.length <= l.offset + l.length)) this.syncReads++;
     super.read(buf, offset);
   }
 
@@ -257,6 +260,14 @@ class RemoteDisk extends MemoryDisk {
   arrive(): void {
     this.arrived = true;
     for (const p of this.pending.splice(0)) p.resolve();
+  }
+
+  /** The fetch of the request waiting on byte `offset` is done (the other requests still wait). */
+  arriveAt(offset: number): void {
+    const done = this.pending.filter((p) => p.offset <= offset && offset < p.offset + p.length);
+    this.pending = this.pending.filter((p) => !done.includes(p));
+    this.landed.push(...done);
+    for (const p of done) p.resolve();
   }
 
   fail(): void {
@@ -990,6 +1001,76 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
     expect(failed.usedIdx()).toBe(1);
     expect(failed.status()).toBe(VIRTIO_BLK_S_IOERR);
     expect(failed.diskWord(3 * 512)).toBe(3 * 512);
+  });
+
+  it("reads of different blocks are in flight together and complete as their blocks arrive (out of order)", async () => {
+    const d = new Driver({ remote: true });
+    expect(d.init()).toBe(true);
+    const disk = d.disk as RemoteDisk;
+    const a = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
+    const b = d.request(VIRTIO_BLK_T_IN, 64, [{ addr: DATA + 0x2000, len: 4096, write: true }], { status: STATUS + 1, header: HEADER + 0x100 });
+    d.notify();
+    expect(d.dev.inFlight).toBe(2);
+    expect(d.usedIdx()).toBe(0);
+    disk.arriveAt(64 * 512);
+    await settle();
+    expect(d.usedIdx()).toBe(1);
+    expect(d.used(0)).toEqual({ id: b, len: 4097 });
+    expect(d.status(STATUS + 1)).toBe(VIRTIO_BLK_S_OK);
+    expect(d.status()).toBe(0xff);
+    expect(d.ramWord(DATA + 0x2000)).toBe(64 * 512);
+    expect(d.irq).toBe(true);
+    disk.arriveAt(8 * 512);
+    await settle();
+    expect(d.usedIdx()).toBe(2);
+    expect(d.used(1)).toEqual({ id: a, len: 4097 });
+    expect(d.ramWord(DATA)).toBe(8 * 512);
+    expect(d.dev.inFlight).toBe(0);
+    expect(disk.syncReads).toBe(0);
+  });
+
+  it("a request that overlaps one in flight waits for it, and so do the requests after it; a FLUSH waits for all", async () => {
+    const d = new Driver({ remote: true });
+    expect(d.init()).toBe(true);
+    const disk = d.disk as RemoteDisk;
+    d.mem.writable(DATA + 0x1000, 4096).fill(0xab);
+    const read = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
+    // A whole-block WRITE of the same block (the backend would take it at once), then a READ elsewhere.
+    const write = d.request(VIRTIO_BLK_T_OUT, 8, [{ addr: DATA + 0x1000, len: 4096 }], { status: STATUS + 1, header: HEADER + 0x100 });
+    const other = d.request(VIRTIO_BLK_T_IN, 64, [{ addr: DATA + 0x2000, len: 512, write: true }], { status: STATUS + 2, header: HEADER + 0x200 });
+    d.notify();
+    expect(d.dev.inFlight).toBe(1);
+    expect(d.diskWord(8 * 512)).toBe(8 * 512);
+    disk.arriveAt(8 * 512);
+    await settle();
+    // The read completed with the data from before the write; the write is done; the other read is in flight.
+    expect(d.usedIdx()).toBe(2);
+    expect([d.used(0).id, d.used(1).id]).toEqual([read, write]);
+    expect(d.ramWord(DATA)).toBe(8 * 512);
+    expect(d.diskWord(8 * 512)).toBe(0xabababab);
+    expect(d.dev.inFlight).toBe(1);
+    const flush = d.request(VIRTIO_BLK_T_FLUSH, 0, [], { status: STATUS + 3, header: HEADER + 0x300 });
+    d.notify();
+    expect(d.usedIdx()).toBe(2);
+    disk.arriveAt(64 * 512);
+    await settle();
+    expect(d.usedIdx()).toBe(4);
+    expect([d.used(2).id, d.used(3).id]).toEqual([other, flush]);
+    expect([d.status(STATUS + 2), d.status(STATUS + 3)]).toEqual([VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK]);
+  });
+
+  it("drain completes every request in flight, in the order they were made available", () => {
+    const d = new Driver({ remote: true });
+    expect(d.init()).toBe(true);
+    const a = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
+    const b = d.request(VIRTIO_BLK_T_IN, 64, [{ addr: DATA + 0x2000, len: 4096, write: true }], { status: STATUS + 1, header: HEADER + 0x100 });
+    d.notify();
+    expect(d.dev.inFlight).toBe(2);
+    d.dev.drain();
+    expect(d.dev.inFlight).toBe(0);
+    expect(d.usedIdx()).toBe(2);
+    expect([d.used(0).id, d.used(1).id]).toEqual([a, b]);
+    expect([d.ramWord(DATA), d.ramWord(DATA + 0x2000)]).toEqual([8 * 512, 64 * 512]);
   });
 
   it("reads the backend holds are served at once, as before", () => {
