@@ -138,7 +138,16 @@ class Driver {
     this.mem.writable(DESC, 0x3000).fill(0);
     this.wr(VIRTIO_MMIO_QUEUE_SEL, 0);
     expect(this.rd(VIRTIO_MMIO_QUEUE_READY)).toBe(0);
-    this.wr(VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+    this.placeQueue(QSIZE);
+    this.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+    this.nextDesc = 0;
+    this.availIdx = 0;
+    return true;
+  }
+
+  /** Queue 0 (selected) of `num` entries at DESC, AVAIL, USED, made ready (modern interface). */
+  placeQueue(num: number): void {
+    this.wr(VIRTIO_MMIO_QUEUE_NUM, num);
     this.wr(VIRTIO_MMIO_QUEUE_DESC_LOW, DESC);
     this.wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
     this.wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, AVAIL);
@@ -146,10 +155,6 @@ class Driver {
     this.wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, USED);
     this.wr(VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
     this.wr(VIRTIO_MMIO_QUEUE_READY, 1);
-    this.wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
-    this.nextDesc = 0;
-    this.availIdx = 0;
-    return true;
   }
 
   writeDesc(table: number, i: number, addr: number, len: number, flags: number, next: number): void {
@@ -277,6 +282,13 @@ class RemoteDisk extends MemoryDisk {
 
 const settle = () => new Promise((r) => setTimeout(r, 0));
 
+/** A driver of a device over a RemoteDisk, initialised. */
+function remoteDriver(): { d: Driver; disk: RemoteDisk } {
+  const d = new Driver({ remote: true });
+  expect(d.init()).toBe(true);
+  return { d, disk: d.disk as RemoteDisk };
+}
+
 /** xv6-riscv's virtio_disk_init up to FEATURES_OK (the low feature word only); returns the status it wrote. */
 function xv6Features(d: Driver): number {
   let status = 0;
@@ -384,14 +396,7 @@ describe("virtio-mmio transport", () => {
     expect(d.rd(VIRTIO_MMIO_QUEUE_READY)).toBe(0);
     expect(d.rd(VIRTIO_MMIO_QUEUE_NUM_MAX)).toBeGreaterThanOrEqual(8);
     d.mem.writable(DESC, 0x3000).fill(0);
-    d.wr(VIRTIO_MMIO_QUEUE_NUM, 8);
-    d.wr(VIRTIO_MMIO_QUEUE_DESC_LOW, DESC);
-    d.wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-    d.wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, AVAIL);
-    d.wr(VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-    d.wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, USED);
-    d.wr(VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-    d.wr(VIRTIO_MMIO_QUEUE_READY, 1);
+    d.placeQueue(8);
     d.wr(VIRTIO_MMIO_STATUS, (status |= VIRTIO_CONFIG_S_DRIVER_OK));
     xv6ReadBlock1(d, DESC, AVAIL, USED);
   });
@@ -492,6 +497,13 @@ describe("virtio-mmio: malformed requests set DEVICE_NEEDS_RESET and never throw
     d.init();
   });
 
+  /** Makes the chain at descriptor `head` available, as written by hand, and notifies. */
+  function submit(head: number): void {
+    d.mem.writeU16(AVAIL + 4, head);
+    d.mem.writeU16(AVAIL + 2, 1);
+    expect(() => d.notify()).not.toThrow();
+  }
+
   function expectBroken(): void {
     expect(d.rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET).toBe(VIRTIO_CONFIG_S_NEEDS_RESET);
     expect(d.rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG).toBe(VIRTIO_MMIO_INT_CONFIG);
@@ -507,9 +519,7 @@ describe("virtio-mmio: malformed requests set DEVICE_NEEDS_RESET and never throw
   it("a descriptor chain that loops", () => {
     d.writeDesc(DESC, 0, HEADER, 16, VIRTQ_DESC_F_NEXT, 1);
     d.writeDesc(DESC, 1, STATUS, 1, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 0);
-    d.mem.writeU16(AVAIL + 4, 0);
-    d.mem.writeU16(AVAIL + 2, 1);
-    expect(() => d.notify()).not.toThrow();
+    submit(0);
     expectBroken();
   });
 
@@ -517,18 +527,14 @@ describe("virtio-mmio: malformed requests set DEVICE_NEEDS_RESET and never throw
     d.writeDesc(INDIRECT, 0, HEADER, 16, VIRTQ_DESC_F_NEXT, 1);
     d.writeDesc(INDIRECT, 1, STATUS, 1, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 0);
     d.writeDesc(DESC, 0, INDIRECT, 32, VIRTQ_DESC_F_INDIRECT, 0);
-    d.mem.writeU16(AVAIL + 4, 0);
-    d.mem.writeU16(AVAIL + 2, 1);
-    d.notify();
+    submit(0);
     expectBroken();
   });
 
   it("an indirect table inside an indirect table", () => {
     d.writeDesc(INDIRECT, 0, INDIRECT, 16, VIRTQ_DESC_F_INDIRECT, 0);
     d.writeDesc(DESC, 0, INDIRECT, 16, VIRTQ_DESC_F_INDIRECT, 0);
-    d.mem.writeU16(AVAIL + 4, 0);
-    d.mem.writeU16(AVAIL + 2, 1);
-    d.notify();
+    submit(0);
     expectBroken();
   });
 
@@ -545,9 +551,7 @@ describe("virtio-mmio: malformed requests set DEVICE_NEEDS_RESET and never throw
   });
 
   it("a head index beyond the queue size", () => {
-    d.mem.writeU16(AVAIL + 4, QSIZE + 3);
-    d.mem.writeU16(AVAIL + 2, 1);
-    d.notify();
+    submit(QSIZE + 3);
     expectBroken();
   });
 
@@ -867,9 +871,7 @@ describe("virtio-mmio legacy transport (version 1, QEMU's force-legacy=on)", () 
 
 describe("virtio-blk: reads the backend cannot serve at once complete later", () => {
   it("a read stays in flight; the requests after it wait; all complete in order when its blocks arrive", async () => {
-    const d = new Driver({ remote: true });
-    expect(d.init()).toBe(true);
-    const disk = d.disk as RemoteDisk;
+    const { d, disk } = remoteDriver();
     const read = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
     d.notify();
     // In flight: no status, no used entry, no interrupt, no data; the hart would run on.
@@ -899,9 +901,7 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
   });
 
   it("drain completes a read in flight at once (savevm), and its late arrival changes nothing", async () => {
-    const d = new Driver({ remote: true });
-    expect(d.init()).toBe(true);
-    const disk = d.disk as RemoteDisk;
+    const { d, disk } = remoteDriver();
     const head = d.request(VIRTIO_BLK_T_IN, 16, [{ addr: DATA, len: 1024, write: true }]);
     d.notify();
     expect(d.usedIdx()).toBe(0);
@@ -918,9 +918,7 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
   });
 
   it("a device reset drops a read in flight: its arrival writes nothing into guest memory", async () => {
-    const d = new Driver({ remote: true });
-    expect(d.init()).toBe(true);
-    const disk = d.disk as RemoteDisk;
+    const { d, disk } = remoteDriver();
     d.request(VIRTIO_BLK_T_IN, 16, [{ addr: DATA, len: 1024, write: true }]);
     d.notify();
     d.wr(VIRTIO_MMIO_STATUS, 0);
@@ -933,9 +931,7 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
   });
 
   it("a write of part of a block not at hand completes once the block is in (read-modify-write); whole blocks at once", async () => {
-    const d = new Driver({ remote: true });
-    expect(d.init()).toBe(true);
-    const disk = d.disk as RemoteDisk;
+    const { d, disk } = remoteDriver();
     d.mem.writable(DATA, 2 * PAGE_SIZE).fill(0xab);
     // Whole 4 KiB blocks need no old content: served at once, as before.
     expect(d.run(VIRTIO_BLK_T_OUT, 8, [{ addr: DATA, len: PAGE_SIZE }])).toBe(VIRTIO_BLK_S_OK);
@@ -968,8 +964,7 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
   });
 
   it("a partial-block write in flight: drain completes it (savevm), a reset drops it, a failed fetch fails it and writes nothing", async () => {
-    const drained = new Driver({ remote: true });
-    expect(drained.init()).toBe(true);
+    const { d: drained } = remoteDriver();
     drained.mem.writable(DATA, 512).fill(0xcd);
     drained.request(VIRTIO_BLK_T_OUT, 3, [{ addr: DATA, len: 512 }]);
     drained.notify();
@@ -980,8 +975,7 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
     expect(drained.status()).toBe(VIRTIO_BLK_S_OK);
     expect(drained.diskWord(3 * 512)).toBe(0xcdcdcdcd);
 
-    const reset = new Driver({ remote: true });
-    expect(reset.init()).toBe(true);
+    const { d: reset } = remoteDriver();
     reset.mem.writable(DATA, 512).fill(0xcd);
     reset.request(VIRTIO_BLK_T_OUT, 3, [{ addr: DATA, len: 512 }]);
     reset.notify();
@@ -991,8 +985,7 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
     expect(reset.diskWord(3 * 512)).toBe(3 * 512);
     expect(reset.status()).toBe(0xff);
 
-    const failed = new Driver({ remote: true });
-    expect(failed.init()).toBe(true);
+    const { d: failed } = remoteDriver();
     failed.mem.writable(DATA, 512).fill(0xcd);
     failed.request(VIRTIO_BLK_T_OUT, 3, [{ addr: DATA, len: 512 }]);
     failed.notify();
@@ -1004,9 +997,7 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
   });
 
   it("reads of different blocks are in flight together and complete as their blocks arrive (out of order)", async () => {
-    const d = new Driver({ remote: true });
-    expect(d.init()).toBe(true);
-    const disk = d.disk as RemoteDisk;
+    const { d, disk } = remoteDriver();
     const a = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
     const b = d.request(VIRTIO_BLK_T_IN, 64, [{ addr: DATA + 0x2000, len: 4096, write: true }], { status: STATUS + 1, header: HEADER + 0x100 });
     d.notify();
@@ -1030,9 +1021,7 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
   });
 
   it("a request that overlaps one in flight waits for it, and so do the requests after it; a FLUSH waits for all", async () => {
-    const d = new Driver({ remote: true });
-    expect(d.init()).toBe(true);
-    const disk = d.disk as RemoteDisk;
+    const { d, disk } = remoteDriver();
     d.mem.writable(DATA + 0x1000, 4096).fill(0xab);
     const read = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
     // A whole-block WRITE of the same block (the backend would take it at once), then a READ elsewhere.
@@ -1060,8 +1049,7 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
   });
 
   it("drain completes every request in flight, in the order they were made available", () => {
-    const d = new Driver({ remote: true });
-    expect(d.init()).toBe(true);
+    const { d } = remoteDriver();
     const a = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
     const b = d.request(VIRTIO_BLK_T_IN, 64, [{ addr: DATA + 0x2000, len: 4096, write: true }], { status: STATUS + 1, header: HEADER + 0x100 });
     d.notify();
@@ -1074,8 +1062,7 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
   });
 
   it("reads the backend holds are served at once, as before", () => {
-    const d = new Driver({ remote: true });
-    expect(d.init()).toBe(true);
+    const { d } = remoteDriver();
     (d.disk as RemoteDisk).arrive();
     expect(d.run(VIRTIO_BLK_T_IN, 2, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_OK);
     expect(d.usedIdx()).toBe(1);

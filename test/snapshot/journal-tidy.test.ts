@@ -43,13 +43,24 @@ function diskAt(j: DiskJournal, blocks: number, g: number): string {
 const BLOCKS = 512; // a 2 MiB disk
 const MIN_DEAD = 256 << 10;
 
+/** A fresh directory `name` with a disk of pseudo-random content (`seed`) and its journal. */
+function journaled(name: string, seed: number): { dir: string; disk: MemoryDisk; j: DiskJournal } {
+  const dir = freshDir(name);
+  const disk = new MemoryDisk(prngBytes(BLOCKS * BS, seed));
+  return { dir, disk, j: DiskJournal.open(dir, "hd0", disk) };
+}
+
+/** Every snapshot's disk (mark -> its SHA-256 in `at`) reads right through journal `j`. */
+function expectDisks(j: DiskJournal, at: Map<number, string>, label?: string): void {
+  for (const [g, want] of at) expect(diskAt(j, BLOCKS, g), label).toBe(want);
+}
+
 /**
  * Restores of one snapshot (two from round 8 on), each followed by guest writes of 64 blocks
  * somewhere in the first 192; `tidy` compacts after each round as rvm does. Returns the sizes.
  */
-function restoreRounds(dir: string, rounds: number, tidy: boolean): { sizes: number[]; j: DiskJournal; disk: MemoryDisk; at: Map<number, string> } {
-  const disk = new MemoryDisk(prngBytes(BLOCKS * BS, 1));
-  const j = DiskJournal.open(dir, "hd0", disk);
+function restoreRounds(name: string, rounds: number, tidy: boolean) {
+  const { dir, disk, j } = journaled(name, 1);
   const at = new Map<number, string>();
   const g1 = j.mark();
   at.set(g1, sha(disk.data));
@@ -72,15 +83,15 @@ function restoreRounds(dir: string, rounds: number, tidy: boolean): { sizes: num
     guestWrites();
     if (tidy) j.compactIfWasteful(marks, MIN_DEAD);
     sizes.push(j.size());
-    for (const m of marks) expect(diskAt(j, BLOCKS, m)).toBe(at.get(m));
+    expectDisks(j, at);
   }
-  return { sizes, j, disk, at };
+  return { sizes, j, disk, at, marks: [...at.keys()], file: join(dir, "hd0.journal") };
 }
 
 describe("disk journal: compaction when its dead part dominates", { timeout: 120_000 }, () => {
   it("keeps a journal restored again and again bounded; every snapshot's disk comes back", () => {
-    const grown = restoreRounds(freshDir("grow"), 24, false);
-    const tidy = restoreRounds(freshDir("tidy"), 24, true);
+    const grown = restoreRounds("grow", 24, false);
+    const tidy = restoreRounds("tidy", 24, true);
     // Left alone, the journal grows by every round's writes (64 blocks, less the repeats).
     expect(grown.sizes[23]).toBeGreaterThan(grown.sizes[7] + 12 * 32 * BS);
     // Compacted: at most what the live marks need (at most the 192 blocks written, for each of
@@ -98,14 +109,12 @@ describe("disk journal: compaction when its dead part dominates", { timeout: 120
     tidy.j.close();
     grown.j.close();
     const k = DiskJournal.open(join(file, ".."), "hd0", new MemoryDisk(data));
-    for (const [g, want] of tidy.at) expect(diskAt(k, BLOCKS, g)).toBe(want);
+    expectDisks(k, tidy.at);
     k.close();
   });
 
   it("does nothing below the minimum, or while the dead part does not dominate", () => {
-    const dir = freshDir("small");
-    const disk = new MemoryDisk(prngBytes(BLOCKS * BS, 2));
-    const j = DiskJournal.open(dir, "hd0", disk);
+    const { disk, j } = journaled("small", 2);
     const g = j.mark();
     write(j, disk, 0, prngBytes(256 * BS, 3)); // 1 MiB that g needs
     const size = j.size();
@@ -127,9 +136,7 @@ describe("disk journal: compaction when its dead part dominates", { timeout: 120
   });
 
   it("keeps the undo mark of a revert in progress (the restore may still fail and undo it)", () => {
-    const dir = freshDir("pin");
-    const disk = new MemoryDisk(prngBytes(BLOCKS * BS, 5));
-    const j = DiskJournal.open(dir, "hd0", disk);
+    const { disk, j } = journaled("pin", 5);
     const g = j.mark();
     write(j, disk, 0, prngBytes(128 * BS, 6));
     for (let i = 0; i < 3; i++) {
@@ -148,10 +155,7 @@ describe("disk journal: compaction when its dead part dominates", { timeout: 120
   });
 
   it("a crash at any point of the compaction leaves a journal that opens with every snapshot restorable", () => {
-    const dir = freshDir("crash");
-    const { j, disk, at } = restoreRounds(dir, 12, false);
-    const marks = [...at.keys()];
-    const file = join(dir, "hd0.journal");
+    const { j, disk, at, marks, file } = restoreRounds("crash", 12, false);
     const old = readFileSync(file);
     const oldMarks = j.liveMarks;
     expect(j.compactIfWasteful(marks, MIN_DEAD)).toBe(true);
@@ -176,7 +180,7 @@ describe("disk journal: compaction when its dead part dominates", { timeout: 120
       const k = DiskJournal.open(d, "hd0", dk);
       expect(existsSync(join(d, "hd0.journal.tmp")), s.name).toBe(false);
       expect(k.liveMarks, s.name).toEqual(s.marks);
-      for (const g of marks) expect(diskAt(k, BLOCKS, g), s.name).toBe(at.get(g));
+      expectDisks(k, at, s.name);
       // And each snapshot's disk comes back on the live disk.
       for (const g of marks) {
         k.revertTo(g);
@@ -187,19 +191,16 @@ describe("disk journal: compaction when its dead part dominates", { timeout: 120
   });
 
   it("a compaction that fails leaves the journal as it was, usable", () => {
-    const dir = freshDir("fail");
-    const { j, disk, at } = restoreRounds(dir, 10, false);
-    const marks = [...at.keys()];
-    const file = join(dir, "hd0.journal");
+    const { j, disk, at, marks, file } = restoreRounds("fail", 10, false);
     const before = readFileSync(file);
     mkdirSync(`${file}.tmp`); // the temp file cannot be created
     expect(() => j.compactIfWasteful(marks, MIN_DEAD)).toThrow(JournalError);
     expect(readFileSync(file).subarray(4096).equals(before.subarray(4096))).toBe(true);
     write(j, disk, 300 * BS, prngBytes(BS, 77)); // still journals
-    for (const g of marks) expect(diskAt(j, BLOCKS, g)).toBe(at.get(g));
+    expectDisks(j, at);
     rmdirSync(`${file}.tmp`);
     expect(j.compactIfWasteful(marks, MIN_DEAD)).toBe(true);
-    for (const g of marks) expect(diskAt(j, BLOCKS, g)).toBe(at.get(g));
+    expectDisks(j, at);
     j.close();
   });
 });

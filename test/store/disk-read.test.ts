@@ -7,42 +7,26 @@
 
 import { describe, expect, it } from "vitest";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
-import { ROOT } from "../helpers.js";
-import { MonitorClient, Session } from "../e2e/session.js";
+import { Session } from "../e2e/session.js";
+import { onHostA, onHostB, sleep, untilRestored } from "./guest.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
-
-const G = join(ROOT, "guests/linux");
-const base = tmpdir();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!haveRadosgw)("guest disk reads during a store restore (radosgw)", () => {
   const gw = useRadosgw();
 
   it("a read of blocks still in the store completes later; the guest runs meanwhile; savevm drains it", { timeout: 600_000 }, async () => {
     const url = `s3://${freshBucket("blk")}/b`;
-    const a = mkdtempSync(join(base, "rvm-blkA-"));
-    const disk = join(a, "disk.img");
-    writeFileSync(disk, gunzipSync(readFileSync(join(G, "disk.img.gz"))));
     // A second drive the guest never reads (/dev/vdb), for the partial-block write: its block 128
     // is in the store only, and what it will hold once 512 bytes in it are written is known here.
     const second = randomBytes(1 << 20);
-    writeFileSync(join(a, "second.img"), second);
     const block = Buffer.from(second.subarray(128 * 4096, 129 * 4096));
     block.fill("x", 512, 1024);
     const patched = createHash("md5").update(block).digest("hex");
-    const sockA = join(a, "mon.sock");
-    const s = new Session(["run", "-m", "256M", "-kernel", join(G, "Image.gz"), "-initrd", join(G, "initramfs.cpio.gz"),
-      "-append", "console=ttyS0", "-drive", `file=${disk},format=raw,if=virtio`,
-      "-drive", `file=${join(a, "second.img")},format=raw,if=virtio`, "--snapshot-store", url,
-      "-monitor", `unix:${sockA},server,nowait`], { cwd: a });
-    let sums: string;
-    try {
-      await s.waitFor("~ # ", 120_000);
-      const m = await MonitorClient.open(sockA);
+    let sums = "";
+    await onHostA(url, async ({ s, m }) => {
       await s.command("mount /dev/vda /mnt");
       // The files' blocks go into the snapshot (the guest wrote them), not its page cache.
       await s.command("dd if=/dev/urandom of=/mnt/big bs=1k count=2048 2>/dev/null; sync");
@@ -50,26 +34,16 @@ describe.skipIf(!haveRadosgw)("guest disk reads during a store restore (radosgw)
       expect(sums).toMatch(/\/mnt\/big/);
       await s.command("echo 3 > /proc/sys/vm/drop_caches");
       expect(await m.cmd("savevm s1", 120_000)).toMatch(/saved s1/);
-      m.cmd("quit").catch(() => undefined);
-      await s.exitCode(60_000);
-      m.close();
-    } finally {
-      s.kill();
-      rmSync(a, { recursive: true, force: true });
-    }
+    }, {
+      extra: (dir) => {
+        writeFileSync(join(dir, "second.img"), second);
+        return ["-drive", `file=${join(dir, "second.img")},format=raw,if=virtio`];
+      },
+    });
 
     // Restore on "another host"; wait until every page of RAM is in, then stop the store.
-    const b = mkdtempSync(join(base, "rvm-blkB-"));
-    const sock = join(b, "mon.sock");
-    const r = new Session(["restore", "s1", "--snapshot-store", url, "-monitor", `unix:${sock},server,nowait`], { cwd: b });
-    try {
-      const rm = await MonitorClient.open(sock, 60_000);
-      let info = "";
-      for (let k = 0; k < 600 && !/complete/.test(info); k++) {
-        await sleep(100);
-        info = await rm.cmd("info restore");
-      }
-      expect(info).toMatch(/complete/);
+    await onHostB(url, "s1", [], async (r, rm) => {
+      await untilRestored(rm);
       r.type("");
       await r.waitFor("~ # ", 60_000);
       /**
@@ -104,7 +78,7 @@ describe.skipIf(!haveRadosgw)("guest disk reads during a store restore (radosgw)
       }
       r.type("wait; cat /tmp/sum");
       await r.waitFor(/[0-9a-f]{32}\s+\/mnt\/big/, 120_000);
-      expect(r.output).toContain(sums!.split("\n").find((l) => l.endsWith("/mnt/big"))!.trim());
+      expect(r.output).toContain(sums.split("\n").find((l) => l.endsWith("/mnt/big"))!.trim());
 
       // 512 bytes written into block 128 of the second drive are a read-modify-write of a block
       // still in the store: it waits without stopping the hart (before: the synchronous read of
@@ -124,24 +98,17 @@ describe.skipIf(!haveRadosgw)("guest disk reads during a store restore (radosgw)
       await r.waitFor(/wrote-2\r?\n/, 120_000);
       await r.command("exec 3<&-; echo 3 > /proc/sys/vm/drop_caches");
       expect(await r.command("dd if=/dev/vdb bs=4k skip=128 count=1 | md5sum")).toContain(patched);
-      rm.cmd("quit").catch(() => undefined);
-      expect(await r.exitCode(60_000)).toBe(0);
-      rm.close();
-    } finally {
-      gw().resume();
-      r.kill();
-      rmSync(b, { recursive: true, force: true });
-    }
+    });
 
     // The snapshot taken with the read in flight: the read's result is in it, and the disk reads right.
-    const c = mkdtempSync(join(base, "rvm-blkC-"));
+    const c = mkdtempSync(join(tmpdir(), "rvm-blkC-"));
     const t = new Session(["restore", "s2", "--snapshot-store", url], { cwd: c });
     try {
       t.type("");
       await t.waitFor("~ # ", 60_000);
-      expect(await t.command("wait; cat /tmp/sum", 120_000)).toContain(sums!.split("\n").find((l) => l.endsWith("/mnt/big"))!.trim());
+      expect(await t.command("wait; cat /tmp/sum", 120_000)).toContain(sums.split("\n").find((l) => l.endsWith("/mnt/big"))!.trim());
       const again = (await t.command("md5sum /mnt/big /mnt/data/*")).split("\n").filter((l) => /^[0-9a-f]{32} /.test(l)).join("\n");
-      expect(again).toBe(sums!);
+      expect(again).toBe(sums);
       t.type("poweroff");
       await t.exitCode(60_000);
     } finally {

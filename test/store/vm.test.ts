@@ -6,35 +6,22 @@
 
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { ROOT } from "../helpers.js";
-import { MonitorClient, Session } from "../e2e/session.js";
+import { Session } from "../e2e/session.js";
 import { ContentStore, keys } from "../../src/store/cas.js";
 import { S3ObjectStore } from "../../src/store/objects.js";
+import { boot, G, onHostA, onHostB, untilRestored } from "./guest.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
 
-const G = join(ROOT, "guests/linux");
 const base = tmpdir();
 
 function rvm(args: string[], cwd?: string) {
   const r = spawnSync(process.execPath, [join(ROOT, "bin/rvm.js"), ...args], { encoding: "utf8", cwd, timeout: 120_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-/** Boots the guest with its disk in `dir`; returns the session and a monitor. */
-async function boot(dir: string, url: string, extra: string[] = []) {
-  const disk = join(dir, "disk.img");
-  writeFileSync(disk, gunzipSync(readFileSync(join(G, "disk.img.gz"))));
-  const sock = join(dir, "mon.sock");
-  const s = new Session(["run", "-m", "256M", "-kernel", join(G, "Image.gz"), "-initrd", join(G, "initramfs.cpio.gz"),
-    "-append", "console=ttyS0", "-drive", `file=${disk},format=raw,if=virtio`, "--snapshot-store", url,
-    "-monitor", `unix:${sock},server,nowait`, ...extra], { cwd: dir });
-  await s.waitFor("~ # ", 120_000);
-  const m = await MonitorClient.open(sock);
-  return { s, m, disk };
 }
 
 /** Guest state to compare after a restore: files read from the disk, RAM-only data (tmpfs). */
@@ -66,10 +53,8 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
 
   it("saves into a bucket; another process in another directory restores it, lazily and eagerly", { timeout: 600_000 }, async () => {
     const url = `s3://${freshBucket("vm")}/desktops`;
-    const a = mkdtempSync(join(base, "rvm-hostA-"));
-    const { s, m, disk } = await boot(a, url);
-    let before: string;
-    try {
+    let before = "";
+    await onHostA(url, async ({ s, m }) => {
       await s.command("mount /dev/vda /mnt");
       await s.command("cat /mnt/data/* > /dev/null");
       await s.command("echo from-host-a > /mnt/a.txt");
@@ -80,16 +65,11 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
       expect(await m.cmd("info snapshots")).toMatch(/\bs1\b/);
       // Changes after the save are not in it.
       await s.command("echo after-save > /mnt/a.txt");
-      m.cmd("quit").catch(() => undefined);
-      expect(await s.exitCode(60_000)).toBe(0);
-      m.close();
-    } finally {
-      s.kill();
-    }
-    // The image on "host A" is never written with an object store (the writes went to the
-    // snapshot), and is not needed for the restore: delete it.
-    expect(gunzipSync(readFileSync(join(G, "disk.img.gz"))).equals(readFileSync(disk))).toBe(true);
-    rmSync(a, { recursive: true, force: true });
+    }, {
+      // The image on "host A" is never written with an object store (the writes went to the
+      // snapshot), and is not needed for the restore: deleted with host A's directory.
+      afterQuit: ({ disk }) => expect(gunzipSync(readFileSync(join(G, "disk.img.gz"))).equals(readFileSync(disk))).toBe(true),
+    });
     expect(rvm(["snapshot", "ls", "--snapshot-store", url]).out).toMatch(/\bs1\b/);
     expect(rvm(["snapshot", "info", "s1", "--snapshot-store", url]).out).toMatch(/uploaded\s+\d+/);
 
@@ -97,29 +77,19 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
     // touched first) once every page is in; the second reads those pages first.
     const cs = new ContentStore(S3ObjectStore.fromUrl(url));
     for (const [i, mode] of (["lazy", "lazy", "eager"] as const).entries()) {
-      const b = mkdtempSync(join(base, `rvm-hostB-${mode}-`));
-      const sock = join(b, "mon.sock");
-      const stats = join(b, "stats.json");
-      const r = new Session(["restore", "s1", "--snapshot-store", url, "--restore", mode, "-monitor", `unix:${sock},server,nowait`, "--stats-json", stats], { cwd: b });
-      try {
+      let marks: { what: string }[] = [];
+      await onHostB(url, "s1", ["--restore", mode, "--stats-json", "stats.json"], async (r, rm) => {
         r.type("");
         await r.waitFor("~ # ", 60_000);
         expect(await fingerprint(r)).toBe(before);
-        const rm = await MonitorClient.open(sock);
-        let info = await rm.cmd("info restore");
-        expect(info).toMatch(new RegExp(`restore: ${mode} from s3://`));
-        for (let k = 0; k < 600 && !/complete/.test(info); k++) {
-          await new Promise((w) => setTimeout(w, 100));
-          info = await rm.cmd("info restore");
-        }
-        expect(info).toMatch(/complete/);
+        expect(await rm.cmd("info restore")).toMatch(new RegExp(`restore: ${mode} from s3://`));
+        await untilRestored(rm);
         // A save of the restored VM carries the restore's first touches into its snapshot's hot
         // list: that snapshot's first restore reads them first.
         if (i === 0) expect(await rm.cmd("savevm s2", 120_000)).toMatch(/saved s2 to s3:\/\//);
-        rm.cmd("quit").catch(() => undefined);
-        expect(await r.exitCode(60_000)).toBe(0);
-        rm.close();
-        const wsMark = (JSON.parse(readFileSync(stats, "utf8")).timeline.marks as { what: string }[]).find((x) => x.what.startsWith("working set in"));
+      }, (dir) => (marks = JSON.parse(readFileSync(join(dir, "stats.json"), "utf8")).timeline.marks));
+      {
+        const wsMark = marks.find((x) => x.what.startsWith("working set in"));
         if (i === 0) {
           expect(wsMark?.what).not.toMatch(/hot/);
           let hot = await cs.readHot("s1");
@@ -138,9 +108,6 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
           expect(rvm(["snapshot", "rm", "s2", "--snapshot-store", url]).code).toBe(0);
         }
         if (i === 1) expect(wsMark?.what).toMatch(/, \d+ hot pages first\)$/);
-      } finally {
-        r.kill();
-        rmSync(b, { recursive: true, force: true });
       }
     }
     expect(rvm(["snapshot", "ls", "--snapshot-store", url]).out.trim().split("\n").filter((l) => /\bs1\b/.test(l))).toHaveLength(1);
@@ -196,27 +163,15 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
 
   it("the store stopped in the middle of a lazy restore: the guest waits, then goes on with correct memory", { timeout: 600_000 }, async () => {
     const url = `s3://${freshBucket("pause")}/p`;
-    const a = mkdtempSync(join(base, "rvm-hostA-"));
-    let before: string;
-    const { s, m } = await boot(a, url);
-    try {
+    let before = "";
+    await onHostA(url, async ({ s, m }) => {
       await s.command("dd if=/dev/urandom of=/root/r bs=1k count=16384 2>/dev/null");
       before = await s.command("md5sum /root/r");
       expect(await m.cmd("savevm p1", 120_000)).toMatch(/saved p1/);
-      m.cmd("quit").catch(() => undefined);
-      await s.exitCode(60_000);
-      m.close();
-    } finally {
-      s.kill();
-      rmSync(a, { recursive: true, force: true });
-    }
-    const b = mkdtempSync(join(base, "rvm-hostB-"));
-    const sock = join(b, "mon.sock");
+    });
     // -S: the hart waits until the store is stopped; the background fetcher makes little
     // progress before the guest needs its pages.
-    const r = new Session(["restore", "p1", "--snapshot-store", url, "-S", "-monitor", `unix:${sock},server,nowait`], { cwd: b });
-    try {
-      const rm = await MonitorClient.open(sock, 60_000);
+    await onHostB(url, "p1", ["-S"], async (r, rm) => {
       gw().pause();
       try {
         await rm.cmd("cont");
@@ -234,14 +189,7 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
       }
       await r.waitFor(/[0-9a-f]{32}\s+\/root\/r/, 120_000);
       expect(r.output).toContain(before.split("\n").pop()!.trim());
-      rm.cmd("quit").catch(() => undefined);
-      expect(await r.exitCode(60_000)).toBe(0);
-      rm.close();
-    } finally {
-      gw().resume();
-      r.kill();
-      rmSync(b, { recursive: true, force: true });
-    }
+    });
   });
 
   it("kill -9 of rvm during an upload leaves no listed snapshot that cannot be restored", { timeout: 600_000 }, async () => {
