@@ -765,8 +765,15 @@ export interface Manifest {
    * first (older snapshots: none). `firstAt`: for each page of `first`, where its slot is stored
    * in its pack ([byte offset, length]) and the SHA-256 of the page (hex), or null: a restore
    * reads and checks those pages without waiting for their pack's index (newer snapshots only).
+   * `reads`: the reads the first restore of this snapshot makes for its working set (no hot
+   * list yet), in order, each located in its pack (plan.ts, PlannedRead): such a restore sends
+   * them right after the manifest, without planning them (optional: newer snapshots only; older
+   * rvm builds ignore it, and a restore without it, or with a hot list, plans its reads itself).
    */
-  workingSet?: { pages: number; data: string; first?: number[]; firstAt?: ([number, number, string] | null)[]; order?: string };
+  workingSet?: {
+    pages: number; data: string; first?: number[]; firstAt?: ([number, number, string] | null)[]; order?: string;
+    reads?: ([number, number, number, number | null, number | null] | [number, number, number, number | null, number | null, number])[];
+  };
   /** SHA-256 of the JSON of everything else (hex). */
   digest?: string;
 }
@@ -961,6 +968,22 @@ export class ContentStore {
   /** A range of an object, as the store received it (its parts, where it gives them: StoredRun). */
   private range(key: string, offset: number, length: number): Promise<Uint8Array | Uint8Array[]> {
     return this.objects.getRangeParts ? this.objects.getRangeParts(key, offset, length) : this.objects.getRange(key, offset, length);
+  }
+
+  /**
+   * Like readRun, with the slots' byte range in the pack known beforehand (the manifest's
+   * `workingSet.reads`): the GET goes out at once, alongside the pack's index, instead of after
+   * it. If the index gives another range (a manifest that does not match its packs), the slots
+   * are read again where the index says.
+   */
+  async readRunAt(id: string, slot: number, count: number, offset: number, length: number): Promise<StoredRun> {
+    const layout = isPackV2(id) ? this.packLayout(id) : undefined;
+    const bytes = this.range(keys.pack(id), offset, length);
+    bytes.catch(() => undefined); // awaited below, after the index
+    const l = await layout;
+    const r = packRange(id, l, slot, count);
+    if (r.offset !== offset || r.length !== length) return this.readRun(id, slot, count);
+    return new StoredRun(id, l, slot, count, await bytes);
   }
 
   /** Like readStored, but the slots as stored (a StoredRun). */

@@ -24,6 +24,8 @@ import {
 import { StoreError } from "./objects.js";
 import { sleepSync, SyncReader } from "./sync.js";
 import { setStoreLineage, takeDiskWrites } from "./save.js";
+import { assignRuns, recordedRuns, workingSetRuns, wsFirst, wsFirstAt, type WsRun } from "./plan.js";
+export { workingSetRuns, wsFirstAt } from "./plan.js";
 import { Interval, ttrTable, utilizationCurve } from "../snapshot/ttr.js";
 import { RestoreTimeline } from "../snapshot/timeline.js";
 import { restoreHartAndDevices, RestoreFailedError } from "../snapshot/restore.js";
@@ -433,153 +435,17 @@ export function checkManifest(m: Manifest, machine: Machine): void {
   }
 }
 
-/**
- * Working-set reads in flight at once, and their size in slots. Each GET costs the store a
- * round trip that grows with its load more than with the bytes: with deflated pages (~1.3 KiB
- * each in the page-cache guest) a run of 256 slots is ~330 KiB, and the working set of 2976
- * pages comes in 12 reads instead of 47 (restore-to-echo at load average 10-13, alternating
- * runs: best 4.27 s -> 2.09 s, median 4.79 s -> 4.09 s).
- */
+/** Working-set reads in flight at once (see plan.ts for their size). */
 const WS_INFLIGHT = 4;
-const WS_RUN_PAGES = 256;
-/** Hot pages whose slots are at most this far apart are one read (workingSetRuns). */
-const HOT_GAP = 16;
 /**
  * A restore records its hot list for this long after the first instruction (ms): the guest's
  * first answers, not what it does next (the pages of a `poweroff` doubled the list).
  */
 const HOT_WINDOW_MS = 1000;
 
-/** A read of consecutive slots of one pack holding working-set pages. */
-interface WsRun {
-  pack: string;
-  first: number;
-  count: number;
-  items: WorkingSetPage[];
-  read?: Promise<void>;
-  /**
-   * Where the run's slots are stored and their pages' hashes, from the manifest (the first
-   * pages' `firstAt`): the run is read and checked without its pack's index.
-   */
-  at?: { offset: number; lengths: number[]; hashes: Buffer[] };
-}
-
-/**
- * The working set's reads: runs of consecutive slots (at most WS_RUN_PAGES) per pack, in the
- * save's order (`rank`: the manifest's workingSet.order, the most recently touched first; the
- * list's, by page, for a snapshot without one), except that each page of `first` (the pages the
- * harts need first: pc, stack; the manifest's workingSet.first) is a one-slot read of its own,
- * and those go out before all others, in that order.
- */
-export function workingSetRuns(
-  items: WorkingSetPage[], first: number[] = [], firstAt?: Map<number, { offset: number; length: number; hash: Buffer }>, hot: number[] = [],
-  rank?: Map<number, number>,
-): WsRun[] {
-  const byPack = [...items].sort((a, b) => (a.pack === b.pack ? a.slot - b.slot : a.pack < b.pack ? -1 : 1));
-  const of = new Map<number, WsRun>();
-  // A run over `its` (one pack, slots ascending), which its pages then map to.
-  const runOf = (its: WorkingSetPage[]): WsRun => {
-    const run: WsRun = { pack: its[0].pack, first: its[0].slot, count: its[its.length - 1].slot - its[0].slot + 1, items: its };
-    for (const { page } of its) of.set(page, run);
-    return run;
-  };
-  // The hot pages (a previous restore's first touches, `readHot`): runs of their own, over
-  // slots at most HOT_GAP apart (the working-set pages between them come along), sent in the
-  // order the pages were first touched, before the other runs.
-  const hotRank = new Map<number, number>();
-  hot.forEach((p, i) => hotRank.has(p) || hotRank.set(p, i));
-  const isHot = (x: WorkingSetPage) => hotRank.has(x.page);
-  const inHot = new Set<WorkingSetPage>();
-  if (hotRank.size) {
-    for (let i = 0; i < byPack.length; i++) {
-      if (!isHot(byPack[i]) || inHot.has(byPack[i])) continue;
-      let end = i; // the last hot item of this run
-      for (let j = i + 1; j < byPack.length && byPack[j].pack === byPack[i].pack && byPack[j].slot - byPack[i].slot < WS_RUN_PAGES &&
-        byPack[j].slot - byPack[j - 1].slot <= HOT_GAP; j++) {
-        if (isHot(byPack[j])) end = j;
-        else if (byPack[j].slot - byPack[end].slot > HOT_GAP) break;
-      }
-      const its = byPack.slice(i, end + 1);
-      for (const x of its) inHot.add(x);
-      runOf(its);
-    }
-  }
-  // The other pages: runs of consecutive slots, as many as fit in WS_RUN_PAGES. A run may span
-  // hot pages' slots (read again, not used: fewer GETs cost the hart's thread less than the bytes).
-  for (let i = 0; i < byPack.length; ) {
-    if (inHot.has(byPack[i])) {
-      i++;
-      continue;
-    }
-    const its = [byPack[i]];
-    let j = i + 1;
-    for (; j < byPack.length && byPack[j].pack === byPack[i].pack && byPack[j].slot - byPack[i].slot < WS_RUN_PAGES &&
-      byPack[j].slot - byPack[j - 1].slot <= 1; j++) {
-      if (!inHot.has(byPack[j])) its.push(byPack[j]);
-    }
-    runOf(its);
-    i = j;
-  }
-  // Each first page is cut out of its run into a read of its own (one slot: one round trip, not
-  // a run's transfer), and those reads go out first.
-  const head: WsRun[] = [];
-  for (const p of first) {
-    const r = of.get(p);
-    if (!r || r.count === 1) {
-      if (r) head.push(r);
-      continue;
-    }
-    const x = r.items.find((i) => i.page === p)!;
-    const lo = r.items.filter((i) => i.slot < x.slot), hi = r.items.filter((i) => i.slot > x.slot);
-    head.push(runOf([x]));
-    if (lo.length) runOf(lo);
-    if (hi.length) runOf(hi);
-  }
-  // First pages whose stored bytes the manifest gives (firstAt) need no index: those in
-  // consecutive slots of one pack (the save wrote them so, in this order) are one read.
-  const out: WsRun[] = [];
-  for (const r of new Set(head)) {
-    const ref = r.count === 1 ? firstAt?.get(r.items[0].page) : undefined;
-    if (!ref) {
-      out.push(r);
-      continue;
-    }
-    const g = out[out.length - 1];
-    if (g?.at && g.pack === r.pack && g.first + g.count === r.first && g.at.offset + g.at.lengths.reduce((a, b) => a + b, 0) === ref.offset) {
-      g.count++;
-      g.items.push(...r.items);
-      g.at.lengths.push(ref.length);
-      g.at.hashes.push(ref.hash);
-      for (const { page } of r.items) of.set(page, g);
-    } else {
-      out.push({ ...r, items: [...r.items], at: { offset: ref.offset, lengths: [ref.length], hashes: [ref.hash] } });
-      for (const { page } of r.items) of.set(page, out[out.length - 1]);
-    }
-  }
-  const hotRuns = [...hotRank.keys()].map((p) => of.get(p)).filter((r): r is WsRun => r !== undefined);
-  const inOrder = rank ? [...items].sort((a, b) => (rank.get(a.page) ?? Infinity) - (rank.get(b.page) ?? Infinity) || a.page - b.page) : items;
-  return [...new Set([...out, ...hotRuns, ...inOrder.map((x) => of.get(x.page)!)])];
-}
-
 /** The manifest's working-set order (its `order`), by page; undefined without one (see decodeWorkingSetOrder). */
 export function wsRank(m: Manifest): Map<number, number> | undefined {
   return m.workingSet ? decodeWorkingSetOrder(m.workingSet, decodeWorkingSet(m.workingSet, m.packs, m.name)) : undefined;
-}
-
-/** The manifest's firstAt, by page: where each first page is stored and its hash (malformed entries left out). */
-export function wsFirstAt(m: Manifest): Map<number, { offset: number; length: number; hash: Buffer }> {
-  const out = new Map<number, { offset: number; length: number; hash: Buffer }>();
-  const at = m.workingSet?.firstAt;
-  const first = wsFirst(m);
-  if (!Array.isArray(at) || at.length !== first.length) return out;
-  at.forEach((a, i) => {
-    if (!Array.isArray(a) || a.length !== 3) return;
-    const [offset, length, hash] = a;
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 1 || length > PAGE_SIZE) return;
-    if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) return;
-    out.set(first[i], { offset, length, hash: Buffer.from(hash, "hex") });
-  });
-  return out;
 }
 
 /**
@@ -590,18 +456,13 @@ export function wsFirstAt(m: Manifest): Map<number, { offset: number; length: nu
  */
 export const hotPages = new WeakMap<Manifest, number[]>();
 
-/** The manifest's pages the harts need first (none in older snapshots, or a list that is not one). */
-function wsFirst(m: Manifest): number[] {
-  const f = m.workingSet?.first;
-  return Array.isArray(f) ? f.filter((p) => Number.isSafeInteger(p)) : [];
-}
-
 /**
  * A working-set run's slots as stored (not yet unpacked nor verified): without the pack's index
  * if the manifest says where they are.
  */
 function readRun(cs: ContentStore, r: WsRun): Promise<StoredRun> {
-  return r.at ? cs.readStoredRun(r.pack, r.first, r.at.offset, r.at.lengths) : cs.readRun(r.pack, r.first, r.count);
+  if (r.at) return cs.readStoredRun(r.pack, r.first, r.at.offset, r.at.lengths);
+  return r.range ? cs.readRunAt(r.pack, r.first, r.count, r.range.offset, r.range.length) : cs.readRun(r.pack, r.first, r.count);
 }
 
 /**
@@ -616,14 +477,27 @@ export type WsPrefetch = Map<string, Promise<StoredRun>>;
 const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}:${r.first}:${r.count}`;
 
 /**
+ * Whether a restore takes its working set's reads from the manifest (`workingSet.reads`) where
+ * it has them and there is no hot list; `RVM_WS_READS=0` makes it plan them itself as before
+ * (for comparisons).
+ */
+const useRecorded = process.env.RVM_WS_READS !== "0";
+
+/**
  * Sends the working set's first WS_INFLIGHT reads (the ones the restore starts with) right
  * after the manifest is read: they travel while the machine is built. The reads the manifest
  * locates (the harts' first pages) go out first, then `between` runs (the restore's other
- * first requests), then the others (which wait for their pack's index).
+ * first requests; given the packs the working set is in), then the others (which wait for
+ * their pack's index unless the manifest gives their byte range). The first restore of a
+ * snapshot (no hot list) takes its reads from the manifest (`workingSet.reads`, written by the
+ * save): nothing is planned or decoded here, on the way to the first instruction (the restore
+ * gives those runs their pages after it); otherwise (a hot list, an older snapshot) the reads
+ * are planned here (workingSetRuns: ~20 ms of cold code).
  */
-export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: () => void): WsPrefetch {
+export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: (packs: Set<string>) => void): WsPrefetch {
   const out: WsPrefetch = new Map();
-  const all = m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m), hotPages.get(m), wsRank(m)) : [];
+  const recorded = useRecorded && !hotPages.has(m) ? recordedRuns(m) : undefined;
+  const all = recorded ?? (m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m), hotPages.get(m), wsRank(m)) : []);
   preparedRuns.set(m, all);
   const runs = all.slice(0, WS_INFLIGHT);
   const send = (r: WsRun) => {
@@ -632,7 +506,7 @@ export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: () =
     out.set(runKey(r), read);
   };
   for (const r of runs) if (r.at) send(r);
-  between?.();
+  between?.(new Set(all.map((r) => r.pack)));
   for (const r of runs) if (!r.at) send(r);
   return out;
 }
@@ -687,6 +561,11 @@ export class StoreRestore implements PageSource {
   /** Working-set pages fetched ahead of the RAM map, by page: their read (a fault on one starts it, or waits for it). */
   private readonly wsRun = new Map<number, WsRun>();
   private wsQueue: WsRun[] = [];
+  /** The manifest's reads not yet given their pages (assignWs), and the staging of those that came in meanwhile. */
+  private wsPending: { runs: WsRun[]; where: string } | undefined;
+  private wsArrived: (() => void)[] = [];
+  /** Pages in the working set (for its "in" mark). */
+  private wsPageCount = 0;
   private wsInflight = 0;
   /** The indexes of the packs the working set is in (each page's hash, by slot). */
   private readonly wsIndex = new Map<string, Promise<Buffer[]>>();
@@ -757,6 +636,7 @@ export class StoreRestore implements PageSource {
 
   /** Fetches everything still missing (eager restore; savevm during a lazy restore). */
   async completeNow(): Promise<void> {
+    this.assignWs();
     try {
       await this.plan();
       while (!this.complete) {
@@ -937,21 +817,30 @@ export class StoreRestore implements PageSource {
     const ws = this.manifest.workingSet;
     if (!ws) return;
     const where = `snapshot ${this.manifest.name} (working set)`;
-    const items = decodeWorkingSet(ws, this.manifest.packs, where).filter((x) => x.page < this.total && !this.isRestored(x.page));
-    // Each page is checked against its pack's index (the SHA-256 of every slot), read alongside.
-    for (const x of items) {
-      if (this.wsIndex.has(x.pack)) continue;
-      const index = this.link.run("working set", () => this.link.cs.packIndex(x.pack));
-      index.catch(() => undefined); // awaited by the runs of that pack (which then leave their pages to the plan)
-      this.wsIndex.set(x.pack, index);
-    }
-    if (this.touched) this.wsPages = items.map((x) => x.page);
-    // WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read starts that run
-    // at once.
     const prepared = preparedRuns.get(this.manifest);
     preparedRuns.delete(this.manifest);
-    this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest), hotPages.get(this.manifest), wsRank(this.manifest));
-    for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
+    if (prepared?.some((r) => r.unassigned)) {
+      // The manifest's reads (the first restore's, recordedRuns; the first ones already sent by
+      // prepare): read as they are, their pages given to them after the first instruction
+      // (assignWs: the list's decode), except the harts' first pages, which the manifest names.
+      for (const r of prepared) {
+        this.packIndexFor(r.pack);
+        if (r.at) r.items = r.items.filter((x) => x.page < this.total);
+        for (const { page } of r.items) this.wsRun.set(page, r);
+      }
+      this.wsQueue = [...prepared];
+      this.wsPending = { runs: prepared, where };
+    } else {
+      const items = decodeWorkingSet(ws, this.manifest.packs, where).filter((x) => x.page < this.total && !this.isRestored(x.page));
+      // Each page is checked against its pack's index (the SHA-256 of every slot), read alongside.
+      for (const x of items) this.packIndexFor(x.pack);
+      if (this.touched) this.wsPages = items.map((x) => x.page);
+      this.wsPageCount = items.length;
+      this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest), hotPages.get(this.manifest), wsRank(this.manifest));
+      for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
+    }
+    // WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read starts that run
+    // at once.
     const total = this.wsQueue.length;
     await new Promise<void>((resolve) => {
       const pump = () => {
@@ -968,9 +857,44 @@ export class StoreRestore implements PageSource {
       };
       pump();
     });
+    this.assignWs();
     this.wsRun.clear();
     const hot = hotPages.get(this.manifest);
-    this.timeline.mark(`working set in (${items.length} pages in ${total} reads${hot ? `, ${hot.length} hot pages first` : ""})`);
+    this.timeline.mark(`working set in (${this.wsPageCount} pages in ${total} reads${hot ? `, ${hot.length} hot pages first` : ""})`);
+  }
+
+  /** Pack `pack`'s index, for the working set's pages (requested once). */
+  private packIndexFor(pack: string): void {
+    if (this.wsIndex.has(pack)) return;
+    const index = this.link.run("working set", () => this.link.cs.packIndex(pack));
+    index.catch(() => undefined); // awaited by the runs of that pack (which then leave their pages to the plan)
+    this.wsIndex.set(pack, index);
+  }
+
+  /**
+   * Gives the manifest's reads (fetchWorkingSet) their pages, once: the working-set list decoded
+   * and each page put in the run whose slots hold it (assignRuns), then the pages of the runs
+   * that came in meanwhile staged. Done after the first instruction (the fetcher's first turn),
+   * or sooner if the hart faults on a page no run is known to hold yet. A page no run holds (a
+   * list that does not match the reads: never for a manifest rvm wrote) is left to the plan.
+   */
+  private assignWs(): void {
+    const pending = this.wsPending;
+    if (!pending) return;
+    this.wsPending = undefined;
+    let items: WorkingSetPage[] = [];
+    try {
+      items = decodeWorkingSet(this.manifest.workingSet!, this.manifest.packs, pending.where).filter((x) => x.page < this.total);
+    } catch {
+      // a damaged list: its pages are left to the plan
+    }
+    if (this.touched) this.wsPages = items.map((x) => x.page);
+    this.wsPageCount = items.length;
+    assignRuns(pending.runs, items.filter((x) => !this.isRestored(x.page)));
+    for (const r of pending.runs) if (!r.at) for (const { page } of r.items) this.wsRun.set(page, r);
+    const arrived = this.wsArrived;
+    this.wsArrived = [];
+    for (const stage of arrived) stage();
   }
 
   /**
@@ -994,10 +918,15 @@ export class StoreRestore implements PageSource {
     r.read ??= Promise.all([sent ? sent.catch(read) : read(), index]).then(([run, hashes]) => {
       this.bytesRead += run.count * PAGE_SIZE;
       this.reads++;
-      for (const { page: p, slot } of r.items) {
-        if (this.isRestored(p) || this.failure || this.complete || !hashes[slot]) continue;
-        this.staged.set(p, { run, k: slot - r.first, hash: hashes[slot], pack: r.pack, slot });
-      }
+      const stage = () => {
+        for (const { page: p, slot } of r.items) {
+          if (this.isRestored(p) || this.failure || this.complete || !hashes[slot]) continue;
+          this.staged.set(p, { run, k: slot - r.first, hash: hashes[slot], pack: r.pack, slot });
+        }
+      };
+      // A run of the manifest's reads whose pages are not known yet: staged once they are (assignWs).
+      if (r.unassigned) this.wsArrived.push(stage);
+      else stage();
     }, () => undefined);
     return r.read;
   }
@@ -1040,6 +969,7 @@ export class StoreRestore implements PageSource {
   private async fetch(p: number): Promise<void> {
     const t = performance.now();
     const before = this.resident;
+    if (this.wsPending && !this.wsRun.has(p)) this.assignWs();
     const ws = this.wsRun.get(p);
     if (ws) {
       // A page of the working set: its run's read (started now if it was still queued), and,
@@ -1219,6 +1149,8 @@ export class StoreRestore implements PageSource {
   /** The background fetcher's turn between slices. */
   background(): void {
     if (this.failure) throw this.failure;
+    // The fetcher's first turn (after the hart's first slice): the manifest's reads get their pages.
+    if (this.wsPending) this.assignWs();
     const t = performance.now();
     this.samples.push(t - this.t0, Number(this.machine.core.instret - this.instret0));
     if (this.complete) return;
@@ -1250,6 +1182,7 @@ export class StoreRestore implements PageSource {
    */
   private freezeHot(): void {
     if (!this.touched) return;
+    this.assignWs();
     const touched = this.touched;
     this.touched = undefined;
     if (!this.wsPages) return;

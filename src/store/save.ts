@@ -16,6 +16,7 @@ import {
   beginSave, CHUNK_PAGES, ContentStore, decodeEntry, DiskRecord, encodeWorkingSet, encodeWorkingSetOrder, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
   PackWriter, StoreMap, WORKING_SET_MAX,
 } from "./cas.js";
+import { encodeReads, workingSetRuns } from "./plan.js";
 
 /** What a save of this machine builds on: the manifest it last saved or restored. */
 export interface StoreLineage {
@@ -87,9 +88,19 @@ function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>, first: num
     const r = writer.storedRange(e.pack, e.slot);
     return r ? [r[0], r[1], e.hash.toString("hex")] : null;
   });
+  // The first restore's reads (no hot list yet), as its planner would cut them from this list,
+  // head and order, each located in its pack: that restore sends them without planning.
+  const sorted = [...packs].sort();
+  const firstAt = new Map<number, { offset: number; length: number; hash: Buffer }>();
+  head.forEach((p, i) => {
+    const a = at[i];
+    if (a) firstAt.set(p, { offset: a[0], length: a[1], hash: Buffer.from(a[2], "hex") });
+  });
+  const rank = new Map(saved.map((p, k) => [p, k]));
+  const reads = encodeReads(workingSetRuns(items, head, firstAt, [], rank), sorted, head, (pack, slot) => writer.storedRange(pack, slot));
   return {
     workingSet: {
-      pages: items.length, data: encodeWorkingSet(items, [...packs].sort()), ...(head.length ? { first: head, firstAt: at } : {}), order,
+      pages: items.length, data: encodeWorkingSet(items, sorted), ...(head.length ? { first: head, firstAt: at } : {}), order, reads,
     },
   };
 }

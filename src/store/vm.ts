@@ -113,22 +113,25 @@ export class StoreVm {
     const m = this.initial;
     this.initialRam = new StoreMap(this.cs.objects, m.map, `snapshot ${name}`);
     let restSent = false;
-    const rest = () => {
+    const rest = (packs: Set<string> = new Set()) => {
       restSent = true;
       this.initialRam!.load(0).catch(() => undefined);
-      try {
-        const packs = new Set(m.workingSet ? decodeWorkingSet(m.workingSet, m.packs, name).map((x) => x.pack) : []);
-        for (const p of packs) this.cs.packLayout(p).catch(() => undefined);
-      } catch {
-        // a damaged list: the restore reports it
-      }
+      for (const p of packs) this.cs.packLayout(p).catch(() => undefined);
     };
     try {
       if (mode === "lazy") this.initialWs = prefetchWorkingSet(this.cs, m, rest);
     } catch {
       // a damaged list: the restore reports it
     }
-    if (!restSent) rest();
+    if (!restSent) {
+      let packs: Set<string> | undefined;
+      try {
+        packs = new Set(m.workingSet ? decodeWorkingSet(m.workingSet, m.packs, name).map((x) => x.pack) : []);
+      } catch {
+        // a damaged list: the restore reports it
+      }
+      rest(packs);
+    }
     // Let the requests leave before the machine is built (synchronous work).
     await new Promise((r) => setImmediate(r));
     return m;

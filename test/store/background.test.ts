@@ -14,11 +14,12 @@ import { tmpdir } from "node:os";
 import { createVirtMachine } from "../../src/board/virt.js";
 import type { Machine } from "../../src/machine.js";
 import { PageState } from "../../src/core.js";
-import { ContentStore, decodeWorkingSet, keys, Manifest, sha256, StoreMap, WorkingSetPage } from "../../src/store/cas.js";
+import { ContentStore, decodeWorkingSet, keys, Manifest, packRange, sha256, StoreMap, WorkingSetPage } from "../../src/store/cas.js";
 import { ObjectStore, S3ObjectStore } from "../../src/store/objects.js";
 import { StoreVm } from "../../src/store/vm.js";
 import { machineState, saveToStore, setStoreLineage, stoppedCapture, StoreSaveStats } from "../../src/store/save.js";
 import { workingSetRuns, wsFirstAt, wsRank } from "../../src/store/restore.js";
+import { assignRuns, recordedRuns } from "../../src/store/plan.js";
 import { GUEST, diskCopy, populated, PROMPT } from "../snapshot/util.js";
 import { ramPageOf } from "../snapshot/lazy-util.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
@@ -101,6 +102,7 @@ async function expectFirst(
   // repeats are ignored): the first pages' read still first, then the runs holding hot pages, in
   // the order of their first hot page, before any run without one; every page still read once.
   expectSaveOrder(m, items, first, age, diskBacked);
+  await expectReads(vm, m, items, first);
   const pick = items.filter((_, i) => i % 29 === 7).map((x) => x.page).reverse();
   const hot = [...pick, pick[0], 1 << 30, -1];
   const hr = workingSetRuns(items, first, wsFirstAt(m), hot);
@@ -115,6 +117,37 @@ async function expectFirst(
   const order = [...new Set(pick.filter((p) => !first.includes(p)).map(runOf))];
   expect(order[0]).toBe(heads);
   for (let i = 1; i < order.length; i++) expect(order[i]).toBeGreaterThan(order[i - 1]);
+}
+
+/**
+ * The manifest's `workingSet.reads` (the first restore's reads, which it sends without planning
+ * them) are the runs the restore's planner cuts for a restore without a hot list, in its order:
+ * the first pages' read located by `firstAt`, every other read by its byte range in its pack,
+ * which is where that pack's index puts those slots; given their pages (assignRuns), the reads
+ * hold every working-set page once, and reading them there gives pages with the index's hashes.
+ */
+async function expectReads(vm: StoreVm, m: Manifest, items: WorkingSetPage[], first: number[]): Promise<void> {
+  const planned = workingSetRuns(items, first, wsFirstAt(m), [], wsRank(m));
+  expect(m.workingSet!.reads!.length).toBe(planned.length);
+  const rec = recordedRuns(m)!;
+  expect(rec).toBeDefined();
+  expect(rec.filter((r) => r.unassigned).length).toBe(rec.filter((r) => !r.at).length);
+  expect(assignRuns(rec, items)).toEqual([]);
+  const shape = (r: (typeof planned)[number]) => ({ pack: r.pack, first: r.first, count: r.count, at: r.at, pages: r.items.map((x) => x.page).sort((a, b) => a - b) });
+  expect(rec.map(shape)).toEqual(planned.map(shape));
+  expect(rec[0].at).toBeDefined();
+  for (const r of rec) {
+    if (r.at) continue;
+    expect(r.range).toBeDefined();
+    const layout = await vm.cs.packLayout(r.pack);
+    expect(packRange(r.pack, layout, r.first, r.count)).toEqual(r.range);
+  }
+  // Read where the manifest says (before the index: readRunAt), the pages are the index's.
+  for (const r of rec.filter((x) => x.range && !x.at).slice(0, 3)) {
+    const run = await vm.cs.readRunAt(r.pack, r.first, r.count, r.range!.offset, r.range!.length);
+    const hashes = await vm.cs.packIndex(r.pack);
+    for (const x of r.items) expect(sha256(run.page(x.slot - r.first)).equals(hashes[x.slot])).toBe(true);
+  }
 }
 
 /**
