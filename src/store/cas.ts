@@ -885,7 +885,7 @@ export class ContentStore {
    * none or they cannot be read. An order for the restore's reads only, so nothing in it is
    * trusted beyond that: page numbers are checked against the machine's RAM by the caller.
    */
-  async readHot(name: string, id?: string): Promise<{ id: string; pages: number[] } | undefined> {
+  async readHot(name: string, id?: string): Promise<{ id: string; pages: number[]; reads?: unknown } | undefined> {
     checkName(name);
     const b = await this.objects.get(keys.hot(name));
     if (!b) return undefined;
@@ -893,16 +893,20 @@ export class ContentStore {
       const j = JSON.parse(Buffer.from(b).toString("utf8"));
       if (j?.format !== "rvm-store-hot" || typeof j.id !== "string" || !Array.isArray(j.pages) || (id !== undefined && j.id !== id)) return undefined;
       const pages = (j.pages as unknown[]).filter((p): p is number => Number.isSafeInteger(p) && (p as number) >= 0).slice(0, HOT_MAX);
-      return { id: j.id, pages };
+      // `reads`: the restore's reads planned with this list (plan.ts planReads; newer rvm only), checked where used.
+      return { id: j.id, pages, ...(Array.isArray(j.reads) ? { reads: j.reads } : {}) };
     } catch {
       return undefined;
     }
   }
 
   /** Records the hot pages of snapshot `name` (manifest `id`) for its next restore (readHot). */
-  async writeHot(name: string, id: string, pages: number[]): Promise<void> {
+  async writeHot(name: string, id: string, pages: number[], reads?: unknown[]): Promise<void> {
     checkName(name);
-    await this.objects.put(keys.hot(name), Buffer.from(JSON.stringify({ format: "rvm-store-hot", id, pages: pages.slice(0, HOT_MAX) })));
+    const hot = pages.slice(0, HOT_MAX);
+    // The reads were planned with the whole list: kept only if the list is.
+    const body = { format: "rvm-store-hot", id, pages: hot, ...(reads && hot.length === pages.length ? { reads } : {}) };
+    await this.objects.put(keys.hot(name), Buffer.from(JSON.stringify(body)));
   }
 
   /** The SHA-256 of every page of a pack. */

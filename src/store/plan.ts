@@ -5,7 +5,7 @@
 // manifest, without planning on the way to the guest's first instruction.
 
 import { PAGE_SIZE } from "../core.js";
-import { type Manifest, type WorkingSetPage } from "./cas.js";
+import { decodeWorkingSet, decodeWorkingSetOrder, type Manifest, type WorkingSetPage } from "./cas.js";
 
 /**
  * Working-set reads' size in slots (the restore has four in flight). Each GET costs the store a
@@ -136,6 +136,26 @@ export function workingSetRuns(
 }
 
 
+/** The manifest's working-set order (its `order`), by page; undefined without one (see decodeWorkingSetOrder). */
+export function wsRank(m: Manifest): Map<number, number> | undefined {
+  return m.workingSet ? decodeWorkingSetOrder(m.workingSet, decodeWorkingSet(m.workingSet, m.packs, m.name)) : undefined;
+}
+
+/**
+ * The reads of a restore of `m` that reads the hot list `hot` (workingSetRuns, encodeReads):
+ * written with the hot list (the restore that records it, a save that carries it), so that the
+ * next restore sends them without planning. Undefined where the list cannot be decoded.
+ */
+export function planReads(m: Manifest, hot: number[], storedRange: (pack: string, slot: number) => [number, number] | undefined): PlannedRead[] | undefined {
+  if (!m.workingSet) return undefined;
+  try {
+    const first = wsFirst(m);
+    return encodeReads(workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), first, wsFirstAt(m), hot, wsRank(m)), m.packs, first, storedRange);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The manifest's pages the harts need first (none in older snapshots, or a list that is not one). */
 export function wsFirst(m: Manifest): number[] {
   const f = m.workingSet?.first;
@@ -187,7 +207,8 @@ export function encodeReads(runs: WsRun[], packs: string[], first: number[], sto
 }
 
 /**
- * The first restore's reads as the manifest gives them (`workingSet.reads`, see encodeReads),
+ * The first restore's reads as the manifest gives them (`workingSet.reads`, see encodeReads; or
+ * a later restore's, `reads` of the snapshot's hot list, planned with it),
  * before the working-set list is decoded: the runs of the harts' first pages with their pages
  * and hashes (`firstAt`), the others located by byte range where the save knew it and their
  * pages not yet known (`unassigned`: assignRuns gives them). Undefined for a snapshot without
@@ -195,8 +216,7 @@ export function encodeReads(runs: WsRun[], packs: string[], first: number[], sto
  * reads' order and bytes come from here: every page is checked against its hash (its pack's
  * index, or `firstAt`'s under the manifest's digest) before the guest sees it.
  */
-export function recordedRuns(m: Manifest): WsRun[] | undefined {
-  const reads = m.workingSet?.reads;
+export function recordedRuns(m: Manifest, reads: unknown = m.workingSet?.reads): WsRun[] | undefined {
   if (!Array.isArray(reads) || !reads.length) return undefined;
   const first = wsFirst(m);
   const at = wsFirstAt(m);
@@ -236,10 +256,12 @@ export function recordedRuns(m: Manifest): WsRun[] | undefined {
 
 /**
  * Gives the unassigned runs of `runs` (recordedRuns) their pages: each item of the working set
- * not in a located run goes to the first run of its pack whose slots hold it (as workingSetRuns
- * would have cut them: consecutive slots, so every page of a run's slots is in it). Returns the
- * items no run holds (none for a manifest the save wrote; were there some, the restore leaves
- * them to its plan: slower, never wrong).
+ * not in a located run goes to the smallest run of its pack whose slots hold it. That is the
+ * run workingSetRuns put it in: its runs are consecutive slots, and two runs' slots are either
+ * apart or one within the other (a run over the hot pages, or the part of a run left by cutting
+ * out a first page, inside a run of other pages that spans it: the planner gives such pages to
+ * the inner one). Returns the items no run holds (none for reads rvm planned from this list;
+ * were there some, the restore leaves them to its plan: slower, never wrong).
  */
 export function assignRuns(runs: WsRun[], items: WorkingSetPage[]): WorkingSetPage[] {
   const located = new Set<number>();
@@ -256,8 +278,9 @@ export function assignRuns(runs: WsRun[], items: WorkingSetPage[]): WorkingSetPa
   const left: WorkingSetPage[] = [];
   for (const x of items) {
     if (located.has(x.page)) continue;
-    const r = byPack.get(x.pack)?.find((r) => x.slot >= r.first && x.slot < r.first + r.count);
-    if (r) r.items.push(x);
+    let best: WsRun | undefined;
+    for (const r of byPack.get(x.pack) ?? []) if (x.slot >= r.first && x.slot < r.first + r.count && (!best || r.count < best.count)) best = r;
+    if (best) best.items.push(x);
     else left.push(x);
   }
   for (const r of runs) r.unassigned = undefined;

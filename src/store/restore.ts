@@ -24,8 +24,8 @@ import {
 import { StoreError } from "./objects.js";
 import { sleepSync, SyncReader } from "./sync.js";
 import { setStoreLineage, takeDiskWrites } from "./save.js";
-import { assignRuns, recordedRuns, workingSetRuns, wsFirst, wsFirstAt, type WsRun } from "./plan.js";
-export { workingSetRuns, wsFirstAt } from "./plan.js";
+import { assignRuns, planReads, recordedRuns, workingSetRuns, wsFirst, wsFirstAt, wsRank, type WsRun } from "./plan.js";
+export { workingSetRuns, wsFirstAt, wsRank } from "./plan.js";
 import { Interval, ttrTable, utilizationCurve } from "../snapshot/ttr.js";
 import { RestoreTimeline } from "../snapshot/timeline.js";
 import { restoreHartAndDevices, RestoreFailedError } from "../snapshot/restore.js";
@@ -443,10 +443,6 @@ const WS_INFLIGHT = 4;
  */
 const HOT_WINDOW_MS = 1000;
 
-/** The manifest's working-set order (its `order`), by page; undefined without one (see decodeWorkingSetOrder). */
-export function wsRank(m: Manifest): Map<number, number> | undefined {
-  return m.workingSet ? decodeWorkingSetOrder(m.workingSet, decodeWorkingSet(m.workingSet, m.packs, m.name)) : undefined;
-}
 
 /**
  * The hot pages of a snapshot (its `.hot` object, written by an earlier restore of it: the
@@ -455,6 +451,9 @@ export function wsRank(m: Manifest): Map<number, number> | undefined {
  * its pack's index.
  */
 export const hotPages = new WeakMap<Manifest, number[]>();
+
+/** The reads planned with the snapshot's hot list (its `reads`, see planReads), by manifest, as StoreVm.prepare read them. */
+export const hotReads = new WeakMap<Manifest, unknown>();
 
 /**
  * A working-set run's slots as stored (not yet unpacked nor verified): without the pack's index
@@ -496,7 +495,7 @@ const useRecorded = process.env.RVM_WS_READS !== "0";
  */
 export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: (packs: Set<string>) => void): WsPrefetch {
   const out: WsPrefetch = new Map();
-  const recorded = useRecorded && !hotPages.has(m) ? recordedRuns(m) : undefined;
+  const recorded = !useRecorded ? undefined : hotPages.has(m) ? (hotReads.has(m) ? recordedRuns(m, hotReads.get(m)) : undefined) : recordedRuns(m);
   const all = recorded ?? (m.workingSet ? workingSetRuns(decodeWorkingSet(m.workingSet, m.packs, m.name), wsFirst(m), wsFirstAt(m), hotPages.get(m), wsRank(m)) : []);
   preparedRuns.set(m, all);
   const runs = all.slice(0, WS_INFLIGHT);
@@ -1228,7 +1227,15 @@ export class StoreRestore implements PageSource {
     // For the next restore of this snapshot (best effort: read-only credentials, a store gone
     // away: the next restore reads in the list's order, as before).
     this.freezeHot();
-    if (this.hotList?.length) void this.link.cs.writeHot(this.manifest.name, this.manifest.id, this.hotList).catch(() => undefined);
+    if (this.hotList?.length) {
+      // With the reads the next restore makes (planned here, off the way to any guest's answer).
+      const cs = this.link.cs;
+      const reads = planReads(this.manifest, this.hotList, (pack, slot) => {
+        const o = isPackV2(pack) ? cs.cachedLayout(pack)?.offsets : undefined;
+        return !isPackV2(pack) ? [slot * PAGE_SIZE, PAGE_SIZE] : o && slot + 1 < o.length ? [o[slot], o[slot + 1] - o[slot]] : undefined;
+      });
+      void cs.writeHot(this.manifest.name, this.manifest.id, this.hotList, reads).catch(() => undefined);
+    }
     this.staged.clear();
     const m = this.machine;
     active.delete(m);

@@ -16,7 +16,7 @@ import {
   beginSave, CHUNK_PAGES, ContentStore, decodeEntry, DiskRecord, encodeWorkingSet, encodeWorkingSetOrder, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
   PackWriter, StoreMap, WORKING_SET_MAX,
 } from "./cas.js";
-import { encodeReads, workingSetRuns } from "./plan.js";
+import { encodeReads, planReads, workingSetRuns } from "./plan.js";
 
 /** What a save of this machine builds on: the manifest it last saved or restored. */
 export interface StoreLineage {
@@ -460,7 +460,7 @@ export async function saveToStore(
     }, packs, undefined, stamp))!;
     // Best effort, after the manifest (only an order for its restores; see restore.ts hotPages),
     // inside the save's time: the guest of a stop-and-save waits for it too.
-    if (carried.length) await cs.writeHot(name, stored.id, carried).catch(() => undefined);
+    if (carried.length) await cs.writeHot(name, stored.id, carried, planReads(stored, carried, (pack, slot) => writer.storedRange(pack, slot))).catch(() => undefined);
     const saveMs = Math.round(performance.now() - t0);
     const manifest: Manifest = {
       ...stored, meta: { ...stored.meta, stats: { ...stats, saveMs, pauseMs: opts.background ? stats.pauseMs : saveMs } },

@@ -21,7 +21,7 @@ import {
 import { S3ObjectStore } from "./objects.js";
 import { SyncReader } from "./sync.js";
 import { BackgroundCapture, machineState, saveToStore, stoppedCapture, StoreSaveStats } from "./save.js";
-import { DEFAULT_DEADLINE_MS, hotPages, PageCache, prefetchWorkingSet, StoreDisk, StoreLink, StoreRestore, type WsPrefetch } from "./restore.js";
+import { DEFAULT_DEADLINE_MS, hotPages, hotReads, PageCache, prefetchWorkingSet, StoreDisk, StoreLink, StoreRestore, type WsPrefetch } from "./restore.js";
 import { defaultName } from "../snapshot/save.js";
 import { checkName } from "../snapshot/store.js";
 import { RestoreFailedError } from "../snapshot/restore.js";
@@ -103,7 +103,10 @@ export class StoreVm {
     this.initial = await this.link.run(`snapshot ${name}`, () => this.cs.readManifest(name));
     // Only an order: never waited for beyond a moment after the manifest (a slow store).
     const h = await Promise.race([hot, new Promise<undefined>((r) => setTimeout(r, HOT_WAIT_MS))]);
-    if (h && h.id === this.initial.id) hotPages.set(this.initial, h.pages);
+    if (h && h.id === this.initial.id) {
+      hotPages.set(this.initial, h.pages);
+      if (h.reads) hotReads.set(this.initial, h.reads);
+    }
     markProcess("manifest read");
     // The restore's first requests go out now, while the machine is built from the manifest:
     // the working set's reads the manifest locates (the harts' first pages), the RAM map's first
