@@ -1274,6 +1274,8 @@ export class PackWriter {
 export class SaveLock {
   private timer: NodeJS.Timeout | undefined;
   private body: LockBody;
+  /** finish() or leave() was called: later calls change nothing. */
+  private settled = false;
 
   constructor(private readonly cs: ContentStore, readonly save: string) {
     this.body = { save, packs: [], chunks: [], done: false };
@@ -1295,10 +1297,23 @@ export class SaveLock {
    * builds on.
    */
   async finish(packs: string[] = [], chunks: string[] = []): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    if (this.settled) return;
+    this.leave();
     this.body.done = true;
     await this.write(packs.filter((p) => !p.startsWith(this.save)), chunks);
+  }
+
+  /**
+   * Leaves the lock as last written — not done: it names everything the save builds on, and
+   * its own packs by prefix — no longer refreshed, so it expires after LOCK_TTL_MS as a done
+   * one does, and gc then removes it. For a manifest that may be visible although the lock
+   * could not be marked done (a later finish() must not empty it: a gc that listed the
+   * manifests before this one appeared would then delete what it reuses).
+   */
+  leave(): void {
+    this.settled = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 }
 
@@ -1387,7 +1402,8 @@ export async function beginSave(cs: ContentStore, saveId: string, cache?: IndexC
 
 /**
  * The end of a save: uploads the map chunks the store lacks (named in the lock first), then the
- * manifest (the snapshot becomes visible), then marks the lock done. `beforeManifest` runs once
+ * manifest (the snapshot becomes visible), then marks the lock done (if that fails, the save has
+ * still succeeded: the lock is left to expire, see SaveLock.leave). `beforeManifest` runs once
  * every pack and chunk is stored, just before the manifest is sealed (the save's time so far).
  */
 export async function finishSave(
@@ -1408,8 +1424,16 @@ export async function finishSave(
   }
   beforeManifest?.();
   const full: Manifest | null = manifest && { ...manifest, packs: [...packs].sort() };
-  if (full) await cs.writeManifest(full);
-  await writeLast?.();
-  await lock.finish([...packs], [...chunks].filter((c) => !fresh.has(c)));
+  try {
+    if (full) await cs.writeManifest(full);
+    await writeLast?.();
+  } catch (e) {
+    // The PUT may have reached the store though its answer did not: the lock stays as it is.
+    lock.leave();
+    throw e;
+  }
+  // The snapshot (or image) is complete and listed: a lock that cannot be marked done (the
+  // store failing now) does not undo that. It stays as last written and expires (leave()).
+  await lock.finish([...packs], [...chunks].filter((c) => !fresh.has(c))).catch(() => lock.leave());
   return full;
 }

@@ -7,6 +7,7 @@ import {
   beginSave, ContentStore, decodeWorkingSetOrder, encodeIndex, encodeWorkingSetOrder, EntryKind, finishSave, isPackV2, keys, MapBuilder, newId, PackWriter, packVersion, PageReader, PoolIndex, sha256,
   StoreMap, StoredRun, packRange,
 } from "../../src/store/cas.js";
+import { DeleteBucketPolicyCommand, PutBucketPolicyCommand, S3Client } from "@aws-sdk/client-s3";
 import { S3ObjectStore } from "../../src/store/objects.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
 
@@ -27,7 +28,7 @@ function page(seed: number): Buffer {
 }
 
 /** Saves `seeds` (one page each) as snapshot `name`, the way a savevm does. */
-async function save(cs: ContentStore, name: string, seeds: number[], opts: { beforeManifest?: () => Promise<void>; packBytes?: number } = {}) {
+async function save(cs: ContentStore, name: string, seeds: number[], opts: { beforeManifest?: () => Promise<void>; afterManifest?: () => Promise<void>; packBytes?: number } = {}) {
   const saveId = newId();
   const { pool, lock } = await beginSave(cs, saveId);
   const writer = new PackWriter(cs, saveId, opts.packBytes ?? 1 << 20);
@@ -42,8 +43,8 @@ async function save(cs: ContentStore, name: string, seeds: number[], opts: { bef
   const m = await finishSave(cs, pool, lock, writer, [enc], {
     format: "rvm-store-snapshot", version: 3, name, id: saveId, created: new Date().toISOString(), map: enc.ref, disks: [],
     meta: { ramBytes: seeds.length * PAGE }, parent: null,
-  }, map.packs());
-  return { m: m!, map, writer };
+  }, map.packs(), opts.afterManifest);
+  return { m: m!, map, writer, lock, saveId };
 }
 
 async function readAll(cs: ContentStore, name: string): Promise<Buffer[]> {
@@ -177,6 +178,41 @@ describe.skipIf(!haveRadosgw)("content-addressed store", () => {
     // Once the save is done its lock names only what its manifest reuses: base's map goes.
     expect((await cs.gc()).chunks).toBe(1);
     expect((await readAll(cs, "child"))[50].equals(page(777))).toBe(true);
+  }, 120_000);
+
+  it("a lock that cannot be marked done once the manifest is written: the save succeeds, and the lock keeps what it reuses", async () => {
+    const bucket = freshBucket();
+    const cs = new ContentStore(S3ObjectStore.fromUrl(`s3://${bucket}/lock`));
+    const base = await save(cs, "base", Array.from({ length: 20 }, (_, i) => i + 1));
+    // Once the manifest is written, the store refuses writes of locks (a bucket policy).
+    const s3 = new S3Client({ forcePathStyle: true });
+    const deny = { Version: "2012-10-17", Statement: [{ Effect: "Deny", Principal: "*", Action: "s3:PutObject", Resource: `arn:aws:s3:::${bucket}/lock/locks/*` }] };
+    let child: Awaited<ReturnType<typeof save>> | undefined;
+    try {
+      child = await save(cs, "child", [...Array.from({ length: 20 }, (_, i) => i + 1), 777], {
+        afterManifest: async () => void await s3.send(new PutBucketPolicyCommand({ Bucket: bucket, Policy: JSON.stringify(deny) })),
+      });
+      await expect(cs.objects.put(keys.lock("x"), Buffer.from("{}"))).rejects.toThrow(/AccessDenied/);
+    } finally {
+      await s3.send(new DeleteBucketPolicyCommand({ Bucket: bucket }));
+      s3.destroy();
+    }
+    // Before: the save failed although its snapshot was listed, and savevm's clean-up then
+    // marked the lock done naming nothing (where the store took that write), so a gc that had
+    // listed the manifests before this one appeared could delete the packs it reuses. Now the
+    // save succeeds, the lock stays as last written (not done, naming them) until it expires,
+    // and a later finish() (that clean-up) changes nothing.
+    expect(child.m.name).toBe("child");
+    await child.lock.finish();
+    const lock = JSON.parse(Buffer.from((await cs.objects.get(keys.lock(child.saveId)))!).toString());
+    expect(lock.done).toBe(false);
+    expect(lock.packs).toEqual(expect.arrayContaining(base.m.packs));
+    expect((await cs.manifests()).map((m) => m.name).sort()).toEqual(["base", "child"]);
+    await cs.deleteSnapshot("base");
+    expect((await cs.gc()).packs).toBe(0);
+    const back = await readAll(cs, "child");
+    expect(back[0].equals(page(1))).toBe(true);
+    expect(back[20].equals(page(777))).toBe(true);
   }, 120_000);
 
   it("a save does not build on packs no snapshot refers to any more", async () => {
