@@ -426,6 +426,11 @@ export class S3ObjectStore implements ObjectStore {
     return new NodeHttpHandler({
       connectionTimeout: Math.min(timeout, 5000),
       requestTimeout: timeout,
+      // Without it this handler (@smithy/node-http-handler 4) only logs a warning when the
+      // timeout passes and waits on: a store that stalls (accepts, never answers) would hold a
+      // request, and a restore's StoreLink (which retries transient errors up to its deadline),
+      // for as long as the store does.
+      throwOnRequestTimeout: true,
       httpAgent: agents.http,
       httpsAgent: httpOnly ? NO_TLS_AGENT : agents.https,
     });

@@ -121,6 +121,30 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
     });
   }, 60_000);
 
+  it("a store that stops answering: each request fails after its timeout, as a transient fault (not a hang)", async () => {
+    const bucket = freshBucket();
+    const store = S3ObjectStore.fromUrl(`s3://${bucket}/t`, { requestTimeoutMs: 1500, maxAttempts: 1 });
+    await store.ensure();
+    await store.put("k", Buffer.from("data"));
+    expect(Buffer.from((await store.get("k"))!).toString()).toBe("data");
+    gw().pause();
+    try {
+      // Before: the handler only logged a warning at the timeout and the request waited for the
+      // store (the GET below until resume(): the restore's deadline never came).
+      for (const request of [() => store.get("k"), () => store.getRange("k", 0, 2), () => store.put("k2", Buffer.from("x"))]) {
+        const t = performance.now();
+        const err = await Promise.race([request().then(() => undefined, (e: Error & { transient?: boolean }) => e), new Promise<string>((r) => setTimeout(() => r("no answer in 20 s"), 20_000))]);
+        expect(err).toBeInstanceOf(Error);
+        expect((err as { transient?: boolean }).transient).toBe(true);
+        expect(performance.now() - t).toBeLessThan(15_000);
+      }
+    } finally {
+      gw().resume();
+    }
+    expect(Buffer.from((await store.get("k"))!).toString()).toBe("data");
+    await store.close();
+  }, 120_000);
+
   it("preconnects to the endpoint a profile's endpoint_url names (no AWS_ENDPOINT_URL)", async () => {
     const bucket = freshBucket();
     const setup = S3ObjectStore.fromUrl(`s3://${bucket}`);
