@@ -29,6 +29,8 @@ const NO_DEADLINE = 0xffff_ffff_ffff_ffffn;
 const ACCESS_EPOCH_MS = 100;
 /** The working set: what the guest touched in the last two seconds it ran. */
 export const WORKING_SET_MS = 2000;
+/** At most this many page-table pages from Machine.tablePages (its walk reads 512 entries each). */
+const TABLE_PAGES_MAX = 512;
 /** The reset ROM as QEMU's virt maps it (riscv_virt_board.mrom): 0x1000..0x10000. */
 const ROM_START = 0x1000;
 
@@ -727,6 +729,52 @@ export class Machine {
         add(core.x(4), 1, priv !== 0); // tp
         if (priv === 0 && core.csr(0x140) !== 0n) add(core.csr(0x140), 1, true); // sscratch
       });
+    }
+    return out;
+  }
+
+  /**
+   * The page-table pages of each hart's current address space: satp's tree (Sv39/48/57), the
+   * root first, then each level's tables in the order their entries name them; RAM pages only,
+   * each once, at most TABLE_PAGES_MAX (a tree that large is cut, not slowed: the walk reads 512
+   * entries per table). A table not restored yet (a lazy restore still running) is listed but
+   * not descended into (its entries are not known). Read from RAM without side effects. savevm
+   * puts them right after the harts' first pages (firstPages): measured on the page-cache
+   * guest (issue 13, ord10), a restored guest walks these tables within its first ~100 demand
+   * faults (the current process's mappings, the kernel's), but the guest had not touched many
+   * of them for 300-700 ms before the save (its TLBs held the translations), so by recency
+   * they came after ~3.3 MB of the working set; together they are ~29 pages, ~5 KB stored.
+   */
+  tablePages(): number[] {
+    const core = this.core;
+    const pages = core.pages.length;
+    const words = new Uint32Array(core.ram.buffer, core.ram.byteOffset, core.ram.byteLength >>> 2);
+    const base = RAM_BASE / 4096;
+    const out: number[] = [];
+    const seen = new Set<number>();
+    for (let h = 0; h < core.harts && out.length < TABLE_PAGES_MAX; h++) {
+      const satp = BigInt.asUintN(64, core.withHart(h, () => core.csr(0x180)));
+      const mode = Number(satp >> 60n);
+      const levels = mode === 8 ? 3 : mode === 9 ? 4 : mode === 10 ? 5 : 0;
+      if (levels === 0) continue;
+      const root = Number(satp & 0xfff_ffff_ffffn) - base;
+      if (root < 0 || root >= pages || seen.has(root)) continue;
+      // Breadth first: [page, level] pairs.
+      const queue: number[] = [root, levels - 1];
+      seen.add(root);
+      for (let q = 0; q < queue.length && out.length < TABLE_PAGES_MAX; q += 2) {
+        const t = queue[q], level = queue[q + 1];
+        out.push(t);
+        if (level === 0 || core.pages[t] & PageState.NotRestored) continue;
+        for (let i = 0, w = t * 1024; i < 512; i++, w += 2) {
+          const lo = words[w];
+          if ((lo & 1) === 0 || (lo & 0xe) !== 0) continue; // invalid, or a leaf
+          const child = (words[w + 1] & 0x3f_ffff) * 2 ** 22 + (lo >>> 10) - base;
+          if (child < 0 || child >= pages || seen.has(child)) continue;
+          seen.add(child);
+          queue.push(child, level - 1);
+        }
+      }
     }
     return out;
   }

@@ -301,7 +301,7 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
 
     // The stored pages' data order: the working set (touched in the last WORKING_SET_MS), the
     // most recently touched first, then the rest by page; ahead of them all, the pages the harts
-    // need first (pc, stack): the restore's first read then carries what the hart's first
+    // need first (pc, stack) and their page tables: the restore's first read then carries what the hart's first
     // instructions fault on. The working set's pages and hashes are also written in an index of
     // their own, so a restore reads it, then the set, in one sequential read each, at once.
     // Every page is visited in that order (the candidates), so that each stored page's place in
@@ -318,8 +318,15 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
         const a = machine.touchAge(p);
         age[p] = a <= WORKING_SET_MS ? Math.max(0, Math.round(a)) : -1;
       }
-      const head = machine.firstPages().filter((p) => p >= 0 && p < pages && age[p] >= 0);
-      for (const p of head) inHead[p] = 1;
+      // The harts' first pages, then their page tables (Machine.tablePages: walked within a
+      // restored guest's first faults, though often not touched for a while before the save).
+      const head: number[] = [];
+      for (const p of [...machine.firstPages(), ...machine.tablePages()]) {
+        if (p >= 0 && p < pages && age[p] >= 0 && !inHead[p]) {
+          inHead[p] = 1;
+          head.push(p);
+        }
+      }
       let k = 0;
       for (const p of head) candidates[k++] = p;
       for (let p = 0; p < pages; p++) if (age[p] >= 0 && !inHead[p]) ageCount[age[p] + 1]++;

@@ -328,6 +328,12 @@ export interface StoreSaveOptions {
    * of the working set in the packs, and named in the manifest so a restore reads them first.
    */
   first?: number[];
+  /**
+   * The page-table pages of the harts' address spaces (Machine.tablePages at the save's
+   * instant): in the working set's order right after the first pages (and the carried hot
+   * pages), ahead of the others by recency; only an order (not named in `workingSet.first`).
+   */
+  tables?: number[];
 }
 
 /**
@@ -357,7 +363,8 @@ export async function saveToStore(
     };
     // RAM: the working set first (those pages go into the first packs: a lazy restore's
     // background fetch takes them first), the harts' first pages (pc, stack) at its head, then
-    // the pages a restore of this machine touched first (carried), then the others the most
+    // the pages a restore of this machine touched first (carried), the harts' page tables
+    // (opts.tables), then the others the most
     // recently touched first (as the local save: what the guest did last is what it needs first
     // after a restore; each access epoch's pages by page); then the rest in page order.
     const ram = new MapBuilder(pages, pool, writer);
@@ -367,6 +374,13 @@ export async function saveToStore(
     // The pages the guest touched first after its last restore, next (in that order).
     const carried = [...new Set(parent?.hot?.() ?? [])].filter((p) => Number.isSafeInteger(p) && p >= 0 && p < pages && hot(p) && !isFirst.has(p));
     for (const p of carried) {
+      order.push(p);
+      isFirst.add(p);
+    }
+    // The harts' page tables next: a restored guest walks them within its first faults, but
+    // many had not been touched for a while before the save (the TLBs held them).
+    for (const p of opts.tables ?? []) {
+      if (!Number.isSafeInteger(p) || p < 0 || p >= pages || !hot(p) || isFirst.has(p)) continue;
       order.push(p);
       isFirst.add(p);
     }

@@ -191,8 +191,9 @@ export class StoreVm {
     const capture = stoppedCapture(machine, writes);
     const state = machineState(machine);
     const first = machine.firstPages();
+    const tables = machine.tablePages();
     machine.core.exports.markClean();
-    return saveToStore(machine, this.cs, name, state, capture, (p) => machine.recentlyAccessed(p), { progress, cache: this.indexCache, t0, first });
+    return saveToStore(machine, this.cs, name, state, capture, (p) => machine.recentlyAccessed(p), { progress, cache: this.indexCache, t0, first, tables });
   }
 
   /**
@@ -207,14 +208,15 @@ export class StoreVm {
     const job = await machine.atBoundary(() => {
       const t0 = performance.now();
       const first = machine.firstPages(); // before the capture marks every page not restored
+      const tables = machine.tablePages();
       const capture = new BackgroundCapture(machine, this.disks);
       const state = machineState(machine);
       const pauseMs = performance.now() - t0;
-      return new BackgroundSave(name, capture, state, pauseMs, t0, first);
+      return new BackgroundSave(name, capture, state, pauseMs, t0, first, tables);
     });
     this.saving = job;
     job.promise = saveToStore(machine, this.cs, name, job.state, job.capture, (p) => job.capture.isHot(p), {
-      background: true, pauseMs: job.pauseMs, t0: job.t0, cache: this.indexCache, first: job.first,
+      background: true, pauseMs: job.pauseMs, t0: job.t0, cache: this.indexCache, first: job.first, tables: job.tables,
       progress: (done, total) => {
         job.done = done;
         job.total = total;
@@ -251,7 +253,7 @@ export class BackgroundSave {
   promise: Promise<Manifest | undefined> = Promise.resolve(undefined);
   constructor(
     readonly name: string, readonly capture: BackgroundCapture, readonly state: Record<string, unknown> & { ramBytes: number },
-    readonly pauseMs: number, readonly t0: number, readonly first: number[] = [],
+    readonly pauseMs: number, readonly t0: number, readonly first: number[] = [], readonly tables: number[] = [],
   ) {}
 
   /** `info savevm`. */

@@ -6,7 +6,7 @@
 
 import { afterAll, describe, expect, it } from "vitest";
 import { boot, cleanup, diskCopy, endMachines, freshDir, linuxMachine } from "./util.js";
-import { ramPageOf } from "./lazy-util.js";
+import { ramPageOf, tableTree } from "./lazy-util.js";
 
 afterAll(() => {
   endMachines();
@@ -32,6 +32,12 @@ describe("Machine.firstPages", () => {
     expect(tables.length).toBeGreaterThan(2); // Linux translates (Sv39 or more)
     const s = m.firstPages();
     for (const p of [stvec, task, ret, ...tables]) expect(s).toContain(p);
+    // Machine.tablePages: satp's whole tree (the test's own walk), root first, breadth first;
+    // it holds the walks' tables and more (the other mappings' tables).
+    const tree = tableTree(m);
+    expect(m.tablePages()).toEqual(tree);
+    for (const p of tables) expect(tree).toContain(p);
+    expect(tree.length).toBeGreaterThan(new Set(tables).size);
 
     // U-mode: pc, sp and tp are the process's; the task is in sscratch.
     core.exports.setPriv(0);

@@ -72,3 +72,39 @@ export function ramPageOf(m: Machine, va: bigint, fetch: boolean, tables?: numbe
   if (pa < ramBase || pa >= ramEnd) return -1;
   return Number((pa - ramBase) >> 12n);
 }
+
+/**
+ * The page-table pages of the selected hart's address space (satp's whole tree), root first,
+ * breadth first in entry order, RAM pages only, each once (the test's own walk, for
+ * Machine.tablePages).
+ */
+export function tableTree(m: Machine): number[] {
+  const core = m.core;
+  const ramBase = 0x8000_0000n;
+  const satp = BigInt.asUintN(64, core.csr(0x180));
+  const mode = Number(satp >> 60n);
+  if (mode === 0) return [];
+  const levels = mode === 8 ? 3 : mode === 9 ? 4 : 5;
+  const pageOf = (ppn: bigint) => Number(ppn - (ramBase >> 12n));
+  const inRam = (p: number) => p >= 0 && p < core.pages.length;
+  const root = pageOf(satp & ((1n << 44n) - 1n));
+  if (!inRam(root)) return [];
+  const out: number[] = [];
+  const seen = new Set([root]);
+  const queue: [number, number][] = [[root, levels - 1]];
+  for (let q = 0; q < queue.length; q++) {
+    const [t, level] = queue[q];
+    out.push(t);
+    if (level === 0) continue;
+    const table = Buffer.from(core.ram.buffer, core.ram.byteOffset + t * 4096, 4096);
+    for (let i = 0; i < 512; i++) {
+      const pte = table.readBigUInt64LE(i * 8);
+      if ((pte & 1n) === 0n || (pte & 0xen) !== 0n) continue; // invalid or a leaf
+      const child = pageOf((pte >> 10n) & ((1n << 44n) - 1n));
+      if (!inRam(child) || seen.has(child)) continue;
+      seen.add(child);
+      queue.push([child, level - 1]);
+    }
+  }
+  return out;
+}

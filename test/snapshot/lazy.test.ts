@@ -25,7 +25,7 @@ import type { Machine } from "../../src/machine.js";
 import { ROOT } from "../helpers.js";
 import {
   cleanup, diskCopy, endMachines, fetchAll, freshDir, Guest, hartOf, HELLO, isRestored, linuxMachine, pageBytes, PROMPT, ramOf,
-  ramPageOf, runUntil, shell, TEST_JIT,
+  ramPageOf, runUntil, shell, tableTree, TEST_JIT,
 } from "./lazy-util.js";
 
 afterAll(cleanup);
@@ -47,6 +47,9 @@ let hartAtSave: Buffer;
 let pcPage: number;
 /** The page-table pages of the hart's translation of pc at the save (root first). */
 let pcTables: number[] = [];
+/** Machine.firstPages and the hart's page-table tree (the test's walk) at the save's instant. */
+let firstAtSave: number[] = [];
+let treeAtSave: number[] = [];
 let spPage: number;
 /** The source machine (kept: the store's disk journal was opened with its disk). */
 let source: Guest;
@@ -128,6 +131,8 @@ beforeAll(async () => {
   pcTables = [];
   pcPage = ramPageOf(source.machine, source.machine.core.pc, true, pcTables);
   spPage = ramPageOf(source.machine, source.machine.core.x(2), false);
+  firstAtSave = source.machine.firstPages();
+  treeAtSave = tableTree(source.machine);
   meta = saveSnapshot(source.machine, store, "s");
   file = store.pathFor("s");
   ramAtSave = ramOf(source.machine);
@@ -140,7 +145,7 @@ beforeAll(async () => {
 afterAll(() => store?.close());
 
 describe("lazy restore: content", () => {
-  it("the working set starts with the page tables of the hart's pc, its pc page, then its stack page: the first read brings them", { timeout: 60_000 }, () => {
+  it("the working set starts with the page tables of the hart's pc, its pc page, then its stack page, then the rest of its page tables: the first reads bring them", { timeout: 60_000 }, () => {
     expect(pcPage).toBeGreaterThanOrEqual(0);
     expect(pcTables.length).toBeGreaterThan(0); // Linux in S-mode: pc translates
     const snap = SnapshotFile.open(file);
@@ -155,6 +160,12 @@ describe("lazy restore: content", () => {
       // The first slot of the data area holds the first of them.
       expect(snap.entry(head[0]).value).toBe(Math.min(...entries.filter((e) => e.kind === PageKind.Stored && e.ref === 0).map((e) => e.value)));
       if (spPage >= 0 && spPage !== pcPage && entries[spPage].kind === PageKind.Stored) expect(head.indexOf(spPage)).toBeGreaterThan(at);
+      // The harts' first pages, then every page table of the hart's address space (satp's tree,
+      // root first), then the rest: those stored in this snapshot's working set, in that order.
+      expect(treeAtSave.length).toBeGreaterThan(pcTables.length); // more tables than pc's walk reads
+      const want = [...new Set([...firstAtSave, ...treeAtSave])].filter((p) => stored(p) && ix.page.includes(p));
+      expect(want.filter((p) => treeAtSave.includes(p) && !firstAtSave.includes(p)).length).toBeGreaterThan(0);
+      expect(Array.from(ix.page.slice(0, want.length))).toEqual(want);
     } finally {
       snap.close();
     }
