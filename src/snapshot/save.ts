@@ -307,7 +307,7 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
     // Every page is visited in that order (the candidates), so that each stored page's place in
     // the file is known as soon as the page is classified, and the writer thread writes the data
     // area while the rest is classified. Ages are whole ms up to WORKING_SET_MS: a counting sort
-    // by age, stable in page order.
+    // by age, stable in the order of touch counts (most first), then pages.
     const candidates = new Int32Array(pages);
     const inHead = new Uint8Array(pages);
     let hotCandidates = 0;
@@ -327,13 +327,26 @@ export function saveSnapshot(machine: Machine, store: SnapshotStore, name: strin
           head.push(p);
         }
       }
+      // Within an age, the pages touched in more access epochs first (Machine.touchCount), then
+      // by page: the others first in that order (a counting sort by touches, down, stable in page
+      // order), then the counting sort by age, stable in it.
+      const down = new Uint8Array(pages); // 255 - touches: ascending is most touched first
+      const start = new Int32Array(257);
+      for (let p = 0; p < pages; p++) {
+        if (age[p] < 0 || inHead[p]) continue;
+        down[p] = 255 - Math.min(255, machine.touchCount(p));
+        start[down[p] + 1]++;
+      }
+      for (let t = 1; t < start.length; t++) start[t] += start[t - 1];
+      const byTouches = new Int32Array(start[256]);
+      for (let p = 0; p < pages; p++) if (age[p] >= 0 && !inHead[p]) byTouches[start[down[p]]++] = p;
       let k = 0;
       for (const p of head) candidates[k++] = p;
-      for (let p = 0; p < pages; p++) if (age[p] >= 0 && !inHead[p]) ageCount[age[p] + 1]++;
+      for (const p of byTouches) ageCount[age[p] + 1]++;
       ageCount[0] = k;
       for (let a = 1; a < ageCount.length; a++) ageCount[a] += ageCount[a - 1];
       hotCandidates = ageCount[ageCount.length - 1];
-      for (let p = 0; p < pages; p++) if (age[p] >= 0 && !inHead[p]) candidates[ageCount[age[p]]++] = p;
+      for (const p of byTouches) candidates[ageCount[age[p]]++] = p;
       k = hotCandidates;
       for (let p = 0; p < pages; p++) if (age[p] < 0) candidates[k++] = p;
     }

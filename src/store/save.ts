@@ -125,6 +125,11 @@ export interface Capture {
    */
   age?(p: number): number;
   /**
+   * In how many access epochs the guest touched page p in its current stretch of use
+   * (Machine.touchCount, as of the instant): within an age, the pages with more go first.
+   */
+  touches?(p: number): number;
+  /**
    * Whether page p was filled by a disk read and not written since (PageState.Disk), as of the
    * instant: such pages (the page cache of the files the guest read last) go after the working
    * set's other pages.
@@ -147,6 +152,7 @@ export class BackgroundCapture implements Capture, PageSource {
   private readonly state: Uint8Array;
   private readonly hot: (p: number) => boolean;
   private readonly ages: (p: number) => number;
+  private readonly counts: (p: number) => number;
   private readonly copies = new Map<number, Uint8Array>();
   private readonly blockCopies = new Map<number, Map<number, Uint8Array>>();
   private readonly blocksRead = new Map<number, Set<number>>();
@@ -164,7 +170,9 @@ export class BackgroundCapture implements Capture, PageSource {
     const core = machine.core;
     // Copies only (the guest's pause must not grow with the RAM size): page states, accessed bits.
     this.state = core.pages.slice();
-    this.ages = machine.touchAgesNow();
+    const touches = machine.touchesNow();
+    this.ages = touches.age;
+    this.counts = touches.count;
     this.hot = (p) => this.ages(p) <= WORKING_SET_MS;
     for (const [i, d] of disks) this.diskWrites.set(i, d.takeDirty());
     for (const d of machine.drives) {
@@ -215,6 +223,10 @@ export class BackgroundCapture implements Capture, PageSource {
 
   age(p: number): number {
     return this.ages(p);
+  }
+
+  touches(p: number): number {
+    return this.counts(p);
   }
 
   diskBacked(p: number): boolean {
@@ -278,9 +290,10 @@ export function stoppedCapture(machine: Machine, diskWrites: Map<number, Set<num
     for (let k = 0; k < count; k++) zero[first + k] = scratch[k] === 0n ? 1 : 0;
   }
   const state = Uint8Array.from(core.pages);
-  const age = machine.touchAgesNow();
+  const touches = machine.touchesNow();
   return {
-    age,
+    age: touches.age,
+    touches: touches.count,
     diskBacked: (p) => (state[p] & PageState.Disk) !== 0,
     page: (p) => core.ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE),
     isZero: (p) => zero[p] === 1,
@@ -366,7 +379,8 @@ export async function saveToStore(
     // the pages a restore of this machine touched first (carried), the harts' page tables
     // (opts.tables), then the others the most
     // recently touched first (as the local save: what the guest did last is what it needs first
-    // after a restore; each access epoch's pages by page); then the rest in page order.
+    // after a restore; within an access epoch, the pages touched in more epochs first, then by
+    // page); then the rest in page order.
     const ram = new MapBuilder(pages, pool, writer);
     const first = (opts.first ?? []).filter((p) => p < pages && hot(p));
     const order: number[] = [...first];
@@ -387,8 +401,10 @@ export async function saveToStore(
     const recent: number[] = [];
     for (let p = 0; p < pages; p++) if (hot(p) && !isFirst.has(p)) recent.push(p);
     if (capture.age) {
+      // By age; within an age, the pages touched in more access epochs first; then by page.
       const age = new Map(recent.map((p) => [p, capture.age!(p)]));
-      recent.sort((a, b) => (age.get(a)! < age.get(b)! ? -1 : age.get(a)! > age.get(b)! ? 1 : a - b));
+      const touches = new Map(recent.map((p) => [p, capture.touches?.(p) ?? 0]));
+      recent.sort((a, b) => (age.get(a)! < age.get(b)! ? -1 : age.get(a)! > age.get(b)! ? 1 : touches.get(b)! - touches.get(a)! || a - b));
     }
     // Pages filled by a disk read and unchanged since (the page cache of the files read last)
     // after the working set's others, in the same order: in the page-cache guest they are ~520

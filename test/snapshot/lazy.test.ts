@@ -50,6 +50,9 @@ let pcTables: number[] = [];
 /** Machine.firstPages and the hart's page-table tree (the test's walk) at the save's instant. */
 let firstAtSave: number[] = [];
 let treeAtSave: number[] = [];
+/** Machine.touchAge and touchCount of every page at the save's instant. */
+let agesAtSave: number[] = [];
+let countsAtSave: number[] = [];
 let spPage: number;
 /** The source machine (kept: the store's disk journal was opened with its disk). */
 let source: Guest;
@@ -133,6 +136,8 @@ beforeAll(async () => {
   spPage = ramPageOf(source.machine, source.machine.core.x(2), false);
   firstAtSave = source.machine.firstPages();
   treeAtSave = tableTree(source.machine);
+  agesAtSave = Array.from({ length: source.machine.core.pages.length }, (_, p) => source.machine.touchAge(p));
+  countsAtSave = Array.from({ length: source.machine.core.pages.length }, (_, p) => source.machine.touchCount(p));
   meta = saveSnapshot(source.machine, store, "s");
   file = store.pathFor("s");
   ramAtSave = ramOf(source.machine);
@@ -166,6 +171,18 @@ describe("lazy restore: content", () => {
       const want = [...new Set([...firstAtSave, ...treeAtSave])].filter((p) => stored(p) && ix.page.includes(p));
       expect(want.filter((p) => treeAtSave.includes(p) && !firstAtSave.includes(p)).length).toBeGreaterThan(0);
       expect(Array.from(ix.page.slice(0, want.length))).toEqual(want);
+      // Then by age, the most recent first; within an age, the pages touched in more access
+      // epochs first (Machine.touchCount); then by page.
+      const rest = Array.from(ix.page.slice(want.length));
+      let mixed = 0;
+      for (let i = 1; i < rest.length; i++) {
+        const [p, q] = [rest[i - 1], rest[i]];
+        const key = (x: number) => [Math.round(agesAtSave[x]), -countsAtSave[x], x];
+        const [a, b] = [key(p), key(q)];
+        expect(a[0] < b[0] || (a[0] === b[0] && (a[1] < b[1] || (a[1] === b[1] && a[2] < b[2])))).toBe(true);
+        if (a[0] === b[0] && a[1] !== b[1]) mixed++;
+      }
+      expect(mixed).toBeGreaterThan(0);
     } finally {
       snap.close();
     }

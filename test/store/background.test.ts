@@ -66,6 +66,7 @@ async function withGuest(tag: string, test: (vm: StoreVm, a: { machine: Machine;
  */
 async function expectFirst(
   vm: StoreVm, m: Manifest, pc: number, sp: number, pcTables: number[], tree: number[], age?: (p: number) => number, diskBacked?: (p: number) => boolean,
+  touches?: (p: number) => number,
 ): Promise<void> {
   expect(pc).toBeGreaterThanOrEqual(0);
   const items = decodeWorkingSet(m.workingSet!, m.packs, m.name);
@@ -102,7 +103,7 @@ async function expectFirst(
   // With a hot list (an earlier restore's first touches; pages outside the working set and
   // repeats are ignored): the first pages' read still first, then the runs holding hot pages, in
   // the order of their first hot page, before any run without one; every page still read once.
-  expectSaveOrder(m, items, first, tree, age, diskBacked);
+  expectSaveOrder(m, items, first, tree, age, diskBacked, touches);
   await expectReads(vm, m, items, first);
   const pick = items.filter((_, i) => i % 29 === 7).map((x) => x.page).reverse();
   const hot = [...pick, pick[0], 1 << 30, -1];
@@ -178,11 +179,13 @@ async function expectReads(vm: StoreVm, m: Manifest, items: WorkingSetPage[], fi
  * The manifest's `workingSet.order` (the save's order): every listed page once, the first pages
  * first, then the hart's other page tables (`tree`: satp's whole tree at the save's instant, root
  * first), then (`age`: the guest's touch ages at a stop-and-save) the most recently touched
- * first; the pages this save uploaded are in its packs in that order (those it found in older
+ * first, within an age those touched in more access epochs (`touches`) first; the pages this save uploaded are in its packs in that order (those it found in older
  * packs are where they were); the restore reads its runs in that order (each run once, by the
  * lowest rank of its pages), every page once.
  */
-function expectSaveOrder(m: Manifest, items: WorkingSetPage[], first: number[], tree: number[], age?: (p: number) => number, diskBacked?: (p: number) => boolean): void {
+function expectSaveOrder(
+  m: Manifest, items: WorkingSetPage[], first: number[], tree: number[], age?: (p: number) => number, diskBacked?: (p: number) => boolean, touches?: (p: number) => number,
+): void {
   const rank = wsRank(m)!;
   expect(rank).toBeDefined();
   expect([...rank.keys()].sort((a, b) => a - b)).toEqual(items.map((x) => x.page));
@@ -205,10 +208,17 @@ function expectSaveOrder(m: Manifest, items: WorkingSetPage[], first: number[], 
     // The check below says nothing if every page has one age (the guest's run fell in one
     // access epoch, possible on a loaded host): the test fails rather than pass on that.
     expect(new Set(other.map(age)).size).toBeGreaterThan(1);
+    // Within an age, the pages touched in more access epochs first (Machine.touchCount).
+    let mixed = 0;
     for (const part of [other, disk]) {
-      const ages = part.map(age);
-      for (let i = 1; i < ages.length; i++) expect(ages[i]).toBeGreaterThanOrEqual(ages[i - 1]);
+      const ages = part.map(age), counts = part.map(touches!);
+      for (let i = 1; i < ages.length; i++) {
+        expect(ages[i]).toBeGreaterThanOrEqual(ages[i - 1]);
+        if (ages[i] === ages[i - 1]) expect(counts[i]).toBeLessThanOrEqual(counts[i - 1]);
+        if (ages[i] === ages[i - 1] && counts[i] !== counts[i - 1]) mixed++;
+      }
     }
+    expect(mixed).toBeGreaterThan(0); // (else the count order was not checked)
   }
   // (A page equal to an earlier one of the same save is stored once, in the earlier one's slot.)
   const seen = new Set<string>();
@@ -333,7 +343,7 @@ describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", ()
       let tables: number[] = [];
       let pc = ramPageOf(a.machine, core.pc, true, tables), sp = ramPageOf(a.machine, core.x(2), false);
       let tree = tableTree(a.machine);
-      await expectFirst(vm, await vm.save(a.machine, "stopped"), pc, sp, tables, tree, (p) => a.machine.touchAge(p), (p) => (core.pages[p] & PageState.Disk) !== 0);
+      await expectFirst(vm, await vm.save(a.machine, "stopped"), pc, sp, tables, tree, (p) => a.machine.touchAge(p), (p) => (core.pages[p] & PageState.Disk) !== 0, (p) => a.machine.touchCount(p));
       await a.machine.run({ instructions: 30_000_000 });
       tables = [];
       pc = ramPageOf(a.machine, core.pc, true, tables);
