@@ -206,6 +206,9 @@ export function encodeReads(runs: WsRun[], packs: string[], first: number[], sto
   });
 }
 
+/** Slots a pack has at most, as far as recorded reads go (PACK_MAX_PAGES is 4096; assignRuns' tables are sized by the reads' slots). */
+const SLOT_MAX = 1 << 16;
+
 /**
  * The first restore's reads as the manifest gives them (`workingSet.reads`, see encodeReads; or
  * a later restore's, `reads` of the snapshot's hot list, planned with it),
@@ -225,7 +228,7 @@ export function recordedRuns(m: Manifest, reads: unknown = m.workingSet?.reads):
   for (const e of reads as unknown[]) {
     if (!Array.isArray(e) || (e.length !== 5 && e.length !== 6)) return undefined;
     const [pi, slot, count, offset, length, fi] = e as unknown[];
-    if (!int(pi, 0, m.packs.length - 1) || !int(slot, 0, 2 ** 31) || !int(count, 1, WS_RUN_PAGES)) return undefined;
+    if (!int(pi, 0, m.packs.length - 1) || !int(count, 1, WS_RUN_PAGES) || !int(slot, 0, SLOT_MAX - count)) return undefined;
     const pack = m.packs[pi];
     let range: WsRun["range"];
     if (offset !== null || length !== null) {
@@ -275,12 +278,27 @@ export function assignRuns(runs: WsRun[], items: WorkingSetPage[]): WorkingSetPa
     if (!l) byPack.set(r.pack, (l = []));
     l.push(r);
   }
+  // Per pack, the run that holds each slot: the runs laid down largest first, so that a run
+  // within another takes its slots (one table per pack, not a search per page: this runs on the
+  // hart's thread, in cold code, right after the first instruction).
+  const owner = new Map<string, { lo: number; runs: WsRun[]; of: Int32Array }>();
+  for (const [pack, rs] of byPack) {
+    let lo = Infinity, hi = 0;
+    for (const r of rs) {
+      lo = Math.min(lo, r.first);
+      hi = Math.max(hi, r.first + r.count);
+    }
+    const of = new Int32Array(hi - lo).fill(-1);
+    const order = rs.map((_, i) => i).sort((a, b) => rs[b].count - rs[a].count);
+    for (const i of order) of.fill(i, rs[i].first - lo, rs[i].first + rs[i].count - lo);
+    owner.set(pack, { lo, runs: rs, of });
+  }
   const left: WorkingSetPage[] = [];
   for (const x of items) {
     if (located.has(x.page)) continue;
-    let best: WsRun | undefined;
-    for (const r of byPack.get(x.pack) ?? []) if (x.slot >= r.first && x.slot < r.first + r.count && (!best || r.count < best.count)) best = r;
-    if (best) best.items.push(x);
+    const o = owner.get(x.pack);
+    const k = o && x.slot >= o.lo && x.slot - o.lo < o.of.length ? o.of[x.slot - o.lo] : -1;
+    if (k >= 0) o!.runs[k].items.push(x);
     else left.push(x);
   }
   for (const r of runs) r.unassigned = undefined;

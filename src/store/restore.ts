@@ -883,14 +883,21 @@ export class StoreRestore implements PageSource {
     this.wsPending = undefined;
     let items: WorkingSetPage[] = [];
     try {
-      items = decodeWorkingSet(this.manifest.workingSet!, this.manifest.packs, pending.where).filter((x) => x.page < this.total);
+      items = decodeWorkingSet(this.manifest.workingSet!, this.manifest.packs, pending.where);
     } catch {
       // a damaged list: its pages are left to the plan
     }
-    if (this.touched) this.wsPages = items.map((x) => x.page);
-    this.wsPageCount = items.length;
-    assignRuns(pending.runs, items.filter((x) => !this.isRestored(x.page)));
-    for (const r of pending.runs) if (!r.at) for (const { page } of r.items) this.wsRun.set(page, r);
+    // One pass (cold code on the hart's thread): the list's pages, and those still missing.
+    const pages: number[] = [], missing: WorkingSetPage[] = [];
+    for (const x of items) {
+      if (x.page >= this.total) continue;
+      pages.push(x.page);
+      if (!this.isRestored(x.page)) missing.push(x);
+    }
+    if (this.touched) this.wsPages = pages;
+    this.wsPageCount = pages.length;
+    assignRuns(pending.runs, missing);
+    for (const r of pending.runs) if (!r.at) for (const x of r.items) this.wsRun.set(x.page, r);
     const arrived = this.wsArrived;
     this.wsArrived = [];
     for (const stage of arrived) stage();
