@@ -528,7 +528,11 @@ export class S3ObjectStore implements ObjectStore {
   async put(key: string, body: Uint8Array): Promise<void> {
     const { c, m } = await this.connect();
     try {
-      await c.send(new m.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: body, ContentLength: body.length }));
+      // The handler's request timeout runs until the answer's headers, so an upload's time counts:
+      // a PUT gets the timeout plus its body at 64 KiB/s (a 4 MiB pack: +64 s), so that a slow
+      // uplink is not taken for a stalled store.
+      const requestTimeout = (this.opts.requestTimeoutMs ?? 30_000) + Math.ceil(body.length / 64);
+      await c.send(new m.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: body, ContentLength: body.length }), { requestTimeout });
     } catch (e) {
       throw describe(e, `cannot write ${this.where(key)}`);
     }
