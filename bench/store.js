@@ -15,9 +15,10 @@
 //     times each; spawn -> output of a typed `echo $((A+B))-probe` (as bench restore), and TTFI
 //     from --stats-json. QEMU (when installed): the same kernel/initramfs/-m 256M with a qcow2
 //     overlay of the same disk, the same commands, savevm, then `-loadvm` timed the same way.
-//     Target: restore-to-echo from the store <= 1.5x local. The first lazy restore of the
-//     snapshot (no hot list yet: it records one, snapshots/NAME.hot) is printed apart from the
-//     later ones (which read it); the verdict needs both.
+//     Target: restore-to-echo from the store <= 1.5x local. First lazy restores (no hot list yet:
+//     each records one, snapshots/NAME.hot; RUNS snapshots of the same instant, each restored
+//     once) are printed apart from the later restores of one of them (which read its hot list);
+//     the verdict needs both, best and median.
 // (3) savevm pause at 256 MiB (the page-cache guest) and 1 GiB (memfill 768 MiB of pseudo-random
 //     memory): savevm -b (the guest's pause while the capture is taken; 5 saves each, the guest
 //     running between them: best and median, the first save of a machine among them) vs stop-and-save into the
@@ -138,6 +139,9 @@ async function restoreToEcho(dir) {
   const url = "s3://echo/vm";
   const vm = new StoreVm(url);
   const stopped = await vm.save(g.machine, "echo");
+  // More snapshots of the same instant, each restored once: first restores (no hot list), as many
+  // as the later ones. They add no packs (every page is in the store already), only manifests.
+  for (let i = 1; i < RUNS; i++) await vm.save(g.machine, `echo-${i}`);
   vm.close();
   // The machine ends here: its disk image is unlocked (a restore opens it for writing).
   for (const f of g.machine.onExit) f();
@@ -146,11 +150,14 @@ async function restoreToEcho(dir) {
   const other = join(dir, "hostB");
   mkdirSync(other, { recursive: true });
   const rvm = [join(ROOT, "bin/rvm.js"), "restore"];
-  const res = { local: [], s3lazy: [], s3eager: [] };
+  // s3first: each snapshot's first restore (`echo`'s at i = 0, then `echo-i`'s); s3lazy: `echo`'s
+  // later restores (they read the hot list its first restore recorded).
+  const res = { local: [], s3first: [], s3lazy: [], s3eager: [] };
   for (let i = 0; i < RUNS; i++) {
     const sj = (t) => join(dir, `${t}${i}.json`);
     res.local.push(await probe(process.execPath, [...rvm, "echo", "--dir", localDir, "--stats-json", sj("l")], ROOT, sj("l")));
-    res.s3lazy.push(await probe(process.execPath, [...rvm, "echo", "--snapshot-store", url, "--stats-json", sj("s")], other, sj("s")));
+    if (i > 0) res.s3first.push(await probe(process.execPath, [...rvm, `echo-${i}`, "--snapshot-store", url, "--stats-json", sj("f")], other, sj("f")));
+    (i === 0 ? res.s3first : res.s3lazy).push(await probe(process.execPath, [...rvm, "echo", "--snapshot-store", url, "--stats-json", sj("s")], other, sj("s")));
     res.s3eager.push(await probe(process.execPath, [...rvm, "echo", "--snapshot-store", url, "--restore", "eager", "--stats-json", sj("e")], other, sj("e")));
   }
   return { res, pauses };
@@ -273,19 +280,19 @@ export async function main(args = []) {
         return { b, m };
       };
       const bl = row("rvm restore, local files, lazy", res.local);
-      // The snapshot's first lazy restore reads no hot list (it records one); the later ones read
+      // A snapshot's first lazy restore reads no hot list (it records one); the later ones read
       // it. In the desktop cloud a snapshot is usually restored once: the first is what a user
-      // gets, and the verdict needs it too.
-      const first = res.s3lazy.slice(0, 1), later = res.s3lazy.slice(1);
-      const bf = row("object store, lazy, 1st restore", first);
-      const bs = row("object store, lazy, later runs", later);
+      // gets, and the verdict needs it too. Each 1st restore is of a snapshot never restored.
+      const bf = row("object store, lazy, 1st restores", res.s3first);
+      const bs = row("object store, lazy, later runs", res.s3lazy);
       row("rvm restore, object store, eager", res.s3eager);
       const bq = q.loadvm ? row("qemu -loadvm (qcow2)", q.loadvm) : (console.log(`  qemu -loadvm: ${q.why}`), {});
-      const ratio = (k) => (bs[k] && bl[k] ? bs[k].echoS / bl[k].echoS : undefined);
-      const firstRatio = bf.b && bl.m ? bf.b.echoS / bl.m.echoS : undefined;
-      console.log(`  store / local: later runs best ${x(bs.b?.echoS, bl.b?.echoS)}, median ${x(bs.m?.echoS, bl.m?.echoS)}; ` +
-        `1st restore (no hot list) / local median ${x(bf.b?.echoS, bl.m?.echoS)}  target <= 1.5x: ` +
-        `${ratio("b") === undefined || firstRatio === undefined ? "-" : firstRatio > 1.5 ? "NOT MET (1st restore)" : ratio("b") <= 1.5 && ratio("m") <= 1.5 ? "MET" : ratio("b") <= 1.5 ? "MET on the best runs, NOT on the medians" : "NOT MET"};` +
+      const r = (s, k) => (s[k] && bl[k] ? s[k].echoS / bl[k].echoS : undefined);
+      const all = [r(bf, "b"), r(bf, "m"), r(bs, "b"), r(bs, "m")];
+      const met = (v) => v.every((y) => y !== undefined && y <= 1.5);
+      console.log(`  store / local (best, median): 1st restores ${x(bf.b?.echoS, bl.b?.echoS)}, ${x(bf.m?.echoS, bl.m?.echoS)}; ` +
+        `later runs ${x(bs.b?.echoS, bl.b?.echoS)}, ${x(bs.m?.echoS, bl.m?.echoS)}  target <= 1.5x: ` +
+        `${all.some((y) => y === undefined) ? "-" : met(all) ? "MET" : met([all[0], all[2]]) ? "MET on the best runs, NOT on the medians" : "NOT MET"};` +
         `  store / QEMU: best ${x(bs.b?.echoS, bq.b?.echoS)}, median ${x(bs.m?.echoS, bq.m?.echoS)}`);
     }
     if (parts.has("pause")) {
