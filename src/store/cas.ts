@@ -539,6 +539,37 @@ export function encodeWorkingSetOrder(listIndexes: number[]): string {
 }
 
 /**
+ * A list of page numbers (ascending), as the manifest's optional `workingSet.zero` (the working
+ * set's zero pages): the differences from the previous one (u32), deflated, base64.
+ */
+export function encodePageList(pages: number[]): string {
+  const w = new Uint32Array(pages.length);
+  pages.forEach((p, k) => (w[k] = k === 0 ? p : p - pages[k - 1]));
+  return deflateSync(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).toString("base64");
+}
+
+/** encodePageList's pages (each below `total`, ascending), or undefined for anything else. */
+export function decodePageList(s: unknown, total: number): Set<number> | undefined {
+  if (typeof s !== "string") return undefined;
+  let b: Buffer;
+  try {
+    b = inflateSync(Buffer.from(s, "base64"));
+  } catch {
+    return undefined;
+  }
+  if (b.length % 4) return undefined;
+  const out = new Set<number>();
+  for (let k = 0, p = 0; k < b.length / 4; k++) {
+    const d = b.readUInt32LE(4 * k);
+    if (k > 0 && d === 0) return undefined;
+    p += d;
+    if (p >= total) return undefined;
+    out.add(p);
+  }
+  return out;
+}
+
+/**
  * The manifest's `workingSet.order` as each listed page's rank (0: first), or undefined where
  * there is none or it is not a permutation of the list (an order only: a restore then reads in
  * the list's order, nothing else depends on it).
@@ -773,6 +804,11 @@ export interface Manifest {
   workingSet?: {
     pages: number; data: string; first?: number[]; firstAt?: ([number, number, string] | null)[]; order?: string;
     reads?: ([number, number, number, number | null, number | null] | [number, number, number, number | null, number | null, number])[];
+    /**
+     * The zero pages the guest touched last (not in the list, which names stored pages): a
+     * restore installs them at the hart's touch without the RAM map (encodePageList; optional).
+     */
+    zero?: string;
   };
   /** SHA-256 of the JSON of everything else (hex). */
   digest?: string;

@@ -18,7 +18,7 @@ import { RvmError } from "../errors.js";
 import { GuestMemory } from "../memory.js";
 import { copyIntoRam } from "../platform.js";
 import {
-  CHUNK_PAGES, ContentStore, ENTRY, decodeWorkingSet, decodeWorkingSetOrder, EntryKind, HOT_MAX, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap,
+  CHUNK_PAGES, ContentStore, ENTRY, decodePageList, decodeWorkingSet, decodeWorkingSetOrder, EntryKind, HOT_MAX, isPackV2, keys, Manifest, MapEntry, PackLayout, packRange, PageReader, sha256, StoreDataError, StoreMap,
   StoredRun, unpackPages, WorkingSetPage,
 } from "./cas.js";
 import { StoreError } from "./objects.js";
@@ -563,6 +563,7 @@ export class StoreRestore implements PageSource {
   /** The manifest's reads not yet given their pages (assignWs), and the staging of those that came in meanwhile. */
   private wsPending: { runs: WsRun[]; where: string } | undefined;
   private wsArrived: (() => void)[] = [];
+  private wsZero: Set<number> | undefined;
   /** Pages in the working set (for its "in" mark). */
   private wsPageCount = 0;
   private wsInflight = 0;
@@ -862,6 +863,11 @@ export class StoreRestore implements PageSource {
     this.timeline.mark(`working set in (${this.wsPageCount} pages in ${total} reads${hot ? `, ${hot.length} hot pages first` : ""})`);
   }
 
+  /** The working set's zero pages (the manifest's `zero`; none in older snapshots or where it is not a list). */
+  private wsZeroPages(): Set<number> {
+    return (this.wsZero ??= (this.opts.mode === "lazy" ? decodePageList(this.manifest.workingSet?.zero, this.total) : undefined) ?? new Set());
+  }
+
   /** Pack `pack`'s index, for the working set's pages (requested once). */
   private packIndexFor(pack: string): void {
     if (this.wsIndex.has(pack)) return;
@@ -976,6 +982,11 @@ export class StoreRestore implements PageSource {
     const t = performance.now();
     const before = this.resident;
     if (this.wsPending && !this.wsRun.has(p)) this.assignWs();
+    if (!this.wsRun.has(p) && this.wsZeroPages().has(p)) {
+      // A zero page the guest touched last (the manifest's `zero`): no map chunk to wait for.
+      this.installZero(p);
+      return this.stalled(p, t, before, "hart");
+    }
     const ws = this.wsRun.get(p);
     if (ws) {
       // A page of the working set: its run's read (started now if it was still queued), and,

@@ -13,7 +13,7 @@ import { RvmError } from "../errors.js";
 import type { PageSource } from "../snapshot/source.js";
 export { machineState } from "../snapshot/save.js";
 import {
-  beginSave, CHUNK_PAGES, ContentStore, decodeEntry, DiskRecord, encodeWorkingSet, encodeWorkingSetOrder, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
+  beginSave, CHUNK_PAGES, ContentStore, decodeEntry, DiskRecord, encodePageList, encodeWorkingSet, encodeWorkingSetOrder, ENTRY, EntryKind, finishSave, IndexCache, Manifest, MapBuilder, newId,
   PackWriter, StoreMap, WORKING_SET_MAX,
 } from "./cas.js";
 import { encodeReads, planReads, workingSetRuns } from "./plan.js";
@@ -98,9 +98,13 @@ function workingSetOf(raw: Buffer, hot: number[], packs: Set<string>, first: num
   });
   const rank = new Map(saved.map((p, k) => [p, k]));
   const reads = encodeReads(workingSetRuns(items, head, firstAt, [], rank), sorted, head, (pack, slot) => writer.storedRange(pack, slot));
+  // The zero pages among the pages the guest touched last: a restore installs them at the touch,
+  // without waiting for their map chunk (the list names stored pages only).
+  const zero = hot.filter((p) => raw[p * ENTRY] === EntryKind.Zero).slice(0, WORKING_SET_MAX).sort((a, b) => a - b);
   return {
     workingSet: {
       pages: items.length, data: encodeWorkingSet(items, sorted), ...(head.length ? { first: head, firstAt: at } : {}), order, reads,
+      ...(zero.length ? { zero: encodePageList(zero) } : {}),
     },
   };
 }

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { createVirtMachine } from "../../src/board/virt.js";
 import type { Machine } from "../../src/machine.js";
 import { PageState } from "../../src/core.js";
-import { ContentStore, decodeWorkingSet, keys, Manifest, packRange, sha256, StoreMap, WorkingSetPage } from "../../src/store/cas.js";
+import { ContentStore, decodePageList, decodeWorkingSet, EntryKind, keys, Manifest, packRange, sha256, StoreMap, WorkingSetPage } from "../../src/store/cas.js";
 import { ObjectStore, S3ObjectStore } from "../../src/store/objects.js";
 import { StoreVm } from "../../src/store/vm.js";
 import { machineState, saveToStore, setStoreLineage, stoppedCapture, StoreSaveStats } from "../../src/store/save.js";
@@ -89,6 +89,15 @@ async function expectFirst(
     expect(sha256(page).toString("hex")).toBe(hash);
     await ram.load(ram.chunkOf(p));
     expect(ram.entry(p).hash.toString("hex")).toBe(hash);
+  }
+  // The zero pages the guest touched last (not in the list: it names stored pages) are named
+  // apart, and the RAM map has them as zero pages.
+  const zero = decodePageList(m.workingSet!.zero, m.map.entries);
+  expect(zero?.size).toBeGreaterThan(0);
+  for (const p of zero!) {
+    expect(listed.has(p)).toBe(false);
+    await ram.load(ram.chunkOf(p));
+    expect(ram.entry(p).kind).toBe(EntryKind.Zero);
   }
   // The restore's first read is the first pages (consecutive slots: one read, located by the
   // manifest); every page is still read exactly once.
