@@ -437,6 +437,25 @@ export function checkManifest(m: Manifest, machine: Machine): void {
 
 /** Working-set reads in flight at once (see plan.ts for their size). */
 const WS_INFLIGHT = 4;
+/** A number from the environment (comparisons and tests), or `dflt`. */
+function envNumber(name: string, dflt: number): number {
+  const v = Number(process.env[name]);
+  return process.env[name] !== undefined && process.env[name] !== "" && Number.isFinite(v) ? v : dflt;
+}
+/**
+ * The working set's cut (lazy restores): its reads past this many stored bytes (in the save's
+ * order, or the hot list's) wait until the hart has idled (WFI) WS_IDLE_MS, or WS_HOLD_MS after
+ * the reads before the cut are in. The bytes before the cut hold ~90% of the pages a guest's
+ * first answer needs, and every byte read before it (received and staged on the hart's thread)
+ * delays it. A fault on a page past the cut reads its run (and its slot alone) at once, as for
+ * any run not yet read. `RVM_WS_CUT` (bytes; 0: no cut), `RVM_WS_IDLE_MS` and `RVM_WS_HOLD_MS`
+ * (negative: never) set them for comparisons and tests.
+ */
+const WS_CUT_BYTES = envNumber("RVM_WS_CUT", 2 << 20);
+const WS_IDLE_MS = envNumber("RVM_WS_IDLE_MS", 5);
+const WS_HOLD_MS = envNumber("RVM_WS_HOLD_MS", 150);
+/** Stored bytes per page assumed for a read the manifest does not locate (deflated page-cache pages: ~1.9 KB). */
+const WS_PAGE_BYTES_GUESS = 2048;
 /**
  * A restore records its hot list for this long after the first instruction (ms): the guest's
  * first answers, not what it does next (the pages of a `poweroff` doubled the list).
@@ -567,6 +586,9 @@ export class StoreRestore implements PageSource {
   /** Pages in the working set (for its "in" mark). */
   private wsPageCount = 0;
   private wsInflight = 0;
+  /** The working set's reads past the cut (WS_CUT_BYTES) held until the hart idles or WS_HOLD_MS after the first part: released by this. */
+  private wsRelease: (() => void) | undefined;
+  private wsIdleTimer: NodeJS.Timeout | undefined;
   /** The indexes of the packs the working set is in (each page's hash, by slot). */
   private readonly wsIndex = new Map<string, Promise<Buffer[]>>();
   /**
@@ -839,10 +861,50 @@ export class StoreRestore implements PageSource {
       this.wsQueue = prepared && prepared.reduce((n, r) => n + r.items.length, 0) === items.length ? prepared : workingSetRuns(items, wsFirst(this.manifest), wsFirstAt(this.manifest), hotPages.get(this.manifest), wsRank(this.manifest));
       for (const run of this.wsQueue) for (const { page } of run.items) this.wsRun.set(page, run);
     }
-    // WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read starts that run
-    // at once.
+    // WS_INFLIGHT reads at a time, and a fault on a page of a run not yet read (held past the
+    // cut, or queued) starts that run at once.
     const total = this.wsQueue.length;
-    await new Promise<void>((resolve) => {
+    // The cut: the reads up to WS_CUT_BYTES of stored bytes go now, the others once released.
+    let cut = this.wsQueue.length;
+    if (WS_CUT_BYTES > 0 && this.opts.mode === "lazy") {
+      let bytes = 0;
+      for (let i = 0; i < this.wsQueue.length; i++) {
+        const r = this.wsQueue[i];
+        bytes += r.range?.length ?? r.count * WS_PAGE_BYTES_GUESS;
+        if (bytes >= WS_CUT_BYTES && i + 1 < this.wsQueue.length) {
+          cut = i + 1;
+          break;
+        }
+      }
+    }
+    const later = this.wsQueue.splice(cut);
+    await this.sendWs();
+    if (later.length) {
+      this.timeline.mark(`working set's first part in (${cut} of ${total} reads; ${later.length} held until the hart idles)`);
+      await new Promise<void>((resolve) => {
+        const hold = WS_HOLD_MS >= 0 ? setTimeout(() => this.wsRelease?.(), WS_HOLD_MS) : undefined;
+        this.wsRelease = () => {
+          this.wsRelease = undefined;
+          clearTimeout(hold);
+          clearTimeout(this.wsIdleTimer);
+          resolve();
+        };
+        // The hart idling right now releases them as soon as it has idled WS_IDLE_MS.
+        if (this.machine.idleNow) this.idled();
+      });
+      if (this.failure || this.complete) return;
+      this.wsQueue = later;
+      await this.sendWs();
+    }
+    this.assignWs();
+    this.wsRun.clear();
+    const hot = hotPages.get(this.manifest);
+    this.timeline.mark(`working set in (${this.wsPageCount} pages in ${total} reads${hot ? `, ${hot.length} hot pages first` : ""})`);
+  }
+
+  /** Reads the runs of wsQueue, WS_INFLIGHT at a time; resolves when all are in. */
+  private sendWs(): Promise<void> {
+    return new Promise<void>((resolve) => {
       const pump = () => {
         while (this.wsInflight < WS_INFLIGHT && this.wsQueue.length) {
           const r = this.wsQueue.shift()!;
@@ -857,10 +919,15 @@ export class StoreRestore implements PageSource {
       };
       pump();
     });
-    this.assignWs();
-    this.wsRun.clear();
-    const hot = hotPages.get(this.manifest);
-    this.timeline.mark(`working set in (${this.wsPageCount} pages in ${total} reads${hot ? `, ${hot.length} hot pages first` : ""})`);
+  }
+
+  /** The hart went idle (WFI) while reads past the cut are held: they go if it is still idle WS_IDLE_MS later. */
+  private idled(): void {
+    if (this.wsIdleTimer || WS_IDLE_MS < 0) return;
+    this.wsIdleTimer = setTimeout(() => {
+      this.wsIdleTimer = undefined;
+      if (this.machine.idleNow) this.wsRelease?.();
+    }, WS_IDLE_MS);
   }
 
   /** The working set's zero pages (the manifest's `zero`; none in older snapshots or where it is not a list). */
@@ -1173,6 +1240,7 @@ export class StoreRestore implements PageSource {
     if (this.complete) return;
     if (this.touched && this.hotWindowOver(t)) this.freezeHot();
     const idle = this.machine.idleNow;
+    if (idle && this.wsRelease) this.idled();
     // While the hart can run, the fetcher's turns take at most a fifth of the thread: they come
     // after every exit, and a page exit can come every few microseconds.
     if (!idle && t < this.nextTurn) return;
@@ -1267,6 +1335,7 @@ export class StoreRestore implements PageSource {
     if (this.finishedAt !== undefined) return;
     this.failure ??= new RvmError("restore abandoned");
     this.staged.clear();
+    this.wsRelease?.();
     active.delete(this.machine);
     this.finishedAt = performance.now() - this.t0;
     this.resolveDone();

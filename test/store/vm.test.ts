@@ -151,6 +151,34 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
       expect(rvm(["snapshot", "rm", name, "--snapshot-store", url]).code).toBe(0);
     }
 
+    // The working set's cut: every read past the first one held (RVM_WS_CUT=1) and never released
+    // here (no delay, not when the hart idles), so the stream stops after one read. The guest
+    // still answers with its saved memory: each page it touches past the cut is read by its own
+    // fault at once (the run, or the slot alone), never behind the held reads.
+    {
+      const env = { RVM_WS_CUT: "1", RVM_WS_HOLD_MS: "-1", RVM_WS_IDLE_MS: "-1" };
+      Object.assign(process.env, env);
+      let t: { marks: { what: string }[]; faultCount: number } | undefined;
+      try {
+        await onHostB(url, "s1", ["--stats-json", "stats.json"], async (r, rm) => {
+          r.type("");
+          await r.waitFor("~ # ", 60_000);
+          expect(await fingerprint(r)).toBe(before);
+          expect(await rm.cmd("info restore")).not.toMatch(/complete/);
+        }, (dir) => (t = JSON.parse(readFileSync(join(dir, "stats.json"), "utf8")).timeline));
+      } finally {
+        for (const k of Object.keys(env)) delete process.env[k];
+      }
+      const marks = t!.marks.map((x) => x.what);
+      const part = /^working set's first part in \(1 of (\d+) reads; (\d+) held until the hart idles\)$/.exec(marks.find((w) => w.startsWith("working set's first part")) ?? "");
+      expect(part).not.toBeNull();
+      expect(Number(part![2])).toBe(Number(part![1]) - 1);
+      expect(Number(part![2])).toBeGreaterThan(0);
+      expect(marks.some((w) => w.startsWith("working set in"))).toBe(false);
+      expect(marks.some((w) => w.startsWith("every page resident"))).toBe(false);
+      expect(t!.faultCount).toBeGreaterThan(100);
+    }
+
     // No credential in any object of the store.
     for (const o of await cs.objects.list("")) {
       if (o.key.startsWith("packs/")) continue;
