@@ -533,9 +533,7 @@ export function encodeWorkingSet(items: WorkingSetPage[], packs: string[]): stri
  * page), deflated. Where dedup found a page in an older pack, this is still where it comes.
  */
 export function encodeWorkingSetOrder(listIndexes: number[]): string {
-  const w = new Int32Array(listIndexes.length);
-  listIndexes.forEach((i, k) => (w[k] = k === 0 ? i : i - listIndexes[k - 1]));
-  return deflateSync(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).toString("base64");
+  return encodeDeltas(listIndexes);
 }
 
 /**
@@ -543,8 +541,16 @@ export function encodeWorkingSetOrder(listIndexes: number[]): string {
  * set's zero pages): the differences from the previous one (u32), deflated, base64.
  */
 export function encodePageList(pages: number[]): string {
-  const w = new Uint32Array(pages.length);
-  pages.forEach((p, k) => (w[k] = k === 0 ? p : p - pages[k - 1]));
+  return encodeDeltas(pages);
+}
+
+/**
+ * Numbers as the difference of each from the previous one (the first as is), 32-bit words
+ * (little-endian; read as i32 or, for ascending lists, u32: the same bytes), deflated, base64.
+ */
+function encodeDeltas(v: number[]): string {
+  const w = new Int32Array(v.length);
+  v.forEach((x, k) => (w[k] = k === 0 ? x : x - v[k - 1]));
   return deflateSync(Buffer.from(w.buffer, w.byteOffset, w.byteLength)).toString("base64");
 }
 
