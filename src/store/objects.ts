@@ -413,6 +413,11 @@ export class S3ObjectStore implements ObjectStore {
     return this.client;
   }
 
+  /** The per-request timeout (ms): the options', or 30 s. */
+  private get timeoutMs(): number {
+    return this.opts.requestTimeoutMs ?? 30_000;
+  }
+
   /**
    * The HTTP handler of the client and of direct GETs: the store's agents, its timeouts.
    * `httpOnly`: every request of this handler goes to an http endpoint (the light path's), and
@@ -422,7 +427,7 @@ export class S3ObjectStore implements ObjectStore {
    */
   private handler(NodeHttpHandler: SdkParts["NodeHttpHandler"], httpOnly = false): Handler {
     const agents = this.agentsNow();
-    const timeout = this.opts.requestTimeoutMs ?? 30_000;
+    const timeout = this.timeoutMs;
     return new NodeHttpHandler({
       connectionTimeout: Math.min(timeout, 5000),
       requestTimeout: timeout,
@@ -531,7 +536,7 @@ export class S3ObjectStore implements ObjectStore {
       // The handler's request timeout runs until the answer's headers, so an upload's time counts:
       // a PUT gets the timeout plus its body at 64 KiB/s (a 4 MiB pack: +64 s), so that a slow
       // uplink is not taken for a stalled store.
-      const requestTimeout = (this.opts.requestTimeoutMs ?? 30_000) + Math.ceil(body.length / 64);
+      const requestTimeout = this.timeoutMs + Math.ceil(body.length / 64);
       await c.send(new m.PutObjectCommand({ Bucket: this.location.bucket, Key: this.key(key), Body: body, ContentLength: body.length }), { requestTimeout });
     } catch (e) {
       throw describe(e, `cannot write ${this.where(key)}`);
