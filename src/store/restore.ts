@@ -597,6 +597,8 @@ export class StoreRestore implements PageSource {
    * the rest (a run inflated in one call).
    */
   private readonly staged = new Map<number, { run: StoredRun; k: number; hash: Buffer; pack: string; slot: number }>();
+  /** Pages a device's DMA waits for (demandHost): their fetch, and since when (for `info restore`). */
+  private readonly hostWaits = new Map<number, { done: Promise<void>; since: number }>();
   private inflight = 0;
   private cursor = 0;
   /** When the fetcher's next turn may come while the hart can run (performance.now()). */
@@ -1045,14 +1047,34 @@ export class StoreRestore implements PageSource {
     return this.fetch(p);
   }
 
-  private async fetch(p: number): Promise<void> {
+  /**
+   * A device's DMA needs page p (GuestMemory.whenPresent: the virtio queue waits for it): installed
+   * at once if staged, else the promise of its fetch, as a demand fault's (the same retries,
+   * deadline and hash check), while the hart, the monitor and the event loop go on. Two devices
+   * needing the same page share its fetch. (demandNow, the synchronous way, serves a drain.)
+   */
+  demandHost(p: number): void | Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.isRestored(p)) return;
+    const t = performance.now();
+    const before = this.resident;
+    if (this.installStaged(p)) return this.stalled(p, t, before, "host");
+    let w = this.hostWaits.get(p);
+    if (!w) {
+      w = { done: this.fetch(p, "host").finally(() => this.hostWaits.delete(p)), since: t };
+      this.hostWaits.set(p, w);
+    }
+    return w.done;
+  }
+
+  private async fetch(p: number, by: "hart" | "host" = "hart"): Promise<void> {
     const t = performance.now();
     const before = this.resident;
     if (this.wsPending && !this.wsRun.has(p)) this.assignWs();
     if (!this.wsRun.has(p) && this.wsZeroPages().has(p)) {
       // A zero page the guest touched last (the manifest's `zero`): no map chunk to wait for.
       this.installZero(p);
-      return this.stalled(p, t, before, "hart");
+      return this.stalled(p, t, before, by);
     }
     const ws = this.wsRun.get(p);
     if (ws) {
@@ -1067,7 +1089,7 @@ export class StoreRestore implements PageSource {
       } else {
         await whole;
       }
-      if (this.isRestored(p) || this.installStaged(p)) return this.stalled(p, t, before, "hart");
+      if (this.isRestored(p) || this.installStaged(p)) return this.stalled(p, t, before, by);
     }
     try {
       const c = this.ram.chunkOf(p);
@@ -1088,15 +1110,17 @@ export class StoreRestore implements PageSource {
     } catch (e) {
       this.fail(e as Error, p);
     }
-    this.stalled(p, t, before, "hart");
+    this.stalled(p, t, before, by);
   }
 
-  /** A demand fault on page p that began at `t` is served: the hart could not run meanwhile. */
+  /** A demand fault on page p that began at `t` is served: the hart could not run meanwhile (but for a device's wait, demandHost). */
   private stalled(p: number, t: number, before: number, by: "hart" | "host"): void {
     this.demandFaults++;
     const end = performance.now();
-    this.stallMs += end - t;
-    this.intervals.push({ start: t - this.t0, end: end - this.t0 });
+    if (by === "hart" || !this.hostWaits.has(p)) {
+      this.stallMs += end - t;
+      this.intervals.push({ start: t - this.t0, end: end - this.t0 });
+    }
     this.timeline.fault(p, t, end, this.resident - before, by);
   }
 
@@ -1353,7 +1377,12 @@ export class StoreRestore implements PageSource {
     const pct = ((100 * this.resident) / this.total).toFixed(1);
     const secs = (this.finishedAt ?? performance.now() - this.t0) / 1000;
     const rate = this.bytesRead / (1 << 20) / Math.max(secs, 1e-3);
-    const waiting = [this.link.status(), this.link.diskStatus()].filter((x) => x).join("\n");
+    const now = performance.now();
+    const since = Math.min(...[...this.hostWaits.values()].map((w) => w.since));
+    const pages = [...this.hostWaits.keys()];
+    const dma = pages.length === 0 ? "" : `device DMA into page${pages.length > 1 ? "s" : ""} ${pages.slice(0, 4).join(", ")}${pages.length > 4 ? `, ... (${pages.length})` : ""}` +
+      ` waiting on the store for ${Math.round(now - since)} ms (the hart runs meanwhile)`;
+    const waiting = [this.link.status(), this.link.diskStatus(), dma].filter((x) => x).join("\n");
     return `restore: ${this.opts.mode} from ${this.link.cs.url} (${this.manifest.name}), ${this.resident}/${this.total} pages resident (${pct}%)` +
       `${this.complete ? ", complete" : ""}, ${this.demandFaults} demand faults, ${this.prefetched} prefetched, ` +
       `${rate.toFixed(1)} MiB/s read, ${secs.toFixed(2)} s\n${waiting ? waiting + "\n" : ""}`;
