@@ -445,6 +445,7 @@ export class Machine {
     if (old && old !== source) old.cancel?.();
     this.source = source;
     this.mem.restorePage = (p) => source.demandNow(p);
+    this.mem.restorePageLater = source.demandHost ? (p) => source.demandHost!(p) : undefined;
   }
 
   /** Detaches `source` if it is the machine's (or, without an argument, whatever is attached). */
@@ -452,6 +453,7 @@ export class Machine {
     if (source && this.source !== source) return;
     this.source = undefined;
     this.mem.restorePage = undefined;
+    this.mem.restorePageLater = undefined;
     this.backgroundPollMs = 1;
   }
 

@@ -12,6 +12,11 @@ export class GuestMemory {
   /** Called for a page that is not yet restored before the host touches it (Machine.attachSource sets it). */
   restorePage: ((page: number) => void) | undefined;
   /**
+   * The same for host code that can wait (a device's DMA, whenPresent): may return a promise
+   * (a remote store) instead of making the page present at once. Unset: restorePage serves.
+   */
+  restorePageLater: ((page: number) => void | Promise<void>) | undefined;
+  /**
    * For each disk-backed page: 1 + the disk block it still equals, as a key
    * `disk * 2^36 + block` (block in 4 KiB units, disk the drive's index), else 0. Zero for none:
    * a new array is then ready as it is (filling 2 MiB per GiB of RAM with -1 made the host commit
@@ -76,6 +81,31 @@ export class GuestMemory {
         this.restorePage(p);
       }
     }
+  }
+
+  /**
+   * Makes [pa, pa + len) present for host code that can wait (a device's DMA): undefined once
+   * every page is present (restored now, synchronously, where the page source does so: a local
+   * file), else a promise that settles (rejected if the restore failed) when the pages the
+   * source fetches from far away (an object store) are in. The caller then touches the range
+   * again (whenPresent once more: the pages that were present stay present).
+   */
+  whenPresent(pa: number, len: number): Promise<void> | undefined {
+    const off = this.check(pa, len);
+    if (len === 0) return undefined;
+    const pages = this.core.pages;
+    const last = (off + len - 1) >>> 12;
+    let waits: Promise<void>[] | undefined;
+    for (let p = off >>> 12; p <= last; p++) {
+      if ((pages[p] & PageState.NotRestored) === 0) continue;
+      if (!this.restorePageLater) {
+        this.ready(p * PAGE_SIZE, 1);
+        continue;
+      }
+      const w = this.restorePageLater(p);
+      if (w) (waits ??= []).push(w);
+    }
+    return waits && (waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined));
   }
 
   /** A view of guest RAM for reading (restoring the pages first). */

@@ -157,6 +157,10 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
       const transport = new VirtioMmio(mem, new VirtioRng(), plic.line(virtioSlotIrq(slot)),
         (msg) => process.stderr.write(`rvm: virtio-rng: ${msg}\n`), { legacy });
       transports.push(transport);
+      // A queue that waited for guest pages still in a remote store is served between slices
+      // (wake the hart from WFI); a savevm or loadvm first serves it (drain), as virtio-blk's.
+      transport.onDeferredDone = () => machine.wake();
+      machine.quiesce.push(() => transport.drain());
       core.map(region, transport, { properties: () => [`bus: virtio-mmio-bus.${slot}`, "  type virtio-mmio-bus", `  dev: virtio-rng-device, id ""`] });
       machine.stateful.push({ name: `virtio@${region.base.toString(16)}`, state: () => transport.state(), restore: (st) => transport.restore(st as ReturnType<VirtioMmio["state"]>) });
       continue;
@@ -175,8 +179,9 @@ export function createVirtMachine(cfg: VirtConfig): Machine {
     const transport = new VirtioMmio(mem, blk, plic.line(virtioSlotIrq(slot)),
       (msg) => writeOut(2, `rvm: virtio-blk ${drive.file}: ${msg}\n`), { legacy });
     transports.push(transport);
-    // A read deferred on a remote store completes between slices: wake the hart from WFI; a
-    // command with the hart stopped (savevm, loadvm) first completes it (drain).
+    // A read deferred on a remote store (or a queue that waited for guest pages still there)
+    // completes between slices: wake the hart from WFI; a command with the hart stopped
+    // (savevm, loadvm) first completes it (drain).
     transport.onDeferredDone = () => machine.wake();
     machine.quiesce.push(() => transport.drain());
     core.map(region, transport, {

@@ -20,7 +20,10 @@
 // (`VirtioDevice.extent`); a request that does waits, with all after it, in the available ring
 // until the ones it overlaps complete. drain() completes them at once (savevm, loadvm). All guest memory
 // goes through GuestMemory, so pages not yet restored are restored first and pages the device
-// writes are marked. A malformed ring or descriptor chain (out-of-RAM address, loop, chain too
+// writes are marked. Where a page a queue needs (its rings, an indirect table, a request's
+// buffers) is still in a remote store (a lazy restore from an object store), the queue waits for
+// it (GuestMemory.whenPresent) instead of blocking the process: the request stays in the
+// available ring, with every one after it, and the queue is served again once the page is in. A malformed ring or descriptor chain (out-of-RAM address, loop, chain too
 // long, bad ordering) never throws into the core: the device sets DEVICE_NEEDS_RESET, sends a
 // configuration-change interrupt and ignores its queues until the driver resets it, as QEMU's
 // virtio_error does.
@@ -194,6 +197,14 @@ export function overlaps(a: RequestExtent, b: RequestExtent): boolean {
   return (a.write || b.write) && a.start < b.end && b.start < a.end;
 }
 
+/**
+ * Thrown inside serve() when guest memory a queue needs is not present yet and its page source
+ * fetches it from far away: the queue is served again once `ready` settles.
+ */
+class PagesPending {
+  constructor(readonly ready: Promise<void>) {}
+}
+
 /** A request in flight on a queue: its head descriptor, the device's deferred request, what it touches. */
 interface InFlight {
   head: number;
@@ -321,6 +332,13 @@ export class VirtioMmio implements MmioHandler {
   /** Requests deferred so far, and the time they were in flight (ms). */
   deferred = 0;
   deferredMs = 0;
+  /**
+   * Queues waiting for guest pages still in a remote store (serve() found one it needs missing):
+   * the wait serves the queue again. Waits so far, and their time (ms).
+   */
+  private pageWait: boolean[] = [];
+  pageWaits = 0;
+  pageWaitMs = 0;
   /** Told when a deferred request completed between slices (the run loop wakes from WFI). */
   onDeferredDone: (() => void) | undefined;
 
@@ -595,6 +613,11 @@ export class VirtioMmio implements MmioHandler {
     return this.inflight.reduce((n, list) => n + (list?.length ?? 0), 0);
   }
 
+  /** Queues waiting for guest pages still in a remote store. */
+  get waitingForPages(): number {
+    return this.pageWait.filter((w) => w).length;
+  }
+
   /**
    * Completes every request in flight now (synchronously), and what queued behind it, with no
    * deferral: the device then holds no half-done request. The machine calls it at each slice
@@ -602,24 +625,31 @@ export class VirtioMmio implements MmioHandler {
    * as QEMU drains the block layer before a snapshot.
    */
   drain(): void {
-    this.inflight.forEach((list, index) => {
-      if (!list?.length) return;
+    for (let index = 0; index < this.queues.length; index++) {
+      const list = this.inflight[index];
+      if (!list?.length && !this.pageWait[index]) continue;
+      // A queue waiting for pages is served now too (the synchronous way): no request the guest
+      // made available is left for a notify that already came.
       this.inflight[index] = [];
+      this.pageWait[index] = false;
       this.serve(index, list, false);
-    });
+    }
   }
 
   /** A device reset or restored state: requests in flight are dropped (their completion is ignored). */
   private dropInflight(): void {
     this.generation++;
     this.inflight = [];
+    this.pageWait = [];
   }
 
   /**
    * Serves queue `index`: first `done` (requests that were in flight: completed now, in order,
    * and put in the used ring), then the available ring, up to a request that overlaps one still
    * in flight (it stays in the ring); requests the device defers (with `mayDefer`) stay in
-   * flight. One interrupt decision for the whole batch.
+   * flight. With `mayDefer`, a page the rings or a request need that a remote store has not
+   * brought in yet makes the queue wait for it (waitForPages), the request left in the ring; without,
+   * it is fetched synchronously (drain). One interrupt decision for the whole batch.
    */
   private serve(index: number, done: InFlight[] | undefined, mayDefer: boolean): void {
     const q = this.queues[index];
@@ -634,41 +664,97 @@ export class VirtioMmio implements MmioHandler {
         throw new VirtioError(`queue ${index}: rings outside RAM`);
       }
       const eventIdx = this.negotiated(VIRTIO_RING_F_EVENT_IDX);
+      // (The rings of a request in flight were present when it was popped, and stay so.)
       for (const f of done ?? []) this.publish(q, f.head, f.req.complete());
-      const availIdx = mem.readU16(q.driver + 2);
-      if (((availIdx - q.lastAvail) & 0xffff) > num) {
-        throw new VirtioError(`queue ${index}: available index moved from ${q.lastAvail} to ${availIdx}`);
-      }
-      while (q.lastAvail !== availIdx) {
-        const head = mem.readU16(q.driver + 4 + 2 * (q.lastAvail % num));
-        const chain = this.popChain(q, head);
-        let extent: RequestExtent = "barrier";
-        if (flight.length > 0) {
-          // Served after the requests in flight it overlaps (left in the ring, with all after it).
-          if (!this.device.extent) break;
-          extent = this.device.extent(index, chain);
-          if (flight.some((f) => overlaps(f.extent, extent))) break;
+      let pending: Promise<void> | undefined;
+      let ringsIn = true;
+      try {
+        if (mayDefer) {
+          ringsIn = false;
+          this.need(q.desc, 16 * num);
+          this.need(q.driver, 6 + 2 * num);
+          this.need(q.device, 6 + 8 * num);
+          ringsIn = true;
         }
-        q.lastAvail = (q.lastAvail + 1) & 0xffff;
-        const len = this.device.handle(index, chain, mayDefer);
-        if (typeof len !== "number") {
-          if (flight.length === 0 && this.device.extent) extent = this.device.extent(index, chain);
-          this.defer(index, { head, req: len, extent });
-          continue;
-        }
-        this.publish(q, head, len);
+        this.serveAvailable(index, q, flight, mayDefer);
+      } catch (err) {
+        if (!(err instanceof PagesPending)) throw err;
+        pending = err.ready;
       }
       // Ask to be notified of the next buffer (avail_event, 2.7.10).
-      if (eventIdx) mem.writeU16(q.device + 4 + 8 * num, q.lastAvail);
+      if (eventIdx && ringsIn) mem.writeU16(q.device + 4 + 8 * num, q.lastAvail);
       if (q.usedIdx !== oldUsed && this.wantsInterrupt(q, oldUsed, eventIdx)) {
         this.interruptStatus |= VIRTIO_MMIO_INT_VRING;
         this.updateIrq();
       }
+      if (pending) this.waitForPages(index, pending);
     } catch (err) {
       // Buffers already used stay used; the guest may see them after its reset.
       const msg = err instanceof Error ? err.message : String(err);
       this.needsReset(`virtio device ${this.device.deviceId}: ${msg}`);
     }
+  }
+
+  /** The available ring of queue `index` (serve()): requests handled at once, deferred, or left in the ring. */
+  private serveAvailable(index: number, q: Virtqueue, flight: InFlight[], mayDefer: boolean): void {
+    const mem = this.mem;
+    const num = q.num;
+    const availIdx = mem.readU16(q.driver + 2);
+    if (((availIdx - q.lastAvail) & 0xffff) > num) {
+      throw new VirtioError(`queue ${index}: available index moved from ${q.lastAvail} to ${availIdx}`);
+    }
+    while (q.lastAvail !== availIdx) {
+      const head = mem.readU16(q.driver + 4 + 2 * (q.lastAvail % num));
+      const chain = this.popChain(q, head, mayDefer);
+      if (mayDefer) for (const s of [...chain.readable, ...chain.writable]) this.need(s.addr, s.len);
+      let extent: RequestExtent = "barrier";
+      if (flight.length > 0) {
+        // Served after the requests in flight it overlaps (left in the ring, with all after it).
+        if (!this.device.extent) break;
+        extent = this.device.extent(index, chain);
+        if (flight.some((f) => overlaps(f.extent, extent))) break;
+      }
+      q.lastAvail = (q.lastAvail + 1) & 0xffff;
+      const len = this.device.handle(index, chain, mayDefer);
+      if (typeof len !== "number") {
+        if (flight.length === 0 && this.device.extent) extent = this.device.extent(index, chain);
+        this.defer(index, { head, req: len, extent });
+        continue;
+      }
+      this.publish(q, head, len);
+    }
+  }
+
+  /** Guest memory [pa, pa + len) a queue needs: present now, or PagesPending (its source fetches it from far away). */
+  private need(pa: number, len: number): void {
+    const ready = this.mem.whenPresent(pa, len);
+    if (ready) throw new PagesPending(ready);
+  }
+
+  /**
+   * Queue `index` needs pages still on their way (`ready`): it is served again once they are in
+   * (one wait per queue; a notify meanwhile finds the same pages missing). A fetch that failed
+   * leaves it: the restore has failed and stops the VM.
+   */
+  private waitForPages(index: number, ready: Promise<void>): void {
+    if (this.pageWait[index]) {
+      ready.catch(() => undefined);
+      return;
+    }
+    this.pageWait[index] = true;
+    this.pageWaits++;
+    const gen = this.generation;
+    const t = performance.now();
+    const again = () => {
+      if (gen !== this.generation || !this.pageWait[index]) return; // reset, restored or drained meanwhile
+      this.pageWait[index] = false;
+      this.pageWaitMs += performance.now() - t;
+      this.serve(index, undefined, true);
+      this.onDeferredDone?.();
+    };
+    ready.then(again, () => {
+      if (gen === this.generation) this.pageWait[index] = false;
+    });
   }
 
   /** Used element first, then the index that publishes it (2.7.8). */
@@ -710,7 +796,7 @@ export class VirtioMmio implements MmioHandler {
   }
 
   /** Walks a descriptor chain (2.7.5), following one indirect table at its head (2.7.5.3). */
-  private popChain(q: Virtqueue, head: number): DescriptorChain {
+  private popChain(q: Virtqueue, head: number, mayDefer = false): DescriptorChain {
     const mem = this.mem;
     const readable: VirtqSegment[] = [];
     const writable: VirtqSegment[] = [];
@@ -736,6 +822,7 @@ export class VirtioMmio implements MmioHandler {
         if (!this.negotiated(VIRTIO_RING_F_INDIRECT_DESC)) throw new VirtioError("indirect descriptor without VIRTIO_RING_F_INDIRECT_DESC");
         if (len === 0 || len % 16 !== 0 || len / 16 > MAX_INDIRECT) throw new VirtioError(`indirect table of ${len} bytes`);
         if (!mem.inRam(addr, len)) throw new VirtioError(`indirect table at 0x${addr.toString(16)} outside RAM`);
+        if (mayDefer) this.need(addr, len);
         indirect = true;
         table = addr;
         size = len / 16;

@@ -17,8 +17,15 @@ export interface PageSource {
    * event loop go on). Throwing stops the VM with that error.
    */
   demand(page: number): void | Promise<void>;
-  /** Host code needs page `page` now (device DMA, the monitor): make it present synchronously. */
+  /** Host code needs page `page` now (the monitor, HTIF, loaders, a drain): make it present synchronously. */
   demandNow(page: number): void;
+  /**
+   * A device's DMA needs page `page` and can wait (GuestMemory.whenPresent: the virtio queue
+   * layer holds the request until its pages are in): make it present, or return a promise when it
+   * must be fetched from far away, so that the process (monitor, event loop, the hart) goes on
+   * meanwhile. Without it, demandNow serves (a local file is read at once).
+   */
+  demandHost?(page: number): void | Promise<void>;
   /** Between slices (and while the hart idles): background work within a small time budget. */
   background?(): void;
   /**

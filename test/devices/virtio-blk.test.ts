@@ -1069,3 +1069,139 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
     expect(d.ramWord(DATA)).toBe(1024);
   });
 });
+
+/**
+ * Guest pages still in a remote store (a lazy restore from an object store; GuestMemory's
+ * restorePageLater gives the promise of a page, as StoreRestore.demandHost does): a queue that
+ * needs one (its rings, an indirect table, a request's buffers) waits for it without blocking
+ * (no synchronous restorePage), the request left in the available ring with those after it,
+ * and is served once the page is in. drain() serves it the synchronous way; a reset drops it.
+ */
+describe("virtio-mmio: guest pages still on their way (a store restore)", () => {
+  /** Marks `pas`' pages not present; the synchronous restores (`sync`) and the pages asked for later (`asked`); arrive(pa) brings one in. */
+  function far(d: Driver, ...pas: number[]) {
+    const sync: number[] = [], asked: number[] = [];
+    // As StoreRestore.demandHost: one fetch per page, shared by whoever asks for it meanwhile.
+    const waits = new Map<number, { done: Promise<void>; resolve: () => void }>();
+    for (const pa of pas) d.core.pages[page(pa)] |= PageState.NotRestored;
+    d.mem.restorePage = (p) => {
+      sync.push(p);
+      d.core.pages[p] &= ~PageState.NotRestored;
+    };
+    d.mem.restorePageLater = (p) => {
+      asked.push(p);
+      let w = waits.get(p);
+      if (!w) {
+        let resolve!: () => void;
+        const done = new Promise<void>((r) => (resolve = r));
+        waits.set(p, (w = { done, resolve }));
+      }
+      return w.done;
+    };
+    const arrive = async (pa: number) => {
+      d.core.pages[page(pa)] &= ~PageState.NotRestored;
+      waits.get(page(pa))!.resolve();
+      await settle();
+    };
+    return { sync, asked, arrive };
+  }
+  /** The used ring's index, read without touching page states. */
+  const rawUsedIdx = (d: Driver) => d.core.ram[d.usedRing - RAM_BASE + 2] | (d.core.ram[d.usedRing - RAM_BASE + 3] << 8);
+
+  it("a request whose buffer is not in yet waits, with the requests after it; the process is not blocked", async () => {
+    const d = new Driver();
+    d.init();
+    const f = far(d, DATA);
+    const a = d.request(VIRTIO_BLK_T_IN, 2, [{ addr: DATA, len: 512, write: true }]);
+    const b = d.request(VIRTIO_BLK_T_IN, 3, [{ addr: DATA + 0x8000, len: 512, write: true }], { status: STATUS + 1, header: HEADER + 0x100 });
+    d.notify();
+    expect(d.usedIdx()).toBe(0);
+    expect(d.dev.waitingForPages).toBe(1);
+    d.notify(); // a notify meanwhile: the same wait
+    expect(f.asked).toEqual([page(DATA), page(DATA)]);
+    expect(d.dev.pageWaits).toBe(1);
+    expect(d.irq).toBe(false);
+    await f.arrive(DATA);
+    expect(d.usedIdx()).toBe(2);
+    expect([d.used(0).id, d.used(1).id]).toEqual([a, b]);
+    expect([d.status(), d.status(STATUS + 1)]).toEqual([VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK]);
+    expect([d.ramWord(DATA), d.ramWord(DATA + 0x8000)]).toEqual([1024, 3 * 512]);
+    expect(d.irq).toBe(true);
+    expect(d.dev.waitingForPages).toBe(0);
+    expect(f.sync).toEqual([]);
+    expect(d.errors).toEqual([]);
+  });
+
+  it("the rings and an indirect table wait the same way", async () => {
+    const d = new Driver();
+    d.init();
+    d.request(VIRTIO_BLK_T_IN, 2, [{ addr: DATA, len: 512, write: true }], { indirect: true });
+    const f = far(d, USED, INDIRECT);
+    d.notify();
+    expect(rawUsedIdx(d)).toBe(0);
+    expect(f.asked).toEqual([page(USED)]);
+    await f.arrive(USED);
+    // The used ring is in; the indirect table is not.
+    expect(rawUsedIdx(d)).toBe(0);
+    expect(f.asked).toEqual([page(USED), page(INDIRECT)]);
+    await f.arrive(INDIRECT);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.status()).toBe(VIRTIO_BLK_S_OK);
+    expect(d.ramWord(DATA)).toBe(1024);
+    expect(f.sync).toEqual([]);
+  });
+
+  it("a write's buffer (device-readable) waits too; nothing reaches the disk before it is in", async () => {
+    const d = new Driver();
+    d.init();
+    d.mem.writable(DATA, 512).fill(0x5a);
+    const f = far(d, DATA);
+    d.request(VIRTIO_BLK_T_OUT, 4, [{ addr: DATA, len: 512 }]);
+    d.notify();
+    expect(d.diskWord(4 * 512)).toBe(4 * 512);
+    await f.arrive(DATA);
+    expect(d.status()).toBe(VIRTIO_BLK_S_OK);
+    expect(d.diskWord(4 * 512)).toBe(0x5a5a5a5a);
+  });
+
+  it("drain serves a waiting queue at once (the synchronous way); the page's arrival later changes nothing", async () => {
+    const d = new Driver();
+    d.init();
+    const f = far(d, DATA);
+    const a = d.request(VIRTIO_BLK_T_IN, 2, [{ addr: DATA, len: 512, write: true }]);
+    d.notify();
+    expect(d.usedIdx()).toBe(0);
+    d.dev.drain();
+    expect(f.sync).toEqual([page(DATA)]);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.used(0).id).toBe(a);
+    expect(d.ramWord(DATA)).toBe(1024);
+    d.mem.writable(DATA, 4).fill(0);
+    await f.arrive(DATA);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.ramWord(DATA)).toBe(0);
+  });
+
+  it("a device reset drops the wait: the page's arrival writes nothing", async () => {
+    const d = new Driver();
+    d.init();
+    const f = far(d, DATA);
+    d.request(VIRTIO_BLK_T_IN, 2, [{ addr: DATA, len: 512, write: true }]);
+    d.notify();
+    d.init();
+    await f.arrive(DATA);
+    expect(d.usedIdx()).toBe(0);
+    expect(d.status()).toBe(0xff);
+    expect(d.ramWord(DATA)).toBe(0);
+    expect(d.dev.waitingForPages).toBe(0);
+  });
+
+  it("without restorePageLater (a local snapshot file) pages are restored at once, as before", () => {
+    const d = new Driver();
+    d.init();
+    const f = far(d, DATA);
+    d.mem.restorePageLater = undefined;
+    expect(d.run(VIRTIO_BLK_T_IN, 2, [{ addr: DATA, len: 512, write: true }])).toBe(VIRTIO_BLK_S_OK);
+    expect(f.sync).toEqual([page(DATA)]);
+  });
+});
