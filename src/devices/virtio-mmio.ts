@@ -17,8 +17,8 @@
 // stays in flight while the hart runs and completes (data, used-ring entry, interrupt) when its
 // bytes are in. Several may be in flight on a queue, completing in any order (no
 // VIRTIO_F_IN_ORDER), as long as the device says they do not touch the same data
-// (`VirtioDevice.extent`); a request that does waits, with all after it, in the available ring
-// until the ones it overlaps complete. drain() completes them at once (savevm, loadvm). All guest memory
+// (`VirtioDevice.extent`); a request that does is held (popped, not yet served) until the ones
+// it overlaps complete, and the requests after it that overlap nothing go on. drain() completes them at once (savevm, loadvm). All guest memory
 // goes through GuestMemory, so pages not yet restored are restored first and pages the device
 // writes are marked. Where a page a queue needs (its rings, an indirect table, a request's
 // buffers) is still in a remote store (a lazy restore from an object store), the queue waits for
@@ -212,6 +212,13 @@ interface InFlight {
   extent: RequestExtent;
 }
 
+/** A request popped from the available ring and held behind the ones it overlaps (not yet handed to the device). */
+interface Held {
+  head: number;
+  chain: DescriptorChain;
+  extent: RequestExtent;
+}
+
 /** A device type behind the transport (virtio-blk, ...). */
 export interface VirtioDevice {
   readonly deviceId: number;
@@ -322,11 +329,17 @@ export class VirtioMmio implements MmioHandler {
   readonly legacy: boolean;
   /**
    * The requests in flight on each queue (deferred ones), in the order they were made available.
-   * A request that overlaps one of them (`overlaps`) is not served, nor any after it on its
-   * queue, until they complete: a WRITE never overtakes a READ of the same blocks made
-   * available before it, nor a READ a WRITE.
+   * A request that overlaps one of them (`overlaps`) is held (`held`) until they complete: a WRITE
+   * never overtakes a READ of the same blocks made available before it, nor a READ a WRITE, and
+   * a FLUSH (a barrier) waits for all before it; a request after it that overlaps nothing in
+   * flight or held is served meanwhile.
    */
   private inflight: InFlight[][] = [];
+  /**
+   * Per queue, the requests held behind an overlapping one (in flight or held before them), in
+   * the order they were made available: each is served once it overlaps none of those.
+   */
+  private held: Held[][] = [];
   /** Bumped by a device reset or a state restore: a deferred request of before is dropped. */
   private generation = 0;
   /** Requests deferred so far, and the time they were in flight (ms). */
@@ -613,6 +626,11 @@ export class VirtioMmio implements MmioHandler {
     return this.inflight.reduce((n, list) => n + (list?.length ?? 0), 0);
   }
 
+  /** Requests held behind an overlapping one (popped, not yet handed to the device). */
+  get heldBack(): number {
+    return this.held.reduce((n, list) => n + (list?.length ?? 0), 0);
+  }
+
   /** Queues waiting for guest pages still in a remote store. */
   get waitingForPages(): number {
     return this.pageWait.filter((w) => w).length;
@@ -627,7 +645,7 @@ export class VirtioMmio implements MmioHandler {
   drain(): void {
     for (let index = 0; index < this.queues.length; index++) {
       const list = this.inflight[index];
-      if (!list?.length && !this.pageWait[index]) continue;
+      if (!list?.length && !this.held[index]?.length && !this.pageWait[index]) continue;
       // A queue waiting for pages is served now too (the synchronous way): no request the guest
       // made available is left for a notify that already came.
       this.inflight[index] = [];
@@ -640,14 +658,15 @@ export class VirtioMmio implements MmioHandler {
   private dropInflight(): void {
     this.generation++;
     this.inflight = [];
+    this.held = [];
     this.pageWait = [];
   }
 
   /**
    * Serves queue `index`: first `done` (requests that were in flight: completed now, in order,
-   * and put in the used ring), then the available ring, up to a request that overlaps one still
-   * in flight (it stays in the ring); requests the device defers (with `mayDefer`) stay in
-   * flight. With `mayDefer`, a page the rings or a request need that a remote store has not
+   * and put in the used ring), then the held requests they released, then the available ring;
+   * a request that overlaps one in flight or held is held; requests the device defers (with
+   * `mayDefer`) stay in flight. With `mayDefer`, a page the rings or a request need that a remote store has not
    * brought in yet makes the queue wait for it (waitForPages), the request left in the ring; without,
    * it is fetched synchronously (drain). One interrupt decision for the whole batch.
    */
@@ -664,8 +683,9 @@ export class VirtioMmio implements MmioHandler {
         throw new VirtioError(`queue ${index}: rings outside RAM`);
       }
       const eventIdx = this.negotiated(VIRTIO_RING_F_EVENT_IDX);
-      // (The rings of a request in flight were present when it was popped, and stay so.)
+      // (The rings of a request in flight or held were present when it was popped, and stay so.)
       for (const f of done ?? []) this.publish(q, f.head, f.req.complete());
+      this.release(index, q, flight, mayDefer);
       let pending: Promise<void> | undefined;
       let ringsIn = true;
       try {
@@ -707,21 +727,45 @@ export class VirtioMmio implements MmioHandler {
       const head = mem.readU16(q.driver + 4 + 2 * (q.lastAvail % num));
       const chain = this.popChain(q, head, mayDefer);
       if (mayDefer) for (const s of [...chain.readable, ...chain.writable]) this.need(s.addr, s.len);
-      let extent: RequestExtent = "barrier";
+      let extent: RequestExtent | undefined;
+      // (Requests are held only while some are in flight.)
       if (flight.length > 0) {
-        // Served after the requests in flight it overlaps (left in the ring, with all after it).
+        // A device that does not say what its requests touch: one in flight at a time (left in the ring).
         if (!this.device.extent) break;
         extent = this.device.extent(index, chain);
-        if (flight.some((f) => overlaps(f.extent, extent))) break;
+        const held = (this.held[index] ??= []);
+        if (flight.some((f) => overlaps(f.extent, extent!)) || held.some((h) => overlaps(h.extent, extent!))) {
+          // Served after the requests it overlaps; those after it that overlap nothing go on.
+          q.lastAvail = (q.lastAvail + 1) & 0xffff;
+          held.push({ head, chain, extent });
+          continue;
+        }
       }
       q.lastAvail = (q.lastAvail + 1) & 0xffff;
-      const len = this.device.handle(index, chain, mayDefer);
-      if (typeof len !== "number") {
-        if (flight.length === 0 && this.device.extent) extent = this.device.extent(index, chain);
-        this.defer(index, { head, req: len, extent });
-        continue;
-      }
-      this.publish(q, head, len);
+      this.start(index, q, head, chain, extent, mayDefer);
+    }
+  }
+
+  /** Hands request `chain` to the device: completed now (used ring) or deferred (in flight). */
+  private start(index: number, q: Virtqueue, head: number, chain: DescriptorChain, extent: RequestExtent | undefined, mayDefer: boolean): void {
+    const len = this.device.handle(index, chain, mayDefer);
+    if (typeof len !== "number") {
+      extent ??= this.device.extent ? this.device.extent(index, chain) : "barrier";
+      this.defer(index, { head, req: len, extent });
+      return;
+    }
+    this.publish(q, head, len);
+  }
+
+  /** The held requests of queue `index` that no longer overlap one in flight or held before them are served, in order. */
+  private release(index: number, q: Virtqueue, flight: InFlight[], mayDefer: boolean): void {
+    const held = this.held[index];
+    if (!held?.length) return;
+    const still: Held[] = [];
+    this.held[index] = still;
+    for (const h of held) {
+      if (flight.some((f) => overlaps(f.extent, h.extent)) || still.some((s) => overlaps(s.extent, h.extent))) still.push(h);
+      else this.start(index, q, h.head, h.chain, h.extent, mayDefer);
     }
   }
 

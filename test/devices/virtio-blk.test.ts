@@ -1020,32 +1020,94 @@ describe("virtio-blk: reads the backend cannot serve at once complete later", ()
     expect(disk.syncReads).toBe(0);
   });
 
-  it("a request that overlaps one in flight waits for it, and so do the requests after it; a FLUSH waits for all", async () => {
+  it("a request that overlaps one in flight is held until it completes; the requests after it that overlap nothing go on", async () => {
     const { d, disk } = remoteDriver();
     d.mem.writable(DATA + 0x1000, 4096).fill(0xab);
     const read = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
-    // A whole-block WRITE of the same block (the backend would take it at once), then a READ elsewhere.
+    // A whole-block WRITE of the same block (the backend would take it at once), a READ of that
+    // block again (after the WRITE: held behind it, though it does not conflict with the first
+    // READ), then a READ elsewhere (overlaps nothing: served at once, before main's head-of-line
+    // hold kept it in the ring until the first READ completed).
     const write = d.request(VIRTIO_BLK_T_OUT, 8, [{ addr: DATA + 0x1000, len: 4096 }], { status: STATUS + 1, header: HEADER + 0x100 });
+    const again = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA + 0x3000, len: 512, write: true }], { status: STATUS + 4, header: HEADER + 0x400 });
     const other = d.request(VIRTIO_BLK_T_IN, 64, [{ addr: DATA + 0x2000, len: 512, write: true }], { status: STATUS + 2, header: HEADER + 0x200 });
     d.notify();
-    expect(d.dev.inFlight).toBe(1);
+    expect(d.dev.inFlight).toBe(2);
+    expect(d.dev.heldBack).toBe(2);
+    disk.arriveAt(64 * 512);
+    await settle();
+    // The unrelated read completed first; the write still waits for the read of its block.
+    expect(d.usedIdx()).toBe(1);
+    expect(d.used(0).id).toBe(other);
+    expect(d.ramWord(DATA + 0x2000)).toBe(64 * 512);
     expect(d.diskWord(8 * 512)).toBe(8 * 512);
     disk.arriveAt(8 * 512);
     await settle();
-    // The read completed with the data from before the write; the write is done; the other read is in flight.
-    expect(d.usedIdx()).toBe(2);
-    expect([d.used(0).id, d.used(1).id]).toEqual([read, write]);
+    // The read completed with the data from before the write; then the write; then the read after it, with the write's data.
+    expect(d.usedIdx()).toBe(3);
+    expect([d.used(1).id, d.used(2).id]).toEqual([read, write]);
     expect(d.ramWord(DATA)).toBe(8 * 512);
     expect(d.diskWord(8 * 512)).toBe(0xabababab);
+    expect(d.dev.heldBack).toBe(0);
     expect(d.dev.inFlight).toBe(1);
-    const flush = d.request(VIRTIO_BLK_T_FLUSH, 0, [], { status: STATUS + 3, header: HEADER + 0x300 });
-    d.notify();
-    expect(d.usedIdx()).toBe(2);
-    disk.arriveAt(64 * 512);
+    disk.arriveAt(8 * 512);
     await settle();
     expect(d.usedIdx()).toBe(4);
-    expect([d.used(2).id, d.used(3).id]).toEqual([other, flush]);
-    expect([d.status(STATUS + 2), d.status(STATUS + 3)]).toEqual([VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK]);
+    expect(d.used(3).id).toBe(again);
+    expect(d.ramWord(DATA + 0x3000)).toBe(0xabababab);
+    expect([d.status(), d.status(STATUS + 1), d.status(STATUS + 2), d.status(STATUS + 4)]).toEqual([VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK]);
+  });
+
+  it("a FLUSH waits for every request before it, and the requests after it wait for the FLUSH", async () => {
+    const { d, disk } = remoteDriver();
+    const read = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 512, write: true }]);
+    const flush = d.request(VIRTIO_BLK_T_FLUSH, 0, [], { status: STATUS + 1, header: HEADER + 0x100 });
+    const after = d.request(VIRTIO_BLK_T_IN, 64, [{ addr: DATA + 0x2000, len: 512, write: true }], { status: STATUS + 2, header: HEADER + 0x200 });
+    d.notify();
+    expect(d.dev.inFlight).toBe(1);
+    expect(d.dev.heldBack).toBe(2);
+    disk.arriveAt(64 * 512); // nothing asked for it yet
+    await settle();
+    expect(d.usedIdx()).toBe(0);
+    disk.arriveAt(8 * 512);
+    await settle();
+    expect(d.usedIdx()).toBe(2);
+    expect([d.used(0).id, d.used(1).id]).toEqual([read, flush]);
+    expect(d.dev.inFlight).toBe(1);
+    disk.arriveAt(64 * 512);
+    await settle();
+    expect(d.usedIdx()).toBe(3);
+    expect(d.used(2).id).toBe(after);
+    expect([d.status(), d.status(STATUS + 1), d.status(STATUS + 2)]).toEqual([VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK]);
+  });
+
+  it("drain completes the requests in flight and then the held ones, in the order they were made available", () => {
+    const { d } = remoteDriver();
+    d.mem.writable(DATA + 0x1000, 4096).fill(0xcd);
+    const a = d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
+    const w = d.request(VIRTIO_BLK_T_OUT, 8, [{ addr: DATA + 0x1000, len: 4096 }], { status: STATUS + 1, header: HEADER + 0x100 });
+    d.notify();
+    expect([d.dev.inFlight, d.dev.heldBack]).toEqual([1, 1]);
+    d.dev.drain();
+    expect([d.dev.inFlight, d.dev.heldBack]).toEqual([0, 0]);
+    expect([d.used(0).id, d.used(1).id]).toEqual([a, w]);
+    expect(d.ramWord(DATA)).toBe(8 * 512);
+    expect(d.diskWord(8 * 512)).toBe(0xcdcdcdcd);
+  });
+
+  it("a device reset drops the held requests too", async () => {
+    const { d, disk } = remoteDriver();
+    d.mem.writable(DATA + 0x1000, 4096).fill(0xee);
+    d.request(VIRTIO_BLK_T_IN, 8, [{ addr: DATA, len: 4096, write: true }]);
+    d.request(VIRTIO_BLK_T_OUT, 8, [{ addr: DATA + 0x1000, len: 4096 }], { status: STATUS + 1, header: HEADER + 0x100 });
+    d.notify();
+    expect(d.dev.heldBack).toBe(1);
+    d.init();
+    expect(d.dev.heldBack).toBe(0);
+    disk.arriveAt(8 * 512);
+    await settle();
+    expect(d.diskWord(8 * 512)).toBe(8 * 512);
+    expect(d.status(STATUS + 1)).toBe(0xff);
   });
 
   it("drain completes every request in flight, in the order they were made available", () => {
