@@ -272,12 +272,29 @@ export class BackgroundCapture implements Capture, PageSource {
     if (this.ended) return;
     this.ended = true;
     const core = this.machine.core;
-    for (let p = 0; p < core.pages.length; p++) core.pages[p] &= ~PageState.NotRestored;
+    clearPageBit(core.pages, PageState.NotRestored);
     this.copies.clear();
     this.blockCopies.clear();
     this.machine.detachSource(this);
     core.exports.pagesChanged();
   }
+}
+
+/**
+ * Clears `bit` in every page state, four states (a 32-bit word) at a time: between two slices
+ * at the end of a background save. A loop over the bytes took 4-11 ms on its first calls in a
+ * process (before V8 optimized it) and ~0.2 ms after, at 1 GiB (262144 pages); by words 1.2-3.2
+ * ms on the first call and ~0.05 ms after (docs/ARCHITECTURE.md, "Background savevm").
+ */
+export function clearPageBit(pages: Uint8Array, bit: number): void {
+  let words = 0;
+  if (pages.byteOffset % 4 === 0) {
+    words = pages.length >>> 2;
+    const w = new Uint32Array(pages.buffer, pages.byteOffset, words);
+    const mask = ~(bit * 0x01010101);
+    for (let i = 0; i < words; i++) w[i] &= mask;
+  }
+  for (let p = words << 2; p < pages.length; p++) pages[p] &= ~bit;
 }
 
 /** The capture of a stopped machine: RAM and disks as they are. */

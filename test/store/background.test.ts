@@ -18,7 +18,7 @@ import { PageState } from "../../src/core.js";
 import { ContentStore, decodePageList, decodeWorkingSet, EntryKind, keys, Manifest, packRange, sha256, StoreMap, WorkingSetPage } from "../../src/store/cas.js";
 import { ObjectStore, S3ObjectStore } from "../../src/store/objects.js";
 import { StoreVm } from "../../src/store/vm.js";
-import { machineState, saveToStore, setStoreLineage, stoppedCapture, StoreSaveStats } from "../../src/store/save.js";
+import { clearPageBit, machineState, saveToStore, setStoreLineage, stoppedCapture, StoreSaveStats } from "../../src/store/save.js";
 import { workingSetRuns, wsFirstAt, wsRank } from "../../src/store/restore.js";
 import { assignRuns, planReads, recordedRuns } from "../../src/store/plan.js";
 import { GUEST, diskCopy, populated, PROMPT } from "../snapshot/util.js";
@@ -239,6 +239,18 @@ function expectSaveOrder(
   const lowest = runs.map((r) => Math.min(...r.items.map((x) => rank.get(x.page)!)));
   for (let i = 1; i < lowest.length; i++) expect(lowest[i]).toBeGreaterThan(lowest[i - 1]);
 }
+
+describe("the end of a background save gives every page back (clearPageBit)", () => {
+  it("clears one bit in every page state and keeps the others: by words, and the bytes of a tail or an unaligned view", () => {
+    const backing = new Uint8Array(64 + 3);
+    for (let i = 0; i < backing.length; i++) backing[i] = (i * 37) & 0xff;
+    for (const view of [backing.subarray(0, 64 + 3), backing.subarray(1, 1 + 40), backing.subarray(4, 4 + 2)]) {
+      const before = Uint8Array.from(view);
+      clearPageBit(view, PageState.NotRestored);
+      expect([...view]).toEqual([...before].map((x) => x & ~PageState.NotRestored));
+    }
+  });
+});
 
 describe.skipIf(!haveRadosgw)("savevm -b (background) into the object store", () => {
   useRadosgw();
