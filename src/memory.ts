@@ -96,17 +96,29 @@ export class GuestMemory {
     const pages = this.core.pages;
     const last = (off + len - 1) >>> 12;
     let waits: Promise<void>[] | undefined;
+    let asked = -Infinity;
     for (let p = off >>> 12; p <= last; p++) {
       if ((pages[p] & PageState.NotRestored) === 0) continue;
       if (!this.restorePageLater) {
         this.ready(p * PAGE_SIZE, 1);
         continue;
       }
+      // One fetch per FETCH_SPAN pages of a run of missing pages: a store restore's fetch reads
+      // its page's cluster (the missing neighbours in its pack, which holds pages in page order
+      // outside the working set), and fetches started side by side would each read the same
+      // slots. The pages it did not bring are asked for when the caller comes back.
+      if (p - asked < GuestMemory.FETCH_SPAN) continue;
       const w = this.restorePageLater(p);
-      if (w) (waits ??= []).push(w);
+      if (w) {
+        (waits ??= []).push(w);
+        asked = p;
+      }
     }
     return waits && (waits.length === 1 ? waits[0] : Promise.all(waits).then(() => undefined));
   }
+
+  /** Pages one fetch of whenPresent stands for (a store restore's demand fault reads up to 16 slots). */
+  static readonly FETCH_SPAN = 16;
 
   /** A view of guest RAM for reading (restoring the pages first). */
   view(pa: number, len: number): Uint8Array {

@@ -1160,8 +1160,9 @@ describe("virtio-mmio: guest pages still on their way (a store restore)", () => 
       }
       return w.done;
     };
-    const arrive = async (pa: number) => {
-      d.core.pages[page(pa)] &= ~PageState.NotRestored;
+    /** The fetch asked for page pa is done: it brought `count` pages from pa (a cluster). */
+    const arrive = async (pa: number, count = 1) => {
+      for (let k = 0; k < count; k++) d.core.pages[page(pa) + k] &= ~PageState.NotRestored;
       waits.get(page(pa))!.resolve();
       await settle();
     };
@@ -1192,6 +1193,26 @@ describe("virtio-mmio: guest pages still on their way (a store restore)", () => 
     expect(d.dev.waitingForPages).toBe(0);
     expect(f.sync).toEqual([]);
     expect(d.errors).toEqual([]);
+  });
+
+  it("a buffer over many pages on their way: one fetch asked per 16 pages (each brings its cluster), the others once those are in", async () => {
+    const d = new Driver();
+    d.init();
+    const pages = Array.from({ length: 20 }, (_, k) => DATA + k * PAGE_SIZE);
+    const f = far(d, ...pages);
+    d.request(VIRTIO_BLK_T_IN, 0, [{ addr: DATA, len: 20 * PAGE_SIZE, write: true }]);
+    d.notify();
+    expect(f.asked).toEqual([page(DATA), page(DATA) + 16]);
+    // The first fetch brings 12 pages; the second its 4.
+    await f.arrive(DATA, 12);
+    await f.arrive(DATA + 16 * PAGE_SIZE, 4);
+    expect(d.usedIdx()).toBe(0);
+    expect(f.asked).toEqual([page(DATA), page(DATA) + 16, page(DATA) + 12]);
+    await f.arrive(DATA + 12 * PAGE_SIZE, 4);
+    expect(d.usedIdx()).toBe(1);
+    expect(d.status()).toBe(VIRTIO_BLK_S_OK);
+    expect(d.ramWord(DATA + 19 * PAGE_SIZE)).toBe(19 * PAGE_SIZE);
+    expect(f.sync).toEqual([]);
   });
 
   it("the rings and an indirect table wait the same way", async () => {
