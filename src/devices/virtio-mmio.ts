@@ -13,20 +13,20 @@
 // feature bits (no VIRTIO_F_VERSION_1).
 //
 // Requests are served synchronously inside the guest's store to QueueNotify, except those the
-// device defers (a virtio-blk request whose blocks are still in a remote object store): each
-// stays in flight while the hart runs and completes (data, used-ring entry, interrupt) when its
-// bytes are in. Several may be in flight on a queue, completing in any order (no
-// VIRTIO_F_IN_ORDER), as long as the device says they do not touch the same data
-// (`VirtioDevice.extent`); a request that does is held (popped, not yet served) until the ones
-// it overlaps complete, and the requests after it that overlap nothing go on. drain() completes them at once (savevm, loadvm). All guest memory
+// device defers (a virtio-blk request whose blocks are still in a remote object store): each stays
+// in flight while the hart runs and completes (data, used-ring entry, interrupt) when its bytes are
+// in. Several may be in flight on a queue, completing in any order (no VIRTIO_F_IN_ORDER), as long
+// as the device says they do not touch the same data (`VirtioDevice.extent`); a request that does
+// is held (popped, not yet served) until the ones it overlaps complete, and the requests after it
+// that overlap nothing go on. drain() completes them at once (savevm, loadvm). All guest memory
 // goes through GuestMemory, so pages not yet restored are restored first and pages the device
-// writes are marked. Where a page a queue needs (its rings, an indirect table, a request's
-// buffers) is still in a remote store (a lazy restore from an object store), the queue waits for
-// it (GuestMemory.whenPresent) instead of blocking the process: the request stays in the
-// available ring, with every one after it, and the queue is served again once the page is in. A malformed ring or descriptor chain (out-of-RAM address, loop, chain too
-// long, bad ordering) never throws into the core: the device sets DEVICE_NEEDS_RESET, sends a
-// configuration-change interrupt and ignores its queues until the driver resets it, as QEMU's
-// virtio_error does.
+// writes are marked. Where a page a queue needs (its rings, an indirect table, a request's buffers)
+// is still in a remote store (a lazy restore from an object store), the queue waits for it
+// (GuestMemory.whenPresent) instead of blocking the process: the request stays in the available
+// ring, with every one after it, and the queue is served again once the page is in. A malformed
+// ring or descriptor chain (out-of-RAM address, loop, chain too long, bad ordering) never throws
+// into the core: the device sets DEVICE_NEEDS_RESET, sends a configuration-change interrupt and
+// ignores its queues until the driver resets it, as QEMU's virtio_error does.
 
 import type { MmioHandler } from "../core.js";
 import type { GuestMemory } from "../memory.js";
@@ -663,12 +663,12 @@ export class VirtioMmio implements MmioHandler {
   }
 
   /**
-   * Serves queue `index`: first `done` (requests that were in flight: completed now, in order,
-   * and put in the used ring), then the held requests they released, then the available ring;
-   * a request that overlaps one in flight or held is held; requests the device defers (with
-   * `mayDefer`) stay in flight. With `mayDefer`, a page the rings or a request need that a remote store has not
-   * brought in yet makes the queue wait for it (waitForPages), the request left in the ring; without,
-   * it is fetched synchronously (drain). One interrupt decision for the whole batch.
+   * Serves queue `index`: first `done` (requests that were in flight: completed now, in order, and
+   * put in the used ring), then the held requests they released, then the available ring; a request
+   * that overlaps one in flight or held is held; requests the device defers (with `mayDefer`) stay
+   * in flight. With `mayDefer`, a page the rings or a request need that a remote store has not
+   * brought in yet makes the queue wait for it (waitForPages), the request left in the ring;
+   * without, it is fetched synchronously (drain). One interrupt decision for the whole batch.
    */
   private serve(index: number, done: InFlight[] | undefined, mayDefer: boolean): void {
     const q = this.queues[index];
