@@ -71,6 +71,75 @@ export interface FaultRecord {
   pages: number;
   /** "hart": an instruction touched it; "host": a device's DMA or a host access. */
   by: "hart" | "host";
+  /** For a fault of more than LONG_FAULT_MS on a page a store read holds: which read it waited for (FaultWait). */
+  wait?: FaultWait;
+}
+
+/** A demand fault over LONG_FAULT_MS: the store read (`reads` index) its page is in, and where in it. */
+export interface FaultWait {
+  /** Index in the timeline's `reads` of the read holding the page (a working-set run, or the fault's own cluster read). */
+  read: number;
+  /** The page's slot in that read (0 = the read's first slot). */
+  slot: number;
+  /** Where that slot's stored bytes start in the read's body (null: not known). */
+  offset: number | null;
+  /** What served it: the run's read ("run"), the fault's read of the page's slot alone ("slot", `slotRead`), or its own cluster read ("fault"). */
+  via: "run" | "slot" | "fault";
+  /** Index in `reads` of the fault's one-slot read, where it made one. */
+  slotRead?: number;
+}
+
+/** Faults longer than this (ms) say which store read they waited for. */
+export const LONG_FAULT_MS = 1;
+
+/**
+ * A store read of a restore as it happens (times: performance.now(); undefined: not yet), kept
+ * by the timeline (`read`) and written out as a ReadRecord. The restore fills it in.
+ */
+export interface LiveRead {
+  /** "ws": a working-set run; "slot": a fault's read of its page's slot alone; "index": a pack's index; "fault": a fault's cluster read (outside the working set). */
+  kind: "ws" | "slot" | "index" | "fault";
+  pack: string;
+  first: number;
+  count: number;
+  /** Working-set pages the read holds (known once its pages are assigned). */
+  pages: number;
+  /** Stored bytes asked for (null: not known). */
+  bytes: number | null;
+  /** When rvm asked for it; the GET's own steps (`get`: sent, headers, first and last body byte). */
+  asked: number;
+  get: { sent?: number; headers?: number; firstByte?: number; lastByte?: number };
+  /** Bytes in and usable (for a working-set run: its pack's index too, which its pages are checked against). */
+  ready?: number;
+  /** Its pages staged (waiting for the hart's touch or the fetcher's turn to be checked and installed). */
+  staged?: number;
+  /** Its pages checked against their hashes and installed so far, and when the first and the last were. */
+  installed: number;
+  firstInstalled?: number;
+  lastInstalled?: number;
+  /** Index in the timeline's `reads` (set by RestoreTimeline.read). */
+  index?: number;
+}
+
+/** A store read in the timeline's JSON: times in ms since the origin (null: did not happen). */
+export interface ReadRecord {
+  kind: LiveRead["kind"];
+  /** The pack's name (store reads: the object it reads from). */
+  pack: string;
+  first: number;
+  count: number;
+  pages: number;
+  bytes: number | null;
+  asked: number;
+  sent: number | null;
+  headers: number | null;
+  firstByte: number | null;
+  lastByte: number | null;
+  ready: number | null;
+  staged: number | null;
+  installed: number;
+  firstInstalled: number | null;
+  lastInstalled: number | null;
 }
 
 export interface TimelineJson {
@@ -89,6 +158,8 @@ export interface TimelineJson {
   /** Demand faults (the first 4096; `faultCount` counts all). */
   faults: FaultRecord[];
   faultCount: number;
+  /** The store's reads (a restore from the store: working-set runs, pack indexes, fault reads; the first 512), in the order they were asked for. */
+  reads?: ReadRecord[];
   /** Per 100 ms since the first instruction: ms of each kind and instructions retired. */
   buckets: { ms: number; kinds: Breakdown; instret: number }[];
   /** Process CPU time (user + system, all threads) at the last update, ms. */
@@ -100,6 +171,7 @@ export interface TimelineJson {
 const BUCKET_MS = 100;
 const MAX_CONSOLE = 256;
 const MAX_FAULTS = 4096;
+const MAX_READS = 512;
 
 /** Spawn time from the environment (RVM_SPAWN_TIME, ms since the epoch), as ms before process start. */
 function spawnOffset(): number | null {
@@ -138,6 +210,7 @@ export class RestoreTimeline implements RunMeter {
   private line = "";
   private readonly faultList: FaultRecord[] = [];
   private faultCount = 0;
+  private readonly readList: LiveRead[] = [];
   /** Called whenever something a reader of --stats-json waits for happened (input, the answer). */
   onNews: (() => void) | undefined;
 
@@ -212,10 +285,18 @@ export class RestoreTimeline implements RunMeter {
     return prev;
   }
 
+  /** Keeps store read `r` (filled in as it happens); its index in `reads` (-1: over the limit). Once per read. */
+  read(r: LiveRead): number {
+    if (r.index !== undefined) return r.index;
+    if (this.readList.length >= MAX_READS) return (r.index = -1);
+    this.readList.push(r);
+    return (r.index = this.readList.length - 1);
+  }
+
   /** A demand fault on `page` from `start` to `end` (performance.now() times). */
-  fault(page: number, start: number, end: number, pages: number, by: "hart" | "host"): void {
+  fault(page: number, start: number, end: number, pages: number, by: "hart" | "host", wait?: FaultWait): void {
     this.faultCount++;
-    if (this.faultList.length < MAX_FAULTS) this.faultList.push({ at: this.now(start), page, ms: end - start, pages, by });
+    if (this.faultList.length < MAX_FAULTS) this.faultList.push({ at: this.now(start), page, ms: end - start, pages, by, ...(wait && end - start > LONG_FAULT_MS ? { wait } : {}) });
     if (this.first === undefined) return;
     // Cut it out of what it interrupted.
     this.add(this.kind, this.since, start);
@@ -271,6 +352,15 @@ export class RestoreTimeline implements RunMeter {
     }
   }
 
+  private readRecord(r: LiveRead): ReadRecord {
+    const t = (v: number | undefined) => (v === undefined ? null : this.now(v));
+    return {
+      kind: r.kind, pack: r.pack, first: r.first, count: r.count, pages: r.pages, bytes: r.bytes,
+      asked: this.now(r.asked), sent: t(r.get.sent), headers: t(r.get.headers), firstByte: t(r.get.firstByte), lastByte: t(r.get.lastByte),
+      ready: t(r.ready), staged: t(r.staged), installed: r.installed, firstInstalled: t(r.firstInstalled), lastInstalled: t(r.lastInstalled),
+    };
+  }
+
   json(): TimelineJson {
     const t = performance.now();
     const b = this.breakdown(t);
@@ -286,6 +376,7 @@ export class RestoreTimeline implements RunMeter {
       console: this.events,
       faults: this.faultList,
       faultCount: this.faultCount,
+      ...(this.readList.length ? { reads: this.readList.map((r) => this.readRecord(r)) } : {}),
       buckets: this.buckets.map((x, k) => ({ ms: k * BUCKET_MS, kinds: x.kinds, instret: x.instret })),
       cpuMs: cpuMs(),
       writtenAt: this.now(t),
@@ -335,5 +426,29 @@ export function formatTimeline(j: TimelineJson): string {
       lines.push(`    demand faults: ${j.faultCount} (${j.faults.filter((f) => f.by === "host").length} by devices), mean ${(fMs / j.faults.length).toFixed(2)} ms, worst ${worst.ms.toFixed(2)} ms (page ${worst.page} at ${worst.at.toFixed(0)} ms)`);
     }
   }
+  if (j.reads?.length) lines.push(...formatReads(j));
   return lines.join("\n") + "\n";
+}
+
+/** --stats: the store's reads (the first 40) and the long faults before the answer with the read each waited for. */
+function formatReads(j: TimelineJson): string[] {
+  const reads = j.reads!;
+  const t = (v: number | null) => (v === null ? "-" : v.toFixed(0)).padStart(6);
+  const lines = [`  store reads (ms since ${j.origin === "spawn" ? "spawn" : "process start"}; ${reads.length}):`,
+    `    ${"#".padStart(3)} ${"kind".padEnd(5)} ${"slots".padEnd(22)} ${"pages".padStart(5)} ${"KB".padStart(6)} ${["asked", "sent", "hdrs", "byte1", "last", "ready", "staged"].map((x) => x.padStart(6)).join("")}  installed`];
+  reads.slice(0, 40).forEach((r, i) => {
+    const where = `..${r.pack.slice(-8)}:${r.first}+${r.count}`;
+    lines.push(`    ${String(i).padStart(3)} ${r.kind.padEnd(5)} ${where.padEnd(22)} ${String(r.pages).padStart(5)} ${(r.bytes === null ? "-" : (r.bytes / 1024).toFixed(0)).padStart(6)} ` +
+      `${[r.asked, r.sent, r.headers, r.firstByte, r.lastByte, r.ready, r.staged].map(t).join("")}  ${r.installed}${r.firstInstalled === null ? "" : ` (${r.firstInstalled.toFixed(0)}-${r.lastInstalled!.toFixed(0)})`}`);
+  });
+  const until = j.answer?.at ?? Infinity;
+  const long = j.faults.filter((f) => f.wait && f.at < until);
+  if (long.length) {
+    lines.push(`  faults over ${LONG_FAULT_MS} ms${j.answer ? " before the answer" : ""} and the read each waited for:`);
+    for (const f of long.slice(0, 40)) {
+      const w = f.wait!;
+      lines.push(`    page ${f.page} at ${f.at.toFixed(0)}: ${f.ms.toFixed(1)} ms, read #${w.read} slot ${w.slot}${w.offset === null ? "" : ` (byte ${w.offset})`}, served by ${w.via === "slot" ? `its slot's own read #${w.slotRead}` : w.via === "run" ? "the run" : "its own read"}`);
+    }
+  }
+  return lines;
 }

@@ -41,7 +41,7 @@ import * as nodeCrypto from "node:crypto";
 import { createHash, randomBytes } from "node:crypto";
 import { constants as zlibConstants, deflateRawSync, deflateSync, InflateRaw, inflateRawSync, inflateSync } from "node:zlib";
 import { RvmError } from "../errors.js";
-import type { ObjectStore } from "./objects.js";
+import type { GetTrace, ObjectStore } from "./objects.js";
 import { checkName } from "../snapshot/store.js";
 
 export const PAGE = 4096;
@@ -859,6 +859,8 @@ function unseal<T extends { digest?: string }>(bytes: Uint8Array, where: string,
 export class ContentStore {
   /** Pack indexes read so far (packs never change once written). */
   private readonly layouts = new Map<string, PackLayout>();
+  /** When each pack index read so far was sent and answered (the restore timeline's record of its reads). */
+  readonly indexTraces = new Map<string, GetTrace>();
   private readonly loadingLayouts = new Map<string, Promise<PackLayout>>();
 
   constructor(readonly objects: ObjectStore) {}
@@ -962,7 +964,9 @@ export class ContentStore {
     if (have) return Promise.resolve(have);
     let p = this.loadingLayouts.get(id);
     if (!p) {
-      p = this.objects.get(keys.index(id)).then((b) => this.addLayout(id, b), (e) => {
+      const trace: GetTrace = {};
+      this.indexTraces.set(id, trace);
+      p = this.objects.get(keys.index(id), trace).then((b) => this.addLayout(id, b), (e) => {
         this.loadingLayouts.delete(id);
         throw e;
       });
@@ -991,15 +995,15 @@ export class ContentStore {
    * Reads `count` pages from slot `slot` of pack `id`: one ranged GET (of a version 2 or 3 pack's
    * stored bytes, after its index), the pages as 4 KiB each (not yet verified).
    */
-  async readPages(id: string, slot: number, count: number): Promise<Buffer> {
-    return (await this.readRun(id, slot, count)).all();
+  async readPages(id: string, slot: number, count: number, trace?: GetTrace): Promise<Buffer> {
+    return (await this.readRun(id, slot, count, trace)).all();
   }
 
   /** Like readPages, but the slots as stored (a StoredRun: unpacked by page or all at once, later). */
-  async readRun(id: string, slot: number, count: number): Promise<StoredRun> {
+  async readRun(id: string, slot: number, count: number, trace?: GetTrace): Promise<StoredRun> {
     const layout = isPackV2(id) ? await this.packLayout(id) : undefined;
     const { offset, length } = packRange(id, layout, slot, count);
-    return new StoredRun(id, layout, slot, count, await this.range(keys.pack(id), offset, length));
+    return new StoredRun(id, layout, slot, count, await this.range(keys.pack(id), offset, length, trace));
   }
 
   /**
@@ -1012,8 +1016,8 @@ export class ContentStore {
   }
 
   /** A range of an object, as the store received it (its parts, where it gives them: StoredRun). */
-  private range(key: string, offset: number, length: number): Promise<Uint8Array | Uint8Array[]> {
-    return this.objects.getRangeParts ? this.objects.getRangeParts(key, offset, length) : this.objects.getRange(key, offset, length);
+  private range(key: string, offset: number, length: number, trace?: GetTrace): Promise<Uint8Array | Uint8Array[]> {
+    return this.objects.getRangeParts ? this.objects.getRangeParts(key, offset, length, trace) : this.objects.getRange(key, offset, length);
   }
 
   /**
@@ -1022,18 +1026,18 @@ export class ContentStore {
    * it. If the index gives another range (a manifest that does not match its packs), the slots
    * are read again where the index says.
    */
-  async readRunAt(id: string, slot: number, count: number, offset: number, length: number): Promise<StoredRun> {
+  async readRunAt(id: string, slot: number, count: number, offset: number, length: number, trace?: GetTrace): Promise<StoredRun> {
     const layout = isPackV2(id) ? this.packLayout(id) : undefined;
-    const bytes = this.range(keys.pack(id), offset, length);
+    const bytes = this.range(keys.pack(id), offset, length, trace);
     bytes.catch(() => undefined); // awaited below, after the index
     const l = await layout;
     const r = packRange(id, l, slot, count);
-    if (r.offset !== offset || r.length !== length) return this.readRun(id, slot, count);
+    if (r.offset !== offset || r.length !== length) return this.readRun(id, slot, count, trace);
     return new StoredRun(id, l, slot, count, await bytes);
   }
 
   /** Like readStored, but the slots as stored (a StoredRun). */
-  async readStoredRun(id: string, slot: number, offset: number, lengths: number[]): Promise<StoredRun> {
+  async readStoredRun(id: string, slot: number, offset: number, lengths: number[], trace?: GetTrace): Promise<StoredRun> {
     const o = new Uint32Array(slot + lengths.length + 1);
     let end = offset;
     lengths.forEach((n, k) => {
@@ -1041,7 +1045,7 @@ export class ContentStore {
       end += n;
     });
     o[slot + lengths.length] = end;
-    const stored = await this.range(keys.pack(id), offset, end - offset);
+    const stored = await this.range(keys.pack(id), offset, end - offset, trace);
     return new StoredRun(id, isPackV2(id) ? { hashes: [], offsets: o, version: packVersion(id) } : undefined, slot, lengths.length, stored);
   }
 

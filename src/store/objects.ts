@@ -22,16 +22,28 @@ export interface ObjectStore {
   readonly url: string;
   put(key: string, body: Uint8Array): Promise<void>;
   /** The whole object, or undefined when there is none. */
-  get(key: string): Promise<Uint8Array | undefined>;
+  get(key: string, trace?: GetTrace): Promise<Uint8Array | undefined>;
   /** `length` bytes from `offset` (exactly; a short object is an error). */
   getRange(key: string, offset: number, length: number): Promise<Uint8Array>;
   /** Like getRange, but the bytes in the parts they arrived in (not joined), where the store can. */
-  getRangeParts?(key: string, offset: number, length: number): Promise<Uint8Array[]>;
+  getRangeParts?(key: string, offset: number, length: number, trace?: GetTrace): Promise<Uint8Array[]>;
   /** Keys under `prefix` with their size and last-modified time. */
   list(prefix: string): Promise<{ key: string; size: number; modified: number }[]>;
   delete(keys: string[]): Promise<void>;
   /** Makes sure the bucket (or folder) exists. */
   ensure(): Promise<void>;
+}
+
+/**
+ * When a GET's steps happened (performance.now()), for the restore timeline's record of its
+ * reads: filled in by stores that can tell (S3: sent to the HTTP handler, the answer's headers,
+ * the body's first and last bytes); the last attempt's where the request was retried.
+ */
+export interface GetTrace {
+  sent?: number;
+  headers?: number;
+  firstByte?: number;
+  lastByte?: number;
 }
 
 /** An object-store operation that failed (after the client's own retries). */
@@ -226,14 +238,26 @@ function describe(e: unknown, what: string): StoreError {
  * restore's working set (~14 MiB of runs) that was 40-60 ms of the hart's thread before the
  * guest answered (--cpu-prof). Other bodies (a browser's web stream, a Blob) go to the SDK's own.
  */
-async function bodyParts(body: { transformToByteArray(): Promise<Uint8Array> }): Promise<Uint8Array[]> {
-  if (!(body instanceof Readable)) return [await body.transformToByteArray()];
+async function bodyParts(body: { transformToByteArray(): Promise<Uint8Array> }, trace?: GetTrace): Promise<Uint8Array[]> {
+  if (!(body instanceof Readable)) {
+    const b = await body.transformToByteArray();
+    if (trace) trace.firstByte = trace.lastByte = performance.now();
+    return [b];
+  }
   // A 'data' listener, not `for await`: no promise per chunk. `finished` reports an error or a
   // body cut short (the connection closed before its end) as the async iterator does.
   const chunks: Buffer[] = [];
   const stream = body as Readable;
-  stream.on("data", (c: Buffer) => void chunks.push(c));
+  if (trace) {
+    stream.on("data", (c: Buffer) => {
+      if (!chunks.length) trace.firstByte = performance.now();
+      chunks.push(c);
+    });
+  } else {
+    stream.on("data", (c: Buffer) => void chunks.push(c));
+  }
   await new Promise<void>((resolve, reject) => finished(stream, (e) => (e ? reject(e) : resolve())));
+  if (trace) trace.lastByte = performance.now();
   return chunks;
 }
 
@@ -455,7 +479,7 @@ export class S3ObjectStore implements ObjectStore {
    * parsing then apply as for every other request; a request that timed out is a transient
    * StoreError at once. RVM_S3_DIRECT=0 turns it off.
    */
-  private async directGet(key: string, range?: string): Promise<Uint8Array[] | undefined | typeof VIA_CLIENT> {
+  private async directGet(key: string, range?: string, trace?: GetTrace): Promise<Uint8Array[] | undefined | typeof VIA_CLIENT> {
     this.direct ??= (async (): Promise<Direct | undefined> => {
       if (process.env.RVM_S3_DIRECT === "0") return undefined;
       const light = lightConfig(this.location.bucket);
@@ -496,7 +520,9 @@ export class S3ObjectStore implements ObjectStore {
     try {
       const request = new m.HttpRequest({ protocol: url.protocol, hostname: url.hostname, port: url.port ? Number(url.port) : undefined, method: "GET", path, headers });
       const signed = await d.signer.sign(request, { signingDate: new Date(Date.now() + d.clockOffset()) });
+      if (trace) trace.sent = performance.now();
       ({ response } = await d.handler.handle(signed as InstanceType<SdkParts["HttpRequest"]>));
+      if (trace) trace.headers = performance.now();
     } catch (e) {
       // A server that did not answer within the request timeout: reported now (transient: the
       // restore's StoreLink retries it with backoff), not waited for again through the client.
@@ -507,7 +533,7 @@ export class S3ObjectStore implements ObjectStore {
     const status = response.statusCode;
     if (status === 200 || status === 206) {
       try {
-        const parts = await bodyParts(body as unknown as { transformToByteArray(): Promise<Uint8Array> });
+        const parts = await bodyParts(body as unknown as { transformToByteArray(): Promise<Uint8Array> }, trace);
         this.directGets++;
         return parts;
       } catch {
@@ -543,13 +569,15 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async get(key: string): Promise<Uint8Array | undefined> {
-    const direct = await this.directGet(key);
+  async get(key: string, trace?: GetTrace): Promise<Uint8Array | undefined> {
+    const direct = await this.directGet(key, undefined, trace);
     if (direct !== VIA_CLIENT) return direct && joined(direct);
     const { c, m } = await this.connect();
     try {
+      if (trace) trace.sent = performance.now();
       const r = await c.send(new m.GetObjectCommand({ Bucket: this.location.bucket, Key: this.key(key) }));
-      return joined(await bodyParts(r.Body!));
+      if (trace) trace.headers = performance.now();
+      return joined(await bodyParts(r.Body!, trace));
     } catch (e) {
       const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
       if (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) return undefined;
@@ -561,18 +589,20 @@ export class S3ObjectStore implements ObjectStore {
     return joined(await this.getRangeParts(key, offset, length));
   }
 
-  async getRangeParts(key: string, offset: number, length: number): Promise<Uint8Array[]> {
+  async getRangeParts(key: string, offset: number, length: number, trace?: GetTrace): Promise<Uint8Array[]> {
     const range = `bytes=${offset}-${offset + length - 1}`;
-    const direct = await this.directGet(key, range);
+    const direct = await this.directGet(key, range, trace);
     if (direct === undefined) throw new StoreError(`object store: ${this.where(key)} is missing`, false);
     if (direct !== VIA_CLIENT) return this.checkLength(direct, key, offset, length);
     const { c, m } = await this.connect();
     let parts: Uint8Array[];
     try {
+      if (trace) trace.sent = performance.now();
       const r = await c.send(new m.GetObjectCommand({
         Bucket: this.location.bucket, Key: this.key(key), Range: range,
       }));
-      parts = await bodyParts(r.Body!);
+      if (trace) trace.headers = performance.now();
+      parts = await bodyParts(r.Body!, trace);
     } catch (e) {
       const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
       if (err.name === "NoSuchKey" || err.$metadata?.httpStatusCode === 404) throw new StoreError(`object store: ${this.where(key)} is missing`, false);

@@ -6,6 +6,7 @@
 
 import { PAGE_SIZE } from "../core.js";
 import { decodeWorkingSet, decodeWorkingSetOrder, type Manifest, type WorkingSetPage } from "./cas.js";
+import type { LiveRead } from "../snapshot/timeline.js";
 
 /**
  * Working-set reads' size in slots (the restore has four in flight). Each GET costs the store a
@@ -36,6 +37,8 @@ export interface WsRun {
   range?: { offset: number; length: number };
   /** A run of the manifest's `reads` whose pages (`items`) are not known yet (assignRuns). */
   unassigned?: boolean;
+  /** The restore timeline's record of the read (when it was sent, answered, installed). */
+  trace?: LiveRead;
 }
 
 /**

@@ -27,7 +27,7 @@ import { setStoreLineage, takeDiskWrites } from "./save.js";
 import { assignRuns, planReads, recordedRuns, workingSetRuns, wsFirst, wsFirstAt, wsRank, type WsRun } from "./plan.js";
 export { workingSetRuns, wsFirstAt, wsRank } from "./plan.js";
 import { Interval, ttrTable, utilizationCurve } from "../snapshot/ttr.js";
-import { RestoreTimeline } from "../snapshot/timeline.js";
+import { RestoreTimeline, LONG_FAULT_MS, type FaultWait, type LiveRead } from "../snapshot/timeline.js";
 import { restoreHartAndDevices, RestoreFailedError } from "../snapshot/restore.js";
 import type { SnapshotMeta } from "../snapshot/format.js";
 import { cancelActiveRestore, type RestoreStats } from "../snapshot/restore-lazy.js";
@@ -479,8 +479,21 @@ export const hotReads = new WeakMap<Manifest, unknown>();
  * if the manifest says where they are.
  */
 function readRun(cs: ContentStore, r: WsRun): Promise<StoredRun> {
-  if (r.at) return cs.readStoredRun(r.pack, r.first, r.at.offset, r.at.lengths);
-  return r.range ? cs.readRunAt(r.pack, r.first, r.count, r.range.offset, r.range.length) : cs.readRun(r.pack, r.first, r.count);
+  const trace = (r.trace ??= newRead("ws", r.pack, r.first, r.count, r.at ? r.at.lengths.reduce((a, n) => a + n, 0) : r.range?.length ?? null, r.items.length)).get;
+  if (r.at) return cs.readStoredRun(r.pack, r.first, r.at.offset, r.at.lengths, trace);
+  return r.range ? cs.readRunAt(r.pack, r.first, r.count, r.range.offset, r.range.length, trace) : cs.readRun(r.pack, r.first, r.count, trace);
+}
+
+/** A store read's record for the restore timeline (LiveRead), asked for now. */
+function newRead(kind: LiveRead["kind"], pack: string, first: number, count: number, bytes: number | null, pages: number): LiveRead {
+  return { kind, pack, first, count, pages, bytes, asked: performance.now(), get: {}, installed: 0 };
+}
+
+/** Where slot `first + k` of a run starts in its stored bytes (null: its pack's index not read). */
+function slotOffset(cs: ContentStore, r: WsRun, k: number): number | null {
+  if (r.at) return r.at.lengths.slice(0, k).reduce((a, n) => a + n, 0);
+  const o = cs.cachedLayout(r.pack)?.offsets;
+  return o ? o[r.first + k] - o[r.first] : null;
 }
 
 /**
@@ -490,7 +503,7 @@ function readRun(cs: ContentStore, r: WsRun): Promise<StoredRun> {
 const preparedRuns = new WeakMap<Manifest, WsRun[]>();
 
 /** The working set's first reads, sent before the machine is built (StoreVm.prepare), by run. */
-export type WsPrefetch = Map<string, Promise<StoredRun>>;
+export type WsPrefetch = Map<string, { read: Promise<StoredRun>; trace?: LiveRead }>;
 
 const runKey = (r: { pack: string; first: number; count: number }) => `${r.pack}:${r.first}:${r.count}`;
 
@@ -521,7 +534,7 @@ export function prefetchWorkingSet(cs: ContentStore, m: Manifest, between?: (pac
   const send = (r: WsRun) => {
     const read = readRun(cs, r);
     read.catch(() => undefined); // the restore reads it again, with its retries
-    out.set(runKey(r), read);
+    out.set(runKey(r), { read, trace: r.trace });
   };
   for (const r of runs) if (r.at) send(r);
   between?.(new Set(all.map((r) => r.pack)));
@@ -545,6 +558,14 @@ async function inPool(tasks: (() => Promise<void>)[], n: number): Promise<void> 
 type Fetch = { pack: string; slot: number; count: number; zero?: number[]; buf?: Buffer; pending?: Promise<void>; error?: Error };
 
 const active = new WeakMap<Machine, StoreRestore>();
+
+/** A page of read `r` checked and installed now. */
+function installedBy(r: LiveRead): void {
+  const t = performance.now();
+  r.installed++;
+  r.firstInstalled ??= t;
+  r.lastInstalled = t;
+}
 
 /** A restore from the store into `machine` (lazy: returns once the hart may run). */
 export class StoreRestore implements PageSource {
@@ -596,7 +617,7 @@ export class StoreRestore implements PageSource {
    * touch installs one (a page exit; its slot alone is inflated), the fetcher's turns install
    * the rest (a run inflated in one call).
    */
-  private readonly staged = new Map<number, { run: StoredRun; k: number; hash: Buffer; pack: string; slot: number }>();
+  private readonly staged = new Map<number, { run: StoredRun; k: number; hash: Buffer; pack: string; slot: number; trace?: LiveRead }>();
   /** Pages a device's DMA waits for (demandHost): their fetch, and since when (for `info restore`). */
   private readonly hostWaits = new Map<number, { done: Promise<void>; since: number }>();
   private inflight = 0;
@@ -780,6 +801,7 @@ export class StoreRestore implements PageSource {
     }
     copyIntoRam(page, this.machine.core.ram, p * PAGE_SIZE, 0, PAGE_SIZE);
     this.prefetched++;
+    if (s.trace) installedBy(s.trace);
     this.installed(p);
     return true;
   }
@@ -941,6 +963,15 @@ export class StoreRestore implements PageSource {
   private packIndexFor(pack: string): void {
     if (this.wsIndex.has(pack)) return;
     const index = this.link.run("working set", () => this.link.cs.packIndex(pack));
+    const get = this.link.cs.indexTraces.get(pack);
+    if (get) {
+      const r = newRead("index", pack, 0, 0, null, 0);
+      r.get = get;
+      // asked: when prepare (or this) sent it; the index of a layout read before is not a read of this restore's
+      r.asked = get.sent ?? r.asked;
+      this.timeline.read(r);
+      void index.then(() => (r.ready = performance.now()), () => undefined);
+    }
     index.catch(() => undefined); // awaited by the runs of that pack (which then leave their pages to the plan)
     this.wsIndex.set(pack, index);
   }
@@ -993,16 +1024,26 @@ export class StoreRestore implements PageSource {
       at.hashes.forEach((h, k) => (hashes[r.first + k] = h));
       index = Promise.resolve(hashes);
     }
+    if (r.read) return r.read;
     const read = () => this.link.run("working set", () => readRun(this.link.cs, r));
     const sent = this.wsReads.get(runKey(r));
     this.wsReads.delete(runKey(r));
-    r.read ??= Promise.all([sent ? sent.catch(read) : read(), index]).then(([run, hashes]) => {
+    // The record of the read prepare sent for this run (the same run, or one planned alike).
+    if (sent?.trace) r.trace ??= sent.trace;
+    const first = sent ? sent.read.catch(read) : read();
+    r.trace ??= newRead("ws", r.pack, r.first, r.count, r.range?.length ?? null, r.items.length);
+    this.timeline.read(r.trace);
+    r.read = Promise.all([first, index]).then(([run, hashes]) => {
       this.bytesRead += run.count * PAGE_SIZE;
       this.reads++;
+      const trace = r.trace!;
+      trace.ready = performance.now();
       const stage = () => {
+        trace.staged = performance.now();
+        trace.pages = r.items.length;
         for (const { page: p, slot } of r.items) {
           if (this.isRestored(p) || this.failure || this.complete || !hashes[slot]) continue;
-          this.staged.set(p, { run, k: slot - r.first, hash: hashes[slot], pack: r.pack, slot });
+          this.staged.set(p, { run, k: slot - r.first, hash: hashes[slot], pack: r.pack, slot, trace });
         }
       };
       // A run of the manifest's reads whose pages are not known yet: staged once they are (assignWs).
@@ -1016,14 +1057,16 @@ export class StoreRestore implements PageSource {
    * Reads working-set page p alone (slot `slot` of `pack`) and installs it if it matches its
    * hash in the pack's index; whether it did (false: the run's read serves the fault).
    */
-  private async readWsPage(pack: string, slot: number, p: number): Promise<boolean> {
+  private async readWsPage(pack: string, slot: number, p: number, trace: LiveRead): Promise<boolean> {
     try {
-      const [hashes, bytes] = await Promise.all([this.wsIndex.get(pack)!, this.link.cs.readPages(pack, slot, 1)]);
+      const [hashes, bytes] = await Promise.all([this.wsIndex.get(pack)!, this.link.cs.readPages(pack, slot, 1, trace.get)]);
+      trace.ready = performance.now();
       this.bytesRead += bytes.length;
       this.reads++;
       if (this.isRestored(p)) return true;
       if (this.failure || this.complete || !hashes[slot] || !sha256(bytes.subarray(0, PAGE_SIZE)).equals(hashes[slot])) return false;
       copyIntoRam(bytes, this.machine.core.ram, p * PAGE_SIZE, 0, PAGE_SIZE);
+      installedBy(trace);
       this.installed(p);
       return true;
     } catch {
@@ -1082,15 +1125,21 @@ export class StoreRestore implements PageSource {
       // for a run of several slots, a read of the page's slot alone: whichever comes first
       // serves the fault (a run of 256 slots is ~0.3-0.7 MiB, and it may queue behind others).
       const whole = this.readWsRun(ws);
-      const item = ws.count > 1 ? ws.items.find((i) => i.page === p) : undefined;
-      if (item) {
-        const own = this.readWsPage(ws.pack, item.slot, p);
-        await Promise.race([whole, own.then((ok) => (ok ? undefined : whole))]);
+      const item = ws.items.find((i) => i.page === p);
+      let via: FaultWait["via"] = "run", slotRead: number | undefined;
+      if (item && ws.count > 1) {
+        const own = newRead("slot", ws.pack, item.slot, 1, null, 1);
+        slotRead = this.timeline.read(own);
+        await Promise.race([whole, this.readWsPage(ws.pack, item.slot, p, own).then((ok) => (ok ? void (via = "slot") : whole))]);
       } else {
         await whole;
       }
-      if (this.isRestored(p) || this.installStaged(p)) return this.stalled(p, t, before, by);
+      if (this.isRestored(p) || this.installStaged(p)) {
+        const k = (item?.slot ?? ws.first) - ws.first;
+        return this.stalled(p, t, before, by, { read: ws.trace?.index ?? -1, slot: k, offset: slotOffset(this.link.cs, ws, k), via, ...(slotRead === undefined ? {} : { slotRead }) });
+      }
     }
+    let wait: FaultWait | undefined;
     try {
       const c = this.ram.chunkOf(p);
       await this.link.run(`page ${p}`, () => this.ram.load(c));
@@ -1101,7 +1150,10 @@ export class StoreRestore implements PageSource {
           this.installZero(p);
         } else {
           const { slot, count } = this.cluster(e);
-          const bytes = await this.link.run(`page ${p}`, () => this.link.cs.readPages(e.pack, slot, count));
+          const trace = newRead("fault", e.pack, slot, count, null, 0);
+          wait = { read: this.timeline.read(trace), slot: e.slot - slot, offset: null, via: "fault" };
+          const bytes = await this.link.run(`page ${p}`, () => this.link.cs.readPages(e.pack, slot, count, trace.get));
+          trace.ready = performance.now();
           this.bytesRead += bytes.length;
           this.reads++;
           if (!this.isRestored(p)) this.place(e.pack, slot, bytes, p);
@@ -1110,18 +1162,21 @@ export class StoreRestore implements PageSource {
     } catch (e) {
       this.fail(e as Error, p);
     }
-    this.stalled(p, t, before, by);
+    this.stalled(p, t, before, by, wait);
   }
 
-  /** A demand fault on page p that began at `t` is served: the hart could not run meanwhile (but for a device's wait, demandHost). */
-  private stalled(p: number, t: number, before: number, by: "hart" | "host"): void {
+  /**
+   * A demand fault on page p that began at `t` is served: the hart could not run meanwhile (but
+   * for a device's wait, demandHost). `wait`: the store read it waited for.
+   */
+  private stalled(p: number, t: number, before: number, by: "hart" | "host", wait?: FaultWait): void {
     this.demandFaults++;
     const end = performance.now();
     if (by === "hart" || !this.hostWaits.has(p)) {
       this.stallMs += end - t;
       this.intervals.push({ start: t - this.t0, end: end - this.t0 });
     }
-    this.timeline.fault(p, t, end, this.resident - before, by);
+    this.timeline.fault(p, t, end, this.resident - before, by, wait && wait.read >= 0 && end - t > LONG_FAULT_MS ? wait : undefined);
   }
 
   private installZero(p: number): void {

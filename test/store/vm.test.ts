@@ -14,6 +14,7 @@ import { ROOT } from "../helpers.js";
 import { Session } from "../e2e/session.js";
 import { ContentStore, keys } from "../../src/store/cas.js";
 import { S3ObjectStore } from "../../src/store/objects.js";
+import type { TimelineJson } from "../../src/snapshot/timeline.js";
 import { boot, G, onHostA, onHostB, untilRestored } from "./guest.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
 
@@ -78,6 +79,7 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
     const cs = new ContentStore(S3ObjectStore.fromUrl(url));
     for (const [i, mode] of (["lazy", "lazy", "eager"] as const).entries()) {
       let marks: { what: string }[] = [];
+      let timeline: TimelineJson | undefined;
       await onHostB(url, "s1", ["--restore", mode, "--stats-json", "stats.json"], async (r, rm) => {
         r.type("");
         await r.waitFor("~ # ", 60_000);
@@ -87,12 +89,34 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
         // A save of the restored VM carries the restore's first touches into its snapshot's hot
         // list: that snapshot's first restore reads them first.
         if (i === 0) expect(await rm.cmd("savevm s2", 120_000)).toMatch(/saved s2 to s3:\/\//);
-      }, (dir) => (marks = JSON.parse(readFileSync(join(dir, "stats.json"), "utf8")).timeline.marks));
+      }, (dir) => (marks = (timeline = JSON.parse(readFileSync(join(dir, "stats.json"), "utf8")).timeline as TimelineJson).marks));
       {
         const wsMark = marks.find((x) => x.what.startsWith("working set in"));
         if (i === 0) {
           expect(wsMark?.what).not.toMatch(/hot/);
-          expect(wsMark?.what).toMatch(new RegExp(` in ${(await cs.readManifest("s1")).workingSet!.reads!.length} reads\\)$`));
+          const m1 = await cs.readManifest("s1");
+          const recorded = m1.workingSet!.reads!;
+          expect(wsMark?.what).toMatch(new RegExp(` in ${recorded.length} reads\\)$`));
+          // The timeline's record of the store's reads: each of the manifest's reads once, at its
+          // byte length, its steps in order; every working-set page installed by one of them or
+          // by a fault's read of its slot alone.
+          const reads = timeline!.reads!;
+          const ws = reads.filter((r) => r.kind === "ws");
+          expect(ws.map((r) => `${r.first}+${r.count}`).sort()).toEqual(recorded.map((e) => `${e[1]}+${e[2]}`).sort());
+          for (const r of ws) {
+            const e = recorded.find((x) => x[1] === r.first && x[2] === r.count && m1.packs[x[0]] === r.pack)!;
+            expect(e).toBeDefined();
+            if (e[4] !== null) expect(r.bytes).toBe(e[4]);
+            const steps = [r.asked, r.sent, r.headers, r.firstByte, r.lastByte, r.ready, r.staged];
+            expect(steps.every((x) => x !== null)).toBe(true);
+            for (let k = 1; k < steps.length; k++) if (k !== 5) expect(steps[k]!).toBeGreaterThanOrEqual(steps[k - 1]!);
+            expect(r.ready!).toBeGreaterThanOrEqual(r.lastByte!);
+            expect(r.installed).toBeLessThanOrEqual(r.pages);
+            if (r.installed) expect(r.firstInstalled!).toBeGreaterThanOrEqual(r.ready!);
+          }
+          const pages = Number(/working set in \((\d+) pages/.exec(wsMark!.what)![1]);
+          expect(reads.filter((r) => r.kind === "ws" || r.kind === "slot").reduce((n, r) => n + r.installed, 0)).toBe(pages);
+          expect(reads.filter((r) => r.kind === "index").length).toBe(new Set(ws.map((r) => r.pack)).size);
           let hot = await cs.readHot("s1");
           for (let k = 0; k < 50 && !hot; k++) {
             await new Promise((w) => setTimeout(w, 100));
@@ -158,7 +182,7 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
     {
       const env = { RVM_WS_CUT: "1", RVM_WS_HOLD_MS: "-1", RVM_WS_IDLE_MS: "-1" };
       Object.assign(process.env, env);
-      let t: { marks: { what: string }[]; faultCount: number } | undefined;
+      let t: TimelineJson | undefined;
       try {
         await onHostB(url, "s1", ["--stats-json", "stats.json"], async (r, rm) => {
           r.type("");
@@ -177,6 +201,23 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
       expect(marks.some((w) => w.startsWith("working set in"))).toBe(false);
       expect(marks.some((w) => w.startsWith("every page resident"))).toBe(false);
       expect(t!.faultCount).toBeGreaterThan(100);
+      // Faults past the cut each read their run and their slot alone: the long ones say which
+      // read held the page (a working-set run, or a fault's own read) and where in it.
+      const long = t!.faults.filter((f) => f.wait);
+      expect(long.length).toBeGreaterThan(0);
+      expect(t!.faults.filter((f) => f.ms > 5 && !f.wait).length).toBeLessThan(long.length);
+      for (const f of long) {
+        const w = f.wait!, r = t!.reads![w.read];
+        expect(f.ms).toBeGreaterThan(1);
+        expect(["ws", "fault"]).toContain(r.kind);
+        expect(w.slot).toBeGreaterThanOrEqual(0);
+        expect(w.slot).toBeLessThan(r.count);
+        if (r.kind === "ws" && r.bytes !== null) expect(w.offset!).toBeLessThan(r.bytes);
+        if (w.via === "slot") {
+          const own = t!.reads![w.slotRead!];
+          expect([own.kind, own.pack, own.first, own.count, own.installed]).toEqual(["slot", r.pack, r.first + w.slot, 1, 1]);
+        }
+      }
     }
 
     // No credential in any object of the store.
