@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { lightConfig, S3ObjectStore } from "../../src/store/objects.js";
+import { lightConfig, S3ObjectStore, type GetTrace } from "../../src/store/objects.js";
 import { freshBucket, haveRadosgw, useRadosgw } from "./rgw.js";
 
 const ROOT = resolve(__dirname, "../..");
@@ -100,6 +100,34 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
     await viaClient.close();
     await viaSdk.close();
   }, 60_000);
+
+  it("times a GET's steps (GetTrace: sent, headers, first and last body byte), directly and through the client", { timeout: 120_000 }, async () => {
+    const url = `s3://${freshBucket()}/t`;
+    const store = S3ObjectStore.fromUrl(url);
+    await store.ensure();
+    const body = Buffer.alloc(512 << 10);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 10)) & 0xff;
+    await store.put("big", body);
+    await store.close();
+    for (const direct of ["1", "0"]) {
+      await withEnv({ RVM_S3_DIRECT: direct }, async () => {
+        const s = S3ObjectStore.fromUrl(url);
+        const trace: GetTrace = {};
+        const t0 = performance.now();
+        const parts = await s.getRangeParts("big", 1000, body.length - 2000, trace);
+        const t1 = performance.now();
+        expect(Buffer.concat(parts)).toEqual(body.subarray(1000, body.length - 1000));
+        expect(parts.length).toBeGreaterThan(1); // 512 KiB: several parts, the first byte's time taken at the first
+        const steps = [t0, trace.sent!, trace.headers!, trace.firstByte!, trace.lastByte!, t1];
+        for (let i = 1; i < steps.length; i++) expect(steps[i]).toBeGreaterThanOrEqual(steps[i - 1]);
+        const whole: GetTrace = {};
+        expect(Buffer.from((await s.get("big", whole))!)).toEqual(body);
+        expect(whole.lastByte!).toBeGreaterThanOrEqual(whole.headers!);
+        expect(whole.headers!).toBeGreaterThanOrEqual(whole.sent!);
+        await s.close();
+      });
+    }
+  });
 
   it("reports a refused GET as the client does: one line, the key, no secret", async () => {
     const bucket = freshBucket();
