@@ -39,6 +39,26 @@ export default { Agent, get request() { return https().request; } };`,
   },
 };
 
+/**
+ * Node's fs/promises for the GET bundle, loaded on first use: the SDK's shared config file
+ * loader (in the bundle through its core module, never called on the GET bundle's path, which
+ * takes everything from the environment) imports it at its top, and with it Node's readline,
+ * fs/dir and watchers modules: 1.2-2.3 ms of CPU on a store restore's way to its manifest
+ * (session 11, pre11). Only `readFile` is used; a new import fails the build ("No matching
+ * export"), not a restore.
+ */
+const lazyFsPromises = {
+  name: "lazy-fs-promises",
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?fs\/promises$/ }, (args) =>
+      args.namespace === "rvm-lazy-fsp" ? { path: "node:fs/promises", external: true } : { path: "fs/promises", namespace: "rvm-lazy-fsp" });
+    b.onLoad({ filter: /.*/, namespace: "rvm-lazy-fsp" }, () => ({
+      loader: "js",
+      contents: `export function readFile(...a) { return require("node:fs/promises").readFile(...a); }`,
+    }));
+  },
+};
+
 /** One CommonJS bundle of the SDK's ES modules: `exports` (export lines) into `file`. */
 function bundleSdk(exports, file, plugins = []) {
   return esbuild.build({
@@ -72,7 +92,7 @@ await bundleSdk(`export { SignatureV4 } from "@smithy/signature-v4";
 export { HttpRequest, extendedEncodeURIComponent } from "@smithy/core/protocols";
 export { NodeHttpHandler } from "@smithy/node-http-handler";
 export { Sha256 } from "@smithy/core/checksum";
-export { fromEnv } from "@aws-sdk/credential-provider-env";`, outGet, [lazyHttps]);
+export { fromEnv } from "@aws-sdk/credential-provider-env";`, outGet, [lazyHttps, lazyFsPromises]);
 
 // The code cache, made after the requests a restore makes before its first instruction, as it
 // makes them: an S3ObjectStore with the credentials and endpoint from the environment (the SDK's

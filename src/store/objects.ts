@@ -340,20 +340,23 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
-   * Opens `n` keep-alive connections to the endpoint, each with an unsigned HEAD of the bucket
-   * (its answer, 403 or 200, does not matter): the requests a restore sends while its machine
-   * is built (synchronous work, during which no new connection can complete) then find
-   * connections open and leave at once, instead of after the build. The endpoint is the one
-   * the SDK uses: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL are read here, before the SDK is
-   * loaded (the SDK takes them first too, unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS); without
-   * them the connections are opened once the SDK has resolved its endpoint (a profile's
-   * `endpoint_url`, AWS's own), as it loads for the first request.
+   * Opens keep-alive connections to the endpoint, each with an unsigned HEAD of the bucket (its
+   * answer, 403 or 200, does not matter), so that the first requests find them open: `n` to an
+   * http endpoint, `tls` to an https one. A restore asks for two at an http endpoint (the
+   * manifest's and the hot list's GETs; its later requests open their own connections and
+   * StoreVm.prepare waits for them, `opened`, before the machine's synchronous build) and
+   * eight at an https one (a TLS handshake is several round trips and some CPU: done while the
+   * SDK loads, not after the manifest). The endpoint is the one the SDK uses:
+   * AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL are read here, before the SDK is loaded (the SDK
+   * takes them first too, unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS); without them the
+   * connections are opened once the SDK has resolved its endpoint (a profile's `endpoint_url`,
+   * AWS's own), as it loads for the first request.
    */
-  preconnect(n: number): void {
+  preconnect(n: number, tls = n): void {
     if (this.client) return;
     const endpoint = envEndpoint();
     if (!endpoint) {
-      this.resolved().then((r) => r && this.open(r.ep.url, r.ep.url.pathname, n), () => undefined);
+      this.resolved().then((r) => r && this.open(r.ep.url, r.ep.url.pathname, r.ep.url.protocol === "https:" ? tls : n), () => undefined);
       return;
     }
     let url: URL;
@@ -362,36 +365,96 @@ export class S3ObjectStore implements ObjectStore {
     } catch {
       return; // the SDK reports a bad endpoint
     }
-    this.open(url, `/${this.location.bucket}`, n);
+    this.open(url, `/${this.location.bucket}`, url.protocol === "https:" ? tls : n);
   }
 
   private open(url: URL, path: string, n: number): void {
     const tls = url.protocol === "https:";
     if (!tls && url.protocol !== "http:") return;
     const agent = tls ? this.agentsNow().https : this.agentsNow().http;
-    let first!: () => void;
-    this.preconnected = new Promise<void>((r) => (first = r));
+    const gate = { free: 0, pending: n, waiting: [] as (() => void)[] };
+    this.preconnected = gate;
     for (let i = 0; i < n; i++) {
+      let done = false;
+      const back = () => {
+        if (done) return;
+        done = true;
+        gate.pending--;
+        const next = gate.waiting.shift();
+        if (next) next();
+        else gate.free++;
+      };
       const req = (tls ? https().request : http().request)({
         agent, method: "HEAD", host: url.hostname, port: url.port || undefined, path, timeout: 5000,
       }, (res) => {
-        res.on("end", first);
+        res.on("end", back);
         res.resume();
       });
-      req.on("error", first);
+      req.on("error", back);
+      req.on("close", back);
       req.on("timeout", () => req.destroy());
       req.end();
     }
   }
 
   /**
-   * Resolved once the first of preconnect's connections is back in the pool (or failed). The
-   * first request waits for it: sent at once, as it was, it came in the same turn of the event
-   * loop as the SDK's load (synchronous), before the answers to the HEADs were read, found no
-   * free connection and opened a ninth (measured with `reusedSocket`); over TLS that is a
-   * handshake on the way to the manifest.
+   * preconnect's connections: those back in the pool and not yet taken (`free`), those whose
+   * HEAD is still out (`pending`), and the GETs waiting for one. The first GETs each wait for a
+   * connection of their own: sent at once, they came in the same turn of the event loop as the
+   * SDK's load (synchronous), before the answers to the HEADs were read, found no free
+   * connection and opened new ones (measured with `reusedSocket`); over TLS that is a handshake
+   * on the way to the manifest. (Until session 11 every GET waited for the first HEAD only: the
+   * manifest's GET, sent second, then opened a ninth connection, ~3-5 ms on its way.)
    */
-  private preconnected: Promise<void> | undefined;
+  private preconnected: { free: number; pending: number; waiting: (() => void)[] } | undefined;
+
+  /**
+   * If preconnect's connections are still opening, a promise of one of them for this GET (no
+   * promise otherwise: a GET that need not wait takes no turn of the microtask queue, so the
+   * requests leave in the order they were made).
+   */
+  private preconnectedOne(): Promise<void> | undefined {
+    const g = this.preconnected;
+    if (!g) return undefined;
+    if (g.free > 0) {
+      g.free--;
+      return undefined;
+    }
+    if (g.pending > g.waiting.length) return new Promise<void>((r) => g.waiting.push(r));
+    if (g.pending === 0) this.preconnected = undefined; // all taken: later GETs open their own
+    return undefined;
+  }
+
+  /**
+   * Resolves once no connection of this store is still being opened, or after `ms`: a request
+   * sent on a new connection is written only when it is open, which takes a turn of the event
+   * loop (on loopback; a round trip on a network) that a synchronous build would hold back.
+   */
+  async opened(ms: number): Promise<void> {
+    const agents = this.agents;
+    if (!agents) return;
+    const connecting: import("node:net").Socket[] = [];
+    for (const a of [agents.http, agents.made()]) {
+      for (const list of Object.values(a?.sockets ?? {})) {
+        for (const s of list ?? []) if (s.connecting) connecting.push(s);
+      }
+    }
+    if (connecting.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(connecting.map((s) => new Promise<void>((r) => {
+        const done = () => {
+          s.off("connect", done);
+          s.off("close", done);
+          r();
+        };
+        s.on("connect", done);
+        s.on("close", done);
+      }))),
+      new Promise<void>((r) => (timer = setTimeout(r, ms))),
+    ]);
+    clearTimeout(timer);
+  }
 
   /**
    * The client, and the bucket's endpoint as its rules resolve it for a GET (path-style:
@@ -508,10 +571,8 @@ export class S3ObjectStore implements ObjectStore {
     })();
     const d = await this.direct;
     if (!d) return VIA_CLIENT;
-    if (this.preconnected) {
-      await this.preconnected;
-      this.preconnected = undefined;
-    }
+    const preconnected = this.preconnectedOne();
+    if (preconnected) await preconnected;
     const { m, url } = d;
     const path = url.pathname.replace(/\/$/, "") + "/" + this.key(key).split("/").map(m.extendedEncodeURIComponent).join("/");
     const headers: Record<string, string> = { host: url.host };

@@ -1,7 +1,8 @@
 // S3ObjectStore against a real radosgw: its direct GETs (the SDK's signer and HTTP handler
 // without the client's middleware stack) answer as the client does, fall back to the client
 // for anything but a body or a 404 (errors as before: one line, bucket and key, no secret),
-// and preconnect finds the endpoint the SDK resolves from a profile's endpoint_url. With the
+// and preconnect finds the endpoint the SDK resolves from a profile's endpoint_url, gives the
+// first GETs a connection each and `opened` waits for the new ones to open. With the
 // store configured whole by the environment the GETs go without loading the client at all
 // (lightConfig: the SDK's signer, handler and environment credentials from dist/s3-get.cjs),
 // and read and fail exactly as through the client.
@@ -9,6 +10,7 @@
 import { execFileSync } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -210,6 +212,38 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
     }
   }, 60_000);
 
+  it("gives the first GETs a preconnected connection each, and waits for new connections to open", async () => {
+    const bucket = await bucketWith("0123456789abcdef");
+    const sockets: Socket[] = [];
+    const made = ({ socket }: { socket: Socket }) => void sockets.push(socket);
+    subscribe("net.client.socket", made as (m: unknown) => void);
+    try {
+      const s = S3ObjectStore.fromUrl(`s3://${bucket}/p`);
+      s.preconnect(2, 5);
+      expect(gw().endpoint).toMatch(/^http:/);
+      expect(sockets.length).toBe(2);
+      // Sent together before the HEADs are answered: each waits for a connection of its own.
+      const [a, none] = await Promise.all([s.get("o"), s.get("none")]);
+      expect(Buffer.from(a!).toString()).toBe("0123456789abcdef");
+      expect(none).toBeUndefined();
+      expect(sockets.length).toBe(2);
+      // Four at once from an I/O callback (the answer to a GET, as a restore's first reads after
+      // its manifest): one or two on the open connections, the others on new ones, which open in
+      // the event loop's next I/O phase, after setImmediate: opened() waits for them.
+      await s.get("o");
+      const reads = [0, 4, 8, 12].map((o) => s.getRange("o", o, 4));
+      await new Promise((r) => setImmediate(r));
+      expect(sockets.length).toBeGreaterThan(2);
+      expect(sockets.filter((x) => x.connecting).length).toBeGreaterThan(0);
+      await s.opened(5000);
+      expect(sockets.filter((x) => x.connecting).length).toBe(0);
+      expect(Buffer.concat(await Promise.all(reads)).toString()).toBe("0123456789abcdef");
+      await s.close();
+    } finally {
+      unsubscribe("net.client.socket", made as (m: unknown) => void);
+    }
+  }, 60_000);
+
   it("reads from an http endpoint without loading Node's https and tls (light path)", async () => {
     const bucket = await bucketWith("over plain http");
     const script = `${IMPORT_OBJECTS}
@@ -218,14 +252,18 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
       const b = Buffer.from(await s.getRange("o", 5, 5)).toString() + Buffer.from(await s.get("o")).toString().length;
       const none = await s.get("none");
       const tls = process.moduleLoadList.filter((m) => /^NativeModule (https|tls)$/.test(m)).length;
-      console.log(JSON.stringify({ b, none: none === undefined, light: s.light, direct: s.directGets, tls }));
+      const fsp = process.moduleLoadList.filter((m) => m === "NativeModule fs/promises").length;
+      console.log(JSON.stringify({ b, none: none === undefined, light: s.light, direct: s.directGets, tls, fsp }));
       await s.close();
     });`;
     expect(gw().endpoint).toMatch(/^http:/);
     const run = (env: Record<string, string>) => JSON.parse(execFileSync(process.execPath, ["-e", script], { env: { ...process.env, ...env }, encoding: "utf8" }));
-    expect(run({})).toEqual({ b: "plain15", none: true, light: true, direct: 3, tls: 0 });
-    // Through the client (its bundle loads https at its top): the check sees them.
-    expect(run({ RVM_S3_LIGHT: "0" })).toEqual({ b: "plain15", none: true, light: false, direct: 3, tls: 2 });
+    // Nor fs/promises (and the readline and fs watcher modules it loads), which the SDK's shared
+    // config file loader imports at its top (the ES module loader of `node -e import()` loads
+    // their internal parts itself: the public module is the check).
+    expect(run({})).toEqual({ b: "plain15", none: true, light: true, direct: 3, tls: 0, fsp: 0 });
+    // Through the client (its bundle loads https and fs/promises at its top): the check sees them.
+    expect(run({ RVM_S3_LIGHT: "0" })).toEqual({ b: "plain15", none: true, light: false, direct: 3, tls: 2, fsp: 1 });
   }, 60_000);
 
   it("makes direct GETs with the SDK's packages too (RVM_SDK_BUNDLE=0)", async () => {
