@@ -340,23 +340,21 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
-   * Opens keep-alive connections to the endpoint, each with an unsigned HEAD of the bucket (its
-   * answer, 403 or 200, does not matter), so that the first requests find them open: `n` to an
-   * http endpoint, `tls` to an https one. A restore asks for two at an http endpoint (the
-   * manifest's and the hot list's GETs; its later requests open their own connections and
-   * StoreVm.prepare waits for them, `opened`, before the machine's synchronous build) and
-   * eight at an https one (a TLS handshake is several round trips and some CPU: done while the
-   * SDK loads, not after the manifest). The endpoint is the one the SDK uses:
-   * AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL are read here, before the SDK is loaded (the SDK
-   * takes them first too, unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS); without them the
-   * connections are opened once the SDK has resolved its endpoint (a profile's `endpoint_url`,
-   * AWS's own), as it loads for the first request.
+   * Opens `n` keep-alive connections to the endpoint, each with an unsigned HEAD of the bucket
+   * (its answer, 403 or 200, does not matter): the first requests (a restore's manifest and hot
+   * list, then the reads it sends while its machine is built: synchronous work, during which no
+   * new connection can complete) then find connections open and leave at once, instead of after
+   * the build. The endpoint is the one the SDK uses: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL are
+   * read here, before the SDK is loaded (the SDK takes them first too, unless
+   * AWS_IGNORE_CONFIGURED_ENDPOINT_URLS); without them the connections are opened once the SDK
+   * has resolved its endpoint (a profile's `endpoint_url`, AWS's own), as it loads for the first
+   * request.
    */
-  preconnect(n: number, tls = n): void {
+  preconnect(n: number): void {
     if (this.client) return;
     const endpoint = envEndpoint();
     if (!endpoint) {
-      this.resolved().then((r) => r && this.open(r.ep.url, r.ep.url.pathname, r.ep.url.protocol === "https:" ? tls : n), () => undefined);
+      this.resolved().then((r) => r && this.open(r.ep.url, r.ep.url.pathname, n), () => undefined);
       return;
     }
     let url: URL;
@@ -365,7 +363,7 @@ export class S3ObjectStore implements ObjectStore {
     } catch {
       return; // the SDK reports a bad endpoint
     }
-    this.open(url, `/${this.location.bucket}`, url.protocol === "https:" ? tls : n);
+    this.open(url, `/${this.location.bucket}`, n);
   }
 
   private open(url: URL, path: string, n: number): void {

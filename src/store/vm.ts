@@ -91,11 +91,12 @@ export class StoreVm {
 
   /** Reads the manifest a start-up restore uses (before the machine exists: its config). */
   async prepare(name: string, mode: "lazy" | "eager" = "lazy"): Promise<Manifest> {
-    // Connections for the manifest's and the hot list's GETs, opened while the SDK loads (to an
-    // https endpoint eight: a TLS handshake is better made now than after the manifest). The
-    // restore's first requests after the manifest open their own (waited for below): eight
-    // HEADs before the manifest cost its way ~6 ms of the main thread (session 11, pre11).
-    this.objects.preconnect(2, 8);
+    // Connections for the requests sent below, opened while the SDK loads (the manifest's and the
+    // hot list's GETs take one each; the reads after the manifest the others, and open their own
+    // beyond them, waited for below). Two instead of eight saved ~5-7 ms of the main thread before
+    // the manifest, but the whole working set was then in 25-115 ms later (medians of eight A/Bs;
+    // session 11, pre11, ARCHITECTURE.md): eight stay.
+    this.objects.preconnect(8);
     // The synchronous reader's thread (DMA into a page not yet restored, disk reads) boots its
     // own isolate and SDK (~0.1-0.3 s of CPU): in a lazy restore it starts on its first use or
     // once every page is resident (StoreRestore), not here, where it took CPU on the 2-core host

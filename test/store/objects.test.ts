@@ -219,7 +219,7 @@ describe.skipIf(!haveRadosgw)("S3ObjectStore (radosgw)", () => {
     subscribe("net.client.socket", made as (m: unknown) => void);
     try {
       const s = S3ObjectStore.fromUrl(`s3://${bucket}/p`);
-      s.preconnect(2, 5);
+      s.preconnect(2);
       expect(gw().endpoint).toMatch(/^http:/);
       expect(sockets.length).toBe(2);
       // Sent together before the HEADs are answered: each waits for a connection of its own.
