@@ -1124,10 +1124,16 @@ export class StoreRestore implements PageSource {
       // A page of the working set: its run's read (started now if it was still queued), and,
       // for a run of several slots, a read of the page's slot alone: whichever comes first
       // serves the fault (a run of 256 slots is ~0.3-0.7 MiB, and it may queue behind others).
+      // The slot's own read only races a run sent before this fault whose answer has not begun:
+      // against a run whose body is arriving, or one this fault starts, the run came first in 101
+      // of 109 and 48 of 84 recorded races (the slot, when first, by a median 5.5 and 2.8 ms),
+      // and the slot's GET cost the hart's thread a request and an answer (ARCHITECTURE.md, gc11).
+      const sentBefore = ws.read !== undefined || this.wsReads.has(runKey(ws));
       const whole = this.readWsRun(ws);
+      const arriving = ws.trace?.get.headers !== undefined;
       const item = ws.items.find((i) => i.page === p);
       let via: FaultWait["via"] = "run", slotRead: number | undefined;
-      if (item && ws.count > 1) {
+      if (item && ws.count > 1 && sentBefore && !arriving) {
         const own = newRead("slot", ws.pack, item.slot, 1, null, 1);
         slotRead = this.timeline.read(own);
         await Promise.race([whole, this.readWsPage(ws.pack, item.slot, p, own).then((ok) => (ok ? void (via = "slot") : whole))]);

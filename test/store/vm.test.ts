@@ -201,8 +201,9 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
       expect(marks.some((w) => w.startsWith("working set in"))).toBe(false);
       expect(marks.some((w) => w.startsWith("every page resident"))).toBe(false);
       expect(t!.faultCount).toBeGreaterThan(100);
-      // Faults past the cut each read their run and their slot alone: the long ones say which
-      // read held the page (a working-set run, or a fault's own read) and where in it.
+      // Faults past the cut each read their run (and their slot alone, only against a run sent
+      // before the fault whose answer had not begun): the long ones say which read held the page
+      // (a working-set run, or a fault's own read) and where in it.
       const long = t!.faults.filter((f) => f.wait);
       expect(long.length).toBeGreaterThan(0);
       expect(t!.faults.filter((f) => f.ms > 5 && !f.wait).length).toBeLessThan(long.length);
@@ -213,6 +214,10 @@ describe.skipIf(!haveRadosgw)("snapshots in an object store (rvm CLI, radosgw)",
         expect(w.slot).toBeGreaterThanOrEqual(0);
         expect(w.slot).toBeLessThan(r.count);
         if (r.kind === "ws" && r.bytes !== null) expect(w.offset!).toBeLessThan(r.bytes);
+        if (w.slotRead !== undefined) {
+          expect(r.asked).toBeLessThanOrEqual(f.at);
+          if (r.headers !== null) expect(r.headers).toBeGreaterThanOrEqual(f.at);
+        }
         if (w.via === "slot") {
           const own = t!.reads![w.slotRead!];
           expect([own.kind, own.pack, own.first, own.count, own.installed]).toEqual(["slot", r.pack, r.first + w.slot, 1, 1]);
