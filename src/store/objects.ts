@@ -248,14 +248,10 @@ async function bodyParts(body: { transformToByteArray(): Promise<Uint8Array> }, 
   // body cut short (the connection closed before its end) as the async iterator does.
   const chunks: Buffer[] = [];
   const stream = body as Readable;
-  if (trace) {
-    stream.on("data", (c: Buffer) => {
-      if (!chunks.length) trace.firstByte = performance.now();
-      chunks.push(c);
-    });
-  } else {
-    stream.on("data", (c: Buffer) => void chunks.push(c));
-  }
+  stream.on("data", (c: Buffer) => {
+    if (trace && !chunks.length) trace.firstByte = performance.now();
+    chunks.push(c);
+  });
   await new Promise<void>((resolve, reject) => finished(stream, (e) => (e ? reject(e) : resolve())));
   if (trace) trace.lastByte = performance.now();
   return chunks;

@@ -27,7 +27,7 @@ import { setStoreLineage, takeDiskWrites } from "./save.js";
 import { assignRuns, planReads, recordedRuns, workingSetRuns, wsFirst, wsFirstAt, wsRank, type WsRun } from "./plan.js";
 export { workingSetRuns, wsFirstAt, wsRank } from "./plan.js";
 import { Interval, ttrTable, utilizationCurve } from "../snapshot/ttr.js";
-import { RestoreTimeline, LONG_FAULT_MS, type FaultWait, type LiveRead } from "../snapshot/timeline.js";
+import { RestoreTimeline, type FaultWait, type LiveRead } from "../snapshot/timeline.js";
 import { restoreHartAndDevices, RestoreFailedError } from "../snapshot/restore.js";
 import type { SnapshotMeta } from "../snapshot/format.js";
 import { cancelActiveRestore, type RestoreStats } from "../snapshot/restore-lazy.js";
@@ -1182,7 +1182,7 @@ export class StoreRestore implements PageSource {
       this.stallMs += end - t;
       this.intervals.push({ start: t - this.t0, end: end - this.t0 });
     }
-    this.timeline.fault(p, t, end, this.resident - before, by, wait && wait.read >= 0 && end - t > LONG_FAULT_MS ? wait : undefined);
+    this.timeline.fault(p, t, end, this.resident - before, by, wait && wait.read >= 0 ? wait : undefined);
   }
 
   private installZero(p: number): void {
